@@ -1,1 +1,4 @@
+//! `sealroot-prepare`: the initramfs binary (see `src/prepare`). Built static,
+//! without the `host` feature.
+
 fn main() {}
