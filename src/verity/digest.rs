@@ -28,7 +28,11 @@ pub const DESCRIPTOR_SIZE: usize = 256;
 
 /// Builds the 256-byte `struct fsverity_descriptor` (`include/uapi/linux/fsverity.h`
 /// and `fs/verity/fsverity_private.h`) with `sig_size` 0, as it is hashed.
-pub fn descriptor_bytes(params: &VerityParams, data_size: u64, root_hash: &[u8]) -> [u8; DESCRIPTOR_SIZE] {
+pub fn descriptor_bytes(
+    params: &VerityParams,
+    data_size: u64,
+    root_hash: &[u8],
+) -> [u8; DESCRIPTOR_SIZE] {
     let mut d = [0u8; DESCRIPTOR_SIZE];
     d[0] = 1; // version
     d[1] = params.algorithm.kernel_id();
@@ -162,7 +166,14 @@ impl<D: Digest + Clone> Tree<D> {
         let mut salted = D::new();
         if !params.salt.is_empty() {
             let mut padded = params.salt.as_bytes().to_vec();
-            padded.resize(params.salt.as_bytes().len().next_multiple_of(params.algorithm.hash_block_size()), 0);
+            padded.resize(
+                params
+                    .salt
+                    .as_bytes()
+                    .len()
+                    .next_multiple_of(params.algorithm.hash_block_size()),
+                0,
+            );
             salted.update(&padded);
         }
         Tree {
@@ -285,8 +296,14 @@ mod tests {
     #[test]
     fn known_vectors() {
         let p = VerityParams::sha256();
-        assert_eq!(hex_digest(&p, b""), "3d248ca542a24fc62d1c43b916eae5016878e2533c88238480b26128a1f1af95");
-        assert_eq!(hex_digest(&p, b"hello"), "555b589c26ee43b7a2510e6c67ced9fb3190b6da6e9e683984551f5d77a763de");
+        assert_eq!(
+            hex_digest(&p, b""),
+            "3d248ca542a24fc62d1c43b916eae5016878e2533c88238480b26128a1f1af95"
+        );
+        assert_eq!(
+            hex_digest(&p, b"hello"),
+            "555b589c26ee43b7a2510e6c67ced9fb3190b6da6e9e683984551f5d77a763de"
+        );
         // fsverity digest --hash-alg=sha512 --block-size=1024 --salt=010203
         let p = VerityParams {
             block_size: BlockSize::new(1024).unwrap(),
@@ -309,8 +326,14 @@ mod tests {
         let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 + i / 13) as u8).collect();
         for params in [
             VerityParams::sha256(),
-            VerityParams { block_size: BlockSize::new(1024).unwrap(), ..VerityParams::sha512() },
-            VerityParams { salt: Salt::new(vec![1, 2, 3]).unwrap(), ..VerityParams::sha256() },
+            VerityParams {
+                block_size: BlockSize::new(1024).unwrap(),
+                ..VerityParams::sha512()
+            },
+            VerityParams {
+                salt: Salt::new(vec![1, 2, 3]).unwrap(),
+                ..VerityParams::sha256()
+            },
         ] {
             let whole = digest_bytes(&params, &data);
             for step in [1usize, 7, 1000, 4096, 4097, 65536] {

@@ -14,6 +14,9 @@
 //! hex strings.
 
 pub mod digest;
+pub mod formatted;
+
+pub use formatted::FormattedDigest;
 
 use std::fmt;
 use std::str::FromStr;
@@ -32,7 +35,11 @@ pub enum ParamError {
     #[error("invalid hex in salt or digest {0:?}")]
     InvalidHex(String),
     #[error("{algorithm} digest must be {expected} bytes, got {actual}")]
-    DigestLength { algorithm: HashAlgorithm, expected: usize, actual: usize },
+    DigestLength {
+        algorithm: HashAlgorithm,
+        expected: usize,
+        actual: usize,
+    },
 }
 
 /// A hash algorithm fs-verity knows, with the kernel's numbering
@@ -129,7 +136,9 @@ impl BlockSize {
         if (10..=16).contains(&log) {
             Ok(BlockSize(1 << log))
         } else {
-            Err(ParamError::InvalidBlockSize(1u64.checked_shl(log as u32).unwrap_or(0)))
+            Err(ParamError::InvalidBlockSize(
+                1u64.checked_shl(log as u32).unwrap_or(0),
+            ))
         }
     }
 
@@ -207,11 +216,17 @@ impl VerityParams {
 
     /// sha512, 4096-byte blocks, no salt.
     pub fn sha512() -> Self {
-        VerityParams { algorithm: HashAlgorithm::Sha512, ..Self::default() }
+        VerityParams {
+            algorithm: HashAlgorithm::Sha512,
+            ..Self::default()
+        }
     }
 
     pub fn with_algorithm(algorithm: HashAlgorithm) -> Self {
-        VerityParams { algorithm, ..Self::default() }
+        VerityParams {
+            algorithm,
+            ..Self::default()
+        }
     }
 }
 
@@ -229,7 +244,11 @@ impl FsVerityDigest {
     pub fn new(algorithm: HashAlgorithm, digest: &[u8]) -> Result<Self, ParamError> {
         let expected = algorithm.digest_size();
         if digest.len() != expected {
-            return Err(ParamError::DigestLength { algorithm, expected, actual: digest.len() });
+            return Err(ParamError::DigestLength {
+                algorithm,
+                expected,
+                actual: digest.len(),
+            });
         }
         let mut bytes = [0u8; 64];
         bytes[..expected].copy_from_slice(digest);
@@ -272,7 +291,9 @@ impl FromStr for FsVerityDigest {
     type Err = ParamError;
     /// Accepts `sha256:<hex>` / `sha512:<hex>`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (alg, hex) = s.split_once(':').ok_or_else(|| ParamError::InvalidHex(s.to_owned()))?;
+        let (alg, hex) = s
+            .split_once(':')
+            .ok_or_else(|| ParamError::InvalidHex(s.to_owned()))?;
         FsVerityDigest::from_hex(alg.parse()?, hex)
     }
 }
