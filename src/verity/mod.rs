@@ -13,9 +13,12 @@
 //! [`FsVerityDigest`]. Nothing passes digests around as bare byte slices or
 //! hex strings.
 
+pub mod descriptor;
 pub mod digest;
 pub mod formatted;
+pub mod ioctl;
 
+pub use descriptor::Descriptor;
 pub use formatted::FormattedDigest;
 
 use std::fmt;
@@ -295,6 +298,44 @@ impl FromStr for FsVerityDigest {
             .split_once(':')
             .ok_or_else(|| ParamError::InvalidHex(s.to_owned()))?;
         FsVerityDigest::from_hex(alg.parse()?, hex)
+    }
+}
+
+/// The root hash of a Merkle tree, as stored in the descriptor.
+///
+/// Not a file digest: the file digest is the hash of the descriptor that
+/// holds this root hash. A distinct type keeps the two from being confused.
+/// Displays as bare hex, like `fsverity`'s "Root hash" debug output.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RootHash(FsVerityDigest);
+
+impl RootHash {
+    pub fn new(algorithm: HashAlgorithm, hash: &[u8]) -> Result<Self, ParamError> {
+        FsVerityDigest::new(algorithm, hash).map(RootHash)
+    }
+
+    pub fn algorithm(&self) -> HashAlgorithm {
+        self.0.algorithm()
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+
+    pub fn to_hex(&self) -> String {
+        self.0.to_hex()
+    }
+}
+
+impl fmt::Display for RootHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for RootHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RootHash({}:{})", self.algorithm(), self.to_hex())
     }
 }
 
