@@ -214,7 +214,8 @@ pub fn errno_name(errno: Errno) -> Cow<'static, str> {
     Cow::Borrowed(name)
 }
 
-fn io_errno_name(e: &std::io::Error) -> Cow<'static, str> {
+/// The symbolic errno of an I/O error (`ENOENT`), or "error" if it has none.
+pub fn io_errno_name(e: &std::io::Error) -> Cow<'static, str> {
     match e.raw_os_error() {
         Some(n) => errno_name(Errno::from_raw_os_error(n)),
         None => Cow::Borrowed("error"),
@@ -242,6 +243,10 @@ fn explain(op: Op, errno: Errno) -> Cow<'static, str> {
             }
             _ => NOT_IMPLEMENTED,
         },
+        (Op::ReadMetadata(MetadataType::Signature), Errno::NODATA) => {
+            "the file has no builtin signature (fs-verity was enabled without one), or does not \
+             have fs-verity enabled at all"
+        }
         (Op::Measure | Op::ReadMetadata(_), Errno::NODATA) => NOT_VERITY,
         (Op::Enable, Errno::EXIST) => {
             "the file already has fs-verity enabled; `sealroot measure FILE` shows its digest"

@@ -33,6 +33,8 @@ pub enum ParamError {
     UnknownAlgorithmId(u8),
     #[error("invalid fs-verity block size {0}: must be a power of two from 1024 to 65536")]
     InvalidBlockSize(u64),
+    #[error("invalid fs-verity block size {0:?}: expected a number of bytes such as 4096")]
+    BlockSizeNotANumber(String),
     #[error("fs-verity salt is {0} bytes long; the kernel allows at most 32")]
     SaltTooLong(usize),
     #[error("invalid hex in salt or digest {0:?}")]
@@ -169,7 +171,9 @@ impl fmt::Display for BlockSize {
 impl FromStr for BlockSize {
     type Err = ParamError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let n: u64 = s.parse().map_err(|_| ParamError::InvalidBlockSize(0))?;
+        let n: u64 = s
+            .parse()
+            .map_err(|_| ParamError::BlockSizeNotANumber(s.to_owned()))?;
         BlockSize::new(n)
     }
 }

@@ -8,6 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod verity;
+
 #[derive(Parser)]
 #[command(
     name = "sealroot",
@@ -22,11 +24,28 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Compute files' fs-verity digests (like `fsverity digest`).
+    Digest(verity::DigestArgs),
+    /// Enable fs-verity on a file (like `fsverity enable`).
+    Enable(verity::EnableArgs),
+    /// Show verity files' digests from the kernel (like `fsverity measure`).
+    Measure(verity::MeasureArgs),
+    /// Dump fs-verity metadata (like `fsverity dump_metadata`).
+    DumpMetadata(verity::DumpMetadataArgs),
+    /// Write a verity file's builtin signature (DER PKCS#7).
+    ShowSignature(verity::ShowSignatureArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result: anyhow::Result<ExitCode> = match cli.command {};
+    let result: anyhow::Result<ExitCode> = match cli.command {
+        Command::Digest(args) => verity::digest(args),
+        Command::Enable(args) => verity::enable(args),
+        Command::Measure(args) => verity::measure(args),
+        Command::DumpMetadata(args) => verity::dump_metadata(args),
+        Command::ShowSignature(args) => verity::show_signature(args),
+    };
     match result {
         Ok(code) => code,
         Err(err) => {
