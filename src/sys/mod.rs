@@ -7,4 +7,5 @@
 //! retries belong to the callers in `verity`, `keyring`, `mount`, ...
 #![allow(unsafe_code)]
 
+pub mod sha256x2;
 pub mod verity;
