@@ -266,8 +266,9 @@ fn explain(op: Op, errno: Errno) -> Cow<'static, str> {
         }
         (Op::Enable, Errno::NOKEY) => {
             "the .fs-verity keyring does not hold the certificate that made the builtin \
-             signature; load the signer's certificate into it (`sealroot keyring add CERT`, or \
-             `keyctl padd asymmetric '' %keyring:.fs-verity < cert.der`) before enabling"
+             signature (while the keyring is empty the kernel answers ENOKEY to any signature, \
+             even a malformed one); load the signer's certificate into it (`sealroot keyring add \
+             CERT`, or `keyctl padd asymmetric '' %keyring:.fs-verity < cert.der`) before enabling"
         }
         (Op::Enable, Errno::KEYREJECTED) => {
             "the builtin signature does not verify against the key in the .fs-verity keyring: \
