@@ -23,3 +23,6 @@ pub use media_type::{Compression, MediaType};
 pub use platform::Platform;
 pub use reference::{ImageReference, Selector};
 pub use stored::Stored;
+
+#[cfg(feature = "host")]
+pub mod layer;
