@@ -26,3 +26,13 @@ pub use stored::Stored;
 
 #[cfg(feature = "host")]
 pub mod layer;
+#[cfg(feature = "host")]
+pub mod apply;
+#[cfg(feature = "host")]
+pub mod sink;
+#[cfg(feature = "host")]
+pub mod archive;
+#[cfg(feature = "host")]
+pub mod layout;
+#[cfg(feature = "host")]
+pub mod import;
