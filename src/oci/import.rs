@@ -52,6 +52,24 @@ pub fn import_layer<R: Read>(
     descriptor: &Descriptor,
     sink: &dyn ObjectSink,
 ) -> Result<ImportedLayer, LayerError> {
+    match read_changes(&mut reader, sink) {
+        Ok(changes) => {
+            let (diff_id, tar_size) = reader.finish()?;
+            Ok(ImportedLayer {
+                descriptor: descriptor.clone(),
+                diff_id,
+                tar_size,
+                changes,
+            })
+        }
+        Err(e) => Err(reader.explain(e)),
+    }
+}
+
+fn read_changes<R: Read>(
+    reader: &mut LayerReader<R>,
+    sink: &dyn ObjectSink,
+) -> Result<Vec<Change<FileContent>>, LayerError> {
     let mut changes = Vec::new();
     while let Some(change) = reader.next_change()? {
         let change = match change {
@@ -79,13 +97,7 @@ pub fn import_layer<R: Read>(
         };
         changes.push(change);
     }
-    let (diff_id, tar_size) = reader.finish()?;
-    Ok(ImportedLayer {
-        descriptor: descriptor.clone(),
-        diff_id,
-        tar_size,
-        changes,
-    })
+    Ok(changes)
 }
 
 /// Reads every layer of `image` (in parallel), verifying each.

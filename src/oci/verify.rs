@@ -195,6 +195,11 @@ impl<R: Read> HashingReader<R> {
         &mut self.inner
     }
 
+    /// The wrapped reader, abandoning the hash.
+    pub fn into_inner_reader(self) -> R {
+        self.inner
+    }
+
     /// Drains the rest of the stream and returns its digest and length.
     pub fn finish(mut self) -> io::Result<(Sha256Digest, u64, R)> {
         io::copy(&mut self, &mut io::sink())?;

@@ -289,6 +289,25 @@ impl<R: Read> LayerReader<R> {
         }
     }
 
+    /// Turns an error met while reading into the most useful one: if the
+    /// blob does not match its descriptor, that is the cause (a corrupt
+    /// deflate stream or a garbled tar header are only symptoms), so the
+    /// rest of the blob is read to check its digest. Otherwise the original
+    /// error stands.
+    pub fn explain(self, err: LayerError) -> LayerError {
+        if matches!(err, LayerError::DiffId { .. } | LayerError::MediaType { .. }) {
+            return err;
+        }
+        let layer = self.layer;
+        let blob = self.tar.into_inner().into_inner_reader().into_blob();
+        match blob.finish() {
+            Err(source) if super::verify::BlobMismatch::from_io(&source).is_some() => {
+                LayerError::Stream { layer, source }
+            }
+            _ => err,
+        }
+    }
+
     /// Reads to the end of the stream and checks the diff_id and the blob's
     /// digest and size. Returns the diff_id and the uncompressed size.
     pub fn finish(self) -> Result<(DiffId, u64), LayerError> {
