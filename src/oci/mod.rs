@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod descriptor;
+pub mod artifact;
 pub mod digest;
 pub mod index;
 pub mod manifest;
