@@ -37,3 +37,7 @@ pub mod archive;
 pub mod layout;
 #[cfg(feature = "host")]
 pub mod import;
+#[cfg(feature = "host")]
+pub mod referrers;
+#[cfg(feature = "host")]
+pub mod write;
