@@ -33,7 +33,11 @@ fn apply(layers: &[Vec<u8>]) -> Result<(MemTree, MemorySink), ImportError> {
 }
 
 fn content(tree: &MemTree, sink: &MemorySink, path: &str) -> Vec<u8> {
-    match &tree.get(path).unwrap_or_else(|| panic!("{path} missing")).kind {
+    match &tree
+        .get(path)
+        .unwrap_or_else(|| panic!("{path} missing"))
+        .kind
+    {
         EntryKind::File(c) => sink.content(c),
         k => panic!("{path} is a {}", k.type_name()),
     }
@@ -101,7 +105,15 @@ fn opaque_directory_hides_lower_content_only() {
     let paths = tree.paths();
     assert_eq!(
         paths,
-        ["/", "/opt", "/opt/after", "/opt/before", "/opt/keep", "/opt/keep/upper", "/other"]
+        [
+            "/",
+            "/opt",
+            "/opt/after",
+            "/opt/before",
+            "/opt/keep",
+            "/opt/keep/upper",
+            "/other"
+        ]
     );
 }
 
@@ -128,8 +140,14 @@ fn hardlink_errors_name_layer_and_paths() {
     let l1 = LayerBuilder::new().hardlink("a", "missing").finish();
     let e = apply(&[l1]).unwrap_err().to_string();
     assert!(e.contains("applying layer 1 (sha256:"), "{e}");
-    assert!(e.contains("/a: hardlink target /missing does not exist"), "{e}");
-    let l1 = LayerBuilder::new().dir("d", 0o755).hardlink("a", "d").finish();
+    assert!(
+        e.contains("/a: hardlink target /missing does not exist"),
+        "{e}"
+    );
+    let l1 = LayerBuilder::new()
+        .dir("d", 0o755)
+        .hardlink("a", "d")
+        .finish();
     let e = apply(&[l1]).unwrap_err().to_string();
     assert!(e.contains("is a directory"), "{e}");
 }
@@ -155,7 +173,10 @@ fn symlinked_parents_are_followed_inside_the_root() {
     assert!(tree.get("etc/passwd").is_some());
     assert!(tree.get("usr/lib/x").is_some());
     // The symlinks themselves are untouched.
-    assert!(matches!(tree.get("bin").unwrap().kind, EntryKind::Symlink(_)));
+    assert!(matches!(
+        tree.get("bin").unwrap().kind,
+        EntryKind::Symlink(_)
+    ));
 }
 
 #[test]
@@ -188,7 +209,10 @@ fn final_symlink_is_replaced_not_followed() {
 fn implicit_parents_get_fixed_defaults() {
     let (tree, _) = apply(&[LayerBuilder::new().file("a/b/c", b"", 0o644).finish()]).unwrap();
     let a = tree.get("a").unwrap();
-    assert_eq!((a.meta.permissions, a.meta.uid, a.meta.mtime.sec), (0o755, 0, 0));
+    assert_eq!(
+        (a.meta.permissions, a.meta.uid, a.meta.mtime.sec),
+        (0o755, 0, 0)
+    );
 }
 
 #[test]
@@ -233,10 +257,15 @@ fn describe_tree(tree: &MemTree, sink: &MemorySink) -> (BTreeMap<String, Entry>,
         out.insert(
             path,
             Entry {
-                perms: if kind == "symlink" { 0o777 } else { n.meta.permissions },
+                perms: if kind == "symlink" {
+                    0o777
+                } else {
+                    n.meta.permissions
+                },
                 uid: n.meta.uid,
                 gid: n.meta.gid,
-                mtime: (!is_dir && kind != "symlink").then_some((n.meta.mtime.sec, n.meta.mtime.nsec)),
+                mtime: (!is_dir && kind != "symlink")
+                    .then_some((n.meta.mtime.sec, n.meta.mtime.nsec)),
                 kind,
                 data,
                 xattrs: n.meta.xattrs.clone(),
@@ -262,7 +291,11 @@ fn describe_dir(root: &Path) -> (BTreeMap<String, Entry>, Vec<Vec<String>>) {
     while let Some(p) = stack.pop() {
         let md = std::fs::symlink_metadata(&p).unwrap();
         let rel = format!("/{}", p.strip_prefix(root).unwrap().display());
-        let rel = if rel == "/" { rel } else { rel.trim_end_matches('/').to_string() };
+        let rel = if rel == "/" {
+            rel
+        } else {
+            rel.trim_end_matches('/').to_string()
+        };
         let ft = md.file_type();
         let (kind, data) = if ft.is_dir() {
             for e in std::fs::read_dir(&p).unwrap() {
@@ -271,13 +304,34 @@ fn describe_dir(root: &Path) -> (BTreeMap<String, Entry>, Vec<Vec<String>>) {
             ("dir".to_string(), vec![])
         } else if ft.is_symlink() {
             use std::os::unix::ffi::OsStrExt;
-            ("symlink".into(), std::fs::read_link(&p).unwrap().as_os_str().as_bytes().to_vec())
+            (
+                "symlink".into(),
+                std::fs::read_link(&p)
+                    .unwrap()
+                    .as_os_str()
+                    .as_bytes()
+                    .to_vec(),
+            )
         } else if ft.is_file() {
             ("file".into(), std::fs::read(&p).unwrap())
         } else if ft.is_char_device() {
-            (format!("chr {}:{}", rustix::fs::major(md.rdev()), rustix::fs::minor(md.rdev())), vec![])
+            (
+                format!(
+                    "chr {}:{}",
+                    rustix::fs::major(md.rdev()),
+                    rustix::fs::minor(md.rdev())
+                ),
+                vec![],
+            )
         } else if ft.is_block_device() {
-            (format!("blk {}:{}", rustix::fs::major(md.rdev()), rustix::fs::minor(md.rdev())), vec![])
+            (
+                format!(
+                    "blk {}:{}",
+                    rustix::fs::major(md.rdev()),
+                    rustix::fs::minor(md.rdev())
+                ),
+                vec![],
+            )
         } else {
             ("fifo".into(), vec![])
         };
@@ -300,7 +354,8 @@ fn describe_dir(root: &Path) -> (BTreeMap<String, Entry>, Vec<Vec<String>>) {
                 perms: md.mode() & 0o7777,
                 uid: md.uid(),
                 gid: md.gid(),
-                mtime: (!is_dir && kind != "symlink").then_some((md.mtime(), md.mtime_nsec() as u32)),
+                mtime: (!is_dir && kind != "symlink")
+                    .then_some((md.mtime(), md.mtime_nsec() as u32)),
                 kind,
                 data,
                 xattrs,
@@ -323,7 +378,11 @@ fn feature_image(compressions: [Compression; 3]) -> ImageBuilder {
         .hardlink("usr/bin/big-link", "usr/bin/big")
         .symlink("bin", "usr/bin")
         .file_owned("home/user/file", b"mine", 0o640, 1000, 1000)
-        .file_pax("etc/caps", b"cap", &[("SCHILY.xattr.user.bin", b"\x00\n\xff")])
+        .file_pax(
+            "etc/caps",
+            b"cap",
+            &[("SCHILY.xattr.user.bin", b"\x00\n\xff")],
+        )
         .file_pax("etc/ns", b"ns", &[("mtime", b"1700000000.123456789")])
         .device("dev/null", tar::EntryType::Char, 1, 3)
         .device("dev/loop0", tar::EntryType::Block, 7, 0)
@@ -354,7 +413,14 @@ fn feature_image(compressions: [Compression; 3]) -> ImageBuilder {
 }
 
 /// Imports the image tagged `tag` from `layout` into a fresh tree.
-fn import(layout: &Path, tag: &str) -> (MemTree, MemorySink, Vec<sealroot::oci::import::ImportedLayer>) {
+fn import(
+    layout: &Path,
+    tag: &str,
+) -> (
+    MemTree,
+    MemorySink,
+    Vec<sealroot::oci::import::ImportedLayer>,
+) {
     let img = ImageLayout::open_dir(layout).unwrap();
     let resolved = img
         .resolve(&Selector::Tag(tag.into()), &Platform::host())
@@ -391,8 +457,13 @@ fn matches_umoci_unpack() {
     // Ours.
     let (tree, sink, layers) = import(&layout, "test");
     assert!(
-        layers[0].changes.iter().any(|c| matches!(c,
-            sealroot::oci::layer::Change::Add { kind: EntryKind::File(FileContent::External { .. }), .. })),
+        layers[0].changes.iter().any(|c| matches!(
+            c,
+            sealroot::oci::layer::Change::Add {
+                kind: EntryKind::File(FileContent::External { .. }),
+                ..
+            }
+        )),
         "the 100 kB file must go to the object sink"
     );
 
@@ -412,7 +483,11 @@ fn matches_umoci_unpack() {
     // (we use fixed defaults); compare directory modes and owners only.
     ours.get_mut("/").unwrap().perms = theirs["/"].perms;
     let mut diffs = Vec::new();
-    for path in ours.keys().chain(theirs.keys()).collect::<std::collections::BTreeSet<_>>() {
+    for path in ours
+        .keys()
+        .chain(theirs.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
         let (a, b) = (ours.get(path), theirs.get(path));
         if a != b {
             diffs.push(format!("{path}:\n  ours:  {a:?}\n  umoci: {b:?}"));
@@ -421,7 +496,12 @@ fn matches_umoci_unpack() {
     assert!(diffs.is_empty(), "trees differ:\n{}", diffs.join("\n"));
     // The comparison covered the interesting cases (not vacuous).
     assert!(theirs.len() > 25, "{theirs:#?}");
-    for p in ["/usr/bin/via-symlink", "/opt/app/new", "/dev/null", "/etc/caps"] {
+    for p in [
+        "/usr/bin/via-symlink",
+        "/opt/app/new",
+        "/dev/null",
+        "/etc/caps",
+    ] {
         assert!(theirs.contains_key(p), "{p}");
     }
     for gone in ["/etc/shadow", "/opt/app/old", "/var/cache"] {
@@ -433,6 +513,10 @@ fn matches_umoci_unpack() {
     assert_eq!(our_links, their_links);
     assert_eq!(
         our_links,
-        [["/usr/bin/big", "/usr/bin/big-link", "/usr/bin/cross-layer-link"]]
+        [[
+            "/usr/bin/big",
+            "/usr/bin/big-link",
+            "/usr/bin/cross-layer-link"
+        ]]
     );
 }

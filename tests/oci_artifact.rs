@@ -17,8 +17,12 @@ use sealroot::verity::{FsVerityDigest, HashAlgorithm};
 use serde_json::json;
 
 fn image(dir: &Path) -> oci_support::fixture::Fixture {
-    let l = LayerBuilder::new().file("etc/hostname", b"sealed\n", 0o644).finish();
-    ImageBuilder::new().layer(l, Compression::Gzip).write(dir, "v1")
+    let l = LayerBuilder::new()
+        .file("etc/hostname", b"sealed\n", 0o644)
+        .finish();
+    ImageBuilder::new()
+        .layer(l, Compression::Gzip)
+        .write(dir, "v1")
 }
 
 fn signatures(seed: u8) -> Vec<(Role, FsVerityDigest, Vec<u8>)> {
@@ -36,9 +40,15 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     for e in std::fs::read_dir(dir.join("blobs/sha256")).unwrap() {
         let e = e.unwrap();
-        out.insert(e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap());
+        out.insert(
+            e.file_name().to_string_lossy().into_owned(),
+            std::fs::read(e.path()).unwrap(),
+        );
     }
-    out.insert("oci-layout".into(), std::fs::read(dir.join("oci-layout")).unwrap());
+    out.insert(
+        "oci-layout".into(),
+        std::fs::read(dir.join("oci-layout")).unwrap(),
+    );
     out
 }
 
@@ -47,7 +57,9 @@ fn seal_adds_referrers_and_changes_nothing_else() {
     let tmp = tempfile::tempdir().unwrap();
     let f = image(tmp.path());
     let layout = ImageLayout::open_dir(tmp.path()).unwrap();
-    let img = layout.resolve(&Selector::Tag("v1".into()), &Platform::host()).unwrap();
+    let img = layout
+        .resolve(&Selector::Tag("v1".into()), &Platform::host())
+        .unwrap();
     let before = snapshot(tmp.path());
 
     let writer = LayoutWriter::open(tmp.path()).unwrap();
@@ -57,7 +69,10 @@ fn seal_adds_referrers_and_changes_nothing_else() {
     // Idempotent: writing the same artifact again adds nothing.
     let index_once = std::fs::read(tmp.path().join("index.json")).unwrap();
     writer.write_artifact(&a1).unwrap();
-    assert_eq!(std::fs::read(tmp.path().join("index.json")).unwrap(), index_once);
+    assert_eq!(
+        std::fs::read(tmp.path().join("index.json")).unwrap(),
+        index_once
+    );
     // Re-sealing with another key adds a second artifact.
     let a2 = artifact::build(&subject, VerityAlgorithm::SHA256_12, &signatures(2)).unwrap();
     writer.write_artifact(&a2).unwrap();
@@ -67,7 +82,10 @@ fn seal_adds_referrers_and_changes_nothing_else() {
     for (name, bytes) in &before {
         assert_eq!(after.get(name), Some(bytes), "{name} changed");
     }
-    assert_eq!(after.len(), before.len() + 1 /* {} */ + 6 /* sigs */ + 2 /* manifests */);
+    assert_eq!(
+        after.len(),
+        before.len() + 1 /* {} */ + 6 /* sigs */ + 2 /* manifests */
+    );
 
     // index.json lists both, untagged, with artifactType.
     let index: serde_json::Value =
@@ -83,9 +101,19 @@ fn seal_adds_referrers_and_changes_nothing_else() {
     let found = seal_artifacts(&layout, &img.manifest).unwrap();
     assert_eq!(found.len(), 2);
     let parsed: Vec<_> = found.into_iter().map(|(_, r)| r.unwrap()).collect();
-    assert_eq!(parsed[0].entries[2].blob.digest, Sha256Digest::of(&[0x30, 1, 3]));
-    assert_eq!(parsed[1].entries[2].blob.digest, Sha256Digest::of(&[0x30, 2, 3]));
-    assert!(list_referrers(&layout, &img.manifest.digest(), Some("application/other")).unwrap().is_empty());
+    assert_eq!(
+        parsed[0].entries[2].blob.digest,
+        Sha256Digest::of(&[0x30, 1, 3])
+    );
+    assert_eq!(
+        parsed[1].entries[2].blob.digest,
+        Sha256Digest::of(&[0x30, 2, 3])
+    );
+    assert!(
+        list_referrers(&layout, &img.manifest.digest(), Some("application/other"))
+            .unwrap()
+            .is_empty()
+    );
 
     // The untagged form still means the image, not an artifact.
     let only = layout.resolve(&Selector::Only, &Platform::host()).unwrap();
@@ -101,11 +129,15 @@ fn other_tools_still_read_a_sealed_layout() {
     let img = layout.resolve(&Selector::Only, &Platform::host()).unwrap();
     let subject = img.manifest.descriptor(MediaType::OCI_MANIFEST);
     let a = artifact::build(&subject, VerityAlgorithm::SHA256_12, &signatures(1)).unwrap();
-    LayoutWriter::open(&dir).unwrap().write_artifact(&a).unwrap();
+    LayoutWriter::open(&dir)
+        .unwrap()
+        .write_artifact(&a)
+        .unwrap();
 
     let reference = format!("oci:{}:v1", dir.display());
     let info: serde_json::Value =
-        serde_json::from_slice(&run(tool("skopeo", "skopeo").args(["inspect", &reference]))).unwrap();
+        serde_json::from_slice(&run(tool("skopeo", "skopeo").args(["inspect", &reference])))
+            .unwrap();
     assert_eq!(info["Digest"], f.manifest.to_string());
     // Known limitation of skopeo's oci: transport, not of the layout: with
     // more than one index.json entry, the untagged form is ambiguous to it
@@ -166,7 +198,11 @@ fn writes_refuse_broken_layouts_and_repair_blobs() {
     assert_eq!(w.write_blob(&good).unwrap(), f.config);
     assert_eq!(std::fs::read(&path).unwrap(), good);
     // An invalid index.json is left alone.
-    std::fs::write(tmp.path().join("index.json"), b"{\"schemaVersion\":1,\"manifests\":[]}").unwrap();
+    std::fs::write(
+        tmp.path().join("index.json"),
+        b"{\"schemaVersion\":1,\"manifests\":[]}",
+    )
+    .unwrap();
     let a = artifact::build(&f.descriptor(), VerityAlgorithm::SHA256_12, &signatures(1)).unwrap();
     let e = w.write_artifact(&a).unwrap_err().to_string();
     assert!(e.contains("not a valid image index"), "{e}");

@@ -9,7 +9,9 @@ use oci_support::{flip_byte, run, tool};
 use sealroot::oci::import::{ImportError, import_layers};
 use sealroot::oci::layer::LayerError;
 use sealroot::oci::layout::{ImageLayout, LayoutError};
-use sealroot::oci::{Compression, ImageReference, ManifestDigest, Platform, Selector, Sha256Digest};
+use sealroot::oci::{
+    Compression, ImageReference, ManifestDigest, Platform, Selector, Sha256Digest,
+};
 
 fn small_image(content: &[u8]) -> ImageBuilder {
     let l1 = LayerBuilder::new()
@@ -53,18 +55,31 @@ fn resolves_by_tag_digest_and_sole_image() {
     // A second image makes the untagged form ambiguous.
     small_image(&[2; 100]).write(tmp.path(), "v2");
     let e = layout.resolve(&Selector::Only, &host()).unwrap_err();
-    assert!(e.to_string().contains("holds 2 images") && e.to_string().contains("v1, v2"), "{e}");
+    assert!(
+        e.to_string().contains("holds 2 images") && e.to_string().contains("v1, v2"),
+        "{e}"
+    );
 }
 
 #[test]
 fn reference_syntax_opens_layouts() {
     let tmp = tempfile::tempdir().unwrap();
     let f = small_image(b"x").write(tmp.path(), "latest");
-    let r: ImageReference = format!("oci:{}:latest", tmp.path().display()).parse().unwrap();
-    let img = ImageLayout::open(&r).unwrap().resolve(&r.selector, &host()).unwrap();
+    let r: ImageReference = format!("oci:{}:latest", tmp.path().display())
+        .parse()
+        .unwrap();
+    let img = ImageLayout::open(&r)
+        .unwrap()
+        .resolve(&r.selector, &host())
+        .unwrap();
     assert_eq!(img.manifest_digest().0, f.manifest);
-    let r: ImageReference = format!("oci:{}@{}", tmp.path().display(), f.manifest).parse().unwrap();
-    let img = ImageLayout::open(&r).unwrap().resolve(&r.selector, &host()).unwrap();
+    let r: ImageReference = format!("oci:{}@{}", tmp.path().display(), f.manifest)
+        .parse()
+        .unwrap();
+    let img = ImageLayout::open(&r)
+        .unwrap()
+        .resolve(&r.selector, &host())
+        .unwrap();
     assert_eq!(img.manifest_digest().0, f.manifest);
 }
 
@@ -73,18 +88,29 @@ fn multi_platform_index_selects_by_platform() {
     let tmp = tempfile::tempdir().unwrap();
     let amd = small_image(b"amd").write_blobs(tmp.path());
     let arm = small_image(b"arm").arch("arm64").write_blobs(tmp.path());
-    let index = write_index(tmp.path(), &[(&amd, "amd64", None), (&arm, "arm64", Some("v8"))], "multi");
+    let index = write_index(
+        tmp.path(),
+        &[(&amd, "amd64", None), (&arm, "arm64", Some("v8"))],
+        "multi",
+    );
     let layout = ImageLayout::open_dir(tmp.path()).unwrap();
     let sel = Selector::Tag("multi".into());
     let img = layout.resolve(&sel, &host()).unwrap();
     assert_eq!(img.manifest_digest().0, amd.manifest);
     assert_eq!(img.indexes[0].digest, index);
-    let img = layout.resolve(&sel, &"linux/arm64".parse().unwrap()).unwrap();
+    let img = layout
+        .resolve(&sel, &"linux/arm64".parse().unwrap())
+        .unwrap();
     assert_eq!(img.manifest_digest().0, arm.manifest);
     assert_eq!(img.config.architecture, "arm64");
-    let e = layout.resolve(&sel, &"linux/s390x".parse().unwrap()).unwrap_err();
+    let e = layout
+        .resolve(&sel, &"linux/s390x".parse().unwrap())
+        .unwrap_err();
     let msg = e.to_string();
-    assert!(msg.contains("linux/amd64, linux/arm64/v8") && msg.contains("--platform"), "{msg}");
+    assert!(
+        msg.contains("linux/amd64, linux/arm64/v8") && msg.contains("--platform"),
+        "{msg}"
+    );
     // A platform-specific manifest can also be named by digest directly.
     let img = layout
         .resolve(&Selector::Digest(ManifestDigest(arm.manifest)), &host())
@@ -98,7 +124,9 @@ fn skopeo_reads_the_same_image() {
     let f = small_image(&[7; 5000]).write(tmp.path(), "v1");
     let reference = format!("oci:{}:v1", tmp.path().display());
     let layout = ImageLayout::open_dir(tmp.path()).unwrap();
-    let img = layout.resolve(&Selector::Tag("v1".into()), &host()).unwrap();
+    let img = layout
+        .resolve(&Selector::Tag("v1".into()), &host())
+        .unwrap();
 
     // `skopeo inspect --raw` prints the manifest bytes as stored.
     let raw = run(tool("skopeo", "skopeo").args(["inspect", "--raw", &reference]));
@@ -106,7 +134,8 @@ fn skopeo_reads_the_same_image() {
     let config = run(tool("skopeo", "skopeo").args(["inspect", "--config", "--raw", &reference]));
     assert_eq!(config, img.config.bytes());
     let info: serde_json::Value =
-        serde_json::from_slice(&run(tool("skopeo", "skopeo").args(["inspect", &reference]))).unwrap();
+        serde_json::from_slice(&run(tool("skopeo", "skopeo").args(["inspect", &reference])))
+            .unwrap();
     assert_eq!(info["Digest"], f.manifest.to_string());
     let layers: Vec<String> = img.layers().map(|(d, _)| d.digest.to_string()).collect();
     assert_eq!(info["Layers"], serde_json::json!(layers));
@@ -123,7 +152,9 @@ fn oci_archive_written_by_skopeo() {
         &format!("oci:{}:v1", dir.display()),
         &format!("oci-archive:{}:v1", archive.display()),
     ]));
-    let r: ImageReference = format!("oci-archive:{}:v1", archive.display()).parse().unwrap();
+    let r: ImageReference = format!("oci-archive:{}:v1", archive.display())
+        .parse()
+        .unwrap();
     let layout = ImageLayout::open(&r).unwrap();
     let img = layout.resolve(&r.selector, &host()).unwrap();
     // skopeo copies OCI to OCI without rewriting: same manifest digest.
@@ -140,9 +171,16 @@ fn oci_archive_written_by_skopeo() {
     // Compressed archives are refused with advice.
     let gz = tmp.path().join("image.tar.gz");
     let data = std::fs::read(&archive).unwrap();
-    std::fs::write(&gz, oci_support::fixture::compress(&data, Compression::Gzip)).unwrap();
+    std::fs::write(
+        &gz,
+        oci_support::fixture::compress(&data, Compression::Gzip),
+    )
+    .unwrap();
     let e = ImageLayout::open_archive(&gz).unwrap_err().to_string();
-    assert!(e.contains("gzip-compressed") && e.contains("gzip -d"), "{e}");
+    assert!(
+        e.contains("gzip-compressed") && e.contains("gzip -d"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -169,21 +207,38 @@ fn tampered_manifest_and_config_are_named() {
     let text = std::fs::read(&config).unwrap();
     let pos = text.windows(4).position(|w| w == b"test").unwrap();
     flip_byte(&config, pos);
-    let e = layout.resolve(&Selector::Only, &host()).unwrap_err().to_string();
-    assert!(e.contains(&f.config.to_string()) && e.contains("config of image"), "{e}");
+    let e = layout
+        .resolve(&Selector::Only, &host())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&f.config.to_string()) && e.contains("config of image"),
+        "{e}"
+    );
     assert!(e.contains("was modified"), "{e}");
     flip_byte(&config, pos);
 
     let manifest = f.blob(&f.manifest);
     flip_byte(&manifest, 10);
-    let e = layout.resolve(&Selector::Only, &host()).unwrap_err().to_string();
-    assert!(e.contains(&f.manifest.to_string()) && e.contains("image manifest"), "{e}");
+    let e = layout
+        .resolve(&Selector::Only, &host())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&f.manifest.to_string()) && e.contains("image manifest"),
+        "{e}"
+    );
     flip_byte(&manifest, 10);
 
     std::fs::remove_file(f.blob(&f.layers[1])).unwrap();
     let img = layout.resolve(&Selector::Only, &host()).unwrap();
-    let e = import_layers(&layout, &img, &MemorySink::default()).unwrap_err().to_string();
-    assert!(e.contains(&f.layers[1].to_string()) && e.contains("missing"), "{e}");
+    let e = import_layers(&layout, &img, &MemorySink::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&f.layers[1].to_string()) && e.contains("missing"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -199,7 +254,10 @@ fn wrong_diff_id_stops_import() {
         matches!(e, ImportError::Layer(LayerError::DiffId { .. })),
         "{e}"
     );
-    assert!(e.to_string().contains(&Sha256Digest::of(b"not it").to_string()));
+    assert!(
+        e.to_string()
+            .contains(&Sha256Digest::of(b"not it").to_string())
+    );
 }
 
 #[test]
@@ -207,7 +265,11 @@ fn not_a_layout() {
     let tmp = tempfile::tempdir().unwrap();
     let e = ImageLayout::open_dir(tmp.path()).unwrap_err().to_string();
     assert!(e.contains("no oci-layout file"), "{e}");
-    std::fs::write(tmp.path().join("oci-layout"), br#"{"imageLayoutVersion":"2.0.0"}"#).unwrap();
+    std::fs::write(
+        tmp.path().join("oci-layout"),
+        br#"{"imageLayoutVersion":"2.0.0"}"#,
+    )
+    .unwrap();
     let e = ImageLayout::open_dir(tmp.path()).unwrap_err().to_string();
     assert!(e.contains("version 1"), "{e}");
 }
@@ -217,12 +279,24 @@ fn malicious_layer_names_layer_and_entry() {
     let tmp = tempfile::tempdir().unwrap();
     let evil = LayerBuilder::new()
         .file("ok", b"fine", 0o644)
-        .raw(tar::EntryType::Regular, b"../../../etc/cron.d/x", b"", b"* * * * * root sh")
+        .raw(
+            tar::EntryType::Regular,
+            b"../../../etc/cron.d/x",
+            b"",
+            b"* * * * * root sh",
+        )
         .finish();
-    let f = ImageBuilder::new().layer(evil, Compression::Gzip).write(tmp.path(), "evil");
+    let f = ImageBuilder::new()
+        .layer(evil, Compression::Gzip)
+        .write(tmp.path(), "evil");
     let layout = ImageLayout::open_dir(tmp.path()).unwrap();
     let img = layout.resolve(&Selector::Only, &host()).unwrap();
-    let e = import_layers(&layout, &img, &MemorySink::default()).unwrap_err().to_string();
+    let e = import_layers(&layout, &img, &MemorySink::default())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains(&f.layers[0].to_string()), "{e}");
-    assert!(e.contains("\"../../../etc/cron.d/x\"") && e.contains("climbs above"), "{e}");
+    assert!(
+        e.contains("\"../../../etc/cron.d/x\"") && e.contains("climbs above"),
+        "{e}"
+    );
 }

@@ -66,8 +66,12 @@ pub trait LayerTarget {
         meta: &Metadata,
     ) -> Result<Self::Inode, Self::Error>;
     /// Names `inode` as `name` in `dir` (`name` is free).
-    fn link(&mut self, dir: Self::Inode, name: &[u8], inode: Self::Inode)
-    -> Result<(), Self::Error>;
+    fn link(
+        &mut self,
+        dir: Self::Inode,
+        name: &[u8],
+        inode: Self::Inode,
+    ) -> Result<(), Self::Error>;
     /// Removes the entry `name` from `dir`, with its subtree.
     fn unlink(&mut self, dir: Self::Inode, name: &[u8]) -> Result<(), Self::Error>;
     /// Replaces an inode's permissions, owner, mtime and xattrs.
@@ -196,7 +200,9 @@ impl<T: LayerTarget> Applier<'_, T> {
                 NodeType::Symlink(target) => {
                     followed += 1;
                     if followed > MAX_SYMLINKS {
-                        return Err(ApplyError::SymlinkLoop { path: whole.clone() });
+                        return Err(ApplyError::SymlinkLoop {
+                            path: whole.clone(),
+                        });
                     }
                     if target.starts_with(b"/") {
                         stack.truncate(1);
@@ -309,9 +315,14 @@ impl<T: LayerTarget> Applier<'_, T> {
                             .map_err(Self::tree_err(path));
                     }
                 }
-                self.target.create(kind, meta).map_err(Self::tree_err(path))?
+                self.target
+                    .create(kind, meta)
+                    .map_err(Self::tree_err(path))?
             }
-            _ => self.target.create(kind, meta).map_err(Self::tree_err(path))?,
+            _ => self
+                .target
+                .create(kind, meta)
+                .map_err(Self::tree_err(path))?,
         };
         if existing.is_some() {
             self.target
@@ -326,7 +337,11 @@ impl<T: LayerTarget> Applier<'_, T> {
     }
 
     /// The inode a hardlink member points to.
-    fn find(&mut self, path: &EntryPath, target: &EntryPath) -> Result<T::Inode, ApplyError<T::Error>> {
+    fn find(
+        &mut self,
+        path: &EntryPath,
+        target: &EntryPath,
+    ) -> Result<T::Inode, ApplyError<T::Error>> {
         let missing = || ApplyError::MissingLinkTarget {
             path: path.clone(),
             target: target.clone(),

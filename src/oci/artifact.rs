@@ -101,7 +101,11 @@ impl FromStr for VerityAlgorithm {
         let (hash, bits) = rest.split_once('-').ok_or_else(err)?;
         let hash: HashAlgorithm = hash.parse().map_err(|_| err())?;
         // Only canonical decimal: "12", not "012" or "+12".
-        if bits.is_empty() || bits.len() > 2 || bits.starts_with('0') || !bits.bytes().all(|b| b.is_ascii_digit()) {
+        if bits.is_empty()
+            || bits.len() > 2
+            || bits.starts_with('0')
+            || !bits.bytes().all(|b| b.is_ascii_digit())
+        {
             return Err(err());
         }
         let log: u8 = bits.parse().map_err(|_| err())?;
@@ -195,20 +199,26 @@ pub struct SealArtifact {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ArtifactError {
     #[error("artifact {artifact}: artifactType is {found:?}, not a composefs sealing artifact")]
-    NotSealArtifact { artifact: Sha256Digest, found: Option<String> },
+    NotSealArtifact {
+        artifact: Sha256Digest,
+        found: Option<String>,
+    },
     #[error("artifact {artifact}: {reason}")]
-    Structure { artifact: Sha256Digest, reason: String },
+    Structure {
+        artifact: Sha256Digest,
+        reason: String,
+    },
     #[error("artifact {artifact}, signature layer {index}: {reason}")]
     Entry {
         artifact: Sha256Digest,
         index: usize,
         reason: String,
     },
-    #[error("artifact {artifact} has no {role} signature; a sealed image needs manifest, config and merged EROFS signatures")]
-    Missing { artifact: Sha256Digest, role: Role },
     #[error(
-        "artifact {artifact} signs image {subject}, not {image}; it belongs to another image"
+        "artifact {artifact} has no {role} signature; a sealed image needs manifest, config and merged EROFS signatures"
     )]
+    Missing { artifact: Sha256Digest, role: Role },
+    #[error("artifact {artifact} signs image {subject}, not {image}; it belongs to another image")]
     WrongSubject {
         artifact: Sha256Digest,
         subject: Sha256Digest,
@@ -235,11 +245,17 @@ impl SealArtifact {
         };
         if let Some(mt) = &manifest.media_type {
             if mt != MediaType::OCI_MANIFEST {
-                return Err(structure(format!("mediaType is {mt}, expected {}", MediaType::OCI_MANIFEST)));
+                return Err(structure(format!(
+                    "mediaType is {mt}, expected {}",
+                    MediaType::OCI_MANIFEST
+                )));
             }
         }
         let c = &manifest.config;
-        if c.media_type != MediaType::OCI_EMPTY || c.digest != Sha256Digest::of(EMPTY_JSON) || c.size != 2 {
+        if c.media_type != MediaType::OCI_EMPTY
+            || c.digest != Sha256Digest::of(EMPTY_JSON)
+            || c.size != 2
+        {
             return Err(structure(format!(
                 "config must be the empty descriptor ({}, {}, size 2), found {} {} size {}",
                 MediaType::OCI_EMPTY,
@@ -282,24 +298,25 @@ impl SealArtifact {
                 return Err(ArtifactError::Entry {
                     artifact,
                     index: i + 1,
-                    reason: format!("{b} signature after {a}; the order is manifest, config, merged, bootable"),
+                    reason: format!(
+                        "{b} signature after {a}; the order is manifest, config, merged, bootable"
+                    ),
                 });
             }
         }
-        let has = |pred: fn(&Role) -> bool| entries.iter().any(|e| pred(&e.role));
-        let required: &[(Role, fn(&Role) -> bool)] = match format {
-            ArtifactFormat::MetadataV1 => &[
-                (Role::Manifest, |r| *r == Role::Manifest),
-                (Role::Config, |r| *r == Role::Config),
-                (Role::Merged, |r| *r == Role::Merged),
-            ],
-            // The draft requires the layer group; the others may be absent.
-            ArtifactFormat::SignatureDraft => &[(Role::Layer(0), |r| matches!(r, Role::Layer(_)))],
+        let has = |want: Role| {
+            entries.iter().any(|e| match want {
+                Role::Layer(_) => matches!(e.role, Role::Layer(_)),
+                r => e.role == r,
+            })
         };
-        for (role, pred) in required {
-            if !has(*pred) {
-                return Err(ArtifactError::Missing { artifact, role: *role });
-            }
+        let required: &[Role] = match format {
+            ArtifactFormat::MetadataV1 => &[Role::Manifest, Role::Config, Role::Merged],
+            // The draft requires the layer group; the others may be absent.
+            ArtifactFormat::SignatureDraft => &[Role::Layer(0)],
+        };
+        if let Some(&role) = required.iter().find(|&&r| !has(r)) {
+            return Err(ArtifactError::Missing { artifact, role });
         }
         Ok(SealArtifact {
             format,
@@ -325,7 +342,8 @@ impl SealArtifact {
         artifact: Sha256Digest,
         image: &Stored<ImageManifest>,
     ) -> Result<(), ArtifactError> {
-        if self.subject.digest != image.digest() || self.subject.size != image.bytes().len() as u64 {
+        if self.subject.digest != image.digest() || self.subject.size != image.bytes().len() as u64
+        {
             return Err(ArtifactError::WrongSubject {
                 artifact,
                 subject: self.subject.digest,
@@ -333,7 +351,11 @@ impl SealArtifact {
             });
         }
         if self.format == ArtifactFormat::SignatureDraft {
-            let n = self.entries.iter().filter(|e| matches!(e.role, Role::Layer(_))).count();
+            let n = self
+                .entries
+                .iter()
+                .filter(|e| matches!(e.role, Role::Layer(_)))
+                .count();
             if n != image.layers.len() {
                 return Err(ArtifactError::Structure {
                     artifact,
@@ -348,8 +370,16 @@ impl SealArtifact {
     }
 }
 
-fn check_blob(artifact: Sha256Digest, index: usize, blob: &Descriptor) -> Result<(), ArtifactError> {
-    let entry = |reason: String| ArtifactError::Entry { artifact, index, reason };
+fn check_blob(
+    artifact: Sha256Digest,
+    index: usize,
+    blob: &Descriptor,
+) -> Result<(), ArtifactError> {
+    let entry = |reason: String| ArtifactError::Entry {
+        artifact,
+        index,
+        reason,
+    };
     if blob.media_type != MediaType::COMPOSEFS_SIGNATURE_PKCS7 {
         return Err(entry(format!(
             "media type is {}, expected {}",
@@ -374,7 +404,9 @@ fn parse_digest(
 ) -> Result<FsVerityDigest, ArtifactError> {
     let ok = hex.len() == 2 * alg.hash.digest_size()
         && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    let parsed = ok.then(|| FsVerityDigest::from_hex(alg.hash, hex).ok()).flatten();
+    let parsed = ok
+        .then(|| FsVerityDigest::from_hex(alg.hash, hex).ok())
+        .flatten();
     parsed.ok_or_else(|| ArtifactError::Entry {
         artifact,
         index,
@@ -388,7 +420,9 @@ fn parse_digest(
 
 /// Splits `composefs.<role>.<fsverity-alg-bits>`.
 fn parse_role_key(key: &str) -> Result<(Role, &str), String> {
-    let rest = key.strip_prefix("composefs.").ok_or("not a composefs key")?;
+    let rest = key
+        .strip_prefix("composefs.")
+        .ok_or("not a composefs key")?;
     let at = rest
         .find(".fsverity-")
         .ok_or_else(|| format!("annotation {key:?} names no fsverity-<alg>-<bits> algorithm"))?;
@@ -401,7 +435,11 @@ fn parse_role_key(key: &str) -> Result<(Role, &str), String> {
         "layer.erofs.v1" => {
             return Err("per-layer EROFS entries belong in image manifests (inline mode), not in a sealing artifact".into());
         }
-        other => return Err(format!("unknown role {other:?} (known: manifest, config, merged.erofs.v1, merged.bootable.erofs.v1)")),
+        other => {
+            return Err(format!(
+                "unknown role {other:?} (known: manifest, config, merged.erofs.v1, merged.bootable.erofs.v1)"
+            ));
+        }
     };
     Ok((role, alg))
 }
@@ -419,10 +457,18 @@ fn parse_current(
     let mut algorithm: Option<VerityAlgorithm> = None;
     let mut entries = Vec::new();
     for (index, layer) in manifest.layers.iter().enumerate() {
-        let entry = |reason: String| ArtifactError::Entry { artifact, index, reason };
+        let entry = |reason: String| ArtifactError::Entry {
+            artifact,
+            index,
+            reason,
+        };
         check_blob(artifact, index, layer)?;
-        if layer.annotations.contains_key(DRAFT_TYPE) || layer.annotations.contains_key(DRAFT_DIGEST) {
-            return Err(entry("mixes formats: draft annotations in a metadata.v1 artifact".into()));
+        if layer.annotations.contains_key(DRAFT_TYPE)
+            || layer.annotations.contains_key(DRAFT_DIGEST)
+        {
+            return Err(entry(
+                "mixes formats: draft annotations in a metadata.v1 artifact".into(),
+            ));
         }
         let keys: Vec<(&String, &String)> = layer
             .annotations
@@ -431,7 +477,11 @@ fn parse_current(
             .collect();
         let (key, value) = match keys.as_slice() {
             [one] => *one,
-            [] => return Err(entry("no composefs.<role>.fsverity-<alg>-<bits> annotation".into())),
+            [] => {
+                return Err(entry(
+                    "no composefs.<role>.fsverity-<alg>-<bits> annotation".into(),
+                ));
+            }
             more => {
                 return Err(entry(format!(
                     "{} role annotations; each signature has exactly one",
@@ -440,7 +490,9 @@ fn parse_current(
             }
         };
         let (role, alg) = parse_role_key(key).map_err(entry)?;
-        let alg: VerityAlgorithm = alg.parse().map_err(|e: AlgorithmError| entry(e.to_string()))?;
+        let alg: VerityAlgorithm = alg
+            .parse()
+            .map_err(|e: AlgorithmError| entry(e.to_string()))?;
         match algorithm {
             None => algorithm = Some(alg),
             Some(first) if first != alg => {
@@ -469,22 +521,31 @@ fn parse_draft(
 ) -> Result<(VerityAlgorithm, Vec<SignatureEntry>), ArtifactError> {
     let artifact = manifest.digest();
     let structure = |reason: String| ArtifactError::Structure { artifact, reason };
-    let alg = manifest
-        .annotations
-        .get(DRAFT_ALGORITHM)
-        .ok_or_else(|| structure(format!("the draft format needs the {DRAFT_ALGORITHM} annotation")))?;
-    let algorithm: VerityAlgorithm = alg.parse().map_err(|e: AlgorithmError| structure(e.to_string()))?;
+    let alg = manifest.annotations.get(DRAFT_ALGORITHM).ok_or_else(|| {
+        structure(format!(
+            "the draft format needs the {DRAFT_ALGORITHM} annotation"
+        ))
+    })?;
+    let algorithm: VerityAlgorithm = alg
+        .parse()
+        .map_err(|e: AlgorithmError| structure(e.to_string()))?;
     let mut entries = Vec::new();
     let mut layer_no = 0;
     for (index, layer) in manifest.layers.iter().enumerate() {
-        let entry = |reason: String| ArtifactError::Entry { artifact, index, reason };
+        let entry = |reason: String| ArtifactError::Entry {
+            artifact,
+            index,
+            reason,
+        };
         check_blob(artifact, index, layer)?;
         if let Some(k) = layer
             .annotations
             .keys()
             .find(|k| k.starts_with("composefs.") && k.contains(".fsverity-"))
         {
-            return Err(entry(format!("mixes formats: {k} belongs to the metadata.v1 artifact type")));
+            return Err(entry(format!(
+                "mixes formats: {k} belongs to the metadata.v1 artifact type"
+            )));
         }
         let kind = layer
             .annotations
@@ -545,7 +606,10 @@ pub fn build(
 ) -> Result<BuiltArtifact, ArtifactError> {
     let err = |s: String| ArtifactError::Build(s);
     if !subject.media_type.is_manifest() {
-        return Err(err(format!("the subject is a {}, not an image manifest", subject.media_type)));
+        return Err(err(format!(
+            "the subject is a {}, not an image manifest",
+            subject.media_type
+        )));
     }
     let config = Descriptor::for_bytes(MediaType::OCI_EMPTY, EMPTY_JSON);
     let mut blobs = vec![(config.clone(), EMPTY_JSON.to_vec())];
@@ -573,7 +637,8 @@ pub fn build(
     };
     let manifest = serde_json::to_vec(&out).map_err(|e| err(e.to_string()))?;
     // Validate what we built with the same rules a reader applies.
-    let stored = Stored::<ImageManifest>::parse(manifest.clone()).map_err(|e| err(e.to_string()))?;
+    let stored =
+        Stored::<ImageManifest>::parse(manifest.clone()).map_err(|e| err(e.to_string()))?;
     SealArtifact::parse(&stored).map_err(|e| err(e.to_string()))?;
     let mut descriptor = Descriptor::for_bytes(MediaType::OCI_MANIFEST, &manifest);
     descriptor.artifact_type = Some(MediaType::new(MediaType::COMPOSEFS_METADATA_V1));

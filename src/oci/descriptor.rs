@@ -53,7 +53,9 @@ impl Descriptor {
 
     /// The tag this descriptor carries in `index.json`, if any.
     pub fn ref_name(&self) -> Option<&str> {
-        self.annotations.get(ANNOTATION_REF_NAME).map(String::as_str)
+        self.annotations
+            .get(ANNOTATION_REF_NAME)
+            .map(String::as_str)
     }
 
     /// The descriptor reduced to what identifies the blob (type, digest,

@@ -207,7 +207,9 @@ mod tests {
         let good = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
         assert_eq!(good.parse::<Sha256Digest>().unwrap().to_string(), good);
         assert!(matches!(
-            good.to_uppercase().replace("SHA256", "sha256").parse::<Sha256Digest>(),
+            good.to_uppercase()
+                .replace("SHA256", "sha256")
+                .parse::<Sha256Digest>(),
             Err(DigestError::BadEncoding(_))
         ));
         assert!(matches!(

@@ -54,7 +54,9 @@ pub enum LayoutError {
         digest: Sha256Digest,
         what: String,
     },
-    #[error("{location}: {what} {digest} is {size} bytes; refusing JSON documents over {max} bytes")]
+    #[error(
+        "{location}: {what} {digest} is {size} bytes; refusing JSON documents over {max} bytes"
+    )]
     TooLarge {
         location: String,
         what: String,
@@ -64,13 +66,18 @@ pub enum LayoutError {
     },
     #[error("{0}")]
     Blob(#[source] io::Error),
-    #[error("{location}: no image is tagged {tag:?}; tags present: {}", list(available))]
+    #[error(
+        "{location}: no image is tagged {tag:?}; tags present: {}",
+        list(available)
+    )]
     NoSuchTag {
         location: String,
         tag: String,
         available: Vec<String>,
     },
-    #[error("{location}: no manifest or index {digest} is listed in index.json or an index below it")]
+    #[error(
+        "{location}: no manifest or index {digest} is listed in index.json or an index below it"
+    )]
     NoSuchDigest {
         location: String,
         digest: ManifestDigest,
@@ -94,7 +101,7 @@ pub enum LayoutError {
     NoPlatform {
         location: String,
         index: Sha256Digest,
-        wanted: Platform,
+        wanted: String,
         available: Vec<String>,
     },
     #[error("{location}: indexes nest more than {MAX_INDEX_DEPTH} deep (a loop?)")]
@@ -125,6 +132,9 @@ fn list(v: &[String]) -> String {
         v.join(", ")
     }
 }
+
+/// A readable file and its size.
+type OpenedFile = (Box<dyn Read + Send>, u64);
 
 #[derive(Debug, Clone)]
 enum Store {
@@ -224,7 +234,7 @@ impl ImageLayout {
     }
 
     /// Opens a top-level file (`oci-layout`, `index.json`) with its size.
-    fn open_file(&self, name: &str) -> Result<Option<(Box<dyn Read + Send>, u64)>, LayoutError> {
+    fn open_file(&self, name: &str) -> Result<Option<OpenedFile>, LayoutError> {
         match &self.store {
             Store::Dir(dir) => {
                 let path = dir.join(name);
@@ -307,11 +317,13 @@ impl ImageLayout {
         what: &str,
     ) -> Result<VerifyingReader<Box<dyn Read + Send>>, LayoutError> {
         let name = format!("blobs/sha256/{}", desc.digest.to_hex());
-        let (reader, _) = self.open_file(&name)?.ok_or_else(|| LayoutError::MissingBlob {
-            location: self.location.clone(),
-            digest: desc.digest,
-            what: what.to_owned(),
-        })?;
+        let (reader, _) = self
+            .open_file(&name)?
+            .ok_or_else(|| LayoutError::MissingBlob {
+                location: self.location.clone(),
+                digest: desc.digest,
+                what: what.to_owned(),
+            })?;
         let label = format!("{}: {what}", self.location);
         Ok(VerifyingReader::new(reader, label, desc.digest, desc.size))
     }
@@ -398,12 +410,13 @@ impl ImageLayout {
                     }
                 }
             }
-            Selector::Digest(digest) => self.find_digest(&index.manifests, digest, 0)?.ok_or_else(
-                || LayoutError::NoSuchDigest {
-                    location: self.location.clone(),
-                    digest: *digest,
-                },
-            )?,
+            Selector::Digest(digest) => {
+                self.find_digest(&index.manifests, digest, 0)?
+                    .ok_or_else(|| LayoutError::NoSuchDigest {
+                        location: self.location.clone(),
+                        digest: *digest,
+                    })?
+            }
             Selector::Only => {
                 let entries = Self::image_entries(&index);
                 match entries.as_slice() {
@@ -452,7 +465,11 @@ impl ImageLayout {
         Ok(None)
     }
 
-    fn descend(&self, mut desc: Descriptor, platform: &Platform) -> Result<ResolvedImage, LayoutError> {
+    fn descend(
+        &self,
+        mut desc: Descriptor,
+        platform: &Platform,
+    ) -> Result<ResolvedImage, LayoutError> {
         let mut indexes = Vec::new();
         while desc.media_type.is_index() {
             if indexes.len() >= MAX_INDEX_DEPTH {
@@ -464,7 +481,7 @@ impl ImageLayout {
             let next = choose_platform(&idx, platform).ok_or_else(|| LayoutError::NoPlatform {
                 location: self.location.clone(),
                 index: idx.digest(),
-                wanted: platform.clone(),
+                wanted: platform.to_string(),
                 available: idx
                     .manifests
                     .iter()

@@ -72,7 +72,10 @@ mod tests {
         // the bytes, not of a re-serialisation.
         let s = Stored::<ImageManifest>::parse(M.as_bytes().to_vec()).unwrap();
         assert_eq!(s.bytes(), M.as_bytes());
-        assert_eq!(s.digest(), crate::oci::digest::Sha256Digest::of(M.as_bytes()));
+        assert_eq!(
+            s.digest(),
+            crate::oci::digest::Sha256Digest::of(M.as_bytes())
+        );
         assert_ne!(serde_json::to_vec(s.value()).unwrap(), M.as_bytes());
         assert!(s.is_image());
     }

@@ -16,7 +16,11 @@ use serde::{Deserialize, Serialize};
 pub struct Platform {
     pub architecture: String,
     pub os: String,
-    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "os.version",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_version: Option<String>,
     #[serde(rename = "os.features", default, skip_serializing_if = "Vec::is_empty")]
     pub os_features: Vec<String>,
@@ -117,7 +121,10 @@ mod tests {
     fn parse_and_display() {
         let p: Platform = "linux/arm64/v8".parse().unwrap();
         assert_eq!(p.to_string(), "linux/arm64/v8");
-        assert_eq!("linux/amd64".parse::<Platform>().unwrap().to_string(), "linux/amd64");
+        assert_eq!(
+            "linux/amd64".parse::<Platform>().unwrap().to_string(),
+            "linux/amd64"
+        );
         for bad in ["", "linux", "linux/", "/amd64", "a/b/c/d", "linux/am d64"] {
             assert!(bad.parse::<Platform>().is_err(), "{bad}");
         }

@@ -85,7 +85,9 @@ impl fmt::Display for ImageReference {
 /// Why a reference does not parse. Each variant says what to write instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReferenceError {
-    #[error("empty image reference: expected oci:DIR[:TAG|@sha256:DIGEST] or oci-archive:FILE[:TAG]")]
+    #[error(
+        "empty image reference: expected oci:DIR[:TAG|@sha256:DIGEST] or oci-archive:FILE[:TAG]"
+    )]
     Empty,
     #[error(
         "image reference {0:?} has no transport: write oci:{0} for a layout directory or \
@@ -154,7 +156,12 @@ impl FromStr for ImageReference {
                             reason: e.to_string(),
                         }
                     })?;
-                return finish(input, transport, path, Selector::Digest(ManifestDigest(digest)));
+                return finish(
+                    input,
+                    transport,
+                    path,
+                    Selector::Digest(ManifestDigest(digest)),
+                );
             }
         }
 
@@ -244,7 +251,10 @@ mod tests {
     #[test]
     fn layout_forms() {
         let r = p("oci:/srv/img").unwrap();
-        assert_eq!((r.transport.clone(), r.path.to_str().unwrap()), (Transport::Layout, "/srv/img"));
+        assert_eq!(
+            (r.transport.clone(), r.path.to_str().unwrap()),
+            (Transport::Layout, "/srv/img")
+        );
         assert_eq!(r.selector, Selector::Only);
         let r = p("oci:img:latest").unwrap();
         assert_eq!(r.selector, Selector::Tag("latest".into()));
@@ -254,7 +264,10 @@ mod tests {
         assert_eq!(r.path.to_str(), Some("./a@b/img"));
         assert_eq!(r.selector.to_string(), format!("@sha256:{HEX}"));
         let r = p("oci:img:quay.io/fedora/fedora-bootc:41").unwrap();
-        assert_eq!(r.selector, Selector::Tag("quay.io/fedora/fedora-bootc:41".into()));
+        assert_eq!(
+            r.selector,
+            Selector::Tag("quay.io/fedora/fedora-bootc:41".into())
+        );
     }
 
     #[test]
@@ -276,13 +289,26 @@ mod tests {
         assert_eq!(p(""), Err(ReferenceError::Empty));
         assert!(matches!(p("/tmp/img"), Err(ReferenceError::NoTransport(_))));
         let e = p("docker://quay.io/x").unwrap_err();
-        assert!(e.to_string().contains("skopeo copy docker://quay.io/x oci:DIR:TAG"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("skopeo copy docker://quay.io/x oci:DIR:TAG"),
+            "{e}"
+        );
         assert!(matches!(p("oci:"), Err(ReferenceError::EmptyPath(_))));
         assert!(matches!(p("oci::tag"), Err(ReferenceError::EmptyPath(_))));
-        assert!(matches!(p("oci:d:-bad"), Err(ReferenceError::BadTag { .. })));
+        assert!(matches!(
+            p("oci:d:-bad"),
+            Err(ReferenceError::BadTag { .. })
+        ));
         assert!(matches!(p("oci:d:a b"), Err(ReferenceError::BadTag { .. })));
-        assert!(matches!(p("oci:d:a//b"), Err(ReferenceError::BadTag { .. })));
-        assert!(matches!(p("oci:d:@0"), Err(ReferenceError::IndexPosition { .. })));
+        assert!(matches!(
+            p("oci:d:a//b"),
+            Err(ReferenceError::BadTag { .. })
+        ));
+        assert!(matches!(
+            p("oci:d:@0"),
+            Err(ReferenceError::IndexPosition { .. })
+        ));
         assert!(matches!(
             p(&format!("oci:d@sha256:{}", HEX.to_uppercase())),
             Err(ReferenceError::BadDigest { .. })

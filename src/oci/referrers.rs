@@ -63,7 +63,8 @@ pub fn list_referrers(
                 continue;
             }
         }
-        let manifest: Stored<ImageManifest> = layout.read_json(&d, "manifest listed in index.json")?;
+        let manifest: Stored<ImageManifest> =
+            layout.read_json(&d, "manifest listed in index.json")?;
         if manifest.subject.as_ref().map(|s| s.digest) != Some(*subject) {
             continue;
         }
@@ -80,17 +81,23 @@ pub fn list_referrers(
     Ok(out)
 }
 
+/// A sealing artifact found in index.json: its descriptor and either the
+/// validated artifact or why it is not valid.
+pub type FoundArtifact = (Descriptor, Result<SealArtifact, ArtifactError>);
+
 /// The composefs sealing artifacts (both formats) attached to `image`,
 /// each parsed and checked against it. Invalid ones are returned as errors
 /// so a caller can report them next to the valid ones.
 pub fn seal_artifacts(
     layout: &ImageLayout,
     image: &Stored<ImageManifest>,
-) -> Result<Vec<(Descriptor, Result<SealArtifact, ArtifactError>)>, LayoutError> {
+) -> Result<Vec<FoundArtifact>, LayoutError> {
     let mut out = Vec::new();
     for r in list_referrers(layout, &image.digest(), None)? {
         let t = r.manifest.artifact_type.as_ref().map(MediaType::as_str);
-        if t != Some(MediaType::COMPOSEFS_METADATA_V1) && t != Some(MediaType::COMPOSEFS_SIGNATURE_V1) {
+        if t != Some(MediaType::COMPOSEFS_METADATA_V1)
+            && t != Some(MediaType::COMPOSEFS_SIGNATURE_V1)
+        {
             continue;
         }
         let parsed = SealArtifact::parse(&r.manifest)

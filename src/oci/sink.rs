@@ -140,7 +140,8 @@ mod tests {
             FileContent::Inline(small.clone())
         );
         let big = vec![7u8; 65];
-        let FileContent::External { digest, size } = store_content(&sink, &mut &big[..], 65).unwrap()
+        let FileContent::External { digest, size } =
+            store_content(&sink, &mut &big[..], 65).unwrap()
         else {
             panic!("65 bytes must be external")
         };

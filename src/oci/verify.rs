@@ -123,7 +123,10 @@ impl<R: Read> VerifyingReader<R> {
             // The hasher is gone only after a failed check; keep failing.
             None => Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("{} {}: already failed verification", self.what, self.expected),
+                format!(
+                    "{} {}: already failed verification",
+                    self.what, self.expected
+                ),
             )),
         }
     }
@@ -146,7 +149,9 @@ impl<R: Read> Read for VerifyingReader<R> {
         // Ask for one byte more than the descriptor allows, so an over-long
         // blob is detected without reading it all.
         let remaining = self.size - self.read;
-        let want = buf.len().min(usize::try_from(remaining.saturating_add(1)).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(remaining.saturating_add(1)).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..want])?;
         if n == 0 {
             self.check_end()?;
@@ -241,15 +246,24 @@ mod tests {
         let m = BlobMismatch::from_io(&e).unwrap();
         assert!(matches!(m, BlobMismatch::Digest { .. }));
         let msg = e.to_string();
-        assert!(msg.contains("test blob") && msg.contains(&d.to_string()), "{msg}");
-        assert!(msg.contains(&Sha256Digest::of(b"hellO").to_string()), "{msg}");
+        assert!(
+            msg.contains("test blob") && msg.contains(&d.to_string()),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(&Sha256Digest::of(b"hellO").to_string()),
+            "{msg}"
+        );
     }
 
     #[test]
     fn size_checks() {
         let d = Sha256Digest::of(b"hello");
         let e = read_all(b"hello!", d, 5).unwrap_err();
-        assert!(matches!(BlobMismatch::from_io(&e), Some(BlobMismatch::TooLong { .. })));
+        assert!(matches!(
+            BlobMismatch::from_io(&e),
+            Some(BlobMismatch::TooLong { .. })
+        ));
         let e = read_all(b"hell", d, 5).unwrap_err();
         assert!(matches!(
             BlobMismatch::from_io(&e),

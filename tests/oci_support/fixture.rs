@@ -48,7 +48,14 @@ impl LayerBuilder {
         self.file_owned(path, content, mode, 0, 0)
     }
 
-    pub fn file_owned(&mut self, path: &str, content: &[u8], mode: u32, uid: u64, gid: u64) -> &mut Self {
+    pub fn file_owned(
+        &mut self,
+        path: &str,
+        content: &[u8],
+        mode: u32,
+        uid: u64,
+        gid: u64,
+    ) -> &mut Self {
         let mut h = header(tar::EntryType::Regular, mode);
         h.set_size(content.len() as u64);
         h.set_uid(uid);
@@ -59,7 +66,9 @@ impl LayerBuilder {
 
     /// A file with PAX records (xattrs as `SCHILY.xattr.*`, `mtime`, ...).
     pub fn file_pax(&mut self, path: &str, content: &[u8], records: &[(&str, &[u8])]) -> &mut Self {
-        self.b.append_pax_extensions(records.iter().copied()).unwrap();
+        self.b
+            .append_pax_extensions(records.iter().copied())
+            .unwrap();
         self.file(path, content, 0o644)
     }
 
@@ -91,7 +100,13 @@ impl LayerBuilder {
         self
     }
 
-    pub fn device(&mut self, path: &str, kind: tar::EntryType, major: u32, minor: u32) -> &mut Self {
+    pub fn device(
+        &mut self,
+        path: &str,
+        kind: tar::EntryType,
+        major: u32,
+        minor: u32,
+    ) -> &mut Self {
         let mut h = header(kind, 0o600);
         h.set_device_major(major).unwrap();
         h.set_device_minor(minor).unwrap();
@@ -122,7 +137,13 @@ impl LayerBuilder {
 
     /// Appends a raw header block (for malformed members); `name` is
     /// written into the name field unchecked.
-    pub fn raw(&mut self, kind: tar::EntryType, name: &[u8], link: &[u8], content: &[u8]) -> &mut Self {
+    pub fn raw(
+        &mut self,
+        kind: tar::EntryType,
+        name: &[u8],
+        link: &[u8],
+        content: &[u8],
+    ) -> &mut Self {
         let mut h = header(kind, 0o644);
         h.as_old_mut().name[..name.len()].copy_from_slice(name);
         h.as_old_mut().linkname[..link.len()].copy_from_slice(link);
@@ -294,14 +315,19 @@ pub fn init_layout(dir: &Path) {
 /// Appends a descriptor to index.json.
 pub fn add_to_index(dir: &Path, desc: serde_json::Value) {
     let path = dir.join("index.json");
-    let mut index: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     index["manifests"].as_array_mut().unwrap().push(desc);
     std::fs::write(path, serde_json::to_vec(&index).unwrap()).unwrap();
 }
 
 /// Writes a multi-platform index over `images` (each with its platform)
 /// and tags it.
-pub fn write_index(dir: &Path, images: &[(&Fixture, &str, Option<&str>)], tag: &str) -> Sha256Digest {
+pub fn write_index(
+    dir: &Path,
+    images: &[(&Fixture, &str, Option<&str>)],
+    tag: &str,
+) -> Sha256Digest {
     let manifests: Vec<_> = images
         .iter()
         .map(|(f, arch, variant)| {

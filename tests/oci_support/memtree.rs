@@ -107,7 +107,11 @@ impl LayerTarget for MemTree {
         self.nodes[dir].children.keys().cloned().collect()
     }
 
-    fn create(&mut self, kind: &EntryKind<FileContent>, meta: &Metadata) -> Result<usize, MemError> {
+    fn create(
+        &mut self,
+        kind: &EntryKind<FileContent>,
+        meta: &Metadata,
+    ) -> Result<usize, MemError> {
         if matches!(kind, EntryKind::Hardlink(_)) {
             return Err(MemError("create called with a hardlink".into()));
         }
@@ -123,7 +127,11 @@ impl LayerTarget for MemTree {
         if !matches!(self.nodes[dir].kind, EntryKind::Directory) {
             return Err(MemError("link into a non-directory".into()));
         }
-        if self.nodes[dir].children.insert(name.to_vec(), inode).is_some() {
+        if self.nodes[dir]
+            .children
+            .insert(name.to_vec(), inode)
+            .is_some()
+        {
             return Err(MemError(format!("{} exists", name.escape_ascii())));
         }
         Ok(())

@@ -44,8 +44,14 @@ pub enum EntryKind<F> {
     Symlink(Vec<u8>),
     /// Another path of this or an earlier layer; shares its inode.
     Hardlink(EntryPath),
-    CharDevice { major: u32, minor: u32 },
-    BlockDevice { major: u32, minor: u32 },
+    CharDevice {
+        major: u32,
+        minor: u32,
+    },
+    BlockDevice {
+        major: u32,
+        minor: u32,
+    },
     Fifo,
 }
 

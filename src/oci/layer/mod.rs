@@ -295,7 +295,10 @@ impl<R: Read> LayerReader<R> {
     /// rest of the blob is read to check its digest. Otherwise the original
     /// error stands.
     pub fn explain(self, err: LayerError) -> LayerError {
-        if matches!(err, LayerError::DiffId { .. } | LayerError::MediaType { .. }) {
+        if matches!(
+            err,
+            LayerError::DiffId { .. } | LayerError::MediaType { .. }
+        ) {
             return err;
         }
         let layer = self.layer;
@@ -371,8 +374,12 @@ fn to_change(raw: RawEntry) -> Result<Option<Change<u64>>, String> {
     let kind = match raw.typeflag {
         b'0' => EntryKind::File(raw.size),
         b'1' => {
-            let target = EntryPath::parse(&raw.link)
-                .map_err(|e| format!("hardlink target {:?}: {e}", raw.link.escape_ascii().to_string()))?;
+            let target = EntryPath::parse(&raw.link).map_err(|e| {
+                format!(
+                    "hardlink target {:?}: {e}",
+                    raw.link.escape_ascii().to_string()
+                )
+            })?;
             if target.is_root() {
                 return Err("hardlink to the image root".into());
             }
@@ -408,7 +415,10 @@ fn to_change(raw: RawEntry) -> Result<Option<Change<u64>>, String> {
         t => return Err(format!("unsupported member type {:?}", t as char)),
     };
     if path.is_root() && !matches!(kind, EntryKind::Directory) {
-        return Err(format!("a {} cannot replace the image root", kind.type_name()));
+        return Err(format!(
+            "a {} cannot replace the image root",
+            kind.type_name()
+        ));
     }
 
     let id = |v: u64, what: &str| {

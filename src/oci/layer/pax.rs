@@ -137,7 +137,13 @@ mod tests {
         let mut body = rec("SCHILY.xattr.security.capability", b"\x01\n\x00\n");
         body.extend(rec("path", b"a/b"));
         let got: Vec<_> = records(&body).collect::<Result<_, _>>().unwrap();
-        assert_eq!(got[0], (&b"SCHILY.xattr.security.capability"[..], &b"\x01\n\x00\n"[..]));
+        assert_eq!(
+            got[0],
+            (
+                &b"SCHILY.xattr.security.capability"[..],
+                &b"\x01\n\x00\n"[..]
+            )
+        );
         assert_eq!(got[1], (&b"path"[..], &b"a/b"[..]));
     }
 
@@ -151,7 +157,11 @@ mod tests {
             b"7 =abc\n",
             b"12345678901234567890123 a=b\n",
         ] {
-            assert!(records(bad).any(|r| r.is_err()), "{:?}", bad.escape_ascii().to_string());
+            assert!(
+                records(bad).any(|r| r.is_err()),
+                "{:?}",
+                bad.escape_ascii().to_string()
+            );
         }
         assert_eq!(records(b"\0\0\0").count(), 0);
     }
@@ -163,7 +173,14 @@ mod tests {
         assert_eq!(parse_time(b"1.123456789999"), Some((1, 123_456_789)));
         assert_eq!(parse_time(b"-1.5"), Some((-2, 500_000_000)));
         assert_eq!(parse_time(b"-3"), Some((-3, 0)));
-        for bad in [&b""[..], b".5", b"1.x", b"--1", b"1e3", b"99999999999999999999"] {
+        for bad in [
+            &b""[..],
+            b".5",
+            b"1.x",
+            b"--1",
+            b"1e3",
+            b"99999999999999999999",
+        ] {
             assert_eq!(parse_time(bad), None);
         }
     }

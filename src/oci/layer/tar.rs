@@ -134,7 +134,9 @@ impl<R: Read> TarReader<R> {
         if size > MAX_EXTENSION_SIZE {
             return Err(self.malformed(
                 offset,
-                format!("{what} header of {size} bytes exceeds the {MAX_EXTENSION_SIZE}-byte limit"),
+                format!(
+                    "{what} header of {size} bytes exceeds the {MAX_EXTENSION_SIZE}-byte limit"
+                ),
             ));
         }
         let mut body = vec![0u8; size as usize];
@@ -198,13 +200,17 @@ impl<R: Read> TarReader<R> {
                 b'g' => self.skip(size + Self::padding(size))?,
                 b'L' => {
                     if long_name.is_some() {
-                        return Err(self.malformed(offset, "two GNU long-name headers for one member"));
+                        return Err(
+                            self.malformed(offset, "two GNU long-name headers for one member")
+                        );
                     }
                     long_name = Some(cstr(self.read_extension(offset, "GNU long-name", size)?));
                 }
                 b'K' => {
                     if long_link.is_some() {
-                        return Err(self.malformed(offset, "two GNU long-link headers for one member"));
+                        return Err(
+                            self.malformed(offset, "two GNU long-link headers for one member")
+                        );
                     }
                     long_link = Some(cstr(self.read_extension(offset, "GNU long-link", size)?));
                 }
@@ -237,8 +243,12 @@ impl<R: Read> TarReader<R> {
             })
         };
         let mut name = long_name.unwrap_or_else(|| header.path_bytes().into_owned());
-        let mut link = long_link
-            .unwrap_or_else(|| header.link_name_bytes().map(|c| c.into_owned()).unwrap_or_default());
+        let mut link = long_link.unwrap_or_else(|| {
+            header
+                .link_name_bytes()
+                .map(|c| c.into_owned())
+                .unwrap_or_default()
+        });
         let mode = u32::try_from(field("mode", 100..108)?)
             .map_err(|_| self.malformed(offset, "bad mode field"))?;
         let nonneg = |v: i64, what: &str| {
@@ -293,7 +303,9 @@ impl<R: Read> TarReader<R> {
                         xattrs.push((name, value));
                     }
                     k if k.starts_with(b"GNU.sparse.") => {
-                        return Err(self.malformed(offset, "sparse files are not supported in layers"));
+                        return Err(
+                            self.malformed(offset, "sparse files are not supported in layers")
+                        );
                     }
                     // atime, ctime, uname, gname, comment, charset, hdrcharset,
                     // SCHILY.acl.*, ...: POSIX says unknown keywords are ignored,
@@ -317,13 +329,19 @@ impl<R: Read> TarReader<R> {
             b'M' | b'V' | b'N' => {
                 return Err(self.malformed(
                     offset,
-                    format!("GNU multi-volume/volume/old long-name member type '{}' is not supported", typeflag as char),
+                    format!(
+                        "GNU multi-volume/volume/old long-name member type '{}' is not supported",
+                        typeflag as char
+                    ),
                 ));
             }
             t => {
                 return Err(self.malformed(
                     offset,
-                    format!("unknown member type {:?}", (t as char).escape_default().to_string()),
+                    format!(
+                        "unknown member type {:?}",
+                        (t as char).escape_default().to_string()
+                    ),
                 ));
             }
         };
@@ -511,7 +529,8 @@ mod tests {
     fn long_names_and_pax_records() {
         let mut b = builder();
         let long = format!("{}/file", "d".repeat(200));
-        b.append_data(&mut file_header(3), &long, &b"abc"[..]).unwrap();
+        b.append_data(&mut file_header(3), &long, &b"abc"[..])
+            .unwrap();
         b.append_pax_extensions([
             ("path", &b"pax/name"[..]),
             ("mtime", b"1700000000.25"),
@@ -520,7 +539,8 @@ mod tests {
             ("uid", b"4294967295"),
         ])
         .unwrap();
-        b.append_data(&mut file_header(1), "short", &b"x"[..]).unwrap();
+        b.append_data(&mut file_header(1), "short", &b"x"[..])
+            .unwrap();
         let data = b.into_inner().unwrap();
         let es = entries(&data).unwrap();
         assert_eq!(es.len(), 2);
@@ -571,7 +591,8 @@ mod tests {
     #[test]
     fn corrupt_and_truncated_streams() {
         let mut b = builder();
-        b.append_data(&mut file_header(600), "f", &[1u8; 600][..]).unwrap();
+        b.append_data(&mut file_header(600), "f", &[1u8; 600][..])
+            .unwrap();
         let data = b.into_inner().unwrap();
         let mut bad = data.clone();
         bad[0] ^= 1;
@@ -589,7 +610,12 @@ mod tests {
         let mut b = builder();
         b.append_pax_extensions([("path", &b"x"[..])]).unwrap();
         let data = b.into_inner().unwrap();
-        assert!(entries(&data).unwrap_err().to_string().contains("not followed"));
+        assert!(
+            entries(&data)
+                .unwrap_err()
+                .to_string()
+                .contains("not followed")
+        );
     }
 
     #[test]
@@ -616,8 +642,16 @@ mod numeric_tests {
         assert_eq!(numeric(b"\0\0\0\0\0\0\0\0"), Some(0));
         assert_eq!(numeric(b"12x"), None);
         // base-256 positive and negative (GNU tar writes -1 as all 0xff).
-        assert_eq!(numeric(&[0x80, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]), Some(1 << 32));
+        assert_eq!(
+            numeric(&[0x80, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]),
+            Some(1 << 32)
+        );
         assert_eq!(numeric(&[0xff; 12]), Some(-1));
-        assert_eq!(numeric(&[0x80, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), None);
+        assert_eq!(
+            numeric(&[
+                0x80, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff
+            ]),
+            None
+        );
     }
 }

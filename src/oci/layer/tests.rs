@@ -17,10 +17,18 @@ fn header(kind: ::tar::EntryType, size: u64) -> ::tar::Header {
 /// A small tar with one of each kind.
 fn sample_tar() -> Vec<u8> {
     let mut b = ::tar::Builder::new(Vec::new());
-    b.append_data(&mut header(::tar::EntryType::Directory, 0), "./etc/", &[][..])
-        .unwrap();
-    b.append_data(&mut header(::tar::EntryType::Regular, 5), "etc/hosts", &b"hello"[..])
-        .unwrap();
+    b.append_data(
+        &mut header(::tar::EntryType::Directory, 0),
+        "./etc/",
+        &[][..],
+    )
+    .unwrap();
+    b.append_data(
+        &mut header(::tar::EntryType::Regular, 5),
+        "etc/hosts",
+        &b"hello"[..],
+    )
+    .unwrap();
     let mut h = header(::tar::EntryType::Symlink, 0);
     b.append_link(&mut h, "etc/link", "hosts").unwrap();
     let mut h = header(::tar::EntryType::Link, 0);
@@ -31,12 +39,24 @@ fn sample_tar() -> Vec<u8> {
     b.append_data(&mut h, "dev/null", &[][..]).unwrap();
     b.append_data(&mut header(::tar::EntryType::Fifo, 0), "run/fifo", &[][..])
         .unwrap();
-    b.append_data(&mut header(::tar::EntryType::Regular, 0), "etc/.wh.old", &[][..])
-        .unwrap();
-    b.append_data(&mut header(::tar::EntryType::Regular, 0), "var/.wh..wh..opq", &[][..])
-        .unwrap();
-    b.append_data(&mut header(::tar::EntryType::Regular, 0), ".wh..wh.plnk", &[][..])
-        .unwrap();
+    b.append_data(
+        &mut header(::tar::EntryType::Regular, 0),
+        "etc/.wh.old",
+        &[][..],
+    )
+    .unwrap();
+    b.append_data(
+        &mut header(::tar::EntryType::Regular, 0),
+        "var/.wh..wh..opq",
+        &[][..],
+    )
+    .unwrap();
+    b.append_data(
+        &mut header(::tar::EntryType::Regular, 0),
+        ".wh..wh.plnk",
+        &[][..],
+    )
+    .unwrap();
     b.into_inner().unwrap()
 }
 
@@ -60,7 +80,10 @@ fn reader<'a>(
     LayerReader::new(v, &desc, diff_id)
 }
 
-fn read_all(mut r: LayerReader<&[u8]>) -> Result<Vec<(Change<u64>, Vec<u8>)>, LayerError> {
+/// Each change with the content read for it.
+type Changes = Vec<(Change<u64>, Vec<u8>)>;
+
+fn read_all(mut r: LayerReader<&[u8]>) -> Result<Changes, LayerError> {
     let mut out = Vec::new();
     while let Some(c) = r.next_change()? {
         let mut content = Vec::new();
@@ -71,7 +94,7 @@ fn read_all(mut r: LayerReader<&[u8]>) -> Result<Vec<(Change<u64>, Vec<u8>)>, La
     Ok(out)
 }
 
-fn paths(changes: &[(Change<u64>, Vec<u8>)]) -> Vec<String> {
+fn paths(changes: &Changes) -> Vec<String> {
     changes
         .iter()
         .map(|(c, _)| match c {
@@ -118,10 +141,16 @@ fn all_compressions_give_the_same_changes() {
     let Change::Add { meta, .. } = &plain[1].0 else {
         panic!()
     };
-    assert_eq!((meta.permissions, meta.uid, meta.mtime.sec), (0o755, 1000, 1_700_000_000));
+    assert_eq!(
+        (meta.permissions, meta.uid, meta.mtime.sec),
+        (0o755, 1000, 1_700_000_000)
+    );
     assert!(matches!(
         &plain[4].0,
-        Change::Add { kind: EntryKind::CharDevice { major: 1, minor: 3 }, .. }
+        Change::Add {
+            kind: EntryKind::CharDevice { major: 1, minor: 3 },
+            ..
+        }
     ));
 }
 
@@ -160,16 +189,22 @@ fn blob_tampering_is_reported_by_digest() {
 fn magic_must_match_media_type() {
     let tar = sample_tar();
     let d = DiffId(Sha256Digest::of(&tar));
-    let e = reader(&tar, MediaType::OCI_LAYER_TAR_GZIP, d).err().unwrap();
+    let e = reader(&tar, MediaType::OCI_LAYER_TAR_GZIP, d)
+        .err()
+        .unwrap();
     assert!(matches!(e, LayerError::Magic { .. }), "{e}");
     let gz = gzip(&tar);
     let e = reader(&gz, MediaType::OCI_LAYER_TAR, d).err().unwrap();
     assert!(e.to_string().contains("gzip-compressed"), "{e}");
     let e = reader(&gz, MediaType::OCI_LAYER_TAR_ZSTD, d).err().unwrap();
     assert!(e.to_string().contains("gzip-compressed"), "{e}");
-    let e = reader(&tar, "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", d)
-        .err()
-        .unwrap();
+    let e = reader(
+        &tar,
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+        d,
+    )
+    .err()
+    .unwrap();
     assert!(matches!(e, LayerError::MediaType { .. }));
 }
 
@@ -197,15 +232,25 @@ fn entry_error(tar: &[u8]) -> String {
 
 #[test]
 fn malicious_entries_are_refused_with_layer_and_entry_named() {
-    let e = entry_error(&one_entry_tar(b"../../etc/passwd", ::tar::EntryType::Regular, None));
-    assert!(e.contains("\"../../etc/passwd\"") && e.contains("climbs above"), "{e}");
+    let e = entry_error(&one_entry_tar(
+        b"../../etc/passwd",
+        ::tar::EntryType::Regular,
+        None,
+    ));
+    assert!(
+        e.contains("\"../../etc/passwd\"") && e.contains("climbs above"),
+        "{e}"
+    );
     assert!(e.contains("layer sha256:"), "{e}");
     let e = entry_error(&one_entry_tar(b"a", ::tar::EntryType::Link, Some(b"../x")));
     assert!(e.contains("hardlink target"), "{e}");
     let e = entry_error(&one_entry_tar(b"a", ::tar::EntryType::Symlink, Some(b"")));
     assert!(e.contains("empty target"), "{e}");
     let e = entry_error(&one_entry_tar(b"./", ::tar::EntryType::Regular, None));
-    assert!(e.contains("regular file cannot replace the image root"), "{e}");
+    assert!(
+        e.contains("regular file cannot replace the image root"),
+        "{e}"
+    );
     let e = entry_error(&one_entry_tar(b"/", ::tar::EntryType::Symlink, Some(b"x")));
     assert!(e.contains("cannot replace the image root"), "{e}");
     let e = entry_error(&one_entry_tar(b"d/.wh..", ::tar::EntryType::Regular, None));
