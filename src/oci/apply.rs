@@ -255,19 +255,24 @@ impl<T: LayerTarget> Applier<'_, T> {
         self.clear_lower(path, dir)
     }
 
-    /// Removes from `dir` everything this layer did not add, recursively.
+    /// Removes from `dir` everything this layer did not add, at any depth.
+    /// Iterative: symlinked parents let a hostile image build trees far
+    /// deeper than PATH_MAX, and recursion would overflow the stack.
     fn clear_lower(&mut self, path: &EntryPath, dir: T::Inode) -> Result<(), ApplyError<T::Error>> {
-        for name in self.target.entry_names(dir) {
-            if self.touched.contains(&(dir, name.clone())) {
-                if let Some(child) = self.target.lookup(dir, &name) {
-                    if self.target.node_type(child) == NodeType::Directory {
-                        self.clear_lower(path, child)?;
+        let mut pending = vec![dir];
+        while let Some(dir) = pending.pop() {
+            for name in self.target.entry_names(dir) {
+                if self.touched.contains(&(dir, name.clone())) {
+                    if let Some(child) = self.target.lookup(dir, &name) {
+                        if self.target.node_type(child) == NodeType::Directory {
+                            pending.push(child);
+                        }
                     }
+                } else {
+                    self.target
+                        .unlink(dir, &name)
+                        .map_err(Self::tree_err(path))?;
                 }
-            } else {
-                self.target
-                    .unlink(dir, &name)
-                    .map_err(Self::tree_err(path))?;
             }
         }
         Ok(())

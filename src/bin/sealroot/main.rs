@@ -8,6 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod oci;
+
 #[derive(Parser)]
 #[command(
     name = "sealroot",
@@ -22,11 +24,17 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Read OCI images: inspect, verify
+    #[command(long_about = oci::LONG_HELP)]
+    Oci(oci::OciArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result: anyhow::Result<ExitCode> = match cli.command {};
+    let result: anyhow::Result<ExitCode> = match cli.command {
+        Command::Oci(args) => oci::run(args),
+    };
     match result {
         Ok(code) => code,
         Err(err) => {
