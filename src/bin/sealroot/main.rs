@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod verity;
+mod oci;
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +36,9 @@ enum Command {
     DumpMetadata(verity::DumpMetadataArgs),
     /// Write a verity file's builtin signature (DER PKCS#7).
     ShowSignature(verity::ShowSignatureArgs),
+    /// Read OCI images: inspect, verify
+    #[command(long_about = oci::LONG_HELP)]
+    Oci(oci::OciArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
         Command::Measure(args) => verity::measure(args),
         Command::DumpMetadata(args) => verity::dump_metadata(args),
         Command::ShowSignature(args) => verity::show_signature(args),
+        Command::Oci(args) => oci::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,90 @@
+//! Layer application on arbitrary change lists: two fuzzed tar layers are
+//! read and applied to a tiny in-memory tree. Never panics; errors are
+//! fine.
+#![no_main]
+
+use std::collections::BTreeMap;
+
+use libfuzzer_sys::fuzz_target;
+use sealroot::oci::apply::{LayerTarget, NodeType, apply_layer};
+use sealroot::oci::import::import_layer;
+use sealroot::oci::layer::{EntryKind, LayerReader, Metadata};
+use sealroot::oci::sink::{DigestOnlySink, FileContent};
+use sealroot::oci::verify::VerifyingReader;
+use sealroot::oci::{Descriptor, DiffId, MediaType, Sha256Digest};
+
+#[derive(Default)]
+struct Tree {
+    nodes: Vec<(bool, Option<Vec<u8>>, BTreeMap<Vec<u8>, usize>)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("tree error")]
+struct E;
+
+impl LayerTarget for Tree {
+    type Inode = usize;
+    type Error = E;
+    fn root(&self) -> usize {
+        0
+    }
+    fn lookup(&self, dir: usize, name: &[u8]) -> Option<usize> {
+        self.nodes[dir].2.get(name).copied()
+    }
+    fn node_type(&self, i: usize) -> NodeType {
+        match &self.nodes[i] {
+            (true, _, _) => NodeType::Directory,
+            (_, Some(t), _) => NodeType::Symlink(t.clone()),
+            _ => NodeType::Other,
+        }
+    }
+    fn entry_names(&self, dir: usize) -> Vec<Vec<u8>> {
+        self.nodes[dir].2.keys().cloned().collect()
+    }
+    fn create(&mut self, kind: &EntryKind<FileContent>, _: &Metadata) -> Result<usize, E> {
+        let (dir, link) = match kind {
+            EntryKind::Directory => (true, None),
+            EntryKind::Symlink(t) => (false, Some(t.clone())),
+            EntryKind::Hardlink(_) => return Err(E),
+            _ => (false, None),
+        };
+        self.nodes.push((dir, link, BTreeMap::new()));
+        Ok(self.nodes.len() - 1)
+    }
+    fn link(&mut self, dir: usize, name: &[u8], inode: usize) -> Result<(), E> {
+        if !self.nodes[dir].0 || self.nodes[dir].2.insert(name.to_vec(), inode).is_some() {
+            return Err(E);
+        }
+        Ok(())
+    }
+    fn unlink(&mut self, dir: usize, name: &[u8]) -> Result<(), E> {
+        self.nodes[dir].2.remove(name).map(|_| ()).ok_or(E)
+    }
+    fn set_metadata(&mut self, _: usize, _: &Metadata) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut tree = Tree {
+        nodes: vec![(true, None, BTreeMap::new())],
+    };
+    let sink = DigestOnlySink::default();
+    // Split the input into two layers at a fuzzed 512-byte boundary.
+    let cut = data
+        .first()
+        .map_or(0, |&b| (b as usize * 512).min(data.len()));
+    for tar in [&data[..cut], &data[cut..]] {
+        let desc = Descriptor::for_bytes(MediaType::OCI_LAYER_TAR, tar);
+        let blob = VerifyingReader::new(tar, "fuzz", desc.digest, desc.size);
+        let Ok(reader) = LayerReader::new(blob, &desc, DiffId(Sha256Digest::of(tar))) else {
+            return;
+        };
+        let Ok(layer) = import_layer(reader, &desc, &sink) else {
+            return;
+        };
+        if apply_layer(&mut tree, &layer.changes).is_err() {
+            return;
+        }
+    }
+});

@@ -1,0 +1,110 @@
+//! Image configs (image-spec `config.md`): the platform, the runtime
+//! defaults and `rootfs.diff_ids`, the uncompressed digests of the layers.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::digest::DiffId;
+use super::platform::Platform;
+use super::stored::Document;
+
+/// The parts of an image config sealroot reads. Everything else stays in the
+/// stored bytes untouched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    pub architecture: String,
+    pub os: String,
+    #[serde(
+        rename = "os.version",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub os_version: Option<String>,
+    #[serde(rename = "os.features", default, skip_serializing_if = "Vec::is_empty")]
+    pub os_features: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<RuntimeConfig>,
+    pub rootfs: RootFs,
+}
+
+/// `rootfs`: the layer chain by uncompressed digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootFs {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub diff_ids: Vec<DiffId>,
+}
+
+/// `config`: runtime defaults. Only what a boot flow may want to show.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RuntimeConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmd: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+impl Document for ImageConfig {
+    const KIND: &'static str = "image config";
+    fn validate(&self) -> Result<(), String> {
+        if self.rootfs.kind != "layers" {
+            return Err(format!(
+                "rootfs.type is {:?}, expected \"layers\"",
+                self.rootfs.kind
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl ImageConfig {
+    pub fn platform(&self) -> Platform {
+        Platform {
+            architecture: self.architecture.clone(),
+            os: self.os.clone(),
+            os_version: self.os_version.clone(),
+            os_features: self.os_features.clone(),
+            variant: self.variant.clone(),
+            features: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::stored::Stored;
+
+    #[test]
+    fn parses_diff_ids_and_labels() {
+        let j = r#"{"architecture":"amd64","os":"linux",
+          "config":{"Env":["PATH=/bin"],"Labels":{"containers.bootc":"1"}},
+          "rootfs":{"type":"layers","diff_ids":[
+            "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"]},
+          "history":[{"created_by":"x"}]}"#;
+        let c = Stored::<ImageConfig>::parse(j.as_bytes().to_vec()).unwrap();
+        assert_eq!(c.rootfs.diff_ids.len(), 1);
+        assert_eq!(c.platform().to_string(), "linux/amd64");
+        let labels = c.config.as_ref().unwrap().labels.as_ref().unwrap();
+        assert_eq!(labels["containers.bootc"], "1");
+        let bad = j.replace("\"layers\",", "\"squash\",");
+        assert!(Stored::<ImageConfig>::parse(bad.into_bytes()).is_err());
+    }
+}

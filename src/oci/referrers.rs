@@ -1,0 +1,108 @@
+//! Finding the artifacts that refer to an image in a layout.
+//!
+//! OCI image-spec 1.1 defines referrers (manifests with a `subject`) and the
+//! registry API to list them, but not how a *layout* lists them. Two
+//! conventions exist, and we read both:
+//!
+//! - **index.json entries** (what oras-go and oras ≥ 1.0 do, and what
+//!   sealroot writes): the referrer's manifest is listed untagged in
+//!   index.json with its `artifactType`; a reader scans index.json for
+//!   manifests whose `subject` is the image. No tag namespace is used and
+//!   existing tools ignore untagged entries.
+//! - **the referrers tag schema** (distribution-spec "Referrers Tag
+//!   Schema", the fallback for registries without the API): an image index
+//!   tagged `sha256-<subject hex>` listing the referrers. Read for
+//!   interoperability, not written: it needs a read-modify-write of a
+//!   shared index blob per subject and pollutes the tag list.
+
+use std::collections::BTreeSet;
+
+use super::artifact::{ArtifactError, SealArtifact};
+use super::descriptor::Descriptor;
+use super::digest::Sha256Digest;
+use super::index::ImageIndex;
+use super::layout::{ImageLayout, LayoutError};
+use super::manifest::ImageManifest;
+use super::media_type::MediaType;
+use super::stored::Stored;
+
+/// An artifact whose `subject` is the image asked about.
+#[derive(Debug, Clone)]
+pub struct Referrer {
+    pub descriptor: Descriptor,
+    pub manifest: Stored<ImageManifest>,
+}
+
+/// Lists the manifests in `layout` whose subject is `subject`, optionally
+/// only those of `artifact_type`, in index.json order.
+pub fn list_referrers(
+    layout: &ImageLayout,
+    subject: &Sha256Digest,
+    artifact_type: Option<&str>,
+) -> Result<Vec<Referrer>, LayoutError> {
+    let index = layout.index()?;
+    let mut candidates: Vec<Descriptor> = Vec::new();
+    let fallback_tag = format!("sha256-{}", subject.to_hex());
+    for d in &index.manifests {
+        if d.ref_name() == Some(fallback_tag.as_str()) && d.media_type.is_index() {
+            let idx: Stored<ImageIndex> = layout.read_json(d, "referrers index")?;
+            candidates.extend(idx.manifests.iter().cloned());
+        } else if d.media_type.is_manifest() {
+            candidates.push(d.clone());
+        }
+    }
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for d in candidates {
+        if !d.media_type.is_manifest() || !seen.insert(d.digest) {
+            continue;
+        }
+        // An entry that states its artifactType can be filtered unread.
+        if let (Some(want), Some(have)) = (artifact_type, &d.artifact_type) {
+            if have != want {
+                continue;
+            }
+        }
+        let manifest: Stored<ImageManifest> =
+            layout.read_json(&d, "manifest listed in index.json")?;
+        if manifest.subject.as_ref().map(|s| s.digest) != Some(*subject) {
+            continue;
+        }
+        if let Some(want) = artifact_type {
+            if manifest.artifact_type.as_ref().map(MediaType::as_str) != Some(want) {
+                continue;
+            }
+        }
+        out.push(Referrer {
+            descriptor: d,
+            manifest,
+        });
+    }
+    Ok(out)
+}
+
+/// A sealing artifact found in index.json: its descriptor and either the
+/// validated artifact or why it is not valid.
+pub type FoundArtifact = (Descriptor, Result<SealArtifact, ArtifactError>);
+
+/// The composefs sealing artifacts (both formats) attached to `image`,
+/// each parsed and checked against it. Invalid ones are returned as errors
+/// so a caller can report them next to the valid ones.
+pub fn seal_artifacts(
+    layout: &ImageLayout,
+    image: &Stored<ImageManifest>,
+) -> Result<Vec<FoundArtifact>, LayoutError> {
+    let mut out = Vec::new();
+    for r in list_referrers(layout, &image.digest(), None)? {
+        let t = r.manifest.artifact_type.as_ref().map(MediaType::as_str);
+        if t != Some(MediaType::COMPOSEFS_METADATA_V1)
+            && t != Some(MediaType::COMPOSEFS_SIGNATURE_V1)
+        {
+            continue;
+        }
+        let parsed = SealArtifact::parse(&r.manifest)
+            .and_then(|a| a.check_subject(r.manifest.digest(), image).map(|()| a));
+        out.push((r.descriptor, parsed));
+    }
+    Ok(out)
+}

@@ -1,0 +1,174 @@
+//! Adding to an OCI layout directory without ever leaving it corrupt.
+//!
+//! - Blobs are written to a temporary file in `blobs/sha256/`, fsynced and
+//!   renamed to their digest; the directory is fsynced. A reader sees the
+//!   whole blob or none. An existing blob is kept if its content is right.
+//! - `index.json` is rewritten the same way (temporary file + rename), and
+//!   only after every blob it will reference is in place.
+//! - Concurrent writers (two `sealroot seal` runs, or one racing a tool
+//!   that also takes the lock) are serialised by `flock` on the layout
+//!   directory itself, so no lock file is added to the layout; the
+//!   read-modify-write of index.json happens under that lock. (Tools that do
+//!   not lock — skopeo, umoci — can still race; that is true of any two of
+//!   them as well.)
+//! - Existing index.json entries are kept as JSON values, unknown fields
+//!   included: only an entry is appended.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use super::artifact::BuiltArtifact;
+use super::descriptor::Descriptor;
+use super::digest::{Sha256Digest, Sha256Hasher};
+use super::index::ImageIndex;
+use super::stored::Stored;
+
+/// A failed write. Nothing was changed unless the variant says so.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path} is not an OCI image layout (no oci-layout file); refusing to write into it")]
+    NotALayout { path: PathBuf },
+    #[error("{path}/index.json is not a valid image index, refusing to rewrite it: {reason}")]
+    BadIndex { path: PathBuf, reason: String },
+}
+
+/// Writes into an existing layout directory.
+#[derive(Debug)]
+pub struct LayoutWriter {
+    dir: PathBuf,
+}
+
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> WriteError + '_ {
+    move |source| WriteError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// fsyncs a directory so a rename in it is durable.
+fn sync_dir(dir: &Path) -> Result<(), WriteError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_at(dir))
+}
+
+/// Writes `bytes` to `dir/name` atomically (tmp + fsync + rename + fsync dir).
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), WriteError> {
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".sealroot-")
+        .tempfile_in(dir)
+        .map_err(io_at(dir))?;
+    tmp.write_all(bytes).map_err(io_at(tmp.path()))?;
+    tmp.as_file().sync_all().map_err(io_at(tmp.path()))?;
+    let dest = dir.join(name);
+    // Layout files are world-readable like skopeo writes them (tempfile
+    // creates 0600).
+    use std::os::unix::fs::PermissionsExt;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(io_at(tmp.path()))?;
+    tmp.persist(&dest).map_err(|e| WriteError::Io {
+        path: dest.clone(),
+        source: e.error,
+    })?;
+    sync_dir(dir)
+}
+
+impl LayoutWriter {
+    /// Opens an existing layout for writing.
+    pub fn open(dir: &Path) -> Result<Self, WriteError> {
+        if !dir.join("oci-layout").is_file() {
+            return Err(WriteError::NotALayout {
+                path: dir.to_owned(),
+            });
+        }
+        Ok(LayoutWriter {
+            dir: dir.to_owned(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Stores a blob under its digest. Returns the digest.
+    pub fn write_blob(&self, bytes: &[u8]) -> Result<Sha256Digest, WriteError> {
+        let digest = Sha256Digest::of(bytes);
+        let blobs = self.dir.join("blobs").join("sha256");
+        std::fs::create_dir_all(&blobs).map_err(io_at(&blobs))?;
+        let path = blobs.join(digest.to_hex());
+        if blob_is_intact(&path, &digest) {
+            return Ok(digest);
+        }
+        write_atomic(&blobs, &digest.to_hex(), bytes)?;
+        Ok(digest)
+    }
+
+    /// Appends `desc` to index.json unless an entry with its digest is
+    /// already there. Returns whether it was added.
+    pub fn add_to_index(&self, desc: &Descriptor) -> Result<bool, WriteError> {
+        let lock = File::open(&self.dir).map_err(io_at(&self.dir))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| io_at(&self.dir)(e.into()))?;
+        let path = self.dir.join("index.json");
+        let bytes = std::fs::read(&path).map_err(io_at(&path))?;
+        let bad = |reason: String| WriteError::BadIndex {
+            path: self.dir.clone(),
+            reason,
+        };
+        // Validate with the typed model, edit the untyped one (keeps fields
+        // we do not model).
+        let index = Stored::<ImageIndex>::parse(bytes.clone()).map_err(|e| bad(e.to_string()))?;
+        if index.manifests.iter().any(|d| d.digest == desc.digest) {
+            return Ok(false);
+        }
+        let mut value: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+        let entry = serde_json::to_value(desc).map_err(|e| bad(e.to_string()))?;
+        value
+            .get_mut("manifests")
+            .and_then(serde_json::Value::as_array_mut)
+            .ok_or_else(|| bad("no manifests array".into()))?
+            .push(entry);
+        let out = serde_json::to_vec(&value).map_err(|e| bad(e.to_string()))?;
+        write_atomic(&self.dir, "index.json", &out)?;
+        // The lock is released when `lock` is dropped.
+        drop(lock);
+        Ok(true)
+    }
+
+    /// Writes an artifact's blobs, then its manifest, then registers it in
+    /// index.json (untagged, with `artifactType`), so referrer-aware tools
+    /// find it by scanning index.json for manifests with a matching subject.
+    pub fn write_artifact(&self, artifact: &BuiltArtifact) -> Result<Descriptor, WriteError> {
+        for (_, bytes) in &artifact.blobs {
+            self.write_blob(bytes)?;
+        }
+        self.write_blob(&artifact.manifest)?;
+        self.add_to_index(&artifact.descriptor)?;
+        Ok(artifact.descriptor.clone())
+    }
+}
+
+/// Does `path` hold exactly the blob `digest`?
+fn blob_is_intact(path: &Path, digest: &Sha256Digest) -> bool {
+    let Ok(mut f) = File::open(path) else {
+        return false;
+    };
+    let mut h = Sha256Hasher::new();
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => return h.finish() == *digest,
+            Ok(n) => h.update(&buf[..n]),
+            Err(_) => return false,
+        }
+    }
+}
