@@ -16,6 +16,9 @@
 #![deny(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod dumpfile;
+pub mod erofs;
+pub mod tree;
 pub mod verity;
 
 mod sys;
