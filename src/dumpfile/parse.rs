@@ -261,7 +261,9 @@ impl Parser {
         let mut rest = line;
         let mut f: [&[u8]; 11] = [&[]; 11];
         for (i, slot) in f.iter_mut().enumerate() {
-            if rest.is_empty() && i > 0 {
+            // Like mkcomposefs, missing trailing PAYLOAD/CONTENT/DIGEST
+            // fields read as empty strings.
+            if rest.is_empty() && (1..8).contains(&i) {
                 return Err(LineError::MissingField(FIELDS[i]));
             }
             *slot = split_field(&mut rest);
@@ -313,6 +315,7 @@ impl Parser {
         let content = self.optional("CONTENT", f[9])?;
         let digest = match self.optional("DIGEST", f[10])? {
             None => None,
+            Some(hex) if hex.is_empty() => None,
             Some(hex) => Some(
                 std::str::from_utf8(&hex)
                     .ok()

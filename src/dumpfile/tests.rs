@@ -80,7 +80,7 @@ fn errors_name_the_line_and_the_problem() {
         ("/a 0 120777 1 0 0 0 0.0 - - -\n", "non-empty target"),
         ("/a 1 100644 1 0 0 0 0.0 - - abc\n", "DIGEST must be 64 hex digits"),
         ("/a 1 100644 1 0 0 0 0.0 \\q - -\n", "unsupported escape \\q"),
-        ("/a 1 100644 1 0 0 0 0.0\n", "missing field PAYLOAD"),
+        ("/a 1 100644 1 0 0 0\n", "missing field MTIME"),
         ("/a x 100644 1 0 0 0 0.0 - - -\n", "field SIZE: invalid size \"x\""),
         ("/a 0 100644 1 0 0 0 0 - - -\n", "field MTIME"),
         ("/a 0 100644 1 0 0 0 0.1000000000 - - -\n", "field MTIME"),
