@@ -20,8 +20,10 @@
 //! leaves the inode without one until [`Tree::normalize_links`] promotes the
 //! first remaining link in depth-first order.
 
-// pub mod fromdir;
-// pub mod store;
+#[cfg(feature = "host")]
+pub mod fromdir;
+#[cfg(feature = "host")]
+pub mod store;
 mod validate;
 mod xattr;
 

@@ -8,13 +8,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod composefs;
+
 #[derive(Parser)]
 #[command(
     name = "sealroot",
     version,
     about = "Seal Linux root filesystems with composefs, fs-verity and kernel-checked signatures",
     long_about = None,
-    propagate_version = true
+    propagate_version = true,
+    infer_long_args = true
 )]
 struct Cli {
     #[command(subcommand)]
@@ -22,11 +25,19 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Build a composefs EROFS image (drop-in for mkcomposefs)
+    Mkcomposefs(composefs::MkcomposefsArgs),
+    /// Read composefs images: dump, ls, objects, missing-objects, measure-file
+    Inspect(composefs::InspectArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result: anyhow::Result<ExitCode> = match cli.command {};
+    let result: anyhow::Result<ExitCode> = match cli.command {
+        Command::Mkcomposefs(args) => composefs::mkcomposefs(args),
+        Command::Inspect(args) => composefs::inspect(args),
+    };
     match result {
         Ok(code) => code,
         Err(err) => {
