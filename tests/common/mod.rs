@@ -88,3 +88,4 @@ pub fn first_difference(ours: &[u8], theirs: &[u8]) -> Option<String> {
         &theirs[off..(off + 16).min(theirs.len())],
     ))
 }
+pub mod trees;
