@@ -192,20 +192,16 @@ fn mtime(raw: &[u8]) -> Result<Timestamp, LineError> {
     };
     let dot = raw.iter().position(|&b| b == b'.').ok_or_else(bad)?;
     let (sec, nsec) = (&raw[..dot], &raw[dot + 1..]);
-    let (neg, digits) = match sec.strip_prefix(b"-") {
-        Some(d) => (true, d),
-        None => (false, sec),
-    };
-    let s: u64 = number("MTIME", "seconds", digits, false).map_err(|_| bad())?;
-    let s = i64::try_from(s).map_err(|_| bad())?;
+    let digits = sec.strip_prefix(b"-").unwrap_or(sec);
+    if digits.is_empty() || !digits.iter().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let sec: i64 = std::str::from_utf8(sec).ok().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
     let nsec: u32 = number("MTIME", "nanoseconds", nsec, false).map_err(|_| bad())?;
     if nsec >= 1_000_000_000 {
         return Err(bad());
     }
-    Ok(Timestamp {
-        sec: if neg { -s } else { s },
-        nsec,
-    })
+    Ok(Timestamp { sec, nsec })
 }
 
 fn lossy(b: &[u8]) -> String {

@@ -157,6 +157,9 @@ impl<'a> Reader<'a> {
             ino.nlink = r32(44);
         }
         let xsize = xattr_area_size(icount);
+        if ino.mtime.nsec >= 1_000_000_000 {
+            return Err(bad(nid, format!("mtime nanoseconds {} out of range", ino.mtime.nsec)));
+        }
         ino.xattrs = b
             .get(isize..isize + xsize)
             .ok_or_else(|| bad(nid, "xattr area beyond the end of the image"))?;
@@ -490,11 +493,11 @@ pub fn describe_offset(data: &[u8], offset: u64) -> String {
     }
     let best = inodes
         .iter()
-        .filter(|(nid, _)| meta + nid * SLOT_SIZE <= offset)
+        .filter(|(nid, _)| meta.saturating_add(nid.saturating_mul(SLOT_SIZE)) <= offset)
         .max_by_key(|(nid, _)| *nid);
     let mut what = String::new();
     if let Some((nid, path)) = best {
-        let rel = offset - (meta + nid * SLOT_SIZE);
+        let rel = offset - (meta.saturating_add(nid.saturating_mul(SLOT_SIZE)));
         let compact = r.inode(*nid).map(|i| i.compact).unwrap_or(true);
         let field = match (compact, rel) {
             (_, 0..=1) => "i_format",
