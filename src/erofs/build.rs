@@ -40,25 +40,45 @@ const ACL_DEFAULT: &[u8] = b"system.posix_acl_default";
 /// `FS_VERITY_HASH_ALG_SHA256`, the algorithm byte of the metacopy xattr.
 const METACOPY_ALG_SHA256: u8 = 1;
 
-/// Byte strings stored once each.
+/// Byte strings stored once each, in one arena: an image has a few
+/// distinct xattr names but up to two distinct values (digest, backing
+/// path) per external file, so each string costs its bytes plus ~40.
 #[derive(Default)]
 pub(super) struct Interner {
-    pub strings: Vec<Box<[u8]>>,
-    index: HashMap<Box<[u8]>, u32>,
+    arena: Vec<u8>,
+    spans: Vec<(usize, u32)>,
+    /// Hash -> most recent string with that hash; `next` chains collisions.
+    heads: HashMap<u64, u32>,
+    next: Vec<u32>,
 }
 
 impl Interner {
+    fn hash(s: &[u8]) -> u64 {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        BuildHasherDefault::<DefaultHasher>::default().hash_one(s)
+    }
+
     pub fn intern(&mut self, s: &[u8]) -> u32 {
-        if let Some(&id) = self.index.get(s) {
-            return id;
+        let h = Self::hash(s);
+        let head = self.heads.get(&h).copied().unwrap_or(u32::MAX);
+        let mut cur = head;
+        while cur != u32::MAX {
+            if self.get(cur) == s {
+                return cur;
+            }
+            cur = self.next[cur as usize];
         }
-        let id = self.strings.len() as u32;
-        self.strings.push(s.into());
-        self.index.insert(s.into(), id);
+        let id = self.spans.len() as u32;
+        self.spans.push((self.arena.len(), s.len() as u32));
+        self.arena.extend_from_slice(s);
+        self.next.push(head);
+        self.heads.insert(h, id);
         id
     }
+
     pub fn get(&self, id: u32) -> &[u8] {
-        &self.strings[id as usize]
+        let (off, len) = self.spans[id as usize];
+        &self.arena[off..off + len as usize]
     }
 }
 
@@ -316,7 +336,7 @@ impl<'t> Image<'t> {
         let root = tree.root();
         let mut img = Image {
             nodes: Vec::with_capacity(tree.inode_count() + 256),
-            children: Vec::with_capacity(tree.entry_count() + 2 * tree.inode_count().min(1 << 20)),
+            children: Vec::with_capacity(tree.entry_count() + 2 * tree.dir_count() + 256),
             xattrs: Vec::new(),
             names: Interner::default(),
             values: Interner::default(),
@@ -325,7 +345,7 @@ impl<'t> Image<'t> {
         };
         img.nodes.push(Self::node_for(tree, root, 0, b"").map_err(|_| WriteError::Internal("root"))?);
         // Tree inode -> node, for resolving hardlinks.
-        let mut node_of: HashMap<InodeId, u32> = HashMap::new();
+        let mut node_of: Vec<u32> = vec![u32::MAX; tree.inode_count()];
         let mut tree_inode: Vec<Option<InodeId>> = vec![Some(root)];
         let mut scratch: Vec<(&'t [u8], Kind)> = Vec::new();
         let mut i = 0usize;
@@ -392,7 +412,7 @@ impl<'t> Image<'t> {
                         }
                         img.nodes.push(node);
                         tree_inode.push(Some(inode));
-                        if node_of.insert(inode, n).is_some() {
+                        if std::mem::replace(&mut node_of[inode.index()], n) != u32::MAX {
                             return Err(WriteError::Internal("inode with two primary entries"));
                         }
                         (n, None)
@@ -419,7 +439,10 @@ impl<'t> Image<'t> {
         // Resolve hardlinks now that every primary has its node.
         for c in &mut img.children {
             if let Some(inode) = c.unresolved_inode.take() {
-                c.target = *node_of.get(&inode).ok_or(WriteError::OrphanLink)?;
+                c.target = node_of[inode.index()];
+                if c.target == u32::MAX {
+                    return Err(WriteError::OrphanLink);
+                }
                 if matches!(img.nodes[c.target as usize].data, Data::Dir { .. }) {
                     return Err(WriteError::DirectoryHardlink {
                         name: String::from_utf8_lossy(c.name).into_owned(),

@@ -259,6 +259,11 @@ impl Tree {
         self.inodes.len()
     }
 
+    /// Number of directories (including detached ones).
+    pub fn dir_count(&self) -> usize {
+        self.dirs.len()
+    }
+
     /// Number of directory entries (hardlinks count once each).
     pub fn entry_count(&self) -> usize {
         self.entries
