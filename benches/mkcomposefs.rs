@@ -31,7 +31,11 @@ fn timed(cmd: &[&std::ffi::OsStr]) -> Measure {
         .expect("running /usr/bin/time (Debian package `time`)");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{cmd:?} failed:\n{err}");
-    let line = err.lines().rev().find_map(|l| l.strip_prefix("BENCH ")).expect("time output");
+    let line = err
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("BENCH "))
+        .expect("time output");
     let mut it = line.split_whitespace();
     Measure {
         wall: it.next().unwrap().parse().unwrap(),
@@ -44,8 +48,14 @@ fn best(runs: usize, cmd: &[&std::ffi::OsStr]) -> Measure {
     for _ in 0..runs {
         let m = timed(cmd);
         best = Some(match best {
-            Some(b) if b.wall <= m.wall => Measure { rss_kib: b.rss_kib.max(m.rss_kib), ..b },
-            Some(b) => Measure { rss_kib: b.rss_kib.max(m.rss_kib), ..m },
+            Some(b) if b.wall <= m.wall => Measure {
+                rss_kib: b.rss_kib.max(m.rss_kib),
+                ..b
+            },
+            Some(b) => Measure {
+                rss_kib: b.rss_kib.max(m.rss_kib),
+                ..m
+            },
             None => m,
         });
     }
@@ -54,7 +64,11 @@ fn best(runs: usize, cmd: &[&std::ffi::OsStr]) -> Measure {
 
 fn synthetic_dump(entries: usize) -> String {
     let mut rng = common::trees::Rng::new(42);
-    let labels = ["system_u:object_r:usr_t:s0", "system_u:object_r:bin_t:s0", "system_u:object_r:lib_t:s0"];
+    let labels = [
+        "system_u:object_r:usr_t:s0",
+        "system_u:object_r:bin_t:s0",
+        "system_u:object_r:lib_t:s0",
+    ];
     let mut out = String::with_capacity(entries * 200);
     out.push_str("/ 4096 40755 2 0 0 0 1700000000.0 - - - security.selinux=system_u:object_r:root_t:s0\\x00\n");
     let mut dirs = vec![String::new()];
@@ -73,14 +87,23 @@ fn synthetic_dump(entries: usize) -> String {
             let t = 1_700_000_000 + rng.below(1000);
             match rng.below(20) {
                 0 | 1 => {
-                    let _ = writeln!(out, "{path} 4096 40755 2 0 0 0 {t}.0 - - - security.selinux={label}\\x00");
+                    let _ = writeln!(
+                        out,
+                        "{path} 4096 40755 2 0 0 0 {t}.0 - - - security.selinux={label}\\x00"
+                    );
                     dirs.push(path);
                 }
                 2 => {
-                    let _ = writeln!(out, "{path} 12 120777 1 0 0 0 {t}.0 ../lib/x.so.1 - - security.selinux={label}\\x00");
+                    let _ = writeln!(
+                        out,
+                        "{path} 12 120777 1 0 0 0 {t}.0 ../lib/x.so.1 - - security.selinux={label}\\x00"
+                    );
                 }
                 3 => {
-                    let _ = writeln!(out, "{path} 5 100644 1 0 0 0 {t}.0 - hello - security.selinux={label}\\x00");
+                    let _ = writeln!(
+                        out,
+                        "{path} 5 100644 1 0 0 0 {t}.0 - hello - security.selinux={label}\\x00"
+                    );
                 }
                 _ => {
                     let digest = hex::encode(rng.bytes(32));
@@ -100,7 +123,10 @@ fn synthetic_dump(entries: usize) -> String {
 
 fn compare(what: &str, entries: usize, ours: &Measure, theirs: &Measure, a: &Path, b: &Path) {
     let same = std::fs::read(a).unwrap() == std::fs::read(b).unwrap();
-    println!("{what}: {entries} entries, images {}", if same { "byte-identical" } else { "DIFFERENT" });
+    println!(
+        "{what}: {entries} entries, images {}",
+        if same { "byte-identical" } else { "DIFFERENT" }
+    );
     for (who, m) in [("sealroot   ", ours), ("mkcomposefs", theirs)] {
         println!(
             "  {who} {:8.3} s  {:>12.0} entries/s  peak RSS {:>8.1} MiB",
@@ -120,30 +146,76 @@ fn compare(what: &str, entries: usize, ours: &Measure, theirs: &Measure, a: &Pat
 fn main() {
     let sealroot = env!("CARGO_BIN_EXE_sealroot");
     let mkcomposefs = common::reference().bin.join("mkcomposefs");
-    let runs: usize = std::env::var("SEALROOT_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
-    let entries: usize = std::env::var("SEALROOT_BENCH_ENTRIES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let runs: usize = std::env::var("SEALROOT_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let entries: usize = std::env::var("SEALROOT_BENCH_ENTRIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let tmp = tempfile::tempdir().unwrap();
-    let (dump, a, b) = (tmp.path().join("bench.dump"), tmp.path().join("ours.cfs"), tmp.path().join("ref.cfs"));
+    let (dump, a, b) = (
+        tmp.path().join("bench.dump"),
+        tmp.path().join("ours.cfs"),
+        tmp.path().join("ref.cfs"),
+    );
     std::fs::write(&dump, synthetic_dump(entries)).unwrap();
     let os = |s: &str| std::ffi::OsString::from(s);
-    let ours_cmd = [os(sealroot), os("mkcomposefs"), os("--from-file"), dump.clone().into(), a.clone().into()];
-    let ref_cmd = [mkcomposefs.clone().into(), os("--from-file"), dump.clone().into(), b.clone().into()];
-    let refs = |v: &[std::ffi::OsString]| v.iter().map(|s| s.as_os_str()).collect::<Vec<_>>();
+    let ours_cmd = [
+        os(sealroot),
+        os("mkcomposefs"),
+        os("--from-file"),
+        dump.clone().into(),
+        a.clone().into(),
+    ];
+    let ref_cmd = [
+        mkcomposefs.clone().into(),
+        os("--from-file"),
+        dump.clone().into(),
+        b.clone().into(),
+    ];
     timed(&refs(&ours_cmd)); // warm-up (page cache)
     let ours = best(runs, &refs(&ours_cmd));
     let theirs = best(runs, &refs(&ref_cmd));
-    compare("dumpfile mode (--from-file)", entries, &ours, &theirs, &a, &b);
+    compare(
+        "dumpfile mode (--from-file)",
+        entries,
+        &ours,
+        &theirs,
+        &a,
+        &b,
+    );
 
     let dir = std::env::var("SEALROOT_BENCH_DIR").unwrap_or_else(|_| "/usr".into());
     if dir != "none" {
         let count = walkdir_count(Path::new(&dir));
-        let ours_cmd = [os(sealroot), os("mkcomposefs"), dir.clone().into(), a.clone().into()];
+        let ours_cmd = [
+            os(sealroot),
+            os("mkcomposefs"),
+            dir.clone().into(),
+            a.clone().into(),
+        ];
         let ref_cmd = [mkcomposefs.into(), dir.clone().into(), b.clone().into()];
         timed(&refs(&ours_cmd)); // warm-up: file contents into the page cache
         let ours = best(runs, &refs(&ours_cmd));
         let theirs = best(runs, &refs(&ref_cmd));
-        compare(&format!("directory mode ({dir}, {} threads)", std::thread::available_parallelism().map_or(1, |n| n.get())), count, &ours, &theirs, &a, &b);
+        compare(
+            &format!(
+                "directory mode ({dir}, {} threads)",
+                std::thread::available_parallelism().map_or(1, |n| n.get())
+            ),
+            count,
+            &ours,
+            &theirs,
+            &a,
+            &b,
+        );
     }
+}
+
+fn refs(v: &[std::ffi::OsString]) -> Vec<&std::ffi::OsStr> {
+    v.iter().map(|s| s.as_os_str()).collect()
 }
 
 fn walkdir_count(p: &Path) -> usize {

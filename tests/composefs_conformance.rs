@@ -14,7 +14,11 @@ use sealroot::erofs::{self, WriteOptions, reader};
 use sha2::Digest;
 
 /// Upstream's non-strict assets (tests/test-checksums.sh).
-const NONSTRICT: [&str; 3] = ["no-newline.dump", "longlink.dump", "honggfuzz-longlink-unterminated.dump"];
+const NONSTRICT: [&str; 3] = [
+    "no-newline.dump",
+    "longlink.dump",
+    "honggfuzz-longlink-unterminated.dump",
+];
 
 fn assets_with_checksums() -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(&reference().assets)
@@ -24,7 +28,10 @@ fn assets_with_checksums() -> Vec<String> {
         .filter(|n| reference().assets.join(n).exists())
         .collect();
     v.sort();
-    assert!(v.len() >= 15, "expected the 15 upstream assets with checksums, found {v:?}");
+    assert!(
+        v.len() >= 15,
+        "expected the 15 upstream assets with checksums, found {v:?}"
+    );
     v
 }
 
@@ -40,7 +47,8 @@ fn mkcomposefs(input: &[u8], version: Option<u32>) -> Vec<u8> {
     std::fs::write(&src, input).unwrap();
     let mut cmd = tool("mkcomposefs");
     if let Some(v) = version {
-        cmd.arg(format!("--min-version={v}")).arg(format!("--max-version={v}"));
+        cmd.arg(format!("--min-version={v}"))
+            .arg(format!("--max-version={v}"));
     }
     run(cmd.arg("--from-file").arg(&src).arg(&out));
     std::fs::read(&out).unwrap()
@@ -56,7 +64,10 @@ fn composefs_info(cmd: &str, image: &[u8]) -> Vec<u8> {
 fn ours(input: &[u8], strict: bool, version: Option<u32>) -> Vec<u8> {
     let tree = dumpfile::parse_bytes(input, ParseOptions { strict }).unwrap();
     let opts = match version {
-        Some(v) => WriteOptions { min_version: v, max_version: v },
+        Some(v) => WriteOptions {
+            min_version: v,
+            max_version: v,
+        },
         None => WriteOptions::default(),
     };
     erofs::image_bytes(&tree, &opts).unwrap()
@@ -69,7 +80,8 @@ fn assets_are_byte_identical_to_mkcomposefs() {
     for asset in assets_with_checksums() {
         let input = read_asset(&asset);
         let strict = !NONSTRICT.contains(&asset.as_str());
-        let expected_sha = std::fs::read_to_string(reference().assets.join(format!("{asset}.sha256"))).unwrap();
+        let expected_sha =
+            std::fs::read_to_string(reference().assets.join(format!("{asset}.sha256"))).unwrap();
         for version in [version_of(&asset), Some(0), Some(1)] {
             let image = ours(&input, strict, version);
             let reference_image = mkcomposefs(&input, version);
@@ -87,7 +99,12 @@ fn assets_are_byte_identical_to_mkcomposefs() {
         }
     }
     eprintln!("{}", report.join("\n"));
-    assert!(failures.is_empty(), "{} differences:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} differences:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -102,7 +119,9 @@ fn should_fail_assets_fail() {
         let input = read_asset(&name);
         let result = dumpfile::parse_bytes(&input, ParseOptions::default())
             .map_err(|e| e.to_string())
-            .and_then(|t| erofs::image_bytes(&t, &WriteOptions::default()).map_err(|e| e.to_string()));
+            .and_then(|t| {
+                erofs::image_bytes(&t, &WriteOptions::default()).map_err(|e| e.to_string())
+            });
         match result {
             Ok(_) => panic!("{name} should have failed"),
             Err(e) => eprintln!("{name}: {e}"),
@@ -122,7 +141,10 @@ fn reader_dump_matches_composefs_info_and_round_trips() {
         let dump = dumpfile::to_bytes(&tree);
         let expected = composefs_info("dump", &image);
         if dump != expected {
-            let (a, b) = (String::from_utf8_lossy(&dump), String::from_utf8_lossy(&expected));
+            let (a, b) = (
+                String::from_utf8_lossy(&dump),
+                String::from_utf8_lossy(&expected),
+            );
             let line = a.lines().zip(b.lines()).position(|(x, y)| x != y);
             panic!(
                 "{asset}: dump differs from composefs-info dump at line {line:?}:\nours:   {:.300}\ntheirs: {:.300}",
@@ -132,7 +154,10 @@ fn reader_dump_matches_composefs_info_and_round_trips() {
         }
         // image -> dump -> image is the identity (upstream's reproducibility check).
         let again = ours(&dump, true, version);
-        assert!(first_difference(&again, &image).is_none(), "{asset}: dump of the image does not reproduce it");
+        assert!(
+            first_difference(&again, &image).is_none(),
+            "{asset}: dump of the image does not reproduce it"
+        );
     }
 }
 

@@ -23,7 +23,10 @@ fn check_against_reference(seed: u64) {
     let (src, img) = (dir.path().join("in.dump"), dir.path().join("ref.cfs"));
     std::fs::write(&src, &dump).unwrap();
     for (min, max) in [(0, 1), (0, 0), (1, 1)] {
-        let opts = WriteOptions { min_version: min, max_version: max };
+        let opts = WriteOptions {
+            min_version: min,
+            max_version: max,
+        };
         let mine = ours(dump.as_bytes(), &opts);
         run(tool("mkcomposefs")
             .env("CFS_PARSE_STRICT", "1")
@@ -34,15 +37,21 @@ fn check_against_reference(seed: u64) {
             .arg(&img));
         let theirs = std::fs::read(&img).unwrap();
         if let Some(d) = first_difference(&mine, &theirs) {
-            panic!("seed {seed} versions {min}..={max}: {d}\n(dumpfile kept at {})", {
-                let keep = std::env::temp_dir().join(format!("sealroot-gen-{seed}.dump"));
-                std::fs::write(&keep, &dump).unwrap();
-                keep.display().to_string()
-            });
+            panic!(
+                "seed {seed} versions {min}..={max}: {d}\n(dumpfile kept at {})",
+                {
+                    let keep = std::env::temp_dir().join(format!("sealroot-gen-{seed}.dump"));
+                    std::fs::write(&keep, &dump).unwrap();
+                    keep.display().to_string()
+                }
+            );
         }
         let dump_theirs = run(tool("composefs-info").arg("dump").arg(&img)).stdout;
         let dump_ours = dumpfile::to_bytes(&reader::read_tree(&mine).unwrap());
-        assert!(dump_ours == dump_theirs, "seed {seed}: reader dump differs from composefs-info dump");
+        assert!(
+            dump_ours == dump_theirs,
+            "seed {seed}: reader dump differs from composefs-info dump"
+        );
         run(tool("fsck.erofs").arg(&img));
     }
 }
@@ -88,10 +97,19 @@ fn check_directory(seed: u64) {
     std::fs::create_dir(&src).unwrap();
     trees::directory(seed, &src, 80);
     let sealroot = env!("CARGO_BIN_EXE_sealroot");
-    for flags in [&[][..], &["--use-epoch", "--skip-devices"][..], &["--user-xattrs"][..], &["--skip-xattrs"][..]] {
+    for flags in [
+        &[][..],
+        &["--use-epoch", "--skip-devices"][..],
+        &["--user-xattrs"][..],
+        &["--skip-xattrs"][..],
+    ] {
         let (s1, s2) = (dir.path().join("store-ref"), dir.path().join("store-ours"));
         let (i1, i2) = (dir.path().join("ref.cfs"), dir.path().join("ours.cfs"));
-        run(tool("mkcomposefs").args(flags).arg(format!("--digest-store={}", s1.display())).arg(&src).arg(&i1));
+        run(tool("mkcomposefs")
+            .args(flags)
+            .arg(format!("--digest-store={}", s1.display()))
+            .arg(&src)
+            .arg(&i1));
         run(std::process::Command::new(sealroot)
             .arg("mkcomposefs")
             .args(flags)
@@ -103,11 +121,18 @@ fn check_directory(seed: u64) {
             panic!("seed {seed} flags {flags:?}: {d}");
         }
         let listing = |p: &std::path::Path| {
-            let mut v: Vec<_> = walk(p).into_iter().map(|(rel, data)| (rel, sha2_hex(&data))).collect();
+            let mut v: Vec<_> = walk(p)
+                .into_iter()
+                .map(|(rel, data)| (rel, sha2_hex(&data)))
+                .collect();
             v.sort();
             v
         };
-        assert_eq!(listing(&s2), listing(&s1), "seed {seed}: object stores differ");
+        assert_eq!(
+            listing(&s2),
+            listing(&s1),
+            "seed {seed}: object stores differ"
+        );
         std::fs::remove_dir_all(&s1).unwrap();
         std::fs::remove_dir_all(&s2).unwrap();
     }
@@ -122,7 +147,10 @@ fn walk(p: &std::path::Path) -> Vec<(String, Vec<u8>)> {
                 out.push((format!("{}/{rel}", e.file_name().to_string_lossy()), d));
             }
         } else {
-            out.push((e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()));
+            out.push((
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            ));
         }
     }
     out

@@ -25,10 +25,15 @@ fn read_quickly(data: &[u8]) -> Result<(), String> {
     let start = std::time::Instant::now();
     let r = reader::read_tree(data).map(|t| {
         let dump = dumpfile::to_bytes(&t);
-        dumpfile::parse_bytes(&dump, ParseOptions { strict: true }).expect("dump of a read image parses");
+        dumpfile::parse_bytes(&dump, ParseOptions { strict: true })
+            .expect("dump of a read image parses");
     });
     let _ = reader::describe_offset(data, data.len() as u64 / 3);
-    assert!(start.elapsed().as_secs() < 5, "reader took {:?}", start.elapsed());
+    assert!(
+        start.elapsed().as_secs() < 5,
+        "reader took {:?}",
+        start.elapsed()
+    );
     r.map_err(|e| e.to_string())
 }
 
@@ -76,6 +81,14 @@ fn directory_cycles_are_errors() {
 #[test]
 fn valid_image_reads() {
     read_quickly(&image()).unwrap();
-    assert!(read_quickly(b"").unwrap_err().contains("not a composefs image"));
-    assert!(read_quickly(&[0u8; 8192]).unwrap_err().contains("not a composefs image"));
+    assert!(
+        read_quickly(b"")
+            .unwrap_err()
+            .contains("not a composefs image")
+    );
+    assert!(
+        read_quickly(&[0u8; 8192])
+            .unwrap_err()
+            .contains("not a composefs image")
+    );
 }

@@ -40,7 +40,12 @@ pub fn escape_into(out: &mut Vec<u8>, bytes: &[u8], style: Style) {
             b'=' if style == Style::Equal => out.extend_from_slice(b"\\x3d"),
             b' ' if style == Style::KeepSpace => out.push(c),
             0x21..=0x7e => out.push(c),
-            _ => out.extend_from_slice(&[b'\\', b'x', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]]),
+            _ => out.extend_from_slice(&[
+                b'\\',
+                b'x',
+                HEX[(c >> 4) as usize],
+                HEX[(c & 15) as usize],
+            ]),
         }
     }
 }
@@ -131,7 +136,10 @@ mod tests {
     fn escapes_like_composefs_info() {
         // Expected strings: `composefs-info dump` output for the same bytes
         // (see tests/composefs_conformance.rs for the end-to-end check).
-        assert_eq!(esc(b"a b\\c\n\r\t\x7f\x00\xff", Style::Standard), "a\\x20b\\\\c\\n\\r\\t\\x7f\\x00\\xff");
+        assert_eq!(
+            esc(b"a b\\c\n\r\t\x7f\x00\xff", Style::Standard),
+            "a\\x20b\\\\c\\n\\r\\t\\x7f\\x00\\xff"
+        );
         assert_eq!(esc(b"k=v", Style::Equal), "k\\x3dv");
         assert_eq!(esc(b"k=v", Style::Standard), "k=v");
         assert_eq!(esc(b"-", Style::LoneDash), "\\x2d");
@@ -148,8 +156,14 @@ mod tests {
             escape_into(&mut v, &all, style);
             assert_eq!(unescape(&v).unwrap(), all);
         }
-        assert_eq!(unescape(b"\\x2D\\X").unwrap_err(), UnescapeError::Unsupported(b'X'));
-        assert_eq!(unescape(b"a\\").unwrap_err(), UnescapeError::TrailingBackslash);
+        assert_eq!(
+            unescape(b"\\x2D\\X").unwrap_err(),
+            UnescapeError::Unsupported(b'X')
+        );
+        assert_eq!(
+            unescape(b"a\\").unwrap_err(),
+            UnescapeError::TrailingBackslash
+        );
         assert_eq!(unescape(b"\\x4").unwrap_err(), UnescapeError::ShortHex);
         assert_eq!(unescape(b"\\xzz").unwrap_err(), UnescapeError::BadHex);
         assert_eq!(unescape(b"\\x4A\\x4a").unwrap(), b"JJ");

@@ -167,7 +167,12 @@ fn split_field<'a>(rest: &mut &'a [u8]) -> &'a [u8] {
     }
 }
 
-fn number<T: std::str::FromStr>(field: &'static str, what: &'static str, raw: &[u8], radix8: bool) -> Result<T, LineError>
+fn number<T>(
+    field: &'static str,
+    what: &'static str,
+    raw: &[u8],
+    radix8: bool,
+) -> Result<T, LineError>
 where
     T: TryFrom<u64>,
 {
@@ -196,7 +201,10 @@ fn mtime(raw: &[u8]) -> Result<Timestamp, LineError> {
     if digits.is_empty() || !digits.iter().all(|b| b.is_ascii_digit()) {
         return Err(bad());
     }
-    let sec: i64 = std::str::from_utf8(sec).ok().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+    let sec: i64 = std::str::from_utf8(sec)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(bad)?;
     let nsec: u32 = number("MTIME", "nanoseconds", nsec, false).map_err(|_| bad())?;
     if nsec >= 1_000_000_000 {
         return Err(bad());
@@ -210,7 +218,8 @@ fn lossy(b: &[u8]) -> String {
 
 impl Parser {
     fn unescape(&mut self, field: &'static str, raw: &[u8]) -> Result<Vec<u8>, LineError> {
-        unescape_into(&mut self.scratch, raw).map_err(|source| LineError::Escape { field, source })?;
+        unescape_into(&mut self.scratch, raw)
+            .map_err(|source| LineError::Escape { field, source })?;
         Ok(self.scratch.clone())
     }
 
@@ -279,7 +288,9 @@ impl Parser {
             if ft == FileType::Directory {
                 return Err(tree::Error::DirectoryHardlink { path: lossy(&path) }.into());
             }
-            let target = self.optional("PAYLOAD", f[8])?.ok_or(LineError::HardlinkNoTarget)?;
+            let target = self
+                .optional("PAYLOAD", f[8])?
+                .ok_or(LineError::HardlinkNoTarget)?;
             let (parent, name) = self.parent_of(&path)?;
             let tree = self.tree.as_mut().ok_or(LineError::NoRoot)?;
             let stat = Stat {
@@ -423,11 +434,20 @@ impl Parser {
             let mut target_path = p.target.clone();
             let mut steps = 0;
             let target = loop {
-                let t = tree
-                    .lookup_path(&target_path)
-                    .ok_or_else(|| err(p.line, LineError::HardlinkTargetMissing(lossy(&target_path))))?;
+                let t = tree.lookup_path(&target_path).ok_or_else(|| {
+                    err(
+                        p.line,
+                        LineError::HardlinkTargetMissing(lossy(&target_path)),
+                    )
+                })?;
                 if steps == 0 && Some(t) == own {
-                    return Err(err(p.line, tree::Error::SelfHardlink { path: lossy(&p.target) }.into()));
+                    return Err(err(
+                        p.line,
+                        tree::Error::SelfHardlink {
+                            path: lossy(&p.target),
+                        }
+                        .into(),
+                    ));
                 }
                 match self.placeholders.get(&t) {
                     Some(&j) => {
@@ -443,7 +463,10 @@ impl Parser {
             if tree.is_dir(target) {
                 return Err(err(
                     p.line,
-                    tree::Error::DirectoryHardlink { path: lossy(&p.target) }.into(),
+                    tree::Error::DirectoryHardlink {
+                        path: lossy(&p.target),
+                    }
+                    .into(),
                 ));
             }
             tree.retarget(p.parent, &p.name, target);

@@ -13,7 +13,10 @@ use crate::tree::{Content, InodeId, Tree};
 /// Visits every entry depth-first in name order, calling `f(path, entry
 /// inode, is_link)`; the root comes first with path `/`. Iterative, so
 /// deep trees cannot overflow the stack.
-pub fn walk(tree: &Tree, mut f: impl FnMut(&[u8], InodeId, bool) -> io::Result<()>) -> io::Result<()> {
+pub fn walk(
+    tree: &Tree,
+    mut f: impl FnMut(&[u8], InodeId, bool) -> io::Result<()>,
+) -> io::Result<()> {
     f(b"/", tree.root(), false)?;
     let mut path: Vec<u8> = Vec::new();
     // (directory, next child index, path length before this dir's name)
@@ -63,7 +66,13 @@ pub fn primary_paths(tree: &Tree) -> HashMap<InodeId, Vec<u8>> {
 }
 
 /// Appends one dump line for `inode` at `path` (without the newline).
-pub fn format_line(tree: &Tree, out: &mut Vec<u8>, path: &[u8], inode: InodeId, link_target: Option<&[u8]>) {
+pub fn format_line(
+    tree: &Tree,
+    out: &mut Vec<u8>,
+    path: &[u8],
+    inode: InodeId,
+    link_target: Option<&[u8]>,
+) {
     let st = tree.stat(inode);
     escape_into(out, path, Style::Standard);
     let at = if link_target.is_some() { "@" } else { "" };

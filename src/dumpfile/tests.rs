@@ -20,7 +20,10 @@ fn parses_every_file_type() {
     match t.content(file) {
         Content::External { payload, digest } => {
             assert_eq!(payload, Some(&b"ab/cdef"[..]));
-            assert_eq!(digest.unwrap().to_hex(), "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+            assert_eq!(
+                digest.unwrap().to_hex(),
+                "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -42,8 +45,14 @@ fn printing_is_canonical_and_round_trips() {
     assert_eq!(String::from_utf8_lossy(&d1), String::from_utf8_lossy(&d2));
     // Printing escapes like composefs-info: '=' only in xattrs, lone '-'.
     let text = String::from_utf8(d1).unwrap();
-    assert!(text.contains("/w\\x20s=- 0 10644 1 0 0 0 -5.0 - - - user.k\\x3d=v\\x3d-\n"), "{text}");
-    assert!(text.contains("/link 100 @100644 2 0 0 0 2.3 /dir/file - 0123"), "{text}");
+    assert!(
+        text.contains("/w\\x20s=- 0 10644 1 0 0 0 -5.0 - - - user.k\\x3d=v\\x3d-\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("/link 100 @100644 2 0 0 0 2.3 /dir/file - 0123"),
+        "{text}"
+    );
 }
 
 fn err_of(input: &str, strict: bool) -> String {
@@ -56,36 +65,84 @@ fn err_of(input: &str, strict: bool) -> String {
 fn errors_name_the_line_and_the_problem() {
     let root = "/ 0 40755 2 0 0 0 0.0 - - -\n";
     let cases: &[(&str, &str)] = &[
-        ("/x 0 100644 1 0 0 0 0.0 - - -\n", "line 1: the first line must be the root"),
+        (
+            "/x 0 100644 1 0 0 0 0.0 - - -\n",
+            "line 1: the first line must be the root",
+        ),
         ("", "empty"),
-        ("/ 0 100644 1 0 0 0 0.0 - - -\n", "line 1: the root must be a directory"),
+        (
+            "/ 0 100644 1 0 0 0 0.0 - - -\n",
+            "line 1: the root must be a directory",
+        ),
     ];
     for (input, want) in cases {
         let e = err_of(input, false);
         assert!(e.contains(want), "{input:?}: {e}");
     }
     let after_root: &[(&str, &str)] = &[
-        ("/. 0 40755 2 0 0 0 0.0 - - -\n", "line 2: invalid file name \".\""),
-        ("/a/b 0 100644 1 0 0 0 0.0 - - -\n", "line 2: parent directory of /a/b is missing"),
+        (
+            "/. 0 40755 2 0 0 0 0.0 - - -\n",
+            "line 2: invalid file name \".\"",
+        ),
+        (
+            "/a/b 0 100644 1 0 0 0 0.0 - - -\n",
+            "line 2: parent directory of /a/b is missing",
+        ),
         ("/a 0 644 1 0 0 0 0.0 - - -\n", "line 2: invalid mode 644"),
         ("/a 0 100644 1 0 0 0 0.0 - - - user.x\n", "has no '='"),
-        ("/a 0 100644 1 0 0 0 0.0 - - - =v\n", "xattr names cannot be empty"),
-        ("/a 0 100644 1 0 0 0 0.0 - - -\n/a 0 100644 1 0 0 0 0.0 - - -\n", "line 3: /a: already exists"),
-        ("/a 0 @100644 1 0 0 0 0.0 /a - -\n", "line 2: /a: a hardlink cannot point to itself"),
-        ("/a 0 @100644 1 0 0 0 0.0 /b - -\n/b 0 @100644 1 0 0 0 0.0 /a - -\n", "cycle"),
-        ("/a 0 @100644 1 0 0 0 0.0 / - -\n", "directories cannot be hardlinked"),
-        ("/a 0 @40755 1 0 0 0 0.0 /x - -\n", "directories cannot be hardlinked"),
-        ("/a 0 @100644 1 0 0 0 0.0 /nope - -\n", "line 2: hardlink target /nope does not exist"),
-        ("/a 5 100644 1 0 0 0 0.0 - abc -\n", "CONTENT is 3 bytes but SIZE says 5"),
+        (
+            "/a 0 100644 1 0 0 0 0.0 - - - =v\n",
+            "xattr names cannot be empty",
+        ),
+        (
+            "/a 0 100644 1 0 0 0 0.0 - - -\n/a 0 100644 1 0 0 0 0.0 - - -\n",
+            "line 3: /a: already exists",
+        ),
+        (
+            "/a 0 @100644 1 0 0 0 0.0 /a - -\n",
+            "line 2: /a: a hardlink cannot point to itself",
+        ),
+        (
+            "/a 0 @100644 1 0 0 0 0.0 /b - -\n/b 0 @100644 1 0 0 0 0.0 /a - -\n",
+            "cycle",
+        ),
+        (
+            "/a 0 @100644 1 0 0 0 0.0 / - -\n",
+            "directories cannot be hardlinked",
+        ),
+        (
+            "/a 0 @40755 1 0 0 0 0.0 /x - -\n",
+            "directories cannot be hardlinked",
+        ),
+        (
+            "/a 0 @100644 1 0 0 0 0.0 /nope - -\n",
+            "line 2: hardlink target /nope does not exist",
+        ),
+        (
+            "/a 5 100644 1 0 0 0 0.0 - abc -\n",
+            "CONTENT is 3 bytes but SIZE says 5",
+        ),
         ("/a 0 120777 1 0 0 0 0.0 - - -\n", "non-empty target"),
-        ("/a 1 100644 1 0 0 0 0.0 - - abc\n", "DIGEST must be 64 hex digits"),
-        ("/a 1 100644 1 0 0 0 0.0 \\q - -\n", "unsupported escape \\q"),
+        (
+            "/a 1 100644 1 0 0 0 0.0 - - abc\n",
+            "DIGEST must be 64 hex digits",
+        ),
+        (
+            "/a 1 100644 1 0 0 0 0.0 \\q - -\n",
+            "unsupported escape \\q",
+        ),
         ("/a 1 100644 1 0 0 0\n", "missing field MTIME"),
-        ("/a x 100644 1 0 0 0 0.0 - - -\n", "field SIZE: invalid size \"x\""),
+        (
+            "/a x 100644 1 0 0 0 0.0 - - -\n",
+            "field SIZE: invalid size \"x\"",
+        ),
         ("/a 0 100644 1 0 0 0 0 - - -\n", "field MTIME"),
         ("/a 0 100644 1 0 0 0 0.1000000000 - - -\n", "field MTIME"),
         ("/a 0 100644 1 0 4294967296 0 0.0 - - -\n", "field GID"),
-        ("/a\0 0 100644 1 0 0 0 0.0 - - -\n", "embedded NUL byte at column 2"),
+        (
+            "/a\0 0 100644 1 0 0 0 0.0 - - -\n",
+            "embedded NUL byte at column 2",
+        ),
     ];
     for (line, want) in after_root {
         let e = err_of(&format!("{root}{line}"), false);
@@ -93,12 +150,18 @@ fn errors_name_the_line_and_the_problem() {
     }
     let strict_only: &[(&str, &str)] = &[
         ("/a 0 100644 1 0 0 7 0.0 - - -\n", "non-zero RDEV"),
-        ("/a 9 120777 1 0 0 0 0.0 abc - -\n", "symlink SIZE 9 differs from the target length 3"),
+        (
+            "/a 9 120777 1 0 0 0 0.0 abc - -\n",
+            "symlink SIZE 9 differs from the target length 3",
+        ),
         ("/a 0 100644 1 0 0 0 0.0 - - -", "line 2: missing newline"),
     ];
     for (line, want) in strict_only {
         let input = format!("{root}{line}");
-        assert!(parse_bytes(input.as_bytes(), ParseOptions::default()).is_ok(), "{line:?}");
+        assert!(
+            parse_bytes(input.as_bytes(), ParseOptions::default()).is_ok(),
+            "{line:?}"
+        );
         let e = err_of(&input, true);
         assert!(e.contains(want), "{line:?}: {e}");
     }

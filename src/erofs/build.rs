@@ -86,11 +86,17 @@ impl Interner {
 pub(super) enum Data<'t> {
     None,
     /// Children (including `.` and `..`) in `Image::children[range]`.
-    Dir { start: u32, end: u32 },
+    Dir {
+        start: u32,
+        end: u32,
+    },
     Symlink(&'t [u8]),
     Inline(&'t [u8]),
     /// Content outside the image: a chunk index of holes.
-    External { chunk_bits: u32, chunks: u32 },
+    External {
+        chunk_bits: u32,
+        chunks: u32,
+    },
 }
 
 pub(super) struct Node<'t> {
@@ -159,7 +165,8 @@ pub fn choose_version(tree: &Tree, min: u32, max: u32) -> u32 {
 
 /// A node's xattrs while they are being rewritten; small, so a Vec with
 /// replace-by-name semantics (`lcfs_node_set_xattr`).
-struct XattrList<'a>(Vec<(std::borrow::Cow<'a, [u8]>, std::borrow::Cow<'a, [u8]>)>);
+type Bytes<'a> = std::borrow::Cow<'a, [u8]>;
+struct XattrList<'a>(Vec<(Bytes<'a>, Bytes<'a>)>);
 
 impl<'a> XattrList<'a> {
     fn set(&mut self, name: &'a [u8], value: impl Into<std::borrow::Cow<'a, [u8]>>) {
@@ -343,7 +350,8 @@ impl<'t> Image<'t> {
             min_mtime: tree.stat(root).mtime,
             has_acl: false,
         };
-        img.nodes.push(Self::node_for(tree, root, 0, b"").map_err(|_| WriteError::Internal("root"))?);
+        img.nodes
+            .push(Self::node_for(tree, root, 0, b"").map_err(|_| WriteError::Internal("root"))?);
         // Tree inode -> node, for resolving hardlinks.
         let mut node_of: Vec<u32> = vec![u32::MAX; tree.inode_count()];
         let mut tree_inode: Vec<Option<InodeId>> = vec![Some(root)];
@@ -362,9 +370,20 @@ impl<'t> Image<'t> {
                 continue;
             };
             let is_dir = matches!(img.nodes[i].data, Data::Dir { .. });
-            let holds_whiteouts = is_dir && tree.entries(id).any(|e| !e.is_link && is_whiteout(tree, e.inode));
+            let holds_whiteouts = is_dir
+                && tree
+                    .entries(id)
+                    .any(|e| !e.is_link && is_whiteout(tree, e.inode));
             let (mut redirect, mut metacopy) = (Vec::new(), Vec::new());
-            let list = Self::rewritten_xattrs(tree, id, holds_whiteouts, version, i == 0, &mut redirect, &mut metacopy);
+            let list = Self::rewritten_xattrs(
+                tree,
+                id,
+                holds_whiteouts,
+                version,
+                i == 0,
+                &mut redirect,
+                &mut metacopy,
+            );
             let (xs, xe) = img.push_xattrs(list);
             img.nodes[i].xattr_start = xs;
             img.nodes[i].xattr_end = xe;

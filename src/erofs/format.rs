@@ -112,7 +112,11 @@ pub fn xattr_entry_size(name: &[u8], value_len: usize) -> u64 {
 
 /// `i_xattr_icount` for an xattr area of `size` bytes.
 pub fn xattr_icount(size: u64) -> u64 {
-    if size == 0 { 0 } else { (size - XATTR_IBODY_HEADER_SIZE as u64) / 4 + 1 }
+    if size == 0 {
+        0
+    } else {
+        (size - XATTR_IBODY_HEADER_SIZE as u64) / 4 + 1
+    }
 }
 
 /// Size of the xattr area for an `i_xattr_icount`.
@@ -128,7 +132,11 @@ pub fn xattr_area_size(icount: u16) -> usize {
 /// (`erofs_compute_chunking`): one chunk covering the whole file when
 /// possible, at least one block, at most 2^(12+31).
 pub fn chunking(size: u64) -> (u32, u64) {
-    let mut bits = if size <= 1 { 0 } else { 64 - (size - 1).leading_zeros() };
+    let mut bits = if size <= 1 {
+        0
+    } else {
+        64 - (size - 1).leading_zeros()
+    };
     bits = bits.max(BLOCK_BITS);
     if bits - BLOCK_BITS > CHUNK_BLKBITS_MASK {
         bits = CHUNK_BLKBITS_MASK + BLOCK_BITS;
@@ -148,13 +156,19 @@ pub fn put_u64(b: &mut [u8], off: usize, v: u64) {
 
 /// Little-endian reads that never panic: out-of-range reads are `None`.
 pub fn get_u16(b: &[u8], off: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(off..off.checked_add(2)?)?.try_into().ok()?))
+    Some(u16::from_le_bytes(
+        b.get(off..off.checked_add(2)?)?.try_into().ok()?,
+    ))
 }
 pub fn get_u32(b: &[u8], off: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(off..off.checked_add(4)?)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        b.get(off..off.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 pub fn get_u64(b: &[u8], off: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(off..off.checked_add(8)?)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        b.get(off..off.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
 #[cfg(test)]

@@ -23,7 +23,9 @@ pub enum ReadError {
     HeaderVersion(u32),
     #[error("corrupt image: inode {nid}: {reason}")]
     Inode { nid: u64, reason: String },
-    #[error("corrupt image: directory inode {nid} is reached twice (a cycle or a hardlinked directory)")]
+    #[error(
+        "corrupt image: directory inode {nid} is reached twice (a cycle or a hardlinked directory)"
+    )]
     DirectoryCycle { nid: u64 },
     #[error("corrupt image: inode {nid}: {source}")]
     Tree { nid: u64, source: tree::Error },
@@ -57,14 +59,18 @@ pub fn superblock(data: &[u8]) -> Result<Superblock, ReadError> {
     }
     let g32 = |o| get_u32(data, o).unwrap_or(0);
     if g32(0) != COMPOSEFS_MAGIC {
-        return Err(ReadError::NotComposefs("no composefs magic 0xd078629a at offset 0"));
+        return Err(ReadError::NotComposefs(
+            "no composefs magic 0xd078629a at offset 0",
+        ));
     }
     if g32(4) != COMPOSEFS_HEADER_VERSION {
         return Err(ReadError::HeaderVersion(g32(4)));
     }
     let sb = EROFS_SUPER_OFFSET as usize;
     if g32(sb) != EROFS_SUPER_MAGIC_V1 {
-        return Err(ReadError::NotComposefs("no EROFS superblock magic at offset 1024"));
+        return Err(ReadError::NotComposefs(
+            "no EROFS superblock magic at offset 1024",
+        ));
     }
     if data[sb + 12] != BLOCK_BITS as u8 {
         return Err(ReadError::NotComposefs("EROFS block size is not 4096"));
@@ -82,8 +88,12 @@ pub fn superblock(data: &[u8]) -> Result<Superblock, ReadError> {
         meta_blkaddr: g32(sb + 40),
         xattr_blkaddr: g32(sb + 44),
     };
-    if s.meta_blkaddr as u64 * BLOCK_SIZE >= data.len() as u64 || s.xattr_blkaddr as u64 * BLOCK_SIZE >= data.len() as u64 {
-        return Err(ReadError::NotComposefs("metadata or xattr area beyond the end of the image"));
+    if s.meta_blkaddr as u64 * BLOCK_SIZE >= data.len() as u64
+        || s.xattr_blkaddr as u64 * BLOCK_SIZE >= data.len() as u64
+    {
+        return Err(ReadError::NotComposefs(
+            "metadata or xattr area beyond the end of the image",
+        ));
     }
     Ok(s)
 }
@@ -120,7 +130,11 @@ impl<'a> Reader<'a> {
         let b = &self.data[off..];
         let format = get_u16(b, 0).ok_or_else(|| bad(nid, "truncated"))?;
         let compact = format & 1 == 0;
-        let isize = if compact { INODE_COMPACT_SIZE } else { INODE_EXTENDED_SIZE };
+        let isize = if compact {
+            INODE_COMPACT_SIZE
+        } else {
+            INODE_EXTENDED_SIZE
+        };
         if b.len() < isize {
             return Err(bad(nid, "truncated inode"));
         }
@@ -158,7 +172,10 @@ impl<'a> Reader<'a> {
         }
         let xsize = xattr_area_size(icount);
         if ino.mtime.nsec >= 1_000_000_000 {
-            return Err(bad(nid, format!("mtime nanoseconds {} out of range", ino.mtime.nsec)));
+            return Err(bad(
+                nid,
+                format!("mtime nanoseconds {} out of range", ino.mtime.nsec),
+            ));
         }
         ino.xattrs = b
             .get(isize..isize + xsize)
@@ -170,7 +187,13 @@ impl<'a> Reader<'a> {
     /// The bytes of a flat (plain or tail-packed) inode's data.
     fn flat_data(&self, nid: u64, ino: &RawInode<'a>, limit: u64) -> Result<Vec<u8>, ReadError> {
         if ino.size > limit || ino.size > self.data.len() as u64 {
-            return Err(bad(nid, format!("{} bytes of data, more than this reader allows ({limit})", ino.size)));
+            return Err(bad(
+                nid,
+                format!(
+                    "{} bytes of data, more than this reader allows ({limit})",
+                    ino.size
+                ),
+            ));
         }
         let size = ino.size as usize;
         let (oob, tail) = match ino.layout {
@@ -190,31 +213,46 @@ impl<'a> Reader<'a> {
                     .ok_or_else(|| bad(nid, "data blocks beyond the end of the image"))?,
             );
         }
-        out.extend_from_slice(ino.after.get(..tail).ok_or_else(|| bad(nid, "tail data beyond the end of the image"))?);
+        out.extend_from_slice(
+            ino.after
+                .get(..tail)
+                .ok_or_else(|| bad(nid, "tail data beyond the end of the image"))?,
+        );
         Ok(out)
     }
 
     fn xattr_at(&self, nid: u64, b: &'a [u8]) -> Result<(Vec<u8>, &'a [u8], usize), ReadError> {
         let trunc = || bad(nid, "xattr entry beyond its area");
-        let (name_len, index) = (*b.first().ok_or_else(trunc)? as usize, *b.get(1).ok_or_else(trunc)?);
+        let (name_len, index) = (
+            *b.first().ok_or_else(trunc)? as usize,
+            *b.get(1).ok_or_else(trunc)?,
+        );
         let value_len = get_u16(b, 2).ok_or_else(trunc)? as usize;
         let prefix = XATTR_PREFIXES
             .get(index as usize)
             .ok_or_else(|| bad(nid, format!("unknown xattr name index {index}")))?;
         let suffix = b.get(4..4 + name_len).ok_or_else(trunc)?;
-        let value = b.get(4 + name_len..4 + name_len + value_len).ok_or_else(trunc)?;
+        let value = b
+            .get(4 + name_len..4 + name_len + value_len)
+            .ok_or_else(trunc)?;
         let mut name = prefix.to_vec();
         name.extend_from_slice(suffix);
-        Ok((name, value, round_up((4 + name_len + value_len) as u64, 4) as usize))
+        Ok((
+            name,
+            value,
+            round_up((4 + name_len + value_len) as u64, 4) as usize,
+        ))
     }
 
     /// All xattrs of an inode: inline ones, then shared ones.
-    fn xattrs(&self, nid: u64, area: &'a [u8]) -> Result<Vec<(Vec<u8>, &'a [u8])>, ReadError> {
+    fn xattrs(&self, nid: u64, area: &'a [u8]) -> Result<Xattrs<'a>, ReadError> {
         let mut out = Vec::new();
         if area.is_empty() {
             return Ok(out);
         }
-        let shared = *area.get(4).ok_or_else(|| bad(nid, "truncated xattr header"))? as usize;
+        let shared = *area
+            .get(4)
+            .ok_or_else(|| bad(nid, "truncated xattr header"))? as usize;
         let mut pos = XATTR_IBODY_HEADER_SIZE + shared * 4;
         if pos > area.len() {
             return Err(bad(nid, "shared xattr ids beyond the xattr area"));
@@ -228,7 +266,10 @@ impl<'a> Reader<'a> {
         for k in 0..shared {
             let id = get_u32(area, XATTR_IBODY_HEADER_SIZE + 4 * k).unwrap_or(0) as u64;
             let off = base + id * 4;
-            let b = self.data.get(off as usize..).ok_or_else(|| bad(nid, "shared xattr beyond the end of the image"))?;
+            let b = self
+                .data
+                .get(off as usize..)
+                .ok_or_else(|| bad(nid, "shared xattr beyond the end of the image"))?;
             let (name, value, _) = self.xattr_at(nid, b)?;
             out.push((name, value));
         }
@@ -241,12 +282,19 @@ impl<'a> Reader<'a> {
         let n_blocks = ino.size.div_ceil(BLOCK_SIZE);
         let inline = ino.layout == LAYOUT_FLAT_INLINE;
         if ino.layout != LAYOUT_FLAT_PLAIN && !inline {
-            return Err(bad(nid, format!("directory with data layout {}", ino.layout)));
+            return Err(bad(
+                nid,
+                format!("directory with data layout {}", ino.layout),
+            ));
         }
         if ino.size > self.data.len() as u64 {
             return Err(bad(nid, "directory larger than the image"));
         }
-        let oob_blocks = if inline { n_blocks.saturating_sub(1) } else { n_blocks };
+        let oob_blocks = if inline {
+            n_blocks.saturating_sub(1)
+        } else {
+            n_blocks
+        };
         for blk in 0..oob_blocks {
             let start = (ino.raw_blkaddr as u64 + blk) * BLOCK_SIZE;
             let mut len = BLOCK_SIZE;
@@ -261,7 +309,10 @@ impl<'a> Reader<'a> {
         }
         if inline {
             let tail = (ino.size % BLOCK_SIZE) as usize;
-            let block = ino.after.get(..tail).ok_or_else(|| bad(nid, "directory tail beyond the end of the image"))?;
+            let block = ino
+                .after
+                .get(..tail)
+                .ok_or_else(|| bad(nid, "directory tail beyond the end of the image"))?;
             if !block.is_empty() {
                 self.dirent_block(nid, block, &mut out)?;
             }
@@ -269,8 +320,15 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
-    fn dirent_block(&self, nid: u64, block: &'a [u8], out: &mut Vec<(&'a [u8], u64)>) -> Result<(), ReadError> {
-        let first = get_u16(block, 8).ok_or_else(|| bad(nid, "directory block shorter than one dirent"))? as usize;
+    fn dirent_block(
+        &self,
+        nid: u64,
+        block: &'a [u8],
+        out: &mut Vec<(&'a [u8], u64)>,
+    ) -> Result<(), ReadError> {
+        let first = get_u16(block, 8)
+            .ok_or_else(|| bad(nid, "directory block shorter than one dirent"))?
+            as usize;
         if first % DIRENT_SIZE != 0 || first == 0 || first > block.len() {
             return Err(bad(nid, "corrupt first dirent name offset"));
         }
@@ -306,8 +364,12 @@ pub fn read_tree(data: &[u8]) -> Result<Tree, ReadError> {
     if root_raw.mode & mode::S_IFMT != mode::S_IFDIR {
         return Err(bad(sb.root_nid, "the root is not a directory"));
     }
-    let (root_stat, _, root_x) = node_parts(&r, sb.root_nid, &root_raw)?.ok_or_else(|| bad(sb.root_nid, "root"))?;
-    let mut tree = Tree::new(root_stat).map_err(|source| ReadError::Tree { nid: sb.root_nid, source })?;
+    let (root_stat, _, root_x) =
+        node_parts(&r, sb.root_nid, &root_raw)?.ok_or_else(|| bad(sb.root_nid, "root"))?;
+    let mut tree = Tree::new(root_stat).map_err(|source| ReadError::Tree {
+        nid: sb.root_nid,
+        source,
+    })?;
     let root = tree.root();
     set_xattrs(&mut tree, root, sb.root_nid, root_x)?;
     let mut seen: HashMap<u64, InodeId> = HashMap::new();
@@ -363,14 +425,21 @@ enum Parsed {
     Dir,
     Symlink(Vec<u8>),
     Inline(Vec<u8>),
-    External { payload: Option<Vec<u8>>, digest: Option<FsVerityDigest> },
+    External {
+        payload: Option<Vec<u8>>,
+        digest: Option<FsVerityDigest>,
+    },
 }
 
 type Xattrs<'a> = Vec<(Vec<u8>, &'a [u8])>;
 
 /// Stat, content and user-visible xattrs of an inode; `None` for a real
 /// whiteout, which readers skip.
-fn node_parts<'a>(r: &Reader<'a>, nid: u64, raw: &RawInode<'a>) -> Result<Option<(Stat, Parsed, Xattrs<'a>)>, ReadError> {
+fn node_parts<'a>(
+    r: &Reader<'a>,
+    nid: u64,
+    raw: &RawInode<'a>,
+) -> Result<Option<(Stat, Parsed, Xattrs<'a>)>, ReadError> {
     let ty = raw.mode & mode::S_IFMT;
     let mut stat = Stat {
         mode: raw.mode,
@@ -387,33 +456,54 @@ fn node_parts<'a>(r: &Reader<'a>, nid: u64, raw: &RawInode<'a>) -> Result<Option
             return Ok(None);
         }
     }
-    let ft = FileType::from_mode(raw.mode).ok_or_else(|| bad(nid, format!("invalid mode {:o}", raw.mode)))?;
+    let ft = FileType::from_mode(raw.mode)
+        .ok_or_else(|| bad(nid, format!("invalid mode {:o}", raw.mode)))?;
     let mut parsed = match ft {
         FileType::Directory => Parsed::Dir,
-        FileType::Symlink => Parsed::Symlink(r.flat_data(nid, raw, crate::tree::MAX_SYMLINK_LEN as u64)?),
+        FileType::Symlink => {
+            Parsed::Symlink(r.flat_data(nid, raw, crate::tree::MAX_SYMLINK_LEN as u64)?)
+        }
         FileType::Regular if raw.size > 0 && raw.layout != LAYOUT_CHUNK_BASED => {
             Parsed::Inline(r.flat_data(nid, raw, crate::tree::MAX_INLINE_CONTENT as u64)?)
         }
-        FileType::Regular if raw.size > 0 => Parsed::External { payload: None, digest: None },
+        FileType::Regular if raw.size > 0 => Parsed::External {
+            payload: None,
+            digest: None,
+        },
         _ => Parsed::None,
     };
     let mut user = Vec::new();
     for (name, value) in r.xattrs(nid, raw.xattrs)? {
         if name == REDIRECT {
             if ft == FileType::Regular {
-                let v = if value.len() > 1 && value[0] == b'/' { &value[1..] } else { value };
+                let v = if value.len() > 1 && value[0] == b'/' {
+                    &value[1..]
+                } else {
+                    value
+                };
                 match &mut parsed {
                     Parsed::External { payload, .. } => *payload = Some(v.to_vec()),
-                    p @ Parsed::None => *p = Parsed::External { payload: Some(v.to_vec()), digest: None },
+                    p @ Parsed::None => {
+                        *p = Parsed::External {
+                            payload: Some(v.to_vec()),
+                            digest: None,
+                        }
+                    }
                     _ => {}
                 }
             }
         } else if name == METACOPY {
             if ft == FileType::Regular && value.len() == 36 {
-                let d = FsVerityDigest::new(HashAlgorithm::Sha256, &value[4..]).map_err(|e| bad(nid, e.to_string()))?;
+                let d = FsVerityDigest::new(HashAlgorithm::Sha256, &value[4..])
+                    .map_err(|e| bad(nid, e.to_string()))?;
                 match &mut parsed {
                     Parsed::External { digest, .. } => *digest = Some(d),
-                    p @ Parsed::None => *p = Parsed::External { payload: None, digest: Some(d) },
+                    p @ Parsed::None => {
+                        *p = Parsed::External {
+                            payload: None,
+                            digest: Some(d),
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -449,9 +539,20 @@ fn set_xattrs(tree: &mut Tree, id: InodeId, nid: u64, xattrs: Xattrs<'_>) -> Res
 /// debugging ("inode 42 (/usr/bin/ls) +16: i_u").
 pub fn describe_offset(data: &[u8], offset: u64) -> String {
     const SB_FIELDS: [(u64, &str); 14] = [
-        (0, "magic"), (4, "checksum"), (8, "feature_compat"), (12, "blkszbits"), (14, "root_nid"),
-        (16, "inos"), (24, "build_time"), (32, "build_time_nsec"), (36, "blocks"), (40, "meta_blkaddr"),
-        (44, "xattr_blkaddr"), (48, "uuid"), (64, "volume_name"), (80, "feature_incompat/reserved"),
+        (0, "magic"),
+        (4, "checksum"),
+        (8, "feature_compat"),
+        (12, "blkszbits"),
+        (14, "root_nid"),
+        (16, "inos"),
+        (24, "build_time"),
+        (32, "build_time_nsec"),
+        (36, "blocks"),
+        (40, "meta_blkaddr"),
+        (44, "xattr_blkaddr"),
+        (48, "uuid"),
+        (64, "volume_name"),
+        (80, "feature_incompat/reserved"),
     ];
     if offset < COMPOSEFS_HEADER_SIZE as u64 {
         return format!("composefs header +{offset}");
@@ -461,7 +562,11 @@ pub fn describe_offset(data: &[u8], offset: u64) -> String {
     }
     if offset < EROFS_SUPER_OFFSET + EROFS_SUPER_SIZE {
         let rel = offset - EROFS_SUPER_OFFSET;
-        let f = SB_FIELDS.iter().rev().find(|(o, _)| *o <= rel).map_or("?", |f| f.1);
+        let f = SB_FIELDS
+            .iter()
+            .rev()
+            .find(|(o, _)| *o <= rel)
+            .map_or("?", |f| f.1);
         return format!("superblock +{rel} ({f})");
     }
     let Ok(sb) = superblock(data) else {

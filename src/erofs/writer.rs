@@ -161,11 +161,22 @@ impl<'t> Writer<'t> {
         for &pair in &self.img.xattrs {
             *count.entry(pair).or_default() += 1;
         }
-        let mut multi: Vec<(u32, u32)> = count.into_iter().filter(|&(_, c)| c > 1).map(|(p, _)| p).collect();
+        let mut multi: Vec<(u32, u32)> = count
+            .into_iter()
+            .filter(|&(_, c)| c > 1)
+            .map(|(p, _)| p)
+            .collect();
         let (names, values) = (&self.img.names, &self.img.values);
         multi.sort_unstable_by(|a, b| {
-            let (an, av, bn, bv) = (names.get(a.0), values.get(a.1), names.get(b.0), values.get(b.1));
-            bn.cmp(an).then(bv.len().cmp(&av.len())).then_with(|| bv.cmp(av))
+            let (an, av, bn, bv) = (
+                names.get(a.0),
+                values.get(a.1),
+                names.get(b.0),
+                values.get(b.1),
+            );
+            bn.cmp(an)
+                .then(bv.len().cmp(&av.len()))
+                .then_with(|| bv.cmp(av))
         });
         let mut off = 0;
         for &p in &multi {
@@ -199,7 +210,8 @@ impl<'t> Writer<'t> {
             let ty = node.mode & mode::S_IFMT;
             let (mut n_blocks, mut tail): (u64, u64) = match node.data {
                 Data::Dir { .. } => {
-                    let (blocks, _, rest) = dirent_blocks(children(&self.img, node).iter().map(|c| c.name.len()));
+                    let (blocks, _, rest) =
+                        dirent_blocks(children(&self.img, node).iter().map(|c| c.name.len()));
                     let (mut nb, mut t) = (blocks.len() as u64, rest as u64);
                     if t > BLOCK_SIZE / 2 {
                         nb += 1;
@@ -209,7 +221,8 @@ impl<'t> Writer<'t> {
                 }
                 Data::Symlink(t) => (0, t.len() as u64),
                 Data::Inline(c) => {
-                    let (mut nb, mut t) = (c.len() as u64 / BLOCK_SIZE, c.len() as u64 % BLOCK_SIZE);
+                    let (mut nb, mut t) =
+                        (c.len() as u64 / BLOCK_SIZE, c.len() as u64 % BLOCK_SIZE);
                     if t > BLOCK_SIZE / 2 {
                         nb += 1;
                         t = 0;
@@ -228,13 +241,18 @@ impl<'t> Writer<'t> {
                 && node.uid <= u16::MAX as u32
                 && node.gid <= u16::MAX as u32
                 && size <= u32::MAX as u64;
-            let inode_size = if compact { INODE_COMPACT_SIZE } else { INODE_EXTENDED_SIZE } as u64;
+            let inode_size = if compact {
+                INODE_COMPACT_SIZE
+            } else {
+                INODE_EXTENDED_SIZE
+            } as u64;
             let (mut n_shared, mut unshared) = (0u64, 0u64);
             for (p, s) in self.shared_flags(i) {
                 if s {
                     n_shared += 1;
                 } else {
-                    unshared += xattr_entry_size(self.img.names.get(p.0), self.img.values.get(p.1).len());
+                    unshared +=
+                        xattr_entry_size(self.img.names.get(p.0), self.img.values.get(p.1).len());
                 }
             }
             let xattr_size = if n_shared == 0 && unshared == 0 {
@@ -260,7 +278,11 @@ impl<'t> Writer<'t> {
                     n_blocks += 1;
                     tail = 0;
                 }
-                if pos_block != end_block { round_up(pos, BLOCK_SIZE) - pos } else { 0 }
+                if pos_block != end_block {
+                    round_up(pos, BLOCK_SIZE) - pos
+                } else {
+                    0
+                }
             } else {
                 let remainder = BLOCK_SIZE - (pos + non_tail) % BLOCK_SIZE;
                 if remainder < tail {
@@ -298,12 +320,15 @@ impl<'t> Writer<'t> {
         let mut block = round_up(self.inodes_end + self.shared_size, BLOCK_SIZE) / BLOCK_SIZE;
         for l in &mut self.layout {
             if l.n_blocks > 0 {
-                l.raw_blkaddr = u32::try_from(block).map_err(|_| WriteError::TooLarge("more than 2^32 blocks"))?;
+                l.raw_blkaddr = u32::try_from(block)
+                    .map_err(|_| WriteError::TooLarge("more than 2^32 blocks"))?;
                 block += l.n_blocks as u64;
             }
         }
         if self.layout[0].nid >= u16::MAX as u64 {
-            return Err(WriteError::TooLarge("root inode beyond the 16-bit root_nid"));
+            return Err(WriteError::TooLarge(
+                "root inode beyond the 16-bit root_nid",
+            ));
         }
         Ok(())
     }
@@ -345,7 +370,13 @@ impl<'t> Writer<'t> {
     }
 
     /// Writes entries `range` of a directory as one dirent chunk.
-    fn write_dirents<W: Write>(&self, s: &mut Sink<'_, W>, node: &Node<'_>, range: (usize, usize), align: u64) -> io::Result<()> {
+    fn write_dirents<W: Write>(
+        &self,
+        s: &mut Sink<'_, W>,
+        node: &Node<'_>,
+        range: (usize, usize),
+        align: u64,
+    ) -> io::Result<()> {
         let kids = &children(&self.img, node)[range.0..range.1];
         let mut nameoff = (kids.len() * DIRENT_SIZE) as u64;
         let mut buf = Vec::with_capacity(BLOCK_SIZE as usize);
@@ -370,7 +401,11 @@ impl<'t> Writer<'t> {
         let l = self.layout[i];
         s.pad(l.ipad as u64)?;
         let ty = node.mode & mode::S_IFMT;
-        let mut layout_kind = if l.tail > 0 { LAYOUT_FLAT_INLINE } else { LAYOUT_FLAT_PLAIN };
+        let mut layout_kind = if l.tail > 0 {
+            LAYOUT_FLAT_INLINE
+        } else {
+            LAYOUT_FLAT_PLAIN
+        };
         let mut chunk_format = None;
         let size = match node.data {
             Data::Dir { .. } => l.n_blocks as u64 * BLOCK_SIZE + l.tail as u64,
@@ -431,8 +466,9 @@ impl<'t> Writer<'t> {
             let mut filter = 0u32;
             for &(n, _) in self.xattr_pairs(i) {
                 let (index, suffix) = xattr_split(self.img.names.get(n));
-                let bit = xxhash_rust::xxh32::xxh32(suffix, XATTR_FILTER_SEED.wrapping_add(index as u32))
-                    & (XATTR_FILTER_BITS - 1);
+                let bit =
+                    xxhash_rust::xxh32::xxh32(suffix, XATTR_FILTER_SEED.wrapping_add(index as u32))
+                        & (XATTR_FILTER_BITS - 1);
                 filter |= 1 << bit;
             }
             let mut h = [0u8; XATTR_IBODY_HEADER_SIZE];
@@ -454,7 +490,8 @@ impl<'t> Writer<'t> {
         }
         match node.data {
             Data::Dir { .. } => {
-                let (blocks, rest, _) = dirent_blocks(children(&self.img, node).iter().map(|c| c.name.len()));
+                let (blocks, rest, _) =
+                    dirent_blocks(children(&self.img, node).iter().map(|c| c.name.len()));
                 let n = children(&self.img, node).len();
                 if blocks.len() as u32 >= l.n_blocks && l.tail > 0 {
                     self.write_dirents(s, node, (rest, n), 1)?;
@@ -509,7 +546,15 @@ impl<'t> Writer<'t> {
         let mut header = [0u8; COMPOSEFS_HEADER_SIZE];
         put_u32(&mut header, 0, COMPOSEFS_MAGIC);
         put_u32(&mut header, 4, COMPOSEFS_HEADER_VERSION);
-        put_u32(&mut header, 8, if self.img.has_acl { COMPOSEFS_FLAG_HAS_ACL } else { 0 });
+        put_u32(
+            &mut header,
+            8,
+            if self.img.has_acl {
+                COMPOSEFS_FLAG_HAS_ACL
+            } else {
+                0
+            },
+        );
         put_u32(&mut header, 12, self.version);
         s.write(&header)?;
         s.pad(EROFS_SUPER_OFFSET - COMPOSEFS_HEADER_SIZE as u64)?;
@@ -518,14 +563,26 @@ impl<'t> Writer<'t> {
         let blocks = data_start / BLOCK_SIZE + self.n_data_blocks;
         let mut sb = [0u8; EROFS_SUPER_SIZE as usize];
         put_u32(&mut sb, 0, EROFS_SUPER_MAGIC_V1);
-        put_u32(&mut sb, 8, FEATURE_COMPAT_MTIME | FEATURE_COMPAT_XATTR_FILTER);
+        put_u32(
+            &mut sb,
+            8,
+            FEATURE_COMPAT_MTIME | FEATURE_COMPAT_XATTR_FILTER,
+        );
         sb[12] = BLOCK_BITS as u8;
         put_u16(&mut sb, 14, self.layout[0].nid as u16);
         put_u64(&mut sb, 16, self.img.nodes.len() as u64);
         put_u64(&mut sb, 24, self.img.min_mtime.sec as u64);
         put_u32(&mut sb, 32, self.img.min_mtime.nsec);
-        put_u32(&mut sb, 36, u32::try_from(blocks).map_err(|_| WriteError::TooLarge("more than 2^32 blocks"))?);
-        put_u32(&mut sb, 40, ((EROFS_SUPER_OFFSET + EROFS_SUPER_SIZE) / BLOCK_SIZE) as u32);
+        put_u32(
+            &mut sb,
+            36,
+            u32::try_from(blocks).map_err(|_| WriteError::TooLarge("more than 2^32 blocks"))?,
+        );
+        put_u32(
+            &mut sb,
+            40,
+            ((EROFS_SUPER_OFFSET + EROFS_SUPER_SIZE) / BLOCK_SIZE) as u32,
+        );
         put_u32(&mut sb, 44, (self.inodes_end / BLOCK_SIZE) as u32);
         s.write(&sb)?;
 
@@ -581,7 +638,11 @@ fn prepare<'t>(tree: &'t Tree, opts: &WriteOptions) -> Result<Writer<'t>, WriteE
 /// Writes the image of `tree` to `out`; returns the image's fs-verity
 /// (sha256, 4096-byte blocks) digest, what `mkcomposefs --print-digest`
 /// prints.
-pub fn write_image(tree: &Tree, opts: &WriteOptions, out: &mut impl Write) -> Result<FsVerityDigest, WriteError> {
+pub fn write_image(
+    tree: &Tree,
+    opts: &WriteOptions,
+    out: &mut impl Write,
+) -> Result<FsVerityDigest, WriteError> {
     let w = prepare(tree, opts)?;
     let mut s = Sink {
         out: Some(out),

@@ -44,7 +44,12 @@ pub fn enable_verity_sha256(fd: impl AsFd) -> rustix::io::Result<()> {
     // (repr(C), 128 bytes); salt_ptr and sig_ptr are 0 with sizes 0, so the
     // kernel reads no other memory. Setter passes a pointer to `arg`, which
     // outlives the call.
-    unsafe { ioctl(fd, Setter::<FS_IOC_ENABLE_VERITY, FsverityEnableArg>::new(arg)) }
+    unsafe {
+        ioctl(
+            fd,
+            Setter::<FS_IOC_ENABLE_VERITY, FsverityEnableArg>::new(arg),
+        )
+    }
 }
 
 #[cfg(test)]

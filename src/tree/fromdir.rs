@@ -98,7 +98,12 @@ fn stat_of(md: &fs::Metadata, opts: &DirOptions) -> Stat {
     }
 }
 
-fn read_xattrs(tree: &mut Tree, id: InodeId, path: &Path, opts: &DirOptions) -> Result<(), ImportError> {
+fn read_xattrs(
+    tree: &mut Tree,
+    id: InodeId,
+    path: &Path,
+    opts: &DirOptions,
+) -> Result<(), ImportError> {
     if opts.skip_xattrs {
         return Ok(());
     }
@@ -136,10 +141,11 @@ fn read_xattrs(tree: &mut Tree, id: InodeId, path: &Path, opts: &DirOptions) -> 
                 Err(e) => return Err(err(e)),
             }
         }
-        tree.set_xattr(id, name, &value).map_err(|source| ImportError::Tree {
-            path: path.to_owned(),
-            source,
-        })?;
+        tree.set_xattr(id, name, &value)
+            .map_err(|source| ImportError::Tree {
+                path: path.to_owned(),
+                source,
+            })?;
     }
     Ok(())
 }
@@ -198,7 +204,10 @@ pub fn import_dir(src: &Path, opts: &DirOptions) -> Result<(Tree, ImportStats), 
                     return Err(ImportError::Io {
                         path,
                         what: "reading",
-                        source: io::Error::new(io::ErrorKind::UnexpectedEof, "file changed size while read"),
+                        source: io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "file changed size while read",
+                        ),
                     });
                 }
                 tree.add_inode(stat, NewContent::Inline(&content))
@@ -207,7 +216,8 @@ pub fn import_dir(src: &Path, opts: &DirOptions) -> Result<(Tree, ImportStats), 
             }
             .map_err(tree_err(&path))?;
             read_xattrs(&mut tree, id, &path, opts)?;
-            tree.link(dir_id, name.as_bytes(), id).map_err(tree_err(&path))?;
+            tree.link(dir_id, name.as_bytes(), id)
+                .map_err(tree_err(&path))?;
             stats.entries += 1;
             if ft.is_dir() {
                 stack.push((path, id));
@@ -243,7 +253,10 @@ type Hashed = (crate::verity::FsVerityDigest, Option<Stored>);
 
 /// fs-verity digests of the files (and their copies in the store), on
 /// `opts.threads` threads.
-fn hash_and_store(files: &[(InodeId, PathBuf)], opts: &DirOptions) -> Result<Vec<Hashed>, ImportError> {
+fn hash_and_store(
+    files: &[(InodeId, PathBuf)],
+    opts: &DirOptions,
+) -> Result<Vec<Hashed>, ImportError> {
     let params = VerityParams::sha256();
     let work = || {
         files

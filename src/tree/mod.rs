@@ -54,7 +54,9 @@ pub mod mode {
 pub enum Error {
     #[error("invalid file name {name:?}: {reason}")]
     InvalidName { name: String, reason: &'static str },
-    #[error("invalid mode {mode:o}: the file type bits name no file type (regular, directory, symlink, block/char device, fifo, socket)")]
+    #[error(
+        "invalid mode {mode:o}: the file type bits name no file type (regular, directory, symlink, block/char device, fifo, socket)"
+    )]
     InvalidMode { mode: u32 },
     #[error("{path}: not a directory")]
     NotADirectory { path: String },
@@ -67,14 +69,19 @@ pub enum Error {
     #[error("{path}: a hardlink cannot point to itself")]
     SelfHardlink { path: String },
     #[error("invalid symlink target {target:?}: {reason}")]
-    InvalidSymlink { target: String, reason: &'static str },
+    InvalidSymlink {
+        target: String,
+        reason: &'static str,
+    },
     #[error("invalid xattr name {name:?}: {reason}")]
     InvalidXattrName { name: String, reason: &'static str },
     #[error("xattr {name:?}: value is {len} bytes, the maximum is {MAX_XATTR_VALUE_LEN}")]
     XattrValueTooLong { name: String, len: usize },
     #[error("too many or too large xattrs on one file: about {size} bytes, the maximum is {max}")]
     XattrsTooLarge { size: usize, max: usize },
-    #[error("inline content is {len} bytes, the maximum is {MAX_INLINE_CONTENT}; store larger files as external objects")]
+    #[error(
+        "inline content is {len} bytes, the maximum is {MAX_INLINE_CONTENT}; store larger files as external objects"
+    )]
     InlineTooLarge { len: usize },
     #[error("inode table full (more than 2^32 inodes)")]
     TooManyInodes,
@@ -161,7 +168,10 @@ enum Data {
     Dir(u32),
     Symlink(Span),
     Inline(Span),
-    External { payload: Option<Span>, digest: Option<u32> },
+    External {
+        payload: Option<Span>,
+        digest: Option<u32>,
+    },
 }
 
 #[derive(Debug, Clone)]

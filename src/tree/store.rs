@@ -67,11 +67,12 @@ impl ObjectStore {
 
     /// Stores a copy of `src`, whose fs-verity digest the caller computed.
     pub fn insert_file(&self, src: &Path, digest: &FsVerityDigest) -> Result<Stored, StoreError> {
-        self.insert_inner(src, digest).map_err(|source| StoreError::Object {
-            src: src.to_owned(),
-            digest: *digest,
-            source,
-        })
+        self.insert_inner(src, digest)
+            .map_err(|source| StoreError::Object {
+                src: src.to_owned(),
+                digest: *digest,
+                source,
+            })
     }
 
     fn insert_inner(&self, src: &Path, digest: &FsVerityDigest) -> io::Result<Stored> {
@@ -86,12 +87,15 @@ impl ObjectStore {
             _ => {}
         }
         let mut input = File::open(src)?;
-        let mut tmp = tempfile::Builder::new().prefix(".tmp").tempfile_in(&self.root)?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".tmp")
+            .tempfile_in(&self.root)?;
         let reflinked = rustix::fs::ioctl_ficlone(tmp.as_file(), &input).is_ok();
         if !reflinked {
             io::copy(&mut input, tmp.as_file_mut())?;
         }
-        tmp.as_file().set_permissions(fs::Permissions::from_mode(0o644))?;
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o644))?;
         tmp.as_file().sync_all()?;
         // fs-verity needs the file open read-only with no writer left.
         let path = tmp.into_temp_path();

@@ -27,7 +27,10 @@ fn entries_stay_sorted_whatever_the_insertion_order() {
     assert_eq!(names, [&b"B"[..], b"a", b"aa", b"b", b"c"]);
     assert_eq!(t.entry_count(), 5);
     let f = t.lookup(t.root(), b"aa").unwrap();
-    assert!(matches!(t.link(t.root(), b"aa", f), Err(Error::Exists { .. })));
+    assert!(matches!(
+        t.link(t.root(), b"aa", f),
+        Err(Error::Exists { .. })
+    ));
 }
 
 #[test]
@@ -59,7 +62,10 @@ fn hardlinks_have_one_primary_and_directories_none() {
     let f = t.add_inode(file(), NewContent::None).unwrap();
     t.link(d, b"f", f).unwrap();
     t.link(t.root(), b"g", f).unwrap();
-    let links: Vec<_> = t.entries(t.root()).map(|e| (e.name.to_vec(), e.is_link)).collect();
+    let links: Vec<_> = t
+        .entries(t.root())
+        .map(|e| (e.name.to_vec(), e.is_link))
+        .collect();
     assert_eq!(links, [(b"d".to_vec(), false), (b"g".to_vec(), true)]);
     // Removing the primary promotes the remaining link.
     t.unlink(d, b"f").unwrap();
@@ -78,8 +84,13 @@ fn content_and_limits() {
         ..file()
     };
     assert!(t.add_inode(link, NewContent::Symlink(b"")).is_err());
-    assert!(t.add_inode(link, NewContent::Symlink(&[b'a'; 4096])).is_err());
-    let l = t.add_inode(link, NewContent::Symlink(&[b'a'; 4095])).unwrap();
+    assert!(
+        t.add_inode(link, NewContent::Symlink(&[b'a'; 4096]))
+            .is_err()
+    );
+    let l = t
+        .add_inode(link, NewContent::Symlink(&[b'a'; 4095]))
+        .unwrap();
     assert_eq!(t.stat(l).size, 4095);
     assert!(matches!(
         t.add_inode(file(), NewContent::Inline(&[0; 5001])),
@@ -88,7 +99,16 @@ fn content_and_limits() {
     let f = t.add_inode(file(), NewContent::Inline(b"hello")).unwrap();
     assert_eq!(t.content(f), Content::Inline(b"hello"));
     assert_eq!(t.stat(f).size, 5);
-    assert!(t.add_inode(Stat { mode: 0o644, ..file() }, NewContent::None).is_err());
+    assert!(
+        t.add_inode(
+            Stat {
+                mode: 0o644,
+                ..file()
+            },
+            NewContent::None
+        )
+        .is_err()
+    );
 }
 
 #[test]
@@ -97,7 +117,8 @@ fn xattrs_are_validated_and_interned() {
     let a = t.add_inode(file(), NewContent::None).unwrap();
     let b = t.add_inode(file(), NewContent::None).unwrap();
     for id in [a, b] {
-        t.set_xattr(id, b"security.selinux", b"system_u:object_r:usr_t:s0\0").unwrap();
+        t.set_xattr(id, b"security.selinux", b"system_u:object_r:usr_t:s0\0")
+            .unwrap();
     }
     assert_eq!(t.xattr_set_id(a), t.xattr_set_id(b));
     assert!(t.set_xattr(a, b"", b"x").is_err());

@@ -91,9 +91,7 @@ impl XattrPool {
     /// The list `set` without `name`; `None` if it had no such xattr.
     pub(crate) fn without(&mut self, set: XattrSetId, name: &[u8]) -> Option<XattrSetId> {
         let pairs = &self.sets[set.0 as usize];
-        let pos = pairs
-            .iter()
-            .position(|&(n, _)| self.names.get(n) == name)?;
+        let pos = pairs.iter().position(|&(n, _)| self.names.get(n) == name)?;
         let mut pairs = pairs.to_vec();
         pairs.remove(pos);
         Some(self.intern_set(pairs))
@@ -130,7 +128,10 @@ mod tests {
         let c = pool.with(b, b"user.a", b"3");
         assert_ne!(a, c);
         assert_eq!(pool.get(c, b"user.a"), Some(&b"3"[..]));
-        assert_eq!(pool.without(c, b"user.a").map(|s| pool.iter(s).len()), Some(1));
+        assert_eq!(
+            pool.without(c, b"user.a").map(|s| pool.iter(s).len()),
+            Some(1)
+        );
         assert_eq!(pool.without(c, b"user.zz"), None);
         let only_b = pool.without(c, b"user.a").unwrap();
         assert_eq!(pool.without(only_b, b"user.b"), Some(XattrSetId::EMPTY));

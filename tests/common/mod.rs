@@ -49,7 +49,9 @@ pub fn tool(name: &str) -> Command {
 
 /// Runs a command, panicking with its stderr when it fails.
 pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed ({}):\n{}",
@@ -78,7 +80,11 @@ pub fn first_difference(ours: &[u8], theirs: &[u8]) -> Option<String> {
     if ours == theirs {
         return None;
     }
-    let off = ours.iter().zip(theirs).position(|(a, b)| a != b).unwrap_or(ours.len().min(theirs.len()));
+    let off = ours
+        .iter()
+        .zip(theirs)
+        .position(|(a, b)| a != b)
+        .unwrap_or(ours.len().min(theirs.len()));
     let what = sealroot::erofs::reader::describe_offset(theirs, off as u64);
     Some(format!(
         "images differ (ours {} bytes, reference {} bytes) first at offset {off:#x}: ours {:02x?} reference {:02x?}; {what}",

@@ -52,7 +52,11 @@ fn esc(out: &mut String, bytes: &[u8], equal: bool) {
 /// sometimes long, sometimes one of the root whiteout names.
 pub fn name(rng: &mut Rng, on_disk: bool) -> Vec<u8> {
     let n = raw_name(rng, on_disk);
-    if n == b"." || n == b".." { b"dot".to_vec() } else { n }
+    if n == b"." || n == b".." {
+        b"dot".to_vec()
+    } else {
+        n
+    }
 }
 
 fn raw_name(rng: &mut Rng, on_disk: bool) -> Vec<u8> {
@@ -60,17 +64,35 @@ fn raw_name(rng: &mut Rng, on_disk: bool) -> Vec<u8> {
         0 => {
             let max = if rng.chance(20) { 255 } else { 12 };
             let len = 1 + rng.below(max) as usize;
-            let mut n: Vec<u8> = rng.bytes(len).into_iter().filter(|&b| b != b'/' && b != 0).collect();
+            let mut n: Vec<u8> = rng
+                .bytes(len)
+                .into_iter()
+                .filter(|&b| b != b'/' && b != 0)
+                .collect();
             if n.is_empty() || n == b"." || n == b".." {
                 n = b"x".to_vec();
             }
             n
         }
         1 => format!("{:02x}", rng.below(256)).into_bytes(),
-        2 => rng.pick(&[&b"-"[..], b"a b", b"=", b"a=b", b"\\", b"..a", b".hidden", b"#", b"!"]).to_vec(),
+        2 => rng
+            .pick(&[
+                &b"-"[..],
+                b"a b",
+                b"=",
+                b"a=b",
+                b"\\",
+                b"..a",
+                b".hidden",
+                b"#",
+                b"!",
+            ])
+            .to_vec(),
         _ if on_disk || rng.chance(50) => {
             let len = 1 + rng.below(16) as usize;
-            (0..len).map(|_| *rng.pick(b"abcdefghijklmnopqrstuvwxyz0123456789_.-")).collect::<Vec<u8>>()
+            (0..len)
+                .map(|_| *rng.pick(b"abcdefghijklmnopqrstuvwxyz0123456789_.-"))
+                .collect::<Vec<u8>>()
         }
         _ => format!("f{}", rng.below(1000)).into_bytes(),
     }
@@ -96,7 +118,13 @@ fn xattrs(rng: &mut Rng) -> Vec<(Vec<u8>, Vec<u8>)> {
             let (n, v) = rng.pick(XATTR_POOL);
             (n.to_vec(), v.to_vec())
         } else {
-            const PREFIXES: [&[u8]; 5] = [b"user.", b"trusted.", b"security.", b"trusted.overlay.", b"user.overlay."];
+            const PREFIXES: [&[u8]; 5] = [
+                b"user.",
+                b"trusted.",
+                b"security.",
+                b"trusted.overlay.",
+                b"user.overlay.",
+            ];
             let mut n = rng.pick(&PREFIXES).to_vec();
             let mut suffix = name(rng, true);
             // Escaping adds 8 bytes ("overlay."); keep within XATTR_NAME_MAX.
@@ -116,14 +144,19 @@ fn xattrs(rng: &mut Rng) -> Vec<(Vec<u8>, Vec<u8>)> {
 fn mtime(rng: &mut Rng) -> (i64, u32) {
     match rng.below(4) {
         0 => (1_600_000_000, 0),
-        1 => (1_600_000_000 + rng.below(100) as i64, rng.below(1_000_000_000) as u32),
+        1 => (
+            1_600_000_000 + rng.below(100) as i64,
+            rng.below(1_000_000_000) as u32,
+        ),
         2 => (rng.below(1 << 33) as i64, 0),
         _ => (1_600_000_000, 0),
     }
 }
 
 fn inline_size(rng: &mut Rng) -> usize {
-    *rng.pick(&[1, 2, 63, 64, 65, 100, 2047, 2048, 2049, 4000, 4095, 4096, 4097, 5000]) as usize
+    *rng.pick(&[
+        1, 2, 63, 64, 65, 100, 2047, 2048, 2049, 4000, 4095, 4096, 4097, 5000,
+    ]) as usize
 }
 
 /// A random dumpfile of about `n` entries.
@@ -155,7 +188,11 @@ pub fn dumpfile(seed: u64, n: usize) -> String {
             continue;
         }
         let (s, ns) = mtime(&mut rng);
-        let uid = if rng.chance(10) { 70000 + rng.below(1000) } else { rng.below(3) * 1000 };
+        let uid = if rng.chance(10) {
+            70000 + rng.below(1000)
+        } else {
+            rng.below(3) * 1000
+        };
         let gid = if rng.chance(10) { 70000 } else { uid };
         let perm = 0o644 | rng.below(0o7777) as u32;
         let kind = rng.below(14);
@@ -166,29 +203,63 @@ pub fn dumpfile(seed: u64, n: usize) -> String {
         }
         match kind {
             1 | 2 => {
-                let _ = write!(out, "{path} 0 {:o} 2 {uid} {gid} 0 {s}.{ns} - - -", 0o40000 | (perm & 0o7777));
+                let _ = write!(
+                    out,
+                    "{path} 0 {:o} 2 {uid} {gid} 0 {s}.{ns} - - -",
+                    0o40000 | (perm & 0o7777)
+                );
                 dirs.push(path.clone());
             }
             3 | 4 => {
                 let size = inline_size(&mut rng);
                 let c = rng.bytes(size);
-                let _ = write!(out, "{path} {} {:o} 1 {uid} {gid} 0 {s}.{ns} - ", c.len(), 0o100000 | perm);
+                let _ = write!(
+                    out,
+                    "{path} {} {:o} 1 {uid} {gid} 0 {s}.{ns} - ",
+                    c.len(),
+                    0o100000 | perm
+                );
                 esc(&mut out, &c, false);
                 out.push_str(" -");
                 files.push(path.clone());
             }
             5..=7 => {
-                let size = *rng.pick(&[1u64, 65, 4096, 4097, 1 << 20, 123_456_789, 1 << 40, (1 << 43) + 1]);
+                let size = *rng.pick(&[
+                    1u64,
+                    65,
+                    4096,
+                    4097,
+                    1 << 20,
+                    123_456_789,
+                    1 << 40,
+                    (1 << 43) + 1,
+                ]);
                 let digest = hex::encode(rng.bytes(32));
-                let payload = if rng.chance(80) { format!("{}/{}", &digest[..2], &digest[2..]) } else { "-".into() };
+                let payload = if rng.chance(80) {
+                    format!("{}/{}", &digest[..2], &digest[2..])
+                } else {
+                    "-".into()
+                };
                 let d = if rng.chance(85) { digest } else { "-".into() };
                 let nlink = 1 + rng.below(3);
-                let _ = write!(out, "{path} {size} {:o} {nlink} {uid} {gid} 0 {s}.{ns} {payload} - {d}", 0o100000 | perm);
+                let _ = write!(
+                    out,
+                    "{path} {size} {:o} {nlink} {uid} {gid} 0 {s}.{ns} {payload} - {d}",
+                    0o100000 | perm
+                );
                 files.push(path.clone());
             }
             8 => {
-                let len = if rng.chance(10) { 4095 } else { 1 + rng.below(100) as usize };
-                let t: Vec<u8> = rng.bytes(len).into_iter().map(|b| if b == 0 { b'z' } else { b }).collect();
+                let len = if rng.chance(10) {
+                    4095
+                } else {
+                    1 + rng.below(100) as usize
+                };
+                let t: Vec<u8> = rng
+                    .bytes(len)
+                    .into_iter()
+                    .map(|b| if b == 0 { b'z' } else { b })
+                    .collect();
                 let mut te = String::new();
                 esc(&mut te, &t, false);
                 let _ = write!(out, "{path} {len} 120777 1 {uid} {gid} 0 {s}.{ns} {te} - -");
@@ -199,14 +270,26 @@ pub fn dumpfile(seed: u64, n: usize) -> String {
             10 => {
                 let ty = rng.pick(&[0o20000u32, 0o60000]);
                 let rdev = 1 + rng.below(1 << 20);
-                let _ = write!(out, "{path} 0 {:o} 1 {uid} {gid} {rdev} {s}.{ns} - - -", ty | 0o600);
+                let _ = write!(
+                    out,
+                    "{path} 0 {:o} 1 {uid} {gid} {rdev} {s}.{ns} - - -",
+                    ty | 0o600
+                );
             }
             11 => {
                 let ty = rng.pick(&[0o10000u32, 0o140000]);
-                let _ = write!(out, "{path} 0 {:o} 1 {uid} {gid} 0 {s}.{ns} - - -", ty | 0o600);
+                let _ = write!(
+                    out,
+                    "{path} 0 {:o} 1 {uid} {gid} 0 {s}.{ns} - - -",
+                    ty | 0o600
+                );
             }
             _ => {
-                let _ = write!(out, "{path} 0 {:o} 1 {uid} {gid} 0 {s}.{ns} - - -", 0o100000 | perm);
+                let _ = write!(
+                    out,
+                    "{path} 0 {:o} 1 {uid} {gid} 0 {s}.{ns} - - -",
+                    0o100000 | perm
+                );
                 files.push(path.clone());
             }
         }
@@ -233,13 +316,29 @@ pub fn directory(seed: u64, root: &Path, n: usize) {
             continue;
         }
         let ok = match rng.below(10) {
-            0 | 1 => std::fs::create_dir(&path).map(|_| dirs.push(path.clone())).is_ok(),
-            2 => std::os::unix::fs::symlink(String::from_utf8_lossy(&name(&mut rng, true)).as_ref(), &path).is_ok(),
-            3 => rustix::fs::mknodat(rustix::fs::CWD, &path, rustix::fs::FileType::Fifo, Mode::from_raw_mode(0o644), 0).is_ok(),
+            0 | 1 => std::fs::create_dir(&path)
+                .map(|_| dirs.push(path.clone()))
+                .is_ok(),
+            2 => std::os::unix::fs::symlink(
+                String::from_utf8_lossy(&name(&mut rng, true)).as_ref(),
+                &path,
+            )
+            .is_ok(),
+            3 => rustix::fs::mknodat(
+                rustix::fs::CWD,
+                &path,
+                rustix::fs::FileType::Fifo,
+                Mode::from_raw_mode(0o644),
+                0,
+            )
+            .is_ok(),
             4 => rustix::fs::mknodat(
                 rustix::fs::CWD,
                 &path,
-                *rng.pick(&[rustix::fs::FileType::CharacterDevice, rustix::fs::FileType::BlockDevice]),
+                *rng.pick(&[
+                    rustix::fs::FileType::CharacterDevice,
+                    rustix::fs::FileType::BlockDevice,
+                ]),
                 Mode::from_raw_mode(0o600),
                 rustix::fs::makedev(rng.below(300) as u32, rng.below(300) as u32),
             )
@@ -258,20 +357,26 @@ pub fn directory(seed: u64, root: &Path, n: usize) {
         for (k, v) in xattrs(&mut rng) {
             if k.starts_with(b"user.") || k.starts_with(b"trusted.") {
                 // user.* is not allowed on symlinks and devices; ignore refusals.
-                let _ = rustix::fs::lsetxattr(path, k.as_slice(), &v, rustix::fs::XattrFlags::empty());
+                let _ =
+                    rustix::fs::lsetxattr(path, k.as_slice(), &v, rustix::fs::XattrFlags::empty());
             }
         }
     }
     // mtimes last (children change their directory's mtime), deepest first.
     for path in created.iter().rev().chain([&root.to_path_buf()]) {
         let (s, ns) = mtime(&mut rng);
-        let t = Timespec { tv_sec: s, tv_nsec: ns as _ };
+        let t = Timespec {
+            tv_sec: s,
+            tv_nsec: ns as _,
+        };
         let _ = rustix::fs::utimensat(
             rustix::fs::CWD,
             path,
-            &Timestamps { last_access: t, last_modification: t },
+            &Timestamps {
+                last_access: t,
+                last_modification: t,
+            },
             rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
         );
     }
 }
-

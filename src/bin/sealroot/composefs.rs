@@ -104,9 +104,11 @@ pub fn mkcomposefs(args: MkcomposefsArgs) -> anyhow::Result<ExitCode> {
         let strict = args.strict || std::env::var_os("CFS_PARSE_STRICT").is_some();
         let popts = ParseOptions { strict };
         if args.source == Path::new("-") {
-            dumpfile::parse(io::stdin().lock(), popts).context("parsing the dumpfile on standard input")?
+            dumpfile::parse(io::stdin().lock(), popts)
+                .context("parsing the dumpfile on standard input")?
         } else {
-            let f = fs::File::open(&args.source).with_context(|| format!("opening {}", args.source.display()))?;
+            let f = fs::File::open(&args.source)
+                .with_context(|| format!("opening {}", args.source.display()))?;
             dumpfile::parse(io::BufReader::with_capacity(1 << 20, f), popts)
                 .with_context(|| format!("parsing {}", args.source.display()))?
         }
@@ -145,7 +147,10 @@ pub fn mkcomposefs(args: MkcomposefsArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Writes `path` through a temporary file in its directory and a rename.
-fn write_atomically<T>(path: &Path, f: impl FnOnce(&mut BufWriter<&fs::File>) -> anyhow::Result<T>) -> anyhow::Result<T> {
+fn write_atomically<T>(
+    path: &Path,
+    f: impl FnOnce(&mut BufWriter<&fs::File>) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -161,7 +166,8 @@ fn write_atomically<T>(path: &Path, f: impl FnOnce(&mut BufWriter<&fs::File>) ->
         r
     };
     tmp.as_file().sync_all()?;
-    tmp.persist(path).with_context(|| format!("renaming into {}", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("renaming into {}", path.display()))?;
     Ok(result)
 }
 
@@ -227,7 +233,8 @@ struct ObjectArgs {
 
 fn load(path: &Path, filter: &[String]) -> anyhow::Result<Tree> {
     let data = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut tree = reader::read_tree(&data).with_context(|| format!("reading image {}", path.display()))?;
+    let mut tree =
+        reader::read_tree(&data).with_context(|| format!("reading image {}", path.display()))?;
     if !filter.is_empty() {
         if let Some(f) = filter.iter().find(|f| f.contains('/')) {
             bail!("--filter takes a single top-level name, not a path: {f}");
@@ -263,7 +270,9 @@ fn ls(tree: &Tree, out: &mut impl Write) -> io::Result<()> {
                     line.extend_from_slice(b"\t-> ");
                     escape_into(&mut line, t, Style::Standard);
                 }
-                Content::External { payload: Some(p), .. } => {
+                Content::External {
+                    payload: Some(p), ..
+                } => {
                     line.extend_from_slice(b"\t@ ");
                     escape_into(&mut line, p, Style::Standard);
                 }
@@ -280,14 +289,23 @@ fn objects(args: &ObjectArgs, missing: bool) -> anyhow::Result<()> {
     for img in &args.images.images {
         let tree = load(img, &args.images.filter)?;
         dumpfile::print::walk(&tree, |_, id, is_link| {
-            if let (false, Content::External { payload: Some(p), .. }) = (is_link, tree.content(id)) {
+            if let (
+                false,
+                Content::External {
+                    payload: Some(p), ..
+                },
+            ) = (is_link, tree.content(id))
+            {
                 set.insert(p.to_vec());
             }
             Ok(())
         })?;
     }
     if missing {
-        let base = args.basedir.as_deref().context("missing-objects needs --basedir=DIR")?;
+        let base = args
+            .basedir
+            .as_deref()
+            .context("missing-objects needs --basedir=DIR")?;
         if !base.is_dir() {
             bail!("--basedir {}: not a directory", base.display());
         }
@@ -298,7 +316,10 @@ fn objects(args: &ObjectArgs, missing: bool) -> anyhow::Result<()> {
     }
     let mut out = BufWriter::new(io::stdout().lock());
     if args.json {
-        let list: Vec<String> = set.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+        let list: Vec<String> = set
+            .iter()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect();
         serde_json::to_writer_pretty(&mut out, &list)?;
         writeln!(out)?;
     } else {
@@ -313,7 +334,9 @@ fn objects(args: &ObjectArgs, missing: bool) -> anyhow::Result<()> {
 
 pub fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
     match args.command {
-        InspectCommand::Dump(a) | InspectCommand::Ls(a) if a.images.is_empty() => bail!("no image given"),
+        InspectCommand::Dump(a) | InspectCommand::Ls(a) if a.images.is_empty() => {
+            bail!("no image given")
+        }
         InspectCommand::Dump(a) => {
             let mut out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
             for img in &a.images {
