@@ -16,7 +16,10 @@
 #![deny(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod dumpfile;
+pub mod erofs;
 pub mod oci;
+pub mod tree;
 pub mod verity;
 
 mod sys;

@@ -111,4 +111,6 @@ pub mod referrers;
 #[cfg(feature = "host")]
 pub mod sink;
 #[cfg(feature = "host")]
+pub mod tree_target;
+#[cfg(feature = "host")]
 pub mod write;

@@ -8,8 +8,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod verity;
+mod composefs;
 mod oci;
+mod verity;
 
 #[derive(Parser)]
 #[command(
@@ -17,7 +18,8 @@ mod oci;
     version,
     about = "Seal Linux root filesystems with composefs, fs-verity and kernel-checked signatures",
     long_about = None,
-    propagate_version = true
+    propagate_version = true,
+    infer_long_args = true
 )]
 struct Cli {
     #[command(subcommand)]
@@ -39,6 +41,10 @@ enum Command {
     /// Read OCI images: inspect, verify
     #[command(long_about = oci::LONG_HELP)]
     Oci(oci::OciArgs),
+    /// Build a composefs EROFS image (drop-in for mkcomposefs)
+    Mkcomposefs(composefs::MkcomposefsArgs),
+    /// Read composefs images: dump, ls, objects, missing-objects, measure-file
+    Inspect(composefs::InspectArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +56,8 @@ fn main() -> ExitCode {
         Command::DumpMetadata(args) => verity::dump_metadata(args),
         Command::ShowSignature(args) => verity::show_signature(args),
         Command::Oci(args) => oci::run(args),
+        Command::Mkcomposefs(args) => composefs::mkcomposefs(args),
+        Command::Inspect(args) => composefs::inspect(args),
     };
     match result {
         Ok(code) => code,

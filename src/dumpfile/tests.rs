@@ -1,0 +1,168 @@
+use super::*;
+use crate::tree::Content;
+
+const SAMPLE: &[u8] = b"/ 4096 40755 3 0 0 0 1633950376.5 - - - user.a=1 security.selinux=x\\x00
+/dir 0 40700 2 1000 1000 0 1.0 - - -
+/dir/file 100 100644 2 0 0 0 2.3 ab/cdef - 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+/dir/inline 3 100644 1 0 0 0 2.3 - a\\x20b -
+/dir/sym 4 120777 1 0 0 0 2.3 ../x - -
+/dir/dev 0 20644 1 0 0 1025 2.3 - - -
+/link 100 @100644 2 0 0 0 2.3 /dir/file - -
+/w\\x20s\\x3d\\x2d 0 10644 1 0 0 0 -5.0 - - - user.k\\x3d=v=\\x2d
+";
+
+#[test]
+fn parses_every_file_type() {
+    let t = parse_bytes(SAMPLE, ParseOptions { strict: true }).unwrap();
+    let file = t.lookup_path(b"/dir/file").unwrap();
+    assert_eq!(t.lookup_path(b"/link"), Some(file));
+    assert!(t.entries(t.root()).any(|e| e.name == b"link" && e.is_link));
+    match t.content(file) {
+        Content::External { payload, digest } => {
+            assert_eq!(payload, Some(&b"ab/cdef"[..]));
+            assert_eq!(
+                digest.unwrap().to_hex(),
+                "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let inline = t.lookup_path(b"/dir/inline").unwrap();
+    assert_eq!(t.content(inline), Content::Inline(b"a b"));
+    let odd = t.lookup_path(b"/w s=-").unwrap();
+    assert_eq!(t.stat(odd).mtime.sec, -5);
+    assert_eq!(t.xattr(odd, b"user.k="), Some(&b"v=-"[..]));
+    assert_eq!(t.stat(t.lookup_path(b"/dir/dev").unwrap()).rdev, 1025);
+    assert_eq!(t.xattr(t.root(), b"security.selinux"), Some(&b"x\0"[..]));
+}
+
+#[test]
+fn printing_is_canonical_and_round_trips() {
+    let t = parse_bytes(SAMPLE, ParseOptions::default()).unwrap();
+    let d1 = to_bytes(&t);
+    let t2 = parse_bytes(&d1, ParseOptions { strict: true }).unwrap();
+    let d2 = to_bytes(&t2);
+    assert_eq!(String::from_utf8_lossy(&d1), String::from_utf8_lossy(&d2));
+    // Printing escapes like composefs-info: '=' only in xattrs, lone '-'.
+    let text = String::from_utf8(d1).unwrap();
+    assert!(
+        text.contains("/w\\x20s=- 0 10644 1 0 0 0 -5.0 - - - user.k\\x3d=v\\x3d-\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("/link 100 @100644 2 0 0 0 2.3 /dir/file - 0123"),
+        "{text}"
+    );
+}
+
+fn err_of(input: &str, strict: bool) -> String {
+    parse_bytes(input.as_bytes(), ParseOptions { strict })
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn errors_name_the_line_and_the_problem() {
+    let root = "/ 0 40755 2 0 0 0 0.0 - - -\n";
+    let cases: &[(&str, &str)] = &[
+        (
+            "/x 0 100644 1 0 0 0 0.0 - - -\n",
+            "line 1: the first line must be the root",
+        ),
+        ("", "empty"),
+        (
+            "/ 0 100644 1 0 0 0 0.0 - - -\n",
+            "line 1: the root must be a directory",
+        ),
+    ];
+    for (input, want) in cases {
+        let e = err_of(input, false);
+        assert!(e.contains(want), "{input:?}: {e}");
+    }
+    let after_root: &[(&str, &str)] = &[
+        (
+            "/. 0 40755 2 0 0 0 0.0 - - -\n",
+            "line 2: invalid file name \".\"",
+        ),
+        (
+            "/a/b 0 100644 1 0 0 0 0.0 - - -\n",
+            "line 2: parent directory of /a/b is missing",
+        ),
+        ("/a 0 644 1 0 0 0 0.0 - - -\n", "line 2: invalid mode 644"),
+        ("/a 0 100644 1 0 0 0 0.0 - - - user.x\n", "has no '='"),
+        (
+            "/a 0 100644 1 0 0 0 0.0 - - - =v\n",
+            "xattr names cannot be empty",
+        ),
+        (
+            "/a 0 100644 1 0 0 0 0.0 - - -\n/a 0 100644 1 0 0 0 0.0 - - -\n",
+            "line 3: /a: already exists",
+        ),
+        (
+            "/a 0 @100644 1 0 0 0 0.0 /a - -\n",
+            "line 2: /a: a hardlink cannot point to itself",
+        ),
+        (
+            "/a 0 @100644 1 0 0 0 0.0 /b - -\n/b 0 @100644 1 0 0 0 0.0 /a - -\n",
+            "cycle",
+        ),
+        (
+            "/a 0 @100644 1 0 0 0 0.0 / - -\n",
+            "directories cannot be hardlinked",
+        ),
+        (
+            "/a 0 @40755 1 0 0 0 0.0 /x - -\n",
+            "directories cannot be hardlinked",
+        ),
+        (
+            "/a 0 @100644 1 0 0 0 0.0 /nope - -\n",
+            "line 2: hardlink target /nope does not exist",
+        ),
+        (
+            "/a 5 100644 1 0 0 0 0.0 - abc -\n",
+            "CONTENT is 3 bytes but SIZE says 5",
+        ),
+        ("/a 0 120777 1 0 0 0 0.0 - - -\n", "non-empty target"),
+        (
+            "/a 1 100644 1 0 0 0 0.0 - - abc\n",
+            "DIGEST must be 64 hex digits",
+        ),
+        (
+            "/a 1 100644 1 0 0 0 0.0 \\q - -\n",
+            "unsupported escape \\q",
+        ),
+        ("/a 1 100644 1 0 0 0\n", "missing field MTIME"),
+        (
+            "/a x 100644 1 0 0 0 0.0 - - -\n",
+            "field SIZE: invalid size \"x\"",
+        ),
+        ("/a 0 100644 1 0 0 0 0 - - -\n", "field MTIME"),
+        ("/a 0 100644 1 0 0 0 0.1000000000 - - -\n", "field MTIME"),
+        ("/a 0 100644 1 0 4294967296 0 0.0 - - -\n", "field GID"),
+        (
+            "/a\0 0 100644 1 0 0 0 0.0 - - -\n",
+            "embedded NUL byte at column 2",
+        ),
+    ];
+    for (line, want) in after_root {
+        let e = err_of(&format!("{root}{line}"), false);
+        assert!(e.contains(want), "{line:?}: {e}");
+    }
+    let strict_only: &[(&str, &str)] = &[
+        ("/a 0 100644 1 0 0 7 0.0 - - -\n", "non-zero RDEV"),
+        (
+            "/a 9 120777 1 0 0 0 0.0 abc - -\n",
+            "symlink SIZE 9 differs from the target length 3",
+        ),
+        ("/a 0 100644 1 0 0 0 0.0 - - -", "line 2: missing newline"),
+    ];
+    for (line, want) in strict_only {
+        let input = format!("{root}{line}");
+        assert!(
+            parse_bytes(input.as_bytes(), ParseOptions::default()).is_ok(),
+            "{line:?}"
+        );
+        let e = err_of(&input, true);
+        assert!(e.contains(want), "{line:?}: {e}");
+    }
+}

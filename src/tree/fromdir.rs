@@ -1,0 +1,285 @@
+//! A directory on disk to a [`Tree`], like `mkcomposefs SOURCE IMAGE`
+//! (`lcfs_build` and `compute_digest` in libcomposefs/mkcomposefs.c):
+//!
+//! - every entry becomes an inode with the file's mode, owner, rdev, size
+//!   and mtime (`--use-epoch`: all mtimes 0), link count 1 (mkcomposefs
+//!   does not detect hardlinks in directories, and the image must match);
+//! - regular files of at most 64 bytes are stored inline; larger ones get
+//!   their fs-verity digest computed and are referenced as `XX/rest-of-hex`
+//!   (optionally copied into an [`ObjectStore`]); hashing and copying run
+//!   on all cores;
+//! - xattrs are read from the files (`--skip-xattrs`: none,
+//!   `--user-xattrs`: only `user.*`); `--skip-devices` leaves out block and
+//!   character devices.
+
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use super::store::{ObjectStore, StoreError, Stored, object_path};
+use super::{InodeId, NewContent, Stat, Timestamp, Tree};
+use crate::verity::{VerityParams, digest};
+
+/// Regular files up to this size are stored in the image
+/// (`LCFS_RECOMMENDED_INLINE_CONTENT_MAX`).
+pub const INLINE_MAX: u64 = 64;
+
+/// Options of a directory import (mkcomposefs' flags of the same names).
+#[derive(Debug, Clone, Default)]
+pub struct DirOptions {
+    pub use_epoch: bool,
+    pub skip_xattrs: bool,
+    pub user_xattrs: bool,
+    pub skip_devices: bool,
+    /// Threads for hashing and copying; `None`: all cores.
+    pub threads: Option<usize>,
+    /// Copy external files here.
+    pub store: Option<ObjectStore>,
+}
+
+/// Counts from an import.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImportStats {
+    pub entries: u64,
+    pub hashed_files: u64,
+    pub hashed_bytes: u64,
+    pub stored_new: u64,
+    pub reflinked: u64,
+    pub verity_enabled: u64,
+}
+
+/// Why a directory could not be imported.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{path}: {what}: {source}")]
+    Io {
+        path: PathBuf,
+        what: &'static str,
+        source: io::Error,
+    },
+    #[error("{path}: {source}")]
+    Tree { path: PathBuf, source: super::Error },
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0} is not a directory")]
+    NotADirectory(PathBuf),
+    #[error("cannot start {threads} hashing threads: {reason}")]
+    Threads { threads: usize, reason: String },
+}
+
+fn io_err<'p>(path: &'p Path, what: &'static str) -> impl FnOnce(io::Error) -> ImportError + 'p {
+    move |source| ImportError::Io {
+        path: path.to_owned(),
+        what,
+        source,
+    }
+}
+
+fn stat_of(md: &fs::Metadata, opts: &DirOptions) -> Stat {
+    Stat {
+        mode: md.mode(),
+        uid: md.uid(),
+        gid: md.gid(),
+        nlink: 1,
+        rdev: md.rdev(),
+        size: md.size(),
+        mtime: if opts.use_epoch {
+            Timestamp::default()
+        } else {
+            Timestamp {
+                sec: md.mtime(),
+                nsec: md.mtime_nsec() as u32,
+            }
+        },
+    }
+}
+
+fn read_xattrs(
+    tree: &mut Tree,
+    id: InodeId,
+    path: &Path,
+    opts: &DirOptions,
+) -> Result<(), ImportError> {
+    if opts.skip_xattrs {
+        return Ok(());
+    }
+    let err = |source: rustix::io::Errno| ImportError::Io {
+        path: path.to_owned(),
+        what: "reading xattrs",
+        source: source.into(),
+    };
+    let mut names = Vec::new();
+    loop {
+        match rustix::fs::llistxattr(path, spare(&mut names)) {
+            Ok(n) => {
+                names.truncate(n);
+                break;
+            }
+            Err(rustix::io::Errno::RANGE) => continue,
+            // No xattr support on this filesystem: nothing to copy.
+            Err(rustix::io::Errno::OPNOTSUPP) => return Ok(()),
+            Err(e) => return Err(err(e)),
+        }
+    }
+    let mut value = Vec::new();
+    for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        if opts.user_xattrs && !name.starts_with(b"user.") {
+            continue;
+        }
+        let cname = std::ffi::CString::new(name).map_err(|_| err(rustix::io::Errno::INVAL))?;
+        loop {
+            match rustix::fs::lgetxattr(path, cname.as_c_str(), spare(&mut value)) {
+                Ok(n) => {
+                    value.truncate(n);
+                    break;
+                }
+                Err(rustix::io::Errno::RANGE) => continue,
+                Err(e) => return Err(err(e)),
+            }
+        }
+        tree.set_xattr(id, name, &value)
+            .map_err(|source| ImportError::Tree {
+                path: path.to_owned(),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// Grows `buf` (doubling) and hands it out whole for a syscall to fill.
+fn spare(buf: &mut Vec<u8>) -> &mut Vec<u8> {
+    let want = (buf.capacity() * 2).max(256);
+    buf.clear();
+    buf.resize(want, 0);
+    buf
+}
+
+/// Imports `src` (see the module documentation).
+pub fn import_dir(src: &Path, opts: &DirOptions) -> Result<(Tree, ImportStats), ImportError> {
+    let md = fs::symlink_metadata(src).map_err(io_err(src, "stat"))?;
+    if !md.is_dir() {
+        return Err(ImportError::NotADirectory(src.to_owned()));
+    }
+    let tree_err = |path: &Path| {
+        let path = path.to_owned();
+        move |source| ImportError::Tree { path, source }
+    };
+    let mut tree = Tree::new(stat_of(&md, opts)).map_err(tree_err(src))?;
+    let root = tree.root();
+    read_xattrs(&mut tree, root, src, opts)?;
+    let mut stats = ImportStats::default();
+    let mut big_files: Vec<(InodeId, PathBuf)> = Vec::new();
+    let mut stack = vec![(src.to_owned(), root)];
+    let mut content = Vec::new();
+    while let Some((dir, dir_id)) = stack.pop() {
+        let mut names: Vec<std::ffi::OsString> = fs::read_dir(&dir)
+            .map_err(io_err(&dir, "reading directory"))?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()
+            .map_err(io_err(&dir, "reading directory"))?;
+        names.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        for name in names {
+            let path = dir.join(&name);
+            let md = fs::symlink_metadata(&path).map_err(io_err(&path, "stat"))?;
+            let ft = md.file_type();
+            if opts.skip_devices && (ft.is_block_device() || ft.is_char_device()) {
+                continue;
+            }
+            let stat = stat_of(&md, opts);
+            let id = if ft.is_dir() {
+                tree.add_inode(stat, NewContent::Directory)
+            } else if ft.is_symlink() {
+                let target = fs::read_link(&path).map_err(io_err(&path, "reading symlink"))?;
+                tree.add_inode(stat, NewContent::Symlink(target.as_os_str().as_bytes()))
+            } else if ft.is_file() && stat.size > 0 && stat.size <= INLINE_MAX {
+                content.clear();
+                fs::File::open(&path)
+                    .and_then(|f| f.take(INLINE_MAX + 1).read_to_end(&mut content))
+                    .map_err(io_err(&path, "reading"))?;
+                if content.len() as u64 != stat.size {
+                    return Err(ImportError::Io {
+                        path,
+                        what: "reading",
+                        source: io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "file changed size while read",
+                        ),
+                    });
+                }
+                tree.add_inode(stat, NewContent::Inline(&content))
+            } else {
+                tree.add_inode(stat, NewContent::None)
+            }
+            .map_err(tree_err(&path))?;
+            read_xattrs(&mut tree, id, &path, opts)?;
+            tree.link(dir_id, name.as_bytes(), id)
+                .map_err(tree_err(&path))?;
+            stats.entries += 1;
+            if ft.is_dir() {
+                stack.push((path, id));
+            } else if ft.is_file() && stat.size > INLINE_MAX {
+                stats.hashed_bytes += stat.size;
+                big_files.push((id, path));
+            }
+        }
+    }
+
+    let results = hash_and_store(&big_files, opts)?;
+    for ((id, path), (digest, stored)) in big_files.iter().zip(results) {
+        let payload = object_path(&digest);
+        tree.set_content(
+            *id,
+            NewContent::External {
+                payload: Some(payload.as_bytes()),
+                digest: Some(digest),
+            },
+        )
+        .map_err(tree_err(path))?;
+        stats.hashed_files += 1;
+        if let Some(Stored::Added { reflinked, verity }) = stored {
+            stats.stored_new += 1;
+            stats.reflinked += reflinked as u64;
+            stats.verity_enabled += verity as u64;
+        }
+    }
+    Ok((tree, stats))
+}
+
+type Hashed = (crate::verity::FsVerityDigest, Option<Stored>);
+
+/// fs-verity digests of the files (and their copies in the store), on
+/// `opts.threads` threads.
+fn hash_and_store(
+    files: &[(InodeId, PathBuf)],
+    opts: &DirOptions,
+) -> Result<Vec<Hashed>, ImportError> {
+    let params = VerityParams::sha256();
+    let work = || {
+        files
+            .par_iter()
+            .map(|(_, path)| {
+                let d = digest::digest_file(&params, path).map_err(io_err(path, "hashing"))?;
+                let stored = match &opts.store {
+                    Some(store) => Some(store.insert_file(path, &d)?),
+                    None => None,
+                };
+                Ok((d, stored))
+            })
+            .collect::<Result<Vec<_>, ImportError>>()
+    };
+    match opts.threads {
+        None => work(),
+        Some(threads) => rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| ImportError::Threads {
+                threads,
+                reason: e.to_string(),
+            })?
+            .install(work),
+    }
+}

@@ -1,0 +1,674 @@
+//! The in-memory filesystem every importer fills and every writer reads.
+//!
+//! Importers (the composefs-dump(5) parser, the directory walker, OCI layer
+//! application) build a [`Tree`]; writers (EROFS, dumpfile) read it. The
+//! model is the one of composefs (`libcomposefs/lcfs-writer.c`): inodes with
+//! full stat metadata and xattrs; directory entries naming them; regular
+//! files whose content is either inline (small files) or an external object
+//! named by its fs-verity digest; hardlinks as several entries naming one
+//! inode.
+//!
+//! Memory: inodes live in one arena (`Vec`) and are addressed by a 4-byte
+//! [`InodeId`]; names, inline content and payloads live in one byte arena;
+//! xattr lists are interned ([`xattr`]). An inode costs about 80 bytes plus
+//! 16 bytes per directory entry, so a 1,000,000-entry tree fits in ~100 MB.
+//!
+//! Hardlinks: every inode has at most one *primary* entry; the others are
+//! links. Writers that must match `mkcomposefs` byte for byte place an inode
+//! where its primary entry is (mkcomposefs serializes a hardlinked inode at
+//! the position of the non-`@` dumpfile line). Removing a primary entry
+//! leaves the inode without one until [`Tree::normalize_links`] promotes the
+//! first remaining link in depth-first order.
+
+#[cfg(feature = "host")]
+pub mod fromdir;
+#[cfg(feature = "host")]
+pub mod store;
+mod validate;
+mod xattr;
+
+pub use validate::{
+    MAX_INLINE_CONTENT, MAX_NAME_LEN, MAX_SYMLINK_LEN, MAX_XATTR_NAME_LEN, MAX_XATTR_VALUE_LEN,
+    validate_name,
+};
+pub use xattr::XattrSetId;
+
+use crate::verity::{FsVerityDigest, HashAlgorithm};
+use xattr::XattrPool;
+
+/// `S_IFMT` and the file type bits of `st_mode` (`include/uapi/linux/stat.h`).
+pub mod mode {
+    pub const S_IFMT: u32 = 0o170000;
+    pub const S_IFSOCK: u32 = 0o140000;
+    pub const S_IFLNK: u32 = 0o120000;
+    pub const S_IFREG: u32 = 0o100000;
+    pub const S_IFBLK: u32 = 0o060000;
+    pub const S_IFDIR: u32 = 0o040000;
+    pub const S_IFCHR: u32 = 0o020000;
+    pub const S_IFIFO: u32 = 0o010000;
+}
+
+/// Errors building or validating a tree. Each names the offending path or
+/// name when one is known.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Error {
+    #[error("invalid file name {name:?}: {reason}")]
+    InvalidName { name: String, reason: &'static str },
+    #[error(
+        "invalid mode {mode:o}: the file type bits name no file type (regular, directory, symlink, block/char device, fifo, socket)"
+    )]
+    InvalidMode { mode: u32 },
+    #[error("{path}: not a directory")]
+    NotADirectory { path: String },
+    #[error("{path}: already exists")]
+    Exists { path: String },
+    #[error("{path}: no such file or directory")]
+    NotFound { path: String },
+    #[error("{path}: directories cannot be hardlinked")]
+    DirectoryHardlink { path: String },
+    #[error("{path}: a hardlink cannot point to itself")]
+    SelfHardlink { path: String },
+    #[error("invalid symlink target {target:?}: {reason}")]
+    InvalidSymlink {
+        target: String,
+        reason: &'static str,
+    },
+    #[error("invalid xattr name {name:?}: {reason}")]
+    InvalidXattrName { name: String, reason: &'static str },
+    #[error("xattr {name:?}: value is {len} bytes, the maximum is {MAX_XATTR_VALUE_LEN}")]
+    XattrValueTooLong { name: String, len: usize },
+    #[error("too many or too large xattrs on one file: about {size} bytes, the maximum is {max}")]
+    XattrsTooLarge { size: usize, max: usize },
+    #[error(
+        "inline content is {len} bytes, the maximum is {MAX_INLINE_CONTENT}; store larger files as external objects"
+    )]
+    InlineTooLarge { len: usize },
+    #[error("inode table full (more than 2^32 inodes)")]
+    TooManyInodes,
+    #[error("composefs digests are fs-verity sha256 digests, got {0}")]
+    UnsupportedDigest(HashAlgorithm),
+}
+
+/// Seconds and nanoseconds since the epoch, as in `struct timespec`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp {
+    pub sec: i64,
+    pub nsec: u32,
+}
+
+/// The stat fields composefs stores.
+///
+/// `size` is the file size for regular files; for directories and symlinks
+/// writers compute their own (a symlink's is its target length).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Stat {
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub nlink: u32,
+    pub rdev: u64,
+    pub size: u64,
+    pub mtime: Timestamp,
+}
+
+impl Stat {
+    pub fn file_type(&self) -> Option<FileType> {
+        FileType::from_mode(self.mode)
+    }
+}
+
+/// The file types composefs (and the kernel) knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FileType {
+    Regular,
+    Directory,
+    Symlink,
+    BlockDevice,
+    CharDevice,
+    Fifo,
+    Socket,
+}
+
+impl FileType {
+    pub fn from_mode(mode: u32) -> Option<FileType> {
+        use mode::*;
+        Some(match mode & S_IFMT {
+            S_IFREG => FileType::Regular,
+            S_IFDIR => FileType::Directory,
+            S_IFLNK => FileType::Symlink,
+            S_IFBLK => FileType::BlockDevice,
+            S_IFCHR => FileType::CharDevice,
+            S_IFIFO => FileType::Fifo,
+            S_IFSOCK => FileType::Socket,
+            _ => return None,
+        })
+    }
+}
+
+/// A 4-byte handle on an inode of one [`Tree`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InodeId(u32);
+
+impl InodeId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Bytes in the tree's arena.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Span {
+    off: u64,
+    len: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Data {
+    None,
+    Dir(u32),
+    Symlink(Span),
+    Inline(Span),
+    External {
+        payload: Option<Span>,
+        digest: Option<u32>,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct InodeRec {
+    stat: Stat,
+    xattrs: XattrSetId,
+    data: Data,
+    /// Whether one entry is this inode's primary one.
+    has_primary: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    name_off: u64,
+    inode: InodeId,
+    name_len: u8,
+    link: bool,
+}
+
+/// What a regular file, symlink or directory holds, when creating an inode.
+#[derive(Debug, Clone, Copy)]
+pub enum NewContent<'a> {
+    /// Devices, fifos, sockets, empty regular files.
+    None,
+    Directory,
+    Symlink(&'a [u8]),
+    /// Regular file content stored in the image (at most [`MAX_INLINE_CONTENT`]).
+    Inline(&'a [u8]),
+    /// Regular file stored outside the image: `payload` is the backing
+    /// file's path relative to the object store (`XX/rest-of-hex`).
+    External {
+        payload: Option<&'a [u8]>,
+        digest: Option<FsVerityDigest>,
+    },
+}
+
+/// What an inode holds, as read from a tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Content<'a> {
+    None,
+    Directory,
+    Symlink(&'a [u8]),
+    Inline(&'a [u8]),
+    External {
+        payload: Option<&'a [u8]>,
+        digest: Option<FsVerityDigest>,
+    },
+}
+
+/// One directory entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirEntry<'a> {
+    pub name: &'a [u8],
+    pub inode: InodeId,
+    /// `true` for hardlinks other than the inode's primary entry.
+    pub is_link: bool,
+}
+
+/// The filesystem tree. See the module documentation.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    inodes: Vec<InodeRec>,
+    dirs: Vec<Vec<Entry>>,
+    arena: Vec<u8>,
+    digests: Vec<[u8; 32]>,
+    xattrs: XattrPool,
+    entries: usize,
+}
+
+impl Tree {
+    /// A tree holding only its root directory.
+    pub fn new(root: Stat) -> Result<Tree, Error> {
+        let mut tree = Tree {
+            inodes: Vec::new(),
+            dirs: Vec::new(),
+            arena: Vec::new(),
+            digests: Vec::new(),
+            xattrs: XattrPool::default(),
+            entries: 0,
+        };
+        if FileType::from_mode(root.mode) != Some(FileType::Directory) {
+            return Err(Error::NotADirectory { path: "/".into() });
+        }
+        let id = tree.add_inode(root, NewContent::Directory)?;
+        tree.inodes[id.index()].has_primary = true;
+        Ok(tree)
+    }
+
+    pub fn root(&self) -> InodeId {
+        InodeId(0)
+    }
+
+    /// Number of inodes (including ones no entry names any more).
+    pub fn inode_count(&self) -> usize {
+        self.inodes.len()
+    }
+
+    /// Number of directories (including detached ones).
+    pub fn dir_count(&self) -> usize {
+        self.dirs.len()
+    }
+
+    /// Number of directory entries (hardlinks count once each).
+    pub fn entry_count(&self) -> usize {
+        self.entries
+    }
+
+    fn push_bytes(&mut self, bytes: &[u8]) -> Span {
+        let off = self.arena.len() as u64;
+        self.arena.extend_from_slice(bytes);
+        Span {
+            off,
+            len: bytes.len() as u32,
+        }
+    }
+
+    fn bytes(&self, span: Span) -> &[u8] {
+        &self.arena[span.off as usize..span.off as usize + span.len as usize]
+    }
+
+    fn make_data(&mut self, stat: &Stat, content: NewContent<'_>) -> Result<Data, Error> {
+        let ft = stat
+            .file_type()
+            .ok_or(Error::InvalidMode { mode: stat.mode })?;
+        Ok(match (ft, content) {
+            (FileType::Directory, _) => {
+                self.dirs.push(Vec::new());
+                Data::Dir(self.dirs.len() as u32 - 1)
+            }
+            (FileType::Symlink, NewContent::Symlink(target)) => {
+                validate::symlink_target(target)?;
+                Data::Symlink(self.push_bytes(target))
+            }
+            (FileType::Symlink, _) => {
+                return Err(Error::InvalidSymlink {
+                    target: String::new(),
+                    reason: "a symlink needs a non-empty target",
+                });
+            }
+            (FileType::Regular, NewContent::Inline(bytes)) if !bytes.is_empty() => {
+                if bytes.len() > MAX_INLINE_CONTENT {
+                    return Err(Error::InlineTooLarge { len: bytes.len() });
+                }
+                Data::Inline(self.push_bytes(bytes))
+            }
+            (FileType::Regular, NewContent::External { payload, digest }) => {
+                let payload = match payload {
+                    Some(p) => {
+                        validate::payload(p)?;
+                        Some(self.push_bytes(p))
+                    }
+                    None => None,
+                };
+                let digest = match digest {
+                    Some(d) => {
+                        if d.algorithm() != HashAlgorithm::Sha256 {
+                            return Err(Error::UnsupportedDigest(d.algorithm()));
+                        }
+                        let mut raw = [0u8; 32];
+                        raw.copy_from_slice(d.as_bytes());
+                        self.digests.push(raw);
+                        Some(self.digests.len() as u32 - 1)
+                    }
+                    None => None,
+                };
+                Data::External { payload, digest }
+            }
+            _ => Data::None,
+        })
+    }
+
+    /// Creates an inode not yet named by any entry. For symlinks the
+    /// size is set to the target length; for inline files to the content
+    /// length.
+    pub fn add_inode(&mut self, mut stat: Stat, content: NewContent<'_>) -> Result<InodeId, Error> {
+        if self.inodes.len() >= u32::MAX as usize {
+            return Err(Error::TooManyInodes);
+        }
+        let data = self.make_data(&stat, content)?;
+        match data {
+            Data::Symlink(s) | Data::Inline(s) => stat.size = s.len as u64,
+            _ => {}
+        }
+        self.inodes.push(InodeRec {
+            stat,
+            xattrs: XattrSetId::EMPTY,
+            data,
+            has_primary: false,
+        });
+        Ok(InodeId(self.inodes.len() as u32 - 1))
+    }
+
+    /// Replaces what an inode holds (the file type stays). Sizes follow as in
+    /// [`Tree::add_inode`].
+    pub fn set_content(&mut self, id: InodeId, content: NewContent<'_>) -> Result<(), Error> {
+        let stat = self.inodes[id.index()].stat;
+        if stat.file_type() == Some(FileType::Directory) {
+            return Ok(());
+        }
+        let data = self.make_data(&stat, content)?;
+        let rec = &mut self.inodes[id.index()];
+        rec.data = data;
+        if let Data::Symlink(s) | Data::Inline(s) = data {
+            rec.stat.size = s.len as u64;
+        }
+        Ok(())
+    }
+
+    pub fn stat(&self, id: InodeId) -> &Stat {
+        &self.inodes[id.index()].stat
+    }
+
+    /// Mutable stat. Changing the file type of an inode with content or
+    /// entries is the caller's responsibility to keep consistent.
+    pub fn stat_mut(&mut self, id: InodeId) -> &mut Stat {
+        &mut self.inodes[id.index()].stat
+    }
+
+    pub fn file_type(&self, id: InodeId) -> FileType {
+        // Every stored inode passed make_data, whose mode check is the same.
+        self.stat(id).file_type().unwrap_or(FileType::Regular)
+    }
+
+    pub fn is_dir(&self, id: InodeId) -> bool {
+        matches!(self.inodes[id.index()].data, Data::Dir(_))
+    }
+
+    pub fn content(&self, id: InodeId) -> Content<'_> {
+        match self.inodes[id.index()].data {
+            Data::None => Content::None,
+            Data::Dir(_) => Content::Directory,
+            Data::Symlink(s) => Content::Symlink(self.bytes(s)),
+            Data::Inline(s) => Content::Inline(self.bytes(s)),
+            Data::External { payload, digest } => Content::External {
+                payload: payload.map(|p| self.bytes(p)),
+                digest: digest.map(|d| {
+                    FsVerityDigest::new(HashAlgorithm::Sha256, &self.digests[d as usize])
+                        .expect("32-byte sha256 digest")
+                }),
+            },
+        }
+    }
+
+    fn dir_index(&self, id: InodeId) -> Option<usize> {
+        match self.inodes[id.index()].data {
+            Data::Dir(d) => Some(d as usize),
+            _ => None,
+        }
+    }
+
+    fn entry_name(&self, e: &Entry) -> &[u8] {
+        &self.arena[e.name_off as usize..e.name_off as usize + e.name_len as usize]
+    }
+
+    fn search(&self, dir: usize, name: &[u8]) -> Result<usize, usize> {
+        let entries = &self.dirs[dir];
+        // Fast path: importers mostly add names in sorted order.
+        match entries.last() {
+            None => return Err(0),
+            Some(last) => match self.entry_name(last).cmp(name) {
+                std::cmp::Ordering::Less => return Err(entries.len()),
+                std::cmp::Ordering::Equal => return Ok(entries.len() - 1),
+                std::cmp::Ordering::Greater => {}
+            },
+        }
+        entries.binary_search_by(|e| self.entry_name(e).cmp(name))
+    }
+
+    /// Names `inode` as `name` in directory `parent`. The first entry of
+    /// an inode becomes its primary one, later ones are hardlinks.
+    pub fn link(&mut self, parent: InodeId, name: &[u8], inode: InodeId) -> Result<(), Error> {
+        validate_name(name)?;
+        let dir = self.dir_index(parent).ok_or_else(|| Error::NotADirectory {
+            path: String::from_utf8_lossy(name).into_owned(),
+        })?;
+        let is_link = self.inodes[inode.index()].has_primary;
+        if is_link && self.is_dir(inode) {
+            return Err(Error::DirectoryHardlink {
+                path: String::from_utf8_lossy(name).into_owned(),
+            });
+        }
+        if inode == parent || inode == self.root() {
+            return Err(Error::DirectoryHardlink {
+                path: String::from_utf8_lossy(name).into_owned(),
+            });
+        }
+        let pos = match self.search(dir, name) {
+            Ok(_) => {
+                return Err(Error::Exists {
+                    path: String::from_utf8_lossy(name).into_owned(),
+                });
+            }
+            Err(pos) => pos,
+        };
+        let span = self.push_bytes(name);
+        let entry = Entry {
+            name_off: span.off,
+            inode,
+            name_len: name.len() as u8,
+            link: is_link,
+        };
+        self.dirs[dir].insert(pos, entry);
+        self.inodes[inode.index()].has_primary = true;
+        self.entries += 1;
+        Ok(())
+    }
+
+    /// Removes the entry `name` from `parent` and returns the inode it
+    /// named. Removing a directory's entry detaches its whole subtree.
+    pub fn unlink(&mut self, parent: InodeId, name: &[u8]) -> Result<InodeId, Error> {
+        let not_found = || Error::NotFound {
+            path: String::from_utf8_lossy(name).into_owned(),
+        };
+        let dir = self.dir_index(parent).ok_or_else(not_found)?;
+        let pos = self.search(dir, name).map_err(|_| not_found())?;
+        let entry = self.dirs[dir].remove(pos);
+        if !entry.link {
+            self.inodes[entry.inode.index()].has_primary = false;
+        }
+        self.entries -= 1;
+        Ok(entry.inode)
+    }
+
+    /// Points the existing entry `name` in `parent` at `inode`, as a
+    /// hardlink (not its primary entry). Used by importers that resolve
+    /// hardlink targets after reserving the link's name. No-op if there is
+    /// no such entry.
+    pub fn retarget(&mut self, parent: InodeId, name: &[u8], inode: InodeId) {
+        if let Some(dir) = self.dir_index(parent) {
+            if let Ok(pos) = self.search(dir, name) {
+                let e = &mut self.dirs[dir][pos];
+                e.inode = inode;
+                e.link = true;
+            }
+        }
+    }
+
+    pub fn lookup(&self, parent: InodeId, name: &[u8]) -> Option<InodeId> {
+        let dir = self.dir_index(parent)?;
+        self.search(dir, name)
+            .ok()
+            .map(|pos| self.dirs[dir][pos].inode)
+    }
+
+    /// Resolves an absolute or relative path from the root, without
+    /// following symlinks. Empty components and a leading `/` are ignored.
+    pub fn lookup_path(&self, path: &[u8]) -> Option<InodeId> {
+        let mut cur = self.root();
+        for comp in path.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+            cur = self.lookup(cur, comp)?;
+        }
+        Some(cur)
+    }
+
+    /// The entries of a directory, sorted by name (bytewise); empty for
+    /// non-directories.
+    pub fn entries(&self, dir: InodeId) -> impl ExactSizeIterator<Item = DirEntry<'_>> + '_ {
+        let list: &[Entry] = match self.dir_index(dir) {
+            Some(d) => &self.dirs[d],
+            None => &[],
+        };
+        list.iter().map(move |e| DirEntry {
+            name: self.entry_name(e),
+            inode: e.inode,
+            is_link: e.link,
+        })
+    }
+
+    /// The `idx`-th entry of a directory in name order, in O(1).
+    pub fn entry(&self, dir: InodeId, idx: usize) -> Option<DirEntry<'_>> {
+        let e = self.dirs.get(self.dir_index(dir)?)?.get(idx)?;
+        Some(DirEntry {
+            name: self.entry_name(e),
+            inode: e.inode,
+            is_link: e.link,
+        })
+    }
+
+    pub fn xattrs(&self, id: InodeId) -> impl ExactSizeIterator<Item = (&[u8], &[u8])> {
+        self.xattrs.iter(self.inodes[id.index()].xattrs)
+    }
+
+    pub fn xattr(&self, id: InodeId, name: &[u8]) -> Option<&[u8]> {
+        self.xattrs.get(self.inodes[id.index()].xattrs, name)
+    }
+
+    pub fn xattr_set_id(&self, id: InodeId) -> XattrSetId {
+        self.inodes[id.index()].xattrs
+    }
+
+    /// Sets an xattr (replacing an existing value of that name). Limits are
+    /// those of `lcfs_node_set_xattr` for external input: name 1..=255
+    /// bytes, value at most 65535 bytes, and all xattrs of the inode
+    /// together within what an EROFS inode can hold.
+    pub fn set_xattr(&mut self, id: InodeId, name: &[u8], value: &[u8]) -> Result<(), Error> {
+        validate::xattr(name, value)?;
+        let set = self.inodes[id.index()].xattrs;
+        let others = self
+            .xattrs
+            .iter(set)
+            .filter(|(n, _)| *n != name)
+            .map(|(n, v)| (n.len(), v.len()));
+        validate::xattr_budget(others.chain([(name.len(), value.len())]))?;
+        self.inodes[id.index()].xattrs = self.xattrs.with(set, name, value);
+        Ok(())
+    }
+
+    /// Removes an xattr; returns whether it was there.
+    pub fn remove_xattr(&mut self, id: InodeId, name: &[u8]) -> bool {
+        let set = self.inodes[id.index()].xattrs;
+        match self.xattrs.without(set, name) {
+            Some(new) => {
+                self.inodes[id.index()].xattrs = new;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes all xattrs of an inode.
+    pub fn clear_xattrs(&mut self, id: InodeId) {
+        self.inodes[id.index()].xattrs = XattrSetId::EMPTY;
+    }
+
+    /// Number of distinct xattr lists in the tree.
+    pub fn distinct_xattr_sets(&self) -> usize {
+        self.xattrs.distinct_sets()
+    }
+
+    /// Gives every reachable inode exactly one primary entry: the first in
+    /// depth-first, name-sorted order wins where none (or, after edits,
+    /// an unreachable one) is primary. Importers that remove entries call
+    /// this before handing the tree to a writer.
+    pub fn normalize_links(&mut self) {
+        for rec in &mut self.inodes {
+            rec.has_primary = false;
+        }
+        self.inodes[0].has_primary = true;
+        // Keep existing primaries that are still reachable first.
+        let mut order = Vec::new();
+        let mut stack = vec![0usize];
+        while let Some(dir) = stack.pop() {
+            order.push(dir);
+            for e in self.dirs[dir].iter().rev() {
+                if let Data::Dir(d) = self.inodes[e.inode.index()].data {
+                    if !e.link {
+                        stack.push(d as usize);
+                    }
+                }
+            }
+        }
+        for &dir in &order {
+            for e in &self.dirs[dir] {
+                if !e.link {
+                    self.inodes[e.inode.index()].has_primary = true;
+                }
+            }
+        }
+        for &dir in &order {
+            for i in 0..self.dirs[dir].len() {
+                let e = self.dirs[dir][i];
+                if e.link && !self.inodes[e.inode.index()].has_primary {
+                    self.dirs[dir][i].link = false;
+                    self.inodes[e.inode.index()].has_primary = true;
+                }
+            }
+        }
+    }
+
+    /// Sets every non-directory inode's `nlink` to the number of entries
+    /// naming it, and every directory's to 2 + its subdirectories, as the
+    /// kernel counts them. (Dumpfiles carry their own counts, which
+    /// mkcomposefs keeps as given; importers of real filesystems call this.)
+    pub fn recount_nlinks(&mut self) {
+        let mut counts = vec![0u32; self.inodes.len()];
+        counts[0] = 1;
+        for dir in &self.dirs {
+            for e in dir {
+                counts[e.inode.index()] += 1;
+            }
+        }
+        for (rec, &count) in self.inodes.iter_mut().zip(&counts) {
+            if !matches!(rec.data, Data::Dir(_)) && count > 0 {
+                rec.stat.nlink = count;
+            }
+        }
+        for i in 0..self.inodes.len() {
+            if let Data::Dir(d) = self.inodes[i].data {
+                let subdirs = self.dirs[d as usize]
+                    .iter()
+                    .filter(|e| matches!(self.inodes[e.inode.index()].data, Data::Dir(_)))
+                    .count() as u32;
+                self.inodes[i].stat.nlink = 2 + subdirs;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

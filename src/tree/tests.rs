@@ -1,0 +1,132 @@
+use super::*;
+
+fn dir() -> Stat {
+    Stat {
+        mode: mode::S_IFDIR | 0o755,
+        nlink: 2,
+        ..Stat::default()
+    }
+}
+
+fn file() -> Stat {
+    Stat {
+        mode: mode::S_IFREG | 0o644,
+        nlink: 1,
+        ..Stat::default()
+    }
+}
+
+#[test]
+fn entries_stay_sorted_whatever_the_insertion_order() {
+    let mut t = Tree::new(dir()).unwrap();
+    for name in ["b", "a", "c", "aa", "B"] {
+        let f = t.add_inode(file(), NewContent::None).unwrap();
+        t.link(t.root(), name.as_bytes(), f).unwrap();
+    }
+    let names: Vec<_> = t.entries(t.root()).map(|e| e.name.to_vec()).collect();
+    assert_eq!(names, [&b"B"[..], b"a", b"aa", b"b", b"c"]);
+    assert_eq!(t.entry_count(), 5);
+    let f = t.lookup(t.root(), b"aa").unwrap();
+    assert!(matches!(
+        t.link(t.root(), b"aa", f),
+        Err(Error::Exists { .. })
+    ));
+}
+
+#[test]
+fn names_are_validated() {
+    let mut t = Tree::new(dir()).unwrap();
+    let f = t.add_inode(file(), NewContent::None).unwrap();
+    for bad in [&b""[..], b".", b"..", b"a/b", b"a\0b", &[b'x'; 256]] {
+        assert!(
+            matches!(t.link(t.root(), bad, f), Err(Error::InvalidName { .. })),
+            "{bad:?}"
+        );
+    }
+    t.link(t.root(), &[b'x'; 255], f).unwrap();
+}
+
+#[test]
+fn hardlinks_have_one_primary_and_directories_none() {
+    let mut t = Tree::new(dir()).unwrap();
+    let d = t.add_inode(dir(), NewContent::Directory).unwrap();
+    t.link(t.root(), b"d", d).unwrap();
+    assert!(matches!(
+        t.link(t.root(), b"d2", d),
+        Err(Error::DirectoryHardlink { .. })
+    ));
+    assert!(matches!(
+        t.link(d, b"self", d),
+        Err(Error::DirectoryHardlink { .. })
+    ));
+    let f = t.add_inode(file(), NewContent::None).unwrap();
+    t.link(d, b"f", f).unwrap();
+    t.link(t.root(), b"g", f).unwrap();
+    let links: Vec<_> = t
+        .entries(t.root())
+        .map(|e| (e.name.to_vec(), e.is_link))
+        .collect();
+    assert_eq!(links, [(b"d".to_vec(), false), (b"g".to_vec(), true)]);
+    // Removing the primary promotes the remaining link.
+    t.unlink(d, b"f").unwrap();
+    t.normalize_links();
+    assert!(!t.entries(t.root()).nth(1).unwrap().is_link);
+    t.recount_nlinks();
+    assert_eq!(t.stat(f).nlink, 1);
+    assert_eq!(t.stat(t.root()).nlink, 3);
+}
+
+#[test]
+fn content_and_limits() {
+    let mut t = Tree::new(dir()).unwrap();
+    let link = Stat {
+        mode: mode::S_IFLNK | 0o777,
+        ..file()
+    };
+    assert!(t.add_inode(link, NewContent::Symlink(b"")).is_err());
+    assert!(
+        t.add_inode(link, NewContent::Symlink(&[b'a'; 4096]))
+            .is_err()
+    );
+    let l = t
+        .add_inode(link, NewContent::Symlink(&[b'a'; 4095]))
+        .unwrap();
+    assert_eq!(t.stat(l).size, 4095);
+    assert!(matches!(
+        t.add_inode(file(), NewContent::Inline(&[0; 5001])),
+        Err(Error::InlineTooLarge { len: 5001 })
+    ));
+    let f = t.add_inode(file(), NewContent::Inline(b"hello")).unwrap();
+    assert_eq!(t.content(f), Content::Inline(b"hello"));
+    assert_eq!(t.stat(f).size, 5);
+    assert!(
+        t.add_inode(
+            Stat {
+                mode: 0o644,
+                ..file()
+            },
+            NewContent::None
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn xattrs_are_validated_and_interned() {
+    let mut t = Tree::new(dir()).unwrap();
+    let a = t.add_inode(file(), NewContent::None).unwrap();
+    let b = t.add_inode(file(), NewContent::None).unwrap();
+    for id in [a, b] {
+        t.set_xattr(id, b"security.selinux", b"system_u:object_r:usr_t:s0\0")
+            .unwrap();
+    }
+    assert_eq!(t.xattr_set_id(a), t.xattr_set_id(b));
+    assert!(t.set_xattr(a, b"", b"x").is_err());
+    assert!(t.set_xattr(a, &[b'a'; 256], b"x").is_err());
+    assert!(t.set_xattr(a, b"user.big", &vec![0; 65536]).is_err());
+    // The per-inode budget (mkcomposefs: UINT16_MAX / 2).
+    assert!(t.set_xattr(a, b"user.big", &vec![0; 40000]).is_err());
+    t.set_xattr(a, b"user.big", &vec![0; 30000]).unwrap();
+    assert!(t.remove_xattr(a, b"user.big"));
+    assert_eq!(t.xattr_set_id(a), t.xattr_set_id(b));
+}
