@@ -124,6 +124,10 @@ pub fn import_layers(
             let reader = LayerReader::new(blob, desc, diff_id)?;
             Ok(import_layer(reader, desc, sink)?)
         })
+        // Collect every outcome, then report the lowest failing layer, so the
+        // error does not depend on which worker finished first.
+        .collect::<Vec<Result<ImportedLayer, ImportError>>>()
+        .into_iter()
         .collect()
 }
 
