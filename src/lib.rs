@@ -16,6 +16,8 @@
 #![deny(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod crypto;
+pub mod pkcs7;
 pub mod verity;
 
 mod sys;
