@@ -17,6 +17,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod crypto;
+pub mod keyring;
 pub mod pkcs7;
 pub mod verity;
 

@@ -6,3 +6,5 @@
 //! kernel source that defines the interface. Policy, error messages and
 //! retries belong to the callers in `verity`, `keyring`, `mount`, ...
 #![allow(unsafe_code)]
+
+pub(crate) mod keyctl;

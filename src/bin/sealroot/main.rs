@@ -8,6 +8,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod keygen;
+mod keyring;
+mod sign;
+
 #[derive(Parser)]
 #[command(
     name = "sealroot",
@@ -22,11 +26,21 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    Sign(sign::SignArgs),
+    Verify(sign::VerifyArgs),
+    Keyring(keyring::KeyringArgs),
+    Keygen(keygen::KeygenArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result: anyhow::Result<ExitCode> = match cli.command {};
+    let result: anyhow::Result<ExitCode> = match cli.command {
+        Command::Sign(args) => sign::run_sign(args),
+        Command::Verify(args) => sign::run_verify(args),
+        Command::Keyring(args) => keyring::run(args),
+        Command::Keygen(args) => keygen::run(args),
+    };
     match result {
         Ok(code) => code,
         Err(err) => {
