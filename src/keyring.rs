@@ -38,12 +38,23 @@ pub enum Error {
     NotFound,
     #[error("cannot read /proc/keys: {0}")]
     ProcKeys(std::io::Error),
-    #[error("cannot add {cert} to the .fs-verity keyring: {}: {}", errno_name(*errno), add_key_hint(*errno))]
-    Add { cert: Box<CertInfo>, errno: Errno },
-    #[error("cannot seal the .fs-verity keyring: {}: {}", errno_name(*errno), restrict_hint(*errno))]
-    Seal { errno: Errno },
-    #[error("cannot list the .fs-verity keyring (key {serial}): {}: {}", errno_name(*errno), errno_text(*errno))]
-    List { serial: KeySerial, errno: Errno },
+    #[error("cannot add {cert} to the {keyring}: {}: {}", errno_name(*errno), add_key_hint(*errno))]
+    Add {
+        cert: Box<CertInfo>,
+        keyring: FsVerityKeyring,
+        errno: Errno,
+    },
+    #[error("cannot seal the {keyring}: {}: {}", errno_name(*errno), restrict_hint(*errno))]
+    Seal {
+        keyring: FsVerityKeyring,
+        errno: Errno,
+    },
+    #[error("cannot list the {keyring} (key {serial}): {}: {}", errno_name(*errno), errno_text(*errno))]
+    List {
+        keyring: FsVerityKeyring,
+        serial: KeySerial,
+        errno: Errno,
+    },
     #[error(
         "{cert} cannot restrict the keyring: it is not a CA certificate (basicConstraints \
          cA=TRUE); pass the CA that issued your signing certificates"
@@ -93,6 +104,18 @@ pub struct KeyEntry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FsVerityKeyring {
     serial: KeySerial,
+    /// False for a keyring given by serial (tests, staging).
+    is_fs_verity: bool,
+}
+
+impl std::fmt::Display for FsVerityKeyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_fs_verity {
+            write!(f, ".fs-verity keyring")
+        } else {
+            write!(f, "keyring {}", self.serial)
+        }
+    }
 }
 
 impl FsVerityKeyring {
@@ -100,13 +123,19 @@ impl FsVerityKeyring {
     pub fn find() -> Result<Self, Error> {
         let text = std::fs::read_to_string("/proc/keys").map_err(Error::ProcKeys)?;
         find_in_proc_keys(&text)
-            .map(|serial| FsVerityKeyring { serial })
+            .map(|serial| FsVerityKeyring {
+                serial,
+                is_fs_verity: true,
+            })
             .ok_or(Error::NotFound)
     }
 
     /// Another keyring by serial, for tests and staging (not `.fs-verity`).
     pub fn from_serial(serial: KeySerial) -> Self {
-        FsVerityKeyring { serial }
+        FsVerityKeyring {
+            serial,
+            is_fs_verity: false,
+        }
     }
 
     pub fn serial(&self) -> KeySerial {
@@ -118,6 +147,7 @@ impl FsVerityKeyring {
     pub fn add(&self, cert: &Cert) -> Result<KeySerial, Error> {
         keyctl::add_key(c"asymmetric", c"", cert.der(), self.serial).map_err(|errno| Error::Add {
             cert: Box::new(cert.info()),
+            keyring: *self,
             errno,
         })
     }
@@ -126,6 +156,7 @@ impl FsVerityKeyring {
     /// them by key id and subject so fingerprints can be shown.
     pub fn list(&self, known: &[Cert]) -> Result<Vec<KeyEntry>, Error> {
         let members = keyctl::keyring_members(self.serial).map_err(|errno| Error::List {
+            keyring: *self,
             serial: self.serial,
             errno,
         })?;
@@ -135,7 +166,13 @@ impl FsVerityKeyring {
                 Ok(d) => d,
                 // Revoked or expired keys vanish between READ and DESCRIBE.
                 Err(Errno::KEYREVOKED | Errno::KEYEXPIRED | Errno::NOKEY) => continue,
-                Err(errno) => return Err(Error::List { serial, errno }),
+                Err(errno) => {
+                    return Err(Error::List {
+                        keyring: *self,
+                        serial,
+                        errno,
+                    });
+                }
             };
             entries.push(parse_description(serial, &desc, known));
         }
@@ -152,7 +189,10 @@ impl FsVerityKeyring {
             Some((Ok(t), Ok(r))) => keyctl::restrict_keyring(self.serial, Some((&t, &r))),
             Some(_) => Err(Errno::INVAL),
         };
-        result.map_err(|errno| Error::Seal { errno })
+        result.map_err(|errno| Error::Seal {
+            keyring: *self,
+            errno,
+        })
     }
 
     /// Seals so that only certificates signed by `ca` can be added: adds
@@ -225,6 +265,7 @@ pub fn errno_name(errno: Errno) -> &'static str {
         Errno::NOSYS => "ENOSYS",
         Errno::BADMSG => "EBADMSG",
         Errno::OPNOTSUPP => "EOPNOTSUPP",
+        Errno::NODEV => "ENODEV",
         Errno::DQUOT => "EDQUOT",
         Errno::NOKEY => "ENOKEY",
         Errno::KEYEXPIRED => "EKEYEXPIRED",
@@ -257,24 +298,33 @@ fn add_key_hint(errno: Errno) -> String {
         Errno::NOPKG => "the kernel lacks the crypto for this certificate's key or signature \
                          algorithm (CONFIG_CRYPTO_ECDSA/RSA, or a module not loaded)"
             .into(),
-        Errno::NOENT | Errno::NODEV => {
+        // crypto_alloc_sig() cannot find the algorithm to check a
+        // self-signed certificate's signature.
+        Errno::NOENT => "the kernel lacks the crypto algorithm to check this certificate's \
+                         signature (for ECDSA: CONFIG_CRYPTO_ECDSA, or modprobe ecdsa_generic)"
+            .into(),
+        // key_type_lookup() failed.
+        Errno::NODEV => {
             "the kernel has no \"asymmetric\" key type (CONFIG_ASYMMETRIC_KEY_TYPE)".into()
         }
         Errno::DQUOT => "root's key quota is exhausted (/proc/sys/kernel/keys/root_maxkeys)".into(),
         Errno::OPNOTSUPP => "the keyring's restriction does not accept this key type".into(),
+        Errno::INVAL => "the kernel refused the certificate (e.g. a signature it could not \
+                         check against the restricting key, or an RSA size it does not support)"
+            .into(),
         other => errno_text(other),
     }
 }
 
 fn restrict_hint(errno: Errno) -> String {
     match errno {
-        Errno::EXIST => "the .fs-verity keyring is already sealed (restricted); a keyring can \
-                         be restricted only once per boot"
+        Errno::EXIST => "the keyring is already sealed (restricted); a keyring can be \
+                         restricted only once (for .fs-verity: once per boot)"
             .into(),
         Errno::ACCESS => "no setattr permission on the .fs-verity keyring (run as root)".into(),
         Errno::NOKEY => "the restricting key does not exist".into(),
         Errno::INVAL => "the kernel did not accept the restriction".into(),
-        Errno::NOENT | Errno::OPNOTSUPP => {
+        Errno::NOENT | Errno::NODEV | Errno::OPNOTSUPP => {
             "the kernel has no \"asymmetric\" key restriction (CONFIG_ASYMMETRIC_KEY_TYPE)".into()
         }
         Errno::DEADLK => "the restriction would form a cycle".into(),
@@ -335,11 +385,16 @@ mod tests {
     #[test]
     fn errors_name_the_errno() {
         let e = Error::Seal {
+            keyring: FsVerityKeyring {
+                serial: 1,
+                is_fs_verity: true,
+            },
             errno: Errno::EXIST,
         };
         assert!(
-            e.to_string()
-                .contains("EEXIST: the .fs-verity keyring is already sealed")
+            e.to_string().contains(
+                "cannot seal the .fs-verity keyring: EEXIST: the keyring is already sealed"
+            )
         );
         assert_eq!(errno_name(Errno::KEYREJECTED), "EKEYREJECTED");
     }

@@ -175,16 +175,23 @@ impl Cert {
 
     /// Loads certificates from a file, or from every `*.pem`, `*.crt`,
     /// `*.cer`, `*.cert` and `*.der` file in a directory (sorted by name;
-    /// other files are ignored). Duplicates are dropped.
+    /// other files, and PEM files without a certificate such as private
+    /// keys, are ignored). Duplicates are dropped.
     pub fn load(path: &Path) -> Result<Vec<Cert>, Error> {
         let meta = std::fs::metadata(path).map_err(|e| Error::read(path, e))?;
         let mut certs = Vec::new();
         if meta.is_dir() {
             for file in cert_files_in(path)? {
-                certs.extend(Cert::from_bytes(
-                    &read_limited(&file)?,
-                    &file.display().to_string(),
-                )?);
+                let bytes = read_limited(&file)?;
+                // Key files often sit next to certificates: a PEM file
+                // without any certificate block is not ours to read.
+                if pem::looks_like_pem(&bytes)
+                    && pem::decode_blocks(&bytes)
+                        .is_ok_and(|b| b.iter().all(|b| b.label != "CERTIFICATE"))
+                {
+                    continue;
+                }
+                certs.extend(Cert::from_bytes(&bytes, &file.display().to_string())?);
             }
             if certs.is_empty() {
                 return Err(Error::NoCertificates {
