@@ -39,10 +39,8 @@ pub mod oid {
     pub const ECDSA_WITH_SHA256: Oid = Oid::new_unwrap("1.2.840.10045.4.3.2");
     pub const ECDSA_WITH_SHA384: Oid = Oid::new_unwrap("1.2.840.10045.4.3.3");
     pub const ECDSA_WITH_SHA512: Oid = Oid::new_unwrap("1.2.840.10045.4.3.4");
-    pub const P192: Oid = Oid::new_unwrap("1.2.840.10045.3.1.1");
     pub const P256: Oid = Oid::new_unwrap("1.2.840.10045.3.1.7");
     pub const P384: Oid = Oid::new_unwrap("1.3.132.0.34");
-    pub const P521: Oid = Oid::new_unwrap("1.3.132.0.35");
     pub const ED25519: Oid = Oid::new_unwrap("1.3.101.112");
     pub const ED448: Oid = Oid::new_unwrap("1.3.101.113");
     pub const SHA1: Oid = Oid::new_unwrap("1.3.14.3.2.26");
@@ -66,6 +64,21 @@ pub fn oid_name(oid: &ObjectIdentifier) -> String {
         Some(name) => format!("{name} ({oid})"),
         None => oid.to_string(),
     }
+}
+
+/// A name for an elliptic curve OID; const-oid's database lacks some.
+pub fn curve_name(o: &ObjectIdentifier) -> String {
+    let name = match o.to_string().as_str() {
+        "1.2.840.10045.3.1.1" => "P-192 (too weak)",
+        "1.3.132.0.33" => "P-224 (secp224r1)",
+        "1.3.132.0.35" => "P-521 (kernel 6.10+ knows it, sealroot does not)",
+        "1.3.132.0.10" => "secp256k1",
+        "1.3.36.3.3.2.8.1.1.7" => "brainpoolP256r1",
+        "1.3.36.3.3.2.8.1.1.11" => "brainpoolP384r1",
+        "1.3.36.3.3.2.8.1.1.13" => "brainpoolP512r1",
+        _ => return oid_name(o),
+    };
+    format!("{name} ({o})")
 }
 
 /// Why a key, certificate or algorithm cannot be used. Each message says
@@ -405,16 +418,8 @@ impl PublicKey {
                     oid::P384 => p384::ecdsa::VerifyingKey::from_sec1_bytes(bits)
                         .map(PublicKey::P384)
                         .map_err(|_| SpkiError::Malformed("invalid P-384 point".into())),
-                    oid::P192 => Err(Unsupported::Curve {
-                        curve: "P-192 (too weak)".into(),
-                    }
-                    .into()),
-                    oid::P521 => Err(Unsupported::Curve {
-                        curve: "P-521 (kernel 6.10+ knows it, sealroot does not)".into(),
-                    }
-                    .into()),
                     other => Err(Unsupported::Curve {
-                        curve: oid_name(&other),
+                        curve: curve_name(&other),
                     }
                     .into()),
                 }

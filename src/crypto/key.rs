@@ -183,18 +183,12 @@ impl PrivateKey {
         match curve {
             oid::P256 => Ok(PrivateKey::P256(p256()?.into())),
             oid::P384 => Ok(PrivateKey::P384(p384()?.into())),
-            other => {
-                // Reuse the public-key policy for the message.
-                let name = match other {
-                    oid::P192 => "P-192 (too weak)".to_string(),
-                    oid::P521 => "P-521 (kernel 6.10+ knows it, sealroot does not)".to_string(),
-                    o => super::algorithm::oid_name(&o),
-                };
-                Err(Error::Unsupported {
-                    origin: origin.to_owned(),
-                    reason: Unsupported::Curve { curve: name },
-                })
-            }
+            other => Err(Error::Unsupported {
+                origin: origin.to_owned(),
+                reason: Unsupported::Curve {
+                    curve: super::algorithm::curve_name(&other),
+                },
+            }),
         }
     }
 

@@ -1,0 +1,926 @@
+//! Cross-checks of `sealroot sign/verify/keygen/keyring` against reference
+//! tools, on the host:
+//! - keys made by `openssl genpkey/ecparam/pkey` in PKCS#8, PKCS#1 and SEC1,
+//!   PEM and DER, certificates by `openssl req -x509`;
+//! - RSA signatures byte-identical to `fsverity sign` (fsverity-utils) for
+//!   the same key, certificate and file, over RSA-2048/3072/4096 and
+//!   sha256/sha512 fs-verity digests;
+//! - `openssl cms -verify` accepts ours (RSA, ECDSA, embedded or not,
+//!   CA-chained leaf), and our verifier accepts `fsverity sign`'s output and
+//!   refuses tampering with the right reason;
+//! - refusals of keys the kernel cannot use, with asserted messages;
+//! - keyring add/list/seal on a private session keyring of the host kernel
+//!   (RSA only: ECDSA needs the kernel's ecdsa module). The `.fs-verity`
+//!   keyring and FS_IOC_ENABLE_VERITY are VM tests.
+
+#[path = "pkcs7_cli/tools.rs"]
+mod tools;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tools::{fsverity, keyctl, openssl};
+
+const SEALROOT: &str = env!("CARGO_BIN_EXE_sealroot");
+
+/// A scratch directory; commands run inside it.
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn run(&self, mut cmd: Command) -> Output {
+        cmd.current_dir(self.dir.path());
+        let out = cmd.output().expect("spawn");
+        assert!(out.status.code().is_some(), "{cmd:?} died from a signal");
+        out
+    }
+
+    fn ok(&self, cmd: Command) -> String {
+        let desc = format!("{cmd:?}");
+        let out = self.run(cmd);
+        assert!(
+            out.status.success(),
+            "{desc} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    }
+
+    fn openssl(&self, args: &[&str]) -> String {
+        let mut cmd = openssl().command();
+        cmd.args(args);
+        self.ok(cmd)
+    }
+
+    fn sealroot(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(SEALROOT);
+        cmd.args(args);
+        self.run(cmd)
+    }
+
+    fn sealroot_ok(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new(SEALROOT);
+        cmd.args(args);
+        self.ok(cmd)
+    }
+
+    /// Asserts `sealroot args` exits with `code` and stderr contains `needle`.
+    fn sealroot_fails(&self, args: &[&str], code: i32, needle: &str) -> String {
+        let out = self.sealroot(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(code), "sealroot {args:?}: {err}");
+        assert!(
+            err.contains(needle),
+            "sealroot {args:?}: {err:?} lacks {needle:?}"
+        );
+        err
+    }
+
+    /// A file of pseudo-random bytes.
+    fn data(&self, name: &str, len: usize, seed: u64) -> PathBuf {
+        let mut x = seed | 1;
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let p = self.path(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    /// `fsverity sign` (the reference) into `out`.
+    fn fsverity_sign(&self, file: &str, out: &str, key: &str, cert: &str, extra: &[&str]) {
+        let mut cmd = fsverity().command();
+        cmd.args(["sign", file, out, "--key", key, "--cert", cert]);
+        cmd.args(extra);
+        self.ok(cmd);
+    }
+
+    /// The signed bytes for `file`, built from `fsverity digest --compact`
+    /// (the reference) and the documented header.
+    fn formatted_digest(&self, file: &str, hash_alg: &str, extra: &[&str]) -> PathBuf {
+        let mut cmd = fsverity().command();
+        cmd.args(["digest", "--compact", "--hash-alg", hash_alg, file]);
+        cmd.args(extra);
+        let hex = self.ok(cmd);
+        let digest = hex::decode(hex.trim()).unwrap();
+        let alg: u16 = if hash_alg == "sha256" { 1 } else { 2 };
+        let mut bytes = b"FSVerity".to_vec();
+        bytes.extend_from_slice(&alg.to_le_bytes());
+        bytes.extend_from_slice(&(digest.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(&digest);
+        let p = self.path(&format!("{file}.{hash_alg}.formatted"));
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    /// `openssl cms -verify` of a detached DER signature.
+    fn cms_verify(&self, sig: &str, content: &Path, trust: &[&str]) {
+        let mut args = vec![
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            sig,
+            "-purpose",
+            "any",
+            "-out",
+            "/dev/null",
+            "-content",
+        ];
+        let content = content.to_str().unwrap();
+        args.push(content);
+        args.extend_from_slice(trust);
+        self.openssl(&args);
+    }
+
+    /// A self-signed certificate for `key` (PEM), as `openssl req -x509`.
+    fn self_signed(&self, key: &str, keyform: &str, cn: &str, out: &str) {
+        self.openssl(&[
+            "req",
+            "-x509",
+            "-key",
+            key,
+            "-keyform",
+            keyform,
+            "-subj",
+            &format!("/CN={cn}"),
+            "-days",
+            "2",
+            "-out",
+            out,
+        ]);
+    }
+}
+
+/// What kind of private key DER this is: "pkcs8" (version, then an
+/// AlgorithmIdentifier SEQUENCE) or "pkcs1/sec1" (version, then INTEGER or
+/// OCTET STRING) — so a fixture cannot silently be the other format.
+fn der_key_kind(der: &[u8]) -> &'static str {
+    // SEQUENCE hdr (2 or 4 bytes), INTEGER version (3 bytes), next tag.
+    let hdr = if der[1] & 0x80 != 0 {
+        2 + (der[1] & 0x7f) as usize
+    } else {
+        2
+    };
+    match der[hdr + 3] {
+        0x30 => "pkcs8",
+        0x02 => "pkcs1",
+        0x04 => "sec1",
+        _ => "unknown",
+    }
+}
+
+#[test]
+fn rsa_signatures_are_byte_identical_to_fsverity_sign() {
+    let env = Env::new();
+    env.data("small", 5000, 1);
+    env.data("big", 300_000, 2);
+    for bits in [2048, 3072, 4096] {
+        let key = format!("rsa{bits}.pem");
+        let cert = format!("rsa{bits}.crt");
+        env.openssl(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            &format!("rsa_keygen_bits:{bits}"),
+            "-out",
+            &key,
+        ]);
+        env.self_signed(&key, "PEM", &format!("rsa{bits}"), &cert);
+        let cases: &[(&str, &[&str])] = &[
+            ("small", &["--hash-alg", "sha256"]),
+            ("big", &["--hash-alg", "sha512"]),
+            (
+                "big",
+                &[
+                    "--hash-alg",
+                    "sha256",
+                    "--block-size",
+                    "1024",
+                    "--salt",
+                    "00ff",
+                ],
+            ),
+        ];
+        for (i, (file, params)) in cases.iter().enumerate() {
+            let theirs = format!("{file}.{bits}.{i}.fsverity.sig");
+            let ours = format!("{file}.{bits}.{i}.sealroot.sig");
+            env.fsverity_sign(file, &theirs, &key, &cert, params);
+            let mut args = vec!["sign", file, &ours, "--key", &key, "--cert", &cert];
+            args.extend_from_slice(params);
+            let line = env.sealroot_ok(&args);
+            // Same output line as `fsverity sign`.
+            assert!(
+                line.starts_with(&format!("Signed file '{file}' (sha")),
+                "{line}"
+            );
+            assert_eq!(
+                std::fs::read(env.path(&ours)).unwrap(),
+                std::fs::read(env.path(&theirs)).unwrap(),
+                "RSA-{bits} {file} {params:?}: not byte-identical to fsverity sign"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_key_format_signs_and_openssl_verifies() {
+    let env = Env::new();
+    let file = "payload";
+    env.data(file, 10_000, 3);
+    let content = env.formatted_digest(file, "sha256", &[]);
+    // (key file, keyform, expected DER kind) made with openssl.
+    env.openssl(&["genpkey", "-algorithm", "RSA", "-out", "rsa8.pem"]);
+    env.openssl(&[
+        "pkcs8", "-topk8", "-nocrypt", "-in", "rsa8.pem", "-outform", "DER", "-out", "rsa8.der",
+    ]);
+    env.openssl(&[
+        "pkey",
+        "-in",
+        "rsa8.pem",
+        "-traditional",
+        "-out",
+        "rsa1.pem",
+    ]);
+    env.openssl(&[
+        "rsa",
+        "-in",
+        "rsa8.pem",
+        "-traditional",
+        "-outform",
+        "DER",
+        "-out",
+        "rsa1.der",
+    ]);
+    env.openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        "p256.pem",
+    ]);
+    env.openssl(&[
+        "ecparam",
+        "-name",
+        "prime256v1",
+        "-genkey",
+        "-out",
+        "sec1.pem",
+    ]);
+    env.openssl(&[
+        "ec", "-in", "sec1.pem", "-outform", "DER", "-out", "sec1.der",
+    ]);
+    env.openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-384",
+        "-out",
+        "p384.pem",
+    ]);
+    env.openssl(&[
+        "pkcs8", "-topk8", "-nocrypt", "-in", "p384.pem", "-outform", "DER", "-out", "p384.der",
+    ]);
+    let keys: &[(&str, &str, Option<&str>)] = &[
+        ("rsa8.pem", "PEM", None),
+        ("rsa8.der", "DER", Some("pkcs8")),
+        ("rsa1.pem", "PEM", None),
+        ("rsa1.der", "DER", Some("pkcs1")),
+        ("p256.pem", "PEM", None),
+        ("sec1.pem", "PEM", None),
+        ("sec1.der", "DER", Some("sec1")),
+        ("p384.der", "DER", Some("pkcs8")),
+    ];
+    assert!(
+        std::fs::read_to_string(env.path("rsa1.pem"))
+            .unwrap()
+            .contains("BEGIN RSA PRIVATE KEY")
+    );
+    assert!(
+        std::fs::read_to_string(env.path("sec1.pem"))
+            .unwrap()
+            .contains("BEGIN EC PRIVATE KEY")
+    );
+    for (key, form, kind) in keys {
+        if let Some(kind) = kind {
+            assert_eq!(
+                der_key_kind(&std::fs::read(env.path(key)).unwrap()),
+                *kind,
+                "{key}"
+            );
+        }
+        let cert_pem = format!("{key}.crt.pem");
+        let cert_der = format!("{key}.crt.der");
+        env.self_signed(key, form, key, &cert_pem);
+        env.openssl(&[
+            "x509", "-in", &cert_pem, "-outform", "DER", "-out", &cert_der,
+        ]);
+        for (cert, embed) in [(&cert_pem, false), (&cert_der, true)] {
+            let sig = format!("{key}.{embed}.sig");
+            let mut args = vec!["sign", file, &sig, "--key", key, "--cert", cert];
+            if embed {
+                args.push("--embed-cert");
+            }
+            env.sealroot_ok(&args);
+            if embed {
+                env.cms_verify(&sig, &content, &["-CAfile", &cert_pem]);
+            } else {
+                env.cms_verify(
+                    &sig,
+                    &content,
+                    &["-certfile", &cert_pem, "-CAfile", &cert_pem],
+                );
+            }
+            let out = env.sealroot_ok(&["verify", file, &sig, "--cert", cert]);
+            assert!(out.starts_with("Verified file 'payload'"), "{out}");
+        }
+    }
+}
+
+#[test]
+fn ecdsa_sha512_and_p384_verify_with_openssl_and_are_reproducible() {
+    let env = Env::new();
+    env.data("f", 70_000, 4);
+    for curve in ["P-256", "P-384"] {
+        let key = format!("{curve}.pem");
+        let cert = format!("{curve}.crt");
+        env.openssl(&[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            &format!("ec_paramgen_curve:{curve}"),
+            "-out",
+            &key,
+        ]);
+        env.self_signed(&key, "PEM", curve, &cert);
+        for alg in ["sha256", "sha512"] {
+            let content = env.formatted_digest("f", alg, &[]);
+            let sig = format!("f.{curve}.{alg}.sig");
+            env.sealroot_ok(&[
+                "sign",
+                "f",
+                &sig,
+                "--key",
+                &key,
+                "--cert",
+                &cert,
+                "--hash-alg",
+                alg,
+            ]);
+            env.cms_verify(&sig, &content, &["-certfile", &cert, "-CAfile", &cert]);
+            // RFC 6979: signing again gives the same bytes.
+            let again = format!("{sig}.again");
+            env.sealroot_ok(&[
+                "sign",
+                "f",
+                &again,
+                "--key",
+                &key,
+                "--cert",
+                &cert,
+                "--hash-alg",
+                alg,
+            ]);
+            assert_eq!(
+                std::fs::read(env.path(&sig)).unwrap(),
+                std::fs::read(env.path(&again)).unwrap()
+            );
+            // The ASN.1 shape matches fsverity sign's: ecdsa-with-<alg>.
+            let dump = env.openssl(&["asn1parse", "-inform", "DER", "-in", &sig]);
+            let want = if alg == "sha256" {
+                "ecdsa-with-SHA256"
+            } else {
+                "ecdsa-with-SHA512"
+            };
+            assert!(dump.contains(want), "{dump}");
+        }
+    }
+}
+
+#[test]
+fn ca_chained_leaf_embedded_verifies_with_only_the_ca() {
+    let env = Env::new();
+    env.data("f", 12_345, 5);
+    let content = env.formatted_digest("f", "sha256", &[]);
+    // An openssl-made CA and leaf.
+    env.openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-384",
+        "-out",
+        "ca.key",
+    ]);
+    env.openssl(&[
+        "req",
+        "-x509",
+        "-key",
+        "ca.key",
+        "-subj",
+        "/CN=openssl CA",
+        "-days",
+        "2",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+        "-out",
+        "ca.crt",
+    ]);
+    env.openssl(&["genpkey", "-algorithm", "RSA", "-out", "leaf.key"]);
+    env.openssl(&[
+        "req",
+        "-new",
+        "-key",
+        "leaf.key",
+        "-subj",
+        "/CN=openssl leaf",
+        "-out",
+        "leaf.csr",
+    ]);
+    std::fs::write(
+        env.path("leaf.ext"),
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
+    )
+    .unwrap();
+    env.openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "leaf.crt",
+    ]);
+    env.sealroot_ok(&[
+        "sign",
+        "--embed-cert",
+        "f",
+        "f.sig",
+        "--key",
+        "leaf.key",
+        "--cert",
+        "leaf.crt",
+    ]);
+    env.cms_verify("f.sig", &content, &["-CAfile", "ca.crt"]);
+    let out = env.sealroot_ok(&["verify", "f", "f.sig", "--cert", "ca.crt", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["verified"], true);
+    assert_eq!(v["trusted"]["subject"], "CN=openssl CA");
+    assert_eq!(v["signer"]["subject"], "CN=openssl leaf");
+    // Not embedded: the CA alone cannot identify the signer.
+    env.sealroot_ok(&[
+        "sign", "f", "bare.sig", "--key", "leaf.key", "--cert", "leaf.crt",
+    ]);
+    env.sealroot_fails(&["verify", "f", "bare.sig", "--cert", "ca.crt"], 1, "unknown signer: no trusted certificate matches the signer (issuer 'CN=openssl CA', serial ");
+    // Our keygen's CA and leaf, checked by openssl.
+    env.sealroot_ok(&["keygen", "--out-dir", "k", "--type", "p256"]);
+    env.openssl(&["verify", "-CAfile", "k/ca.crt.pem", "k/signer.crt.pem"]);
+    let text = env.openssl(&["x509", "-in", "k/ca.crt.pem", "-noout", "-text"]);
+    assert!(
+        text.contains("CA:TRUE") && text.contains("Certificate Sign"),
+        "{text}"
+    );
+    let text = env.openssl(&["x509", "-in", "k/signer.crt.pem", "-noout", "-text"]);
+    assert!(
+        text.contains("CA:FALSE") && text.contains("Digital Signature"),
+        "{text}"
+    );
+    env.sealroot_ok(&[
+        "sign",
+        "--embed-cert",
+        "f",
+        "k.sig",
+        "--key",
+        "k/signer.key.pem",
+        "--cert",
+        "k/signer.crt.pem",
+    ]);
+    env.cms_verify("k.sig", &content, &["-CAfile", "k/ca.crt.pem"]);
+    env.sealroot_ok(&["verify", "f", "k.sig", "--certs-dir", "k"]);
+    // A leaf cannot act as CA: openssl agrees.
+    env.sealroot_fails(&["keygen", "--out-dir", "k"], 3, "exists; pass --force");
+    env.sealroot_ok(&[
+        "keygen",
+        "--out-dir",
+        "self",
+        "--self-signed",
+        "--type",
+        "rsa2048",
+    ]);
+    assert!(!env.path("self/ca.crt.pem").exists());
+    env.openssl(&[
+        "verify",
+        "-CAfile",
+        "self/signer.crt.pem",
+        "self/signer.crt.pem",
+    ]);
+}
+
+#[test]
+fn our_verifier_accepts_fsverity_sign_and_names_refusals() {
+    let env = Env::new();
+    env.data("f", 40_000, 6);
+    env.data("g", 40_000, 9);
+    env.openssl(&["genpkey", "-algorithm", "RSA", "-out", "rsa.key"]);
+    env.self_signed("rsa.key", "PEM", "rsa", "rsa.crt");
+    env.openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        "ec.key",
+    ]);
+    env.self_signed("ec.key", "PEM", "ec", "ec.crt");
+    let reason = |args: &[&str]| -> String {
+        let out = env.sealroot(args);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["verified"], false);
+        v["reason"].as_str().unwrap().to_owned()
+    };
+    for (key, cert, other) in [
+        ("rsa.key", "rsa.crt", "ec.crt"),
+        ("ec.key", "ec.crt", "rsa.crt"),
+    ] {
+        for alg in ["sha256", "sha512"] {
+            let sig = format!("{key}.{alg}.sig");
+            env.fsverity_sign("f", &sig, key, cert, &["--hash-alg", alg]);
+            let out = env.sealroot_ok(&["verify", "f", &sig, "--cert", cert, "--hash-alg", alg]);
+            assert!(out.starts_with("Verified file 'f' ("), "{out}");
+            // Wrong certificate: unknown signer.
+            assert_eq!(
+                reason(&[
+                    "verify",
+                    "f",
+                    &sig,
+                    "--cert",
+                    other,
+                    "--hash-alg",
+                    alg,
+                    "--json"
+                ]),
+                "unknown-signer"
+            );
+            // Other file: RSA recovers the signed digest, ECDSA cannot.
+            let want = if key == "rsa.key" {
+                "digest-mismatch"
+            } else {
+                "signature-mismatch"
+            };
+            assert_eq!(
+                reason(&[
+                    "verify",
+                    "g",
+                    &sig,
+                    "--cert",
+                    cert,
+                    "--hash-alg",
+                    alg,
+                    "--json"
+                ]),
+                want
+            );
+            // Flipped byte inside the signature value (the message ends with it).
+            let mut bytes = std::fs::read(env.path(&sig)).unwrap();
+            let n = bytes.len();
+            bytes[n - 5] ^= 0x40;
+            let flipped = format!("{sig}.flipped");
+            std::fs::write(env.path(&flipped), &bytes).unwrap();
+            let r = reason(&[
+                "verify",
+                "f",
+                &flipped,
+                "--cert",
+                cert,
+                "--hash-alg",
+                alg,
+                "--json",
+            ]);
+            assert_eq!(r, "signature-mismatch", "{sig}");
+        }
+    }
+    // The wrong --hash-alg gets a hint.
+    env.fsverity_sign(
+        "f",
+        "f512.sig",
+        "rsa.key",
+        "rsa.crt",
+        &["--hash-alg", "sha512"],
+    );
+    env.sealroot_fails(
+        &["verify", "f", "f512.sig", "--cert", "rsa.crt"],
+        1,
+        "was the file signed with --hash-alg=sha512?",
+    );
+    // Truncated: a profile (DER) error.
+    let bytes = std::fs::read(env.path("f512.sig")).unwrap();
+    std::fs::write(env.path("short.sig"), &bytes[..bytes.len() / 2]).unwrap();
+    env.sealroot_fails(
+        &["verify", "f", "short.sig", "--cert", "rsa.crt"],
+        1,
+        "not a DER PKCS#7 message",
+    );
+    // --digest mode gives the same signature as signing the file.
+    let mut cmd = fsverity().command();
+    cmd.args(["digest", "f"]);
+    let digest = env.ok(cmd).split_whitespace().next().unwrap().to_owned();
+    env.sealroot_ok(&[
+        "sign", "f", "file.sig", "--key", "rsa.key", "--cert", "rsa.crt",
+    ]);
+    let line = env.sealroot_ok(&[
+        "sign",
+        &format!("--digest={digest}"),
+        "digest.sig",
+        "--key",
+        "rsa.key",
+        "--cert",
+        "rsa.crt",
+    ]);
+    assert_eq!(line.trim(), format!("Signed digest ({digest})"));
+    assert_eq!(
+        std::fs::read(env.path("file.sig")).unwrap(),
+        std::fs::read(env.path("digest.sig")).unwrap()
+    );
+    env.sealroot_ok(&[
+        "verify",
+        &format!("--digest={digest}"),
+        "digest.sig",
+        "--cert",
+        "rsa.crt",
+    ]);
+}
+
+#[test]
+fn keys_the_kernel_cannot_use_are_refused_clearly() {
+    let env = Env::new();
+    env.data("f", 100, 8);
+    env.openssl(&["genpkey", "-algorithm", "RSA", "-out", "rsa.key"]);
+    env.self_signed("rsa.key", "PEM", "rsa", "rsa.crt");
+    env.openssl(&["genpkey", "-algorithm", "RSA", "-out", "rsa2.key"]);
+    let sign = |key: &str, cert: &str, code: i32, needle: &str| {
+        let out_sig = format!("{key}.sig");
+        env.sealroot_fails(
+            &["sign", "f", &out_sig, "--key", key, "--cert", cert],
+            code,
+            needle,
+        );
+        assert!(!env.path(&out_sig).exists(), "no partial output for {key}");
+    };
+    env.openssl(&["genpkey", "-algorithm", "ed25519", "-out", "ed25519.key"]);
+    sign(
+        "ed25519.key",
+        "rsa.crt",
+        3,
+        "ed25519.key: Ed25519/Ed448 keys cannot be used",
+    );
+    env.openssl(&["genpkey", "-algorithm", "ed448", "-out", "ed448.key"]);
+    sign(
+        "ed448.key",
+        "rsa.crt",
+        3,
+        "Ed25519/Ed448 keys cannot be used",
+    );
+    env.openssl(&["genpkey", "-algorithm", "RSA-PSS", "-out", "pss.key"]);
+    sign(
+        "pss.key",
+        "rsa.crt",
+        3,
+        "RSA-PSS keys and signatures cannot be used",
+    );
+    env.openssl(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:1024",
+        "-out",
+        "rsa1024.key",
+    ]);
+    sign("rsa1024.key", "rsa.crt", 3, "1024-bit RSA key is too weak");
+    env.openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-521",
+        "-out",
+        "p521.key",
+    ]);
+    sign(
+        "p521.key",
+        "rsa.crt",
+        3,
+        "elliptic curve P-521 (kernel 6.10+ knows it, sealroot does not)",
+    );
+    env.openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:secp256k1",
+        "-out",
+        "k1.key",
+    ]);
+    sign(
+        "k1.key",
+        "rsa.crt",
+        3,
+        "elliptic curve secp256k1 (1.3.132.0.10) is not supported",
+    );
+    sign(
+        "rsa2.key",
+        "rsa.crt",
+        3,
+        "the private key rsa2.key does not belong to the certificate rsa.crt (CN=rsa)",
+    );
+    // Encrypted PKCS#8.
+    env.openssl(&[
+        "pkcs8", "-topk8", "-in", "rsa.key", "-passout", "pass:x", "-out", "enc.key",
+    ]);
+    sign(
+        "enc.key",
+        "rsa.crt",
+        3,
+        "encrypted private keys are not supported",
+    );
+    // Certificates with keys the kernel cannot use.
+    env.self_signed("ed25519.key", "PEM", "ed", "ed.crt");
+    sign(
+        "rsa.key",
+        "ed.crt",
+        3,
+        "ed.crt: Ed25519/Ed448 keys cannot be used",
+    );
+    env.openssl(&[
+        "req", "-x509", "-key", "pss.key", "-subj", "/CN=pss", "-days", "2", "-out", "pss.crt",
+    ]);
+    sign("rsa.key", "pss.crt", 3, "pss.crt: RSA-PSS");
+    // Malformed inputs, named by file.
+    let pem = std::fs::read_to_string(env.path("rsa.key")).unwrap();
+    std::fs::write(env.path("bad64.key"), pem.replacen("MII", "M!I", 1)).unwrap();
+    sign(
+        "bad64.key",
+        "rsa.crt",
+        3,
+        "bad64.key: PEM block 'PRIVATE KEY' does not decode",
+    );
+    std::fs::write(env.path("noend.key"), &pem[..pem.len() - 30]).unwrap();
+    sign(
+        "noend.key",
+        "rsa.crt",
+        3,
+        "noend.key: PEM block 'PRIVATE KEY' has no '-----END PRIVATE KEY-----' line",
+    );
+    sign(
+        "rsa.crt",
+        "rsa.crt",
+        3,
+        "rsa.crt: expected a PEM private key block ('PRIVATE KEY' (PKCS#8), 'RSA PRIVATE KEY' (PKCS#1) or 'EC PRIVATE KEY' (SEC1)), found 'CERTIFICATE'",
+    );
+    sign(
+        "rsa.key",
+        "rsa.key",
+        3,
+        "rsa.key: expected PEM 'CERTIFICATE' blocks, found 'PRIVATE KEY'",
+    );
+    env.openssl(&[
+        "pkey", "-in", "rsa.key", "-outform", "DER", "-out", "rsa.der",
+    ]);
+    let der = std::fs::read(env.path("rsa.der")).unwrap();
+    std::fs::write(env.path("trunc.der"), &der[..der.len() - 7]).unwrap();
+    sign(
+        "trunc.der",
+        "rsa.crt",
+        3,
+        "trunc.der: not PEM, and not a DER PKCS#8, PKCS#1 or SEC1 private key",
+    );
+    env.openssl(&[
+        "x509",
+        "-in",
+        "rsa.crt",
+        "-outform",
+        "DER",
+        "-out",
+        "rsa.crt.der",
+    ]);
+    let der = std::fs::read(env.path("rsa.crt.der")).unwrap();
+    std::fs::write(env.path("trunc.crt"), &der[..der.len() - 7]).unwrap();
+    sign("rsa.key", "trunc.crt", 3, "trunc.crt: neither PEM nor DER");
+    sign(
+        "rsa.crt.der",
+        "rsa.crt",
+        3,
+        "rsa.crt.der: this is an X.509 certificate, not a private key",
+    );
+    std::fs::write(env.path("empty.key"), "").unwrap();
+    sign(
+        "empty.key",
+        "rsa.crt",
+        3,
+        "empty.key: not PEM, and not a DER",
+    );
+}
+
+#[test]
+fn keyring_add_list_seal_on_a_private_keyring() {
+    let env = Env::new();
+    env.sealroot_ok(&["keygen", "--out-dir", "a", "--type", "rsa2048"]);
+    env.sealroot_ok(&[
+        "keygen",
+        "--out-dir",
+        "b",
+        "--type",
+        "rsa2048",
+        "--ca-subject",
+        "CN=other CA",
+    ]);
+    // A fresh session keyring per shell: nothing outside this test sees it.
+    let script = format!(
+        r#"set -u
+S={SEALROOT}
+K={keyctl}
+R=$($K newring ca-sealed @s) || exit 99
+$S keyring --keyring-id=$R seal --ca=a/ca.crt.pem || exit 10
+$S keyring --keyring-id=$R add a/signer.crt.pem || exit 11
+$S keyring --keyring-id=$R add b/signer.crt.pem 2>err.b; echo "b=$?"
+$S keyring --keyring-id=$R list --json --cert a > list.json || exit 12
+$S keyring --keyring-id=$R seal 2>err.twice; echo "twice=$?"
+R2=$($K newring reject-all @s) || exit 99
+$S keyring --keyring-id=$R2 add a || exit 13
+$S keyring --keyring-id=$R2 seal || exit 14
+$S keyring --keyring-id=$R2 add b/ca.crt.pem 2>err.sealed; echo "sealed=$?"
+$S keyring --keyring-id=$R2 seal --ca=a/signer.crt.pem 2>err.notca; echo "notca=$?"
+"#,
+        keyctl = keyctl().exe().display()
+    );
+    let mut cmd = keyctl().command();
+    cmd.args(["session", "-", "sh", "-c", &script]);
+    let out = env.ok(cmd);
+    assert!(out.contains("b=1\n"), "{out}");
+    let err = std::fs::read_to_string(env.path("err.b")).unwrap();
+    assert!(
+        err.contains("ENOKEY: the keyring is sealed to a CA"),
+        "{err}"
+    );
+    assert!(out.contains("twice=1\n"), "{out}");
+    let err = std::fs::read_to_string(env.path("err.twice")).unwrap();
+    assert!(
+        err.contains("EEXIST: the keyring is already sealed"),
+        "{err}"
+    );
+    assert!(out.contains("sealed=1\n"), "{out}");
+    let err = std::fs::read_to_string(env.path("err.sealed")).unwrap();
+    assert!(err.contains("EPERM: the .fs-verity keyring is sealed (restricted); certificates must be added before sealing"), "{err}");
+    assert!(out.contains("notca=3\n"), "{out}");
+    let list: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path("list.json")).unwrap()).unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2, "{list:?}");
+    let subjects: Vec<_> = list
+        .iter()
+        .map(|e| e["cert"]["subject"].as_str().unwrap())
+        .collect();
+    assert!(subjects.contains(&"CN=sealroot test CA") && subjects.contains(&"CN=sealroot signer"));
+    assert!(list.iter().all(|e| e["key_type"] == "asymmetric"));
+}
