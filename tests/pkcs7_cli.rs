@@ -90,7 +90,7 @@ impl Env {
 
     /// A file of pseudo-random bytes.
     fn data(&self, name: &str, len: usize, seed: u64) -> PathBuf {
-        let mut x = seed | 1;
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
         let bytes: Vec<u8> = (0..len)
             .map(|_| {
                 x ^= x << 13;
@@ -689,6 +689,104 @@ fn our_verifier_accepts_fsverity_sign_and_names_refusals() {
         "--cert",
         "rsa.crt",
     ]);
+}
+
+#[test]
+fn openssl_cms_signatures_with_signed_attributes_are_handled_like_the_kernel() {
+    let env = Env::new();
+    env.data("f", 3000, 10);
+    let content = env.formatted_digest("f", "sha256", &[]);
+    let content = content.to_str().unwrap();
+    env.openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        "k",
+    ]);
+    env.self_signed("k", "PEM", "cms", "c");
+    // contentType, signingTime, messageDigest: accepted (the kernel allows
+    // signed attributes for fs-verity signatures).
+    env.openssl(&[
+        "cms",
+        "-sign",
+        "-binary",
+        "-in",
+        content,
+        "-signer",
+        "c",
+        "-inkey",
+        "k",
+        "-outform",
+        "DER",
+        "-nosmimecap",
+        "-md",
+        "sha256",
+        "-out",
+        "attrs.sig",
+    ]);
+    let dump = env.openssl(&["asn1parse", "-inform", "DER", "-in", "attrs.sig"]);
+    assert!(
+        dump.contains("messageDigest") && dump.contains("signingTime"),
+        "{dump}"
+    );
+    env.sealroot_ok(&["verify", "f", "attrs.sig", "--cert", "c"]);
+    // With S/MIME capabilities (openssl's default): the kernel refuses
+    // that outside Authenticode, and so do we.
+    env.openssl(&[
+        "cms",
+        "-sign",
+        "-binary",
+        "-in",
+        content,
+        "-signer",
+        "c",
+        "-inkey",
+        "k",
+        "-outform",
+        "DER",
+        "-md",
+        "sha256",
+        "-out",
+        "smime.sig",
+    ]);
+    env.sealroot_fails(
+        &["verify", "f", "smime.sig", "--cert", "c"],
+        1,
+        "smimeCapabilities (1.2.840.113549.1.9.15) is only allowed in Authenticode signatures",
+    );
+    // The messageDigest attribute names the mismatch for another file.
+    env.data("g", 3000, 11);
+    env.sealroot_fails(
+        &["verify", "g", "attrs.sig", "--cert", "c"],
+        1,
+        "digest mismatch: the signer (messageDigest attribute) signed sha256",
+    );
+    // Attached content: refused like the kernel (EBADMSG).
+    env.openssl(&[
+        "cms",
+        "-sign",
+        "-binary",
+        "-nodetach",
+        "-in",
+        content,
+        "-signer",
+        "c",
+        "-inkey",
+        "k",
+        "-outform",
+        "DER",
+        "-nosmimecap",
+        "-out",
+        "attached.sig",
+    ]);
+    env.sealroot_fails(
+        &["verify", "f", "attached.sig", "--cert", "c"],
+        1,
+        "carries attached content",
+    );
 }
 
 #[test]

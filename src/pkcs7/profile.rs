@@ -319,7 +319,7 @@ fn signed_attributes(
             oid::SMIME_CAPABILITIES | oid::MS_SP_OPUS_INFO | oid::MS_STATEMENT_TYPE => {
                 return Err(err(format!(
                     "{} is only allowed in Authenticode signatures (the kernel refuses it \
-                     with EKEYREJECTED); sign with -noattr or without -nosmimecap",
+                     with EKEYREJECTED); sign with -noattr or -nosmimecap",
                     oid_name(&attr.oid)
                 )));
             }
