@@ -174,7 +174,7 @@ impl FsVerityKeyring {
                     });
                 }
             };
-            entries.push(parse_description(serial, &desc, known));
+            entries.push(KeyEntry::from_description(serial, &desc, known));
         }
         Ok(entries)
     }
@@ -225,28 +225,31 @@ pub fn find_in_proc_keys(text: &str) -> Option<KeySerial> {
     })
 }
 
-/// Parses `type;uid;gid;perm;description` (`KEYCTL_DESCRIBE`).
-fn parse_description(serial: KeySerial, desc: &str, known: &[Cert]) -> KeyEntry {
-    let mut parts = desc.splitn(5, ';');
-    let key_type = parts.next().unwrap_or_default().to_owned();
-    let description = parts.nth(3).unwrap_or_default().to_owned();
-    // x509_key_preparse(): "<subject>: <hex of skid, or of serial>".
-    let key_id = description
-        .rsplit_once(": ")
-        .map(|(_, id)| id.to_owned())
-        .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit()));
-    let cert = key_id.as_ref().and_then(|id| {
-        known
-            .iter()
-            .find(|c| &c.kernel_key_id_hex() == id)
-            .map(|c| c.info())
-    });
-    KeyEntry {
-        serial,
-        key_type,
-        description,
-        key_id,
-        cert,
+impl KeyEntry {
+    /// Parses `type;uid;gid;perm;description` (`KEYCTL_DESCRIBE`); `known`
+    /// certificates are matched by the key id in the description.
+    pub fn from_description(serial: KeySerial, desc: &str, known: &[Cert]) -> KeyEntry {
+        let mut parts = desc.splitn(5, ';');
+        let key_type = parts.next().unwrap_or_default().to_owned();
+        let description = parts.nth(3).unwrap_or_default().to_owned();
+        // x509_key_preparse(): "<subject>: <hex of skid, or of serial>".
+        let key_id = description
+            .rsplit_once(": ")
+            .map(|(_, id)| id.to_owned())
+            .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit()));
+        let cert = key_id.as_ref().and_then(|id| {
+            known
+                .iter()
+                .find(|c| &c.kernel_key_id_hex() == id)
+                .map(|c| c.info())
+        });
+        KeyEntry {
+            serial,
+            key_type,
+            description,
+            key_id,
+            cert,
+        }
     }
 }
 
@@ -356,7 +359,7 @@ mod tests {
 
     #[test]
     fn parses_key_descriptions() {
-        let e = parse_description(
+        let e = KeyEntry::from_description(
             5,
             "asymmetric;0;0;39010000;sealroot test: 0a1b2c3d4e5f",
             &[],
@@ -365,7 +368,7 @@ mod tests {
         assert_eq!(e.description, "sealroot test: 0a1b2c3d4e5f");
         assert_eq!(e.key_id.as_deref(), Some("0a1b2c3d4e5f"));
         assert!(e.cert.is_none());
-        let e = parse_description(5, "keyring;0;0;3f010000;inner", &[]);
+        let e = KeyEntry::from_description(5, "keyring;0;0;3f010000;inner", &[]);
         assert_eq!(e.key_id, None);
     }
 
