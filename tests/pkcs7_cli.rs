@@ -13,181 +13,17 @@
 //!   (RSA only: ECDSA needs the kernel's ecdsa module). The `.fs-verity`
 //!   keyring and FS_IOC_ENABLE_VERITY are VM tests.
 
+#[path = "pkcs7_cli/env.rs"]
+mod env;
+#[path = "pkcs7_cli/keyring.rs"]
+mod keyring;
+#[path = "pkcs7_cli/refusals.rs"]
+mod refusals;
 #[path = "pkcs7_cli/tools.rs"]
 mod tools;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-use tools::{fsverity, keyctl, openssl};
-
-const SEALROOT: &str = env!("CARGO_BIN_EXE_sealroot");
-
-/// A scratch directory; commands run inside it.
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Env {
-        Env {
-            dir: tempfile::tempdir().expect("tempdir"),
-        }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn run(&self, mut cmd: Command) -> Output {
-        cmd.current_dir(self.dir.path());
-        let out = cmd.output().expect("spawn");
-        assert!(out.status.code().is_some(), "{cmd:?} died from a signal");
-        out
-    }
-
-    fn ok(&self, cmd: Command) -> String {
-        let desc = format!("{cmd:?}");
-        let out = self.run(cmd);
-        assert!(
-            out.status.success(),
-            "{desc} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8")
-    }
-
-    fn openssl(&self, args: &[&str]) -> String {
-        let mut cmd = openssl().command();
-        cmd.args(args);
-        self.ok(cmd)
-    }
-
-    fn sealroot(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(SEALROOT);
-        cmd.args(args);
-        self.run(cmd)
-    }
-
-    fn sealroot_ok(&self, args: &[&str]) -> String {
-        let mut cmd = Command::new(SEALROOT);
-        cmd.args(args);
-        self.ok(cmd)
-    }
-
-    /// Asserts `sealroot args` exits with `code` and stderr contains `needle`.
-    fn sealroot_fails(&self, args: &[&str], code: i32, needle: &str) -> String {
-        let out = self.sealroot(args);
-        let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(code), "sealroot {args:?}: {err}");
-        assert!(
-            err.contains(needle),
-            "sealroot {args:?}: {err:?} lacks {needle:?}"
-        );
-        err
-    }
-
-    /// A file of pseudo-random bytes.
-    fn data(&self, name: &str, len: usize, seed: u64) -> PathBuf {
-        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        let bytes: Vec<u8> = (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
-        let p = self.path(name);
-        std::fs::write(&p, bytes).unwrap();
-        p
-    }
-
-    /// `fsverity sign` (the reference) into `out`.
-    fn fsverity_sign(&self, file: &str, out: &str, key: &str, cert: &str, extra: &[&str]) {
-        let mut cmd = fsverity().command();
-        cmd.args(["sign", file, out, "--key", key, "--cert", cert]);
-        cmd.args(extra);
-        self.ok(cmd);
-    }
-
-    /// The signed bytes for `file`, built from `fsverity digest --compact`
-    /// (the reference) and the documented header.
-    fn formatted_digest(&self, file: &str, hash_alg: &str, extra: &[&str]) -> PathBuf {
-        let mut cmd = fsverity().command();
-        cmd.args(["digest", "--compact", "--hash-alg", hash_alg, file]);
-        cmd.args(extra);
-        let hex = self.ok(cmd);
-        let digest = hex::decode(hex.trim()).unwrap();
-        let alg: u16 = if hash_alg == "sha256" { 1 } else { 2 };
-        let mut bytes = b"FSVerity".to_vec();
-        bytes.extend_from_slice(&alg.to_le_bytes());
-        bytes.extend_from_slice(&(digest.len() as u16).to_le_bytes());
-        bytes.extend_from_slice(&digest);
-        let p = self.path(&format!("{file}.{hash_alg}.formatted"));
-        std::fs::write(&p, bytes).unwrap();
-        p
-    }
-
-    /// `openssl cms -verify` of a detached DER signature.
-    fn cms_verify(&self, sig: &str, content: &Path, trust: &[&str]) {
-        let mut args = vec![
-            "cms",
-            "-verify",
-            "-binary",
-            "-inform",
-            "DER",
-            "-in",
-            sig,
-            "-purpose",
-            "any",
-            "-out",
-            "/dev/null",
-            "-content",
-        ];
-        let content = content.to_str().unwrap();
-        args.push(content);
-        args.extend_from_slice(trust);
-        self.openssl(&args);
-    }
-
-    /// A self-signed certificate for `key` (PEM), as `openssl req -x509`.
-    fn self_signed(&self, key: &str, keyform: &str, cn: &str, out: &str) {
-        self.openssl(&[
-            "req",
-            "-x509",
-            "-key",
-            key,
-            "-keyform",
-            keyform,
-            "-subj",
-            &format!("/CN={cn}"),
-            "-days",
-            "2",
-            "-out",
-            out,
-        ]);
-    }
-}
-
-/// What kind of private key DER this is: "pkcs8" (version, then an
-/// AlgorithmIdentifier SEQUENCE) or "pkcs1/sec1" (version, then INTEGER or
-/// OCTET STRING) — so a fixture cannot silently be the other format.
-fn der_key_kind(der: &[u8]) -> &'static str {
-    // SEQUENCE hdr (2 or 4 bytes), INTEGER version (3 bytes), next tag.
-    let hdr = if der[1] & 0x80 != 0 {
-        2 + (der[1] & 0x7f) as usize
-    } else {
-        2
-    };
-    match der[hdr + 3] {
-        0x30 => "pkcs8",
-        0x02 => "pkcs1",
-        0x04 => "sec1",
-        _ => "unknown",
-    }
-}
+use env::{Env, der_key_kind};
+use tools::fsverity;
 
 #[test]
 fn rsa_signatures_are_byte_identical_to_fsverity_sign() {
@@ -764,6 +600,28 @@ fn openssl_cms_signatures_with_signed_attributes_are_handled_like_the_kernel() {
         1,
         "digest mismatch: the signer (messageDigest attribute) signed sha256",
     );
+    // Signer named by subjectKeyIdentifier (SignerInfo version 3): like the
+    // kernel, matched against trusted certificates only, by key id.
+    env.openssl(&[
+        "cms", "-sign", "-binary", "-keyid", "-noattr", "-nocerts", "-in", content, "-signer", "c",
+        "-inkey", "k", "-outform", "DER", "-md", "sha256", "-out", "skid.sig",
+    ]);
+    env.sealroot_ok(&["verify", "f", "skid.sig", "--cert", "c"]);
+    env.openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-out",
+        "k2",
+    ]);
+    env.self_signed("k2", "PEM", "other", "c2");
+    env.sealroot_fails(
+        &["verify", "f", "skid.sig", "--cert", "c2"],
+        1,
+        "unknown signer: no trusted certificate matches the signer (subjectKeyIdentifier ",
+    );
     // Attached content: refused like the kernel (EBADMSG).
     env.openssl(&[
         "cms",
@@ -787,238 +645,4 @@ fn openssl_cms_signatures_with_signed_attributes_are_handled_like_the_kernel() {
         1,
         "carries attached content",
     );
-}
-
-#[test]
-fn keys_the_kernel_cannot_use_are_refused_clearly() {
-    let env = Env::new();
-    env.data("f", 100, 8);
-    env.openssl(&["genpkey", "-algorithm", "RSA", "-out", "rsa.key"]);
-    env.self_signed("rsa.key", "PEM", "rsa", "rsa.crt");
-    env.openssl(&["genpkey", "-algorithm", "RSA", "-out", "rsa2.key"]);
-    let sign = |key: &str, cert: &str, code: i32, needle: &str| {
-        let out_sig = format!("{key}.sig");
-        env.sealroot_fails(
-            &["sign", "f", &out_sig, "--key", key, "--cert", cert],
-            code,
-            needle,
-        );
-        assert!(!env.path(&out_sig).exists(), "no partial output for {key}");
-    };
-    env.openssl(&["genpkey", "-algorithm", "ed25519", "-out", "ed25519.key"]);
-    sign(
-        "ed25519.key",
-        "rsa.crt",
-        3,
-        "ed25519.key: Ed25519/Ed448 keys cannot be used",
-    );
-    env.openssl(&["genpkey", "-algorithm", "ed448", "-out", "ed448.key"]);
-    sign(
-        "ed448.key",
-        "rsa.crt",
-        3,
-        "Ed25519/Ed448 keys cannot be used",
-    );
-    env.openssl(&["genpkey", "-algorithm", "RSA-PSS", "-out", "pss.key"]);
-    sign(
-        "pss.key",
-        "rsa.crt",
-        3,
-        "RSA-PSS keys and signatures cannot be used",
-    );
-    env.openssl(&[
-        "genpkey",
-        "-algorithm",
-        "RSA",
-        "-pkeyopt",
-        "rsa_keygen_bits:1024",
-        "-out",
-        "rsa1024.key",
-    ]);
-    sign("rsa1024.key", "rsa.crt", 3, "1024-bit RSA key is too weak");
-    env.openssl(&[
-        "genpkey",
-        "-algorithm",
-        "EC",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-521",
-        "-out",
-        "p521.key",
-    ]);
-    sign(
-        "p521.key",
-        "rsa.crt",
-        3,
-        "elliptic curve P-521 (kernel 6.10+ knows it, sealroot does not)",
-    );
-    env.openssl(&[
-        "genpkey",
-        "-algorithm",
-        "EC",
-        "-pkeyopt",
-        "ec_paramgen_curve:secp256k1",
-        "-out",
-        "k1.key",
-    ]);
-    sign(
-        "k1.key",
-        "rsa.crt",
-        3,
-        "elliptic curve secp256k1 (1.3.132.0.10) is not supported",
-    );
-    sign(
-        "rsa2.key",
-        "rsa.crt",
-        3,
-        "the private key rsa2.key does not belong to the certificate rsa.crt (CN=rsa)",
-    );
-    // Encrypted PKCS#8.
-    env.openssl(&[
-        "pkcs8", "-topk8", "-in", "rsa.key", "-passout", "pass:x", "-out", "enc.key",
-    ]);
-    sign(
-        "enc.key",
-        "rsa.crt",
-        3,
-        "encrypted private keys are not supported",
-    );
-    // Certificates with keys the kernel cannot use.
-    env.self_signed("ed25519.key", "PEM", "ed", "ed.crt");
-    sign(
-        "rsa.key",
-        "ed.crt",
-        3,
-        "ed.crt: Ed25519/Ed448 keys cannot be used",
-    );
-    env.openssl(&[
-        "req", "-x509", "-key", "pss.key", "-subj", "/CN=pss", "-days", "2", "-out", "pss.crt",
-    ]);
-    sign("rsa.key", "pss.crt", 3, "pss.crt: RSA-PSS");
-    // Malformed inputs, named by file.
-    let pem = std::fs::read_to_string(env.path("rsa.key")).unwrap();
-    std::fs::write(env.path("bad64.key"), pem.replacen("MII", "M!I", 1)).unwrap();
-    sign(
-        "bad64.key",
-        "rsa.crt",
-        3,
-        "bad64.key: PEM block 'PRIVATE KEY' does not decode",
-    );
-    std::fs::write(env.path("noend.key"), &pem[..pem.len() - 30]).unwrap();
-    sign(
-        "noend.key",
-        "rsa.crt",
-        3,
-        "noend.key: PEM block 'PRIVATE KEY' has no '-----END PRIVATE KEY-----' line",
-    );
-    sign(
-        "rsa.crt",
-        "rsa.crt",
-        3,
-        "rsa.crt: expected a PEM private key block ('PRIVATE KEY' (PKCS#8), 'RSA PRIVATE KEY' (PKCS#1) or 'EC PRIVATE KEY' (SEC1)), found 'CERTIFICATE'",
-    );
-    sign(
-        "rsa.key",
-        "rsa.key",
-        3,
-        "rsa.key: expected PEM 'CERTIFICATE' blocks, found 'PRIVATE KEY'",
-    );
-    env.openssl(&[
-        "pkey", "-in", "rsa.key", "-outform", "DER", "-out", "rsa.der",
-    ]);
-    let der = std::fs::read(env.path("rsa.der")).unwrap();
-    std::fs::write(env.path("trunc.der"), &der[..der.len() - 7]).unwrap();
-    sign(
-        "trunc.der",
-        "rsa.crt",
-        3,
-        "trunc.der: not PEM, and not a DER PKCS#8, PKCS#1 or SEC1 private key",
-    );
-    env.openssl(&[
-        "x509",
-        "-in",
-        "rsa.crt",
-        "-outform",
-        "DER",
-        "-out",
-        "rsa.crt.der",
-    ]);
-    let der = std::fs::read(env.path("rsa.crt.der")).unwrap();
-    std::fs::write(env.path("trunc.crt"), &der[..der.len() - 7]).unwrap();
-    sign("rsa.key", "trunc.crt", 3, "trunc.crt: neither PEM nor DER");
-    sign(
-        "rsa.crt.der",
-        "rsa.crt",
-        3,
-        "rsa.crt.der: this is an X.509 certificate, not a private key",
-    );
-    std::fs::write(env.path("empty.key"), "").unwrap();
-    sign(
-        "empty.key",
-        "rsa.crt",
-        3,
-        "empty.key: not PEM, and not a DER",
-    );
-}
-
-#[test]
-fn keyring_add_list_seal_on_a_private_keyring() {
-    let env = Env::new();
-    env.sealroot_ok(&["keygen", "--out-dir", "a", "--type", "rsa2048"]);
-    env.sealroot_ok(&[
-        "keygen",
-        "--out-dir",
-        "b",
-        "--type",
-        "rsa2048",
-        "--ca-subject",
-        "CN=other CA",
-    ]);
-    // A fresh session keyring per shell: nothing outside this test sees it.
-    let script = format!(
-        r#"set -u
-S={SEALROOT}
-K={keyctl}
-R=$($K newring ca-sealed @s) || exit 99
-$S keyring --keyring-id=$R seal --ca=a/ca.crt.pem || exit 10
-$S keyring --keyring-id=$R add a/signer.crt.pem || exit 11
-$S keyring --keyring-id=$R add b/signer.crt.pem 2>err.b; echo "b=$?"
-$S keyring --keyring-id=$R list --json --cert a > list.json || exit 12
-$S keyring --keyring-id=$R seal 2>err.twice; echo "twice=$?"
-R2=$($K newring reject-all @s) || exit 99
-$S keyring --keyring-id=$R2 add a || exit 13
-$S keyring --keyring-id=$R2 seal || exit 14
-$S keyring --keyring-id=$R2 add b/ca.crt.pem 2>err.sealed; echo "sealed=$?"
-$S keyring --keyring-id=$R2 seal --ca=a/signer.crt.pem 2>err.notca; echo "notca=$?"
-"#,
-        keyctl = keyctl().exe().display()
-    );
-    let mut cmd = keyctl().command();
-    cmd.args(["session", "-", "sh", "-c", &script]);
-    let out = env.ok(cmd);
-    assert!(out.contains("b=1\n"), "{out}");
-    let err = std::fs::read_to_string(env.path("err.b")).unwrap();
-    assert!(
-        err.contains("ENOKEY: the keyring is sealed to a CA"),
-        "{err}"
-    );
-    assert!(out.contains("twice=1\n"), "{out}");
-    let err = std::fs::read_to_string(env.path("err.twice")).unwrap();
-    assert!(
-        err.contains("EEXIST: the keyring is already sealed"),
-        "{err}"
-    );
-    assert!(out.contains("sealed=1\n"), "{out}");
-    let err = std::fs::read_to_string(env.path("err.sealed")).unwrap();
-    assert!(err.contains("EPERM: the .fs-verity keyring is sealed (restricted); certificates must be added before sealing"), "{err}");
-    assert!(out.contains("notca=3\n"), "{out}");
-    let list: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(env.path("list.json")).unwrap()).unwrap();
-    let list = list.as_array().unwrap();
-    assert_eq!(list.len(), 2, "{list:?}");
-    let subjects: Vec<_> = list
-        .iter()
-        .map(|e| e["cert"]["subject"].as_str().unwrap())
-        .collect();
-    assert!(subjects.contains(&"CN=sealroot test CA") && subjects.contains(&"CN=sealroot signer"));
-    assert!(list.iter().all(|e| e["key_type"] == "asymmetric"));
 }
