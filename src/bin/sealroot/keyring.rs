@@ -13,11 +13,11 @@ use super::sign::{EXIT_INPUT, EXIT_REFUSED, fail};
 const KEYRING_AFTER_HELP: &str = "\
 How the keyring, builtin signatures and sealing relate:
   fs-verity checks a file's builtin signature (see `sealroot sign --help`)
-  against the certificates in the kernel's `.fs-verity` keyring: when
-  verity is enabled with a signature, and on every open. Whoever can add a
-  certificate to that keyring can make any file pass. So the initramfs
-  loads the trusted certificates and then seals the keyring, before any
-  signed file is opened. Sealing lasts until reboot:
+  against the certificates in the kernel's `.fs-verity` keyring, when
+  verity is enabled with a signature and when the file is first opened
+  after boot. Whoever can add a certificate to that keyring can make any
+  file pass. So the initramfs loads the trusted certificates and then seals
+  the keyring, before any signed file is opened. Sealing lasts until reboot:
 
   seal            no key can be added any more (add fails with EPERM);
   seal --ca=CA    only certificates signed by CA's key can be added later

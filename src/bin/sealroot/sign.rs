@@ -55,10 +55,11 @@ impl VerityParamsArgs {
 
 const SIGN_AFTER_HELP: &str = "\
 How fs-verity builtin signatures work:
-  The kernel (CONFIG_FS_VERITY_BUILTIN_SIGNATURES) checks, when fs-verity is
-  enabled on a file and every time it is opened, a PKCS#7 signature over the
-  file's fs-verity digest against the certificates in the `.fs-verity`
-  keyring. `sealroot sign` makes that signature: DER PKCS#7, detached, over
+  The kernel (CONFIG_FS_VERITY_BUILTIN_SIGNATURES) checks a PKCS#7 signature
+  over the file's fs-verity digest against the certificates in the
+  `.fs-verity` keyring when fs-verity is enabled on the file, and again each
+  time the file's verity metadata is loaded (its first open after boot or
+  after the inode was evicted). `sealroot sign` makes that signature: DER PKCS#7, detached, over
   \"FSVerity\" | algorithm | size | digest, no signed attributes, the signer
   named by issuer and serial number - byte for byte what `fsverity sign`
   writes for RSA keys. ECDSA signatures use RFC 6979 nonces, so they are
