@@ -16,9 +16,13 @@
 #![deny(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod crypto;
 pub mod dumpfile;
 pub mod erofs;
+pub mod errno;
+pub mod keyring;
 pub mod oci;
+pub mod pkcs7;
 pub mod tree;
 pub mod verity;
 

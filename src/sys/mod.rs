@@ -7,5 +7,6 @@
 //! retries belong to the callers in `verity`, `keyring`, `mount`, ...
 #![allow(unsafe_code)]
 
+pub(crate) mod keyctl;
 pub mod sha256x2;
 pub mod verity;

@@ -9,7 +9,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod composefs;
+mod keygen;
+mod keyring;
 mod oci;
+mod sign;
 mod verity;
 
 #[derive(Parser)]
@@ -45,6 +48,10 @@ enum Command {
     Mkcomposefs(composefs::MkcomposefsArgs),
     /// Read composefs images: dump, ls, objects, missing-objects, measure-file
     Inspect(composefs::InspectArgs),
+    Sign(sign::SignArgs),
+    Verify(sign::VerifyArgs),
+    Keyring(keyring::KeyringArgs),
+    Keygen(keygen::KeygenArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +65,10 @@ fn main() -> ExitCode {
         Command::Oci(args) => oci::run(args),
         Command::Mkcomposefs(args) => composefs::mkcomposefs(args),
         Command::Inspect(args) => composefs::inspect(args),
+        Command::Sign(args) => sign::run_sign(args),
+        Command::Verify(args) => sign::run_verify(args),
+        Command::Keyring(args) => keyring::run(args),
+        Command::Keygen(args) => keygen::run(args),
     };
     match result {
         Ok(code) => code,

@@ -30,7 +30,8 @@ pub const EXIT_NO_SIGNATURE: u8 = 3;
 /// that computes or enables one (`#[command(flatten)]`).
 #[derive(Args, Debug, Clone)]
 pub struct VerityParamsArgs {
-    /// Merkle tree hash algorithm: sha256 or sha512.
+    /// Merkle tree hash algorithm: sha256 or sha512. `sign` also uses it as
+    /// the PKCS#7 digest algorithm, as `fsverity sign` does.
     #[arg(long = "hash-alg", value_name = "HASH_ALG", default_value = "sha256")]
     pub hash_alg: HashAlgorithm,
 
