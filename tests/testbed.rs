@@ -8,17 +8,17 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sealroot_testbed::{
-    Error, Firmware, Initramfs, Kernel, MIB, Ovmf, Result, Vm, check_static, ext4_image,
-    static_binaries,
+    Error, Firmware, Initramfs, Kernel, KernelImage, MIB, Ovmf, Result, Vm, check_static,
+    ext4_image, static_binaries,
 };
 
-/// One plain boot in each of two threads at once: each gets its own
+/// One plain boot in each of two threads at once (one per kernel image): each gets its own
 /// results, the kernel release matches the cached kernel, and values and
 /// command results come back intact (including bytes the shell would mangle).
 #[test]
 fn two_plain_boots_in_parallel_report_results() -> Result<()> {
     let kernel = Kernel::get()?;
-    let boot = |tag: &'static str| {
+    let boot = |tag: &'static str, image: KernelImage| {
         std::thread::spawn(move || -> Result<()> {
             let scenario = format!(
                 "bed_run hello echo hello from {tag}\n\
@@ -27,6 +27,7 @@ fn two_plain_boots_in_parallel_report_results() -> Result<()> {
             );
             let log = Vm::new(kernel, Initramfs::test(kernel, &scenario)?)
                 .name(&format!("parallel-{tag}"))
+                .kernel_image(image)
                 .run()?;
             log.result("hello")?
                 .assert_ok()?
@@ -44,7 +45,11 @@ fn two_plain_boots_in_parallel_report_results() -> Result<()> {
             Ok(())
         })
     };
-    let (a, b) = (boot("alpha"), boot("beta"));
+    // One boots the vmlinux through PVH (the default), one the bzImage.
+    let (a, b) = (
+        boot("alpha", KernelImage::Pvh),
+        boot("beta", KernelImage::BzImage),
+    );
     a.join().expect("thread alpha")?;
     b.join().expect("thread beta")?;
     Ok(())
@@ -52,7 +57,8 @@ fn two_plain_boots_in_parallel_report_results() -> Result<()> {
 
 /// A failing command reports its exit code and stderr; assertion failures
 /// name the result and show the console tail; `exit` in the scenario sets
-/// the scenario's exit code without losing the results before it.
+/// the scenario's exit code without losing the results before it; a
+/// chosen module set is loaded with its dependencies.
 #[test]
 fn failing_commands_report_rc_and_stderr() -> Result<()> {
     let kernel = Kernel::get()?;
@@ -65,7 +71,17 @@ bed_run dmesg_tail sh -c 'dmesg | tail -n 3'
 bed_log "console marker 7f3a"
 exit 4
 "#;
-    let log = Vm::new(kernel, Initramfs::test(kernel, scenario)?).run()?;
+    // Loading only erofs also loads its dependency, and nothing else.
+    let image = Initramfs::test(kernel, scenario)?.load_modules(kernel, &["erofs"])?;
+    let log = Vm::new(kernel, image).run()?;
+    let loaded: Vec<&str> = log
+        .results()
+        .commands
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(loaded[..2], ["bed:insmod:libcrc32c", "bed:insmod:erofs"]);
+    assert!(log.result("bed:insmod:loop").is_err());
     log.result("missing")?
         .assert_rc(1)?
         .assert_stderr_contains("can't open '/nonexistent': No such file or directory")?;
@@ -226,6 +242,9 @@ bed_run efi test -d /sys/firmware/efi
         .firmware(Firmware::Ovmf(ovmf))
         .run()?;
     log.result("efi")?.assert_ok()?;
+    // OVMF writes to every serial port, the result channel included; the
+    // start line must still parse.
+    assert_eq!(log.release(), Some(kernel.release.as_str()));
     // The .platform keyring exists and holds one key; the key is ours.
     log.result("keys")?
         .assert_ok()?

@@ -7,6 +7,7 @@
 //!                       (exit it to power off; Ctrl-A X kills QEMU)
 //!   --disk DIR          attach an ext4 image made from DIR, mounted at /mnt/disk
 //!   --ovmf              boot through OVMF (UEFI) instead of SeaBIOS
+//!   --bzimage           boot the bzImage instead of vmlinux via PVH (SeaBIOS)
 //!   --static            add static /bin/sealroot and /bin/sealroot-prepare
 //!   --gzip              gzip the initramfs
 //!   --cmdline ARGS      extra kernel command line (e.g. "loglevel=7")
@@ -16,7 +17,8 @@
 use std::process::ExitCode;
 
 use sealroot_testbed::{
-    Compression, Firmware, Initramfs, Kernel, MIB, Ovmf, Result, Vm, ext4_image, static_binaries,
+    Compression, Firmware, Initramfs, Kernel, KernelImage, MIB, Ovmf, Result, Vm, ext4_image,
+    static_binaries,
 };
 
 fn main() -> ExitCode {
@@ -32,6 +34,7 @@ fn main() -> ExitCode {
 fn run() -> Result<ExitCode> {
     let mut args = std::env::args().skip(1);
     let (mut interactive, mut ovmf, mut with_static, mut gzip) = (false, false, false, false);
+    let mut bzimage = false;
     let (mut disk_dir, mut cmdline, mut scenario) = (None, None, String::new());
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -39,6 +42,7 @@ fn run() -> Result<ExitCode> {
             "--ovmf" => ovmf = true,
             "--static" => with_static = true,
             "--gzip" => gzip = true,
+            "--bzimage" => bzimage = true,
             "--disk" => disk_dir = args.next(),
             "--cmdline" => cmdline = args.next(),
             "-h" | "--help" => {
@@ -47,7 +51,7 @@ fn run() -> Result<ExitCode> {
                     include_str!("vm.rs")
                         .lines()
                         .skip(4)
-                        .take(10)
+                        .take(11)
                         .map(|l| &l[4..])
                         .collect::<Vec<_>>()
                         .join("\n")
@@ -79,6 +83,9 @@ fn run() -> Result<ExitCode> {
     }
     if let Some(args) = &cmdline {
         vm = vm.cmdline(args);
+    }
+    if bzimage {
+        vm = vm.kernel_image(KernelImage::BzImage);
     }
     if ovmf {
         vm = vm.firmware(Firmware::Ovmf(Ovmf::system()?));

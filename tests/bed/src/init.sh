@@ -20,6 +20,9 @@ mount -t tmpfs tmpfs /tmp
 
 . /lib/bed.sh
 
+# Firmware (OVMF) may have written to every serial port without a final
+# newline: start the channel on a fresh line.
+echo >>"$BED_CHANNEL"
 bed__emit "start - release=$(uname -r) ms=$(bed__ms)"
 bed_log "init: kernel $(uname -r), up $(bed__ms) ms"
 

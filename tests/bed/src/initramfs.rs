@@ -93,6 +93,29 @@ impl Initramfs {
             .scenario(scenario))
     }
 
+    /// Has the test init load only `names` (and what they depend on)
+    /// instead of every module; each module load costs 0.1-0.2 s under TCG.
+    /// An empty list loads none (`virtio_blk` is needed for disks).
+    pub fn load_modules(self, kernel: &Kernel, names: &[&str]) -> Result<Initramfs> {
+        let mut wanted: Vec<&str> = names.to_vec();
+        let mut i = 0;
+        while let Some(name) = wanted.get(i).copied() {
+            let module = kernel.module(name).ok_or_else(|| {
+                Error::Invalid(format!("no module `{name}` in the test bed kernel"))
+            })?;
+            wanted.extend(module.depends.iter().map(String::as_str));
+            i += 1;
+        }
+        // Kernel::modules() is in load order (dependencies first).
+        let list: String = kernel
+            .modules()
+            .iter()
+            .filter(|m| wanted.contains(&m.name.as_str()))
+            .map(|m| format!("{}\n", m.rel_path(ModuleForm::Plain)))
+            .collect();
+        Ok(self.file("/etc/bed/modules", list, 0o644))
+    }
+
     /// Sets the scenario script run by the test init (busybox `sh`, sourced
     /// in a subshell after `/lib/bed.sh`).
     pub fn scenario(self, script: &str) -> Initramfs {

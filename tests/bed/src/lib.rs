@@ -38,6 +38,7 @@
 pub mod accel;
 pub mod bins;
 pub mod bootlog;
+pub mod bzimage;
 pub mod disk;
 pub mod error;
 pub mod host;
@@ -54,4 +55,4 @@ pub use error::{Error, Result};
 pub use initramfs::{Compression, DISK_MOUNTPOINT, Initramfs};
 pub use kernel::{Kernel, Module, ModuleForm};
 pub use ovmf::{Ovmf, TEST_OWNER_GUID};
-pub use vm::{Firmware, Vm};
+pub use vm::{Firmware, KernelImage, Vm};
