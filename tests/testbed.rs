@@ -177,7 +177,7 @@ fn timeout_kills_the_vm_and_shows_the_console_tail() -> Result<()> {
     let calibration = Vm::new(kernel, Initramfs::test(kernel, "")?)
         .name("timeout-calibration")
         .run()?;
-    let limit = calibration.elapsed * 3 + Duration::from_secs(10);
+    let limit = calibration.elapsed * 2 + Duration::from_secs(10);
     let scenario = "bed_log 'about to hang: marker c0ffee'\nsleep 600\n";
     let started = Instant::now();
     let err = Vm::new(kernel, Initramfs::test(kernel, scenario)?)
