@@ -15,8 +15,8 @@
 //! `SEALROOT_BENCH_FILES` (default 20000), `SEALROOT_BENCH_RUNS` (default
 //! 5). Everything lives in a temporary directory that is removed at the end.
 
-#[path = "../tests/verity_cli/fsverity_tool.rs"]
-mod fsverity_tool;
+#[path = "../tests/common/tools.rs"]
+mod tools;
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -161,7 +161,7 @@ fn big_file(dir: &Path, runs: u64, raw: f64) {
     }
     warm(&path);
     let size = std::fs::metadata(&path).unwrap().len();
-    let fsverity = fsverity_tool::fsverity();
+    let fsverity = tools::fsverity();
 
     // Same answer first, then speed.
     let theirs = capture(fsverity.command().arg("digest").arg(&path));
@@ -260,7 +260,7 @@ fn many_files(dir: &Path, runs: u64) {
     for n in &names {
         warm(&root.join(n));
     }
-    let fsverity = fsverity_tool::fsverity();
+    let fsverity = tools::fsverity();
     let ours = |jobs: Option<&str>| {
         let mut c = Command::new(SEALROOT);
         c.current_dir(&root).arg("digest");

@@ -19,7 +19,7 @@ mod env;
 mod keyring;
 #[path = "pkcs7_cli/refusals.rs"]
 mod refusals;
-#[path = "pkcs7_cli/tools.rs"]
+#[path = "common/tools.rs"]
 mod tools;
 
 use env::{Env, der_key_kind};

@@ -9,8 +9,8 @@
 //! The kernel side (enable, measure, signatures) runs in the VM test bed;
 //! here only the host's own behaviour on a plain file is checked.
 
-#[path = "verity_cli/fsverity_tool.rs"]
-mod fsverity_tool;
+#[path = "common/tools.rs"]
+mod tools;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -18,7 +18,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use fsverity_tool::fsverity;
+use tools::fsverity;
 
 const SEALROOT: &str = env!("CARGO_BIN_EXE_sealroot");
 const ALGS: [(&str, u64); 2] = [("sha256", 32), ("sha512", 64)];

@@ -1,7 +1,9 @@
-//! Reference tools for the PKCS#7 cross-checks: `openssl`, `fsverity`
+//! Reference tools for cross-checks (shared by the tests and benches): `openssl`, `fsverity`
 //! (fsverity-utils) and `keyctl` (keyutils), from PATH or, failing that,
 //! unpacked from Debian bookworm with `scripts/debian-fetch` into
-//! `target/cache/pkcs7-tools` (no root needed). Fails loudly, never skips.
+//! `target/cache/reference-tools-bookworm` (no root needed). Fails loudly, never skips.
+
+#![allow(dead_code)] // each user needs only some of the tools
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -39,7 +41,7 @@ fn locate(name: &str, packages: &[&str]) -> Tool {
         return Tool { exe, lib_dir: None };
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dest = root.join("target/cache/pkcs7-tools");
+    let dest = root.join("target/cache/reference-tools-bookworm");
     let exe = [
         dest.join("root/usr/bin").join(name),
         dest.join("root/bin").join(name),
