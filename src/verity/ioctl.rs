@@ -231,11 +231,14 @@ fn explain(op: Op, errno: Errno) -> Cow<'static, str> {
         (Op::Enable, Errno::KEYREJECTED) => {
             "the builtin signature does not verify against the key in the .fs-verity keyring: \
              it was made for another file digest, other parameters (hash algorithm, block size, \
-             salt), or with a different key"
+             salt), or with a different key; or it breaks the kernel's PKCS#7 rules (S/MIME \
+             capabilities attribute, content type other than id-data, an embedded certificate \
+             its issuer did not sign). `sealroot verify FILE SIG --cert=CERT` names the cause"
         }
         (Op::Enable, Errno::BADMSG) => {
-            "the builtin signature is malformed: it must be a DER PKCS#7 SignedData over the \
-             formatted digest (`sealroot sign` or `fsverity sign` make one)"
+            "the builtin signature is malformed or carries attached content: it must be a \
+             detached DER PKCS#7 SignedData over the formatted digest (`sealroot sign` or \
+             `fsverity sign` make one)"
         }
         (Op::Enable, Errno::PERM) => {
             "the file is append-only, or the kernel requires builtin signatures \
@@ -250,9 +253,15 @@ fn explain(op: Op, errno: Errno) -> Cow<'static, str> {
              read-write"
         }
         (Op::Enable, Errno::FBIG) => "the file is too large for fs-verity on this filesystem",
+        // fs/verity/hash_algs.c (a known but unbuilt hash), or
+        // crypto/asymmetric_keys/pkcs7_parser.c (an algorithm in the
+        // signature it does not handle).
         (Op::Enable, Errno::NOPKG) => {
-            "the kernel knows this hash algorithm but was built without it (e.g. sha512 without \
-             CONFIG_CRYPTO_SHA512); use sha256"
+            "the kernel lacks an algorithm: the builtin signature uses one its PKCS#7 code does \
+             not accept (RSA-PSS, Ed25519, sha256WithRSAEncryption as the SignerInfo algorithm: \
+             sign with `sealroot sign`, which uses rsaEncryption or ecdsa-with-SHA*), or the \
+             kernel was built without the fs-verity hash (e.g. sha512 without \
+             CONFIG_CRYPTO_SHA512)"
         }
         (Op::Enable, Errno::BUSY) => "fs-verity is already being enabled on this file",
         (Op::Enable, Errno::ISDIR) => "fs-verity applies to regular files, not directories",
