@@ -16,6 +16,8 @@
 //!   it issued (`signer`), for embedded chains (`--extra-cert`);
 //! - `noca`: a self-signed root with basicConstraints cA=FALSE and a leaf it
 //!   issued (openssl): the kernel does not check cA, sealroot does;
+//! - `certsign-only`: a self-signed CA whose keyUsage is keyCertSign only
+//!   (no digitalSignature), used as a data signer;
 //! - `fakeca`: a forged "chain CA" (same subject and subjectKeyIdentifier,
 //!   another key) and a leaf it issued: the kernel finds the real CA by key
 //!   id and rejects the signature.
@@ -182,6 +184,19 @@ impl Pki {
             "/CN=noca leaf",
             &pki.ca("noca"),
             "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n",
+        );
+
+        // A CA certificate whose keyUsage allows only certificate signing,
+        // used to sign data directly.
+        let certsign = root.join("certsign-only");
+        std::fs::create_dir_all(&certsign).unwrap();
+        genrsa(&certsign.join("signer.key.pem"), 2048);
+        self_signed_with(
+            &certsign.join("signer.key.pem"),
+            "certsign-only CA",
+            "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n\
+             subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
+            &certsign.join("signer.crt.pem"),
         );
 
         // A forged chain CA: same subject and key id, different key.

@@ -301,6 +301,8 @@ fn chain_sealed_keyring_admits_what_its_keys_signed() -> Result<()> {
     log.result("add-leaf")?.assert_ok()?;
     log.result("add-grandleaf")?.assert_ok()?;
     assert_add_refused(&log, "add-stranger", "CN=stranger signer", "ENOKEY")?;
+    log.result("add-stranger")?
+        .assert_stderr_contains("after `seal --chain`, to the keys in it")?;
     assert_add_refused(&log, "add-forged", "CN=forged leaf", "EKEYREJECTED")?;
     assert_add_refused(&log, "add-p256", "CN=p256 signer", "ENOKEY")?;
     log.result("seal-again")?
