@@ -265,8 +265,9 @@ fn add_key_hint(errno: Errno) -> String {
                         added before sealing, in the initramfs"
             .into(),
         Errno::ACCESS => "no write permission on the .fs-verity keyring (run as root)".into(),
-        Errno::NOKEY => "the keyring is sealed to a CA and no key allowed by the restriction \
-                         signed this certificate; issue it from that CA"
+        Errno::NOKEY => "the keyring is sealed to a CA (or, after `seal --chain`, to the keys \
+                         in it) and none of the keys the restriction allows signed this \
+                         certificate; issue it from that CA"
             .into(),
         Errno::KEYREJECTED => "the kernel rejected the certificate: its signature does not verify \
                                with the restricting CA key, its self-signature is invalid, or it \

@@ -21,7 +21,10 @@
 //! sealroot is stricter than the kernel in two places (RFC 5280): a key
 //! that vouches for a certificate must belong to a CA (basicConstraints
 //! cA=TRUE, keyCertSign if keyUsage is present), and the key that signs the
-//! content must not have a keyUsage without digitalSignature. Like the
+//! content must not have a keyUsage without digitalSignature (both proven
+//! on Linux 6.12 in `tests/vm_trust`: the kernel accepts such signatures,
+//! and a leaf certificate in `.fs-verity` can vouch for an embedded signer
+//! even when the keyring is sealed with `--ca`). Like the
 //! kernel, it ignores validity periods (the clock is not trustworthy at
 //! boot) except that a signingTime attribute must fall inside the signer
 //! certificate's validity.

@@ -112,10 +112,15 @@ pub enum Error {
         path: Option<PathBuf>,
         errno: Errno,
     },
-    #[error("cannot open '{}' for reading: {}: {}", .path.display(), io_errno_name(.source), .source)]
+    /// Opening failed. For a verity file this is where the kernel checks
+    /// its builtin signature (each time it loads the verity metadata), so
+    /// ENOKEY, EKEYREJECTED, EBADMSG and EPERM are explained in those terms.
+    /// (`error` is not a `source`: the message already says it, and
+    /// `anyhow`'s `{:#}` would repeat it.)
+    #[error("cannot open '{}' for reading: {}: {}", .path.display(), io_errno_name(.error), explain_open(.error))]
     Open {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{}: the kernel reported fs-verity hash algorithm {id}, which sealroot does not know (1 = sha256, 2 = sha512)", Target(.path))]
     UnknownAlgorithm { path: Option<PathBuf>, id: u16 },
@@ -133,7 +138,7 @@ impl Error {
     pub fn errno(&self) -> Option<Errno> {
         match self {
             Error::Kernel { errno, .. } => Some(*errno),
-            Error::Open { source, .. } => source.raw_os_error().map(Errno::from_raw_os_error),
+            Error::Open { error, .. } => error.raw_os_error().map(Errno::from_raw_os_error),
             _ => None,
         }
     }
@@ -226,11 +231,14 @@ fn explain(op: Op, errno: Errno) -> Cow<'static, str> {
         (Op::Enable, Errno::KEYREJECTED) => {
             "the builtin signature does not verify against the key in the .fs-verity keyring: \
              it was made for another file digest, other parameters (hash algorithm, block size, \
-             salt), or with a different key"
+             salt), or with a different key; or it breaks the kernel's PKCS#7 rules (S/MIME \
+             capabilities attribute, content type other than id-data, an embedded certificate \
+             its issuer did not sign). `sealroot verify FILE SIG --cert=CERT` names the cause"
         }
         (Op::Enable, Errno::BADMSG) => {
-            "the builtin signature is malformed: it must be a DER PKCS#7 SignedData over the \
-             formatted digest (`sealroot sign` or `fsverity sign` make one)"
+            "the builtin signature is malformed or carries attached content: it must be a \
+             detached DER PKCS#7 SignedData over the formatted digest (`sealroot sign` or \
+             `fsverity sign` make one)"
         }
         (Op::Enable, Errno::PERM) => {
             "the file is append-only, or the kernel requires builtin signatures \
@@ -245,9 +253,15 @@ fn explain(op: Op, errno: Errno) -> Cow<'static, str> {
              read-write"
         }
         (Op::Enable, Errno::FBIG) => "the file is too large for fs-verity on this filesystem",
+        // fs/verity/hash_algs.c (a known but unbuilt hash), or
+        // crypto/asymmetric_keys/pkcs7_parser.c (an algorithm in the
+        // signature it does not handle).
         (Op::Enable, Errno::NOPKG) => {
-            "the kernel knows this hash algorithm but was built without it (e.g. sha512 without \
-             CONFIG_CRYPTO_SHA512); use sha256"
+            "the kernel lacks an algorithm: the builtin signature uses one its PKCS#7 code does \
+             not accept (RSA-PSS, Ed25519, sha256WithRSAEncryption as the SignerInfo algorithm: \
+             sign with `sealroot sign`, which uses rsaEncryption or ecdsa-with-SHA*), or the \
+             kernel was built without the fs-verity hash (e.g. sha512 without \
+             CONFIG_CRYPTO_SHA512)"
         }
         (Op::Enable, Errno::BUSY) => "fs-verity is already being enabled on this file",
         (Op::Enable, Errno::ISDIR) => "fs-verity applies to regular files, not directories",
@@ -261,6 +275,41 @@ fn explain(op: Op, errno: Errno) -> Cow<'static, str> {
         (_, errno) => {
             return Cow::Owned(std::io::Error::from_raw_os_error(errno.raw_os_error()).to_string());
         }
+    };
+    Cow::Borrowed(text)
+}
+
+/// Why opening a file failed. fs-verity checks a file's builtin signature
+/// when it loads the file's verity metadata: at FS_IOC_ENABLE_VERITY and at
+/// the first open after boot or after the inode was evicted
+/// (`fs/verity/open.c`, `fsverity_create_info()` ->
+/// `fsverity_verify_signature()` in `fs/verity/signature.c`).
+fn explain_open(error: &std::io::Error) -> Cow<'static, str> {
+    let Some(errno) = error.raw_os_error().map(Errno::from_raw_os_error) else {
+        return Cow::Owned(error.to_string());
+    };
+    let text = match errno {
+        Errno::NOKEY => {
+            "the file has a builtin fs-verity signature, and the .fs-verity keyring does not \
+             hold the certificate that made it (the kernel checks the signature whenever it \
+             loads the file's verity metadata, e.g. at the first open after boot; an empty \
+             keyring refuses every signed file); load the signer's certificate with `sealroot \
+             keyring add CERT` before opening signed files"
+        }
+        Errno::KEYREJECTED => {
+            "the file's builtin fs-verity signature does not verify with the certificate in the \
+             .fs-verity keyring that it names (a certificate with the same issuer or key id but \
+             another key, or a signature for other content)"
+        }
+        Errno::BADMSG => {
+            "the file's builtin fs-verity signature is malformed (not a PKCS#7 message the \
+             kernel can parse)"
+        }
+        Errno::PERM => {
+            "if the file has fs-verity without a builtin signature, the kernel requires \
+             signatures (fs.verity.require_signatures = 1); otherwise a security module refused"
+        }
+        _ => return Cow::Owned(error.to_string()),
     };
     Cow::Borrowed(text)
 }
@@ -398,9 +447,9 @@ impl VerityFile {
     /// Opens `path` read-only (never for writing: see [`enable`]).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(|source| Error::Open {
+        let file = File::open(path).map_err(|error| Error::Open {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         Ok(VerityFile {
             file,
@@ -526,10 +575,23 @@ mod tests {
     #[test]
     fn open_error_names_errno() {
         let err = VerityFile::open("/nonexistent/sealroot").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot open '/nonexistent/sealroot' for reading: ENOENT: \
+             No such file or directory (os error 2)"
+        );
+        assert_eq!(err.errno(), Some(Errno::NOENT));
+        // Signature errors at open are explained (the VM tests produce them).
+        let err = Error::Open {
+            path: "/x".into(),
+            error: std::io::Error::from_raw_os_error(Errno::NOKEY.raw_os_error()),
+        };
+        let msg = err.to_string();
         assert!(
-            err.to_string()
-                .starts_with("cannot open '/nonexistent/sealroot' for reading: ENOENT"),
-            "{err}"
+            msg.starts_with("cannot open '/x' for reading: ENOKEY: the file has a builtin")
+                && msg.contains("sealroot keyring add CERT")
+                && !msg.contains("os error"),
+            "{msg}"
         );
     }
 

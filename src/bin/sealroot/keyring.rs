@@ -27,6 +27,14 @@ How the keyring, builtin signatures and sealing relate:
                   Any certificate in it can then vouch for new ones,
                   including leaf certificates: prefer --ca.
 
+  Sealing governs which certificates can join the keyring, not which chains
+  fs-verity accepts: a signature that embeds its signer certificate is
+  accepted if ANY key in the keyring signed that certificate. The kernel
+  checks neither basicConstraints nor keyUsage there (Linux 6.12), so a leaf
+  certificate in the keyring can vouch for others. `sealroot verify` refuses
+  such chains; keep leaf certificates out of the keyring when signatures
+  embed certificates.
+
   The keyring is found through /proc/keys (it is not searchable by name).
   Needs root.
 
