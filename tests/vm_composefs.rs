@@ -409,7 +409,10 @@ umount /mnt/bad; umount /mnt/bare
     let image = Initramfs::test(kernel, &scenario(&body))?
         .static_binaries(bins)
         .mount_disk();
-    let log = Vm::new(kernel, image).disk(&disk).run()?;
+    let log = Vm::new(kernel, image)
+        .disk(&disk)
+        .timeout(Duration::from_secs(300))
+        .run()?;
 
     log.result("enable:good")?.assert_ok()?;
     log.result("enable:tampered")?.assert_ok()?;

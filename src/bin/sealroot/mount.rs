@@ -90,8 +90,8 @@ pub fn run(args: MountArgs) -> anyhow::Result<ExitCode> {
     (&image)
         .read_to_end(&mut data)
         .with_context(|| format!("cannot read image {}", args.image.display()))?;
-    let sb = reader::superblock(&data)
-        .with_context(|| format!("{} is not a composefs image", args.image.display()))?;
+    let sb =
+        reader::superblock(&data).with_context(|| format!("image {}", args.image.display()))?;
     for dir in &args.basedir {
         if !dir.is_dir() {
             bail!("--basedir {}: not a directory", dir.display());
@@ -253,4 +253,20 @@ fn read_log(fd: &OwnedFd) -> Vec<String> {
         }
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_digest;
+
+    #[test]
+    fn digests_parse_bare_or_with_algorithm() {
+        let hex = "4cd49116cb3cfdec092dad3eec282768787294ad4bfa86a17d3e951b661d4065";
+        let bare = parse_digest(hex).unwrap();
+        assert_eq!(bare.to_string(), format!("sha256:{hex}"));
+        assert_eq!(parse_digest(&format!("sha256:{hex}")).unwrap(), bare);
+        assert!(parse_digest(&hex[2..]).unwrap_err().contains("32 bytes"));
+        assert!(parse_digest("sha256:xyz").is_err());
+        assert!(parse_digest(&format!("md5:{hex}")).is_err());
+    }
 }
