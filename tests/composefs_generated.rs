@@ -120,6 +120,10 @@ fn check_directory(seed: u64) {
         if let Some(d) = first_difference(&a, &b) {
             panic!("seed {seed} flags {flags:?}: {d}");
         }
+        let mode = |p: &std::path::Path| {
+            std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+        };
+        assert_eq!(mode(&i2), mode(&i1), "seed {seed}: image file modes differ");
         let listing = |p: &std::path::Path| {
             let mut v: Vec<_> = walk(p)
                 .into_iter()

@@ -166,3 +166,25 @@ fn errors_name_the_line_and_the_problem() {
         assert!(e.contains(want), "{line:?}: {e}");
     }
 }
+
+/// The 65535-byte limit applies to a line's xattrs as written, so raw
+/// bytes that printing escapes (`\xNN`, four times longer) can make a
+/// parsed tree's dump unreadable. mkcomposefs 1.0.8 and composefs-info
+/// behave the same: `mkcomposefs --from-file` accepts this line, and the
+/// `composefs-info dump` of the image fails with "Too many xattrs".
+#[test]
+fn escaping_can_push_xattrs_past_the_line_limit() {
+    let mut line = b"/ 4096 40755 2 0 0 0 0.0 - - - user.a=".to_vec();
+    line.extend([0x95; 20_000]);
+    line.push(b'\n');
+    let tree = parse_bytes(&line, ParseOptions { strict: true }).unwrap();
+    let dump = to_bytes(&tree);
+    assert!(dump.len() > 80_000, "{} bytes", dump.len());
+    match parse_bytes(&dump, ParseOptions { strict: true }) {
+        Err(Error::Line {
+            line: 1,
+            error: LineError::XattrsTooLong(n),
+        }) => assert!(n > u16::MAX as usize),
+        other => panic!("{other:?}"),
+    }
+}

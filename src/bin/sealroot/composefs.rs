@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::io::{self, BufWriter, IsTerminal, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -165,10 +166,21 @@ fn write_atomically<T>(
         w.flush()?;
         r
     };
+    // As mkcomposefs' fopen(3): 0666 minus the umask (tempfile makes 0600).
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(0o666 & !umask()))?;
     tmp.as_file().sync_all()?;
     tmp.persist(path)
         .with_context(|| format!("renaming into {}", path.display()))?;
     Ok(result)
+}
+
+/// The process umask (read by setting it and setting it back).
+fn umask() -> u32 {
+    use rustix::fs::Mode;
+    let old = rustix::process::umask(Mode::from_raw_mode(0o022));
+    rustix::process::umask(old);
+    old.as_raw_mode()
 }
 
 const INSPECT_LONG: &str = "\

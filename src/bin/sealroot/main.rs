@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 mod composefs;
 mod keygen;
 mod keyring;
+mod mount;
 mod oci;
 mod sign;
 mod verity;
@@ -48,6 +49,8 @@ enum Command {
     Mkcomposefs(composefs::MkcomposefsArgs),
     /// Read composefs images: dump, ls, objects, missing-objects, measure-file
     Inspect(composefs::InspectArgs),
+    /// Mount a composefs image read-only (like mount.composefs)
+    Mount(mount::MountArgs),
     Sign(sign::SignArgs),
     Verify(sign::VerifyArgs),
     Keyring(keyring::KeyringArgs),
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         Command::Oci(args) => oci::run(args),
         Command::Mkcomposefs(args) => composefs::mkcomposefs(args),
         Command::Inspect(args) => composefs::inspect(args),
+        Command::Mount(args) => mount::run(args),
         Command::Sign(args) => sign::run_sign(args),
         Command::Verify(args) => sign::run_verify(args),
         Command::Keyring(args) => keyring::run(args),

@@ -81,6 +81,7 @@ fn build() -> Result<StaticBins> {
 fn cargo_build(args: &[&str], extra_rustflags: &str, output: &str) -> Result<PathBuf> {
     let target_dir = host::cache_subdir("static")?;
     let _lock = CacheLock::acquire("static-build")?;
+    forget_other_workspace(&target_dir, output)?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     // Niced: VMs booting in parallel test threads are CPU-bound under TCG
     // and time-limited; the build is neither.
@@ -120,7 +121,61 @@ fn cargo_build(args: &[&str], extra_rustflags: &str, output: &str) -> Result<Pat
             log.display()
         );
     }
-    Ok(target_dir.join(TARGET).join(output))
+    // Worktrees sharing the cache share this target directory, and cargo
+    // re-links `release/sealroot` on every build: another worktree's build
+    // would swap the binary under a running test. Copy it, still under the
+    // lock, to a directory of its own for this workspace.
+    let built = target_dir.join(TARGET).join(output);
+    let own = target_dir.join("by-workspace").join(workspace_tag());
+    fs::create_dir_all(&own).ctx("cannot create directory", &own)?;
+    let name = built.file_name().unwrap_or_default();
+    let (tmp, dest) = (own.join(".tmp-copy"), own.join(name));
+    fs::copy(&built, &tmp).ctx("cannot copy static binary", &built)?;
+    fs::rename(&tmp, &dest).ctx("cannot rename static binary into place", &dest)?;
+    Ok(dest)
+}
+
+/// Worktrees of the repository that share the cache share the static
+/// target directory, and cargo names the sealroot package's build units
+/// the same in all of them (path sources are hashed relative to their
+/// workspace): after another worktree's build, cargo would call this
+/// worktree's (different) sources fresh and hand out the other binary.
+/// So unless the binary in the target directory is still the one this
+/// workspace built last (its copy in `by-workspace/`), drop the
+/// package's fingerprints: cargo rebuilds sealroot (not its
+/// dependencies) from this worktree's sources.
+fn forget_other_workspace(target_dir: &Path, output: &str) -> Result<()> {
+    let built = target_dir.join(TARGET).join(output);
+    let name = built.file_name().unwrap_or_default();
+    let own = target_dir
+        .join("by-workspace")
+        .join(workspace_tag())
+        .join(name);
+    if let (Ok(a), Ok(b)) = (fs::read(&built), fs::read(&own))
+        && a == b
+    {
+        return Ok(());
+    }
+    let profile = output.split('/').next().unwrap_or_default();
+    let fingerprints = target_dir.join(TARGET).join(profile).join(".fingerprint");
+    let Ok(entries) = fs::read_dir(&fingerprints) else {
+        return Ok(()); // nothing built yet
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with("sealroot-") {
+            let path = entry.path();
+            fs::remove_dir_all(&path).ctx("cannot remove stale cargo fingerprint", &path)?;
+        }
+    }
+    Ok(())
+}
+
+/// A short stable name for this workspace (a hash of its path).
+fn workspace_tag() -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    host::workspace_root().hash(&mut h);
+    format!("{:016x}", h.finish())
 }
 
 /// ELF constants, from the System V gABI / `include/uapi/linux/elf.h`.
