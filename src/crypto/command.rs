@@ -32,8 +32,10 @@
 //! ```text
 //! # the message on stdin, hashed by openssl:
 //! --sign-command 'openssl dgst -"$SEALROOT_SIGN_DIGEST_ALGORITHM" -sign /keys/signer.key.pem'
-//! # a prehashed digest (what HSM/KMS "sign digest" APIs take):
-//! --sign-command 'printf %s "$SEALROOT_SIGN_DIGEST" | xxd -r -p |
+//! # a prehashed digest (what HSM/KMS "sign digest" APIs take): the raw
+//! # digest bytes into `openssl pkeyutl` (or the hex $SEALROOT_SIGN_DIGEST
+//! # into a KMS API):
+//! --sign-command 'openssl dgst -"$SEALROOT_SIGN_DIGEST_ALGORITHM" -binary |
 //!     openssl pkeyutl -sign -inkey /keys/signer.key.pem -pkeyopt digest:"$SEALROOT_SIGN_DIGEST_ALGORITHM"'
 //! ```
 //!

@@ -63,7 +63,7 @@ Examples:
   sealroot oci seal oci:/srv/img:41 --cert signer.crt.pem \\
       --sign-command 'openssl dgst -\"$SEALROOT_SIGN_DIGEST_ALGORITHM\" -sign /keys/signer.key.pem'
   sealroot oci seal oci:/srv/img:41 --cert signer.crt.pem --sign-command \\
-      'printf %s \"$SEALROOT_SIGN_DIGEST\" | xxd -r -p | openssl pkeyutl -sign \\
+      'openssl dgst -\"$SEALROOT_SIGN_DIGEST_ALGORITHM\" -binary | openssl pkeyutl -sign \\
        -inkey /keys/signer.key.pem -pkeyopt digest:\"$SEALROOT_SIGN_DIGEST_ALGORITHM\"'
 
 Exit status: 0 sealed, 3 unusable input (image, key, certificate, signing command).";
