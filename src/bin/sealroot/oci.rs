@@ -437,14 +437,17 @@ fn print_checks(
         for r in &c.roles {
             match (&r.problem, &r.verified_by) {
                 (Some(p), _) => writeln!(out, "  {:<14} FAILED: {p}", r.role)?,
-                (None, Some(by)) => writeln!(
-                    out,
-                    "  {:<14} ok {} signed by {} (trusted: {})",
-                    r.role,
-                    r.signed_digest,
-                    r.signer.as_ref().map(|s| s.to_string()).unwrap_or_default(),
-                    by
-                )?,
+                (None, Some(by)) => {
+                    let signer = r.signer.as_ref().filter(|s| *s != by);
+                    writeln!(
+                        out,
+                        "  {:<14} ok {} signed by {}{}",
+                        r.role,
+                        r.signed_digest,
+                        signer.unwrap_or(by),
+                        signer.map(|_| format!(", trusted via {by}")).unwrap_or_default()
+                    )?
+                }
                 (None, None) => writeln!(out, "  {:<14} digest ok {}", r.role, r.signed_digest)?,
             }
         }
