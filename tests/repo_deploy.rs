@@ -10,7 +10,9 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use oci_support::{flip_byte, run, tool};
-use repo_support::{Keys, bytes, image_ref, sample_image, sample_image_variant, seal, sr_fails, sr_ok};
+use repo_support::{
+    Keys, bytes, image_ref, sample_image, sample_image_variant, seal, sr_fails, sr_ok,
+};
 use serde_json::Value;
 
 struct Setup {
@@ -52,7 +54,14 @@ impl Setup {
 
     fn fsck(&self) -> String {
         let cert = self.keys.cert();
-        sr_ok(&["repo", "fsck", "--sysroot", self.sysroot.to_str().unwrap(), "--cert", &cert])
+        sr_ok(&[
+            "repo",
+            "fsck",
+            "--sysroot",
+            self.sysroot.to_str().unwrap(),
+            "--cert",
+            &cert,
+        ])
     }
 
     fn manifest_hex(&self) -> String {
@@ -61,7 +70,8 @@ impl Setup {
 }
 
 fn fsverity_digest(path: &Path) -> String {
-    let out = run(tool("fsverity", "fsverity").args(["digest", "--compact", path.to_str().unwrap()]));
+    let out =
+        run(tool("fsverity", "fsverity").args(["digest", "--compact", path.to_str().unwrap()]));
     String::from_utf8(out).unwrap().trim().to_owned()
 }
 
@@ -73,8 +83,12 @@ fn deploy_writes_the_repository_contract() {
     let m = s.manifest_hex();
     assert_eq!(report["kernel_cmdline"], format!("sealroot=sha256:{m}"));
 
-    let repo_json: Value = serde_json::from_slice(&std::fs::read(repo.join("repo.json")).unwrap()).unwrap();
-    assert_eq!(repo_json, serde_json::json!({"format": 1, "algorithm": "fsverity-sha256-12"}));
+    let repo_json: Value =
+        serde_json::from_slice(&std::fs::read(repo.join("repo.json")).unwrap()).unwrap();
+    assert_eq!(
+        repo_json,
+        serde_json::json!({"format": 1, "algorithm": "fsverity-sha256-12"})
+    );
 
     // The exact OCI bytes.
     for d in ["manifest", "config", "artifact"] {
@@ -98,11 +112,15 @@ fn deploy_writes_the_repository_contract() {
     std::fs::write(&probe, &big).unwrap();
     let d = fsverity_digest(&probe);
     std::fs::remove_file(&probe).unwrap();
-    assert_eq!(std::fs::read(repo.join("objects").join(&d[..2]).join(&d[2..])).unwrap(), big);
+    assert_eq!(
+        std::fs::read(repo.join("objects").join(&d[..2]).join(&d[2..])).unwrap(),
+        big
+    );
 
     // deployment.json and the names.
     let dep = repo.join("deployments").join(&m);
-    let dj: Value = serde_json::from_slice(&std::fs::read(dep.join("deployment.json")).unwrap()).unwrap();
+    let dj: Value =
+        serde_json::from_slice(&std::fs::read(dep.join("deployment.json")).unwrap()).unwrap();
     assert_eq!(dj["manifest"], s.sealed["manifest"]);
     assert_eq!(dj["config"], s.sealed["config"]);
     assert_eq!(dj["artifact"], s.sealed["artifact"]);
@@ -110,9 +128,18 @@ fn deploy_writes_the_repository_contract() {
     assert_eq!(dj["signatures"], "detached");
     assert_eq!(dj["verity"], false, "the host kernel has no fs-verity");
     let config_hex = &s.sealed["config"].as_str().unwrap()[7..];
-    for link in [repo.join("by-config").join(config_hex), repo.join("by-image").join(merged)] {
-        assert_eq!(std::fs::read_link(&link).unwrap(), Path::new("../deployments").join(&m));
-        assert_eq!(std::fs::canonicalize(&link).unwrap(), std::fs::canonicalize(&dep).unwrap());
+    for link in [
+        repo.join("by-config").join(config_hex),
+        repo.join("by-image").join(merged),
+    ] {
+        assert_eq!(
+            std::fs::read_link(&link).unwrap(),
+            Path::new("../deployments").join(&m)
+        );
+        assert_eq!(
+            std::fs::canonicalize(&link).unwrap(),
+            std::fs::canonicalize(&dep).unwrap()
+        );
     }
     // /etc: nothing seeded; /var: the image's /var, with metadata.
     assert_eq!(std::fs::read_dir(dep.join("etc/upper")).unwrap().count(), 0);
@@ -120,17 +147,37 @@ fn deploy_writes_the_repository_contract() {
     let state = dep.join("var/lib/app/state.db");
     assert_eq!(std::fs::read(&state).unwrap(), bytes(5, 4096));
     let meta = std::fs::metadata(&state).unwrap();
-    assert_eq!((meta.uid(), meta.gid(), meta.mode() & 0o7777), (42, 42, 0o640));
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+        (42, 42, 0o640)
+    );
     assert_eq!(meta.mtime(), oci_support::fixture::MTIME as i64);
-    assert_eq!(std::fs::metadata(dep.join("var/lib/app")).unwrap().mode() & 0o7777, 0o750);
-    assert_eq!(std::fs::read(dep.join("var/lib/app/small")).unwrap(), b"tiny\n");
-    assert_eq!(std::fs::read_link(dep.join("var/run")).unwrap(), Path::new("../run"));
-    assert!(std::fs::symlink_metadata(dep.join("var/lib/app/fifo")).unwrap().file_type().is_fifo());
+    assert_eq!(
+        std::fs::metadata(dep.join("var/lib/app")).unwrap().mode() & 0o7777,
+        0o750
+    );
+    assert_eq!(
+        std::fs::read(dep.join("var/lib/app/small")).unwrap(),
+        b"tiny\n"
+    );
+    assert_eq!(
+        std::fs::read_link(dep.join("var/run")).unwrap(),
+        Path::new("../run")
+    );
+    assert!(
+        std::fs::symlink_metadata(dep.join("var/lib/app/fifo"))
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
     assert_eq!(report["var_entries"], 6);
 
     // Everything checks out, signatures included.
     let out = s.fsck();
-    assert!(out.contains("3 signatures verified") && out.contains("0 problems"), "{out}");
+    assert!(
+        out.contains("3 signatures verified") && out.contains("0 problems"),
+        "{out}"
+    );
     let list = sr_ok(&["repo", "list", "--sysroot", s.sysroot.to_str().unwrap()]);
     assert!(list.contains(&format!("sealroot=sha256:{m}")), "{list}");
 }
@@ -145,33 +192,68 @@ fn redeploy_keeps_state_and_failures_leave_the_previous_state() {
     let again = s.deploy(&["--signatures", "attach-at-boot"]);
     assert_eq!(again["created"], false);
     assert_eq!(again["objects"]["added"], 0, "everything deduplicated");
-    assert_eq!(std::fs::read(dep.join("etc/upper/hostname")).unwrap(), b"changed\n");
-    assert_eq!(std::fs::read(dep.join("var/lib/app/state.db")).unwrap(), b"local data");
-    let dj: Value = serde_json::from_slice(&std::fs::read(dep.join("deployment.json")).unwrap()).unwrap();
+    assert_eq!(
+        std::fs::read(dep.join("etc/upper/hostname")).unwrap(),
+        b"changed\n"
+    );
+    assert_eq!(
+        std::fs::read(dep.join("var/lib/app/state.db")).unwrap(),
+        b"local data"
+    );
+    let dj: Value =
+        serde_json::from_slice(&std::fs::read(dep.join("deployment.json")).unwrap()).unwrap();
     assert_eq!(dj["signatures"], "attach-at-boot");
 
     // A failing deploy (a damaged layer of another image) leaves the
     // repository's deployments exactly as they were.
-    let snapshot = |p: &Path| run(std::process::Command::new("sh").args(["-c", "cd \"$1\" && find deployments by-config by-image -printf '%p %s %l\\n' | sort && cat deployments/*/deployment.json", "-", p.to_str().unwrap()]));
+    let snapshot = |p: &Path| {
+        run(std::process::Command::new("sh").args(["-c", "cd \"$1\" && find deployments by-config by-image -printf '%p %s %l\\n' | sort && cat deployments/*/deployment.json", "-", p.to_str().unwrap()]))
+    };
     let before = snapshot(&s.repo());
     let other = s._tmp.path().join("other");
     let f = sample_image_variant(&other, 7);
     seal(&other, &s.keys, &[]);
     flip_byte(&f.blob(&f.layers[0]), 200);
     let cert = s.keys.cert();
-    let t = sr_fails(&["deploy", &image_ref(&other), "--sysroot", s.sysroot.to_str().unwrap(), "--cert", &cert], 1);
+    let t = sr_fails(
+        &[
+            "deploy",
+            &image_ref(&other),
+            "--sysroot",
+            s.sysroot.to_str().unwrap(),
+            "--cert",
+            &cert,
+        ],
+        1,
+    );
     assert!(t.contains(&f.layers[0].to_string()), "{t}");
     assert_eq!(snapshot(&s.repo()), before);
 
     // An interrupted deploy's leftovers are invisible and collected.
     std::fs::create_dir_all(s.repo().join("deployments/.tmp-abc/var")).unwrap();
     std::fs::write(s.repo().join("tmp/wXYZ"), "partial").unwrap();
-    let list = sr_ok(&["repo", "list", "--sysroot", s.sysroot.to_str().unwrap(), "--json"]);
-    assert_eq!(serde_json::from_str::<Value>(&list).unwrap().as_array().unwrap().len(), 1);
+    let list = sr_ok(&[
+        "repo",
+        "list",
+        "--sysroot",
+        s.sysroot.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&list)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     let gc = sr_ok(&["repo", "gc", "--sysroot", s.sysroot.to_str().unwrap()]);
     assert!(gc.contains(".tmp-abc") && gc.contains("wXYZ"), "{gc}");
     assert!(s.fsck().contains("0 problems"));
-    assert_eq!(std::fs::read(dep.join("var/lib/app/state.db")).unwrap(), b"local data");
+    assert_eq!(
+        std::fs::read(dep.join("var/lib/app/state.db")).unwrap(),
+        b"local data"
+    );
 }
 
 #[test]
@@ -182,28 +264,91 @@ fn deploy_refuses_unsealed_untrusted_and_mismatched_images() {
     let bare = s._tmp.path().join("bare");
     sample_image_variant(&bare, 3);
     let t = sr_fails(&["deploy", &image_ref(&bare), "--sysroot", sys], 1);
-    assert!(t.contains("no sealing artifact refers to it") && t.contains("sealroot oci seal"), "{t}");
+    assert!(
+        t.contains("no sealing artifact refers to it") && t.contains("sealroot oci seal"),
+        "{t}"
+    );
     // Signed by someone else.
     let stranger = Keys::new(&s._tmp.path().join("stranger"), "p256", "CN=stranger");
     let sc = stranger.cert();
-    let t = sr_fails(&["deploy", &image_ref(&s.layout), "--sysroot", sys, "--cert", &sc], 1);
+    let t = sr_fails(
+        &[
+            "deploy",
+            &image_ref(&s.layout),
+            "--sysroot",
+            sys,
+            "--cert",
+            &sc,
+        ],
+        1,
+    );
     assert!(t.contains("unknown signer"), "{t}");
-    assert_eq!(std::fs::read_dir(s.repo().join("deployments")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(s.repo().join("deployments"))
+            .unwrap()
+            .count(),
+        0
+    );
     // A sha512 repository needs a sha512 seal.
     let sys512 = s._tmp.path().join("sys512");
-    let t = sr_fails(&["deploy", &image_ref(&s.layout), "--sysroot", sys512.to_str().unwrap(), "--algorithm", "fsverity-sha512-12"], 1);
-    assert!(t.contains("uses fsverity-sha256-12, the repository fsverity-sha512-12"), "{t}");
+    let t = sr_fails(
+        &[
+            "deploy",
+            &image_ref(&s.layout),
+            "--sysroot",
+            sys512.to_str().unwrap(),
+            "--algorithm",
+            "fsverity-sha512-12",
+        ],
+        1,
+    );
+    assert!(
+        t.contains("uses fsverity-sha256-12, the repository fsverity-sha512-12"),
+        "{t}"
+    );
     seal(&s.layout, &s.keys, &["--algorithm", "fsverity-sha512-12"]);
     let cert = s.keys.cert();
-    let out: Value = serde_json::from_str(&sr_ok(&["deploy", &image_ref(&s.layout), "--sysroot", sys512.to_str().unwrap(), "--cert", &cert, "--json"])).unwrap();
+    let out: Value = serde_json::from_str(&sr_ok(&[
+        "deploy",
+        &image_ref(&s.layout),
+        "--sysroot",
+        sys512.to_str().unwrap(),
+        "--cert",
+        &cert,
+        "--json",
+    ]))
+    .unwrap();
     assert_eq!(out["deployment"]["algorithm"], "fsverity-sha512-12");
     assert_eq!(out["deployment"]["image"].as_str().unwrap().len(), 128);
-    let image = sys512.join("sealroot/images").join(out["deployment"]["image"].as_str().unwrap());
-    let fsv = run(tool("fsverity", "fsverity").args(["digest", "--compact", "--hash-alg=sha512", image.to_str().unwrap()]));
-    assert_eq!(String::from_utf8(fsv).unwrap().trim(), out["deployment"]["image"]);
+    let image = sys512
+        .join("sealroot/images")
+        .join(out["deployment"]["image"].as_str().unwrap());
+    let fsv = run(tool("fsverity", "fsverity").args([
+        "digest",
+        "--compact",
+        "--hash-alg=sha512",
+        image.to_str().unwrap(),
+    ]));
+    assert_eq!(
+        String::from_utf8(fsv).unwrap().trim(),
+        out["deployment"]["image"]
+    );
     // An existing repository keeps its algorithm.
-    let t = sr_fails(&["deploy", &image_ref(&s.layout), "--sysroot", sys512.to_str().unwrap(), "--algorithm", "fsverity-sha256-12"], 1);
-    assert!(t.contains("the algorithm is fixed when a repository is created"), "{t}");
+    let t = sr_fails(
+        &[
+            "deploy",
+            &image_ref(&s.layout),
+            "--sysroot",
+            sys512.to_str().unwrap(),
+            "--algorithm",
+            "fsverity-sha256-12",
+        ],
+        1,
+    );
+    assert!(
+        t.contains("the algorithm is fixed when a repository is created"),
+        "{t}"
+    );
 }
 
 #[test]
@@ -215,8 +360,20 @@ fn gc_removes_only_what_no_deployment_references() {
     let sb = seal(&other, &s.keys, &[]);
     let cert = s.keys.cert();
     let sys = s.sysroot.to_str().unwrap();
-    let b: Value = serde_json::from_str(&sr_ok(&["deploy", &image_ref(&other), "--sysroot", sys, "--cert", &cert, "--json"])).unwrap();
-    assert!(b["objects"]["existing"].as_u64().unwrap() > 0, "shared content is deduplicated: {b}");
+    let b: Value = serde_json::from_str(&sr_ok(&[
+        "deploy",
+        &image_ref(&other),
+        "--sysroot",
+        sys,
+        "--cert",
+        &cert,
+        "--json",
+    ]))
+    .unwrap();
+    assert!(
+        b["objects"]["existing"].as_u64().unwrap() > 0,
+        "shared content is deduplicated: {b}"
+    );
     // Files deleted by a later layer (opt/remove-me, opt/old/gone) were
     // stored while streaming but no image references them.
     let first = sr_ok(&["repo", "gc", "--sysroot", sys]);
@@ -227,8 +384,21 @@ fn gc_removes_only_what_no_deployment_references() {
     // Undeploy B by removing its deployment directory.
     let bhex = &sb["manifest"].as_str().unwrap()[7..];
     std::fs::remove_dir_all(s.repo().join("deployments").join(bhex)).unwrap();
-    let dry: Value = serde_json::from_str(&sr_ok(&["repo", "gc", "--sysroot", sys, "--dry-run", "--json"])).unwrap();
-    let removed: Vec<String> = dry["removed"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_owned()).collect();
+    let dry: Value = serde_json::from_str(&sr_ok(&[
+        "repo",
+        "gc",
+        "--sysroot",
+        sys,
+        "--dry-run",
+        "--json",
+    ]))
+    .unwrap();
+    let removed: Vec<String> = dry["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_owned())
+        .collect();
     let bimage = sb["digests"]["merged"].as_str().unwrap();
     let b_only_object = {
         let p = s.repo().join("probe");
@@ -243,7 +413,10 @@ fn gc_removes_only_what_no_deployment_references() {
         format!("by-image/{bimage}"),
         format!("objects/{}/{}", &b_only_object[..2], &b_only_object[2..]),
     ] {
-        assert!(removed.iter().any(|r| r.ends_with(&want)), "{want} not in {removed:?}");
+        assert!(
+            removed.iter().any(|r| r.ends_with(&want)),
+            "{want} not in {removed:?}"
+        );
     }
     // Nothing of A is listed, and the dry run removed nothing.
     let ahex = &a["deployment"]["manifest"].as_str().unwrap()[7..];
@@ -252,8 +425,17 @@ fn gc_removes_only_what_no_deployment_references() {
     sr_ok(&["repo", "gc", "--sysroot", sys]);
     assert!(!s.repo().join("images").join(bimage).exists());
     let out = s.fsck();
-    assert!(out.contains("1 deployments") && out.contains("0 problems"), "{out}");
-    assert!(s.repo().join("deployments").join(ahex).join("var/lib/app/state.db").exists());
+    assert!(
+        out.contains("1 deployments") && out.contains("0 problems"),
+        "{out}"
+    );
+    assert!(
+        s.repo()
+            .join("deployments")
+            .join(ahex)
+            .join("var/lib/app/state.db")
+            .exists()
+    );
 }
 
 #[test]
@@ -279,10 +461,27 @@ fn fsck_names_damaged_files() {
     flip_byte(&repo.join("images").join(merged), 2000);
     let t = sr_fails(&["repo", "fsck", "--sysroot", sys], 1);
     let name = |p: &Path| p.strip_prefix(&repo).unwrap().display().to_string();
-    assert!(t.contains(&format!("{}: content has fs-verity digest", name(&objects[0]))), "{t}");
-    assert!(t.contains("referenced objects are missing from objects/"), "{t}");
-    assert!(t.contains(&format!("blobs/sha256/{config}: sha256 of the content differs")), "{t}");
-    assert!(t.contains(&format!("images/{merged}: fs-verity digest")), "{t}");
+    assert!(
+        t.contains(&format!(
+            "{}: content has fs-verity digest",
+            name(&objects[0])
+        )),
+        "{t}"
+    );
+    assert!(
+        t.contains("referenced objects are missing from objects/"),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!(
+            "blobs/sha256/{config}: sha256 of the content differs"
+        )),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!("images/{merged}: fs-verity digest")),
+        "{t}"
+    );
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

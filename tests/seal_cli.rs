@@ -76,7 +76,10 @@ fn seal_writes_a_spec_artifact_that_verifies() {
             assert_eq!(a.len(), 1);
             let (k, v) = a.iter().next().unwrap();
             let role = k.split('.').nth(1).unwrap();
-            assert_eq!(v, &out["digests"][if role == "merged" { "merged" } else { role }]);
+            assert_eq!(
+                v,
+                &out["digests"][if role == "merged" { "merged" } else { role }]
+            );
             k.clone()
         })
         .collect();
@@ -90,7 +93,12 @@ fn seal_writes_a_spec_artifact_that_verifies() {
     );
     // Each PKCS#7 verifies with openssl over the formatted digest
     // ("FSVerity" | le16 1 | le16 32 | digest), the reference for the profile.
-    for (l, role) in m["layers"].as_array().unwrap().iter().zip(["manifest", "config", "merged"]) {
+    for (l, role) in m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(["manifest", "config", "merged"])
+    {
         let sig = tmp.path().join(format!("{role}.p7s"));
         std::fs::write(&sig, blob(&dir, l["digest"].as_str().unwrap())).unwrap();
         let mut content = b"FSVerity".to_vec();
@@ -99,14 +107,30 @@ fn seal_writes_a_spec_artifact_that_verifies() {
         let cpath = tmp.path().join(format!("{role}.bin"));
         std::fs::write(&cpath, content).unwrap();
         run(std::process::Command::new("openssl").args([
-            "cms", "-verify", "-binary", "-inform", "DER", "-noverify",
-            "-in", sig.to_str().unwrap(), "-content", cpath.to_str().unwrap(),
-            "-certfile", &keys.cert(), "-out", "/dev/null",
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-noverify",
+            "-in",
+            sig.to_str().unwrap(),
+            "-content",
+            cpath.to_str().unwrap(),
+            "-certfile",
+            &keys.cert(),
+            "-out",
+            "/dev/null",
         ]));
     }
     // The manifest's fs-verity digest equals fsverity-utils' on its bytes.
     let mpath = f.blob(&f.manifest);
-    let fsv = String::from_utf8(run(tool("fsverity", "fsverity").args(["digest", "--compact", mpath.to_str().unwrap()]))).unwrap();
+    let fsv = String::from_utf8(run(tool("fsverity", "fsverity").args([
+        "digest",
+        "--compact",
+        mpath.to_str().unwrap(),
+    ])))
+    .unwrap();
     assert_eq!(fsv.trim(), out["digests"]["manifest"]);
 
     // Verify with the certificate: every signature, named signer.
@@ -121,24 +145,43 @@ fn seal_writes_a_spec_artifact_that_verifies() {
     // --json says the same.
     let r = image_ref(&dir);
     let cert = keys.cert();
-    let j: Value = serde_json::from_str(&sr_ok(&["oci", "verify", &r, "--cert", &cert, "--json"])).unwrap();
+    let j: Value =
+        serde_json::from_str(&sr_ok(&["oci", "verify", &r, "--cert", &cert, "--json"])).unwrap();
     assert_eq!(j["ok"], true);
     assert_eq!(j["artifacts"][0]["verified"], true);
-    assert_eq!(j["artifacts"][0]["roles"][2]["actual_digest"], out["digests"]["merged"]);
+    assert_eq!(
+        j["artifacts"][0]["roles"][2]["actual_digest"],
+        out["digests"]["merged"]
+    );
 
     // An unrelated certificate: not trusted, exit 1, nothing "tampered".
     let other = Keys::new(&tmp.path().join("k2"), "p256", "CN=stranger");
     let o = verify(&dir, &[&other.cert()]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(1), "{t}");
-    assert!(t.contains("NOT TRUSTED") && t.contains("unknown signer"), "{t}");
-    assert!(t.contains("no sealing artifact is signed by a trusted certificate"), "{t}");
+    assert!(
+        t.contains("NOT TRUSTED") && t.contains("unknown signer"),
+        "{t}"
+    );
+    assert!(
+        t.contains("no sealing artifact is signed by a trusted certificate"),
+        "{t}"
+    );
 
     // skopeo still reads the layout (by tag: skopeo 1.9 counts the
     // artifact as a second image in index.json).
-    let inspect = run(tool("skopeo", "skopeo").args(["inspect", "--raw", &format!("oci:{}:{TAG}", dir.display())]));
+    let inspect = run(tool("skopeo", "skopeo").args([
+        "inspect",
+        "--raw",
+        &format!("oci:{}:{TAG}", dir.display()),
+    ]));
     assert_eq!(inspect, f.manifest_bytes);
-    let cfg = run(tool("skopeo", "skopeo").args(["inspect", "--config", "--raw", &format!("oci:{}:{TAG}", dir.display())]));
+    let cfg = run(tool("skopeo", "skopeo").args([
+        "inspect",
+        "--config",
+        "--raw",
+        &format!("oci:{}:{TAG}", dir.display()),
+    ]));
     assert_eq!(Sha256Digest::of(&cfg), f.config);
 }
 
@@ -171,7 +214,11 @@ fn resealing_adds_a_second_artifact_and_changes_nothing_of_the_image() {
     assert_eq!(entries.len(), 3);
     assert_eq!(entries[0], image_entry, "the image's entry is unchanged");
     for (d, bytes) in &image_blobs {
-        assert_eq!(&std::fs::read(f.blob(d)).unwrap(), bytes, "blob {d} changed");
+        assert_eq!(
+            &std::fs::read(f.blob(d)).unwrap(),
+            bytes,
+            "blob {d} changed"
+        );
     }
 
     // Both verify, each by its own certificate.
@@ -182,7 +229,10 @@ fn resealing_adds_a_second_artifact_and_changes_nothing_of_the_image() {
     let r = image_ref(&dir);
     let out = sr_ok(&["oci", "verify", &r, "--certs-dir", certs.to_str().unwrap()]);
     assert_eq!(out.matches("VERIFIED").count(), 2, "{out}");
-    assert!(out.contains("fsverity-sha512-12") && out.contains("'CN=second'"), "{out}");
+    assert!(
+        out.contains("fsverity-sha512-12") && out.contains("'CN=second'"),
+        "{out}"
+    );
     // Trusting only the second key: one verified, the other not trusted,
     // which is not a failure.
     let o = verify(&dir, &[&k2.cert()]);
@@ -208,7 +258,14 @@ fn external_signing_command_protocol() {
     );
     let cert = rsa.cert();
     let out: Value = serde_json::from_str(&sr_ok(&[
-        "oci", "seal", &r, "--cert", &cert, "--sign-command", &cmd1, "--json",
+        "oci",
+        "seal",
+        &r,
+        "--cert",
+        &cert,
+        "--sign-command",
+        &cmd1,
+        "--json",
     ]))
     .unwrap();
     // PKCS#1 v1.5 is deterministic: byte-identical to signing in-process.
@@ -220,7 +277,17 @@ fn external_signing_command_protocol() {
         ec.key()
     );
     let ecert = ec.cert();
-    sr_ok(&["oci", "seal", &r, "--cert", &ecert, "--sign-command", &cmd2, "--algorithm", "fsverity-sha512-12"]);
+    sr_ok(&[
+        "oci",
+        "seal",
+        &r,
+        "--cert",
+        &ecert,
+        "--sign-command",
+        &cmd2,
+        "--algorithm",
+        "fsverity-sha512-12",
+    ]);
     let o = verify(&dir, &[&ecert]);
     assert!(o.status.success(), "{}", text(&o));
 
@@ -235,7 +302,10 @@ fn external_signing_command_protocol() {
         cmd1.replace("openssl dgst", "printf '' | openssl dgst")
     );
     // (The last command signs the wrong message: caught by the check.)
-    let t = sr_fails(&["oci", "seal", &r, "--cert", &cert, "--sign-command", &cmd3], 3);
+    let t = sr_fails(
+        &["oci", "seal", &r, "--cert", &cert, "--sign-command", &cmd3],
+        3,
+    );
     assert!(t.contains("does not verify"), "{t}");
     let env = std::fs::read_to_string(&check).unwrap();
     let parts: Vec<&str> = env.split(' ').collect();
@@ -245,12 +315,29 @@ fn external_signing_command_protocol() {
     // The wrong key: refused before anything is written.
     let before = index(&dir);
     let wrong = format!("openssl dgst -sha256 -sign {}", ec.key());
-    let t = sr_fails(&["oci", "seal", &r, "--cert", &cert, "--sign-command", &wrong], 3);
+    let t = sr_fails(
+        &["oci", "seal", &r, "--cert", &cert, "--sign-command", &wrong],
+        3,
+    );
     assert!(t.contains("does not verify"), "{t}");
     assert_eq!(index(&dir), before);
     // A failing command: its exit status and stderr are shown.
-    let t = sr_fails(&["oci", "seal", &r, "--cert", &cert, "--sign-command", "echo token expired >&2; exit 7"], 3);
-    assert!(t.contains("exit status: 7") && t.contains("token expired"), "{t}");
+    let t = sr_fails(
+        &[
+            "oci",
+            "seal",
+            &r,
+            "--cert",
+            &cert,
+            "--sign-command",
+            "echo token expired >&2; exit 7",
+        ],
+        3,
+    );
+    assert!(
+        t.contains("exit status: 7") && t.contains("token expired"),
+        "{t}"
+    );
 }
 
 /// The same image, built on "two machines": separate layout directories
@@ -273,7 +360,11 @@ fn the_same_image_gives_the_same_erofs_digest_anywhere() {
     for (i, n) in names.iter().enumerate() {
         let dst = b.join("blobs/sha256").join(n);
         std::fs::copy(a.join("blobs/sha256").join(n), &dst).unwrap();
-        run(std::process::Command::new("touch").args(["-d", &format!("@{}", 1_000_000 + i * 60), dst.to_str().unwrap()]));
+        run(std::process::Command::new("touch").args([
+            "-d",
+            &format!("@{}", 1_000_000 + i * 60),
+            dst.to_str().unwrap(),
+        ]));
     }
     std::fs::copy(a.join("oci-layout"), b.join("oci-layout")).unwrap();
     std::fs::copy(a.join("index.json"), b.join("index.json")).unwrap();
@@ -306,7 +397,9 @@ fn draft_format_artifacts_are_verified() {
     sample_image(&dir);
     let k = Keys::new(&tmp.path().join("k"), "rsa2048", "CN=draft signer");
     let layout = ImageLayout::open_dir(&dir).unwrap();
-    let image = layout.resolve(&Selector::Tag(TAG.into()), &Platform::host()).unwrap();
+    let image = layout
+        .resolve(&Selector::Tag(TAG.into()), &Platform::host())
+        .unwrap();
     let alg: VerityAlgorithm = "fsverity-sha512-12".parse().unwrap();
     let merged = build_merged(&layout, &image, &DigestOnlySink::default()).unwrap();
     let digests = SealDigests::of(&image, alg, merged.digest(alg));
@@ -325,7 +418,10 @@ fn draft_format_artifacts_are_verified() {
     // Per-layer EROFS digests of the draft: sealroot does not generate
     // those; it checks their signatures against the stated digests.
     for i in 0..3u8 {
-        sign("layer", sealroot::verity::FsVerityDigest::new(alg.hash, &[i; 64]).unwrap());
+        sign(
+            "layer",
+            sealroot::verity::FsVerityDigest::new(alg.hash, &[i; 64]).unwrap(),
+        );
     }
     sign("merged", digests.merged);
     writer.write_blob(b"{}").unwrap();
@@ -346,7 +442,10 @@ fn draft_format_artifacts_are_verified() {
     let o = verify(&dir, &[&k.cert()]);
     let t = text(&o);
     assert!(o.status.success(), "{t}");
-    assert!(t.contains(&md.to_string()) && t.contains("(draft)") && t.contains("VERIFIED"), "{t}");
+    assert!(
+        t.contains(&md.to_string()) && t.contains("(draft)") && t.contains("VERIFIED"),
+        "{t}"
+    );
     assert!(t.contains("layer 3") && t.contains("merged EROFS"), "{t}");
 }
 
@@ -354,11 +453,19 @@ fn draft_format_artifacts_are_verified() {
 /// (which must fail with exit status 1).
 fn tampered(src: &Path, cert: &str, name: &str, tamper: impl FnOnce(&Path)) -> String {
     let dst = src.parent().unwrap().join(name);
-    run(std::process::Command::new("cp").args(["-a", src.to_str().unwrap(), dst.to_str().unwrap()]));
+    run(std::process::Command::new("cp").args([
+        "-a",
+        src.to_str().unwrap(),
+        dst.to_str().unwrap(),
+    ]));
     tamper(&dst);
     let o = verify(&dst, &[cert]);
     let t = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{name} must fail verification:\n{t}");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{name} must fail verification:\n{t}"
+    );
     t
 }
 
@@ -375,20 +482,33 @@ fn tampering_fails_verification_naming_what_is_wrong() {
     let sig = |i: usize| am["layers"][i]["digest"].as_str().unwrap().to_owned();
 
     let layer = f.layers[1];
-    let t = tampered(&dir, &cert, "layer", |d| flip_byte(&d.join("blobs/sha256").join(layer.to_hex()), 100));
+    let t = tampered(&dir, &cert, "layer", |d| {
+        flip_byte(&d.join("blobs/sha256").join(layer.to_hex()), 100)
+    });
     assert!(t.contains(&layer.to_string()), "{t}");
 
-    let t = tampered(&dir, &cert, "manifest", |d| flip_byte(&d.join("blobs/sha256").join(f.manifest.to_hex()), 20));
+    let t = tampered(&dir, &cert, "manifest", |d| {
+        flip_byte(&d.join("blobs/sha256").join(f.manifest.to_hex()), 20)
+    });
     assert!(t.contains(&f.manifest.to_string()), "{t}");
 
-    let t = tampered(&dir, &cert, "config", |d| flip_byte(&d.join("blobs/sha256").join(f.config.to_hex()), 20));
+    let t = tampered(&dir, &cert, "config", |d| {
+        flip_byte(&d.join("blobs/sha256").join(f.config.to_hex()), 20)
+    });
     assert!(t.contains(&f.config.to_string()), "{t}");
 
     let s = sig(2);
     let t = tampered(&dir, &cert, "signature", |d| {
-        flip_byte(&d.join("blobs/sha256").join(s.strip_prefix("sha256:").unwrap()), 60)
+        flip_byte(
+            &d.join("blobs/sha256")
+                .join(s.strip_prefix("sha256:").unwrap()),
+            60,
+        )
     });
-    assert!(t.contains("merged EROFS signature of artifact") && t.contains(&s), "{t}");
+    assert!(
+        t.contains("merged EROFS signature of artifact") && t.contains(&s),
+        "{t}"
+    );
     assert!(t.contains("FAILED"), "{t}");
 
     // The config's PKCS#7 in the manifest's slot (annotation unchanged):
@@ -413,7 +533,11 @@ fn tampering_fails_verification_naming_what_is_wrong() {
 
     // A changed byte in the artifact manifest itself.
     let t = tampered(&dir, &cert, "artifact", |d| {
-        flip_byte(&d.join("blobs/sha256").join(artifact.strip_prefix("sha256:").unwrap()), 30)
+        flip_byte(
+            &d.join("blobs/sha256")
+                .join(artifact.strip_prefix("sha256:").unwrap()),
+            30,
+        )
     });
     assert!(t.contains(artifact.as_str()), "{t}");
 

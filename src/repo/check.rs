@@ -129,7 +129,9 @@ pub fn read_signature(
     entry: &SignatureEntry,
 ) -> Result<Vec<u8>, String> {
     let what = format!("{} signature of artifact {artifact}", entry.role);
-    let mut r = layout.open_blob(&entry.blob, &what).map_err(|e| e.to_string())?;
+    let mut r = layout
+        .open_blob(&entry.blob, &what)
+        .map_err(|e| e.to_string())?;
     let mut buf = Vec::new();
     r.read_to_end(&mut buf).map_err(|e| e.to_string())?;
     Ok(buf)

@@ -197,7 +197,8 @@ pub fn deploy(
             .iter()
             .find(|e| e.blob.digest == d.digest);
         if let Some(e) = e {
-            let der = read_signature(layout, chosen.descriptor.digest, e).map_err(Error::Refused)?;
+            let der =
+                read_signature(layout, chosen.descriptor.digest, e).map_err(Error::Refused)?;
             repo.put_file(&repo.blob_path(&d.digest), &der, VerityRequest::Off)?;
         }
     }
@@ -364,20 +365,9 @@ fn write_deployment(
     opts: &DeployOptions<'_>,
 ) -> Result<(std::path::PathBuf, bool, u64), Error> {
     let dir = repo.deployment_dir(&d.manifest);
-    let json = d.to_json();
     if dir.is_dir() {
         // Re-deploy: state directories stay; only the index is replaced.
-        let path = dir.join("deployment.json");
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".deployment.json")
-            .tempfile_in(&dir)
-            .map_err(Error::io("creating a temporary file in", &dir))?;
-        io::Write::write_all(&mut tmp, &json)
-            .and_then(|()| tmp.as_file().sync_all())
-            .map_err(Error::io("writing", &path))?;
-        tmp.persist(&path)
-            .map_err(|e| Error::io("renaming into place", &path)(e.error))?;
-        super::store::sync_dir(&path)?;
+        replace_deployment_json(repo, d)?;
         return Ok((dir, false, 0));
     }
     let parent = repo.root().join("deployments");
@@ -401,7 +391,7 @@ fn write_deployment(
         0
     };
     let path = t.join("deployment.json");
-    fs::write(&path, &json)
+    fs::write(&path, d.to_json())
         .and_then(|()| fs::File::open(&path)?.sync_all())
         .map_err(Error::io("writing", &path))?;
     let t = tmp.keep();
@@ -411,6 +401,22 @@ fn write_deployment(
     })?;
     super::store::sync_dir(&dir)?;
     Ok((dir, true, var_entries))
+}
+
+/// Atomically replaces the `deployment.json` of an existing deployment.
+pub fn replace_deployment_json(repo: &Repository, d: &Deployment) -> Result<(), Error> {
+    let dir = repo.deployment_dir(&d.manifest);
+    let path = dir.join("deployment.json");
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".deployment.json")
+        .tempfile_in(&dir)
+        .map_err(Error::io("creating a temporary file in", &dir))?;
+    io::Write::write_all(&mut tmp, &d.to_json())
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(Error::io("writing", &path))?;
+    tmp.persist(&path)
+        .map_err(|e| Error::io("renaming into place", &path)(e.error))?;
+    super::store::sync_dir(&path)
 }
 
 /// `<kind>/<name>` -> `../deployments/<manifest hex>`, replaced atomically.

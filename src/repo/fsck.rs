@@ -183,8 +183,10 @@ pub fn fsck(repo: &Repository, trusted: &[Cert]) -> Result<FsckReport, Error> {
         }
         match image_objects(path) {
             Ok(objs) => {
-                let missing: Vec<&String> =
-                    objs.iter().filter(|o| !present.contains(o.as_str())).collect();
+                let missing: Vec<&String> = objs
+                    .iter()
+                    .filter(|o| !present.contains(o.as_str()))
+                    .collect();
                 if let Some(first) = missing.first() {
                     r.problem(
                         path,
@@ -217,8 +219,8 @@ fn check_object(params: &VerityParams, name: &str, path: &Path) -> Result<(), Pr
         problem: p,
     };
     let alg = crate::oci::artifact::VerityAlgorithm::SHA256_12;
-    let expected = parse_verity_hex(name, alg)
-        .map_err(|e| problem(format!("not an object name: {e}")))?;
+    let expected =
+        parse_verity_hex(name, alg).map_err(|e| problem(format!("not an object name: {e}")))?;
     let actual = digest_file(params, path).map_err(|e| problem(format!("cannot read: {e}")))?;
     if actual != expected {
         return Err(problem(format!(
@@ -249,10 +251,16 @@ fn check_deployment(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     if name != d.manifest.0.to_hex() {
-        r.problem(dir, format!("deployment.json names manifest {}", d.manifest.0));
+        r.problem(
+            dir,
+            format!("deployment.json names manifest {}", d.manifest.0),
+        );
     }
     if d.algorithm != repo.algorithm() {
-        r.problem(dir, format!("uses {}, the repository {}", d.algorithm, repo.algorithm()));
+        r.problem(
+            dir,
+            format!("uses {}, the repository {}", d.algorithm, repo.algorithm()),
+        );
     }
     for sub in ["etc/upper", "etc/work", "var"] {
         if !dir.join(sub).is_dir() {
@@ -266,13 +274,19 @@ fn check_deployment(
         let link = repo.root().join(kind).join(&n);
         let want = Path::new("../deployments").join(d.manifest.0.to_hex());
         if fs::read_link(&link).ok().as_deref() != Some(want.as_path()) {
-            r.problem(&link, format!("missing or not pointing to {}", want.display()));
+            r.problem(
+                &link,
+                format!("missing or not pointing to {}", want.display()),
+            );
         }
     }
     let read = |path: &Path, r: &mut FsckReport| match fs::read(path) {
         Ok(b) => Some(b),
         Err(e) => {
-            r.problem(path, format!("referenced by {}: cannot read: {e}", dir.display()));
+            r.problem(
+                path,
+                format!("referenced by {}: cannot read: {e}", dir.display()),
+            );
             None
         }
     };
@@ -285,7 +299,13 @@ fn check_deployment(
         Err(e) => return r.problem(&mpath, format!("not an image manifest: {e}")),
     };
     if manifest.config_digest() != d.config {
-        r.problem(&mpath, format!("its config is {}, deployment.json says {}", manifest.config.digest, d.config.0));
+        r.problem(
+            &mpath,
+            format!(
+                "its config is {}, deployment.json says {}",
+                manifest.config.digest, d.config.0
+            ),
+        );
     }
     let cpath = repo.blob_path(&d.config.0);
     let config = read(&cpath, r);
@@ -303,7 +323,8 @@ fn check_deployment(
         .map_err(|e| e.to_string())
         .and_then(|m| {
             let a = SealArtifact::parse(&m).map_err(|e| e.to_string())?;
-            a.check_subject(d.artifact, &manifest).map_err(|e| e.to_string())?;
+            a.check_subject(d.artifact, &manifest)
+                .map_err(|e| e.to_string())?;
             Ok(a)
         });
     let artifact = match artifact {
@@ -329,7 +350,11 @@ fn check_deployment(
         if actual != entry.digest {
             r.problem(
                 path,
-                format!("{role}: fs-verity digest {} differs from the signed {}", actual.to_hex(), entry.digest.to_hex()),
+                format!(
+                    "{role}: fs-verity digest {} differs from the signed {}",
+                    actual.to_hex(),
+                    entry.digest.to_hex()
+                ),
             );
             continue;
         }
@@ -359,9 +384,15 @@ fn check_verity_state(path: &Path, d: &Deployment, digest: &FsVerityDigest, r: &
         if d.signatures == SignatureMode::Builtin
             && !matches!(ioctl::read_signature(&f), Ok(Some(_)))
         {
-            r.problem(path, "deployment.json says builtin signatures, but the file has none");
+            r.problem(
+                path,
+                "deployment.json says builtin signatures, but the file has none",
+            );
         }
     } else if d.verity && d.signatures != SignatureMode::AttachAtBoot {
-        r.problem(path, "deployment.json says fs-verity is enabled, but it is not");
+        r.problem(
+            path,
+            "deployment.json says fs-verity is enabled, but it is not",
+        );
     }
 }

@@ -227,12 +227,13 @@ pub fn parse_verity_hex(hex: &str, alg: VerityAlgorithm) -> Result<FsVerityDiges
 }
 
 fn parse_algorithm(what: &'static str, s: &str) -> Result<VerityAlgorithm, JsonError> {
-    let alg: VerityAlgorithm = s.parse().map_err(|e: crate::oci::artifact::AlgorithmError| {
-        JsonError::Invalid {
-            what,
-            reason: e.to_string(),
-        }
-    })?;
+    let alg: VerityAlgorithm =
+        s.parse().map_err(
+            |e: crate::oci::artifact::AlgorithmError| JsonError::Invalid {
+                what,
+                reason: e.to_string(),
+            },
+        )?;
     if alg.block_size.get() != 4096 {
         return Err(JsonError::Invalid {
             what,
@@ -301,11 +302,9 @@ mod tests {
         assert!(Deployment::parse(extra.as_bytes()).is_err());
         let upper = j.replace(&"ab".repeat(64), &"AB".repeat(64));
         assert!(Deployment::parse(upper.as_bytes()).is_err());
-        let e = RepoConfig::parse(br#"{"format":2,"algorithm":"fsverity-sha256-12"}"#)
-            .unwrap_err();
+        let e = RepoConfig::parse(br#"{"format":2,"algorithm":"fsverity-sha256-12"}"#).unwrap_err();
         assert!(matches!(e, JsonError::Format { found: 2, .. }));
-        let e = RepoConfig::parse(br#"{"format":1,"algorithm":"fsverity-sha256-16"}"#)
-            .unwrap_err();
+        let e = RepoConfig::parse(br#"{"format":1,"algorithm":"fsverity-sha256-16"}"#).unwrap_err();
         assert!(e.to_string().contains("4096"), "{e}");
     }
 }

@@ -27,6 +27,10 @@ use crate::oci::{ManifestDigest, Sha256Digest};
 use crate::verity::digest::MerkleHasher;
 use crate::verity::{FsVerityDigest, VerityParams, ioctl};
 
+/// A deployment directory and its parsed `deployment.json` (or why it
+/// could not be read).
+pub type FoundDeployment = (PathBuf, Result<Deployment, Error>);
+
 /// A repository (`<sysroot>/sealroot`).
 #[derive(Debug, Clone)]
 pub struct Repository {
@@ -153,10 +157,7 @@ impl Repository {
     /// `objects/XX/<rest>`.
     pub fn object_path(&self, digest: &FsVerityDigest) -> PathBuf {
         let hex = digest.to_hex();
-        self.root
-            .join("objects")
-            .join(&hex[..2])
-            .join(&hex[2..])
+        self.root.join("objects").join(&hex[..2]).join(&hex[2..])
     }
 
     /// `images/<hex>`.
@@ -181,7 +182,7 @@ impl Repository {
     /// Every deployment, with its parsed `deployment.json` (or why it could
     /// not be read), sorted by directory name. Temporary `.tmp-*`
     /// directories of interrupted deploys are skipped.
-    pub fn deployments(&self) -> Result<Vec<(PathBuf, Result<Deployment, Error>)>, Error> {
+    pub fn deployments(&self) -> Result<Vec<FoundDeployment>, Error> {
         let dir = self.root.join("deployments");
         let mut out = Vec::new();
         for e in fs::read_dir(&dir).map_err(Error::io("listing", &dir))? {
@@ -312,9 +313,8 @@ fn existing_state(dest: &Path, bytes: &[u8], verity: VerityRequest<'_>) -> Optio
             }
             match signature {
                 None => Some(VerityState::Enabled),
-                Some(sig) => {
-                    (ioctl::read_signature(&f).ok()?.as_deref() == Some(sig)).then_some(VerityState::Signed)
-                }
+                Some(sig) => (ioctl::read_signature(&f).ok()?.as_deref() == Some(sig))
+                    .then_some(VerityState::Signed),
             }
         }
     }

@@ -92,7 +92,12 @@ impl Copier<'_> {
             (FileType::Regular, Content::Inline(data)) => {
                 fs::write(p, data).map_err(Error::io("writing", p))?;
             }
-            (FileType::Regular, Content::External { digest: Some(d), .. }) => {
+            (
+                FileType::Regular,
+                Content::External {
+                    digest: Some(d), ..
+                },
+            ) => {
                 let obj = self.repo.object_path(&d);
                 let mut src = fs::File::open(&obj).map_err(Error::io("opening object", &obj))?;
                 let mut out = fs::File::create(p).map_err(Error::io("creating", p))?;

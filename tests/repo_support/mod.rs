@@ -42,7 +42,10 @@ pub fn sample_layers(variant: u64) -> Vec<(Vec<u8>, Compression)> {
         .file_pax(
             "usr/bin/ping",
             &bytes(4, 5000),
-            &[("SCHILY.xattr.security.capability", &[1, 0, 0, 2, 0, 0x20, 0, 0][..])],
+            &[(
+                "SCHILY.xattr.security.capability",
+                &[1, 0, 0, 2, 0, 0x20, 0, 0][..],
+            )],
         )
         .dir("var", 0o755)
         .dir("var/lib", 0o755)
@@ -168,7 +171,12 @@ impl Keys {
             })
             .collect();
         names.sort();
-        assert_eq!(names.len(), 1, "one signer {kind} in {}: {names:?}", self.dir.display());
+        assert_eq!(
+            names.len(),
+            1,
+            "one signer {kind} in {}: {names:?}",
+            self.dir.display()
+        );
         names[0].to_str().unwrap().to_owned()
     }
 }

@@ -6,12 +6,12 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use sealroot::oci::artifact::VerityAlgorithm;
 use sealroot::oci::import::import_layers;
 use sealroot::oci::layer::{Change, EntryKind};
 use sealroot::oci::layout::{ImageLayout, ResolvedImage};
 use sealroot::oci::referrers::seal_artifacts;
 use sealroot::oci::sink::{DigestOnlySink, FileContent};
-use sealroot::oci::artifact::VerityAlgorithm;
 use sealroot::oci::{ImageReference, Platform};
 use sealroot::repo::check::{ArtifactCheck, check_artifacts};
 use sealroot::repo::image::merged_from_layers;
@@ -91,7 +91,12 @@ struct SealArgs {
     #[command(flatten)]
     image: ImageArgs,
     /// Private key (PEM/DER; PKCS#8, PKCS#1, SEC1); or use --sign-command
-    #[arg(long, value_name = "KEYFILE", required_unless_present = "sign_command", conflicts_with = "sign_command")]
+    #[arg(
+        long,
+        value_name = "KEYFILE",
+        required_unless_present = "sign_command",
+        conflicts_with = "sign_command"
+    )]
     key: Option<std::path::PathBuf>,
     /// Signer certificate (its key must sign); the initramfs trusts it or its CA
     #[arg(long, value_name = "CERTFILE")]
@@ -280,7 +285,15 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
         embed_signer_cert: a.embed_cert,
         extra_certs: Vec::new(),
     };
-    let sealed = seal(&dir, &image, a.algorithm, &digests, signer.as_ref(), &cert, &options)?;
+    let sealed = seal(
+        &dir,
+        &image,
+        a.algorithm,
+        &digests,
+        signer.as_ref(),
+        &cert,
+        &options,
+    )?;
     progress.finish();
     let out = json!({
         "image": a.image.image.to_string(),
@@ -445,7 +458,9 @@ fn print_checks(
                         r.role,
                         r.signed_digest,
                         signer.unwrap_or(by),
-                        signer.map(|_| format!(", trusted via {by}")).unwrap_or_default()
+                        signer
+                            .map(|_| format!(", trusted via {by}"))
+                            .unwrap_or_default()
                     )?
                 }
                 (None, None) => writeln!(out, "  {:<14} digest ok {}", r.role, r.signed_digest)?,

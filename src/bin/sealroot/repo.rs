@@ -276,7 +276,11 @@ pub fn run(args: RepoArgs) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 for p in &report.removed {
-                    println!("{} {}", if dry_run { "would remove" } else { "removed" }, p.display());
+                    println!(
+                        "{} {}",
+                        if dry_run { "would remove" } else { "removed" },
+                        p.display()
+                    );
                 }
                 println!(
                     "{} {} entries ({} bytes); kept {} objects, {} images, {} blobs",
@@ -315,7 +319,11 @@ fn list(location: &RepoLocation, as_json: bool) -> anyhow::Result<ExitCode> {
                     d.manifest.0,
                     d.image.to_hex(),
                     d.signatures,
-                    if d.verity { "" } else { ", fs-verity NOT enabled" },
+                    if d.verity {
+                        ""
+                    } else {
+                        ", fs-verity NOT enabled"
+                    },
                     d.source,
                     d.deployed_at
                 ),
@@ -370,7 +378,7 @@ fn enable_verity(location: &RepoLocation, as_json: bool) -> anyhow::Result<ExitC
     }
     let params = repo.params();
     for (_, d) in repo.deployments()? {
-        let d = d?;
+        let mut d = d?;
         if d.signatures == SignatureMode::AttachAtBoot {
             // The initramfs enables verity with the signature at boot.
             continue;
@@ -403,14 +411,15 @@ fn enable_verity(location: &RepoLocation, as_json: bool) -> anyhow::Result<ExitC
                 },
             )?;
         }
+        if !d.verity {
+            d.verity = true;
+            sealroot::repo::deploy::replace_deployment_json(&repo, &d)?;
+        }
     }
     progress.finish();
     let counts = counts.get();
     if as_json {
-        println!(
-            "{}",
-            json!({"enabled": counts[0], "already": counts[1]})
-        );
+        println!("{}", json!({"enabled": counts[0], "already": counts[1]}));
     } else {
         println!(
             "fs-verity enabled on {} files ({} already had it)",
