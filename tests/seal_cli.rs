@@ -402,7 +402,7 @@ fn draft_format_artifacts_are_verified() {
         .unwrap();
     let alg: VerityAlgorithm = "fsverity-sha512-12".parse().unwrap();
     let merged = build_merged(&layout, &image, &DigestOnlySink::default()).unwrap();
-    let digests = SealDigests::of(&image, alg, merged.digest(alg));
+    let digests = SealDigests::of(&image, alg, Some(merged.digest(alg)));
     let signer = KeySigner::load(Path::new(&k.key())).unwrap();
     let cert = Cert::load(Path::new(&k.cert())).unwrap().remove(0);
     let writer = LayoutWriter::open(&dir).unwrap();
@@ -423,7 +423,7 @@ fn draft_format_artifacts_are_verified() {
             sealroot::verity::FsVerityDigest::new(alg.hash, &[i; 64]).unwrap(),
         );
     }
-    sign("merged", digests.merged);
+    sign("merged", digests.merged.unwrap());
     writer.write_blob(b"{}").unwrap();
     let m = serde_json::to_vec(&json!({
         "schemaVersion": 2, "mediaType": MediaType::OCI_MANIFEST,

@@ -102,7 +102,7 @@ fn check_one(
     a: &SealArtifact,
     trusted: &[Cert],
 ) -> ArtifactCheck {
-    let digests = SealDigests::of(image, a.algorithm, merged.digest(a.algorithm));
+    let digests = SealDigests::of(image, a.algorithm, Some(merged.digest(a.algorithm)));
     let roles: Vec<RoleCheck> = a
         .entries
         .iter()

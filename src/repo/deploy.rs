@@ -155,6 +155,8 @@ fn load_signatures(
         let e = a
             .entry(role)
             .ok_or_else(|| format!("no {role} signature"))?;
+        // Unknown yet (checked again once the layers are imported).
+        let Some(actual) = actual else { continue };
         if e.digest != actual {
             return Err(format!(
                 "its {role} signature covers {}, but this image's {role} has fs-verity digest {}",
@@ -183,9 +185,12 @@ pub fn deploy(
     opts: &DeployOptions<'_>,
 ) -> Result<DeployReport, Error> {
     let alg = repo.algorithm();
+    // Refuse before writing anything when no artifact can match: manifest
+    // and config digests (and signatures) are known without the layers.
+    choose_artifact(repo, layout, image, &SealDigests::of(image, alg, None), opts)?;
     let sink = repo.object_sink();
     let merged = build_merged(layout, image, &sink)?;
-    let digests = SealDigests::of(image, alg, merged.digest(alg));
+    let digests = SealDigests::of(image, alg, Some(merged.digest(alg)));
     let chosen = choose_artifact(repo, layout, image, &digests, opts)?;
     let params = repo.params();
 
@@ -236,7 +241,7 @@ pub fn deploy(
         ),
         (
             Role::Merged,
-            repo.image_path(&digests.merged),
+            repo.image_path(&merged.digest(alg)),
             &merged.erofs,
         ),
     ];
@@ -315,7 +320,7 @@ pub fn deploy(
         manifest: image.manifest_digest(),
         config: image.manifest.config_digest(),
         artifact: chosen.descriptor.digest,
-        image: digests.merged,
+        image: merged.digest(alg),
         algorithm: alg,
         signatures: mode,
         verity,

@@ -25,13 +25,14 @@ use super::Error;
 pub struct SealDigests {
     pub manifest: FsVerityDigest,
     pub config: FsVerityDigest,
-    pub merged: FsVerityDigest,
+    /// Unknown until the layers were read.
+    pub merged: Option<FsVerityDigest>,
 }
 
 impl SealDigests {
     /// The digests of `image`'s stored manifest and config bytes and of its
     /// merged EROFS (`merged`, computed with `alg` by the caller).
-    pub fn of(image: &ResolvedImage, alg: VerityAlgorithm, merged: FsVerityDigest) -> Self {
+    pub fn of(image: &ResolvedImage, alg: VerityAlgorithm, merged: Option<FsVerityDigest>) -> Self {
         let params = alg.params();
         SealDigests {
             manifest: digest_bytes(&params, image.manifest.bytes()),
@@ -40,10 +41,10 @@ impl SealDigests {
         }
     }
 
-    pub fn roles(&self) -> [(Role, FsVerityDigest); 3] {
+    pub fn roles(&self) -> [(Role, Option<FsVerityDigest>); 3] {
         [
-            (Role::Manifest, self.manifest),
-            (Role::Config, self.config),
+            (Role::Manifest, Some(self.manifest)),
+            (Role::Config, Some(self.config)),
             (Role::Merged, self.merged),
         ]
     }
@@ -52,7 +53,7 @@ impl SealDigests {
         self.roles()
             .into_iter()
             .find(|(r, _)| *r == role)
-            .map(|(_, d)| d)
+            .and_then(|(_, d)| d)
     }
 }
 
@@ -81,6 +82,9 @@ pub fn seal(
 ) -> Result<Sealed, Error> {
     let mut signatures = Vec::new();
     for (role, digest) in digests.roles() {
+        let digest = digest.ok_or_else(|| {
+            Error::Refused(format!("cannot seal: the {role} digest is not known"))
+        })?;
         let der = sign_fsverity(&digest, signer, cert, options)?;
         signatures.push((role, digest, der));
     }

@@ -279,7 +279,7 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
     let layers = import_layers(&layout, &image, &sink)?;
     progress.stage("writing the merged EROFS");
     let merged = merged_from_layers(&layers)?;
-    let digests = SealDigests::of(&image, a.algorithm, merged.digest(a.algorithm));
+    let digests = SealDigests::of(&image, a.algorithm, Some(merged.digest(a.algorithm)));
     progress.stage("signing");
     let options = SignOptions {
         embed_signer_cert: a.embed_cert,
@@ -304,7 +304,7 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
         "digests": {
             "manifest": digests.manifest.to_hex(),
             "config": digests.config.to_hex(),
-            "merged": digests.merged.to_hex(),
+            "merged": merged.digest(a.algorithm).to_hex(),
         },
         "composefsDigest": merged.composefs_digest.to_hex(),
         "signer": cert.info(),
@@ -322,7 +322,7 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
             a.algorithm,
             digests.config.to_hex(),
             a.algorithm,
-            digests.merged.to_hex(),
+            merged.digest(a.algorithm).to_hex(),
             cert.subject()
         );
     }
