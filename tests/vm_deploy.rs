@@ -56,7 +56,24 @@ fn deploy_inside_the_vm_gives_kernel_checked_signatures() -> Result<()> {
     let c = &sealed["config"].as_str().unwrap()[7..];
     let i = sealed["digests"]["merged"].as_str().unwrap();
     let o = format!("{}/{}", &object[..2], &object[2..]);
-    let vars = format!("M={m}; C={c}; I={i}; O={o}; TAG={TAG}\n");
+    // The artifact's PKCS#7 blobs: what the kernel must hold as builtin
+    // signatures after the deploy.
+    let art: Value = serde_json::from_slice(
+        &std::fs::read(
+            layout
+                .join("blobs/sha256")
+                .join(&sealed["artifact"].as_str().unwrap()[7..]),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let sig = |n: usize| art["layers"][n]["digest"].as_str().unwrap()[7..].to_owned();
+    let vars = format!(
+        "M={m}; C={c}; I={i}; O={o}; TAG={TAG}; SM={}; SC={}; SI={}\n",
+        sig(0),
+        sig(1),
+        sig(2)
+    );
     let boot1 = vars.clone()
         + r#"
 S=/bin/sealroot; D=/mnt/disk; R=$D/root/sealroot; H=$D/hostroot/sealroot
@@ -65,9 +82,10 @@ bed_run deploy $S deploy oci:$D/layout:$TAG --sysroot $D/root --cert $D/keys --j
 bed_run measure_image $S measure $R/images/$I
 bed_run measure_manifest $S measure $R/blobs/sha256/$M
 bed_run measure_config $S measure $R/blobs/sha256/$C
-bed_run sig_image $S show-signature $R/images/$I /tmp/image.sig
-bed_run sig_manifest $S show-signature $R/blobs/sha256/$M /tmp/manifest.sig
-bed_run sig_config $S show-signature $R/blobs/sha256/$C /tmp/config.sig
+same_sig() { $S show-signature --out /tmp/sig "$1" && cmp /tmp/sig "$2" && echo same; }
+bed_run sig_image same_sig $R/images/$I $R/blobs/sha256/$SI
+bed_run sig_manifest same_sig $R/blobs/sha256/$M $R/blobs/sha256/$SM
+bed_run sig_config same_sig $R/blobs/sha256/$C $R/blobs/sha256/$SC
 bed_run measure_object $S measure $R/objects/$O
 bed_run fsck $S repo fsck --repo $R --cert $D/keys
 bed_run host_enable $S repo enable-verity --repo $H
@@ -119,7 +137,9 @@ umount /mnt/root; umount /mnt/erofs
             .assert_stdout_contains(&format!("sha256:{digest}"))?;
     }
     for name in ["sig_image", "sig_manifest", "sig_config"] {
-        log.result(name)?.assert_ok()?;
+        log.result(name)?
+            .assert_ok()?
+            .assert_stdout_contains("same")?;
     }
     log.result("fsck")?
         .assert_ok()?

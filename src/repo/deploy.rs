@@ -187,7 +187,13 @@ pub fn deploy(
     let alg = repo.algorithm();
     // Refuse before writing anything when no artifact can match: manifest
     // and config digests (and signatures) are known without the layers.
-    choose_artifact(repo, layout, image, &SealDigests::of(image, alg, None), opts)?;
+    choose_artifact(
+        repo,
+        layout,
+        image,
+        &SealDigests::of(image, alg, None),
+        opts,
+    )?;
     let sink = repo.object_sink();
     let merged = build_merged(layout, image, &sink)?;
     let digests = SealDigests::of(image, alg, Some(merged.digest(alg)));
