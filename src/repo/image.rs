@@ -9,7 +9,7 @@
 
 use crate::erofs::{self, WriteOptions};
 use crate::oci::artifact::VerityAlgorithm;
-use crate::oci::import::{ImportedLayer, import_layers};
+use crate::oci::import::ImportedLayer;
 use crate::oci::layout::{ImageLayout, ResolvedImage};
 use crate::oci::sink::ObjectSink;
 use crate::oci::tree_target::merged_tree;
@@ -58,7 +58,7 @@ pub fn build_merged(
     image: &ResolvedImage,
     sink: &dyn ObjectSink,
 ) -> Result<MergedImage, Error> {
-    let layers = import_layers(layout, image, sink)?;
+    let layers = super::pipeline::import_layers(layout, image, sink)?;
     merged_from_layers(&layers)
 }
 

@@ -25,6 +25,8 @@ pub mod gc;
 #[cfg(feature = "host")]
 pub mod image;
 #[cfg(feature = "host")]
+pub mod pipeline;
+#[cfg(feature = "host")]
 pub mod seal;
 #[cfg(feature = "host")]
 pub mod store;
