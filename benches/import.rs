@@ -216,6 +216,53 @@ fn rates(sample_blob: &Path) -> (f64, f64, f64) {
     (verity, sha, gunzip)
 }
 
+/// user+sys CPU seconds of this process so far (/proc/self/stat fields
+/// utime and stime, proc(5)).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // After the ")" closing the command name, utime and stime are the 12th
+    // and 13th fields.
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let ticks = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / rustix::param::clock_ticks_per_second() as f64
+}
+
+/// In-process: the sequential importer (`oci::import`, one task per layer)
+/// against the pipelined one (`repo::pipeline`), hashing only.
+fn importers(layout: &Path) -> String {
+    use sealroot::oci::layout::ImageLayout;
+    use sealroot::oci::sink::DigestOnlySink;
+    use sealroot::oci::{Platform, Selector};
+    let l = ImageLayout::open_dir(layout).unwrap();
+    let img = l
+        .resolve(&Selector::Tag("bench".into()), &Platform::host())
+        .unwrap();
+    let mut out = String::new();
+    for (name, pipelined) in [("sequential (per layer)", false), ("pipelined", true)] {
+        let (c0, t0) = (cpu_seconds(), Instant::now());
+        let sink = DigestOnlySink::default();
+        let layers = if pipelined {
+            sealroot::repo::pipeline::import_layers(&l, &img, &sink).unwrap()
+        } else {
+            sealroot::oci::import::import_layers(&l, &img, &sink).unwrap()
+        };
+        let wall = t0.elapsed().as_secs_f64();
+        let cpu = cpu_seconds() - c0;
+        let tar: u64 = layers.iter().map(|l| l.tar_size).sum();
+        out.push_str(&format!(
+            "importer {name:<22} {wall:>6.2} s  {:>6.1} MB/s  CPU {cpu:>6.2} s = {:.2} cores\n",
+            tar as f64 / 1e6 / wall,
+            cpu / wall
+        ));
+    }
+    out
+}
+
 fn main() {
     let mib = env_u64("SEALROOT_BENCH_IMPORT_MIB", 1100);
     let files = env_u64("SEALROOT_BENCH_IMPORT_FILES", 60_000);
@@ -320,6 +367,7 @@ fn main() {
             .args(["--insecure", "oci", "pull", &image]);
         line("cfsctl oci pull", &timed(&mut cmd));
     }
+    report.push_str(&importers(&layout));
     let mut stdout = std::io::stdout().lock();
     writeln!(
         stdout,

@@ -314,7 +314,7 @@ pub fn deploy(
         ModeChoice::Auto => SignatureMode::Detached,
     };
     let objects = sink.stats();
-    if objects.added > 0 && objects.verity_enabled < objects.added {
+    if objects.without_verity > 0 {
         verity = false;
     }
     if mode == SignatureMode::AttachAtBoot {

@@ -259,6 +259,7 @@ impl Repository {
             existing: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             verity_enabled: AtomicU64::new(0),
+            without_verity: AtomicU64::new(0),
         }
     }
 
@@ -342,6 +343,7 @@ pub struct ObjectWriter<'r> {
     existing: AtomicU64,
     bytes: AtomicU64,
     verity_enabled: AtomicU64,
+    without_verity: AtomicU64,
 }
 
 /// What an [`ObjectWriter`] did.
@@ -353,8 +355,11 @@ pub struct ObjectStats {
     pub existing: u64,
     /// Content bytes hashed (new and existing).
     pub bytes: u64,
-    /// New objects with fs-verity enabled.
+    /// Objects (new or existing) on which fs-verity was enabled now.
     pub verity_enabled: u64,
+    /// Objects (new or existing) left without fs-verity (none where the
+    /// filesystem supports it).
+    pub without_verity: u64,
 }
 
 impl ObjectWriter<'_> {
@@ -364,6 +369,7 @@ impl ObjectWriter<'_> {
             existing: self.existing.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
             verity_enabled: self.verity_enabled.load(Ordering::Relaxed),
+            without_verity: self.without_verity.load(Ordering::Relaxed),
         }
     }
 
@@ -382,6 +388,7 @@ impl ObjectWriter<'_> {
         let dest = self.repo.object_path(&digest);
         if fs::symlink_metadata(&dest).is_ok() {
             self.existing.fetch_add(1, Ordering::Relaxed);
+            self.ensure_verity(&dest);
             return Ok(digest);
         }
         tmp.as_file()
@@ -393,11 +400,16 @@ impl ObjectWriter<'_> {
                 signature: None,
             };
             match enable(&path, request).map_err(io::Error::other)? {
-                VerityState::Unsupported => self.try_verity.store(false, Ordering::Relaxed),
+                VerityState::Unsupported => {
+                    self.try_verity.store(false, Ordering::Relaxed);
+                    self.without_verity.fetch_add(1, Ordering::Relaxed);
+                }
                 _ => {
                     self.verity_enabled.fetch_add(1, Ordering::Relaxed);
                 }
             }
+        } else {
+            self.without_verity.fetch_add(1, Ordering::Relaxed);
         }
         if let Some(parent) = dest.parent() {
             match fs::create_dir(parent) {
@@ -408,6 +420,36 @@ impl ObjectWriter<'_> {
         path.persist(&dest).map_err(|e| e.error)?;
         self.added.fetch_add(1, Ordering::Relaxed);
         Ok(digest)
+    }
+}
+
+impl ObjectWriter<'_> {
+    /// An existing object lacking fs-verity (e.g. written where the
+    /// filesystem had none, or by an older deploy) gets it in place:
+    /// objects are immutable, so no writer can hold it open.
+    fn ensure_verity(&self, dest: &Path) {
+        let Ok(f) = File::open(dest) else {
+            self.without_verity.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if ioctl::has_verity(&f).unwrap_or(false) {
+            return;
+        }
+        if !self.try_verity.load(Ordering::Relaxed) {
+            self.without_verity.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        match ioctl::enable(&f, &self.params, None) {
+            Ok(()) => {
+                self.verity_enabled.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                if is_unsupported(&e) {
+                    self.try_verity.store(false, Ordering::Relaxed);
+                }
+                self.without_verity.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 }
 
