@@ -309,6 +309,9 @@ fn main() {
         .arg(keys.join("signer.crt.pem"));
     let _warm = timed(&mut seal_cmd);
     let seal = timed(&mut seal_cmd);
+    let sealed = seal_cmd.output().unwrap();
+    let sealed: serde_json::Value = serde_json::from_slice(&sealed.stdout).unwrap();
+    let ours = sealed["composefsDigest"].as_str().unwrap().to_owned();
     let sysroot = root.join("sysroot");
     let _ = std::fs::remove_dir_all(&sysroot);
     let mut deploy_cmd = Command::new(sr);
@@ -316,12 +319,6 @@ fn main() {
         .args(["deploy", &image, "--json", "--no-seed-var", "--sysroot"])
         .arg(&sysroot);
     let deploy = timed(&mut deploy_cmd);
-    let out = Command::new(sr)
-        .args(["oci", "inspect", &image, "--json"])
-        .output()
-        .unwrap();
-    let inspect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let _ = inspect;
     let tar_bytes = {
         let r = Command::new(sr)
             .args(["oci", "verify", &image, "--json"])
@@ -360,12 +357,38 @@ fn main() {
     if let Some(cfsctl) = std::env::var_os("CFSCTL") {
         let repo = root.join("cfs-repo");
         let _ = std::fs::remove_dir_all(&repo);
-        std::fs::create_dir_all(&repo).unwrap();
-        let mut cmd = Command::new(cfsctl);
+        let ok = Command::new(&cfsctl)
+            .arg("--repo")
+            .arg(&repo)
+            .args(["init", "--insecure", "--algorithm", "fsverity-sha256-12"])
+            .output()
+            .unwrap();
+        assert!(
+            ok.status.success(),
+            "cfsctl init: {}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+        let mut cmd = Command::new(&cfsctl);
         cmd.arg("--repo")
             .arg(&repo)
-            .args(["--insecure", "oci", "pull", &image]);
+            .args(["oci", "pull", &image, "bench"]);
         line("cfsctl oci pull", &timed(&mut cmd));
+        let mut cmd = Command::new(&cfsctl);
+        cmd.arg("--repo")
+            .arg(&repo)
+            .args(["oci", "compute-id", "bench"]);
+        line("cfsctl oci compute-id", &timed(&mut cmd));
+        let id = Command::new(&cfsctl)
+            .arg("--repo")
+            .arg(&repo)
+            .args(["oci", "compute-id", "bench"])
+            .output()
+            .unwrap();
+        let id = String::from_utf8_lossy(&id.stdout).trim().to_owned();
+        report.push_str(&format!(
+            "composefs digest: sealroot {ours}, cfsctl {id} ({})\n",
+            if id == ours { "equal" } else { "DIFFERENT" }
+        ));
     }
     report.push_str(&importers(&layout));
     let mut stdout = std::io::stdout().lock();

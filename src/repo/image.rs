@@ -3,9 +3,16 @@
 //! Reproducible by construction: the tree is built from the layers' tar
 //! metadata only (mode, owner, mtime, xattrs, content digests) — nothing
 //! from the machine, the clock or the layout's files — and the EROFS writer
-//! is deterministic (breadth-first, sorted names, fixed format version
-//! range 0..=1, as `mkcomposefs` writes it). The same image therefore gives
-//! the same EROFS bytes, hence the same fs-verity digest, on any machine.
+//! is deterministic (breadth-first, sorted names, a fixed format version).
+//! The same image therefore gives the same EROFS bytes, hence the same
+//! fs-verity digest, on any machine.
+//!
+//! Format version 1 (`mkcomposefs --min-version=1 --max-version=1`), which
+//! is what composefs-rs generates by default for OCI images (its "V1",
+//! `cfsctl oci compute-id`): a verifier following the composefs-rs sealing
+//! spec regenerates the same merged EROFS, so artifacts interoperate.
+//! Checked by hand against cfsctl 0.9.0 built from composefs-rs f22ecda: the
+//! same image gives the same digest.
 
 use crate::erofs::{self, WriteOptions};
 use crate::oci::artifact::VerityAlgorithm;
@@ -22,7 +29,10 @@ use super::Error;
 /// The EROFS options every sealed image is written with. Changing them
 /// changes every image digest: they are part of the format.
 pub fn write_options() -> WriteOptions {
-    WriteOptions::default()
+    WriteOptions {
+        min_version: 1,
+        max_version: 1,
+    }
 }
 
 /// An image's merged EROFS, in memory (metadata only: a few hundred bytes
