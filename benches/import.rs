@@ -106,6 +106,22 @@ fn generate(dir: &Path, mib: u64, files: u64, layers: u64) {
             let gz = GzEncoder::new(Vec::new(), Level::fast());
             let mut tar = tar::Builder::new(gz);
             let mut diff = sha2::Sha256::new();
+            // Every directory as its own member (composefs-rs requires
+            // parents to exist).
+            let mut dirs = vec![format!("usr/share/l{l}")];
+            if *l == 0 {
+                dirs.insert(0, "usr/share".into());
+                dirs.insert(0, "usr".into());
+            }
+            dirs.extend((0..500).map(|d| format!("usr/share/l{l}/d{d:03}")));
+            for d in dirs {
+                let mut h = tar::Header::new_gnu();
+                h.set_size(0);
+                h.set_mode(0o755);
+                h.set_mtime(1_700_000_000);
+                h.set_entry_type(tar::EntryType::Directory);
+                tar.append_data(&mut h, d, &[][..]).unwrap();
+            }
             for (i, size) in chunk.iter().enumerate() {
                 let data = content(&mut rng, *size);
                 let mut h = tar::Header::new_gnu();
@@ -271,7 +287,7 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-import"));
     let layout = root.join("layout");
-    let stamp = format!("{mib} {files} {layers}\n");
+    let stamp = format!("v2 {mib} {files} {layers}\n");
     if std::fs::read_to_string(root.join("params")).ok().as_deref() != Some(stamp.as_str()) {
         let t = Instant::now();
         generate(&layout, mib, files, layers);
