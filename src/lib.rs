@@ -23,6 +23,7 @@ pub mod errno;
 pub mod keyring;
 pub mod oci;
 pub mod pkcs7;
+pub mod repo;
 pub mod tree;
 pub mod verity;
 

@@ -12,6 +12,8 @@ pub mod algorithm;
 pub mod builder;
 pub mod cert;
 #[cfg(feature = "host")]
+pub mod command;
+#[cfg(feature = "host")]
 pub mod key;
 pub mod pem;
 #[cfg(feature = "host")]

@@ -9,10 +9,12 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod composefs;
+mod deploy;
 mod keygen;
 mod keyring;
 mod mount;
 mod oci;
+mod repo;
 mod sign;
 mod verity;
 
@@ -55,6 +57,10 @@ enum Command {
     Verify(sign::VerifyArgs),
     Keyring(keyring::KeyringArgs),
     Keygen(keygen::KeygenArgs),
+    /// Deploy a sealed OCI image into a sysroot (prints the kernel argument)
+    Deploy(deploy::DeployArgs),
+    /// Maintain a deployed repository: init, list, fsck, gc, enable-verity
+    Repo(repo::RepoArgs),
 }
 
 fn main() -> ExitCode {
@@ -73,6 +79,8 @@ fn main() -> ExitCode {
         Command::Verify(args) => sign::run_verify(args),
         Command::Keyring(args) => keyring::run(args),
         Command::Keygen(args) => keygen::run(args),
+        Command::Deploy(args) => deploy::run(args),
+        Command::Repo(args) => repo::run(args),
     };
     match result {
         Ok(code) => code,

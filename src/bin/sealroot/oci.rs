@@ -6,13 +6,18 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use sealroot::oci::import::import_layers;
+use sealroot::oci::artifact::VerityAlgorithm;
 use sealroot::oci::layer::{Change, EntryKind};
 use sealroot::oci::layout::{ImageLayout, ResolvedImage};
 use sealroot::oci::referrers::seal_artifacts;
 use sealroot::oci::sink::{DigestOnlySink, FileContent};
 use sealroot::oci::{ImageReference, Platform};
+use sealroot::repo::check::{ArtifactCheck, check_artifacts};
+use sealroot::repo::image::merged_from_layers;
+use sealroot::repo::pipeline::import_layers;
 use serde_json::json;
+
+use crate::repo::{CountingSink, EXIT_FAILED, Progress, TrustArgs};
 
 /// Long help of `sealroot oci`.
 pub const LONG_HELP: &str = "Read OCI images from an image layout directory or an oci-archive, \
@@ -24,11 +29,44 @@ pub const LONG_HELP: &str = "Read OCI images from an image layout directory or a
     oci:DIR@sha256:HEX      the manifest or index with that digest\n  \
     oci-archive:FILE[:TAG]  the same inside an (uncompressed) tar of a layout\n\n\
     Multi-platform indexes resolve to the host's platform unless --platform says otherwise.\n\n\
-    Examples:\n  \
+    The whole flow, from an image to a sealed boot:\n  \
+    sealroot keygen --out-dir=keys                       # signer key + certificate\n  \
     skopeo copy docker://quay.io/fedora/fedora-bootc:41 oci:/srv/img:41\n  \
-    sealroot oci inspect oci:/srv/img:41\n  \
+    sealroot oci seal oci:/srv/img:41 --key keys/signer.key.pem --cert keys/signer.crt.pem\n  \
+    sealroot oci verify oci:/srv/img:41 --cert keys/signer.crt.pem\n  \
+    sealroot deploy oci:/srv/img:41 --sysroot /mnt/root --cert keys/signer.crt.pem\n  \
+    # put the printed `sealroot=sha256:<manifest>` on the kernel command line and\n  \
+    # the certificate into the initramfs (sealroot-prepare loads it into .fs-verity)\n\n\
+    More:\n  \
     sealroot oci inspect --json --platform linux/arm64 oci-archive:img.tar\n  \
-    sealroot oci verify oci:/srv/img:41";
+    sealroot oci seal oci:/srv/img:41 --cert signer.crt.pem \\\n      \
+    --sign-command 'openssl dgst -\"$SEALROOT_SIGN_DIGEST_ALGORITHM\" -sign /keys/signer.key.pem'";
+
+const SEAL_HELP: &str = "\
+Sign an image for sealed boot: computes the fs-verity digests (--algorithm) of the \
+image's stored manifest and config bytes and of its merged composefs EROFS (regenerated \
+from the layers, reproducibly: the same image gives the same EROFS on any machine), signs \
+each as an fs-verity builtin signature (PKCS#7), and writes a composefs sealing artifact \
+(artifactType application/vnd.composefs.metadata.v1) into the layout as a referrer of the \
+image: new blobs and one untagged index.json entry; nothing of the image changes. Sealing \
+again with another key adds a second artifact. The layout must be a directory (oci:DIR).
+
+Signing with an external command (HSM, KMS, smartcard): --sign-command CMD runs \
+`/bin/sh -c CMD` once per signature with the bytes to sign on stdin, and the environment \
+SEALROOT_SIGN_DIGEST_ALGORITHM (sha256|sha384|sha512), SEALROOT_SIGN_DIGEST (that hash of \
+stdin, hex) and SEALROOT_SIGN_KEY_ALGORITHM (rsa|ecdsa). It must print the raw signature \
+on stdout: RSA PKCS#1 v1.5 or DER ECDSA, as `openssl dgst -sign` / `openssl pkeyutl -sign` \
+print it, and exit 0. Every signature is checked against --cert before it is used.
+
+Examples:
+  sealroot oci seal oci:/srv/img:41 --key keys/signer.key.pem --cert keys/signer.crt.pem
+  sealroot oci seal oci:/srv/img:41 --cert signer.crt.pem \\
+      --sign-command 'openssl dgst -\"$SEALROOT_SIGN_DIGEST_ALGORITHM\" -sign /keys/signer.key.pem'
+  sealroot oci seal oci:/srv/img:41 --cert signer.crt.pem --sign-command \\
+      'openssl dgst -\"$SEALROOT_SIGN_DIGEST_ALGORITHM\" -binary | openssl pkeyutl -sign \\
+       -inkey /keys/signer.key.pem -pkeyopt digest:\"$SEALROOT_SIGN_DIGEST_ALGORITHM\"'
+
+Exit status: 0 sealed, 3 unusable input (image, key, certificate, signing command).";
 
 #[derive(Args)]
 pub struct OciArgs {
@@ -37,19 +75,48 @@ pub struct OciArgs {
 }
 
 #[derive(Args)]
-struct ImageArgs {
+pub struct ImageArgs {
     /// The image: oci:DIR[:TAG|@sha256:DIGEST] or oci-archive:FILE[:TAG|@sha256:DIGEST]
-    image: ImageReference,
+    pub image: ImageReference,
     /// Platform to pick from a multi-platform index, OS/ARCH[/VARIANT]
     #[arg(long, default_value_t = Platform::host())]
     platform: Platform,
     /// Print JSON instead of text
     #[arg(long)]
-    json: bool,
+    pub json: bool,
+}
+
+#[derive(Args)]
+struct SealArgs {
+    #[command(flatten)]
+    image: ImageArgs,
+    /// Private key (PEM/DER; PKCS#8, PKCS#1, SEC1); or use --sign-command
+    #[arg(
+        long,
+        value_name = "KEYFILE",
+        required_unless_present = "sign_command",
+        conflicts_with = "sign_command"
+    )]
+    key: Option<std::path::PathBuf>,
+    /// Signer certificate (its key must sign); the initramfs trusts it or its CA
+    #[arg(long, value_name = "CERTFILE")]
+    cert: std::path::PathBuf,
+    /// Sign by running this shell command (see the protocol above)
+    #[arg(long, value_name = "COMMAND")]
+    sign_command: Option<String>,
+    /// fs-verity algorithm to sign with: fsverity-sha256-12 or fsverity-sha512-12
+    #[arg(long, default_value = "fsverity-sha256-12")]
+    algorithm: VerityAlgorithm,
+    /// Embed the signer certificate in each signature (then only its CA needs trusting)
+    #[arg(long)]
+    embed_cert: bool,
 }
 
 #[derive(Subcommand)]
 enum OciCommand {
+    /// Sign an image: write a composefs sealing artifact into its layout
+    #[command(long_about = SEAL_HELP)]
+    Seal(SealArgs),
     /// Show the image's manifest, config, layers and attached sealing artifacts
     Inspect(ImageArgs),
     /// Read every layer, checking blob digests, diff_ids and tar members
@@ -57,12 +124,22 @@ enum OciCommand {
         long_about = "Read every layer of the image completely, in parallel: blob \
         sha256 and size against the manifest, uncompressed sha256 against the config's \
         diff_ids, every tar member against the rules sealing applies (no path escapes, no \
-        malformed headers, valid whiteouts). Nothing is written. Exit status 0 when the image \
-        is intact, 1 with a message naming the blob or member when it is not."
+        malformed headers, valid whiteouts). Nothing is written.\n\n\
+        Sealing artifacts attached to the image are checked too: the subject, and every \
+        signed fs-verity digest against the manifest and config bytes and the merged EROFS \
+        regenerated from the layers. With --cert/--certs-dir every PKCS#7 signature is \
+        verified against those certificates (as the kernel would), and the output says \
+        which certificate verified which artifact.\n\n\
+        Exit status: 0 intact (and, with certificates, at least one artifact fully verified \
+        and none tampered); 1 verification failed, with a message naming the blob, member, \
+        artifact or signature; 3 unreadable input.\n\n\
+        Example: sealroot oci verify oci:/srv/img:41 --cert keys/signer.crt.pem"
     )]
     Verify {
         #[command(flatten)]
         image: ImageArgs,
+        #[command(flatten)]
+        trust: TrustArgs,
         /// Also list every change each layer makes
         #[arg(long)]
         changes: bool,
@@ -72,11 +149,19 @@ enum OciCommand {
 pub fn run(args: OciArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         OciCommand::Inspect(a) => inspect(&a),
-        OciCommand::Verify { image, changes } => verify(&image, changes),
+        OciCommand::Verify {
+            image,
+            changes,
+            trust,
+        } => verify(&image, changes, &trust),
+        OciCommand::Seal(a) => match seal(&a) {
+            Ok(code) => Ok(code),
+            Err(e) => Ok(crate::sign::fail(crate::sign::EXIT_INPUT, &e)),
+        },
     }
 }
 
-fn open(a: &ImageArgs) -> anyhow::Result<(ImageLayout, ResolvedImage)> {
+pub fn open(a: &ImageArgs) -> anyhow::Result<(ImageLayout, ResolvedImage)> {
     let layout = ImageLayout::open(&a.image).with_context(|| format!("opening {}", a.image))?;
     let image = layout
         .resolve(&a.image.selector, &a.platform)
@@ -152,11 +237,121 @@ fn inspect(a: &ImageArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify(a: &ImageArgs, list: bool) -> anyhow::Result<ExitCode> {
-    let (layout, image) = open(a)?;
-    let start = Instant::now();
-    let sink = DigestOnlySink::default();
+fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
+    use sealroot::crypto::command::CommandSigner;
+    use sealroot::crypto::key::KeySigner;
+    use sealroot::crypto::{Cert, Signer};
+    use sealroot::pkcs7::SignOptions;
+    use sealroot::repo::seal::{SealDigests, seal};
+
+    let (layout, image) = open(&a.image)?;
+    let Some(dir) = layout.dir() else {
+        anyhow::bail!(
+            "{}: sealing writes the artifact into the layout, and oci-archive files are \
+             read-only; copy it to a directory first (skopeo copy oci-archive:F oci:DIR:TAG)",
+            a.image.image
+        );
+    };
+    let dir = dir.to_owned();
+    let mut certs = Cert::load(&a.cert)?;
+    if certs.len() != 1 {
+        anyhow::bail!(
+            "{}: holds {} certificates; --cert wants the signer's only",
+            a.cert.display(),
+            certs.len()
+        );
+    }
+    let cert = certs.remove(0);
+    let signer: Box<dyn Signer> = match (&a.key, &a.sign_command) {
+        (Some(k), _) => {
+            let s = KeySigner::load(k)?;
+            s.key().check_matches(s.origin(), &cert)?;
+            Box::new(s)
+        }
+        (None, Some(cmd)) => Box::new(CommandSigner::new(cmd.clone(), cert.key_algorithm())),
+        (None, None) => anyhow::bail!("give --key or --sign-command"),
+    };
+    let progress = Progress::new("seal");
+    let sink = CountingSink {
+        inner: DigestOnlySink::default(),
+        progress: &progress,
+    };
     let layers = import_layers(&layout, &image, &sink)?;
+    progress.stage("writing the merged EROFS");
+    let merged = merged_from_layers(&layers)?;
+    let digests = SealDigests::of(&image, a.algorithm, Some(merged.digest(a.algorithm)));
+    progress.stage("signing");
+    let options = SignOptions {
+        embed_signer_cert: a.embed_cert,
+        extra_certs: Vec::new(),
+    };
+    let sealed = seal(
+        &dir,
+        &image,
+        a.algorithm,
+        &digests,
+        signer.as_ref(),
+        &cert,
+        &options,
+    )?;
+    progress.finish();
+    let out = json!({
+        "image": a.image.image.to_string(),
+        "manifest": image.manifest.digest(),
+        "config": image.config.digest(),
+        "artifact": sealed.artifact.digest,
+        "algorithm": a.algorithm.to_string(),
+        "digests": {
+            "manifest": digests.manifest.to_hex(),
+            "config": digests.config.to_hex(),
+            "merged": merged.digest(a.algorithm).to_hex(),
+        },
+        "composefsDigest": merged.composefs_digest.to_hex(),
+        "signer": cert.info(),
+    });
+    if a.image.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "sealed {} (manifest {})\n  artifact {}\n  {}: manifest {}\n  {}: config {}\n  {}: merged EROFS {}\n  signed by {}",
+            a.image.image,
+            image.manifest.digest(),
+            sealed.artifact.digest,
+            a.algorithm,
+            digests.manifest.to_hex(),
+            a.algorithm,
+            digests.config.to_hex(),
+            a.algorithm,
+            merged.digest(a.algorithm).to_hex(),
+            cert.subject()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(a: &ImageArgs, list: bool, trust: &TrustArgs) -> anyhow::Result<ExitCode> {
+    let trusted = match trust.load() {
+        Ok(t) => t,
+        Err(e) => return Ok(crate::sign::fail(crate::sign::EXIT_INPUT, &e)),
+    };
+    let (layout, image) = match open(a) {
+        Ok(x) => x,
+        Err(e) => return Ok(crate::sign::fail(EXIT_FAILED, &e)),
+    };
+    let start = Instant::now();
+    let progress = Progress::new("verify");
+    let sink = CountingSink {
+        inner: DigestOnlySink::default(),
+        progress: &progress,
+    };
+    let layers = match import_layers(&layout, &image, &sink) {
+        Ok(l) => l,
+        Err(e) => return Ok(crate::sign::fail(EXIT_FAILED, &e.into())),
+    };
+    progress.stage("regenerating the merged EROFS");
+    let merged = merged_from_layers(&layers)?;
+    let checks = check_artifacts(&layout, &image, &merged, &trusted)?;
+    progress.finish();
     let elapsed = start.elapsed();
     let mut stdout = std::io::stdout().lock();
     let mut report = Vec::new();
@@ -174,11 +369,24 @@ fn verify(a: &ImageArgs, list: bool) -> anyhow::Result<ExitCode> {
         }));
     }
     let tar: u64 = layers.iter().map(|l| l.tar_size).sum();
+    let broken = checks.iter().any(ArtifactCheck::is_broken);
+    let any_verified = checks.iter().any(|c| c.verified);
+    let ok = !broken && (trusted.is_empty() || any_verified);
+    let mut verified_by: Vec<String> = checks
+        .iter()
+        .filter(|c| c.verified)
+        .flat_map(|c| c.roles.iter().filter_map(|r| r.verified_by.as_ref()))
+        .map(|c| c.to_string())
+        .collect();
+    verified_by.dedup();
     if a.json {
         serde_json::to_writer_pretty(
             &mut stdout,
-            &json!({"image": a.image.to_string(), "manifest": image.manifest.digest(), "ok": true,
-                    "seconds": elapsed.as_secs_f64(), "layers": report}),
+            &json!({"image": a.image.to_string(), "manifest": image.manifest.digest(), "ok": ok,
+                    "seconds": elapsed.as_secs_f64(), "layers": report,
+                    "composefsDigest": merged.composefs_digest.to_hex(),
+                    "artifacts": checks, "verifiedBy": verified_by,
+                    "signaturesChecked": !trusted.is_empty()}),
         )?;
         writeln!(stdout)?;
     } else {
@@ -192,8 +400,74 @@ fn verify(a: &ImageArgs, list: bool) -> anyhow::Result<ExitCode> {
             tar,
             elapsed.as_secs_f64()
         )?;
+        print_checks(&mut stdout, &checks, trusted.is_empty())?;
+    }
+    if !ok {
+        let why = if broken {
+            "a sealing artifact does not match the image or is damaged (see above)".to_string()
+        } else if checks.is_empty() {
+            "the image has no sealing artifact; seal it with `sealroot oci seal`".to_string()
+        } else {
+            "no sealing artifact is signed by a trusted certificate".to_string()
+        };
+        eprintln!("sealroot: error: verification failed: {why}");
+        return Ok(ExitCode::from(EXIT_FAILED));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_checks(
+    out: &mut impl Write,
+    checks: &[ArtifactCheck],
+    no_certs: bool,
+) -> std::io::Result<()> {
+    if checks.is_empty() {
+        writeln!(out, "sealing artifacts: none")?;
+    }
+    for c in checks {
+        let verdict = if c.verified {
+            "VERIFIED"
+        } else if c.is_broken() {
+            "FAILED"
+        } else if no_certs {
+            "digests match (signatures not checked: no --cert)"
+        } else {
+            "NOT TRUSTED"
+        };
+        writeln!(
+            out,
+            "artifact {} [{}{}]: {verdict}",
+            c.artifact,
+            c.format,
+            c.algorithm
+                .as_deref()
+                .map(|a| format!(", {a}"))
+                .unwrap_or_default()
+        )?;
+        if let Some(p) = &c.problem {
+            writeln!(out, "  problem: {p}")?;
+        }
+        for r in &c.roles {
+            match (&r.problem, &r.verified_by) {
+                (Some(p), _) => writeln!(out, "  {:<14} FAILED: {p}", r.role)?,
+                (None, Some(by)) => {
+                    let signer = r.signer.as_ref().filter(|s| *s != by);
+                    writeln!(
+                        out,
+                        "  {:<14} ok {} signed by {}{}",
+                        r.role,
+                        r.signed_digest,
+                        signer.unwrap_or(by),
+                        signer
+                            .map(|_| format!(", trusted via {by}"))
+                            .unwrap_or_default()
+                    )?
+                }
+                (None, None) => writeln!(out, "  {:<14} digest ok {}", r.role, r.signed_digest)?,
+            }
+        }
+    }
+    Ok(())
 }
 
 fn describe(c: &Change<FileContent>) -> String {

@@ -1,0 +1,428 @@
+//! Importing a large multi-layer image: `sealroot oci seal` (read every
+//! layer, hash everything, build the EROFS, sign: no object writes) and
+//! `sealroot deploy` (the same plus writing every object into a
+//! repository), against composefs-rs' `cfsctl oci pull` when `CFSCTL` names
+//! a built cfsctl (same layout, same run).
+//!
+//! The image is generated once into SEALROOT_BENCH_IMPORT_DIR (default
+//! target/bench-import; reused while its parameters match):
+//! SEALROOT_BENCH_IMPORT_MIB (default 1100) MiB of file content in
+//! SEALROOT_BENCH_IMPORT_FILES (default 60,000) files over
+//! SEALROOT_BENCH_IMPORT_LAYERS (default 4) gzip layers; file sizes from
+//! 100 bytes to 8 MiB (most small, a few large), content half random, half
+//! repetitive (gzip ratio about 1.8).
+//!
+//! Each command runs under /usr/bin/time (wall, user+sys CPU, peak RSS).
+//! CPU use = (user+sys)/wall (2.0 = both cores busy on this machine). The
+//! hashing share is estimated from single-thread rates measured here: the
+//! fs-verity Merkle tree of every file, sha256 of the tar streams (diff_id)
+//! and of the compressed blobs, divided by the command's CPU time.
+//!
+//! Run: `cargo bench --bench import` (release build).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use flate2::Compression as Level;
+use flate2::write::GzEncoder;
+use rayon::prelude::*;
+use sealroot::verity::VerityParams;
+use sealroot::verity::digest::MerkleHasher;
+use serde_json::json;
+use sha2::Digest;
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn content(rng: &mut Rng, len: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(len);
+    while v.len() < len {
+        let x = rng.next();
+        if (v.len() / 4096) % 2 == 0 {
+            v.extend_from_slice(&x.to_le_bytes());
+        } else {
+            v.extend_from_slice(b"repetitive text ");
+        }
+    }
+    v.truncate(len);
+    v
+}
+
+/// File sizes: 90% 100 B..16 KiB, 9.5% 16 KiB..1 MiB, 0.5% 1..8 MiB,
+/// scaled so the total is about `total` bytes.
+fn sizes(n: u64, total: u64) -> Vec<usize> {
+    let mut rng = Rng(0x5eed);
+    let raw: Vec<u64> = (0..n)
+        .map(|_| {
+            let r = rng.next() % 1000;
+            let x = rng.next();
+            if r < 900 {
+                100 + x % (16 << 10)
+            } else if r < 995 {
+                (16 << 10) + x % (1 << 20)
+            } else {
+                (1 << 20) + x % (7 << 20)
+            }
+        })
+        .collect();
+    let sum: u64 = raw.iter().sum();
+    raw.iter()
+        .map(|s| ((*s as u128 * total as u128 / sum as u128) as usize).max(65))
+        .collect()
+}
+
+fn write_blob(dir: &Path, bytes: &[u8]) -> String {
+    let d = hex::encode(sha2::Sha256::digest(bytes));
+    std::fs::write(dir.join("blobs/sha256").join(&d), bytes).unwrap();
+    format!("sha256:{d}")
+}
+
+fn generate(dir: &Path, mib: u64, files: u64, layers: u64) {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    let sizes = sizes(files, mib << 20);
+    let per = sizes.len().div_ceil(layers as usize);
+    let chunks: Vec<(usize, &[usize])> = sizes.chunks(per).enumerate().collect();
+    let results: Vec<(String, String, usize)> = chunks
+        .par_iter()
+        .map(|(l, chunk)| {
+            let mut rng = Rng(0x1234_5678 + *l as u64);
+            let gz = GzEncoder::new(Vec::new(), Level::fast());
+            let mut tar = tar::Builder::new(gz);
+            let mut diff = sha2::Sha256::new();
+            // Every directory as its own member (composefs-rs requires
+            // parents to exist).
+            let mut dirs = vec![format!("usr/share/l{l}")];
+            if *l == 0 {
+                dirs.insert(0, "usr/share".into());
+                dirs.insert(0, "usr".into());
+            }
+            dirs.extend((0..500).map(|d| format!("usr/share/l{l}/d{d:03}")));
+            for d in dirs {
+                let mut h = tar::Header::new_gnu();
+                h.set_size(0);
+                h.set_mode(0o755);
+                h.set_mtime(1_700_000_000);
+                h.set_entry_type(tar::EntryType::Directory);
+                tar.append_data(&mut h, d, &[][..]).unwrap();
+            }
+            for (i, size) in chunk.iter().enumerate() {
+                let data = content(&mut rng, *size);
+                let mut h = tar::Header::new_gnu();
+                h.set_size(data.len() as u64);
+                h.set_mode(0o644);
+                h.set_mtime(1_700_000_000);
+                h.set_entry_type(tar::EntryType::Regular);
+                let path = format!("usr/share/l{l}/d{:03}/f{i}", i % 500);
+                tar.append_data(&mut h, path, &data[..]).unwrap();
+            }
+            let gz = tar.into_inner().unwrap();
+            let blob = gz.finish().unwrap();
+            // diff_id: sha256 of the uncompressed stream.
+            let mut dec = flate2::read::GzDecoder::new(&blob[..]);
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = std::io::Read::read(&mut dec, &mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                diff.update(&buf[..n]);
+            }
+            let digest = write_blob(dir, &blob);
+            (
+                digest,
+                format!("sha256:{}", hex::encode(diff.finalize())),
+                blob.len(),
+            )
+        })
+        .collect();
+    let config = serde_json::to_vec(&json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": results.iter().map(|r| &r.1).collect::<Vec<_>>()},
+    }))
+    .unwrap();
+    let cd = write_blob(dir, &config);
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": config.len()},
+        "layers": results.iter().map(|r| json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": r.0, "size": r.2})).collect::<Vec<_>>(),
+    }))
+    .unwrap();
+    let md = write_blob(dir, &manifest);
+    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    std::fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&json!({"schemaVersion": 2, "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": manifest.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "bench"}}]}))
+        .unwrap(),
+    )
+    .unwrap();
+}
+
+struct Measure {
+    wall: f64,
+    cpu: f64,
+    rss_mib: f64,
+}
+
+fn timed(cmd: &mut Command) -> Measure {
+    let prog = cmd.get_program().to_owned();
+    let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "BENCH %e %U %S %M"])
+        .arg(prog)
+        .args(args)
+        .output()
+        .expect("running /usr/bin/time (Debian package `time`)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{cmd:?} failed:\n{err}");
+    let line = err
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("BENCH "))
+        .expect("time output");
+    let f: Vec<f64> = line
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    Measure {
+        wall: f[0],
+        cpu: f[1] + f[2],
+        rss_mib: f[3] / 1024.0,
+    }
+}
+
+/// Single-thread rates in bytes/s: fs-verity sha256, plain sha256, gunzip.
+fn rates(sample_blob: &Path) -> (f64, f64, f64) {
+    let buf = content(&mut Rng(7), 256 << 20);
+    let t = Instant::now();
+    let mut h = MerkleHasher::new(&VerityParams::sha256());
+    h.update(&buf);
+    std::hint::black_box(h.finish());
+    let verity = buf.len() as f64 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    std::hint::black_box(sha2::Sha256::digest(&buf));
+    let sha = buf.len() as f64 / t.elapsed().as_secs_f64();
+    let blob = std::fs::read(sample_blob).unwrap();
+    let t = Instant::now();
+    let n = std::io::copy(
+        &mut flate2::read::GzDecoder::new(&blob[..]),
+        &mut std::io::sink(),
+    )
+    .unwrap();
+    let gunzip = n as f64 / t.elapsed().as_secs_f64();
+    (verity, sha, gunzip)
+}
+
+/// user+sys CPU seconds of this process so far (/proc/self/stat fields
+/// utime and stime, proc(5)).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // After the ")" closing the command name, utime and stime are the 12th
+    // and 13th fields.
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let ticks = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / rustix::param::clock_ticks_per_second() as f64
+}
+
+/// In-process: the sequential importer (`oci::import`, one task per layer)
+/// against the pipelined one (`repo::pipeline`), hashing only.
+fn importers(layout: &Path) -> String {
+    use sealroot::oci::layout::ImageLayout;
+    use sealroot::oci::sink::DigestOnlySink;
+    use sealroot::oci::{Platform, Selector};
+    let l = ImageLayout::open_dir(layout).unwrap();
+    let img = l
+        .resolve(&Selector::Tag("bench".into()), &Platform::host())
+        .unwrap();
+    let mut out = String::new();
+    for (name, pipelined) in [("sequential (per layer)", false), ("pipelined", true)] {
+        let (c0, t0) = (cpu_seconds(), Instant::now());
+        let sink = DigestOnlySink::default();
+        let layers = if pipelined {
+            sealroot::repo::pipeline::import_layers(&l, &img, &sink).unwrap()
+        } else {
+            sealroot::oci::import::import_layers(&l, &img, &sink).unwrap()
+        };
+        let wall = t0.elapsed().as_secs_f64();
+        let cpu = cpu_seconds() - c0;
+        let tar: u64 = layers.iter().map(|l| l.tar_size).sum();
+        out.push_str(&format!(
+            "importer {name:<22} {wall:>6.2} s  {:>6.1} MB/s  CPU {cpu:>6.2} s = {:.2} cores\n",
+            tar as f64 / 1e6 / wall,
+            cpu / wall
+        ));
+    }
+    out
+}
+
+fn main() {
+    let mib = env_u64("SEALROOT_BENCH_IMPORT_MIB", 1100);
+    let files = env_u64("SEALROOT_BENCH_IMPORT_FILES", 60_000);
+    let layers = env_u64("SEALROOT_BENCH_IMPORT_LAYERS", 4);
+    let root = std::env::var_os("SEALROOT_BENCH_IMPORT_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-import"));
+    let layout = root.join("layout");
+    let stamp = format!("v2 {mib} {files} {layers}\n");
+    if std::fs::read_to_string(root.join("params")).ok().as_deref() != Some(stamp.as_str()) {
+        let t = Instant::now();
+        generate(&layout, mib, files, layers);
+        std::fs::write(root.join("params"), &stamp).unwrap();
+        eprintln!("generated the image in {:.1} s", t.elapsed().as_secs_f64());
+    }
+    let blobs: Vec<PathBuf> = std::fs::read_dir(layout.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let compressed: u64 = blobs.iter().map(|p| p.metadata().unwrap().len()).sum();
+    let largest = blobs
+        .iter()
+        .max_by_key(|p| p.metadata().unwrap().len())
+        .unwrap();
+
+    let sr = env!("CARGO_BIN_EXE_sealroot");
+    let keys = root.join("keys");
+    if !keys.join("signer.crt.pem").exists() {
+        let ok = Command::new(sr)
+            .args(["keygen", "--self-signed", "--out-dir"])
+            .arg(&keys)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let image = format!("oci:{}:bench", layout.display());
+    // Sealing writes an artifact into the layout each time (same key: the
+    // same artifact), which is cheap and does not change the image.
+    let mut seal_cmd = Command::new(sr);
+    seal_cmd
+        .args(["oci", "seal", &image, "--json", "--key"])
+        .arg(keys.join("signer.key.pem"))
+        .arg("--cert")
+        .arg(keys.join("signer.crt.pem"));
+    let _warm = timed(&mut seal_cmd);
+    let seal = timed(&mut seal_cmd);
+    let sealed = seal_cmd.output().unwrap();
+    let sealed: serde_json::Value = serde_json::from_slice(&sealed.stdout).unwrap();
+    let ours = sealed["composefsDigest"].as_str().unwrap().to_owned();
+    let sysroot = root.join("sysroot");
+    let _ = std::fs::remove_dir_all(&sysroot);
+    let mut deploy_cmd = Command::new(sr);
+    deploy_cmd
+        .args(["deploy", &image, "--json", "--no-seed-var", "--sysroot"])
+        .arg(&sysroot);
+    let deploy = timed(&mut deploy_cmd);
+    let tar_bytes = {
+        let r = Command::new(sr)
+            .args(["oci", "verify", &image, "--json"])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+        v["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["tarSize"].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    let content_bytes = mib << 20;
+    let (verity_rate, sha_rate, gunzip_rate) = rates(largest);
+    let hash_cpu = content_bytes as f64 / verity_rate
+        + tar_bytes as f64 / sha_rate
+        + compressed as f64 / sha_rate;
+    let gunzip_cpu = tar_bytes as f64 / gunzip_rate;
+    let mb = |b: u64| b as f64 / 1e6;
+    let mut report = String::new();
+    let mut line = |name: &str, m: &Measure| {
+        report.push_str(&format!(
+            "{name:<22} {:>7.2} s  {:>7.1} MB/s (tar)  CPU {:>6.2} s = {:.2} cores  hashing {:>3.0}%  gunzip {:>3.0}%  peak RSS {:>6.1} MiB\n",
+            m.wall,
+            mb(tar_bytes) / m.wall,
+            m.cpu,
+            m.cpu / m.wall,
+            100.0 * hash_cpu / m.cpu,
+            100.0 * gunzip_cpu / m.cpu,
+            m.rss_mib
+        ));
+    };
+    line("sealroot oci seal", &seal);
+    line("sealroot deploy", &deploy);
+    if let Some(cfsctl) = std::env::var_os("CFSCTL") {
+        let repo = root.join("cfs-repo");
+        let _ = std::fs::remove_dir_all(&repo);
+        let ok = Command::new(&cfsctl)
+            .arg("--repo")
+            .arg(&repo)
+            .args(["init", "--insecure", "--algorithm", "fsverity-sha256-12"])
+            .output()
+            .unwrap();
+        assert!(
+            ok.status.success(),
+            "cfsctl init: {}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+        let mut cmd = Command::new(&cfsctl);
+        cmd.arg("--repo")
+            .arg(&repo)
+            .args(["oci", "pull", &image, "bench"]);
+        line("cfsctl oci pull", &timed(&mut cmd));
+        let mut cmd = Command::new(&cfsctl);
+        cmd.arg("--repo")
+            .arg(&repo)
+            .args(["oci", "compute-id", "bench"]);
+        line("cfsctl oci compute-id", &timed(&mut cmd));
+        let id = Command::new(&cfsctl)
+            .arg("--repo")
+            .arg(&repo)
+            .args(["oci", "compute-id", "bench"])
+            .output()
+            .unwrap();
+        let id = String::from_utf8_lossy(&id.stdout).trim().to_owned();
+        report.push_str(&format!(
+            "composefs digest: sealroot {ours}, cfsctl {id} ({})\n",
+            if id == ours { "equal" } else { "DIFFERENT" }
+        ));
+    }
+    report.push_str(&importers(&layout));
+    let mut stdout = std::io::stdout().lock();
+    writeln!(
+        stdout,
+        "image: {} files, {:.0} MB content, {:.0} MB tar, {:.0} MB gzip in {layers} layers, {} cores\n\
+         single-thread rates: fs-verity sha256 {:.0} MB/s, sha256 {:.0} MB/s, gunzip {:.0} MB/s\n\
+         => hashing needs {:.1} CPU-s, gunzip {:.1} CPU-s\n{report}",
+        files,
+        mb(content_bytes),
+        mb(tar_bytes),
+        mb(compressed),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        verity_rate / 1e6,
+        sha_rate / 1e6,
+        gunzip_rate / 1e6,
+        hash_cpu,
+        gunzip_cpu,
+    )
+    .unwrap();
+}

@@ -1,0 +1,157 @@
+//! `sealroot deploy`: put a sealed image into a sysroot's repository.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use sealroot::oci::Sha256Digest;
+use sealroot::oci::artifact::VerityAlgorithm;
+use sealroot::repo::deploy::{DeployOptions, ModeChoice, deploy};
+use sealroot::repo::json::SignatureMode;
+use sealroot::repo::store::Repository;
+
+use crate::oci::{ImageArgs, open};
+use crate::repo::{EXIT_FAILED, Progress, RepoLocation, TrustArgs};
+
+const DEPLOY_HELP: &str = "\
+Deploy a sealed image into the root filesystem the initramfs will see (--sysroot DIR; \
+the repository is DIR/sealroot, laid out as docs/repository.md describes):
+
+  objects/XX/...          file contents by fs-verity digest (fs-verity enabled)
+  images/<hex>            the merged composefs EROFS (regenerated from the layers and
+                          compared with the signed digest before anything is written)
+  blobs/sha256/<hex>      the exact manifest, config, signature artifact and PKCS#7s
+  deployments/<manifest>/ deployment.json, etc/upper + etc/work (the /etc overlay; the
+                          image's /etc is its lower layer, nothing is seeded), var/
+  by-config/, by-image/   names for sealroot.config= and sealroot.image=
+
+/var: a new deployment's var/ starts as a copy of the image's /var (like bootc's first \
+deploy); re-deploying the same image never touches etc/ or var/. --no-seed-var leaves \
+it empty.
+
+Signatures (--signatures):
+  auto            (default) builtin when the running kernel accepts the signature (the
+                  signer's certificate is in .fs-verity), otherwise detached
+  builtin         enable fs-verity with the PKCS#7 as builtin signature (kernel-checked
+                  on every open); fails if the kernel refuses it
+  detached        enable fs-verity without signature; the initramfs verifies the PKCS#7
+                  from blobs/ in userspace
+  attach-at-boot  leave fs-verity off on the signed files; the initramfs enables it with
+                  the signature at boot (needs a writable root then)
+
+Where the filesystem or kernel has no fs-verity (e.g. deploying from a build host), \
+files are written without it and deployment.json says \"verity\": false; run \
+`sealroot repo enable-verity --sysroot DIR` on the target, or deploy there.
+
+Writes are atomic: content first, then the deployment, then the names; a failed or \
+interrupted deploy leaves the previous deployments intact (leftovers: `sealroot repo gc`).
+
+Prints the kernel command-line argument that boots the image: sealroot=sha256:<manifest>.
+
+Example (the whole flow):
+  sealroot keygen --out-dir=keys
+  sealroot oci seal oci:/srv/img:41 --key keys/signer.key.pem --cert keys/signer.crt.pem
+  sealroot oci verify oci:/srv/img:41 --cert keys/signer.crt.pem
+  sealroot deploy oci:/srv/img:41 --sysroot /mnt/root --cert keys/signer.crt.pem
+  # kernel command line: sealroot=sha256:<manifest hex>; the certificate goes into the
+  # initramfs, whose sealroot-prepare loads it into .fs-verity and seals the keyring
+
+Exit status: 0 deployed; 1 refused (not sealed, digests or signatures do not verify); \
+3 unusable input.";
+
+/// Deploy a sealed OCI image into a sysroot
+#[derive(Args)]
+#[command(long_about = DEPLOY_HELP)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    image: ImageArgs,
+    #[command(flatten)]
+    location: RepoLocation,
+    /// Verify the artifact's signatures against these before deploying
+    #[command(flatten)]
+    trust: TrustArgs,
+    /// auto, builtin, detached or attach-at-boot (see above)
+    #[arg(long, default_value = "auto")]
+    signatures: String,
+    /// Deploy this sealing artifact (sha256:...) when the image has several
+    #[arg(long, value_name = "DIGEST")]
+    artifact: Option<Sha256Digest>,
+    /// fs-verity algorithm for a new repository (an existing one keeps its own)
+    #[arg(long)]
+    algorithm: Option<VerityAlgorithm>,
+    /// Leave a new deployment's var/ empty instead of copying the image's /var
+    #[arg(long)]
+    no_seed_var: bool,
+}
+
+pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
+    let mode = match args.signatures.as_str() {
+        "auto" => ModeChoice::Auto,
+        other => ModeChoice::Fixed(
+            other
+                .parse::<SignatureMode>()
+                .map_err(|e| anyhow::anyhow!("--signatures: {e}; or auto"))?,
+        ),
+    };
+    let trusted = args.trust.load()?;
+    let (layout, image) = open(&args.image)?;
+    let repo = Repository::open_or_create(args.location.path(), args.algorithm)?;
+    let opts = DeployOptions {
+        source: args.image.image.to_string(),
+        mode,
+        trusted: &trusted,
+        artifact: args.artifact,
+        seed_var: !args.no_seed_var,
+    };
+    let progress = Progress::new("deploy");
+    progress.stage("importing layers into the repository");
+    let report = match deploy(&repo, &layout, &image, &opts) {
+        Ok(r) => r,
+        Err(e @ sealroot::repo::Error::Refused(_)) => {
+            progress.finish();
+            return Ok(crate::sign::fail(EXIT_FAILED, &e.into()));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    progress.finish();
+    if args.image.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let d = &report.deployment;
+    println!(
+        "deployed {} into {}",
+        args.image.image,
+        report.deployment_dir.display()
+    );
+    println!("  manifest   {}", d.manifest.0);
+    println!("  config     {}", d.config.0);
+    println!("  image      {} ({})", d.image.to_hex(), d.algorithm);
+    println!("  composefs  {}", report.composefs_digest);
+    println!("  artifact   {}", d.artifact);
+    println!(
+        "  objects    {} new, {} already present, {} MiB",
+        report.objects.added,
+        report.objects.existing,
+        report.objects.bytes >> 20
+    );
+    println!("  signatures {}", d.signatures);
+    for c in &report.verified_by {
+        println!("  verified   by {c}");
+    }
+    if report.created {
+        println!(
+            "  state      new etc/upper, etc/work; var/ seeded with {} entries",
+            report.var_entries
+        );
+    } else {
+        println!("  state      kept (re-deploy)");
+    }
+    if !d.verity {
+        println!(
+            "  WARNING    fs-verity is not enabled (no support on this filesystem/kernel, or \
+             attach-at-boot); run `sealroot repo enable-verity` on the target"
+        );
+    }
+    println!("kernel command line: {}", report.kernel_cmdline);
+    Ok(ExitCode::SUCCESS)
+}

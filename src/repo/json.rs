@@ -1,0 +1,310 @@
+//! The repository's two JSON documents, `repo.json` and
+//! `deployments/<hex>/deployment.json` (docs/repository.md). Both are
+//! *hints*: the initramfs re-derives or re-verifies every digest they name.
+//! The parsers take untrusted bytes (a tampered root filesystem), so they
+//! are strict, bounded and fuzzed (`fuzz/fuzz_targets/repo_json.rs`), and
+//! never panic.
+//!
+//! No host dependencies: `sealroot-prepare` uses these types too.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::oci::artifact::VerityAlgorithm;
+use crate::oci::{ConfigDigest, ManifestDigest, Sha256Digest};
+use crate::verity::FsVerityDigest;
+
+/// The only repository format this code reads and writes.
+pub const FORMAT: u32 = 1;
+
+/// Neither document is legitimately anywhere near this size.
+pub const MAX_JSON_SIZE: usize = 64 << 10;
+
+/// A malformed `repo.json` or `deployment.json`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JsonError {
+    #[error("{what} is {size} bytes; at most {MAX_JSON_SIZE} are accepted")]
+    TooLarge { what: &'static str, size: usize },
+    #[error("{what} is not valid: {reason}")]
+    Invalid { what: &'static str, reason: String },
+    #[error("{what} has format {found}; this sealroot reads format {FORMAT} (upgrade sealroot)")]
+    Format { what: &'static str, found: u32 },
+}
+
+/// `repo.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RepoConfig {
+    /// fs-verity algorithm of the signed files (manifest, config, EROFS).
+    pub algorithm: VerityAlgorithm,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RepoConfigJson {
+    format: u32,
+    algorithm: String,
+}
+
+impl RepoConfig {
+    pub fn parse(bytes: &[u8]) -> Result<Self, JsonError> {
+        const WHAT: &str = "repo.json";
+        let j: RepoConfigJson = parse_json(WHAT, bytes)?;
+        if j.format != FORMAT {
+            return Err(JsonError::Format {
+                what: WHAT,
+                found: j.format,
+            });
+        }
+        Ok(RepoConfig {
+            algorithm: parse_algorithm(WHAT, &j.algorithm)?,
+        })
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        let j = RepoConfigJson {
+            format: FORMAT,
+            algorithm: self.algorithm.to_string(),
+        };
+        let mut v = serde_json::to_vec_pretty(&j).unwrap_or_default();
+        v.push(b'\n');
+        v
+    }
+}
+
+/// How the three signed files of a deployment carry their signatures
+/// (docs/repository.md, "Signature modes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SignatureMode {
+    /// fs-verity enabled with the PKCS#7 as builtin signature.
+    Builtin,
+    /// fs-verity enabled without signature; PKCS#7 in `blobs/`.
+    Detached,
+    /// fs-verity left off; the initramfs enables it with the signature.
+    AttachAtBoot,
+}
+
+impl SignatureMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignatureMode::Builtin => "builtin",
+            SignatureMode::Detached => "detached",
+            SignatureMode::AttachAtBoot => "attach-at-boot",
+        }
+    }
+}
+
+impl fmt::Display for SignatureMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for SignatureMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "builtin" => Ok(SignatureMode::Builtin),
+            "detached" => Ok(SignatureMode::Detached),
+            "attach-at-boot" => Ok(SignatureMode::AttachAtBoot),
+            other => Err(format!(
+                "unknown signature mode {other:?}: expected builtin, detached or attach-at-boot"
+            )),
+        }
+    }
+}
+
+/// `deployment.json`: what a deployment is made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployment {
+    pub manifest: ManifestDigest,
+    pub config: ConfigDigest,
+    /// The signature artifact's manifest.
+    pub artifact: Sha256Digest,
+    /// fs-verity digest (repository algorithm) of the merged EROFS:
+    /// `images/<hex>`.
+    pub image: FsVerityDigest,
+    pub algorithm: VerityAlgorithm,
+    pub signatures: SignatureMode,
+    /// Whether deploy could enable fs-verity on the files (false on
+    /// filesystems or kernels without fs-verity: run `sealroot repo
+    /// enable-verity` on the target before booting).
+    pub verity: bool,
+    /// Where the image came from (informational).
+    pub source: String,
+    /// RFC 3339 UTC (informational).
+    pub deployed_at: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeploymentJson {
+    format: u32,
+    manifest: String,
+    config: String,
+    artifact: String,
+    image: String,
+    algorithm: String,
+    signatures: String,
+    verity: bool,
+    source: String,
+    deployed_at: String,
+}
+
+impl Deployment {
+    pub fn parse(bytes: &[u8]) -> Result<Self, JsonError> {
+        const WHAT: &str = "deployment.json";
+        let j: DeploymentJson = parse_json(WHAT, bytes)?;
+        if j.format != FORMAT {
+            return Err(JsonError::Format {
+                what: WHAT,
+                found: j.format,
+            });
+        }
+        let invalid = |field: &str, e: String| JsonError::Invalid {
+            what: WHAT,
+            reason: format!("{field}: {e}"),
+        };
+        let sha = |field: &str, s: &str| -> Result<Sha256Digest, JsonError> {
+            s.parse::<Sha256Digest>()
+                .map_err(|e| invalid(field, e.to_string()))
+        };
+        let algorithm = parse_algorithm(WHAT, &j.algorithm)?;
+        let image = parse_verity_hex(&j.image, algorithm).map_err(|e| invalid("image", e))?;
+        Ok(Deployment {
+            manifest: ManifestDigest(sha("manifest", &j.manifest)?),
+            config: ConfigDigest(sha("config", &j.config)?),
+            artifact: sha("artifact", &j.artifact)?,
+            image,
+            algorithm,
+            signatures: j.signatures.parse().map_err(|e| invalid("signatures", e))?,
+            verity: j.verity,
+            source: j.source,
+            deployed_at: j.deployed_at,
+        })
+    }
+
+    fn to_struct(&self) -> DeploymentJson {
+        DeploymentJson {
+            format: FORMAT,
+            manifest: self.manifest.0.to_string(),
+            config: self.config.0.to_string(),
+            artifact: self.artifact.to_string(),
+            image: self.image.to_hex(),
+            algorithm: self.algorithm.to_string(),
+            signatures: self.signatures.to_string(),
+            verity: self.verity,
+            source: self.source.clone(),
+            deployed_at: self.deployed_at.clone(),
+        }
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(&self.to_struct()).unwrap_or_default();
+        v.push(b'\n');
+        v
+    }
+}
+
+impl Serialize for Deployment {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_struct().serialize(s)
+    }
+}
+
+/// Lower-case hex of exactly the algorithm's digest size (file names and
+/// `deployment.json` use this spelling).
+pub fn parse_verity_hex(hex: &str, alg: VerityAlgorithm) -> Result<FsVerityDigest, String> {
+    let want = 2 * alg.hash.digest_size();
+    if hex.len() != want || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(format!(
+            "{hex:?} is not {want} lower-case hex digits ({} digest)",
+            alg.hash
+        ));
+    }
+    FsVerityDigest::from_hex(alg.hash, hex).map_err(|e| e.to_string())
+}
+
+fn parse_algorithm(what: &'static str, s: &str) -> Result<VerityAlgorithm, JsonError> {
+    let alg: VerityAlgorithm =
+        s.parse().map_err(
+            |e: crate::oci::artifact::AlgorithmError| JsonError::Invalid {
+                what,
+                reason: e.to_string(),
+            },
+        )?;
+    if alg.block_size.get() != 4096 {
+        return Err(JsonError::Invalid {
+            what,
+            reason: format!(
+                "algorithm {alg}: repositories use 4096-byte fs-verity blocks \
+                 (fsverity-sha256-12 or fsverity-sha512-12)"
+            ),
+        });
+    }
+    Ok(alg)
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, JsonError> {
+    if bytes.len() > MAX_JSON_SIZE {
+        return Err(JsonError::TooLarge {
+            what,
+            size: bytes.len(),
+        });
+    }
+    serde_json::from_slice(bytes).map_err(|e| JsonError::Invalid {
+        what,
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verity::HashAlgorithm;
+
+    fn sample() -> Deployment {
+        Deployment {
+            manifest: ManifestDigest(Sha256Digest::of(b"m")),
+            config: ConfigDigest(Sha256Digest::of(b"c")),
+            artifact: Sha256Digest::of(b"a"),
+            image: FsVerityDigest::new(HashAlgorithm::Sha512, &[0xab; 64]).unwrap(),
+            algorithm: "fsverity-sha512-12".parse().unwrap(),
+            signatures: SignatureMode::AttachAtBoot,
+            verity: false,
+            source: "oci:/x:y".into(),
+            deployed_at: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn deployment_round_trip() {
+        let d = sample();
+        assert_eq!(Deployment::parse(&d.to_json()).unwrap(), d);
+        let r = RepoConfig {
+            algorithm: VerityAlgorithm::SHA256_12,
+        };
+        assert_eq!(RepoConfig::parse(&r.to_json()).unwrap(), r);
+    }
+
+    #[test]
+    fn refuses_mismatched_digest_length_and_unknown_fields() {
+        let j = String::from_utf8(sample().to_json()).unwrap();
+        // A sha256-sized image digest under a sha512 algorithm.
+        let short = j.replace(&"ab".repeat(64), &"ab".repeat(32));
+        let e = Deployment::parse(short.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("image"), "{e}");
+        let extra = j.replacen('{', "{\"x\": 1,", 1);
+        assert!(Deployment::parse(extra.as_bytes()).is_err());
+        let upper = j.replace(&"ab".repeat(64), &"AB".repeat(64));
+        assert!(Deployment::parse(upper.as_bytes()).is_err());
+        let e = RepoConfig::parse(br#"{"format":2,"algorithm":"fsverity-sha256-12"}"#).unwrap_err();
+        assert!(matches!(e, JsonError::Format { found: 2, .. }));
+        let e = RepoConfig::parse(br#"{"format":1,"algorithm":"fsverity-sha256-16"}"#).unwrap_err();
+        assert!(e.to_string().contains("4096"), "{e}");
+    }
+}

@@ -1,0 +1,118 @@
+//! The sealroot repository: content objects, merged EROFS images and exact
+//! OCI bytes on the target root filesystem, plus deployments that the
+//! initramfs finds by manifest, config or EROFS digest. The on-disk contract
+//! is `docs/repository.md`; this module writes it (`deploy`), checks it
+//! (`fsck`) and prunes it (`gc`).
+//!
+//! Map: [`json`] (`repo.json`, `deployment.json`; no host dependencies, the
+//! initramfs parses them too), `store` (the repository directory, atomic
+//! content-addressed writes, the object sink that imports stream into),
+//! `image` (OCI image -> merged composefs EROFS), `seal` (signing an image
+//! into a sealing artifact), `check` (offline verification of sealed
+//! images), `deploy`, `fsck`, `gc`; `command_signer` lives in
+//! [`crate::crypto`].
+
+pub mod json;
+
+#[cfg(feature = "host")]
+pub mod check;
+#[cfg(feature = "host")]
+pub mod deploy;
+#[cfg(feature = "host")]
+pub mod fsck;
+#[cfg(feature = "host")]
+pub mod gc;
+#[cfg(feature = "host")]
+pub mod image;
+#[cfg(feature = "host")]
+pub mod pipeline;
+#[cfg(feature = "host")]
+pub mod seal;
+#[cfg(feature = "host")]
+pub mod store;
+#[cfg(feature = "host")]
+mod var;
+
+pub use json::{Deployment, JsonError, RepoConfig, SignatureMode};
+
+#[cfg(feature = "host")]
+pub use store::Repository;
+
+/// The repository directory inside a sysroot (docs/repository.md).
+pub const SYSROOT_DIR: &str = "sealroot";
+
+#[cfg(feature = "host")]
+pub use error::Error;
+
+#[cfg(feature = "host")]
+mod error {
+    use std::path::PathBuf;
+
+    use crate::oci::artifact::VerityAlgorithm;
+
+    /// Why a repository operation failed.
+    #[derive(Debug, thiserror::Error)]
+    pub enum Error {
+        #[error("{action} {path}: {source}")]
+        Io {
+            action: &'static str,
+            path: PathBuf,
+            #[source]
+            source: std::io::Error,
+        },
+        #[error("{path}: {source}")]
+        Json {
+            path: PathBuf,
+            #[source]
+            source: super::JsonError,
+        },
+        #[error(
+            "{path} is not a sealroot repository (no repo.json); create one with \
+             `sealroot repo init {path}` or let `sealroot deploy` create it"
+        )]
+        NotARepository { path: PathBuf },
+        #[error(
+            "repository {path} uses {found}, not {wanted}: the algorithm is fixed when a \
+             repository is created; seal with --algorithm={found} or use another repository"
+        )]
+        AlgorithmMismatch {
+            path: PathBuf,
+            found: VerityAlgorithm,
+            wanted: VerityAlgorithm,
+        },
+        #[error("enabling fs-verity on {path}: {source}")]
+        Verity {
+            path: PathBuf,
+            #[source]
+            source: crate::verity::ioctl::Error,
+        },
+        #[error(transparent)]
+        Layout(#[from] crate::oci::layout::LayoutError),
+        #[error(transparent)]
+        Import(#[from] crate::oci::import::ImportError),
+        #[error("writing the composefs EROFS image: {0}")]
+        Erofs(#[from] crate::erofs::WriteError),
+        #[error(transparent)]
+        Artifact(#[from] crate::oci::artifact::ArtifactError),
+        #[error("signing: {0}")]
+        Sign(#[from] crate::pkcs7::SignError),
+        #[error("writing into the image layout: {0}")]
+        LayoutWrite(#[from] crate::oci::write::WriteError),
+        #[error("{0}")]
+        Refused(String),
+    }
+
+    impl Error {
+        pub(crate) fn io(
+            action: &'static str,
+            path: impl Into<PathBuf>,
+        ) -> impl FnOnce(std::io::Error) -> Error {
+            let path = path.into();
+            move |source| Error::Io {
+                action,
+                path,
+                source,
+            }
+        }
+    }
+}

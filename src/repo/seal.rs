@@ -1,0 +1,106 @@
+//! Sealing: sign the fs-verity digests of an image's stored manifest, its
+//! config and its merged EROFS, and attach the signatures to the image as a
+//! composefs sealing artifact (a referrer in the same layout).
+//!
+//! Nothing of the image changes: the artifact is new blobs plus one new,
+//! untagged index.json entry (`oci::write`). Sealing again with another key
+//! adds a second artifact; sealing again with the same RSA key rewrites the
+//! same bytes (PKCS#1 v1.5 and RFC 6979 ECDSA are deterministic).
+
+use std::path::Path;
+
+use crate::crypto::{Cert, Signer};
+use crate::oci::artifact::{self, Role, VerityAlgorithm};
+use crate::oci::layout::ResolvedImage;
+use crate::oci::write::LayoutWriter;
+use crate::oci::{Descriptor, Sha256Digest};
+use crate::pkcs7::{SignOptions, sign_fsverity};
+use crate::verity::FsVerityDigest;
+use crate::verity::digest::digest_bytes;
+
+use super::Error;
+
+/// The three digests an artifact signs, in the spec's order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealDigests {
+    pub manifest: FsVerityDigest,
+    pub config: FsVerityDigest,
+    /// Unknown until the layers were read.
+    pub merged: Option<FsVerityDigest>,
+}
+
+impl SealDigests {
+    /// The digests of `image`'s stored manifest and config bytes and of its
+    /// merged EROFS (`merged`, computed with `alg` by the caller).
+    pub fn of(image: &ResolvedImage, alg: VerityAlgorithm, merged: Option<FsVerityDigest>) -> Self {
+        let params = alg.params();
+        SealDigests {
+            manifest: digest_bytes(&params, image.manifest.bytes()),
+            config: digest_bytes(&params, image.config.bytes()),
+            merged,
+        }
+    }
+
+    pub fn roles(&self) -> [(Role, Option<FsVerityDigest>); 3] {
+        [
+            (Role::Manifest, Some(self.manifest)),
+            (Role::Config, Some(self.config)),
+            (Role::Merged, self.merged),
+        ]
+    }
+
+    pub fn get(&self, role: Role) -> Option<FsVerityDigest> {
+        self.roles()
+            .into_iter()
+            .find(|(r, _)| *r == role)
+            .and_then(|(_, d)| d)
+    }
+}
+
+/// What sealing wrote.
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    /// The artifact manifest's descriptor (as listed in index.json).
+    pub artifact: Descriptor,
+    pub algorithm: VerityAlgorithm,
+    pub digests: SealDigests,
+    /// sha256 of each signature blob, in role order.
+    pub signature_blobs: Vec<(Role, Sha256Digest)>,
+}
+
+/// Signs `digests` with `signer` (certificate `cert`) and writes the
+/// artifact into the layout directory `layout_dir` as a referrer of
+/// `image`.
+pub fn seal(
+    layout_dir: &Path,
+    image: &ResolvedImage,
+    algorithm: VerityAlgorithm,
+    digests: &SealDigests,
+    signer: &dyn Signer,
+    cert: &Cert,
+    options: &SignOptions,
+) -> Result<Sealed, Error> {
+    let mut signatures = Vec::new();
+    for (role, digest) in digests.roles() {
+        let digest = digest.ok_or_else(|| {
+            Error::Refused(format!("cannot seal: the {role} digest is not known"))
+        })?;
+        let der = sign_fsverity(&digest, signer, cert, options)?;
+        signatures.push((role, digest, der));
+    }
+    let subject = image
+        .manifest
+        .descriptor(image.descriptor.media_type.clone());
+    let built = artifact::build(&subject, algorithm, &signatures)?;
+    let writer = LayoutWriter::open(layout_dir)?;
+    let descriptor = writer.write_artifact(&built)?;
+    Ok(Sealed {
+        artifact: descriptor,
+        algorithm,
+        digests: digests.clone(),
+        signature_blobs: signatures
+            .iter()
+            .map(|(r, _, der)| (*r, Sha256Digest::of(der)))
+            .collect(),
+    })
+}
