@@ -21,8 +21,10 @@ pub mod dumpfile;
 pub mod erofs;
 pub mod errno;
 pub mod keyring;
+pub mod mount;
 pub mod oci;
 pub mod pkcs7;
+pub mod prepare;
 pub mod tree;
 pub mod verity;
 

@@ -8,5 +8,6 @@
 #![allow(unsafe_code)]
 
 pub(crate) mod keyctl;
+pub(crate) mod loopdev;
 pub mod sha256x2;
 pub mod verity;
