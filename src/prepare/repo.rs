@@ -114,10 +114,17 @@ impl Repo {
     fn openat(&self, rel: &str, flags: OFlags, what: &'static str) -> Result<OwnedFd, RepoError> {
         // RESOLVE_IN_ROOT: ".." and absolute symlinks stay inside the
         // repository; RESOLVE_NO_MAGICLINKS: no /proc-style jumps.
+        // openat2() refuses O_PATH with flags other than O_DIRECTORY,
+        // O_NOFOLLOW and O_CLOEXEC (EINVAL, fs/open.c build_open_flags()).
+        let flags = if flags.contains(OFlags::PATH) {
+            flags | OFlags::CLOEXEC
+        } else {
+            flags | OFlags::CLOEXEC | OFlags::NOCTTY
+        };
         rustix::fs::openat2(
             &self.dir,
             rel,
-            flags | OFlags::CLOEXEC | OFlags::NOCTTY,
+            flags,
             Mode::empty(),
             ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
         )
@@ -147,7 +154,7 @@ impl Repo {
                 done.push('/');
             }
             done.push_str(part);
-            if self.open_dir(&done, "").is_ok() {
+            if self.exists(&done)? {
                 continue;
             }
             let (parent, name) = match done.rsplit_once('/') {
@@ -237,9 +244,17 @@ impl Repo {
         Ok(d)
     }
 
-    /// Whether `rel` exists (as anything).
-    pub fn exists(&self, rel: &str) -> bool {
-        self.openat(rel, OFlags::PATH, "").is_ok()
+    /// Whether `rel` exists (as anything); errors other than ENOENT are
+    /// errors.
+    pub fn exists(&self, rel: &str) -> Result<bool, RepoError> {
+        match self.openat(rel, OFlags::PATH, "cannot look up") {
+            Ok(_) => Ok(true),
+            Err(RepoError::Io {
+                errno: Errno::NOENT,
+                ..
+            }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// The directory handle (for `openat`-style callers).

@@ -145,24 +145,30 @@ pub fn verify(
     let deployment = match selector {
         Selector::Manifest(m) => {
             let dir = format!("deployments/{}", m.0.to_hex());
-            if !repo.exists(&dir) {
+            if !repo.exists(&dir)? {
                 return Err(not_deployed(format!("no {dir}")));
             }
             dir
         }
         Selector::Config(c) => {
             let link = format!("by-config/{}", c.0.to_hex());
-            if !repo.exists(&link) {
+            if !repo.exists(&link)? {
                 return Err(not_deployed(format!("no {link}")));
             }
             link
         }
         Selector::Image(candidates) => {
-            let found = candidates
+            let mut found = None;
+            for c in candidates
                 .iter()
                 .filter(|c| c.digest.algorithm() == algorithm.hash)
-                .map(|c| format!("by-image/{}", c.digest.to_hex()))
-                .find(|link| repo.exists(link));
+            {
+                let link = format!("by-image/{}", c.digest.to_hex());
+                if repo.exists(&link)? {
+                    found = Some(link);
+                    break;
+                }
+            }
             match found {
                 Some(link) => link,
                 None => {

@@ -78,9 +78,88 @@ fn build() -> Result<StaticBins> {
     })
 }
 
+/// The static build directory of this checkout: `<cache>/static-<name>-<hash of its path>`.
+///
+/// Checkouts cannot share one target directory: cargo names a workspace
+/// member's artifacts by a hash of its path *relative to the workspace
+/// root*, and judges freshness by comparing the dep-info mtimes with the
+/// sources of whichever checkout runs the build. Two worktrees sharing
+/// `<cache>/static` therefore take each other's freshly built
+/// `sealroot-prepare` as up to date and test the wrong binary. A new
+/// checkout's directory is seeded from `<cache>/static` (if that exists),
+/// minus the `sealroot` package's own fingerprints, so only the root
+/// package is rebuilt.
+fn static_target_dir() -> Result<PathBuf> {
+    let root = host::workspace_root();
+    let name: String = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    // FNV-1a: stable across runs (unlike std's DefaultHasher seeds).
+    let hash = root
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf29ce484222325u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+        });
+    let cache = host::cache_subdir("static")?;
+    let parent = cache.parent().unwrap_or(&cache).to_owned();
+    let dir = parent.join(format!("static-{name}-{hash:016x}"));
+    if !dir.exists() {
+        let tmp = parent.join(format!(".static-{name}-{hash:016x}.tmp"));
+        let _ = fs::remove_dir_all(&tmp);
+        let seeded = Command::new("cp")
+            .arg("-a")
+            .arg(&cache)
+            .arg(&tmp)
+            .status()
+            .is_ok_and(|s| s.success());
+        if seeded {
+            // Forget the root package: it must be rebuilt from this checkout.
+            for entry in walk_fingerprints(&tmp) {
+                let _ = fs::remove_dir_all(entry);
+            }
+            fs::rename(&tmp, &dir).ctx("cannot publish the static build directory", &dir)?;
+        } else {
+            let _ = fs::remove_dir_all(&tmp);
+            fs::create_dir_all(&dir).ctx("cannot create the static build directory", &dir)?;
+        }
+    }
+    Ok(dir)
+}
+
+/// `<target>/<triple>/<profile>/.fingerprint/sealroot-*` directories.
+fn walk_fingerprints(target: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(triples) = fs::read_dir(target) else {
+        return out;
+    };
+    for triple in triples.flatten() {
+        let Ok(profiles) = fs::read_dir(triple.path()) else {
+            continue;
+        };
+        for profile in profiles.flatten() {
+            let Ok(fps) = fs::read_dir(profile.path().join(".fingerprint")) else {
+                continue;
+            };
+            for fp in fps.flatten() {
+                let name = fp.file_name().to_string_lossy().into_owned();
+                if name.starts_with("sealroot-") && !name.starts_with("sealroot-testbed-") {
+                    out.push(fp.path());
+                }
+            }
+        }
+    }
+    out
+}
+
 fn cargo_build(args: &[&str], extra_rustflags: &str, output: &str) -> Result<PathBuf> {
-    let target_dir = host::cache_subdir("static")?;
     let _lock = CacheLock::acquire("static-build")?;
+    let target_dir = static_target_dir()?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     // Niced: VMs booting in parallel test threads are CPU-bound under TCG
     // and time-limited; the build is neither.
