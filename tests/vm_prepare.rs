@@ -215,7 +215,7 @@ fn assert_refused(log: &BootLog, rc: i32, message: &str) -> Result<()> {
     assert_eq!(
         stderr
             .lines()
-            .filter(|l| l.starts_with("sealroot:"))
+            .filter(|l| l.starts_with("sealroot: error:"))
             .count(),
         1,
         "exactly one message line expected:\n{stderr}"

@@ -59,8 +59,10 @@ impl Log {
         }
     }
 
+    /// A problem: `sealroot: error: <msg>`, the one line per problem
+    /// that tests and humans look for.
     pub fn error(&mut self, msg: &str) {
-        self.log(Level::Err, msg)
+        self.log(Level::Err, &format!("error: {msg}"))
     }
 
     pub fn warn(&mut self, msg: &str) {

@@ -130,6 +130,7 @@ pub fn mount_root(
     let root_dir = stage.dir("root")?;
     let ctx = FsContext::new("overlay")?;
     ctx.set("source", "composefs")?;
+    ctx.set_flag("ro")?;
     ctx.set_path("lowerdir+", &erofs_dir)?;
     // A data-only layer: reachable only through the EROFS' redirects.
     ctx.set_path("datadir+", &fd_path(objects.as_fd()))?;
@@ -244,6 +245,9 @@ fn mount_erofs(
     if backing != ErofsBacking::Loop {
         // The path names exactly the verified open file.
         let ctx = FsContext::new("erofs")?;
+        // SB_RDONLY: the mount attribute alone leaves the superblock
+        // writable, and a read-only loop device then refuses (EACCES).
+        ctx.set_flag("ro")?;
         ctx.set("source", &fd_path(image.as_fd()).to_string_lossy())?;
         match ctx.mount(attrs) {
             Ok(m) => return Ok((m, "file".into())),
@@ -258,6 +262,7 @@ fn mount_erofs(
     // reference before the mount holds one would detach it.
     let (device, _open) = attach_loop(image)?;
     let ctx = FsContext::new("erofs")?;
+    ctx.set_flag("ro")?;
     ctx.set_path("source", &device)?;
     let m = ctx.mount(attrs)?;
     Ok((m, format!("loop:{}", device.display())))

@@ -202,46 +202,29 @@ impl Repo {
         })
     }
 
-    /// Reads and parses a small JSON hint file.
-    fn read_json<T: serde::de::DeserializeOwned>(&self, rel: &str) -> Result<T, RepoError> {
+    /// Reads a small JSON hint file.
+    fn read_hint(&self, rel: &str) -> Result<Vec<u8>, RepoError> {
         let mut f = self.open_file(rel, "cannot open")?;
-        let bytes = self.read_limited(&mut f, rel, MAX_HINT_SIZE)?;
-        serde_json::from_slice(&bytes).map_err(|e| RepoError::Invalid {
-            path: self.display(rel),
-            reason: format!("not valid JSON for this file: {e}"),
-        })
+        self.read_limited(&mut f, rel, MAX_HINT_SIZE)
     }
 
     /// The fs-verity algorithm of the signed files, from `repo.json`.
     pub fn algorithm(&self) -> Result<VerityAlgorithm, RepoError> {
-        let j: RepoJson = self.read_json("repo.json")?;
-        let invalid = |reason: String| RepoError::Invalid {
+        let bytes = self.read_hint("repo.json")?;
+        parse_repo_json(&bytes).map_err(|reason| RepoError::Invalid {
             path: self.display("repo.json"),
             reason,
-        };
-        if j.format != 1 {
-            return Err(invalid(format!(
-                "repository format {} is not supported (this sealroot-prepare reads format 1)",
-                j.format
-            )));
-        }
-        j.algorithm.parse().map_err(|e| invalid(format!("{e}")))
+        })
     }
 
     /// `deployment.json` of a deployment directory.
     pub fn deployment(&self, dir: &str) -> Result<DeploymentJson, RepoError> {
         let rel = format!("{dir}/deployment.json");
-        let d: DeploymentJson = self.read_json(&rel)?;
-        if d.format != 1 {
-            return Err(RepoError::Invalid {
-                path: self.display(&rel),
-                reason: format!(
-                    "deployment format {} is not supported (expected 1)",
-                    d.format
-                ),
-            });
-        }
-        Ok(d)
+        let bytes = self.read_hint(&rel)?;
+        parse_deployment_json(&bytes).map_err(|reason| RepoError::Invalid {
+            path: self.display(&rel),
+            reason,
+        })
     }
 
     /// Whether `rel` exists (as anything); errors other than ENOENT are
@@ -278,6 +261,33 @@ fn read_limited(file: &mut File, limit: u64) -> Result<Vec<u8>, ReadLimit> {
         return Err(ReadLimit::TooLarge);
     }
     Ok(out)
+}
+
+/// Parses `repo.json`: format 1 and the algorithm of the signed files.
+pub fn parse_repo_json(bytes: &[u8]) -> Result<VerityAlgorithm, String> {
+    let j: RepoJson =
+        serde_json::from_slice(bytes).map_err(|e| format!("not valid repo.json: {e}"))?;
+    if j.format != 1 {
+        return Err(format!(
+            "repository format {} is not supported (this sealroot-prepare reads format 1)",
+            j.format
+        ));
+    }
+    j.algorithm.parse().map_err(|e| format!("{e}"))
+}
+
+/// Parses `deployment.json` (the fields the initramfs uses; others are
+/// ignored, so later formats may add some).
+pub fn parse_deployment_json(bytes: &[u8]) -> Result<DeploymentJson, String> {
+    let d: DeploymentJson =
+        serde_json::from_slice(bytes).map_err(|e| format!("not valid deployment.json: {e}"))?;
+    if d.format != 1 {
+        return Err(format!(
+            "deployment format {} is not supported (expected 1)",
+            d.format
+        ));
+    }
+    Ok(d)
 }
 
 /// `blobs/sha256/<hex>`.

@@ -410,7 +410,7 @@ fn open_signed(
                 ),
             ));
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(refused(what, e.to_string())),
     };
     let detached = read_signature_blob(repo, entry, what)?;
     let kernel_err = |e: vioctl::Error| refused(what, e.at(&repo.display(rel)).to_string());
