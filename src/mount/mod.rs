@@ -255,6 +255,18 @@ pub fn make_private(path: &Path) -> Result<()> {
         .map_err(|e| Error::new(format!("mount(MS_PRIVATE, {})", path.display()), e))
 }
 
+/// Makes the mount at `path` and every mount below it private.
+/// `open_tree(OPEN_TREE_CLONE)` copies join the peer group of a shared
+/// original (6.12 `open_detached_copy()` clones without `CL_PRIVATE`), so
+/// anything later mounted on the original would be replicated onto them.
+pub fn make_private_recursive(path: &Path) -> Result<()> {
+    rustix::mount::mount_change(
+        path,
+        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+    )
+    .map_err(|e| Error::new(format!("mount(MS_REC|MS_PRIVATE, {})", path.display()), e))
+}
+
 /// Lazily unmounts `path` and everything below it (`MNT_DETACH`).
 pub fn detach(path: &Path) -> Result<()> {
     rustix::mount::unmount(path, UnmountFlags::DETACH)

@@ -34,6 +34,8 @@ use crate::keyring::{FsVerityKeyring, Restriction};
 use config::{Config, SealMode, SignaturePolicy};
 use record::{ImageRecord, KeyringRecord, Status};
 
+pub use crate::sys::rusage::{CpuTime, cpu_time};
+
 /// Trusted certificates, DER or PEM.
 pub const CERTS_DIR: &str = "/etc/sealroot/certs.d";
 

@@ -193,6 +193,8 @@ pub fn mount_root(
             let fd = repo.open_dir(&var, "cannot open the /var state")?;
             DetachedMount::clone_of(fd.as_fd(), Path::new(""), false)?
                 .attach(&root_dir.join("var"))?;
+            // Not a peer of the physical root (see make_private_recursive).
+            mount::make_private_recursive(&root_dir.join("var"))?;
         }
         VarMode::Transient => tmpfs("0755")?.attach(&root_dir.join("var"))?,
     }
@@ -200,6 +202,11 @@ pub fn mount_root(
     // The physical root stays reachable at /sysroot of the new root.
     DetachedMount::clone_of(rustix::fs::CWD, &config.sysroot, true)?
         .attach(&root_dir.join("sysroot"))?;
+    // Private: as a peer of the physical root mount, the clone would
+    // receive a copy of the new root when it is mounted on top of that
+    // mount below (with systemd's shared mounts: the whole tree again at
+    // /sysroot/sysroot).
+    mount::make_private_recursive(&root_dir.join("sysroot"))?;
 
     // The one step that changes what the caller sees.
     mount::move_mount(&root_dir, &config.sysroot)?;

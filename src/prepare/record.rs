@@ -40,6 +40,10 @@ pub struct Status {
     pub modules_loaded: Vec<String>,
     pub mount: Option<Mounted>,
     pub timings_us: Timings,
+    /// CPU time of the process at the end: `user` is the binary's own work
+    /// (parsing, userspace signature checks), `system` the kernel's on its
+    /// behalf (module loading, fs-verity, keyring, mounts).
+    pub cpu_us: crate::sys::rusage::CpuTime,
     /// `/proc/uptime` when the binary started and finished, in ms.
     pub uptime_ms: Uptime,
 }

@@ -9,5 +9,6 @@
 
 pub(crate) mod keyctl;
 pub(crate) mod loopdev;
+pub mod rusage;
 pub mod sha256x2;
 pub mod verity;

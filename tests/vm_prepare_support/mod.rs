@@ -157,8 +157,9 @@ impl ImageSpec {
     }
 
     /// `n` files in 100-file directories: `small` of them inline (<= 64
-    /// bytes), the others 4 KiB objects with distinct content.
-    pub fn many_files(tag: &str, n: usize, small: usize) -> ImageSpec {
+    /// bytes), the others 4 KiB files drawn from `distinct` contents (the
+    /// object store deduplicates, as it does for real images).
+    pub fn many_files(tag: &str, n: usize, small: usize, distinct: usize) -> ImageSpec {
         let mut b = Self::base();
         b.file("etc/os-release", format!("ID={tag}\n").as_bytes(), 0o644)
             .file("usr/share/big.txt", &big_content(tag), 0o644);
@@ -170,7 +171,7 @@ impl ImageSpec {
             if i < small {
                 b.file(&path, format!("small {i}\n").as_bytes(), 0o644);
             } else {
-                let mut content = format!("object {i} of {tag}\n").into_bytes();
+                let mut content = format!("object {} of {tag}\n", i % distinct).into_bytes();
                 content.resize(4096, b'.');
                 b.file(&path, &content, 0o644);
             }

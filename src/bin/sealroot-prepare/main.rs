@@ -76,6 +76,7 @@ fn main() -> ExitCode {
         start: uptime_start,
         end: record::uptime_ms(),
     };
+    status.cpu_us = sealroot::prepare::cpu_time();
     if status.timings_us.total == 0 {
         status.timings_us.total = started.elapsed().as_micros() as u64;
     }
