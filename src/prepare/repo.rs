@@ -294,3 +294,39 @@ pub fn parse_deployment_json(bytes: &[u8]) -> Result<DeploymentJson, String> {
 pub fn blob_path(d: &Sha256Digest) -> String {
     format!("blobs/sha256/{}", d.to_hex())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_json() {
+        // The form docs/repository.md specifies.
+        let a = parse_repo_json(br#"{ "format": 1, "algorithm": "fsverity-sha256-12" }"#).unwrap();
+        assert_eq!(a, VerityAlgorithm::SHA256_12);
+        let e = parse_repo_json(br#"{"format":2,"algorithm":"fsverity-sha256-12"}"#).unwrap_err();
+        assert!(e.contains("format 2 is not supported"), "{e}");
+        let e = parse_repo_json(br#"{"format":1,"algorithm":"sha256"}"#).unwrap_err();
+        assert!(e.contains("invalid fs-verity algorithm"), "{e}");
+        assert!(parse_repo_json(b"{").is_err());
+    }
+
+    #[test]
+    fn deployment_json() {
+        let m = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+        let text = format!(
+            r#"{{"format":1,"manifest":"{m}","config":"{m}","artifact":"{m}","image":"ab",
+               "algorithm":"fsverity-sha256-12","signatures":"builtin","future":[1]}}"#
+        );
+        let d = parse_deployment_json(text.as_bytes()).unwrap();
+        assert_eq!(d.manifest.to_string(), m);
+        let bad = text.replace("\"format\":1", "\"format\":7");
+        assert!(
+            parse_deployment_json(bad.as_bytes())
+                .unwrap_err()
+                .contains("format 7")
+        );
+        let bad = text.replace(m, "sha256:XY");
+        assert!(parse_deployment_json(bad.as_bytes()).is_err());
+    }
+}

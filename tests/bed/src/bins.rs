@@ -21,7 +21,7 @@ pub const PREPARE_ENV: &str = "SEALROOT_TESTBED_SEALROOT_PREPARE";
 pub struct StaticBins {
     /// `sealroot`, default features, `--release`.
     pub sealroot: PathBuf,
-    /// `sealroot-prepare`, `--no-default-features`, `--profile initramfs`.
+    /// `sealroot-prepare` from `scripts/build-prepare` (musl, static).
     pub sealroot_prepare: PathBuf,
 }
 
@@ -56,18 +56,7 @@ fn build() -> Result<StaticBins> {
     };
     let sealroot_prepare = match prebuilt(PREPARE_ENV) {
         Some(path) => path,
-        None => cargo_build(
-            &[
-                "--profile",
-                "initramfs",
-                "--no-default-features",
-                "--bin",
-                "sealroot-prepare",
-            ],
-            // The profile strips everything itself (strip = true).
-            "",
-            "initramfs/sealroot-prepare",
-        )?,
+        None => build_prepare()?,
     };
     for path in [&sealroot, &sealroot_prepare] {
         check_static(path)?;
@@ -200,6 +189,49 @@ fn cargo_build(args: &[&str], extra_rustflags: &str, output: &str) -> Result<Pat
         );
     }
     Ok(target_dir.join(TARGET).join(output))
+}
+
+/// `sealroot-prepare` exactly as initramfs images get it:
+/// `scripts/build-prepare` (musl, `-Z build-std`, `panic=immediate-abort`,
+/// non-PIE static; see its header), into this checkout's static target
+/// directory.
+fn build_prepare() -> Result<PathBuf> {
+    let _lock = CacheLock::acquire("static-build")?;
+    let target_dir = static_target_dir()?;
+    let script = host::workspace_root().join("scripts/build-prepare");
+    let mut cmd = Command::new("nice");
+    cmd.args(["-n", "10"])
+        .arg(&script)
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .env("SEALROOT_CACHE", host::cache_subdir("build-prepare")?)
+        .env_remove("CARGO_MAKEFLAGS")
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS");
+    let started = std::time::Instant::now();
+    let result = host::run(
+        &mut cmd,
+        Some(
+            "scripts/build-prepare failed (it needs the rustup nightly toolchain, musl-tools from \
+             scripts/install-deps, and network access to Debian and crates.io the first time); \
+             run it by hand to see all of it",
+        ),
+    )?;
+    let log = host::cache_subdir("logs")?.join("static-build-prepare.log");
+    let _ = fs::write(&log, &result.stderr);
+    let path = String::from_utf8_lossy(&result.stdout)
+        .lines()
+        .last()
+        .map(PathBuf::from)
+        .ok_or_else(|| Error::Setup("scripts/build-prepare printed no path".into()))?;
+    if started.elapsed().as_secs() > 2 {
+        eprintln!(
+            "sealroot-testbed: built {} with scripts/build-prepare in {:.1} s (log: {})",
+            path.display(),
+            started.elapsed().as_secs_f64(),
+            log.display()
+        );
+    }
+    Ok(path)
 }
 
 /// ELF constants, from the System V gABI / `include/uapi/linux/elf.h`.
