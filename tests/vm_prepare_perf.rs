@@ -65,3 +65,72 @@ cd / && umount -l /sysroot
     );
     Ok(())
 }
+
+/// The userspace share of `sealroot-prepare`'s work, natively on the host:
+/// what the binary computes itself once the kernel has measured the files
+/// (command line, config, certificates, the three JSON documents, the
+/// artifact, three PKCS#7 checks). The kernel's part (module loading,
+/// add_key, fs-verity measuring and hashing, mounts) is not included.
+#[test]
+#[ignore = "measurement; run explicitly (release: cargo test --release ...)"]
+fn userspace_work_natively() {
+    use sealroot::oci::artifact::{Role, SealArtifact};
+    use sealroot::oci::{ImageConfig, ImageManifest, Stored};
+    use sealroot::prepare::{cmdline, config};
+    use sealroot::verity::digest::digest_bytes;
+    use std::time::Instant;
+
+    let signer = Signer::generate("native");
+    let dir = tempfile::tempdir().unwrap();
+    let d = deploy_fixture(
+        dir.path(),
+        &ImageSpec::standard("native"),
+        &Signing::new(&signer, SigMode::Detached),
+    );
+    let repo = repo_dir(dir.path());
+    let certs_dir = dir.path().join("certs.d");
+    std::fs::create_dir(&certs_dir).unwrap();
+    std::fs::write(certs_dir.join("a.der"), signer.cert.der()).unwrap();
+    let read = |rel: String| std::fs::read(repo.join(rel)).unwrap();
+    let runs = 20;
+    let start = Instant::now();
+    for _ in 0..runs {
+        let sel = cmdline::parse(&format!(
+            "BOOT_IMAGE=/vmlinuz root=/dev/vda rw quiet sealroot=sha256:{}",
+            d.manifest_digest.to_hex()
+        ))
+        .unwrap();
+        std::hint::black_box(sel);
+        config::parse("[verify]\nsignatures = kernel\n[etc]\nmode = persistent\n", "c").unwrap();
+        let certs = sealroot::crypto::Cert::load(&certs_dir).unwrap();
+        let artifact = Stored::<ImageManifest>::parse(read(format!(
+            "blobs/sha256/{}",
+            d.artifact_digest.to_hex()
+        )))
+        .unwrap();
+        let artifact = SealArtifact::parse(&artifact).unwrap();
+        let manifest = Stored::<ImageManifest>::parse(read(d.manifest_path())).unwrap();
+        let config = read(d.config_path());
+        let _ = Stored::<ImageConfig>::parse(config).unwrap();
+        artifact.check_subject(d.artifact_digest, &manifest).unwrap();
+        for (role, blob) in [Role::Manifest, Role::Config, Role::Merged]
+            .into_iter()
+            .zip(d.signature_blobs)
+        {
+            let entry = artifact.entry(role).unwrap();
+            let sig = read(format!("blobs/sha256/{}", blob.to_hex()));
+            sealroot::pkcs7::verify_fsverity(&sig, &entry.digest, &certs).unwrap();
+        }
+    }
+    let per_run = start.elapsed() / runs;
+    // For scale: the kernel hashes the (small) manifest; what the userspace
+    // digest of the EROFS would cost is shown, though prepare never does it.
+    let erofs = read(d.image_path());
+    let t = Instant::now();
+    digest_bytes(&sealroot::verity::VerityParams::sha256(), &erofs);
+    println!(
+        "userspace work per boot: {per_run:?} (ECDSA P-256, {} byte EROFS would hash in {:?})",
+        erofs.len(),
+        t.elapsed()
+    );
+}

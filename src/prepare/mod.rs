@@ -12,7 +12,7 @@
 //!    untrusted disk);
 //! 5. [`mountroot`]: composefs (EROFS + overlayfs `verity=require`), /etc,
 //!    /var, /sysroot, moved onto the sysroot in one step;
-//! 6. [`record`]: `/run/sealroot/status.json`.
+//! 6. [`record`] writes `/run/sealroot/status.json`.
 //!
 //! Fail closed: the first problem stops the flow with one [`Error`], whose
 //! message is the one line the binary prints, and nothing is left mounted.

@@ -145,10 +145,12 @@ impl ImageSpec {
             .symlink("bin/sh", "busybox")
             .file(
                 "sbin/init",
-                format!(
-                    "#!/bin/busybox sh\n/bin/busybox echo \"SEALROOT-SWITCHED $(/bin/busybox cat /etc/os-release)\"\n\
-                     /bin/busybox mount -t proc proc /proc\n/bin/busybox echo \"root: $(/bin/busybox grep ' / ' /proc/mounts)\"\n\
-                     /bin/busybox poweroff -f\n"
+                concat!(
+                    "#!/bin/busybox sh\n",
+                    "/bin/busybox echo \"SEALROOT-SWITCHED $(/bin/busybox cat /etc/os-release)\"\n",
+                    "/bin/busybox mount -t proc proc /proc\n",
+                    "/bin/busybox echo \"root: $(/bin/busybox grep ' / ' /proc/mounts)\"\n",
+                    "/bin/busybox poweroff -f\n"
                 )
                 .as_bytes(),
                 0o755,
