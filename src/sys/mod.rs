@@ -8,5 +8,7 @@
 #![allow(unsafe_code)]
 
 pub(crate) mod keyctl;
+pub(crate) mod loopdev;
+pub mod rusage;
 pub mod sha256x2;
 pub mod verity;

@@ -21,7 +21,7 @@ pub const PREPARE_ENV: &str = "SEALROOT_TESTBED_SEALROOT_PREPARE";
 pub struct StaticBins {
     /// `sealroot`, default features, `--release`.
     pub sealroot: PathBuf,
-    /// `sealroot-prepare`, `--no-default-features`, `--profile initramfs`.
+    /// `sealroot-prepare` from `scripts/build-prepare` (musl, static).
     pub sealroot_prepare: PathBuf,
 }
 
@@ -56,18 +56,7 @@ fn build() -> Result<StaticBins> {
     };
     let sealroot_prepare = match prebuilt(PREPARE_ENV) {
         Some(path) => path,
-        None => cargo_build(
-            &[
-                "--profile",
-                "initramfs",
-                "--no-default-features",
-                "--bin",
-                "sealroot-prepare",
-            ],
-            // The profile strips everything itself (strip = true).
-            "",
-            "initramfs/sealroot-prepare",
-        )?,
+        None => build_prepare()?,
     };
     for path in [&sealroot, &sealroot_prepare] {
         check_static(path)?;
@@ -78,10 +67,88 @@ fn build() -> Result<StaticBins> {
     })
 }
 
+/// The static build directory of this checkout: `<cache>/static-<name>-<hash of its path>`.
+///
+/// Checkouts cannot share one target directory: cargo names a workspace
+/// member's artifacts by a hash of its path *relative to the workspace
+/// root*, and judges freshness by comparing the dep-info mtimes with the
+/// sources of whichever checkout runs the build. Two worktrees sharing
+/// `<cache>/static` therefore take each other's freshly built
+/// `sealroot-prepare` as up to date and test the wrong binary. A new
+/// checkout's directory is seeded from `<cache>/static` (if that exists),
+/// minus the `sealroot` package's own fingerprints, so only the root
+/// package is rebuilt.
+fn static_target_dir() -> Result<PathBuf> {
+    let root = host::workspace_root();
+    let name: String = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    // FNV-1a: stable across runs (unlike std's DefaultHasher seeds).
+    let hash = root
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf29ce484222325u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+        });
+    let cache = host::cache_subdir("static")?;
+    let parent = cache.parent().unwrap_or(&cache).to_owned();
+    let dir = parent.join(format!("static-{name}-{hash:016x}"));
+    if !dir.exists() {
+        let tmp = parent.join(format!(".static-{name}-{hash:016x}.tmp"));
+        let _ = fs::remove_dir_all(&tmp);
+        let seeded = Command::new("cp")
+            .arg("-a")
+            .arg(&cache)
+            .arg(&tmp)
+            .status()
+            .is_ok_and(|s| s.success());
+        if seeded {
+            // Forget the root package: it must be rebuilt from this checkout.
+            for entry in walk_fingerprints(&tmp) {
+                let _ = fs::remove_dir_all(entry);
+            }
+            fs::rename(&tmp, &dir).ctx("cannot publish the static build directory", &dir)?;
+        } else {
+            let _ = fs::remove_dir_all(&tmp);
+            fs::create_dir_all(&dir).ctx("cannot create the static build directory", &dir)?;
+        }
+    }
+    Ok(dir)
+}
+
+/// `<target>/<triple>/<profile>/.fingerprint/sealroot-*` directories.
+fn walk_fingerprints(target: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(triples) = fs::read_dir(target) else {
+        return out;
+    };
+    for triple in triples.flatten() {
+        let Ok(profiles) = fs::read_dir(triple.path()) else {
+            continue;
+        };
+        for profile in profiles.flatten() {
+            let Ok(fps) = fs::read_dir(profile.path().join(".fingerprint")) else {
+                continue;
+            };
+            for fp in fps.flatten() {
+                let name = fp.file_name().to_string_lossy().into_owned();
+                if name.starts_with("sealroot-") && !name.starts_with("sealroot-testbed-") {
+                    out.push(fp.path());
+                }
+            }
+        }
+    }
+    out
+}
+
 fn cargo_build(args: &[&str], extra_rustflags: &str, output: &str) -> Result<PathBuf> {
-    let target_dir = host::cache_subdir("static")?;
     let _lock = CacheLock::acquire("static-build")?;
-    forget_other_workspace(&target_dir, output)?;
+    let target_dir = static_target_dir()?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     // Niced: VMs booting in parallel test threads are CPU-bound under TCG
     // and time-limited; the build is neither.
@@ -121,61 +188,50 @@ fn cargo_build(args: &[&str], extra_rustflags: &str, output: &str) -> Result<Pat
             log.display()
         );
     }
-    // Worktrees sharing the cache share this target directory, and cargo
-    // re-links `release/sealroot` on every build: another worktree's build
-    // would swap the binary under a running test. Copy it, still under the
-    // lock, to a directory of its own for this workspace.
-    let built = target_dir.join(TARGET).join(output);
-    let own = target_dir.join("by-workspace").join(workspace_tag());
-    fs::create_dir_all(&own).ctx("cannot create directory", &own)?;
-    let name = built.file_name().unwrap_or_default();
-    let (tmp, dest) = (own.join(".tmp-copy"), own.join(name));
-    fs::copy(&built, &tmp).ctx("cannot copy static binary", &built)?;
-    fs::rename(&tmp, &dest).ctx("cannot rename static binary into place", &dest)?;
-    Ok(dest)
+    Ok(target_dir.join(TARGET).join(output))
 }
 
-/// Worktrees of the repository that share the cache share the static
-/// target directory, and cargo names the sealroot package's build units
-/// the same in all of them (path sources are hashed relative to their
-/// workspace): after another worktree's build, cargo would call this
-/// worktree's (different) sources fresh and hand out the other binary.
-/// So unless the binary in the target directory is still the one this
-/// workspace built last (its copy in `by-workspace/`), drop the
-/// package's fingerprints: cargo rebuilds sealroot (not its
-/// dependencies) from this worktree's sources.
-fn forget_other_workspace(target_dir: &Path, output: &str) -> Result<()> {
-    let built = target_dir.join(TARGET).join(output);
-    let name = built.file_name().unwrap_or_default();
-    let own = target_dir
-        .join("by-workspace")
-        .join(workspace_tag())
-        .join(name);
-    if let (Ok(a), Ok(b)) = (fs::read(&built), fs::read(&own))
-        && a == b
-    {
-        return Ok(());
+/// `sealroot-prepare` exactly as initramfs images get it:
+/// `scripts/build-prepare` (musl, `-Z build-std`, `panic=immediate-abort`,
+/// non-PIE static; see its header), into this checkout's static target
+/// directory.
+fn build_prepare() -> Result<PathBuf> {
+    let _lock = CacheLock::acquire("static-build")?;
+    let target_dir = static_target_dir()?;
+    let script = host::workspace_root().join("scripts/build-prepare");
+    let mut cmd = Command::new("nice");
+    cmd.args(["-n", "10"])
+        .arg(&script)
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .env("SEALROOT_CACHE", host::cache_subdir("build-prepare")?)
+        .env_remove("CARGO_MAKEFLAGS")
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS");
+    let started = std::time::Instant::now();
+    let result = host::run(
+        &mut cmd,
+        Some(
+            "scripts/build-prepare failed (it needs the rustup nightly toolchain, musl-tools from \
+             scripts/install-deps, and network access to Debian and crates.io the first time); \
+             run it by hand to see all of it",
+        ),
+    )?;
+    let log = host::cache_subdir("logs")?.join("static-build-prepare.log");
+    let _ = fs::write(&log, &result.stderr);
+    let path = String::from_utf8_lossy(&result.stdout)
+        .lines()
+        .last()
+        .map(PathBuf::from)
+        .ok_or_else(|| Error::Setup("scripts/build-prepare printed no path".into()))?;
+    if started.elapsed().as_secs() > 2 {
+        eprintln!(
+            "sealroot-testbed: built {} with scripts/build-prepare in {:.1} s (log: {})",
+            path.display(),
+            started.elapsed().as_secs_f64(),
+            log.display()
+        );
     }
-    let profile = output.split('/').next().unwrap_or_default();
-    let fingerprints = target_dir.join(TARGET).join(profile).join(".fingerprint");
-    let Ok(entries) = fs::read_dir(&fingerprints) else {
-        return Ok(()); // nothing built yet
-    };
-    for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with("sealroot-") {
-            let path = entry.path();
-            fs::remove_dir_all(&path).ctx("cannot remove stale cargo fingerprint", &path)?;
-        }
-    }
-    Ok(())
-}
-
-/// A short stable name for this workspace (a hash of its path).
-fn workspace_tag() -> String {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    host::workspace_root().hash(&mut h);
-    format!("{:016x}", h.finish())
+    Ok(path)
 }
 
 /// ELF constants, from the System V gABI / `include/uapi/linux/elf.h`.

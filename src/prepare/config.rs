@@ -1,0 +1,498 @@
+//! `/etc/sealroot/prepare.conf`: the initramfs' own settings.
+//!
+//! The file lives in the (signed, measured) initramfs, never on the root
+//! filesystem, and is optional: without it every setting has its default.
+//! The format is INI-like, in the spirit of ostree's `prepare-root.conf`:
+//!
+//! ```ini
+//! # comment (also ';'); blank lines are ignored
+//! [sysroot]
+//! path = /sysroot            # where the physical root is mounted
+//! repository = sealroot      # the repository, relative to path
+//!
+//! [keyring]
+//! seal = reject-all          # or ca-chain
+//!
+//! [verify]
+//! signatures = auto          # auto | kernel | userspace
+//! attach-signatures = no     # yes: enable fs-verity with the signature at boot
+//!
+//! [etc]
+//! mode = persistent          # persistent | transient | image
+//!
+//! [var]
+//! mode = persistent          # persistent | transient
+//!
+//! [mount]
+//! erofs-backing = auto       # auto | file | loop
+//! ```
+//!
+//! The parser is strict: an unknown section or key, a repeated key, a key
+//! outside a section, a malformed line or value is an error naming the line.
+//! Values run to the end of the line; an inline comment needs whitespace
+//! before its `#`/`;`. Booleans are `yes`/`no`/`true`/`false`/`1`/`0`.
+
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+
+/// Where the file is read from.
+pub const CONFIG_PATH: &str = "/etc/sealroot/prepare.conf";
+/// Largest config file read.
+pub const MAX_CONFIG_SIZE: usize = 64 * 1024;
+
+/// How the `.fs-verity` keyring is sealed after the certificates are in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SealMode {
+    /// No key can be added any more (`KEYCTL_RESTRICT_KEYRING` without a
+    /// restriction).
+    RejectAll,
+    /// Only certificates signed by a key already in the keyring
+    /// (`key_or_keyring:0:chain`), so a CA in `certs.d` can vouch for new
+    /// signing certificates later.
+    CaChain,
+}
+
+/// Which signature checks must have run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SignaturePolicy {
+    /// Use the kernel's check where the kernel supports builtin signatures
+    /// and the file carries one; otherwise the userspace check alone.
+    Auto,
+    /// Every signed file must carry a builtin signature the kernel checked
+    /// (needs `CONFIG_FS_VERITY_BUILTIN_SIGNATURES`).
+    Kernel,
+    /// Userspace verification of the detached signatures against the
+    /// kernel-measured digests; kernels without builtin-signature support
+    /// are expected.
+    Userspace,
+}
+
+/// What `/etc` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EtcMode {
+    /// Overlay with the upper layer in the deployment's state directory.
+    Persistent,
+    /// Overlay with a tmpfs upper layer: changes vanish at shutdown.
+    Transient,
+    /// The image's `/etc`, read-only like the rest of the root.
+    Image,
+}
+
+/// What `/var` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VarMode {
+    /// Bind mount of the deployment's `var/` state directory.
+    Persistent,
+    /// An empty tmpfs.
+    Transient,
+}
+
+/// How the EROFS image is mounted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErofsBacking {
+    /// File-backed (`CONFIG_EROFS_FS_BACKED_BY_FILE`, Linux 6.12), else a
+    /// loop device.
+    Auto,
+    /// File-backed only.
+    File,
+    /// Always through a loop device.
+    Loop,
+}
+
+/// All settings.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Config {
+    pub sysroot: PathBuf,
+    /// Relative to `sysroot`.
+    pub repository: PathBuf,
+    pub seal: SealMode,
+    pub signatures: SignaturePolicy,
+    pub attach_signatures: bool,
+    pub etc: EtcMode,
+    pub var: VarMode,
+    pub erofs_backing: ErofsBacking,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            sysroot: PathBuf::from("/sysroot"),
+            repository: PathBuf::from("sealroot"),
+            seal: SealMode::RejectAll,
+            signatures: SignaturePolicy::Auto,
+            attach_signatures: false,
+            etc: EtcMode::Persistent,
+            var: VarMode::Persistent,
+            erofs_backing: ErofsBacking::Auto,
+        }
+    }
+}
+
+impl Config {
+    /// The repository's absolute path.
+    pub fn repository_path(&self) -> PathBuf {
+        self.sysroot.join(&self.repository)
+    }
+}
+
+/// A config file that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}:{line}: {reason}")]
+    Line {
+        file: String,
+        line: usize,
+        reason: String,
+    },
+    #[error("{file}: {reason}")]
+    File { file: String, reason: String },
+}
+
+/// Parses a config file's text; `file` names it in errors.
+pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+    let mut config = Config::default();
+    let mut section: Option<Section> = None;
+    let mut seen: Vec<(Section, &str)> = Vec::new();
+    for (no, raw) in text.split('\n').enumerate() {
+        let line_no = no + 1;
+        let err = |reason: String| ConfigError::Line {
+            file: file.to_owned(),
+            line: line_no,
+            reason,
+        };
+        let line = strip_comment(raw.strip_suffix('\r').unwrap_or(raw)).trim();
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix('[') {
+            let name = rest
+                .strip_suffix(']')
+                .ok_or_else(|| err(format!("malformed section header {line:?}")))?
+                .trim();
+            let s = Section::parse(name).ok_or_else(|| {
+                err(format!(
+                    "unknown section [{name}] (known: {})",
+                    Section::ALL.map(|s| format!("[{s}]")).join(", ")
+                ))
+            })?;
+            section = Some(s);
+            continue;
+        }
+        let (key, value) = line.split_once('=').ok_or_else(|| {
+            err(format!(
+                "expected `key = value` or `[section]`, got {line:?}"
+            ))
+        })?;
+        let (key, value) = (key.trim(), value.trim());
+        let s = section.ok_or_else(|| err(format!("`{key}` outside any [section]")))?;
+        if value.is_empty() {
+            return Err(err(format!("[{s}] {key}: empty value")));
+        }
+        if seen.contains(&(s, key)) {
+            return Err(err(format!("[{s}] {key} is set twice")));
+        }
+        seen.push((s, key));
+        config
+            .set(s, key, value)
+            .map_err(|reason| err(format!("[{s}] {key}: {reason}")))?;
+    }
+    Ok(config)
+}
+
+/// Cuts a comment: a line starting with `#`/`;`, or ` #`/` ;` later on.
+fn strip_comment(line: &str) -> &str {
+    let trimmed = line.trim_start();
+    if trimmed.starts_with('#') || trimmed.starts_with(';') {
+        return "";
+    }
+    let bytes = line.as_bytes();
+    for i in 1..bytes.len() {
+        if matches!(bytes[i], b'#' | b';') && matches!(bytes[i - 1], b' ' | b'\t') {
+            return &line[..i];
+        }
+    }
+    line
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Section {
+    Sysroot,
+    Keyring,
+    Verify,
+    Etc,
+    Var,
+    Mount,
+}
+
+impl Section {
+    const ALL: [Section; 6] = [
+        Section::Sysroot,
+        Section::Keyring,
+        Section::Verify,
+        Section::Etc,
+        Section::Var,
+        Section::Mount,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Section::Sysroot => "sysroot",
+            Section::Keyring => "keyring",
+            Section::Verify => "verify",
+            Section::Etc => "etc",
+            Section::Var => "var",
+            Section::Mount => "mount",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Section> {
+        Section::ALL.into_iter().find(|x| x.name() == s)
+    }
+}
+
+impl fmt::Display for Section {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+fn choice<T: Copy>(value: &str, options: &[(&str, T)]) -> Result<T, String> {
+    options
+        .iter()
+        .find(|(name, _)| *name == value)
+        .map(|(_, v)| *v)
+        .ok_or_else(|| {
+            let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+            format!("{value:?} is not one of {}", names.join(", "))
+        })
+}
+
+fn boolean(value: &str) -> Result<bool, String> {
+    choice(
+        value,
+        &[
+            ("yes", true),
+            ("true", true),
+            ("1", true),
+            ("no", false),
+            ("false", false),
+            ("0", false),
+        ],
+    )
+}
+
+/// An absolute, normal path (no `.`/`..`).
+fn absolute_path(value: &str) -> Result<PathBuf, String> {
+    let p = Path::new(value);
+    if !p.is_absolute() {
+        return Err(format!("{value:?} must be an absolute path"));
+    }
+    normal(p)?;
+    Ok(p.to_owned())
+}
+
+/// A relative path below the sysroot (no `..`, not absolute).
+fn relative_path(value: &str) -> Result<PathBuf, String> {
+    let p = Path::new(value);
+    if p.is_absolute() {
+        return Err(format!(
+            "{value:?} must be relative to [sysroot] path, e.g. `sealroot`"
+        ));
+    }
+    normal(p)?;
+    Ok(p.to_owned())
+}
+
+fn normal(p: &Path) -> Result<(), String> {
+    for c in p.components() {
+        match c {
+            Component::RootDir | Component::Normal(_) => {}
+            _ => return Err(format!("{:?} may not contain `.` or `..`", p.display())),
+        }
+    }
+    if p.as_os_str().len() > 1024 {
+        return Err("path longer than 1024 bytes".into());
+    }
+    Ok(())
+}
+
+impl Config {
+    fn set(&mut self, section: Section, key: &str, value: &str) -> Result<(), String> {
+        match (section, key) {
+            (Section::Sysroot, "path") => self.sysroot = absolute_path(value)?,
+            (Section::Sysroot, "repository") => self.repository = relative_path(value)?,
+            (Section::Keyring, "seal") => {
+                self.seal = choice(
+                    value,
+                    &[
+                        ("reject-all", SealMode::RejectAll),
+                        ("ca-chain", SealMode::CaChain),
+                    ],
+                )?
+            }
+            (Section::Verify, "signatures") => {
+                self.signatures = choice(
+                    value,
+                    &[
+                        ("auto", SignaturePolicy::Auto),
+                        ("kernel", SignaturePolicy::Kernel),
+                        ("userspace", SignaturePolicy::Userspace),
+                    ],
+                )?
+            }
+            (Section::Verify, "attach-signatures") => self.attach_signatures = boolean(value)?,
+            (Section::Etc, "mode") => {
+                self.etc = choice(
+                    value,
+                    &[
+                        ("persistent", EtcMode::Persistent),
+                        ("transient", EtcMode::Transient),
+                        ("image", EtcMode::Image),
+                    ],
+                )?
+            }
+            (Section::Var, "mode") => {
+                self.var = choice(
+                    value,
+                    &[
+                        ("persistent", VarMode::Persistent),
+                        ("transient", VarMode::Transient),
+                    ],
+                )?
+            }
+            (Section::Mount, "erofs-backing") => {
+                self.erofs_backing = choice(
+                    value,
+                    &[
+                        ("auto", ErofsBacking::Auto),
+                        ("file", ErofsBacking::File),
+                        ("loop", ErofsBacking::Loop),
+                    ],
+                )?
+            }
+            _ => {
+                let known: &[&str] = match section {
+                    Section::Sysroot => &["path", "repository"],
+                    Section::Keyring => &["seal"],
+                    Section::Verify => &["signatures", "attach-signatures"],
+                    Section::Etc | Section::Var => &["mode"],
+                    Section::Mount => &["erofs-backing"],
+                };
+                return Err(format!("unknown key (known: {})", known.join(", ")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads [`CONFIG_PATH`] (or another file); a missing file means defaults.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+        Err(e) => {
+            return Err(ConfigError::File {
+                file,
+                reason: format!("cannot read: {}: {e}", crate::errno::io_errno_name(&e)),
+            });
+        }
+    };
+    if bytes.len() > MAX_CONFIG_SIZE {
+        return Err(ConfigError::File {
+            file,
+            reason: format!("larger than {MAX_CONFIG_SIZE} bytes"),
+        });
+    }
+    let text = std::str::from_utf8(&bytes).map_err(|e| ConfigError::File {
+        file: file.clone(),
+        reason: format!("not UTF-8 text (byte {})", e.valid_up_to()),
+    })?;
+    parse(text, &file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_is_default() {
+        assert_eq!(parse("", "f").unwrap(), Config::default());
+        assert_eq!(
+            parse("# only\n\n ; comments\n", "f").unwrap(),
+            Config::default()
+        );
+        assert_eq!(
+            Config::default().repository_path(),
+            PathBuf::from("/sysroot/sealroot")
+        );
+    }
+
+    #[test]
+    fn every_setting() {
+        let c = parse(
+            "[sysroot]\npath = /mnt/root # inline comment\nrepository=os/repo\r\n\
+             [keyring]\nseal = ca-chain\n[verify]\nsignatures = kernel\nattach-signatures = yes\n\
+             [etc]\nmode = transient\n[var]\nmode=transient\n[mount]\nerofs-backing = loop\n",
+            "f",
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            Config {
+                sysroot: "/mnt/root".into(),
+                repository: "os/repo".into(),
+                seal: SealMode::CaChain,
+                signatures: SignaturePolicy::Kernel,
+                attach_signatures: true,
+                etc: EtcMode::Transient,
+                var: VarMode::Transient,
+                erofs_backing: ErofsBacking::Loop,
+            }
+        );
+        assert_eq!(c.repository_path(), PathBuf::from("/mnt/root/os/repo"));
+        // '#' without whitespace before it is part of the value.
+        let e = parse("[etc]\nmode = image#x\n", "f").unwrap_err();
+        assert!(e.to_string().contains("\"image#x\" is not one of"), "{e}");
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let e = |t: &str| {
+            parse(t, "/etc/sealroot/prepare.conf")
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            e("\n[etc]\nmode = sometimes\n"),
+            "/etc/sealroot/prepare.conf:3: [etc] mode: \"sometimes\" is not one of persistent, transient, image"
+        );
+        assert!(e("mode = image\n").contains(":1: `mode` outside any [section]"));
+        assert!(e("[boot]\n").contains(":1: unknown section [boot]"));
+        assert!(e("[etc\n").contains("malformed section header"));
+        assert!(e("[etc]\nmode\n").contains(":2: expected `key = value`"));
+        assert!(e("[etc]\nmode = image\nmode = image\n").contains(":3: [etc] mode is set twice"));
+        assert!(e("[etc]\nmodes = image\n").contains("unknown key (known: mode)"));
+        assert!(e("[etc]\nmode =\n").contains("empty value"));
+        assert!(e("[sysroot]\npath = sysroot\n").contains("must be an absolute path"));
+        assert!(e("[sysroot]\npath = /a/../b\n").contains("may not contain"));
+        assert!(e("[sysroot]\nrepository = /abs\n").contains("must be relative"));
+        assert!(e("[sysroot]\nrepository = ../x\n").contains("may not contain"));
+        assert!(e("[verify]\nattach-signatures = maybe\n").contains("not one of yes, true"));
+    }
+
+    #[test]
+    fn missing_file_is_default() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load(&dir.path().join("none")).unwrap(), Config::default());
+        let f = dir.path().join("bad");
+        std::fs::write(&f, b"[etc]\nmode = \xff\n").unwrap();
+        assert!(load(&f).unwrap_err().to_string().contains("not UTF-8"));
+    }
+}

@@ -1,0 +1,297 @@
+//! The initramfs flow behind `sealroot-prepare`: from "the physical root is
+//! mounted at /sysroot" to "the sealed root is mounted at /sysroot", or a
+//! refusal. See `docs/prepare.md` for the user's view.
+//!
+//! 1. settings from the initramfs only: [`config`] (`prepare.conf`), the
+//!    trusted certificates (`/etc/sealroot/certs.d`), and the image the
+//!    kernel command line selects ([`cmdline`]);
+//! 2. [`modules`]: erofs and overlay (loop for the fallback), if not built in;
+//! 3. every certificate into `.fs-verity`, then the keyring sealed — before
+//!    any signed file is opened;
+//! 4. [`verify`]: manifest, artifact, config, EROFS ([`repo`] reads the
+//!    untrusted disk);
+//! 5. [`mountroot`]: composefs (EROFS + overlayfs `verity=require`), /etc,
+//!    /var, /sysroot, moved onto the sysroot in one step;
+//! 6. [`record`] writes `/run/sealroot/status.json`.
+//!
+//! Fail closed: the first problem stops the flow with one [`Error`], whose
+//! message is the one line the binary prints, and nothing is left mounted.
+
+pub mod cmdline;
+pub mod config;
+pub mod log;
+pub mod modules;
+pub mod mountroot;
+pub mod record;
+pub mod repo;
+pub mod verify;
+
+use std::path::Path;
+use std::time::Instant;
+
+use crate::crypto::Cert;
+use crate::keyring::{FsVerityKeyring, Restriction};
+use config::{Config, SealMode, SignaturePolicy};
+use record::{ImageRecord, KeyringRecord, Status};
+
+pub use crate::sys::rusage::{CpuTime, cpu_time};
+
+/// Trusted certificates, DER or PEM.
+pub const CERTS_DIR: &str = "/etc/sealroot/certs.d";
+
+/// Exit codes of `sealroot-prepare` (documented in `docs/prepare.md`).
+pub mod exit {
+    /// The sealed root is mounted.
+    pub const OK: u8 = 0;
+    /// The image was refused: not deployed, altered, or not signed by a
+    /// trusted key.
+    pub const REFUSED: u8 = 1;
+    /// The initramfs or the command line is wrong: prepare.conf, certs.d,
+    /// kernel command line.
+    pub const CONFIG: u8 = 2;
+    /// The system cannot do it: kernel features, modules, keyring, mounts.
+    pub const SYSTEM: u8 = 3;
+}
+
+/// Why the root was not mounted.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kernel command line: {0}")]
+    Cmdline(#[from] cmdline::CmdlineError),
+    #[error("cannot read /proc/cmdline: {0}")]
+    ProcCmdline(std::io::Error),
+    #[error("{0}")]
+    Config(#[from] config::ConfigError),
+    #[error("trusted certificates: {0}")]
+    Certs(String),
+    #[error("{0}")]
+    Module(#[from] modules::ModuleError),
+    #[error("{0}")]
+    Keyring(String),
+    #[error("refused: {0}")]
+    Verify(#[from] verify::VerifyError),
+    #[error("{0}")]
+    Repo(#[from] repo::RepoError),
+    #[error("mounting the sealed root: {0}")]
+    Mount(#[from] mountroot::MountError),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Cmdline(_) | Error::ProcCmdline(_) | Error::Config(_) | Error::Certs(_) => {
+                exit::CONFIG
+            }
+            Error::Module(_) | Error::Keyring(_) | Error::Mount(_) => exit::SYSTEM,
+            Error::Verify(_) | Error::Repo(_) => exit::REFUSED,
+        }
+    }
+}
+
+/// Where the flow reads its inputs (fixed in the initramfs; tests of the
+/// parsers use the pieces directly).
+pub struct Inputs<'a> {
+    pub config_file: &'a Path,
+    pub certs_dir: &'a Path,
+    pub cmdline_file: &'a Path,
+}
+
+impl Default for Inputs<'static> {
+    fn default() -> Self {
+        Inputs {
+            config_file: Path::new(config::CONFIG_PATH),
+            certs_dir: Path::new(CERTS_DIR),
+            cmdline_file: Path::new("/proc/cmdline"),
+        }
+    }
+}
+
+fn micros(since: Instant) -> u64 {
+    since.elapsed().as_micros() as u64
+}
+
+/// Runs the whole flow; `status` is filled as far as it got.
+pub fn run(
+    inputs: &Inputs<'_>,
+    log: &mut log::Log,
+    status: &mut Status,
+    started: Instant,
+) -> Result<(), Error> {
+    status.format = 1;
+    status.version = env!("CARGO_PKG_VERSION");
+    status.kernel = rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned();
+
+    // 1. Settings. Nothing from the root filesystem is read yet.
+    let t = Instant::now();
+    let config = config::load(inputs.config_file)?;
+    status.config = Some(config.clone());
+    let cmdline = std::fs::read_to_string(inputs.cmdline_file).map_err(Error::ProcCmdline)?;
+    let selector = cmdline::parse(&cmdline)?;
+    status.selector = Some(selector.to_string());
+    let certs = load_certs(inputs.certs_dir)?;
+    status.timings_us.config = micros(t);
+
+    // 2. Modules.
+    let t = Instant::now();
+    let mut loader = modules::Loader::new(modules::module_dir());
+    let loaded = loader
+        .ensure_filesystem("erofs", "erofs")
+        .and_then(|_| loader.ensure_filesystem("overlay", "overlay"));
+    status.modules_loaded = loader.loaded.clone();
+    loaded?;
+    status.timings_us.modules = micros(t);
+
+    // 3. Certificates into the keyring, then seal it: before any signed
+    //    file is opened.
+    let t = Instant::now();
+    let keyring = load_keyring(&certs, &config, log)?;
+    let kernel_signatures = keyring.serial.is_some();
+    status.keyring = Some(keyring);
+    status.timings_us.keyring = micros(t);
+
+    // 4. Verification.
+    let t = Instant::now();
+    let repo = repo::Repo::open(&config.repository_path())?;
+    let verified = verify::verify(
+        &repo,
+        &selector,
+        &verify::Policy {
+            certs: &certs,
+            signatures: config.signatures,
+            attach: config.attach_signatures,
+            kernel_signatures,
+        },
+    )?;
+    status.verification = Some(verified.mode());
+    status.image = Some(ImageRecord {
+        manifest: verified.manifest.to_string(),
+        config: verified.config.to_string(),
+        artifact: verified.artifact.to_string(),
+        erofs: verified.image.to_string(),
+        repository: repo.path().display().to_string(),
+        deployment: verified.deployment.clone(),
+        files: record::Files {
+            manifest: verified.manifest_proof.clone(),
+            config: verified.config_proof.clone(),
+            erofs: verified.image_proof.clone(),
+        },
+    });
+    status.timings_us.verify = micros(t);
+    log.info(&format!(
+        "verified image {} (config {}, EROFS {}): {} signatures by '{}'",
+        verified.manifest,
+        verified.config,
+        verified.image,
+        verified.mode(),
+        verified.image_proof.signer.subject
+    ));
+
+    // 5. Mount.
+    let t = Instant::now();
+    let mounted = mountroot::mount_root(
+        &config,
+        &repo,
+        &verified.image_file,
+        &verified.deployment,
+        &mut loader,
+    )?;
+    status.modules_loaded = loader.loaded.clone();
+    status.mount = Some(mounted);
+    status.timings_us.mount = micros(t);
+    status.timings_us.total = micros(started);
+    log.info(&format!(
+        "mounted the sealed root at {} in {} ms (/etc {}, /var {})",
+        config.sysroot.display(),
+        status.timings_us.total / 1000,
+        kebab(&config.etc),
+        kebab(&config.var),
+    ));
+    Ok(())
+}
+
+fn kebab<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// The trusted certificates; an empty directory is an error (nothing
+/// could ever verify).
+fn load_certs(dir: &Path) -> Result<Vec<Cert>, Error> {
+    match Cert::load(dir) {
+        Ok(c) if !c.is_empty() => Ok(c),
+        Ok(_) | Err(crate::crypto::Error::NoCertificates { .. }) => Err(Error::Certs(format!(
+            "no certificates in {} (DER or PEM files *.pem, *.crt, *.cer, *.cert, *.der): \
+             nothing could be verified, refusing to boot; add the signing certificate (or its \
+             CA) to the initramfs",
+            dir.display()
+        ))),
+        Err(crate::crypto::Error::Read { path, source })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            Err(Error::Certs(format!(
+                "{} does not exist: the initramfs carries no trusted certificates; refusing \
+                 to boot",
+                path.display()
+            )))
+        }
+        Err(e) => Err(Error::Certs(e.to_string())),
+    }
+}
+
+/// Adds `certs` to `.fs-verity` and seals it, if the kernel has it.
+fn load_keyring(
+    certs: &[Cert],
+    config: &Config,
+    log: &mut log::Log,
+) -> Result<KeyringRecord, Error> {
+    let mut record = KeyringRecord {
+        builtin_signatures: false,
+        serial: None,
+        sealed: None,
+        certificates: certs.iter().map(|c| c.info()).collect(),
+    };
+    let keyring = match FsVerityKeyring::find() {
+        Ok(k) => k,
+        Err(crate::keyring::Error::NotFound) => {
+            if config.signatures == SignaturePolicy::Kernel {
+                return Err(Error::Keyring(
+                    "[verify] signatures = kernel, but the kernel has no .fs-verity keyring \
+                     (CONFIG_FS_VERITY_BUILTIN_SIGNATURES is off): it cannot check builtin \
+                     signatures; use signatures = auto or userspace"
+                        .into(),
+                ));
+            }
+            log.notice(
+                "the kernel has no .fs-verity keyring (no builtin signature support): \
+                 signatures are verified in userspace against kernel-measured digests",
+            );
+            return Ok(record);
+        }
+        Err(e) => return Err(Error::Keyring(e.to_string())),
+    };
+    for cert in certs {
+        keyring
+            .add(cert)
+            .map_err(|e| Error::Keyring(e.to_string()))?;
+    }
+    let (restriction, name) = match config.seal {
+        SealMode::RejectAll => (Restriction::RejectAll, "reject-all"),
+        SealMode::CaChain => (Restriction::SignedByKeyring, "ca-chain"),
+    };
+    keyring
+        .seal(restriction)
+        .map_err(|e| Error::Keyring(e.to_string()))?;
+    record.builtin_signatures = true;
+    record.serial = Some(keyring.serial());
+    record.sealed = Some(name);
+    log.info(&format!(
+        "loaded {} certificate(s) into the .fs-verity keyring and sealed it ({name})",
+        certs.len()
+    ));
+    Ok(record)
+}

@@ -1,0 +1,322 @@
+//! Mounting the verified image as the new root, with the new mount API.
+//!
+//! Everything is assembled below a private staging tmpfs
+//! (`/run/sealroot/.stage`) and moved onto the sysroot in one
+//! `move_mount` at the very end, so a failure at any step leaves the
+//! sysroot exactly as it was (the staging mount is detached with all it
+//! holds). Private, because `MS_MOVE` refuses to move a mount whose parent
+//! is shared, and systemd makes every mount shared in the initrd.
+//!
+//! ```text
+//! .stage/erofs      EROFS (file-backed via /proc/self/fd/N, or a loop device)
+//! .stage/root       overlayfs ro: lowerdir+=.stage/erofs, datadir+=<repo>/objects,
+//!                   metacopy=on, redirect_dir=on, verity=require
+//! .stage/root/etc   overlayfs: upper in deployments/<m>/etc (persistent) or a tmpfs
+//! .stage/root/var   bind of deployments/<m>/var (persistent) or a tmpfs
+//! .stage/root/sysroot  recursive bind of the physical root
+//! ```
+//! then `.stage/root` moves onto the sysroot and the EROFS/tmpfs helper
+//! mounts are detached (overlayfs keeps private clones of its layers).
+
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use rustix::io::Errno;
+use rustix::mount::MountAttrFlags;
+
+use super::config::{Config, ErofsBacking, EtcMode, VarMode};
+use super::modules::Loader;
+use super::repo::{Repo, RepoError};
+use crate::mount::{self, DetachedMount, FsContext, fd_path};
+
+/// Where the staging mount goes.
+pub const STAGE: &str = "/run/sealroot/.stage";
+
+/// A mount problem.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error("{0}")]
+    Mount(#[from] mount::Error),
+    #[error("{0}")]
+    Repo(#[from] RepoError),
+    #[error("{what}: {reason}")]
+    Other { what: String, reason: String },
+}
+
+fn other(what: impl Into<String>, reason: impl Into<String>) -> MountError {
+    MountError::Other {
+        what: what.into(),
+        reason: reason.into(),
+    }
+}
+
+/// What was mounted.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Mounted {
+    /// `file` or `loop:/dev/loopN`.
+    pub erofs_backing: String,
+    pub etc: EtcMode,
+    pub var: VarMode,
+    /// The physical root, reachable below the new root.
+    pub physical_root: String,
+}
+
+/// The staging area; detached (with everything below it) unless
+/// committed.
+struct Stage {
+    path: PathBuf,
+    mounted: bool,
+}
+
+impl Stage {
+    fn new() -> Result<Stage, MountError> {
+        let path = PathBuf::from(STAGE);
+        std::fs::create_dir_all(&path)
+            .map_err(|e| other(format!("creating {STAGE}"), e.to_string()))?;
+        let mut stage = Stage {
+            path,
+            mounted: false,
+        };
+        let ctx = FsContext::new("tmpfs")?;
+        ctx.set("mode", "0700")?;
+        ctx.set("source", "sealroot-stage")?;
+        ctx.mount(MountAttrFlags::MOUNT_ATTR_NODEV | MountAttrFlags::MOUNT_ATTR_NOSUID)?
+            .attach(&stage.path)?;
+        stage.mounted = true;
+        mount::make_private(&stage.path)?;
+        Ok(stage)
+    }
+
+    fn dir(&self, name: &str) -> Result<PathBuf, MountError> {
+        let p = self.path.join(name);
+        std::fs::create_dir(&p)
+            .map_err(|e| other(format!("creating {}", p.display()), e.to_string()))?;
+        Ok(p)
+    }
+
+    /// Detaches the staging mount (everything still below it goes too).
+    fn remove(&mut self) -> Result<(), MountError> {
+        if self.mounted {
+            mount::detach(&self.path)?;
+            self.mounted = false;
+        }
+        let _ = std::fs::remove_dir(&self.path);
+        Ok(())
+    }
+}
+
+impl Drop for Stage {
+    fn drop(&mut self) {
+        let _ = self.remove();
+    }
+}
+
+/// Mounts the verified image onto `config.sysroot`.
+pub fn mount_root(
+    config: &Config,
+    repo: &Repo,
+    image: &File,
+    deployment: &str,
+    loader: &mut Loader,
+) -> Result<Mounted, MountError> {
+    let mut stage = Stage::new()?;
+
+    // The EROFS, then the composefs overlay over it and the object store.
+    let erofs_dir = stage.dir("erofs")?;
+    let (erofs, backing) = mount_erofs(image, config.erofs_backing, loader)?;
+    erofs.attach(&erofs_dir)?;
+    let objects = repo.open_dir("objects", "cannot open the object store")?;
+    let root_dir = stage.dir("root")?;
+    let ctx = FsContext::new("overlay")?;
+    ctx.set("source", "composefs")?;
+    ctx.set_flag("ro")?;
+    ctx.set_path("lowerdir+", &erofs_dir)?;
+    // A data-only layer: reachable only through the EROFS' redirects.
+    ctx.set_path("datadir+", &fd_path(objects.as_fd()))?;
+    ctx.set("metacopy", "on")?;
+    ctx.set("redirect_dir", "on")?;
+    ctx.set("verity", "require")?;
+    ctx.mount(MountAttrFlags::MOUNT_ATTR_RDONLY)?
+        .attach(&root_dir)?;
+    mount::detach(&erofs_dir)?;
+
+    for dir in ["etc", "var", "sysroot"] {
+        let wanted = match dir {
+            "etc" => config.etc != EtcMode::Image,
+            _ => true,
+        };
+        if wanted && !root_dir.join(dir).is_dir() {
+            return Err(other(
+                "the sealed image",
+                format!(
+                    "has no /{dir} directory to mount on; the image must contain /etc, /var and \
+                     /sysroot (e.g. `RUN mkdir -p /sysroot` in its Containerfile)"
+                ),
+            ));
+        }
+    }
+
+    // /etc.
+    match config.etc {
+        EtcMode::Image => {}
+        EtcMode::Persistent => {
+            let upper = format!("{deployment}/etc/upper");
+            let work = format!("{deployment}/etc/work");
+            repo.create_dirs(&upper, 0o755)?;
+            repo.create_dirs(&work, 0o700)?;
+            let upper_fd = repo.open_dir(&upper, "cannot open the /etc state")?;
+            let work_fd = repo.open_dir(&work, "cannot open the /etc state")?;
+            etc_overlay(
+                &root_dir,
+                &fd_path(upper_fd.as_fd()),
+                &fd_path(work_fd.as_fd()),
+            )?;
+        }
+        EtcMode::Transient => {
+            let tmp = stage.dir("etc-tmp")?;
+            tmpfs("0755")?.attach(&tmp)?;
+            for d in ["upper", "work"] {
+                std::fs::create_dir(tmp.join(d))
+                    .map_err(|e| other(format!("creating {}/{d}", tmp.display()), e.to_string()))?;
+            }
+            etc_overlay(&root_dir, &tmp.join("upper"), &tmp.join("work"))?;
+            mount::detach(&tmp)?;
+        }
+    }
+
+    // /var.
+    match config.var {
+        VarMode::Persistent => {
+            let var = format!("{deployment}/var");
+            repo.create_dirs(&var, 0o755)?;
+            let fd = repo.open_dir(&var, "cannot open the /var state")?;
+            DetachedMount::clone_of(fd.as_fd(), Path::new(""), false)?
+                .attach(&root_dir.join("var"))?;
+            // Not a peer of the physical root (see make_private_recursive).
+            mount::make_private_recursive(&root_dir.join("var"))?;
+        }
+        VarMode::Transient => tmpfs("0755")?.attach(&root_dir.join("var"))?,
+    }
+
+    // The physical root stays reachable at /sysroot of the new root.
+    DetachedMount::clone_of(rustix::fs::CWD, &config.sysroot, true)?
+        .attach(&root_dir.join("sysroot"))?;
+    // Private: as a peer of the physical root mount, the clone would
+    // receive a copy of the new root when it is mounted on top of that
+    // mount below (with systemd's shared mounts: the whole tree again at
+    // /sysroot/sysroot).
+    mount::make_private_recursive(&root_dir.join("sysroot"))?;
+
+    // The one step that changes what the caller sees.
+    mount::move_mount(&root_dir, &config.sysroot)?;
+    // Failing to clean up the (now empty) staging area is harmless.
+    let _ = stage.remove();
+    Ok(Mounted {
+        erofs_backing: backing,
+        etc: config.etc,
+        var: config.var,
+        physical_root: format!("{}/sysroot", config.sysroot.display()),
+    })
+}
+
+/// A fresh tmpfs with the given root mode.
+fn tmpfs(mode: &str) -> Result<DetachedMount, MountError> {
+    let ctx = FsContext::new("tmpfs")?;
+    ctx.set("mode", mode)?;
+    ctx.set("source", "tmpfs")?;
+    Ok(ctx.mount(MountAttrFlags::MOUNT_ATTR_NODEV | MountAttrFlags::MOUNT_ATTR_NOSUID)?)
+}
+
+/// The writable /etc overlay over the image's /etc.
+fn etc_overlay(root: &Path, upper: &Path, work: &Path) -> Result<(), MountError> {
+    let ctx = FsContext::new("overlay")?;
+    ctx.set("source", "sealroot-etc")?;
+    ctx.set_path("lowerdir+", &root.join("etc"))?;
+    ctx.set_path("upperdir", upper)?;
+    ctx.set_path("workdir", work)?;
+    ctx.mount(MountAttrFlags::empty())?
+        .attach(&root.join("etc"))?;
+    Ok(())
+}
+
+/// The EROFS mount: file-backed where the kernel can, else a loop device.
+fn mount_erofs(
+    image: &File,
+    backing: ErofsBacking,
+    loader: &mut Loader,
+) -> Result<(DetachedMount, String), MountError> {
+    let attrs = MountAttrFlags::MOUNT_ATTR_RDONLY
+        | MountAttrFlags::MOUNT_ATTR_NODEV
+        | MountAttrFlags::MOUNT_ATTR_NOSUID;
+    if backing != ErofsBacking::Loop {
+        // The path names exactly the verified open file.
+        let ctx = FsContext::new("erofs")?;
+        // SB_RDONLY: the mount attribute alone leaves the superblock
+        // writable, and a read-only loop device then refuses (EACCES).
+        ctx.set_flag("ro")?;
+        ctx.set("source", &fd_path(image.as_fd()).to_string_lossy())?;
+        match ctx.mount(attrs) {
+            Ok(m) => return Ok((m, "file".into())),
+            Err(e) if e.errno == Errno::NOTBLK && backing == ErofsBacking::Auto => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    loader
+        .ensure_module("loop")
+        .map_err(|e| other("loop device fallback", e.to_string()))?;
+    // Keep the device open until mounted: with AUTOCLEAR, closing the last
+    // reference before the mount holds one would detach it.
+    let (device, _open) = attach_loop(image)?;
+    let ctx = FsContext::new("erofs")?;
+    ctx.set_flag("ro")?;
+    ctx.set_path("source", &device)?;
+    let m = ctx.mount(attrs)?;
+    Ok((m, format!("loop:{}", device.display())))
+}
+
+/// Attaches `image` read-only to a free loop device (auto-clearing, so it
+/// goes away with the mount).
+fn attach_loop(image: &File) -> Result<(PathBuf, File), MountError> {
+    use crate::sys::loopdev;
+    let err = |what: &str, e: Errno| {
+        other(
+            "loop device fallback",
+            format!(
+                "{what}: {}: {}",
+                crate::errno::errno_name(e),
+                std::io::Error::from(e)
+            ),
+        )
+    };
+    let control = File::open("/dev/loop-control").map_err(|e| {
+        other(
+            "loop device fallback",
+            format!("cannot open /dev/loop-control: {e} (is devtmpfs mounted on /dev?)"),
+        )
+    })?;
+    // Another process may grab the device between GET_FREE and CONFIGURE.
+    for _ in 0..8 {
+        let n = loopdev::get_free(&control).map_err(|e| err("LOOP_CTL_GET_FREE", e))?;
+        let path = PathBuf::from(format!("/dev/loop{n}"));
+        let dev = File::open(&path).map_err(|e| {
+            other(
+                "loop device fallback",
+                format!("cannot open {}: {e}", path.display()),
+            )
+        })?;
+        match loopdev::configure(
+            &dev,
+            image,
+            loopdev::LO_FLAGS_READ_ONLY | loopdev::LO_FLAGS_AUTOCLEAR,
+        ) {
+            Ok(()) => return Ok((path, dev)),
+            Err(Errno::BUSY) => continue,
+            Err(e) => return Err(err("LOOP_CONFIGURE", e)),
+        }
+    }
+    Err(other(
+        "loop device fallback",
+        "every free loop device was taken before it could be configured",
+    ))
+}

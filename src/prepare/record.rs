@@ -1,0 +1,152 @@
+//! `/run/sealroot/status.json`: what `sealroot-prepare` verified and
+//! mounted, for the booted system to audit (see `docs/prepare.md`).
+//!
+//! Written atomically (temporary file + rename) once, at the end, on
+//! success and on failure. `format` is bumped on incompatible changes.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::config::Config;
+use super::mountroot::Mounted;
+use super::verify::FileProof;
+use crate::crypto::CertInfo;
+
+/// Directory of the record.
+pub const RUN_DIR: &str = "/run/sealroot";
+/// The record.
+pub const STATUS_FILE: &str = "/run/sealroot/status.json";
+
+/// The whole record.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Status {
+    pub format: u32,
+    /// `mounted` or `refused`.
+    pub result: &'static str,
+    pub exit_code: u8,
+    /// The error line, when refused.
+    pub error: Option<String>,
+    pub version: &'static str,
+    pub kernel: String,
+    pub selector: Option<String>,
+    pub config: Option<Config>,
+    /// `kernel`, `userspace` or `mixed`: how the three signatures were
+    /// established.
+    pub verification: Option<&'static str>,
+    pub image: Option<ImageRecord>,
+    pub keyring: Option<KeyringRecord>,
+    pub modules_loaded: Vec<String>,
+    pub mount: Option<Mounted>,
+    pub timings_us: Timings,
+    /// CPU time of the process at the end: `user` is the binary's own work
+    /// (parsing, userspace signature checks), `system` the kernel's on its
+    /// behalf (module loading, fs-verity, keyring, mounts).
+    pub cpu_us: crate::sys::rusage::CpuTime,
+    /// `/proc/uptime` when the binary started and finished, in ms.
+    pub uptime_ms: Uptime,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageRecord {
+    pub manifest: String,
+    pub config: String,
+    pub artifact: String,
+    /// fs-verity digest of the merged EROFS (`sha256:<hex>`).
+    pub erofs: String,
+    pub repository: String,
+    pub deployment: String,
+    pub files: Files,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Files {
+    pub manifest: FileProof,
+    pub config: FileProof,
+    pub erofs: FileProof,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyringRecord {
+    /// Whether the kernel checks builtin signatures (`.fs-verity` exists).
+    pub builtin_signatures: bool,
+    /// The keyring serial, when it exists.
+    pub serial: Option<i32>,
+    /// `reject-all` or `ca-chain`; `None` without a keyring.
+    pub sealed: Option<&'static str>,
+    /// The trusted certificates from certs.d.
+    pub certificates: Vec<CertInfo>,
+}
+
+/// Microseconds per phase, measured by the binary.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Timings {
+    pub config: u64,
+    pub modules: u64,
+    pub keyring: u64,
+    pub verify: u64,
+    pub mount: u64,
+    /// From the start of `main` to the root mounted (or the refusal).
+    pub total: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Uptime {
+    pub start: u64,
+    pub end: u64,
+}
+
+/// Milliseconds since boot from `/proc/uptime` (10 ms resolution), 0 if
+/// unreadable.
+pub fn uptime_ms() -> u64 {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|t| {
+            let first = t.split_whitespace().next()?.to_owned();
+            let (s, frac) = first.split_once('.')?;
+            let s: u64 = s.parse().ok()?;
+            let frac: u64 = format!("{frac:0<3}")[..3].parse().ok()?;
+            Some(s * 1000 + frac)
+        })
+        .unwrap_or(0)
+}
+
+/// Writes the record atomically into `dir`.
+pub fn write(dir: &Path, status: &Status) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut json = serde_json::to_vec_pretty(status).map_err(std::io::Error::other)?;
+    json.push(b'\n');
+    let tmp = dir.join(".status.json.tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(&json)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, dir.join("status.json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_json_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Status {
+            format: 1,
+            result: "refused",
+            exit_code: 1,
+            error: Some("x".into()),
+            ..Default::default()
+        };
+        write(dir.path(), &s).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("status.json")).unwrap())
+                .unwrap();
+        assert_eq!(v["result"], "refused");
+        assert_eq!(v["exit_code"], 1);
+        assert_eq!(v["timings_us"]["total"], 0);
+        assert!(!dir.path().join(".status.json.tmp").exists());
+        assert!(uptime_ms() > 0);
+    }
+}

@@ -1,0 +1,652 @@
+//! `sealroot-prepare` on a real kernel: the test init plays systemd's role
+//! (mounts the ext4 disk at /sysroot, runs `/bin/sealroot-prepare`, then
+//! looks at the result). Fixtures: `vm_prepare_support` (one sealing boot
+//! per test process for all of them); each test then boots its own copy.
+//!
+//! Run: `SEALROOT_TESTBED_CACHE=/work/testbed-cache cargo test --test vm_prepare`
+
+mod vm_prepare_support;
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use sealroot::tree::store::object_path;
+use sealroot::verity::VerityParams;
+use sealroot::verity::digest::digest_bytes;
+use sealroot_testbed::{
+    BootLog, DiskImage, Initramfs, Kernel, ModuleForm, Result, Vm, static_binaries,
+};
+use serde_json::Value;
+use vm_prepare_support::*;
+
+struct Fixtures {
+    trusted: Signer,
+    /// A second key whose certificate is never in certs.d.
+    untrusted: Signer,
+    disks: BTreeMap<&'static str, (DiskImage, Deployed)>,
+}
+
+/// Every fixture disk, sealed in one boot (the first test pays).
+fn fixtures() -> &'static Fixtures {
+    static F: OnceLock<Fixtures> = OnceLock::new();
+    F.get_or_init(|| {
+        let trusted = Signer::generate("trusted");
+        let untrusted = Signer::generate("untrusted");
+        let builtin = Signing::new(&trusted, SigMode::Builtin);
+        let detached = Signing::new(&trusted, SigMode::Detached);
+        let make = |spec: ImageSpec, signing: &Signing<'_>| {
+            let dir = tempfile::tempdir().unwrap();
+            let d = deploy_fixture(dir.path(), &spec, signing);
+            (dir, d)
+        };
+        let mut variants: Vec<(&'static str, tempfile::TempDir, Deployed)> = Vec::new();
+        let mut push = |name: &'static str, (dir, d): (tempfile::TempDir, Deployed)| {
+            variants.push((name, dir, d))
+        };
+        push("builtin", make(ImageSpec::standard("os-a"), &builtin));
+        push("detached", make(ImageSpec::standard("os-d"), &detached));
+        push(
+            "attach",
+            make(
+                ImageSpec::standard("os-t"),
+                &Signing::new(&trusted, SigMode::AttachAtBoot),
+            ),
+        );
+        push("bootable", make(ImageSpec::bootable("os-boot"), &builtin));
+        // One byte: the first indentation space becomes a tab (still JSON).
+        let space_to_tab = |b: &mut Vec<u8>| {
+            let at = b.iter().position(|&c| c == b' ').unwrap();
+            b[at] = b'\t';
+        };
+        let (dir, d) = make(ImageSpec::standard("os-m"), &builtin);
+        tamper(dir.path(), &d.manifest_path(), space_to_tab);
+        push("manifest-changed", (dir, d));
+        let (dir, d) = make(ImageSpec::standard("os-c"), &builtin);
+        tamper(dir.path(), &d.config_path(), space_to_tab);
+        push("config-changed", (dir, d));
+        // A byte in the padding between the composefs header and the
+        // superblock: the image would still mount, only its digest differs.
+        let (dir, d) = make(ImageSpec::standard("os-e"), &builtin);
+        tamper(dir.path(), &d.image_path(), |b| b[100] ^= 1);
+        push("erofs-changed", (dir, d));
+        push(
+            "untrusted-erofs",
+            make(
+                ImageSpec::standard("os-u"),
+                &Signing {
+                    signer: &trusted,
+                    erofs_signer: Some(&untrusted),
+                    mode: SigMode::Builtin,
+                },
+            ),
+        );
+        let (dir, d) = make(ImageSpec::standard("os-s"), &detached);
+        std::fs::remove_file(
+            repo_dir(dir.path()).join(format!("blobs/sha256/{}", d.signature_blobs[2].to_hex())),
+        )
+        .unwrap();
+        push("signature-missing", (dir, d));
+        // A second image in the same repository; the first deployment's
+        // hint is pointed at the second image's artifact.
+        let (dir, d) = make(ImageSpec::standard("os-x"), &builtin);
+        let other = deploy_fixture(dir.path(), &ImageSpec::standard("os-y"), &builtin);
+        let dep = repo_dir(dir.path())
+            .join(d.deployment_dir())
+            .join("deployment.json");
+        let text = std::fs::read_to_string(&dep).unwrap().replace(
+            &d.artifact_digest.to_string(),
+            &other.artifact_digest.to_string(),
+        );
+        std::fs::write(&dep, text).unwrap();
+        push("subject-mismatch", (dir, d));
+
+        let paths: Vec<&std::path::Path> = variants.iter().map(|(_, d, _)| d.path()).collect();
+        let disks = seal_disks(&paths, DISK_SIZE).expect("sealing the fixture disks");
+        let disks = variants
+            .into_iter()
+            .zip(disks)
+            .map(|((name, _dir, d), disk)| (name, (disk, d)))
+            .collect();
+        Fixtures {
+            trusted,
+            untrusted,
+            disks,
+        }
+    })
+}
+
+fn fixture(name: &str) -> (DiskImage, Deployed) {
+    let (disk, d) = &fixtures().disks[name];
+    (copy_disk(disk), d.clone())
+}
+
+/// One boot: the disk at /sysroot, `conf` as prepare.conf, the trusted
+/// certificate in certs.d (unless `certs` says otherwise), `cmdline`, then
+/// `/bin/sealroot-prepare` and `checks`.
+struct Boot<'a> {
+    name: &'a str,
+    cmdline: String,
+    conf: Option<&'a str>,
+    certs: Option<Vec<(&'a str, Vec<u8>)>>,
+    /// Shell run before prepare (e.g. to make mounts shared).
+    before: &'a str,
+    checks: &'a str,
+    xz_modules: bool,
+}
+
+impl<'a> Boot<'a> {
+    fn new(name: &'a str, cmdline: String) -> Self {
+        Boot {
+            name,
+            cmdline,
+            conf: None,
+            certs: None,
+            before: "",
+            checks: "",
+            xz_modules: false,
+        }
+    }
+
+    fn run(&self, disk: &DiskImage) -> Result<BootLog> {
+        let kernel = Kernel::get()?;
+        let scenario = format!(
+            r#"
+{before}
+bed_run prepare /bin/sealroot-prepare
+bed_value status "$(cat /run/sealroot/status.json)"
+bed_value sysroot_mounts "$(grep -c ' /sysroot' /proc/mounts)"
+bed_value stage "$(ls -a /run/sealroot)"
+bed_value kmsg "$(dmesg | grep 'sealroot:')"
+{checks}
+if grep -q '"result": "mounted"' /run/sealroot/status.json; then
+    cd / && umount -l /sysroot
+fi
+"#,
+            before = self.before,
+            checks = self.checks
+        );
+        let mut image = Initramfs::test(kernel, &scenario)?
+            .load_modules(kernel, &["virtio_blk"])?
+            .static_binaries(static_binaries()?)
+            .mount("/dev/vda", "/sysroot", "ext4", "")
+            .file(
+                "/root/untrusted.der",
+                fixtures().untrusted.cert.der().to_vec(),
+                0o644,
+            )
+            .dir("/etc/sealroot/certs.d", 0o755);
+        if self.xz_modules {
+            image = image.kernel_modules(kernel, ModuleForm::Xz);
+        }
+        let certs = self
+            .certs
+            .clone()
+            .unwrap_or_else(|| vec![("trusted.der", fixtures().trusted.cert.der().to_vec())]);
+        for (name, der) in certs {
+            image = image.file(&format!("/etc/sealroot/certs.d/{name}"), der, 0o644);
+        }
+        if let Some(conf) = self.conf {
+            image = image.file("/etc/sealroot/prepare.conf", conf, 0o644);
+        }
+        Vm::new(kernel, image)
+            .name(self.name)
+            .cmdline(&self.cmdline)
+            .disk(disk)
+            .run()
+    }
+}
+
+fn status(log: &BootLog) -> Value {
+    serde_json::from_str(log.value("status").unwrap())
+        .unwrap_or_else(|e| panic!("status.json: {e}\n{}", log.value("status").unwrap()))
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    sealroot::oci::Sha256Digest::of(b).to_hex()
+}
+
+/// A refusal: exit code, the one message line, nothing new mounted at
+/// /sysroot, no staging left, and the record says refused.
+fn assert_refused(log: &BootLog, rc: i32, message: &str) -> Result<()> {
+    log.result("prepare")?
+        .assert_rc(rc)?
+        .assert_stderr_contains(message)?;
+    let stderr = &log.result("prepare")?.stderr;
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|l| l.starts_with("sealroot: error:"))
+            .count(),
+        1,
+        "exactly one message line expected:\n{stderr}"
+    );
+    assert_eq!(
+        log.value("sysroot_mounts")?,
+        "1",
+        "only the physical root at /sysroot"
+    );
+    assert!(
+        !log.value("stage")?.contains(".stage"),
+        "staging left behind"
+    );
+    let s = status(log);
+    assert_eq!(s["result"], "refused");
+    assert_eq!(s["exit_code"], rc);
+    assert!(s["error"].as_str().unwrap().contains(message));
+    assert!(
+        log.value("kmsg")?.contains(message),
+        "message not in the kernel log"
+    );
+    Ok(())
+}
+
+const COMMON_CHECKS: &str = r#"
+bed_run os-release cat /sysroot/etc/os-release
+bed_run big sha256sum /sysroot/usr/share/big.txt
+bed_run link readlink /sysroot/usr/share/link
+bed_run ro touch /sysroot/usr/new-file
+bed_run keyring-sealed /bin/sealroot keyring add /root/untrusted.der
+bed_run physical ls /sysroot/sysroot/sealroot
+bed_value mounts "$(grep ' /sysroot' /proc/mounts)"
+"#;
+
+fn assert_common(log: &BootLog, tag: &str) -> Result<()> {
+    log.result("prepare")?.assert_ok()?;
+    log.result("os-release")?
+        .assert_ok()?
+        .assert_stdout_eq(&format!("ID={tag}\n"))?;
+    log.result("big")?
+        .assert_ok()?
+        .assert_stdout_contains(&sha256_hex(&big_content(tag)))?;
+    log.result("link")?.assert_stdout_eq("big.txt\n")?;
+    log.result("ro")?
+        .assert_failed()?
+        .assert_stderr_contains("Read-only file system")?;
+    // reject-all: EPERM; ca-chain: ENOKEY (not signed by a key in it).
+    let sealed = log.result("keyring-sealed")?.assert_failed()?;
+    assert!(
+        sealed.stderr.contains("EPERM") || sealed.stderr.contains("ENOKEY: the keyring is sealed"),
+        "{}",
+        sealed.stderr
+    );
+    log.result("physical")?
+        .assert_stdout_contains("deployments")?;
+    let mounts = log.value("mounts")?;
+    // Exactly: the physical root, the sealed root, /etc, /var, /sysroot.
+    assert_eq!(mounts.lines().count(), 5, "{mounts}");
+    assert!(
+        mounts.contains("/sysroot overlay ro")
+            && mounts.contains("verity=require")
+            && mounts.contains("/sysroot/sysroot ext4"),
+        "{mounts}"
+    );
+    Ok(())
+}
+
+#[test]
+fn selects_by_manifest_digest_in_kernel_mode_and_persists_etc_and_var() -> Result<()> {
+    let (disk, d) = fixture("builtin");
+    let conf = "[verify]\nsignatures = kernel\n[etc]\nmode = persistent\n";
+    let checks = format!(
+        "{COMMON_CHECKS}
+bed_run etc-write sh -c 'echo persisted > /sysroot/etc/marker'
+bed_run var-write sh -c 'echo kept > /sysroot/var/marker'
+bed_run etc-upper ls /sysroot/sysroot/sealroot/{dep}/etc/upper
+",
+        dep = d.deployment_dir()
+    );
+    let mut boot = Boot::new(
+        "prepare-manifest-kernel",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    );
+    boot.conf = Some(conf);
+    boot.checks = &checks;
+    boot.xz_modules = true;
+    let log = boot.run(&disk)?;
+    assert_common(&log, "os-a")?;
+    log.result("etc-write")?.assert_ok()?;
+    log.result("var-write")?.assert_ok()?;
+    log.result("etc-upper")?.assert_stdout_contains("marker")?;
+    let s = status(&log);
+    assert_eq!(s["result"], "mounted");
+    assert_eq!(s["verification"], "kernel");
+    assert_eq!(s["image"]["manifest"], d.manifest_digest.to_string());
+    assert_eq!(s["image"]["config"], d.config_digest.to_string());
+    assert_eq!(s["image"]["erofs"], d.image_digest.to_string());
+    assert_eq!(s["image"]["files"]["erofs"]["signature"], "kernel");
+    assert_eq!(
+        s["image"]["files"]["manifest"]["trusted_by"]["fingerprint"],
+        Value::String(fixtures().trusted.cert.fingerprint().to_string())
+    );
+    assert_eq!(s["keyring"]["sealed"], "reject-all");
+    assert_eq!(s["mount"]["erofs_backing"], "file");
+    // Loaded from the .ko.xz files with MODULE_INIT_COMPRESSED_FILE.
+    assert_eq!(
+        s["modules_loaded"],
+        serde_json::json!(["libcrc32c", "erofs", "overlay"])
+    );
+    assert!(s["timings_us"]["total"].as_u64().unwrap() > 0);
+    println!("timings: {}", s["timings_us"]);
+    assert!(
+        log.value("kmsg")?
+            .contains("mounted the sealed root at /sysroot")
+    );
+
+    // Second boot: /etc and /var kept their writes.
+    let mut boot2 = Boot::new(
+        "prepare-manifest-kernel-2",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    );
+    boot2.conf = Some(conf);
+    boot2.checks =
+        "bed_run etc-read cat /sysroot/etc/marker\nbed_run var-read cat /sysroot/var/marker\n";
+    let log = boot2.run(&disk)?;
+    log.result("prepare")?.assert_ok()?;
+    log.result("etc-read")?.assert_stdout_eq("persisted\n")?;
+    log.result("var-read")?.assert_stdout_eq("kept\n")?;
+    Ok(())
+}
+
+#[test]
+fn selects_by_config_digest_in_userspace_mode_with_transient_etc() -> Result<()> {
+    let (disk, d) = fixture("detached");
+    let checks = format!(
+        "{COMMON_CHECKS}
+bed_run etc-write sh -c 'echo gone > /sysroot/etc/marker && cat /sysroot/etc/marker'
+bed_run etc-upper ls -A /sysroot/sysroot/sealroot/{dep}/etc/upper
+bed_run var-write sh -c 'echo kept > /sysroot/var/marker'
+",
+        dep = d.deployment_dir()
+    );
+    let mut boot = Boot::new(
+        "prepare-config-userspace",
+        format!("quiet sealroot.config=sha256:{}", d.config_digest.to_hex()),
+    );
+    boot.conf = Some("[verify]\nsignatures = userspace\n[etc]\nmode = transient\n");
+    boot.checks = &checks;
+    let log = boot.run(&disk)?;
+    assert_common(&log, "os-d")?;
+    log.result("etc-write")?.assert_stdout_eq("gone\n")?;
+    // Transient: nothing reached the disk's /etc state.
+    log.result("etc-upper")?.assert_ok()?.assert_stdout_eq("")?;
+    let s = status(&log);
+    assert_eq!(s["verification"], "userspace");
+    assert_eq!(s["image"]["files"]["config"]["signature"], "userspace");
+    assert_eq!(s["mount"]["etc"], "transient");
+    assert_eq!(
+        disk.list_dir(&format!("/sealroot/{}/etc/upper", d.deployment_dir()))?,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        disk.read_to_string(&format!("/sealroot/{}/var/marker", d.deployment_dir()))?,
+        "kept\n"
+    );
+    Ok(())
+}
+
+#[test]
+fn selects_by_erofs_digest_through_a_loop_device_under_shared_mounts() -> Result<()> {
+    let (disk, d) = fixture("builtin");
+    let mut boot = Boot::new(
+        "prepare-erofs-loop",
+        format!("sealroot.image={}", d.image_digest.to_hex()),
+    );
+    boot.conf = Some("[mount]\nerofs-backing = loop\n[keyring]\nseal = ca-chain\n");
+    // What systemd does in the initrd: every mount shared.
+    boot.before = "mount --make-rshared /";
+    boot.checks = COMMON_CHECKS;
+    let log = boot.run(&disk)?;
+    assert_common(&log, "os-a")?;
+    let s = status(&log);
+    assert!(
+        s["mount"]["erofs_backing"]
+            .as_str()
+            .unwrap()
+            .starts_with("loop:/dev/loop"),
+        "{}",
+        s["mount"]
+    );
+    assert_eq!(s["keyring"]["sealed"], "ca-chain");
+    assert!(
+        s["modules_loaded"]
+            .as_array()
+            .unwrap()
+            .contains(&"loop".into())
+    );
+    Ok(())
+}
+
+#[test]
+fn composefs_digest_form_selects_the_image() -> Result<()> {
+    let (disk, d) = fixture("detached");
+    let mut boot = Boot::new(
+        "prepare-composefs-form",
+        format!("composefs.digest=v1-sha256-12:{}", d.image_digest.to_hex()),
+    );
+    boot.checks = "bed_run os-release cat /sysroot/etc/os-release\n";
+    let log = boot.run(&disk)?;
+    log.result("prepare")?.assert_ok()?;
+    log.result("os-release")?.assert_stdout_eq("ID=os-d\n")?;
+    assert_eq!(status(&log)["verification"], "userspace");
+    Ok(())
+}
+
+#[test]
+fn attaches_signatures_at_boot_when_allowed() -> Result<()> {
+    let (disk, d) = fixture("attach");
+    let checks = format!(
+        "bed_run os-release cat /sysroot/etc/os-release\n\
+         bed_run builtin /bin/sealroot show-signature --out=/tmp/sig /sysroot/sysroot/sealroot/{}\n",
+        d.image_path()
+    );
+    let mut boot = Boot::new(
+        "prepare-attach",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    );
+    boot.conf = Some("[verify]\nattach-signatures = yes\n");
+    boot.checks = &checks;
+    let log = boot.run(&disk)?;
+    log.result("prepare")?.assert_ok()?;
+    log.result("os-release")?.assert_stdout_eq("ID=os-t\n")?;
+    log.result("builtin")?.assert_ok()?;
+    let s = status(&log);
+    assert_eq!(s["verification"], "kernel");
+    assert_eq!(s["image"]["files"]["erofs"]["attached"], true);
+    Ok(())
+}
+
+#[test]
+fn refuses_attach_at_boot_deployment_without_permission() -> Result<()> {
+    let (disk, d) = fixture("attach");
+    let log = Boot::new(
+        "prepare-attach-refused",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    )
+    .run(&disk)?;
+    assert_refused(&log, 1, "has no fs-verity")
+}
+
+#[test]
+fn kernel_policy_refuses_detached_signatures() -> Result<()> {
+    let (disk, d) = fixture("detached");
+    let mut boot = Boot::new(
+        "prepare-kernel-policy",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    );
+    boot.conf = Some("[verify]\nsignatures = kernel\n");
+    let log = boot.run(&disk)?;
+    assert_refused(&log, 1, "has no builtin fs-verity signature")
+}
+
+#[test]
+fn refuses_unknown_digest() -> Result<()> {
+    let (disk, _) = fixture("builtin");
+    let log = Boot::new(
+        "prepare-unknown",
+        format!("sealroot=sha256:{}", "ab".repeat(32)),
+    )
+    .run(&disk)?;
+    assert_refused(&log, 1, "no such image is deployed")
+}
+
+#[test]
+fn refuses_changed_manifest() -> Result<()> {
+    let (disk, d) = fixture("manifest-changed");
+    let log = Boot::new(
+        "prepare-manifest-changed",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    )
+    .run(&disk)?;
+    assert_refused(&log, 1, "fs-verity digest mismatch")?;
+    log.result("prepare")?
+        .assert_stderr_contains("manifest sha256:")?;
+    Ok(())
+}
+
+#[test]
+fn refuses_changed_config() -> Result<()> {
+    let (disk, d) = fixture("config-changed");
+    let log = Boot::new(
+        "prepare-config-changed",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    )
+    .run(&disk)?;
+    assert_refused(&log, 1, "fs-verity digest mismatch")?;
+    log.result("prepare")?
+        .assert_stderr_contains("config sha256:")?;
+    Ok(())
+}
+
+#[test]
+fn refuses_changed_erofs() -> Result<()> {
+    let (disk, d) = fixture("erofs-changed");
+    let log = Boot::new(
+        "prepare-erofs-changed",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    )
+    .run(&disk)?;
+    assert_refused(&log, 1, "fs-verity digest mismatch")?;
+    log.result("prepare")?
+        .assert_stderr_contains("merged EROFS sha256:")?;
+    Ok(())
+}
+
+#[test]
+fn refuses_erofs_signed_by_an_untrusted_key() -> Result<()> {
+    let (disk, d) = fixture("untrusted-erofs");
+    let log = Boot::new(
+        "prepare-untrusted",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    )
+    .run(&disk)?;
+    // Builtin mode: the kernel itself refuses to open the file.
+    assert_refused(&log, 1, "ENOKEY")?;
+    log.result("prepare")?
+        .assert_stderr_contains("merged EROFS")?;
+    Ok(())
+}
+
+#[test]
+fn refuses_missing_signature() -> Result<()> {
+    let (disk, d) = fixture("signature-missing");
+    let log = Boot::new(
+        "prepare-signature-missing",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    )
+    .run(&disk)?;
+    assert_refused(&log, 1, "signature missing")
+}
+
+#[test]
+fn refuses_artifact_of_another_image() -> Result<()> {
+    let (disk, d) = fixture("subject-mismatch");
+    let log = Boot::new(
+        "prepare-subject-mismatch",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    )
+    .run(&disk)?;
+    assert_refused(&log, 1, "artifact subject mismatch")
+}
+
+#[test]
+fn refuses_empty_certificate_directory() -> Result<()> {
+    let (disk, d) = fixture("builtin");
+    let mut boot = Boot::new(
+        "prepare-no-certs",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    );
+    boot.certs = Some(Vec::new());
+    boot.checks = "bed_value keys \"$(cat /proc/keys)\"\n";
+    let log = boot.run(&disk)?;
+    assert_refused(&log, 2, "no certificates in /etc/sealroot/certs.d")?;
+    Ok(())
+}
+
+#[test]
+fn refuses_malformed_command_line() -> Result<()> {
+    let (disk, d) = fixture("builtin");
+    let log = Boot::new(
+        "prepare-bad-cmdline",
+        format!("sealroot=sha256:{}", &d.manifest_digest.to_hex()[..40]),
+    )
+    .run(&disk)?;
+    assert_refused(&log, 2, "kernel command line: sealroot=sha256:")
+}
+
+#[test]
+fn altered_object_reads_as_eio_after_mounting() -> Result<()> {
+    let (disk, d) = fixture("builtin");
+    let big = digest_bytes(&VerityParams::sha256(), &big_content("os-a"));
+    corrupt_on_disk(&disk, &format!("objects/{}", object_path(&big)), 10);
+    let mut boot = Boot::new(
+        "prepare-object-altered",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    );
+    boot.checks = "bed_run big cat /sysroot/usr/share/big.txt\n\
+                   bed_run other sha256sum /sysroot/usr/share/other.txt\n";
+    let log = boot.run(&disk)?;
+    log.result("prepare")?.assert_ok()?;
+    log.result("big")?
+        .assert_failed()?
+        .assert_stderr_contains("Input/output error")?;
+    log.result("other")?
+        .assert_ok()?
+        .assert_stdout_contains(&sha256_hex(&big_content("os-a-other")))?;
+    Ok(())
+}
+
+#[test]
+fn switch_root_into_the_sealed_root() -> Result<()> {
+    let (disk, d) = fixture("bootable");
+    let kernel = Kernel::get()?;
+    // Our own /init: what the dracut/systemd integration will do.
+    let init = "#!/bin/sh
+export PATH=/bin:/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /run
+insmod /lib/modules/$(uname -r)/kernel/drivers/block/virtio_blk.ko
+mkdir -p /sysroot
+mount -t ext4 /dev/vda /sysroot
+/bin/sealroot-prepare || { echo \"PREPARE-FAILED $?\"; poweroff -f; }
+exec switch_root /sysroot /sbin/init
+";
+    let image = Initramfs::test(kernel, "")?
+        .static_binaries(static_binaries()?)
+        .file("/init", init, 0o755)
+        .dir("/etc/sealroot/certs.d", 0o755)
+        .file(
+            "/etc/sealroot/certs.d/trusted.der",
+            fixtures().trusted.cert.der().to_vec(),
+            0o644,
+        );
+    let log = Vm::new(kernel, image)
+        .name("prepare-switch-root")
+        .cmdline(&format!("sealroot=sha256:{}", d.manifest_digest.to_hex()))
+        .disk(&disk)
+        .run_unchecked()?;
+    log.assert_console_contains("SEALROOT-SWITCHED ID=os-boot")?;
+    log.assert_console_contains("root: composefs / overlay ro")?;
+    Ok(())
+}
