@@ -1,0 +1,109 @@
+#!/bin/bash
+# dracut module "sealroot": sealroot-prepare, its systemd unit, its
+# configuration, the trusted certificates and the kernel modules it needs.
+#
+# Opt-in: check() returns 255, so the module is only included when asked
+# for (dracut.conf.d/50-sealroot.conf: add_dracutmodules+=" sealroot ", or
+# `dracut --add sealroot`).
+#
+# Build-host locations, overridable in any dracut.conf.d snippet:
+#   sealroot_prepare=/usr/bin/sealroot-prepare   the static initramfs binary
+#   sealroot_certs_dir=/etc/sealroot/certs.d     trusted X.509 certs (PEM or DER)
+#   sealroot_config=/etc/sealroot/prepare.conf   optional configuration
+#   sealroot_unit_dir=$systemdsystemunitdir      sealroot-prepare.service and drop-ins
+# The certificates and the configuration are policy: they are copied into
+# the image exactly, to the same paths (/etc/sealroot/...). Private keys are
+# refused.
+
+sealroot_defaults() {
+    : "${sealroot_prepare:=/usr/bin/sealroot-prepare}"
+    : "${sealroot_certs_dir:=/etc/sealroot/certs.d}"
+    : "${sealroot_config:=/etc/sealroot/prepare.conf}"
+    : "${sealroot_unit_dir:=${systemdsystemunitdir:-/usr/lib/systemd/system}}"
+}
+
+# called by dracut
+check() {
+    sealroot_defaults
+    # sealroot needs systemd in the initramfs (the unit is the integration).
+    require_binaries "$systemdutildir"/systemd || return 1
+    if [[ ! -x $sealroot_prepare ]]; then
+        derror "sealroot: $sealroot_prepare is missing or not executable (set sealroot_prepare= in dracut.conf.d)"
+        return 1
+    fi
+    return 255
+}
+
+# called by dracut
+depends() {
+    echo systemd-initrd
+    # dracut >= 060 ships emergency.target/.service in a module of its own;
+    # older dracut installs them with "systemd".
+    local d
+    for d in "$dracutbasedir"/modules.d/[0-9][0-9]systemd-emergency; do
+        [[ -d $d ]] && echo systemd-emergency
+    done
+    return 0
+}
+
+# called by dracut
+installkernel() {
+    # composefs = EROFS (metadata image) + overlayfs (verity=require);
+    # loop for kernels or setups that cannot mount EROFS from a file.
+    # Dependencies (e.g. libcrc32c for erofs) come along via modules.dep.
+    hostonly='' instmods erofs overlay loop
+}
+
+# Copies the trusted certificates; refuses anything holding a private key.
+sealroot_install_certs() {
+    local cert count=0
+    if [[ ! -d $sealroot_certs_dir ]]; then
+        dfatal "sealroot: no trusted certificate directory $sealroot_certs_dir: sealroot-prepare would refuse every image (set sealroot_certs_dir=)"
+        return 1
+    fi
+    inst_dir /etc/sealroot/certs.d
+    for cert in "$sealroot_certs_dir"/*; do
+        [[ -f $cert ]] || continue
+        case $cert in
+            *.pem | *.crt | *.cer | *.der) ;;
+            *)
+                dwarning "sealroot: skipping $cert (certificates must end in .pem, .crt, .cer or .der)"
+                continue
+                ;;
+        esac
+        if grep -qa -- "PRIVATE KEY" "$cert"; then
+            dfatal "sealroot: $cert contains a private key; only certificates belong in the initramfs"
+            return 1
+        fi
+        inst_simple "$cert" "/etc/sealroot/certs.d/${cert##*/}" || return 1
+        count=$((count + 1))
+    done
+    if ((count == 0)); then
+        dfatal "sealroot: no certificates (*.pem, *.crt, *.cer, *.der) in $sealroot_certs_dir: sealroot-prepare would refuse every image"
+        return 1
+    fi
+    dinfo "sealroot: $count trusted certificate(s) from $sealroot_certs_dir"
+}
+
+# called by dracut
+install() {
+    sealroot_defaults
+    local unit=sealroot-prepare.service other
+    inst_simple "$sealroot_prepare" /usr/bin/sealroot-prepare || return 1
+    inst_simple "$sealroot_unit_dir/$unit" "$systemdsystemunitdir/$unit" || return 1
+    # Stand the other root-preparing units down when our keys are present.
+    for other in ostree-prepare-root composefs-setup-root; do
+        inst_simple "$sealroot_unit_dir/$other.service.d/50-sealroot.conf" \
+            "$systemdsystemunitdir/$other.service.d/50-sealroot.conf" || return 1
+    done
+    # Load the filesystems early (systemd-modules-load.service, which the
+    # unit is ordered after) instead of relying on on-demand module requests.
+    inst_dir /usr/lib/modules-load.d
+    printf '# sealroot: composefs = EROFS + overlayfs\nerofs\noverlay\n' \
+        >"$initdir/usr/lib/modules-load.d/sealroot.conf"
+    $SYSTEMCTL -q --root "$initdir" add-wants initrd-root-fs.target "$unit" || return 1
+    if [[ -f $sealroot_config ]]; then
+        inst_simple "$sealroot_config" /etc/sealroot/prepare.conf || return 1
+    fi
+    sealroot_install_certs || return 1
+}

@@ -1,0 +1,164 @@
+//! sealroot inside a real dracut + systemd initramfs, booted in QEMU.
+//!
+//! The initramfs is built by the host's dracut (Debian bookworm-backports
+//! 106, with the host's systemd) for the bed's Debian 6.12 kernel, from
+//! dracut's own `systemd-initrd` + `rootfs-block` modules and our
+//! `dracut/90sealroot` module, enabled by our shipped
+//! `dracut.conf.d/50-sealroot.conf` (see `vm_dracut/dracut.rs`). systemd
+//! in the initramfs mounts `root=/dev/vda` at /sysroot, runs (or skips)
+//! `sealroot-prepare.service`, and switches into the root, whose tiny
+//! busybox `/sbin/init` reports through the bed's result channel
+//! (`vm_dracut/os.rs`).
+//!
+//! Run: `SEALROOT_TESTBED_CACHE=/work/testbed-cache cargo test --test vm_dracut`.
+//! A systemd initramfs under TCG takes 30-60 s to reach the root (more on
+//! a loaded machine); each VM gets `BOOT_TIMEOUT`.
+
+#[path = "vm_dracut/dracut.rs"]
+mod dracut;
+#[path = "vm_dracut/kmods.rs"]
+mod kmods;
+#[path = "vm_dracut/os.rs"]
+mod os;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use sealroot_testbed::host;
+use sealroot_testbed::{Error, Kernel, MIB, Result, Vm, ext4_image, static_binaries};
+
+/// Time limit per boot: a systemd initramfs under TCG on 2 shared cores.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(400);
+
+/// Kernel arguments for every boot: the physical root, and systemd's status
+/// lines on the console (the bed boots with `quiet`, which hides them).
+const ROOT_ARGS: &str = "root=/dev/vda rw systemd.show_status=1";
+
+/// A self-signed test certificate (P-256, `openssl req -x509`) in
+/// `dir/certs.d/test.pem`; its key stays in `dir/key.pem`.
+fn test_certs(dir: &Path) -> Result<std::path::PathBuf> {
+    let openssl = host::tool("openssl", "openssl")?;
+    let certs = dir.join("certs.d");
+    std::fs::create_dir_all(&certs).map_err(|e| kmods::io_error("cannot create", &certs, e))?;
+    host::run(
+        Command::new(openssl)
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .args([
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=sealroot vm_dracut test",
+            ])
+            .arg("-keyout")
+            .arg(dir.join("key.pem"))
+            .arg("-out")
+            .arg(certs.join("test.pem")),
+        None,
+    )?;
+    Ok(certs)
+}
+
+fn tmpdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("cannot create a temporary directory")
+}
+
+/// Without a sealroot key on the command line: the module and the unit are
+/// in the image, the unit is skipped by its conditions, and systemd
+/// switches into the plain physical root.
+#[test]
+fn dracut_initramfs_switches_to_the_physical_root() -> Result<()> {
+    let kernel = Kernel::get()?;
+    let bins = static_binaries()?;
+    let work = tmpdir();
+    let certs = test_certs(work.path())?;
+    let built = dracut::build(&dracut::Build {
+        kernel,
+        sealroot_prepare: &bins.sealroot_prepare,
+        certs_dir: &certs,
+        config: None,
+    })?;
+    eprintln!(
+        "dracut built {} ({} KiB) in {:.1} s",
+        built.image.display(),
+        std::fs::metadata(&built.image)
+            .map(|m| m.len() / 1024)
+            .unwrap_or(0),
+        built.elapsed.as_secs_f64()
+    );
+    if !built.log.contains("sealroot: 1 trusted certificate(s)") {
+        return Err(Error::Assertion(format!(
+            "dracut did not run the sealroot module's install(); log:\n{}",
+            built.log
+        )));
+    }
+    for path in [
+        "usr/bin/sealroot-prepare",
+        "usr/lib/systemd/system/sealroot-prepare.service",
+        "etc/systemd/system/initrd-root-fs.target.wants/sealroot-prepare.service",
+        "usr/lib/systemd/system/ostree-prepare-root.service.d/50-sealroot.conf",
+        "usr/lib/systemd/system/composefs-setup-root.service.d/50-sealroot.conf",
+        "usr/lib/modules-load.d/sealroot.conf",
+        "etc/sealroot/certs.d/test.pem",
+        "usr/lib/systemd/system/emergency.target",
+        "usr/lib/systemd/system/initrd-root-fs.target",
+    ] {
+        built.assert_contains(path)?;
+    }
+    for module in ["erofs", "overlay", "libcrc32c", "loop", "virtio_blk"] {
+        if !built.listing.contains(&format!("/{module}.ko")) {
+            return Err(Error::Assertion(format!(
+                "kernel module {module} is not in the initramfs"
+            )));
+        }
+    }
+
+    let root = tmpdir();
+    os::write_tree(
+        root.path(),
+        "physical-root",
+        r#"
+        bed_run no-initrd-release test ! -e /etc/initrd-release
+        bed_value cmdline "$(cat /proc/cmdline)"
+        # The initramfs's journal stays in /run/log/journal after switch-root;
+        # short messages are stored uncompressed.
+        bed_value journal "$(grep -ahoE 'MESSAGE=[^[:cntrl:]]*sealroot-prepare[^[:cntrl:]]*' /run/log/journal/*/*.journal)"
+        mount -o remount,ro /
+        "#,
+    )?;
+    let disk = ext4_image(root.path(), 64 * MIB)?;
+    let log = Vm::with_initrd_file(kernel, &built.image)
+        .disk(&disk)
+        .cmdline(ROOT_ARGS)
+        .timeout(BOOT_TIMEOUT)
+        .run()?;
+    eprintln!(
+        "boot to the physical root's init: {:.1} s",
+        log.elapsed.as_secs_f64()
+    );
+    log.assert_scenario_ok()?;
+    if log.value("os-marker")? != "physical-root" || log.value("pid")? != "1" {
+        return Err(log.failure("the physical root's /sbin/init did not run as pid 1"));
+    }
+    log.result("no-initrd-release")?.assert_ok()?;
+    let journal = log.value("journal")?;
+    // systemd's own words for a unit whose `|` conditions all failed.
+    if !journal.contains(
+        "sealroot-prepare.service - sealroot: verify and mount the sealed root was skipped because no trigger condition checks were met",
+    ) {
+        return Err(log.failure(&format!(
+            "the initramfs journal does not say sealroot-prepare.service was skipped:\n{journal}"
+        )));
+    }
+    log.assert_console_lacks("Starting sealroot-prepare.service")?;
+    log.assert_console_contains("Reached target initrd-root-fs.target")?;
+    Ok(())
+}
