@@ -10,9 +10,12 @@
 //!   snippet pointing the module at the worktree's unit, a certificate
 //!   directory and the static `sealroot-prepare`.
 //! - `--no-hostonly`: this container is not the machine that boots; the
-//!   modules are named explicitly (`systemd-initrd rootfs-block`, the
-//!   minimal systemd initrd that mounts `root=`), virtio_blk is added for
-//!   the VM's disk; `--kmoddir` is the full module tree of the bed kernel.
+//!   modules are named explicitly: `systemd-initrd rootfs-block` (the
+//!   minimal systemd initrd that mounts `root=`) and `dracut-systemd`
+//!   (whose emergency.service has a working `sulogin`: without it,
+//!   emergency.service exits at once and systemd retries the boot
+//!   transaction, our unit included, every few seconds — still fail-closed,
+//!   but no steady state); virtio_blk is added for the VM's disk; `--kmoddir` is the full module tree of the bed kernel.
 //! - `--no-compress`: TCG pays for every decompressed byte; an uncompressed
 //!   cpio costs only QEMU's load time.
 
@@ -132,7 +135,7 @@ pub fn build(spec: &Build) -> Result<Built> {
             .arg(&spec.kernel.release)
             .arg("--kmoddir")
             .arg(&kmoddir)
-            .args(["--modules", "systemd-initrd rootfs-block"])
+            .args(["--modules", "systemd-initrd rootfs-block dracut-systemd"])
             .args(["--add-drivers", "virtio_blk"])
             .args(["--no-compress", "--no-early-microcode"])
             .arg(&image),
