@@ -220,6 +220,8 @@ fn sealed_root_boots_through_dracut_and_systemd() -> Result<()> {
         .cmdline(ROOT_ARGS)
         .cmdline(&root.kernel_arg)
         .timeout(BOOT_TIMEOUT)
+        // A refusal waits for a root login on the console: fail at once.
+        .abort_on("Emergency Mode")
         .run()?;
     eprintln!(
         "boot to the sealed root's init: {:.1} s",

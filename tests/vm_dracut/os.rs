@@ -18,6 +18,8 @@ use crate::kmods::io_error;
 /// init only reports, runs the scenario and powers off.
 const INIT: &str = r#"#!/bin/sh
 export PATH=/bin:/sbin HOME=/
+# A sealed root is read-only; bed_run needs a writable /tmp.
+mount -t tmpfs -o mode=1777 tmpfs /tmp
 . /lib/bed.sh
 echo >>"$BED_CHANNEL"
 bed__emit "start - release=$(uname -r) ms=$(bed__ms)"
@@ -39,8 +41,10 @@ const OS_RELEASE: &str = "ID=sealroot-test\nNAME=\"sealroot test OS\"\n";
 /// `/etc/os-scenario.sh`.
 pub fn write_tree(dir: &Path, marker: &str, scenario: &str) -> Result<()> {
     let busybox = busybox()?;
+    // sealroot-prepare mounts the deployment's /etc and /var and the
+    // physical root (/sysroot) onto directories of the sealed image.
     for sub in [
-        "bin", "sbin", "etc", "lib", "proc", "sys", "dev", "run", "tmp", "sysroot",
+        "bin", "sbin", "etc", "lib", "proc", "sys", "dev", "run", "tmp", "var", "sysroot",
     ] {
         let path = dir.join(sub);
         fs::create_dir_all(&path).map_err(|e| io_error("cannot create", &path, e))?;
