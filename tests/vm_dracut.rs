@@ -250,7 +250,8 @@ fn sealed_root_boots_through_dracut_and_systemd() -> Result<()> {
 }
 
 /// The same image with its merged EROFS altered on disk (rewritten with one
-/// bit flipped, as someone with write access to the disk could): the unit
+/// bit flipped and fs-verity re-enabled, as someone with write access to the
+/// disk could): the unit
 /// fails, sealroot-prepare's refusal is on the console, systemd isolates
 /// emergency.target and the sealed OS never runs.
 #[test]
@@ -260,14 +261,16 @@ fn tampered_image_lands_in_emergency() -> Result<()> {
     let bins = static_binaries()?;
     let work = tmpdir();
     let keys = sealed::Keys::generate(work.path())?;
-    // Rewrite images/<hex> with one bit flipped (a verity file cannot be
-    // edited in place; an attacker replaces it).
+    // Rewrite images/<hex> with one bit flipped and fs-verity enabled again
+    // (a verity file cannot be edited in place; an attacker replaces it,
+    // but cannot sign the new digest).
     let tamper = r#"
         flip() {
             img=$(ls $repo/images | head -n 1)
             cp $repo/images/$img /tmp/img &&
             printf '\x01' | dd of=/tmp/img bs=1 seek=1200 conv=notrunc 2>/dev/null &&
-            rm -f $repo/images/$img && cp /tmp/img $repo/images/$img && echo "flipped $img"
+            rm -f $repo/images/$img && cp /tmp/img $repo/images/$img &&
+            /bin/sealroot enable $repo/images/$img && echo "flipped a bit of $img, verity re-enabled"
         }
         bed_run tamper flip || exit 1
     "#;
@@ -308,7 +311,7 @@ fn tampered_image_lands_in_emergency() -> Result<()> {
             "Reached target emergency.target",
         ],
     )?;
-    log.assert_console_contains("EROFS")?;
+    log.assert_console_contains("sealroot: refused: merged EROFS")?;
     log.assert_console_lacks("Reached target initrd-root-fs.target")?;
     log.assert_console_lacks("os init:")?;
     Ok(())
