@@ -172,6 +172,57 @@ const SEALED_CHECKS: &str = r#"
     bed_value mounts "$(cat /proc/mounts)"
 "#;
 
+/// The module fails the dracut build (instead of producing an initramfs
+/// that trusts nothing, or one that carries a signing key) when the
+/// certificate directory holds a private key, is empty, or is missing.
+#[test]
+fn dracut_refuses_private_keys_and_missing_certificates() -> Result<()> {
+    let kernel = Kernel::get()?;
+    let bins = static_binaries()?;
+    let work = tmpdir();
+    let certs = test_certs(work.path())?;
+    std::fs::copy(work.path().join("key.pem"), certs.join("signer.pem"))
+        .map_err(|e| kmods::io_error("cannot copy", &certs, e))?;
+    let empty = work.path().join("empty.d");
+    std::fs::create_dir_all(&empty).map_err(|e| kmods::io_error("cannot create", &empty, e))?;
+    let missing = work.path().join("missing.d");
+    for (dir, message) in [
+        (
+            &certs,
+            "signer.pem contains a private key; only certificates belong in the initramfs",
+        ),
+        (&empty, "no certificates (*.pem, *.crt, *.cer, *.der) in"),
+        (&missing, "no trusted certificate directory"),
+    ] {
+        let result = dracut::build(&dracut::Build {
+            kernel,
+            sealroot_prepare: &bins.sealroot_prepare,
+            certs_dir: dir,
+            config: None,
+        });
+        match result {
+            Ok(built) => {
+                return Err(Error::Assertion(format!(
+                    "dracut built {} although {} is unusable",
+                    built.image.display(),
+                    dir.display()
+                )));
+            }
+            Err(e) => {
+                let text = e.to_string();
+                if !text.contains(message)
+                    || !text.contains("Module 'sealroot' cannot be installed")
+                {
+                    return Err(Error::Assertion(format!(
+                        "dracut failed without saying `{message}`:\n{text}"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Fails unless the console lines containing `needles` appear in this order.
 fn assert_console_order(log: &BootLog, needles: &[&str]) -> Result<()> {
     let console = log.console();

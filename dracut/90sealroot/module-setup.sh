@@ -22,7 +22,40 @@ sealroot_defaults() {
     : "${sealroot_unit_dir:=${systemdsystemunitdir:-/usr/lib/systemd/system}}"
 }
 
-# called by dracut
+# Prints the certificates to install, one per line; fails (with the reason
+# on stderr) if the directory is missing or empty, or holds a private key.
+sealroot_certs() {
+    local cert count=0
+    if [[ ! -d $sealroot_certs_dir ]]; then
+        derror "sealroot: no trusted certificate directory $sealroot_certs_dir: sealroot-prepare would refuse every image (set sealroot_certs_dir=)"
+        return 1
+    fi
+    for cert in "$sealroot_certs_dir"/*; do
+        [[ -f $cert ]] || continue
+        case $cert in
+            *.pem | *.crt | *.cer | *.der) ;;
+            *)
+                dwarning "sealroot: skipping $cert (certificates must end in .pem, .crt, .cer or .der)"
+                continue
+                ;;
+        esac
+        if grep -qa -- "PRIVATE KEY" "$cert"; then
+            derror "sealroot: $cert contains a private key; only certificates belong in the initramfs"
+            return 1
+        fi
+        printf '%s\n' "$cert"
+        count=$((count + 1))
+    done
+    if ((count == 0)); then
+        derror "sealroot: no certificates (*.pem, *.crt, *.cer, *.der) in $sealroot_certs_dir: sealroot-prepare would refuse every image"
+        return 1
+    fi
+}
+
+# called by dracut. Everything that can make the image useless or unsafe is
+# checked here: dracut ignores install()'s status, but a module the
+# configuration asks for (add_dracutmodules) whose check() fails stops the
+# build ("Module 'sealroot' cannot be installed").
 check() {
     sealroot_defaults
     # sealroot needs systemd in the initramfs (the unit is the integration).
@@ -31,6 +64,11 @@ check() {
         derror "sealroot: $sealroot_prepare is missing or not executable (set sealroot_prepare= in dracut.conf.d)"
         return 1
     fi
+    if [[ ! -f $sealroot_unit_dir/sealroot-prepare.service ]]; then
+        derror "sealroot: no $sealroot_unit_dir/sealroot-prepare.service (set sealroot_unit_dir=)"
+        return 1
+    fi
+    sealroot_certs >/dev/null || return 1
     return 255
 }
 
@@ -54,34 +92,14 @@ installkernel() {
     hostonly='' instmods erofs overlay loop
 }
 
-# Copies the trusted certificates; refuses anything holding a private key.
+# Copies the trusted certificates (validated by check()).
 sealroot_install_certs() {
     local cert count=0
-    if [[ ! -d $sealroot_certs_dir ]]; then
-        dfatal "sealroot: no trusted certificate directory $sealroot_certs_dir: sealroot-prepare would refuse every image (set sealroot_certs_dir=)"
-        return 1
-    fi
     inst_dir /etc/sealroot/certs.d
-    for cert in "$sealroot_certs_dir"/*; do
-        [[ -f $cert ]] || continue
-        case $cert in
-            *.pem | *.crt | *.cer | *.der) ;;
-            *)
-                dwarning "sealroot: skipping $cert (certificates must end in .pem, .crt, .cer or .der)"
-                continue
-                ;;
-        esac
-        if grep -qa -- "PRIVATE KEY" "$cert"; then
-            dfatal "sealroot: $cert contains a private key; only certificates belong in the initramfs"
-            return 1
-        fi
+    while read -r cert; do
         inst_simple "$cert" "/etc/sealroot/certs.d/${cert##*/}" || return 1
         count=$((count + 1))
-    done
-    if ((count == 0)); then
-        dfatal "sealroot: no certificates (*.pem, *.crt, *.cer, *.der) in $sealroot_certs_dir: sealroot-prepare would refuse every image"
-        return 1
-    fi
+    done < <(sealroot_certs)
     dinfo "sealroot: $count trusted certificate(s) from $sealroot_certs_dir"
 }
 
