@@ -87,6 +87,7 @@ fn dracut_initramfs_switches_to_the_physical_root() -> Result<()> {
         sealroot_prepare: &bins.sealroot_prepare,
         certs_dir: &certs,
         config: None,
+        extra_modules: &[],
     })?;
     eprintln!(
         "dracut built {} ({} KiB) in {:.1} s",
@@ -170,6 +171,7 @@ const SEALED_CHECKS: &str = r#"
     bed_run root-is-overlay grep -E '^[^ ]+ / overlay ' /proc/mounts
     bed_run status cat /run/sealroot/status.json
     bed_value mounts "$(cat /proc/mounts)"
+    bed_value ostree-journal "$(grep -ahoE 'MESSAGE=[^[:cntrl:]]*ostree-prepare-root[^[:cntrl:]]*' /run/log/journal/*/*.journal)"
 "#;
 
 /// The module fails the dracut build (instead of producing an initramfs
@@ -199,6 +201,7 @@ fn dracut_refuses_private_keys_and_missing_certificates() -> Result<()> {
             sealroot_prepare: &bins.sealroot_prepare,
             certs_dir: dir,
             config: None,
+            extra_modules: &[],
         });
         match result {
             Ok(built) => {
@@ -244,7 +247,8 @@ fn assert_console_order(log: &BootLog, needles: &[&str]) -> Result<()> {
 /// runs sealroot-prepare (after sysroot.mount, before
 /// initrd-root-fs.target), which verifies and mounts the sealed image at
 /// /sysroot; systemd switches into it and its init runs as pid 1 on an
-/// overlay root.
+/// overlay root. ostree-prepare-root.service is in the same initramfs and
+/// `ostree=` on the command line, and stands down (our drop-in).
 #[test]
 #[ignore = "needs `sealroot oci seal` + `sealroot deploy` (branch repo) and sealroot-prepare (branch prepare): run with --ignored once both are merged"]
 fn sealed_root_boots_through_dracut_and_systemd() -> Result<()> {
@@ -260,16 +264,24 @@ fn sealed_root_boots_through_dracut_and_systemd() -> Result<()> {
         SEALED_CHECKS,
         None,
     )?;
+    // Debian's ostree-boot dracut module puts ostree-prepare-root.service
+    // into the same slot; with `ostree=` also on the command line only our
+    // drop-in keeps it from acting as well.
     let built = dracut::build(&dracut::Build {
         kernel,
         sealroot_prepare: &bins.sealroot_prepare,
         certs_dir: &keys.certs_dir,
         config: None,
+        extra_modules: &["ostree"],
     })?;
+    built.assert_contains(
+        "etc/systemd/system/initrd-root-fs.target.wants/ostree-prepare-root.service",
+    )?;
     let log = Vm::with_initrd_file(kernel, &built.image)
         .disk(&root.disk)
         .cmdline(ROOT_ARGS)
         .cmdline(&root.kernel_arg)
+        .cmdline("ostree=/ostree/boot.1/sealroot-test/0")
         .timeout(BOOT_TIMEOUT)
         // A refusal waits for a root login on the console: fail at once.
         .abort_on("Emergency Mode")
@@ -286,6 +298,14 @@ fn sealed_root_boots_through_dracut_and_systemd() -> Result<()> {
     log.result("status")?
         .assert_ok()?
         .assert_stdout_contains("mounted")?;
+    let ostree = log.value("ostree-journal")?;
+    if !ostree.contains(
+        "was skipped because of an unmet condition check (ConditionKernelCommandLine=!sealroot)",
+    ) {
+        return Err(log.failure(&format!(
+            "ostree-prepare-root.service was not stood down by our drop-in:\n{ostree}"
+        )));
+    }
     assert_console_order(
         &log,
         &[
@@ -338,6 +358,7 @@ fn tampered_image_lands_in_emergency() -> Result<()> {
         sealroot_prepare: &bins.sealroot_prepare,
         certs_dir: &keys.certs_dir,
         config: None,
+        extra_modules: &[],
     })?;
     // emergency.service waits on the console for a root login: stop there.
     let log = Vm::with_initrd_file(kernel, &built.image)

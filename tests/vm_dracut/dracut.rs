@@ -42,6 +42,8 @@ pub struct Build<'a> {
     pub certs_dir: &'a Path,
     /// Optional `prepare.conf`.
     pub config: Option<&'a Path>,
+    /// More dracut modules to include (e.g. Debian ostree-boot's `ostree`).
+    pub extra_modules: &'a [&'a str],
 }
 
 /// A built initramfs and what dracut and `lsinitrd` said about it.
@@ -135,7 +137,15 @@ pub fn build(spec: &Build) -> Result<Built> {
             .arg(&spec.kernel.release)
             .arg("--kmoddir")
             .arg(&kmoddir)
-            .args(["--modules", "systemd-initrd rootfs-block dracut-systemd"])
+            .arg("--modules")
+            .arg(
+                ["systemd-initrd", "rootfs-block", "dracut-systemd"]
+                    .iter()
+                    .chain(spec.extra_modules)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )
             .args(["--add-drivers", "virtio_blk"])
             .args(["--no-compress", "--no-early-microcode"])
             .arg(&image),
