@@ -1,0 +1,127 @@
+#!/bin/bash
+# dracut module "sealroot": sealroot-prepare, its systemd unit, its
+# configuration, the trusted certificates and the kernel modules it needs.
+#
+# Opt-in: check() returns 255, so the module is only included when asked
+# for (dracut.conf.d/50-sealroot.conf: add_dracutmodules+=" sealroot ", or
+# `dracut --add sealroot`).
+#
+# Build-host locations, overridable in any dracut.conf.d snippet:
+#   sealroot_prepare=/usr/bin/sealroot-prepare   the static initramfs binary
+#   sealroot_certs_dir=/etc/sealroot/certs.d     trusted X.509 certs (PEM or DER)
+#   sealroot_config=/etc/sealroot/prepare.conf   optional configuration
+#   sealroot_unit_dir=$systemdsystemunitdir      sealroot-prepare.service and drop-ins
+# The certificates and the configuration are policy: they are copied into
+# the image exactly, to the same paths (/etc/sealroot/...). Private keys are
+# refused.
+
+sealroot_defaults() {
+    : "${sealroot_prepare:=/usr/bin/sealroot-prepare}"
+    : "${sealroot_certs_dir:=/etc/sealroot/certs.d}"
+    : "${sealroot_config:=/etc/sealroot/prepare.conf}"
+    : "${sealroot_unit_dir:=${systemdsystemunitdir:-/usr/lib/systemd/system}}"
+}
+
+# Prints the certificates to install, one per line; fails (with the reason
+# on stderr) if the directory is missing or empty, or holds a private key.
+sealroot_certs() {
+    local cert count=0
+    if [[ ! -d $sealroot_certs_dir ]]; then
+        derror "sealroot: no trusted certificate directory $sealroot_certs_dir: sealroot-prepare would refuse every image (set sealroot_certs_dir=)"
+        return 1
+    fi
+    for cert in "$sealroot_certs_dir"/*; do
+        [[ -f $cert ]] || continue
+        case $cert in
+            *.pem | *.crt | *.cer | *.der) ;;
+            *)
+                dwarning "sealroot: skipping $cert (certificates must end in .pem, .crt, .cer or .der)"
+                continue
+                ;;
+        esac
+        if grep -qa -- "PRIVATE KEY" "$cert"; then
+            derror "sealroot: $cert contains a private key; only certificates belong in the initramfs"
+            return 1
+        fi
+        printf '%s\n' "$cert"
+        count=$((count + 1))
+    done
+    if ((count == 0)); then
+        derror "sealroot: no certificates (*.pem, *.crt, *.cer, *.der) in $sealroot_certs_dir: sealroot-prepare would refuse every image"
+        return 1
+    fi
+}
+
+# called by dracut. Everything that can make the image useless or unsafe is
+# checked here: dracut ignores install()'s status, but a module the
+# configuration asks for (add_dracutmodules) whose check() fails stops the
+# build ("Module 'sealroot' cannot be installed").
+check() {
+    sealroot_defaults
+    # sealroot needs systemd in the initramfs (the unit is the integration).
+    require_binaries "$systemdutildir"/systemd || return 1
+    if [[ ! -x $sealroot_prepare ]]; then
+        derror "sealroot: $sealroot_prepare is missing or not executable (set sealroot_prepare= in dracut.conf.d)"
+        return 1
+    fi
+    if [[ ! -f $sealroot_unit_dir/sealroot-prepare.service ]]; then
+        derror "sealroot: no $sealroot_unit_dir/sealroot-prepare.service (set sealroot_unit_dir=)"
+        return 1
+    fi
+    sealroot_certs >/dev/null || return 1
+    return 255
+}
+
+# called by dracut
+depends() {
+    echo systemd-initrd
+    # dracut >= 060 ships emergency.target/.service in a module of its own;
+    # older dracut installs them with "systemd".
+    local d
+    for d in "$dracutbasedir"/modules.d/[0-9][0-9]systemd-emergency; do
+        [[ -d $d ]] && echo systemd-emergency
+    done
+    return 0
+}
+
+# called by dracut
+installkernel() {
+    # composefs = EROFS (metadata image) + overlayfs (verity=require);
+    # loop for kernels or setups that cannot mount EROFS from a file.
+    # Dependencies (e.g. libcrc32c for erofs) come along via modules.dep.
+    hostonly='' instmods erofs overlay loop
+}
+
+# Copies the trusted certificates (validated by check()).
+sealroot_install_certs() {
+    local cert count=0
+    inst_dir /etc/sealroot/certs.d
+    while read -r cert; do
+        inst_simple "$cert" "/etc/sealroot/certs.d/${cert##*/}" || return 1
+        count=$((count + 1))
+    done < <(sealroot_certs)
+    dinfo "sealroot: $count trusted certificate(s) from $sealroot_certs_dir"
+}
+
+# called by dracut
+install() {
+    sealroot_defaults
+    local unit=sealroot-prepare.service other
+    inst_simple "$sealroot_prepare" /usr/bin/sealroot-prepare || return 1
+    inst_simple "$sealroot_unit_dir/$unit" "$systemdsystemunitdir/$unit" || return 1
+    # Stand the other root-preparing units down when our keys are present.
+    for other in ostree-prepare-root composefs-setup-root; do
+        inst_simple "$sealroot_unit_dir/$other.service.d/50-sealroot.conf" \
+            "$systemdsystemunitdir/$other.service.d/50-sealroot.conf" || return 1
+    done
+    # Load the filesystems early (systemd-modules-load.service, which the
+    # unit is ordered after) instead of relying on on-demand module requests.
+    inst_dir /usr/lib/modules-load.d
+    printf '# sealroot: composefs = EROFS + overlayfs\nerofs\noverlay\n' \
+        >"$initdir/usr/lib/modules-load.d/sealroot.conf"
+    $SYSTEMCTL -q --root "$initdir" add-wants initrd-root-fs.target "$unit" || return 1
+    if [[ -f $sealroot_config ]]; then
+        inst_simple "$sealroot_config" /etc/sealroot/prepare.conf || return 1
+    fi
+    sealroot_install_certs || return 1
+}

@@ -1,0 +1,267 @@
+//! The mkosi integration (`mkosi/`) in a real mkosi build.
+//!
+//! A throwaway mkosi project includes `mkosi/`, builds a bootable Debian
+//! bookworm disk image with the bookworm-backports 6.12 kernel and a UKI,
+//! and keeps sealroot's inputs in `mkosi.sealroot/` (key and certificate
+//! from `openssl req -x509`, the static `sealroot` and `sealroot-prepare`
+//! the bed builds). Then, from the outputs alone:
+//!
+//! - the UKI's `.cmdline` section (read with `objcopy --dump-section`) holds
+//!   `sealroot=sha256:<manifest>`;
+//! - the root partition (read with debugfs through e2fsprogs' `?offset=`)
+//!   holds the repository with that deployment, and has the ext4 `verity`
+//!   feature (mkosi.postoutput);
+//! - the initramfs mkosi put into the UKI (`image.initrd`, listed with
+//!   `lsinitrd`) was built by the image's own dracut with our module:
+//!   sealroot-prepare, the unit and its wants link, the certificate.
+//!
+//! Needs mkosi 24.3, dracut, systemd-boot-efi, dosfstools
+//! (`scripts/install-deps`), the Debian mirror, ~3 GB in /var/tmp and
+//! 3-6 minutes. Run:
+//! `SEALROOT_TESTBED_CACHE=/work/testbed-cache cargo test --test mkosi_image -- --ignored`.
+//! apt downloads are cached in `<bed cache>/mkosi-packages`.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use sealroot_testbed::host;
+use sealroot_testbed::{Error, Result, static_binaries};
+
+/// The test project's configuration; `{include}` is the worktree's `mkosi/`.
+const PROJECT_CONF: &str = "\
+[Config]
+Include={include}
+
+[Distribution]
+Distribution=debian
+Release=bookworm
+
+[Output]
+Format=disk
+PackageCacheDirectory={packages}
+
+[Content]
+Bootable=yes
+Bootloader=uki
+Packages=linux-image-cloud-amd64/bookworm-backports
+         systemd-boot-efi
+KernelCommandLine=console=ttyS0 root=PARTUUID rw
+";
+
+/// mkosi 24.3 adds deb.debian.org/debian-debug to its default apt sources;
+/// giving the sources explicitly keeps to the registry's main archive.
+const APT_SOURCES: &str = "\
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm bookworm-updates bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://security.debian.org/debian-security
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+";
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error + use<> {
+    let path = path.to_path_buf();
+    move |source| Error::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io("cannot create", parent))?;
+    }
+    std::fs::write(path, text).map_err(io("cannot write", path))
+}
+
+fn stdout(cmd: &mut Command) -> Result<String> {
+    let output = host::run(cmd, None)?;
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[test]
+#[ignore = "needs `sealroot oci seal` + `sealroot deploy` (branch repo); several minutes, the Debian mirror and ~3 GB: run with --ignored"]
+fn mkosi_build_seals_deploys_and_bakes_the_digest_into_the_uki() -> Result<()> {
+    let mkosi = host::tool(
+        "mkosi",
+        "mkosi (on bookworm: apt-get install -t bookworm-backports mkosi; see scripts/install-deps)",
+    )?;
+    for (tool, package) in [
+        ("objcopy", "binutils"),
+        ("lsinitrd", "dracut-core"),
+        ("debugfs", "e2fsprogs"),
+        ("sfdisk", "fdisk"),
+        ("openssl", "openssl"),
+    ] {
+        host::tool(tool, package)?;
+    }
+    let bins = static_binaries()?;
+    let project = tempfile::Builder::new()
+        .prefix("sealroot-mkosi-")
+        .tempdir_in("/var/tmp")
+        .map_err(io("cannot create a directory in", Path::new("/var/tmp")))?;
+    let dir = project.path();
+    let packages = host::cache_subdir("mkosi-packages")?;
+    write(
+        &dir.join("mkosi.conf"),
+        &PROJECT_CONF
+            .replace(
+                "{include}",
+                &host::workspace_root().join("mkosi").display().to_string(),
+            )
+            .replace("{packages}", &packages.display().to_string()),
+    )?;
+    write(
+        &dir.join("mkosi.pkgmngr/etc/apt/sources.list.d/mkosi.sources"),
+        APT_SOURCES,
+    )?;
+    let inputs = dir.join("mkosi.sealroot");
+    std::fs::create_dir_all(inputs.join("certs.d")).map_err(io("cannot create", &inputs))?;
+    std::fs::create_dir_all(inputs.join("bin")).map_err(io("cannot create", &inputs))?;
+    host::run(
+        Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .args(["-nodes", "-days", "2", "-subj", "/CN=sealroot mkosi test"])
+            .arg("-keyout")
+            .arg(inputs.join("key.pem"))
+            .arg("-out")
+            .arg(inputs.join("cert.pem")),
+        None,
+    )?;
+    for (from, to) in [
+        (inputs.join("cert.pem"), inputs.join("certs.d/signer.pem")),
+        (bins.sealroot.clone(), inputs.join("bin/sealroot")),
+        (
+            bins.sealroot_prepare.clone(),
+            inputs.join("bin/sealroot-prepare"),
+        ),
+    ] {
+        std::fs::copy(&from, &to).map_err(io("cannot copy", &from))?;
+    }
+
+    let started = Instant::now();
+    let build = host::run(
+        Command::new(mkosi)
+            .current_dir(dir)
+            .args(["--force", "build"]),
+        Some("mkosi failed; the sealroot scripts report with `sealroot (mkosi.<step>):`"),
+    )?;
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&build.stdout),
+        String::from_utf8_lossy(&build.stderr)
+    );
+    eprintln!("mkosi build: {:.0} s", started.elapsed().as_secs_f64());
+    for step in [
+        "sealroot (mkosi.postinst): installed 1 trusted certificate(s)",
+        "sealroot (mkosi.finalize): kernel command line: sealroot=sha256:",
+        "sealroot: 1 trusted certificate(s) from /etc/sealroot/certs.d",
+        "sealroot (mkosi.postoutput): image.raw: ext4 verity feature on the root partition",
+    ] {
+        if !log.contains(step) {
+            return Err(Error::Assertion(format!(
+                "mkosi's log lacks `{step}`:\n{}",
+                host::tail_lines(&log, 60)
+            )));
+        }
+    }
+
+    // The UKI's command line selects the deployed manifest.
+    let cmdline_path = dir.join("cmdline");
+    host::run(
+        Command::new("objcopy")
+            .arg("--dump-section")
+            .arg(format!(".cmdline={}", cmdline_path.display()))
+            .arg(dir.join("image.efi"))
+            .arg(dir.join("objcopy.out")),
+        None,
+    )?;
+    let cmdline =
+        std::fs::read_to_string(&cmdline_path).map_err(io("cannot read", &cmdline_path))?;
+    let manifest = cmdline
+        .split_whitespace()
+        .find_map(|arg| arg.strip_prefix("sealroot=sha256:"))
+        .ok_or_else(|| {
+            Error::Assertion(format!(
+                "the UKI's .cmdline has no sealroot=sha256:...: {cmdline:?}"
+            ))
+        })?
+        .trim_end_matches('\0')
+        .to_owned();
+
+    // The root partition holds that deployment and can take fs-verity.
+    let table = stdout(
+        Command::new("sfdisk")
+            .arg("--dump")
+            .arg(dir.join("image.raw")),
+    )?;
+    let start: u64 = table
+        .lines()
+        .find(|l| l.contains("4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"))
+        .and_then(|l| l.split("start=").nth(1))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| Error::Assertion(format!("no x86-64 root partition in:\n{table}")))?;
+    let root = format!("{}?offset={}", dir.join("image.raw").display(), start * 512);
+    let features = stdout(Command::new("dumpe2fs").arg("-h").arg(&root))?;
+    if !features
+        .lines()
+        .any(|l| l.starts_with("Filesystem features:") && l.contains(" verity"))
+    {
+        return Err(Error::Assertion(format!(
+            "the root ext4 lacks the verity feature:\n{features}"
+        )));
+    }
+    let deployment = stdout(
+        Command::new("debugfs")
+            .arg("-R")
+            .arg(format!(
+                "cat /sealroot/deployments/{manifest}/deployment.json"
+            ))
+            .arg(&root),
+    )?;
+    if !deployment.contains(&format!("\"manifest\": \"sha256:{manifest}\"")) {
+        return Err(Error::Assertion(format!(
+            "no deployment of sha256:{manifest} in the root partition: {deployment:?}"
+        )));
+    }
+
+    // The initramfs in the UKI: the image's dracut with our module.
+    let listing = stdout(Command::new("lsinitrd").arg(dir.join("image.initrd")))?;
+    for path in [
+        "usr/bin/sealroot-prepare",
+        "usr/lib/systemd/system/sealroot-prepare.service",
+        "etc/systemd/system/initrd-root-fs.target.wants/sealroot-prepare.service",
+        "etc/sealroot/certs.d/signer.pem",
+        "usr/lib/modules-load.d/sealroot.conf",
+    ] {
+        if !listing
+            .lines()
+            .any(|l| l.split_whitespace().any(|f| f == path))
+        {
+            return Err(Error::Assertion(format!("image.initrd lacks {path}")));
+        }
+    }
+    for module in ["erofs", "overlay"] {
+        if !listing.contains(&format!("/{module}.ko")) {
+            return Err(Error::Assertion(format!(
+                "image.initrd lacks the {module} module"
+            )));
+        }
+    }
+    Ok(())
+}
