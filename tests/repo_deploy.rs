@@ -203,6 +203,14 @@ fn redeploy_keeps_state_and_failures_leave_the_previous_state() {
     let dj: Value =
         serde_json::from_slice(&std::fs::read(dep.join("deployment.json")).unwrap()).unwrap();
     assert_eq!(dj["signatures"], "attach-at-boot");
+    // Builtin on a host without fs-verity: recorded as builtin with
+    // "verity": false (`sealroot repo enable-verity` on the target attaches
+    // the signatures), not refused; auto falls back to detached.
+    let builtin = s.deploy(&["--signatures", "builtin"]);
+    assert_eq!(builtin["deployment"]["signatures"], "builtin", "{builtin}");
+    assert_eq!(builtin["deployment"]["verity"], false, "{builtin}");
+    let auto = s.deploy(&[]);
+    assert_eq!(auto["deployment"]["signatures"], "detached", "{auto}");
 
     // A failing deploy (a damaged layer of another image) leaves the
     // repository's deployments exactly as they were.

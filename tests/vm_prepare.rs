@@ -1,7 +1,9 @@
 //! `sealroot-prepare` on a real kernel: the test init plays systemd's role
 //! (mounts the ext4 disk at /sysroot, runs `/bin/sealroot-prepare`, then
-//! looks at the result). Fixtures: `vm_prepare_support` (one sealing boot
-//! per test process for all of them); each test then boots its own copy.
+//! looks at the result). Fixtures: `vm_prepare_support` (`sealroot oci
+//! seal` + `sealroot deploy` on the host, one sealing boot per test process
+//! for all of them running `sealroot repo enable-verity`); each test then
+//! boots its own copy.
 //!
 //! Run: `SEALROOT_TESTBED_CACHE=/work/testbed-cache cargo test --test vm_prepare`
 
@@ -69,35 +71,22 @@ fn fixtures() -> &'static Fixtures {
         let (dir, d) = make(ImageSpec::standard("os-e"), &builtin);
         tamper(dir.path(), &d.image_path(), |b| b[100] ^= 1);
         push("erofs-changed", (dir, d));
-        push(
-            "untrusted-erofs",
-            make(
-                ImageSpec::standard("os-u"),
-                &Signing {
-                    signer: &trusted,
-                    erofs_signer: Some(&untrusted),
-                    mode: SigMode::Builtin,
-                },
-            ),
-        );
+        // Forged on top of a real builtin deployment: the EROFS signature
+        // is by a key whose certificate is never in certs.d.
+        let (dir, d) = make(ImageSpec::standard("os-u"), &builtin);
+        let d = resign_erofs(dir.path(), &d, &untrusted);
+        push("untrusted-erofs", (dir, d));
         let (dir, d) = make(ImageSpec::standard("os-s"), &detached);
         std::fs::remove_file(
             repo_dir(dir.path()).join(format!("blobs/sha256/{}", d.signature_blobs[2].to_hex())),
         )
         .unwrap();
         push("signature-missing", (dir, d));
-        // A second image in the same repository; the first deployment's
-        // hint is pointed at the second image's artifact.
-        let (dir, d) = make(ImageSpec::standard("os-x"), &builtin);
-        let other = deploy_fixture(dir.path(), &ImageSpec::standard("os-y"), &builtin);
-        let dep = repo_dir(dir.path())
-            .join(d.deployment_dir())
-            .join("deployment.json");
-        let text = std::fs::read_to_string(&dep).unwrap().replace(
-            &d.artifact_digest.to_string(),
-            &other.artifact_digest.to_string(),
-        );
-        std::fs::write(&dep, text).unwrap();
+        // A second image deployed into the same repository; the first
+        // deployment's hint is pointed at the second image's artifact.
+        let (dir, d) = make(ImageSpec::standard("os-x"), &detached);
+        let other = deploy_fixture(dir.path(), &ImageSpec::standard("os-y"), &detached);
+        point_at_artifact(dir.path(), &d, other.artifact_digest);
         push("subject-mismatch", (dir, d));
 
         let paths: Vec<&std::path::Path> = variants.iter().map(|(_, d, _)| d.path()).collect();

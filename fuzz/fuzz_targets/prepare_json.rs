@@ -1,21 +1,22 @@
-//! The JSON `sealroot-prepare` reads from the untrusted disk: repo.json,
-//! deployment.json, the image manifest and config (as `verify` uses them)
-//! and the sealing artifact. Never panics; what parses keeps its bytes.
+//! The JSON `sealroot-prepare` reads from the untrusted disk: repo.json and
+//! deployment.json (the parsers `sealroot deploy` shares, as in `repo_json`),
+//! the image manifest and config (as `verify` uses them) and the sealing
+//! artifact. Never panics; what parses keeps its bytes.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use sealroot::oci::artifact::{Role, SealArtifact};
 use sealroot::oci::{ImageConfig, ImageManifest, Stored};
-use sealroot::prepare::repo;
+use sealroot::repo::json::{Deployment, RepoConfig};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, json)) = data.split_first() else { return };
     match selector % 4 {
         0 => {
-            let _ = repo::parse_repo_json(json);
+            let _ = RepoConfig::parse(json);
         }
         1 => {
-            let _ = repo::parse_deployment_json(json);
+            let _ = Deployment::parse(json);
         }
         2 => {
             if let Ok(m) = Stored::<ImageManifest>::parse(json.to_vec()) {

@@ -15,11 +15,11 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
-use serde::Deserialize;
 
 use crate::errno::errno_name;
 use crate::oci::Sha256Digest;
 use crate::oci::artifact::VerityAlgorithm;
+use crate::repo::json::{Deployment, MAX_JSON_SIZE, RepoConfig};
 
 /// A repository problem (missing or unreadable file, bad JSON hint).
 #[derive(Debug, thiserror::Error)]
@@ -58,28 +58,10 @@ fn explain(errno: Errno) -> String {
     }
 }
 
-/// The largest JSON hint read (`repo.json`, `deployment.json`).
-const MAX_HINT_SIZE: u64 = 64 * 1024;
-
 /// The repository directory.
 pub struct Repo {
     dir: OwnedFd,
     path: PathBuf,
-}
-
-/// `repo.json`.
-#[derive(Debug, Deserialize)]
-struct RepoJson {
-    format: u32,
-    algorithm: String,
-}
-
-/// The parts of `deployment.json` the initramfs uses (hints).
-#[derive(Debug, Clone, Deserialize)]
-pub struct DeploymentJson {
-    pub format: u32,
-    pub manifest: Sha256Digest,
-    pub artifact: Sha256Digest,
 }
 
 impl Repo {
@@ -205,25 +187,29 @@ impl Repo {
     /// Reads a small JSON hint file.
     fn read_hint(&self, rel: &str) -> Result<Vec<u8>, RepoError> {
         let mut f = self.open_file(rel, "cannot open")?;
-        self.read_limited(&mut f, rel, MAX_HINT_SIZE)
+        self.read_limited(&mut f, rel, MAX_JSON_SIZE as u64)
     }
 
     /// The fs-verity algorithm of the signed files, from `repo.json`.
     pub fn algorithm(&self) -> Result<VerityAlgorithm, RepoError> {
         let bytes = self.read_hint("repo.json")?;
-        parse_repo_json(&bytes).map_err(|reason| RepoError::Invalid {
-            path: self.display("repo.json"),
-            reason,
-        })
+        RepoConfig::parse(&bytes)
+            .map(|c| c.algorithm)
+            .map_err(|e| RepoError::Invalid {
+                path: self.display("repo.json"),
+                reason: e.to_string(),
+            })
     }
 
-    /// `deployment.json` of a deployment directory.
-    pub fn deployment(&self, dir: &str) -> Result<DeploymentJson, RepoError> {
+    /// `deployment.json` of a deployment directory, parsed as `sealroot
+    /// deploy` writes it (`repo::json`, the one parser of the contract in
+    /// docs/repository.md: all fields required, unknown fields refused).
+    pub fn deployment(&self, dir: &str) -> Result<Deployment, RepoError> {
         let rel = format!("{dir}/deployment.json");
         let bytes = self.read_hint(&rel)?;
-        parse_deployment_json(&bytes).map_err(|reason| RepoError::Invalid {
+        Deployment::parse(&bytes).map_err(|e| RepoError::Invalid {
             path: self.display(&rel),
-            reason,
+            reason: e.to_string(),
         })
     }
 
@@ -263,70 +249,7 @@ fn read_limited(file: &mut File, limit: u64) -> Result<Vec<u8>, ReadLimit> {
     Ok(out)
 }
 
-/// Parses `repo.json`: format 1 and the algorithm of the signed files.
-pub fn parse_repo_json(bytes: &[u8]) -> Result<VerityAlgorithm, String> {
-    let j: RepoJson =
-        serde_json::from_slice(bytes).map_err(|e| format!("not valid repo.json: {e}"))?;
-    if j.format != 1 {
-        return Err(format!(
-            "repository format {} is not supported (this sealroot-prepare reads format 1)",
-            j.format
-        ));
-    }
-    j.algorithm.parse().map_err(|e| format!("{e}"))
-}
-
-/// Parses `deployment.json` (the fields the initramfs uses; others are
-/// ignored, so later formats may add some).
-pub fn parse_deployment_json(bytes: &[u8]) -> Result<DeploymentJson, String> {
-    let d: DeploymentJson =
-        serde_json::from_slice(bytes).map_err(|e| format!("not valid deployment.json: {e}"))?;
-    if d.format != 1 {
-        return Err(format!(
-            "deployment format {} is not supported (expected 1)",
-            d.format
-        ));
-    }
-    Ok(d)
-}
-
 /// `blobs/sha256/<hex>`.
 pub fn blob_path(d: &Sha256Digest) -> String {
     format!("blobs/sha256/{}", d.to_hex())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn repo_json() {
-        // The form docs/repository.md specifies.
-        let a = parse_repo_json(br#"{ "format": 1, "algorithm": "fsverity-sha256-12" }"#).unwrap();
-        assert_eq!(a, VerityAlgorithm::SHA256_12);
-        let e = parse_repo_json(br#"{"format":2,"algorithm":"fsverity-sha256-12"}"#).unwrap_err();
-        assert!(e.contains("format 2 is not supported"), "{e}");
-        let e = parse_repo_json(br#"{"format":1,"algorithm":"sha256"}"#).unwrap_err();
-        assert!(e.contains("invalid fs-verity algorithm"), "{e}");
-        assert!(parse_repo_json(b"{").is_err());
-    }
-
-    #[test]
-    fn deployment_json() {
-        let m = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
-        let text = format!(
-            r#"{{"format":1,"manifest":"{m}","config":"{m}","artifact":"{m}","image":"ab",
-               "algorithm":"fsverity-sha256-12","signatures":"builtin","future":[1]}}"#
-        );
-        let d = parse_deployment_json(text.as_bytes()).unwrap();
-        assert_eq!(d.manifest.to_string(), m);
-        let bad = text.replace("\"format\":1", "\"format\":7");
-        assert!(
-            parse_deployment_json(bad.as_bytes())
-                .unwrap_err()
-                .contains("format 7")
-        );
-        let bad = text.replace(m, "sha256:XY");
-        assert!(parse_deployment_json(bad.as_bytes()).is_err());
-    }
 }

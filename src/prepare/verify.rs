@@ -29,6 +29,7 @@ use crate::crypto::{Cert, CertInfo};
 use crate::oci::artifact::{Role, SealArtifact, SignatureEntry};
 use crate::oci::stored::{MAX_JSON_SIZE, Stored};
 use crate::oci::{ConfigDigest, ImageConfig, ImageManifest, ManifestDigest, Sha256Digest};
+use crate::repo::json::{Deployment, SignatureMode};
 use crate::verity::FsVerityDigest;
 use crate::verity::ioctl as vioctl;
 
@@ -183,7 +184,7 @@ pub fn verify(
     let hint = repo.deployment(&deployment)?;
     let manifest_digest = match selector {
         Selector::Manifest(m) => {
-            if hint.manifest != m.0 {
+            if hint.manifest != *m {
                 return Err(refused(
                     repo.display(&format!("{deployment}/deployment.json"))
                         .display()
@@ -193,7 +194,7 @@ pub fn verify(
             }
             *m
         }
-        _ => ManifestDigest(hint.manifest),
+        _ => hint.manifest,
     };
     // The state directory is always the verified manifest's.
     let deployment = format!("deployments/{}", manifest_digest.0.to_hex());
@@ -234,18 +235,20 @@ pub fn verify(
             )
         })
     };
-    // Attaching uses the artifact's parameters (the spec fixes "no salt").
-    let params = artifact.algorithm.params();
     let (m_entry, c_entry, e_entry) = (
         entry(Role::Manifest)?,
         entry(Role::Config)?,
         entry(Role::Merged)?,
     );
 
+    // Attaching uses the artifact's parameters (the spec fixes "no salt").
+    let params = artifact.algorithm.params();
+
     // 3. The manifest.
     let m_path = blob_path(&manifest_digest.0);
     let m_what = format!("manifest {manifest_digest}");
-    let (mut m_file, m_proof) = open_signed(repo, &m_path, &m_what, m_entry, &params, policy)?;
+    let (mut m_file, m_proof) =
+        open_signed(repo, &m_path, &m_what, m_entry, &params, &hint, policy)?;
     let m_bytes = repo.read_limited(&mut m_file, &m_path, MAX_JSON_SIZE)?;
     let manifest =
         Stored::<ImageManifest>::parse(m_bytes).map_err(|e| refused(&m_what, e.to_string()))?;
@@ -280,7 +283,8 @@ pub fn verify(
     }
     let c_path = blob_path(&config_digest.0);
     let c_what = format!("config {config_digest}");
-    let (mut c_file, c_proof) = open_signed(repo, &c_path, &c_what, c_entry, &params, policy)?;
+    let (mut c_file, c_proof) =
+        open_signed(repo, &c_path, &c_what, c_entry, &params, &hint, policy)?;
     let c_bytes = repo.read_limited(&mut c_file, &c_path, MAX_JSON_SIZE)?;
     if c_bytes.len() as u64 != manifest.config.size {
         return Err(refused(
@@ -331,7 +335,8 @@ pub fn verify(
     }
     let e_path = format!("images/{}", image.to_hex());
     let e_what = format!("merged EROFS {image}");
-    let (image_file, e_proof) = open_signed(repo, &e_path, &e_what, e_entry, &params, policy)?;
+    let (image_file, e_proof) =
+        open_signed(repo, &e_path, &e_what, e_entry, &params, &hint, policy)?;
 
     let verified = Verified {
         manifest: manifest_digest,
@@ -387,13 +392,16 @@ fn read_signature_blob(
     Ok(bytes)
 }
 
-/// Steps 1-4 for one signed file; returns it open at offset 0.
+/// Steps 1-4 for one signed file; returns it open at offset 0. `hint` only
+/// explains a missing fs-verity (docs/repository.md: "the flag only
+/// explains why"); every decision rests on what the kernel measures.
 fn open_signed(
     repo: &Repo,
     rel: &str,
     what: &str,
     entry: &SignatureEntry,
     params: &crate::verity::VerityParams,
+    hint: &Deployment,
     policy: &Policy<'_>,
 ) -> Result<(File, FileProof), VerifyError> {
     let file = match repo.open_file(rel, "cannot open") {
@@ -418,14 +426,25 @@ fn open_signed(
     let mut attached = false;
     if !vioctl::has_verity(&file).map_err(kernel_err)? {
         if !policy.attach {
+            let why = match (hint.signatures, hint.verity) {
+                (SignatureMode::AttachAtBoot, _) => {
+                    "deployed with --signatures=attach-at-boot; allow attaching with \
+                     `[verify] attach-signatures = yes` in /etc/sealroot/prepare.conf, or \
+                     redeploy with builtin signatures"
+                }
+                (_, false) => {
+                    "deployment.json says \"verity\": false: it was deployed where fs-verity \
+                     was unavailable; run `sealroot repo enable-verity --sysroot <root>` on this \
+                     system, or deploy here"
+                }
+                (_, true) => {
+                    "deployment.json says fs-verity was enabled, so the file was replaced: \
+                     the disk was tampered with; redeploy the image"
+                }
+            };
             return Err(refused(
                 what,
-                format!(
-                    "{} has no fs-verity (deployed with --signatures=attach-at-boot, or \
-                     tampered with); allow attaching with `[verify] attach-signatures = yes` in \
-                     /etc/sealroot/prepare.conf, or redeploy with builtin signatures",
-                    repo.display(rel).display()
-                ),
+                format!("{} has no fs-verity ({why})", repo.display(rel).display()),
             ));
         }
         if !policy.kernel_signatures {

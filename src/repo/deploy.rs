@@ -266,14 +266,27 @@ pub fn deploy(
                     signature: None,
                 },
             )?,
-            ModeChoice::Fixed(SignatureMode::Builtin) => repo.put_file(
-                path,
-                bytes,
-                VerityRequest::On {
+            ModeChoice::Fixed(SignatureMode::Builtin) => {
+                let request = VerityRequest::On {
                     params: &params,
                     signature: Some(sig(*role)),
-                },
-            )?,
+                };
+                match repo.put_file(path, bytes, request) {
+                    // No fs-verity here (a build host): the deployment
+                    // stays builtin with "verity": false, and `sealroot
+                    // repo enable-verity` on the target attaches the
+                    // signatures (docs/repository.md, deployment.json).
+                    Err(Error::Verity { source, .. }) if is_unsupported(&source) => repo.put_file(
+                        path,
+                        bytes,
+                        VerityRequest::On {
+                            params: &params,
+                            signature: None,
+                        },
+                    )?,
+                    other => other?,
+                }
+            }
             ModeChoice::Auto => {
                 // The kernel itself answers whether the signer is in
                 // .fs-verity: enabling with the signature succeeds, or

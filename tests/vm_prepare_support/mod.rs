@@ -1,44 +1,40 @@
 //! Deployed-repository fixtures for the `sealroot-prepare` VM tests.
 //!
-//! THE ONE PLACE fixtures are made. Until `sealroot deploy` lands, a
-//! deployment is assembled here from the merged library pieces, following
-//! `docs/repository.md`: OCI layout (tests/oci_support) -> import into a
-//! `Tree` with the objects written to `objects/XX/..` -> `erofs::image_bytes`
-//! -> `pkcs7::sign_fsverity` of manifest, config and EROFS ->
-//! `oci::artifact::build`. fs-verity cannot be enabled on the host's
-//! `mkfs.ext4 -d` image, so [`seal_disks`] boots the VM once with every
-//! fixture disk attached and enables verity there (with the builtin
-//! signature in builtin mode), using the static `sealroot enable`.
+//! THE ONE PLACE fixtures are made, with the real tools: an OCI layout
+//! (tests/oci_support) is sealed with `sealroot oci seal` and deployed with
+//! `sealroot deploy --sysroot` on the host, exactly as a build host would.
+//! The host has no fs-verity, so every deployment says `"verity": false`;
+//! [`seal_disks`] then boots the VM once with every fixture disk attached
+//! and runs `sealroot repo enable-verity` there, after loading the
+//! signers' certificates into `.fs-verity` (builtin deployments get the
+//! artifact's PKCS#7s as builtin signatures, as on a real target).
 //!
-//! Interface kept small for the switch to `sealroot deploy`:
-//! [`deploy_fixture`]`(sysroot_dir, &ImageSpec, &Signing) -> Deployed`, then
-//! [`seal_disks`]`(&[sysroot_dir]) -> Vec<DiskImage>`.
+//! Refusal tests need states the real tools refuse to produce; those are
+//! forged here ON TOP of a real deployment, and say so: [`resign_erofs`]
+//! (an EROFS signature by another key), [`tamper`] (a signed file replaced
+//! by other bytes with unsigned fs-verity, as an attacker with write access
+//! to the disk would: applied in the sealing boot after enable-verity), and
+//! plain file edits in the tests (deployment.json, a removed blob).
+//!
+//! Interface: [`deploy_fixture`]`(sysroot_dir, &ImageSpec, &Signing) ->
+//! Deployed`, then [`seal_disks`]`(&[sysroot_dir]) -> Vec<DiskImage>`.
 #![allow(dead_code)]
 
 #[path = "../oci_support/fixture.rs"]
 mod oci_fixture;
 
-use std::collections::BTreeSet;
 use std::fs;
-use std::io::{self, Read};
-use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::process::Command;
 
 use sealroot::crypto::builder::{Issuer, Role as CertRole, issue};
 use sealroot::crypto::key::KeySigner;
 use sealroot::crypto::{Cert, KeyAlgorithm, PrivateKey};
-use sealroot::erofs::{WriteOptions, image_bytes};
-use sealroot::oci::artifact::{self, Role, VerityAlgorithm};
-use sealroot::oci::import::{apply_layers, import_layers};
-use sealroot::oci::layout::ImageLayout;
-use sealroot::oci::sink::{ObjectSink, copy_exact};
-use sealroot::oci::{Compression, ImageReference, MediaType, Platform, Sha256Digest};
+use sealroot::oci::artifact::{self, Role, SealArtifact};
+use sealroot::oci::{Compression, ImageManifest, MediaType, Sha256Digest, Stored};
 use sealroot::pkcs7::{SignOptions, sign_fsverity};
-use sealroot::tree::store::object_path;
-use sealroot::tree::{Stat, Timestamp, Tree, mode};
-use sealroot::verity::digest::{MerkleHasher, digest_bytes};
-use sealroot::verity::{FsVerityDigest, VerityParams};
+use sealroot::repo::json::Deployment;
+use sealroot::verity::FsVerityDigest;
 use sealroot_testbed::{DiskImage, Initramfs, Kernel, MIB, Result, Vm, static_binaries};
 
 pub use oci_fixture::LayerBuilder;
@@ -68,13 +64,26 @@ impl Signer {
         }
     }
 
+    /// A PKCS#7 over `digest` (only for forging: real signatures come from
+    /// `sealroot oci seal`).
     fn sign(&self, digest: &FsVerityDigest) -> Vec<u8> {
         let signer = KeySigner::new(self.key.clone(), self.name.clone());
         sign_fsverity(digest, &signer, &self.cert, &SignOptions::default()).unwrap()
     }
+
+    /// Writes `<name>.key.pem` and `<name>.der` into `dir`; returns their
+    /// paths, for `sealroot oci seal --key --cert`.
+    fn write_files(&self, dir: &Path) -> (PathBuf, PathBuf) {
+        let key = dir.join(format!("{}.key.pem", self.name));
+        let cert = dir.join(format!("{}.der", self.name));
+        fs::write(&key, self.key.to_pkcs8_pem().unwrap().as_bytes()).unwrap();
+        fs::write(&cert, self.cert.der()).unwrap();
+        (key, cert)
+    }
 }
 
-/// How the deployment carries its signatures (docs/repository.md).
+/// How the deployment carries its signatures (docs/repository.md):
+/// `sealroot deploy --signatures=<mode>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SigMode {
     /// fs-verity enabled with the builtin signature.
@@ -85,21 +94,25 @@ pub enum SigMode {
     AttachAtBoot,
 }
 
+impl SigMode {
+    fn as_arg(self) -> &'static str {
+        match self {
+            SigMode::Builtin => "builtin",
+            SigMode::Detached => "detached",
+            SigMode::AttachAtBoot => "attach-at-boot",
+        }
+    }
+}
+
 /// Who signs, and how it is deployed.
 pub struct Signing<'a> {
     pub signer: &'a Signer,
-    /// Signs the merged EROFS instead of `signer` (untrusted-key tests).
-    pub erofs_signer: Option<&'a Signer>,
     pub mode: SigMode,
 }
 
 impl<'a> Signing<'a> {
     pub fn new(signer: &'a Signer, mode: SigMode) -> Self {
-        Signing {
-            signer,
-            erofs_signer: None,
-            mode,
-        }
+        Signing { signer, mode }
     }
 }
 
@@ -207,7 +220,8 @@ impl ImageSpec {
     }
 }
 
-/// What [`deploy_fixture`] deployed.
+/// What [`deploy_fixture`] deployed (from the deployment's
+/// `deployment.json`, read with the contract's parser, and the artifact).
 #[derive(Debug, Clone)]
 pub struct Deployed {
     pub manifest_digest: Sha256Digest,
@@ -216,8 +230,8 @@ pub struct Deployed {
     pub artifact_digest: Sha256Digest,
     /// The PKCS#7 blobs of manifest, config, EROFS.
     pub signature_blobs: [Sha256Digest; 3],
-    /// Object paths below the repository, in the order written.
-    pub objects: Vec<String>,
+    /// Objects `sealroot deploy` added to the repository.
+    pub objects_added: u64,
 }
 
 impl Deployed {
@@ -233,239 +247,174 @@ impl Deployed {
     pub fn deployment_dir(&self) -> String {
         format!("deployments/{}", self.manifest_digest.to_hex())
     }
-}
-
-/// Writes objects to `<repo>/objects/XX/<rest>` as the import streams them.
-struct RepoSink {
-    objects: PathBuf,
-    params: VerityParams,
-    written: Mutex<Vec<String>>,
-}
-
-impl ObjectSink for RepoSink {
-    fn params(&self) -> &VerityParams {
-        &self.params
-    }
-
-    fn store(&self, content: &mut dyn Read, size: u64) -> io::Result<FsVerityDigest> {
-        let mut data = Vec::with_capacity(size as usize);
-        let mut hasher = MerkleHasher::new(&self.params);
-        copy_exact(content, size, |chunk| {
-            hasher.update(chunk);
-            data.extend_from_slice(chunk);
-            Ok(())
-        })?;
-        let digest = hasher.finish();
-        let rel = object_path(&digest);
-        let path = self.objects.join(&rel);
-        fs::create_dir_all(path.parent().unwrap())?;
-        if !path.exists() {
-            fs::write(&path, &data)?;
-            self.written.lock().unwrap().push(format!("objects/{rel}"));
-        }
-        Ok(digest)
+    fn deployment_json(&self, sysroot: &Path) -> PathBuf {
+        repo_dir(sysroot)
+            .join(self.deployment_dir())
+            .join("deployment.json")
     }
 }
 
 /// The repository directory of a sysroot.
 pub fn repo_dir(sysroot: &Path) -> PathBuf {
-    sysroot.join("sealroot")
+    sysroot.join(sealroot::repo::SYSROOT_DIR)
 }
 
-/// Deploys `spec` into `<sysroot>/sealroot` (docs/repository.md), signed
-/// by `signing`; records in `<sysroot>/.fixture/` what [`seal_disks`]
-/// must enable fs-verity on.
-pub fn deploy_fixture(sysroot: &Path, spec: &ImageSpec, signing: &Signing<'_>) -> Deployed {
-    let repo = repo_dir(sysroot);
-    for d in [
-        "objects",
-        "images",
-        "blobs/sha256",
-        "deployments",
-        "by-config",
-        "by-image",
-        "tmp",
-    ] {
-        fs::create_dir_all(repo.join(d)).unwrap();
-    }
-    let alg = VerityAlgorithm::SHA256_12;
-    fs::write(
-        repo.join("repo.json"),
-        format!("{{\"format\":1,\"algorithm\":\"{alg}\"}}\n"),
-    )
-    .unwrap();
+/// Runs the host `sealroot` (built by cargo for this test) and returns its
+/// stdout; fails the test unless it exits 0.
+fn sealroot_ok(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_sealroot"))
+        .args(args)
+        .output()
+        .expect("run sealroot");
+    assert!(
+        out.status.success(),
+        "sealroot {args:?} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
 
-    // The OCI image, as a registry would hand it over.
-    let oci = tempfile::tempdir().unwrap();
+/// Seals `spec` with `signing.signer` (`sealroot oci seal`) and deploys it
+/// into `<sysroot>/sealroot` (`sealroot deploy --signatures=<mode>`).
+/// The signer's certificate goes to `<sysroot>/.fixture/certs/`, for the
+/// sealing boot to load into `.fs-verity`.
+pub fn deploy_fixture(sysroot: &Path, spec: &ImageSpec, signing: &Signing<'_>) -> Deployed {
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
     oci_fixture::ImageBuilder::new()
         .layer(spec.layer.clone(), Compression::Gzip)
-        .write(oci.path(), "latest");
-    let reference: ImageReference = format!("oci:{}:latest", oci.path().display())
+        .write(&layout, "latest");
+    let image = format!("oci:{}:latest", layout.display());
+    let (key, cert) = signing.signer.write_files(work.path());
+    let (key, cert) = (key.to_str().unwrap(), cert.to_str().unwrap());
+    sealroot_ok(&["oci", "seal", &image, "--key", key, "--cert", cert]);
+    let report = sealroot_ok(&[
+        "deploy",
+        &image,
+        "--sysroot",
+        sysroot.to_str().unwrap(),
+        "--signatures",
+        signing.mode.as_arg(),
+        "--cert",
+        cert,
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let repo = repo_dir(sysroot);
+    let manifest: Sha256Digest = report["deployment"]["manifest"]
+        .as_str()
+        .unwrap()
         .parse()
         .unwrap();
-    let layout = ImageLayout::open(&reference).unwrap();
-    let image = layout
-        .resolve(&reference.selector, &Platform::host())
-        .unwrap();
-
-    // Import: objects into the repository, the merged tree in memory.
-    let sink = RepoSink {
-        objects: repo.join("objects"),
-        params: VerityParams::sha256(),
-        written: Mutex::new(Vec::new()),
-    };
-    let layers = import_layers(&layout, &image, &sink).unwrap();
-    let mut tree = Tree::new(Stat {
-        mode: mode::S_IFDIR | 0o755,
-        nlink: 2,
-        mtime: Timestamp {
-            sec: oci_fixture::MTIME as i64,
-            nsec: 0,
-        },
-        ..Stat::default()
-    })
-    .unwrap();
-    apply_layers(&mut tree, &layers).unwrap();
-    tree.recount_nlinks();
-    let erofs = image_bytes(&tree, &WriteOptions::default()).unwrap();
-
-    // Digests and signatures.
-    let params = alg.params();
-    let manifest = image.manifest.bytes();
-    let config = image.config.bytes();
-    let (dm, dc, de) = (
-        digest_bytes(&params, manifest),
-        digest_bytes(&params, config),
-        digest_bytes(&params, &erofs),
-    );
-    let signer = signing.signer;
-    let erofs_signer = signing.erofs_signer.unwrap_or(signer);
-    let sigs = [
-        (Role::Manifest, dm, signer.sign(&dm)),
-        (Role::Config, dc, signer.sign(&dc)),
-        (Role::Merged, de, erofs_signer.sign(&de)),
-    ];
-    let subject = image.manifest.descriptor(MediaType::OCI_MANIFEST);
-    let built = artifact::build(&subject, alg, &sigs).unwrap();
-
-    // The repository files.
-    let blob = |bytes: &[u8]| {
-        let d = Sha256Digest::of(bytes);
-        fs::write(repo.join("blobs/sha256").join(d.to_hex()), bytes).unwrap();
-        d
-    };
-    let m = blob(manifest);
-    let c = blob(config);
-    let a = blob(&built.manifest);
-    for (_, bytes) in &built.blobs {
-        blob(bytes);
+    let dj = repo
+        .join("deployments")
+        .join(manifest.to_hex())
+        .join("deployment.json");
+    let d = Deployment::parse(&fs::read(&dj).unwrap()).unwrap();
+    assert_eq!(d.signatures.as_str(), signing.mode.as_arg(), "{report}");
+    add_cert(sysroot, signing.signer);
+    let artifact = read_artifact(&repo, &d.artifact);
+    Deployed {
+        manifest_digest: d.manifest.0,
+        config_digest: d.config.0,
+        image_digest: d.image,
+        artifact_digest: d.artifact,
+        signature_blobs: [Role::Manifest, Role::Config, Role::Merged]
+            .map(|r| artifact.entry(r).unwrap().blob.digest),
+        objects_added: report["objects"]["added"].as_u64().unwrap(),
     }
-    let sig_blobs = [0, 1, 2].map(|i| Sha256Digest::of(&sigs[i].2));
-    fs::write(repo.join("images").join(de.to_hex()), &erofs).unwrap();
-    let dep = repo.join("deployments").join(m.to_hex());
-    for d in ["etc/upper", "etc/work", "var"] {
-        fs::create_dir_all(dep.join(d)).unwrap();
-    }
-    let mode_name = match signing.mode {
-        SigMode::Builtin => "builtin",
-        SigMode::Detached => "detached",
-        SigMode::AttachAtBoot => "attach-at-boot",
-    };
+}
+
+fn add_cert(sysroot: &Path, signer: &Signer) {
+    let certs = sysroot.join(".fixture/certs");
+    fs::create_dir_all(&certs).unwrap();
     fs::write(
-        dep.join("deployment.json"),
-        serde_json::to_vec_pretty(&serde_json::json!({
-            "format": 1,
-            "manifest": m.to_string(),
-            "config": c.to_string(),
-            "artifact": a.to_string(),
-            "image": de.to_hex(),
-            "algorithm": alg.to_string(),
-            "signatures": mode_name,
-            "source": "oci:fixture:latest",
-            "deployed_at": "2026-01-01T00:00:00Z",
-        }))
-        .unwrap(),
+        certs.join(format!("{}.der", signer.name)),
+        signer.cert.der(),
     )
     .unwrap();
-    let target = format!("../deployments/{}", m.to_hex());
-    let _ = symlink(&target, repo.join("by-config").join(c.to_hex()));
-    let _ = symlink(&target, repo.join("by-image").join(de.to_hex()));
-
-    // What the sealing boot must do.
-    let objects = sink.written.into_inner().unwrap();
-    let mut plan: Vec<String> = objects
-        .iter()
-        .map(|o| format!("sha256 sealroot/{o} -"))
-        .collect();
-    let signed = [
-        (format!("blobs/sha256/{}", m.to_hex()), sig_blobs[0]),
-        (format!("blobs/sha256/{}", c.to_hex()), sig_blobs[1]),
-        (format!("images/{}", de.to_hex()), sig_blobs[2]),
-    ];
-    for (path, sig) in &signed {
-        match signing.mode {
-            SigMode::Builtin => plan.push(format!(
-                "sha256 sealroot/{path} sealroot/blobs/sha256/{}",
-                sig.to_hex()
-            )),
-            SigMode::Detached => plan.push(format!("sha256 sealroot/{path} -")),
-            SigMode::AttachAtBoot => {}
-        }
-    }
-    let fixture = sysroot.join(".fixture");
-    fs::create_dir_all(fixture.join("certs")).unwrap();
-    for s in [signer, erofs_signer] {
-        fs::write(
-            fixture.join("certs").join(format!("{}.der", s.name)),
-            s.cert.der(),
-        )
-        .unwrap();
-    }
-    let list = fixture.join("verity.list");
-    let mut lines: Vec<String> = fs::read_to_string(&list)
-        .map(|t| t.lines().map(str::to_owned).collect())
-        .unwrap_or_default();
-    let known: BTreeSet<String> = lines.iter().cloned().collect();
-    lines.extend(plan.into_iter().filter(|l| !known.contains(l)));
-    fs::write(&list, lines.join("\n") + "\n").unwrap();
-
-    Deployed {
-        manifest_digest: m,
-        config_digest: c,
-        image_digest: de,
-        artifact_digest: a,
-        signature_blobs: sig_blobs,
-        objects,
-    }
 }
 
-/// Replaces a repository file with other bytes, as an attacker with write
-/// access to the disk would: the sealing boot enables fs-verity on it
-/// without a signature (nobody can forge one).
-pub fn tamper(sysroot: &Path, rel: &str, edit: impl FnOnce(&mut Vec<u8>)) {
-    let path = repo_dir(sysroot).join(rel);
-    let mut bytes = fs::read(&path).unwrap();
-    edit(&mut bytes);
-    fs::write(&path, bytes).unwrap();
-    let list = sysroot.join(".fixture/verity.list");
-    let text = fs::read_to_string(&list).unwrap();
-    let prefix = format!("sha256 sealroot/{rel} ");
-    let out: Vec<String> = text
-        .lines()
-        .map(|l| {
-            if l.starts_with(&prefix) {
-                format!("{prefix}-")
-            } else {
-                l.to_owned()
-            }
+fn read_artifact(repo: &Path, digest: &Sha256Digest) -> SealArtifact {
+    let bytes = fs::read(repo.join("blobs/sha256").join(digest.to_hex())).unwrap();
+    SealArtifact::parse(&Stored::<ImageManifest>::parse(bytes).unwrap()).unwrap()
+}
+
+/// FORGED on top of a real deployment (no real tool signs one file of an
+/// image with another key): a new artifact whose manifest and config
+/// signatures are the deployed ones and whose EROFS signature is by
+/// `signer`; `deployment.json` is pointed at it. Done before the sealing
+/// boot, so `enable-verity` attaches the forged EROFS signature as the
+/// builtin one (`signer`'s certificate is loaded there too).
+pub fn resign_erofs(sysroot: &Path, d: &Deployed, signer: &Signer) -> Deployed {
+    let repo = repo_dir(sysroot);
+    let blob = |digest: &Sha256Digest| fs::read(repo.join("blobs/sha256").join(digest.to_hex()));
+    let old = read_artifact(&repo, &d.artifact_digest);
+    let sigs: Vec<(Role, FsVerityDigest, Vec<u8>)> = old
+        .entries
+        .iter()
+        .map(|e| {
+            let der = match e.role {
+                Role::Merged => signer.sign(&e.digest),
+                _ => blob(&e.blob.digest).unwrap(),
+            };
+            (e.role, e.digest, der)
         })
         .collect();
-    fs::write(&list, out.join("\n") + "\n").unwrap();
+    let manifest = Stored::<ImageManifest>::parse(blob(&d.manifest_digest).unwrap()).unwrap();
+    let built = artifact::build(
+        &manifest.descriptor(MediaType::OCI_MANIFEST),
+        old.algorithm,
+        &sigs,
+    )
+    .unwrap();
+    for bytes in std::iter::once(&built.manifest).chain(built.blobs.iter().map(|(_, b)| b)) {
+        let digest = Sha256Digest::of(bytes);
+        fs::write(repo.join("blobs/sha256").join(digest.to_hex()), bytes).unwrap();
+    }
+    let mut dep = Deployment::parse(&fs::read(d.deployment_json(sysroot)).unwrap()).unwrap();
+    dep.artifact = built.descriptor.digest;
+    fs::write(d.deployment_json(sysroot), dep.to_json()).unwrap();
+    add_cert(sysroot, signer);
+    let mut forged = d.clone();
+    forged.artifact_digest = dep.artifact;
+    forged.signature_blobs[2] = Sha256Digest::of(&sigs[2].2);
+    forged
 }
 
-/// Turns each sysroot directory into an ext4 disk and enables fs-verity
-/// on the files [`deploy_fixture`] listed, in one VM boot with all disks
-/// attached (`/dev/vda`, `/dev/vdb`, ...).
+/// Points the deployment's `deployment.json` at `artifact` (FORGED: a
+/// hint naming another image's artifact, which deploy never writes).
+/// Only for detached deployments: `enable-verity` would attach the other
+/// image's signatures to a builtin one, which the kernel refuses.
+pub fn point_at_artifact(sysroot: &Path, d: &Deployed, artifact: Sha256Digest) {
+    let mut dep = Deployment::parse(&fs::read(d.deployment_json(sysroot)).unwrap()).unwrap();
+    dep.artifact = artifact;
+    fs::write(d.deployment_json(sysroot), dep.to_json()).unwrap();
+}
+
+/// FORGED after the real deployment got its fs-verity: the sealing boot
+/// replaces the repository file `rel` with these edited bytes, with
+/// fs-verity enabled without a signature (nobody can forge one), as an
+/// attacker with write access to the disk would.
+pub fn tamper(sysroot: &Path, rel: &str, edit: impl FnOnce(&mut Vec<u8>)) {
+    let mut bytes = fs::read(repo_dir(sysroot).join(rel)).unwrap();
+    edit(&mut bytes);
+    let dir = sysroot.join(".fixture/tamper");
+    fs::create_dir_all(&dir).unwrap();
+    let n = fs::read_dir(&dir).unwrap().count();
+    fs::write(dir.join(n.to_string()), bytes).unwrap();
+    let list = sysroot.join(".fixture/tamper.list");
+    let mut text = fs::read_to_string(&list).unwrap_or_default();
+    text.push_str(&format!("{n} {rel}\n"));
+    fs::write(&list, text).unwrap();
+}
+
+/// Turns each sysroot directory into an ext4 disk and, in one VM boot with
+/// all disks attached (`/dev/vda`, `/dev/vdb`, ...), loads the fixture
+/// certificates into `.fs-verity`, runs `sealroot repo enable-verity` and
+/// applies the [`tamper`] list.
 pub fn seal_disks(sysroots: &[&Path], size: u64) -> Result<Vec<DiskImage>> {
     let kernel = Kernel::get()?;
     let bins = static_binaries()?;
@@ -481,17 +430,15 @@ seal_one() {
     for c in .fixture/certs/*; do
         /bin/sealroot keyring add "$c" >/dev/null || return 1
     done
-    n=0
-    while read -r alg path sig; do
-        [ -n "$path" ] || continue
-        if [ "$sig" = - ]; then
-            /bin/sealroot enable --hash-alg=$alg "$path" || return 1
-        else
-            /bin/sealroot enable --hash-alg=$alg --signature="$sig" "$path" || return 1
-        fi
-        n=$((n + 1))
-    done < .fixture/verity.list
-    echo "$n files"
+    /bin/sealroot repo enable-verity --sysroot $dir || return 1
+    if [ -f .fixture/tamper.list ]; then
+        while read -r n rel; do
+            cp .fixture/tamper/$n sealroot/tmp/forged &&
+            /bin/sealroot enable --hash-alg=sha256 sealroot/tmp/forged &&
+            mv sealroot/tmp/forged "sealroot/$rel" || return 1
+            echo "tampered with $rel"
+        done < .fixture/tamper.list
+    fi
     cd / && umount $dir
 }
 for dev in /dev/vd?; do

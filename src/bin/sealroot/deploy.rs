@@ -32,7 +32,8 @@ Signatures (--signatures):
   auto            (default) builtin when the running kernel accepts the signature (the
                   signer's certificate is in .fs-verity), otherwise detached
   builtin         enable fs-verity with the PKCS#7 as builtin signature (kernel-checked
-                  on every open); fails if the kernel refuses it
+                  on every open); fails if the kernel refuses it; where fs-verity is
+                  unavailable, recorded for `sealroot repo enable-verity` to attach
   detached        enable fs-verity without signature; the initramfs verifies the PKCS#7
                   from blobs/ in userspace
   attach-at-boot  leave fs-verity off on the signed files; the initramfs enables it with
