@@ -25,83 +25,89 @@ struct Fixtures {
     trusted: Signer,
     /// A second key whose certificate is never in certs.d.
     untrusted: Signer,
-    disks: BTreeMap<&'static str, (DiskImage, Deployed)>,
+    disks: BTreeMap<String, (DiskImage, Deployed)>,
 }
 
-/// Every fixture disk, sealed in one boot (the first test pays).
+/// Every fixture disk, sealed in one boot (the first test process pays;
+/// the others load them, see `sealed_set`).
 fn fixtures() -> &'static Fixtures {
     static F: OnceLock<Fixtures> = OnceLock::new();
     F.get_or_init(|| {
-        let trusted = Signer::generate("trusted");
-        let untrusted = Signer::generate("untrusted");
-        let builtin = Signing::new(&trusted, SigMode::Builtin);
-        let detached = Signing::new(&trusted, SigMode::Detached);
-        let make = |spec: ImageSpec, signing: &Signing<'_>| {
-            let dir = tempfile::tempdir().unwrap();
-            let d = deploy_fixture(dir.path(), &spec, signing);
-            (dir, d)
-        };
-        let mut variants: Vec<(&'static str, tempfile::TempDir, Deployed)> = Vec::new();
-        let mut push = |name: &'static str, (dir, d): (tempfile::TempDir, Deployed)| {
-            variants.push((name, dir, d))
-        };
-        push("builtin", make(ImageSpec::standard("os-a"), &builtin));
-        push("detached", make(ImageSpec::standard("os-d"), &detached));
-        push(
-            "attach",
-            make(
-                ImageSpec::standard("os-t"),
-                &Signing::new(&trusted, SigMode::AttachAtBoot),
-            ),
-        );
-        push("bootable", make(ImageSpec::bootable("os-boot"), &builtin));
-        // One byte: the first indentation space becomes a tab (still JSON).
-        let space_to_tab = |b: &mut Vec<u8>| {
-            let at = b.iter().position(|&c| c == b' ').unwrap();
-            b[at] = b'\t';
-        };
-        let (dir, d) = make(ImageSpec::standard("os-m"), &builtin);
-        tamper(dir.path(), &d.manifest_path(), space_to_tab);
-        push("manifest-changed", (dir, d));
-        let (dir, d) = make(ImageSpec::standard("os-c"), &builtin);
-        tamper(dir.path(), &d.config_path(), space_to_tab);
-        push("config-changed", (dir, d));
-        // A byte in the padding between the composefs header and the
-        // superblock: the image would still mount, only its digest differs.
-        let (dir, d) = make(ImageSpec::standard("os-e"), &builtin);
-        tamper(dir.path(), &d.image_path(), |b| b[100] ^= 1);
-        push("erofs-changed", (dir, d));
-        // Forged on top of a real builtin deployment: the EROFS signature
-        // is by a key whose certificate is never in certs.d.
-        let (dir, d) = make(ImageSpec::standard("os-u"), &builtin);
-        let d = resign_erofs(dir.path(), &d, &untrusted);
-        push("untrusted-erofs", (dir, d));
-        let (dir, d) = make(ImageSpec::standard("os-s"), &detached);
-        std::fs::remove_file(
-            repo_dir(dir.path()).join(format!("blobs/sha256/{}", d.signature_blobs[2].to_hex())),
-        )
-        .unwrap();
-        push("signature-missing", (dir, d));
-        // A second image deployed into the same repository; the first
-        // deployment's hint is pointed at the second image's artifact.
-        let (dir, d) = make(ImageSpec::standard("os-x"), &detached);
-        let other = deploy_fixture(dir.path(), &ImageSpec::standard("os-y"), &detached);
-        point_at_artifact(dir.path(), &d, other.artifact_digest);
-        push("subject-mismatch", (dir, d));
-
-        let paths: Vec<&std::path::Path> = variants.iter().map(|(_, d, _)| d.path()).collect();
-        let disks = seal_disks(&paths, DISK_SIZE).expect("sealing the fixture disks");
-        let disks = variants
-            .into_iter()
-            .zip(disks)
-            .map(|((name, _dir, d), disk)| (name, (disk, d)))
-            .collect();
+        let (signers, disks) = sealed_set("vm_prepare", build_fixtures);
+        let [trusted, untrusted]: [Signer; 2] = signers.try_into().ok().unwrap();
         Fixtures {
             trusted,
             untrusted,
             disks,
         }
     })
+}
+
+fn build_fixtures() -> (Vec<Signer>, Vec<(String, DiskImage, Deployed)>) {
+    let trusted = Signer::generate("trusted");
+    let untrusted = Signer::generate("untrusted");
+    let builtin = Signing::new(&trusted, SigMode::Builtin);
+    let detached = Signing::new(&trusted, SigMode::Detached);
+    let make = |spec: ImageSpec, signing: &Signing<'_>| {
+        let dir = tempfile::tempdir().unwrap();
+        let d = deploy_fixture(dir.path(), &spec, signing);
+        (dir, d)
+    };
+    let mut variants: Vec<(&'static str, tempfile::TempDir, Deployed)> = Vec::new();
+    let mut push =
+        |name: &'static str, (dir, d): (tempfile::TempDir, Deployed)| variants.push((name, dir, d));
+    push("builtin", make(ImageSpec::standard("os-a"), &builtin));
+    push("detached", make(ImageSpec::standard("os-d"), &detached));
+    push(
+        "attach",
+        make(
+            ImageSpec::standard("os-t"),
+            &Signing::new(&trusted, SigMode::AttachAtBoot),
+        ),
+    );
+    push("bootable", make(ImageSpec::bootable("os-boot"), &builtin));
+    // One byte: the first indentation space becomes a tab (still JSON).
+    let space_to_tab = |b: &mut Vec<u8>| {
+        let at = b.iter().position(|&c| c == b' ').unwrap();
+        b[at] = b'\t';
+    };
+    let (dir, d) = make(ImageSpec::standard("os-m"), &builtin);
+    tamper(dir.path(), &d.manifest_path(), space_to_tab);
+    push("manifest-changed", (dir, d));
+    let (dir, d) = make(ImageSpec::standard("os-c"), &builtin);
+    tamper(dir.path(), &d.config_path(), space_to_tab);
+    push("config-changed", (dir, d));
+    // A byte in the padding between the composefs header and the
+    // superblock: the image would still mount, only its digest differs.
+    let (dir, d) = make(ImageSpec::standard("os-e"), &builtin);
+    tamper(dir.path(), &d.image_path(), |b| b[100] ^= 1);
+    push("erofs-changed", (dir, d));
+    // Forged on top of a real builtin deployment: the EROFS signature
+    // is by a key whose certificate is never in certs.d.
+    let (dir, d) = make(ImageSpec::standard("os-u"), &builtin);
+    let d = resign_erofs(dir.path(), &d, &untrusted);
+    push("untrusted-erofs", (dir, d));
+    let (dir, d) = make(ImageSpec::standard("os-s"), &detached);
+    std::fs::remove_file(
+        repo_dir(dir.path()).join(format!("blobs/sha256/{}", d.signature_blobs[2].to_hex())),
+    )
+    .unwrap();
+    push("signature-missing", (dir, d));
+    // A second image deployed into the same repository; the first
+    // deployment's hint is pointed at the second image's artifact.
+    let (dir, d) = make(ImageSpec::standard("os-x"), &detached);
+    let other = deploy_fixture(dir.path(), &ImageSpec::standard("os-y"), &detached);
+    point_at_artifact(dir.path(), &d, other.artifact_digest);
+    push("subject-mismatch", (dir, d));
+
+    let paths: Vec<&std::path::Path> = variants.iter().map(|(_, d, _)| d.path()).collect();
+    let disks = seal_disks(&paths, DISK_SIZE).expect("sealing the fixture disks");
+    let disks = variants
+        .into_iter()
+        .zip(disks)
+        .map(|((name, _dir, d), disk)| (name.to_owned(), disk, d))
+        .collect();
+    (vec![trusted, untrusted], disks)
 }
 
 fn fixture(name: &str) -> (DiskImage, Deployed) {

@@ -23,6 +23,7 @@
 #[path = "../oci_support/fixture.rs"]
 mod oci_fixture;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -461,6 +462,128 @@ done
         log.result(&name)?.assert_ok()?;
     }
     Ok(disks)
+}
+
+/// Sealed fixture disks shared by all test processes of one test binary
+/// (nextest runs each test in its own process, and every one would seal
+/// the same fixtures again): the first process builds them with `build`
+/// and stores signers, deployment facts and disks under
+/// `CARGO_TARGET_TMPDIR/sealed-<set>/`, keyed by the test executable and
+/// the static binaries; the others wait on the lock and load them.
+pub fn sealed_set(
+    set: &str,
+    build: impl FnOnce() -> (Vec<Signer>, Vec<(String, DiskImage, Deployed)>),
+) -> (Vec<Signer>, BTreeMap<String, (DiskImage, Deployed)>) {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("sealed-{set}"));
+    fs::create_dir_all(&dir).unwrap();
+    let lock = fs::File::create(dir.join("lock")).unwrap();
+    lock.lock().unwrap();
+    let bins = static_binaries().expect("static binaries");
+    let stamp = |p: &Path| {
+        let m = fs::metadata(p).unwrap();
+        format!("{} {} {:?}", p.display(), m.len(), m.modified().unwrap())
+    };
+    let key = [
+        std::env::current_exe().unwrap(),
+        bins.sealroot.clone(),
+        bins.sealroot_prepare.clone(),
+    ]
+    .iter()
+    .map(|p| stamp(p))
+    .collect::<Vec<_>>()
+    .join("\n");
+    let index = dir.join("index.json");
+    if fs::read_to_string(dir.join("key")).ok().as_deref() == Some(key.as_str()) {
+        let j: serde_json::Value = serde_json::from_slice(&fs::read(&index).unwrap()).unwrap();
+        let signers = j["signers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(Signer::from_json)
+            .collect();
+        let disks = j["disks"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(name, d)| {
+                let disk = DiskImage::open(dir.join(format!("{name}.ext4")));
+                (name.clone(), (disk, Deployed::from_json(d)))
+            })
+            .collect();
+        return (signers, disks);
+    }
+    let _ = fs::remove_file(dir.join("key"));
+    let (signers, built) = build();
+    let mut disks = BTreeMap::new();
+    let mut jdisks = serde_json::Map::new();
+    for (name, disk, d) in built {
+        let path = dir.join(format!("{name}.ext4"));
+        let status = Command::new("cp")
+            .args(["--sparse=always", "--reflink=auto"])
+            .arg(disk.path())
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success(), "cp of {} failed", disk.path().display());
+        jdisks.insert(name.clone(), d.to_json());
+        disks.insert(name, (DiskImage::open(path), d));
+    }
+    let j = serde_json::json!({
+        "signers": signers.iter().map(Signer::to_json).collect::<Vec<_>>(),
+        "disks": jdisks,
+    });
+    fs::write(&index, serde_json::to_vec(&j).unwrap()).unwrap();
+    fs::write(dir.join("key"), key).unwrap();
+    (signers, disks)
+}
+
+impl Signer {
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.name,
+            "key": self.key.to_pkcs8_pem().unwrap().as_str(),
+            "cert": hex::encode(self.cert.der()),
+        })
+    }
+
+    fn from_json(j: &serde_json::Value) -> Signer {
+        let name = j["name"].as_str().unwrap().to_owned();
+        Signer {
+            key: PrivateKey::from_bytes(j["key"].as_str().unwrap().as_bytes(), &name).unwrap(),
+            cert: Cert::from_der(&hex::decode(j["cert"].as_str().unwrap()).unwrap(), &name)
+                .unwrap(),
+            name,
+        }
+    }
+}
+
+impl Deployed {
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "manifest": self.manifest_digest.to_string(),
+            "config": self.config_digest.to_string(),
+            "image": self.image_digest.to_hex(),
+            "artifact": self.artifact_digest.to_string(),
+            "signature_blobs": self.signature_blobs.map(|d| d.to_string()),
+            "objects_added": self.objects_added,
+        })
+    }
+
+    fn from_json(j: &serde_json::Value) -> Deployed {
+        let sha = |v: &serde_json::Value| -> Sha256Digest { v.as_str().unwrap().parse().unwrap() };
+        Deployed {
+            manifest_digest: sha(&j["manifest"]),
+            config_digest: sha(&j["config"]),
+            image_digest: FsVerityDigest::from_hex(
+                sealroot::verity::HashAlgorithm::Sha256,
+                j["image"].as_str().unwrap(),
+            )
+            .unwrap(),
+            artifact_digest: sha(&j["artifact"]),
+            signature_blobs: [0, 1, 2].map(|i| sha(&j["signature_blobs"][i])),
+            objects_added: j["objects_added"].as_u64().unwrap(),
+        }
+    }
 }
 
 /// A private copy of a sealed disk for one test (tests write to disks).
