@@ -7,6 +7,8 @@
 //!
 //! Run: `SEALROOT_TESTBED_CACHE=/work/testbed-cache cargo test --test vm_prepare`
 
+mod oci_support;
+mod repo_support;
 mod vm_prepare_support;
 
 use std::collections::BTreeMap;

@@ -7,6 +7,8 @@
 //! stays short. Run with
 //! `SEALROOT_TESTBED_CACHE=/work/testbed-cache cargo test --test vm_prepare_perf -- --ignored --nocapture`.
 
+mod oci_support;
+mod repo_support;
 mod vm_prepare_support;
 
 use sealroot_testbed::{Initramfs, Kernel, MIB, Result, Vm, static_binaries};

@@ -29,6 +29,8 @@ use rustix::mount::{
 
 use crate::errno::errno_name;
 
+pub mod composefs;
+
 /// A failed mount step.
 #[derive(Debug, thiserror::Error)]
 pub struct Error {

@@ -9,7 +9,7 @@
 //!
 //! ```text
 //! .stage/erofs      EROFS (file-backed via /proc/self/fd/N, or a loop device)
-//! .stage/root       overlayfs ro: lowerdir+=.stage/erofs, datadir+=<repo>/objects,
+//! .stage/root       overlayfs ro (`mount::composefs`, as `sealroot mount`): lowerdir+=.stage/erofs, datadir+=<repo>/objects,
 //!                   metacopy=on, redirect_dir=on, verity=require
 //! .stage/root/etc   overlayfs: upper in deployments/<m>/etc (persistent) or a tmpfs
 //! .stage/root/var   bind of deployments/<m>/var (persistent) or a tmpfs
@@ -28,6 +28,7 @@ use rustix::mount::MountAttrFlags;
 use super::config::{Config, ErofsBacking, EtcMode, VarMode};
 use super::modules::Loader;
 use super::repo::{Repo, RepoError};
+use crate::mount::composefs::{self, ErofsSource};
 use crate::mount::{self, DetachedMount, FsContext, fd_path};
 
 /// Where the staging mount goes.
@@ -128,17 +129,7 @@ pub fn mount_root(
     erofs.attach(&erofs_dir)?;
     let objects = repo.open_dir("objects", "cannot open the object store")?;
     let root_dir = stage.dir("root")?;
-    let ctx = FsContext::new("overlay")?;
-    ctx.set("source", "composefs")?;
-    ctx.set_flag("ro")?;
-    ctx.set_path("lowerdir+", &erofs_dir)?;
-    // A data-only layer: reachable only through the EROFS' redirects.
-    ctx.set_path("datadir+", &fd_path(objects.as_fd()))?;
-    ctx.set("metacopy", "on")?;
-    ctx.set("redirect_dir", "on")?;
-    ctx.set("verity", "require")?;
-    ctx.mount(MountAttrFlags::MOUNT_ATTR_RDONLY)?
-        .attach(&root_dir)?;
+    composefs::overlay(&erofs_dir, &[fd_path(objects.as_fd())])?.attach(&root_dir)?;
     mount::detach(&erofs_dir)?;
 
     for dir in ["etc", "var", "sysroot"] {
@@ -246,17 +237,10 @@ fn mount_erofs(
     backing: ErofsBacking,
     loader: &mut Loader,
 ) -> Result<(DetachedMount, String), MountError> {
-    let attrs = MountAttrFlags::MOUNT_ATTR_RDONLY
-        | MountAttrFlags::MOUNT_ATTR_NODEV
-        | MountAttrFlags::MOUNT_ATTR_NOSUID;
+    let acl = composefs::has_acl(image);
     if backing != ErofsBacking::Loop {
         // The path names exactly the verified open file.
-        let ctx = FsContext::new("erofs")?;
-        // SB_RDONLY: the mount attribute alone leaves the superblock
-        // writable, and a read-only loop device then refuses (EACCES).
-        ctx.set_flag("ro")?;
-        ctx.set("source", &fd_path(image.as_fd()).to_string_lossy())?;
-        match ctx.mount(attrs) {
+        match composefs::erofs(ErofsSource::File(image), acl) {
             Ok(m) => return Ok((m, "file".into())),
             Err(e) if e.errno == Errno::NOTBLK && backing == ErofsBacking::Auto => {}
             Err(e) => return Err(e.into()),
@@ -268,10 +252,7 @@ fn mount_erofs(
     // Keep the device open until mounted: with AUTOCLEAR, closing the last
     // reference before the mount holds one would detach it.
     let (device, _open) = attach_loop(image)?;
-    let ctx = FsContext::new("erofs")?;
-    ctx.set_flag("ro")?;
-    ctx.set_path("source", &device)?;
-    let m = ctx.mount(attrs)?;
+    let m = composefs::erofs(ErofsSource::Device(&device), acl)?;
     Ok((m, format!("loop:{}", device.display())))
 }
 

@@ -251,6 +251,10 @@ pub fn deploy(
             &merged.erofs,
         ),
     ];
+    let unsigned = VerityRequest::On {
+        params: &params,
+        signature: None,
+    };
     let mut mode = opts.mode;
     let mut verity = true;
     for (role, path, bytes) in &files {
@@ -258,14 +262,7 @@ pub fn deploy(
             ModeChoice::Fixed(SignatureMode::AttachAtBoot) => {
                 repo.put_file(path, bytes, VerityRequest::Off)?
             }
-            ModeChoice::Fixed(SignatureMode::Detached) => repo.put_file(
-                path,
-                bytes,
-                VerityRequest::On {
-                    params: &params,
-                    signature: None,
-                },
-            )?,
+            ModeChoice::Fixed(SignatureMode::Detached) => repo.put_file(path, bytes, unsigned)?,
             ModeChoice::Fixed(SignatureMode::Builtin) => {
                 let request = VerityRequest::On {
                     params: &params,
@@ -276,14 +273,9 @@ pub fn deploy(
                     // stays builtin with "verity": false, and `sealroot
                     // repo enable-verity` on the target attaches the
                     // signatures (docs/repository.md, deployment.json).
-                    Err(Error::Verity { source, .. }) if is_unsupported(&source) => repo.put_file(
-                        path,
-                        bytes,
-                        VerityRequest::On {
-                            params: &params,
-                            signature: None,
-                        },
-                    )?,
+                    Err(Error::Verity { source, .. }) if is_unsupported(&source) => {
+                        repo.put_file(path, bytes, unsigned)?
+                    }
                     other => other?,
                 }
             }
@@ -305,14 +297,7 @@ pub fn deploy(
                         if is_unsupported(&source) || kernel_refused(&source) =>
                     {
                         mode = ModeChoice::Fixed(SignatureMode::Detached);
-                        repo.put_file(
-                            path,
-                            bytes,
-                            VerityRequest::On {
-                                params: &params,
-                                signature: None,
-                            },
-                        )?
+                        repo.put_file(path, bytes, unsigned)?
                     }
                     Err(e) => return Err(e),
                 }

@@ -20,9 +20,6 @@
 //! Deployed`, then [`seal_disks`]`(&[sysroot_dir]) -> Vec<DiskImage>`.
 #![allow(dead_code)]
 
-#[path = "../oci_support/fixture.rs"]
-mod oci_fixture;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -37,6 +34,9 @@ use sealroot::pkcs7::{SignOptions, sign_fsverity};
 use sealroot::repo::json::Deployment;
 use sealroot::verity::FsVerityDigest;
 use sealroot_testbed::{DiskImage, Initramfs, Kernel, MIB, Result, Vm, static_binaries};
+
+use crate::oci_support::fixture as oci_fixture;
+use crate::repo_support::sr_ok;
 
 pub use oci_fixture::LayerBuilder;
 
@@ -260,23 +260,6 @@ pub fn repo_dir(sysroot: &Path) -> PathBuf {
     sysroot.join(sealroot::repo::SYSROOT_DIR)
 }
 
-/// Runs the host `sealroot` (built by cargo for this test) and returns its
-/// stdout; fails the test unless it exits 0.
-fn sealroot_ok(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_sealroot"))
-        .args(args)
-        .output()
-        .expect("run sealroot");
-    assert!(
-        out.status.success(),
-        "sealroot {args:?} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// Seals `spec` with `signing.signer` (`sealroot oci seal`) and deploys it
 /// into `<sysroot>/sealroot` (`sealroot deploy --signatures=<mode>`).
 /// The signer's certificate goes to `<sysroot>/.fixture/certs/`, for the
@@ -290,8 +273,8 @@ pub fn deploy_fixture(sysroot: &Path, spec: &ImageSpec, signing: &Signing<'_>) -
     let image = format!("oci:{}:latest", layout.display());
     let (key, cert) = signing.signer.write_files(work.path());
     let (key, cert) = (key.to_str().unwrap(), cert.to_str().unwrap());
-    sealroot_ok(&["oci", "seal", &image, "--key", key, "--cert", cert]);
-    let report = sealroot_ok(&[
+    sr_ok(&["oci", "seal", &image, "--key", key, "--cert", cert]);
+    let report = sr_ok(&[
         "deploy",
         &image,
         "--sysroot",
@@ -477,7 +460,8 @@ pub fn sealed_set(
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("sealed-{set}"));
     fs::create_dir_all(&dir).unwrap();
     let lock = fs::File::create(dir.join("lock")).unwrap();
-    lock.lock().unwrap();
+    // Released when `lock` is closed, at return.
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
     let bins = static_binaries().expect("static binaries");
     let stamp = |p: &Path| {
         let m = fs::metadata(p).unwrap();
@@ -518,13 +502,7 @@ pub fn sealed_set(
     let mut jdisks = serde_json::Map::new();
     for (name, disk, d) in built {
         let path = dir.join(format!("{name}.ext4"));
-        let status = Command::new("cp")
-            .args(["--sparse=always", "--reflink=auto"])
-            .arg(disk.path())
-            .arg(&path)
-            .status()
-            .unwrap();
-        assert!(status.success(), "cp of {} failed", disk.path().display());
+        copy_sparse(disk.path(), &path);
         jdisks.insert(name.clone(), d.to_json());
         disks.insert(name, (DiskImage::open(path), d));
     }
@@ -590,14 +568,18 @@ impl Deployed {
 pub fn copy_disk(disk: &DiskImage) -> DiskImage {
     let dir = tempfile::tempdir().unwrap().keep();
     let dest = dir.join("disk.ext4");
-    let status = std::process::Command::new("cp")
+    copy_sparse(disk.path(), &dest);
+    DiskImage::open(dest)
+}
+
+fn copy_sparse(from: &Path, to: &Path) {
+    let status = Command::new("cp")
         .args(["--sparse=always", "--reflink=auto"])
-        .arg(disk.path())
-        .arg(&dest)
+        .arg(from)
+        .arg(to)
         .status()
         .unwrap();
-    assert!(status.success(), "cp of {} failed", disk.path().display());
-    DiskImage::open(dest)
+    assert!(status.success(), "cp of {} failed", from.display());
 }
 
 /// Flips one byte inside the data of `rel` (a file below the repository)
