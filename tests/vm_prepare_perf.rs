@@ -101,7 +101,11 @@ fn userspace_work_natively() {
         ))
         .unwrap();
         std::hint::black_box(sel);
-        config::parse("[verify]\nsignatures = kernel\n[etc]\nmode = persistent\n", "c").unwrap();
+        config::parse(
+            "[verify]\nsignatures = kernel\n[etc]\nmode = persistent\n",
+            "c",
+        )
+        .unwrap();
         let certs = sealroot::crypto::Cert::load(&certs_dir).unwrap();
         let artifact = Stored::<ImageManifest>::parse(read(format!(
             "blobs/sha256/{}",
@@ -112,7 +116,9 @@ fn userspace_work_natively() {
         let manifest = Stored::<ImageManifest>::parse(read(d.manifest_path())).unwrap();
         let config = read(d.config_path());
         let _ = Stored::<ImageConfig>::parse(config).unwrap();
-        artifact.check_subject(d.artifact_digest, &manifest).unwrap();
+        artifact
+            .check_subject(d.artifact_digest, &manifest)
+            .unwrap();
         for (role, blob) in [Role::Manifest, Role::Config, Role::Merged]
             .into_iter()
             .zip(d.signature_blobs)
