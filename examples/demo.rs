@@ -192,8 +192,12 @@ fn run() -> Result<()> {
     let log = boot(kernel, bins, &altered, &kernel_arg, &certs, "demo-erofs")?;
     print_console(&log);
     ensure!(
-        log.value("prepare_rc").is_ok_and(|rc| rc != "0"),
-        "sealroot-prepare did not refuse the altered EROFS image"
+        log.value("prepare_rc").is_ok_and(|rc| rc == "1"),
+        "sealroot-prepare did not refuse the altered EROFS image (exit 1)"
+    );
+    ensure!(
+        log.console().contains("(altered on disk)"),
+        "sealroot-prepare's refusal does not say the image was altered"
     );
     ensure!(
         !log.console().contains("demo| booted:"),
