@@ -33,6 +33,10 @@ use sealroot::verity::digest::MerkleHasher;
 use serde_json::json;
 use sha2::Digest;
 
+#[path = "support/timed.rs"]
+mod timed;
+use timed::{Measure, timed_command};
+
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -177,39 +181,6 @@ fn generate(dir: &Path, mib: u64, files: u64, layers: u64) {
     .unwrap();
 }
 
-struct Measure {
-    wall: f64,
-    cpu: f64,
-    rss_mib: f64,
-}
-
-fn timed(cmd: &mut Command) -> Measure {
-    let prog = cmd.get_program().to_owned();
-    let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
-    let out = Command::new("/usr/bin/time")
-        .args(["-f", "BENCH %e %U %S %M"])
-        .arg(prog)
-        .args(args)
-        .output()
-        .expect("running /usr/bin/time (Debian package `time`)");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{cmd:?} failed:\n{err}");
-    let line = err
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("BENCH "))
-        .expect("time output");
-    let f: Vec<f64> = line
-        .split_whitespace()
-        .map(|x| x.parse().unwrap())
-        .collect();
-    Measure {
-        wall: f[0],
-        cpu: f[1] + f[2],
-        rss_mib: f[3] / 1024.0,
-    }
-}
-
 /// Single-thread rates in bytes/s: fs-verity sha256, plain sha256, gunzip.
 fn rates(sample_blob: &Path) -> (f64, f64, f64) {
     let buf = content(&mut Rng(7), 256 << 20);
@@ -323,8 +294,8 @@ fn main() {
         .arg(keys.join("signer.key.pem"))
         .arg("--cert")
         .arg(keys.join("signer.crt.pem"));
-    let _warm = timed(&mut seal_cmd);
-    let seal = timed(&mut seal_cmd);
+    let _warm = timed_command(&seal_cmd);
+    let seal = timed_command(&seal_cmd);
     let sealed = seal_cmd.output().unwrap();
     let sealed: serde_json::Value = serde_json::from_slice(&sealed.stdout).unwrap();
     let ours = sealed["composefsDigest"].as_str().unwrap().to_owned();
@@ -334,7 +305,7 @@ fn main() {
     deploy_cmd
         .args(["deploy", &image, "--json", "--no-seed-var", "--sysroot"])
         .arg(&sysroot);
-    let deploy = timed(&mut deploy_cmd);
+    let deploy = timed_command(&deploy_cmd);
     let tar_bytes = {
         let r = Command::new(sr)
             .args(["oci", "verify", &image, "--json"])
@@ -388,12 +359,12 @@ fn main() {
         cmd.arg("--repo")
             .arg(&repo)
             .args(["oci", "pull", &image, "bench"]);
-        line("cfsctl oci pull", &timed(&mut cmd));
+        line("cfsctl oci pull", &timed_command(&cmd));
         let mut cmd = Command::new(&cfsctl);
         cmd.arg("--repo")
             .arg(&repo)
             .args(["oci", "compute-id", "bench"]);
-        line("cfsctl oci compute-id", &timed(&mut cmd));
+        line("cfsctl oci compute-id", &timed_command(&cmd));
         let id = Command::new(&cfsctl)
             .arg("--repo")
             .arg(&repo)

@@ -13,35 +13,13 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/timed.rs"]
+mod timed;
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::Command;
 
-struct Measure {
-    wall: f64,
-    rss_kib: u64,
-}
-
-fn timed(cmd: &[&std::ffi::OsStr]) -> Measure {
-    let out = Command::new("/usr/bin/time")
-        .args(["-f", "BENCH %e %M"])
-        .args(cmd)
-        .output()
-        .expect("running /usr/bin/time (Debian package `time`)");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{cmd:?} failed:\n{err}");
-    let line = err
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("BENCH "))
-        .expect("time output");
-    let mut it = line.split_whitespace();
-    Measure {
-        wall: it.next().unwrap().parse().unwrap(),
-        rss_kib: it.next().unwrap().parse().unwrap(),
-    }
-}
+use timed::{Measure, timed};
 
 fn best(runs: usize, cmd: &[&std::ffi::OsStr]) -> Measure {
     let mut best: Option<Measure> = None;
@@ -49,11 +27,11 @@ fn best(runs: usize, cmd: &[&std::ffi::OsStr]) -> Measure {
         let m = timed(cmd);
         best = Some(match best {
             Some(b) if b.wall <= m.wall => Measure {
-                rss_kib: b.rss_kib.max(m.rss_kib),
+                rss_mib: b.rss_mib.max(m.rss_mib),
                 ..b
             },
             Some(b) => Measure {
-                rss_kib: b.rss_kib.max(m.rss_kib),
+                rss_mib: b.rss_mib.max(m.rss_mib),
                 ..m
             },
             None => m,
@@ -129,16 +107,17 @@ fn compare(what: &str, entries: usize, ours: &Measure, theirs: &Measure, a: &Pat
     );
     for (who, m) in [("sealroot   ", ours), ("mkcomposefs", theirs)] {
         println!(
-            "  {who} {:8.3} s  {:>12.0} entries/s  peak RSS {:>8.1} MiB",
+            "  {who} {:8.3} s  {:>12.0} entries/s  CPU {:6.2} s  peak RSS {:>8.1} MiB",
             m.wall,
             entries as f64 / m.wall.max(1e-9),
-            m.rss_kib as f64 / 1024.0
+            m.cpu,
+            m.rss_mib
         );
     }
     println!(
         "  speed-up {:.2}x, memory {:.2}x of mkcomposefs",
         theirs.wall / ours.wall.max(1e-9),
-        ours.rss_kib as f64 / theirs.rss_kib.max(1) as f64
+        ours.rss_mib / theirs.rss_mib.max(1e-9)
     );
     assert!(same, "{what}: images differ");
 }

@@ -88,6 +88,11 @@ fn explain(op: &str, errno: Errno) -> String {
             "invalid argument (e.g. moving a mount below a shared mount, or a \
                          layer that is not an attached mount)"
         }
+        Errno::IO if op.contains("erofs") => {
+            "I/O error reading the image (a file with fs-verity enabled fails \
+             verification when its data was altered on disk; the kernel log \
+             names it)"
+        }
         Errno::IO => {
             "I/O error (for verity=require: a data file's fs-verity digest does \
                       not match, or it has none)"

@@ -106,6 +106,26 @@ pub fn import_layers(
     image: &ResolvedImage,
     sink: &dyn ObjectSink,
 ) -> Result<Vec<ImportedLayer>, ImportError> {
+    for_each_layer(layout, image, |reader, desc| {
+        import_layer(reader, desc, sink)
+    })
+}
+
+/// A layer's blob as [`ImageLayout::open_blob`] hands it out.
+pub type LayerBlob = Box<dyn Read + Send>;
+
+/// Opens every layer of `image` as a verifying [`LayerReader`] and runs
+/// `import` on each, one task per layer on the rayon pool; the importers
+/// (this module's sequential one, `repo::pipeline`'s pipelined one) differ
+/// only in `import`.
+pub fn for_each_layer<F>(
+    layout: &ImageLayout,
+    image: &ResolvedImage,
+    import: F,
+) -> Result<Vec<ImportedLayer>, ImportError>
+where
+    F: Fn(LayerReader<LayerBlob>, &Descriptor) -> Result<ImportedLayer, LayerError> + Sync,
+{
     let layers: Vec<(usize, &Descriptor, DiffId)> = image
         .layers()
         .enumerate()
@@ -122,7 +142,7 @@ pub fn import_layers(
             );
             let blob = layout.open_blob(desc, &what)?;
             let reader = LayerReader::new(blob, desc, diff_id)?;
-            Ok(import_layer(reader, desc, sink)?)
+            Ok(import(reader, desc)?)
         })
         // Collect every outcome, then report the lowest failing layer, so the
         // error does not depend on which worker finished first.

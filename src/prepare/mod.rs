@@ -82,6 +82,7 @@ impl Error {
             Error::Cmdline(_) | Error::ProcCmdline(_) | Error::Config(_) | Error::Certs(_) => {
                 exit::CONFIG
             }
+            Error::Mount(e) if e.is_refusal() => exit::REFUSED,
             Error::Module(_) | Error::Keyring(_) | Error::Mount(_) => exit::SYSTEM,
             Error::Verify(_) | Error::Repo(_) => exit::REFUSED,
         }

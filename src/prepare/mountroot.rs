@@ -41,8 +41,24 @@ pub enum MountError {
     Mount(#[from] mount::Error),
     #[error("{0}")]
     Repo(#[from] RepoError),
+    /// The EROFS passed every check on open (its measured fs-verity digest
+    /// is the signed one), but its data does not verify as the kernel
+    /// reads it: the file's blocks were altered below fs-verity.
+    #[error(
+        "refused: the merged EROFS image's data fails fs-verity verification \
+         (altered on disk): {0}"
+    )]
+    AlteredImage(mount::Error),
     #[error("{what}: {reason}")]
     Other { what: String, reason: String },
+}
+
+impl MountError {
+    /// Whether this is a refusal of the image rather than a failure of the
+    /// system.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, MountError::AlteredImage(_))
+    }
 }
 
 fn other(what: impl Into<String>, reason: impl Into<String>) -> MountError {
@@ -125,7 +141,14 @@ pub fn mount_root(
 
     // The EROFS, then the composefs overlay over it and the object store.
     let erofs_dir = stage.dir("erofs")?;
-    let (erofs, backing) = mount_erofs(image, config.erofs_backing, loader)?;
+    let (erofs, backing) =
+        mount_erofs(image, config.erofs_backing, loader).map_err(|e| match e {
+            // fs-verity turns a block that does not match its Merkle tree
+            // into EIO (fs/verity/verify.c), and the EROFS superblock is the
+            // first thing read.
+            MountError::Mount(e) if e.errno == Errno::IO => MountError::AlteredImage(e),
+            e => e,
+        })?;
     erofs.attach(&erofs_dir)?;
     let objects = repo.open_dir("objects", "cannot open the object store")?;
     let root_dir = stage.dir("root")?;

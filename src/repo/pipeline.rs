@@ -20,11 +20,8 @@ use std::io::{self, Read};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rayon::prelude::*;
-
 use crate::oci::descriptor::Descriptor;
-use crate::oci::digest::DiffId;
-use crate::oci::import::{ImportError, ImportedLayer};
+use crate::oci::import::{ImportError, ImportedLayer, for_each_layer};
 use crate::oci::layer::{Change, EntryKind, LayerError, LayerReader};
 use crate::oci::layout::{ImageLayout, ResolvedImage};
 use crate::oci::sink::{FileContent, INLINE_MAX, ObjectSink, copy_exact, store_content};
@@ -42,28 +39,9 @@ pub fn import_layers(
     image: &ResolvedImage,
     sink: &dyn ObjectSink,
 ) -> Result<Vec<ImportedLayer>, ImportError> {
-    let layers: Vec<(usize, &Descriptor, DiffId)> = image
-        .layers()
-        .enumerate()
-        .map(|(i, (d, id))| (i, d, id))
-        .collect();
-    layers
-        .par_iter()
-        .map(|&(i, desc, diff_id)| {
-            let what = format!(
-                "layer {} of {} of image {}",
-                i + 1,
-                layers.len(),
-                image.manifest_digest()
-            );
-            let blob = layout.open_blob(desc, &what)?;
-            let reader = LayerReader::new(blob, desc, diff_id)?;
-            Ok(import_layer(reader, desc, sink)?)
-        })
-        // The lowest failing layer is reported, whatever finished first.
-        .collect::<Vec<Result<ImportedLayer, ImportError>>>()
-        .into_iter()
-        .collect()
+    for_each_layer(layout, image, |reader, desc| {
+        import_layer(reader, desc, sink)
+    })
 }
 
 /// A file handed to the pool: where its change is, and the error context

@@ -165,22 +165,14 @@ fn cargo_build(args: &[&str], extra_rustflags: &str, output: &str) -> Result<Pat
             "RUSTFLAGS",
             format!("-C target-feature=+crt-static {extra_rustflags}").trim_end(),
         )
-        // These would override RUSTFLAGS or leak the outer build's jobserver.
+        // These would override RUSTFLAGS.
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("CARGO_BUILD_RUSTFLAGS")
-        .env_remove("CARGO_MAKEFLAGS")
-        .env_remove("MAKEFLAGS")
-        .env_remove("MFLAGS");
-    let started = std::time::Instant::now();
-    let result = host::run(
+        .env_remove("CARGO_BUILD_RUSTFLAGS");
+    let (_, log, elapsed) = run_build(
         &mut cmd,
-        Some(
-            "the static build of the sealroot binaries failed; run the command above by hand to see all of it",
-        ),
+        "the static build of the sealroot binaries failed; run the command above by hand to see all of it",
+        "static-build.log",
     )?;
-    let log = host::cache_subdir("logs")?.join("static-build.log");
-    let _ = fs::write(&log, &result.stderr);
-    let elapsed = started.elapsed();
     if elapsed.as_secs() > 2 {
         eprintln!(
             "sealroot-testbed: built {output} statically in {:.1} s (log: {})",
@@ -203,35 +195,45 @@ fn build_prepare() -> Result<PathBuf> {
     cmd.args(["-n", "10"])
         .arg(&script)
         .env("CARGO_TARGET_DIR", &target_dir)
-        .env("SEALROOT_CACHE", host::cache_subdir("build-prepare")?)
-        .env_remove("CARGO_MAKEFLAGS")
-        .env_remove("MAKEFLAGS")
-        .env_remove("MFLAGS");
-    let started = std::time::Instant::now();
-    let result = host::run(
+        .env("SEALROOT_CACHE", host::cache_subdir("build-prepare")?);
+    let (result, log, elapsed) = run_build(
         &mut cmd,
-        Some(
-            "scripts/build-prepare failed (it needs the rustup nightly toolchain, musl-tools from \
-             scripts/install-deps, and network access to Debian and crates.io the first time); \
-             run it by hand to see all of it",
-        ),
+        "scripts/build-prepare failed (it needs the rustup nightly toolchain, musl-tools from \
+         scripts/install-deps, and network access to Debian and crates.io the first time); \
+         run it by hand to see all of it",
+        "static-build-prepare.log",
     )?;
-    let log = host::cache_subdir("logs")?.join("static-build-prepare.log");
-    let _ = fs::write(&log, &result.stderr);
     let path = String::from_utf8_lossy(&result.stdout)
         .lines()
         .last()
         .map(PathBuf::from)
         .ok_or_else(|| Error::Setup("scripts/build-prepare printed no path".into()))?;
-    if started.elapsed().as_secs() > 2 {
+    if elapsed.as_secs() > 2 {
         eprintln!(
             "sealroot-testbed: built {} with scripts/build-prepare in {:.1} s (log: {})",
             path.display(),
-            started.elapsed().as_secs_f64(),
+            elapsed.as_secs_f64(),
             log.display()
         );
     }
     Ok(path)
+}
+
+/// Runs a build command outside the jobserver of the cargo running the
+/// tests, keeps its stderr in `<cache>/logs/<log_name>`, and times it.
+fn run_build(
+    cmd: &mut Command,
+    hint: &str,
+    log_name: &str,
+) -> Result<(std::process::Output, PathBuf, std::time::Duration)> {
+    cmd.env_remove("CARGO_MAKEFLAGS")
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS");
+    let started = std::time::Instant::now();
+    let result = host::run(cmd, Some(hint))?;
+    let log = host::cache_subdir("logs")?.join(log_name);
+    let _ = fs::write(&log, &result.stderr);
+    Ok((result, log, started.elapsed()))
 }
 
 /// ELF constants, from the System V gABI / `include/uapi/linux/elf.h`.

@@ -138,11 +138,72 @@ impl DiskImage {
         Ok(names)
     }
 
-    /// The superblock's feature list (`dumpe2fs -h`), e.g. contains `verity`.
-    pub fn ext4_features(&self) -> Result<Vec<String>> {
+    /// Flips one byte of `path`'s data directly in the image, below ext4 and
+    /// fs-verity, the way an attacker with the disk would: the byte at
+    /// `offset` of the file's first block (`debugfs -R "bmap PATH 0"`). The
+    /// filesystem must be unmounted; returns the image offset changed.
+    pub fn corrupt_byte(&self, path: &str, offset: u64) -> Result<u64> {
+        use std::os::unix::fs::FileExt;
+        check_debugfs_path(path)?;
+        let output = self.debugfs(&format!("bmap \"{path}\" 0"))?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        let block: u64 = text
+            .trim()
+            .parse()
+            .ok()
+            .filter(|&b| b != 0)
+            .ok_or_else(|| {
+                Error::Assertion(format!(
+                    "{path} has no first data block in disk image {}: {}",
+                    self.path.display(),
+                    debugfs_errors(&output)
+                ))
+            })?;
+        let block_size = self.block_size()?;
+        if offset >= block_size {
+            return Err(Error::Invalid(format!(
+                "offset {offset} is outside the first {block_size}-byte block of {path}"
+            )));
+        }
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.path)
+            .ctx("cannot open disk image", &self.path)?;
+        let at = block * block_size + offset;
+        let mut byte = [0u8; 1];
+        file.read_exact_at(&mut byte, at)
+            .ctx("cannot read disk image", &self.path)?;
+        byte[0] ^= 0x55;
+        file.write_all_at(&byte, at)
+            .ctx("cannot write disk image", &self.path)?;
+        Ok(at)
+    }
+
+    /// The superblock as `dumpe2fs -h` prints it.
+    fn superblock(&self) -> Result<String> {
         let dumpe2fs = host::tool("dumpe2fs", "e2fsprogs")?;
         let output = host::run(Command::new(dumpe2fs).arg("-h").arg(&self.path), None)?;
-        let text = String::from_utf8_lossy(&output.stdout);
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// The filesystem's block size (`dumpe2fs -h`).
+    fn block_size(&self) -> Result<u64> {
+        self.superblock()?
+            .lines()
+            .find_map(|l| l.strip_prefix("Block size:"))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "dumpe2fs -h {}: no block size",
+                    self.path.display()
+                ))
+            })
+    }
+
+    /// The superblock's feature list (`dumpe2fs -h`), e.g. contains `verity`.
+    pub fn ext4_features(&self) -> Result<Vec<String>> {
+        let text = self.superblock()?;
         let line = text
             .lines()
             .find_map(|l| l.strip_prefix("Filesystem features:"))
