@@ -594,7 +594,7 @@ fn refuses_malformed_command_line() -> Result<()> {
 fn altered_object_reads_as_eio_after_mounting() -> Result<()> {
     let (disk, d) = fixture("builtin");
     let big = digest_bytes(&VerityParams::sha256(), &big_content("os-a"));
-    corrupt_on_disk(&disk, &format!("objects/{}", object_path(&big)), 10);
+    disk.corrupt_byte(&format!("/sealroot/objects/{}", object_path(&big)), 10)?;
     let mut boot = Boot::new(
         "prepare-object-altered",
         format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),

@@ -582,35 +582,5 @@ fn copy_sparse(from: &Path, to: &Path) {
     assert!(status.success(), "cp of {} failed", from.display());
 }
 
-/// Flips one byte inside the data of `rel` (a file below the repository)
-/// directly in the disk image, below ext4 and fs-verity: finds the file's
-/// first physical block with `debugfs -R "bmap <path> 0"`.
-pub fn corrupt_on_disk(disk: &DiskImage, rel: &str, offset_in_block: u64) {
-    let out = std::process::Command::new("debugfs")
-        .arg("-R")
-        .arg(format!("bmap /sealroot/{rel} 0"))
-        .arg(disk.path())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let block: u64 = text.trim().parse().unwrap_or_else(|_| {
-        panic!(
-            "debugfs bmap {rel}: {text:?} {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    use std::os::unix::fs::FileExt;
-    let f = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(disk.path())
-        .unwrap();
-    let at = block * 4096 + offset_in_block;
-    let mut b = [0u8; 1];
-    f.read_exact_at(&mut b, at).unwrap();
-    b[0] ^= 0x55;
-    f.write_all_at(&b, at).unwrap();
-}
-
 /// Default disk size for fixtures.
 pub const DISK_SIZE: u64 = 96 * MIB;
