@@ -95,6 +95,10 @@ fn build_fixtures() -> (Vec<Signer>, Vec<(String, DiskImage, Deployed)>) {
     )
     .unwrap();
     push("signature-missing", (dir, d));
+    // Deployed on the host and never given fs-verity on the target.
+    let (dir, d) = make(ImageSpec::standard("os-n"), &builtin);
+    skip_enable_verity(dir.path());
+    push("no-verity", (dir, d));
     // A second image deployed into the same repository; the first
     // deployment's hint is pointed at the second image's artifact.
     let (dir, d) = make(ImageSpec::standard("os-x"), &detached);
@@ -460,7 +464,32 @@ fn refuses_attach_at_boot_deployment_without_permission() -> Result<()> {
         format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
     )
     .run(&disk)?;
-    assert_refused(&log, 1, "has no fs-verity")
+    assert_refused(&log, 1, "has no fs-verity")?;
+    log.result("prepare")?
+        .assert_stderr_contains("deployed with --signatures=attach-at-boot")?;
+    Ok(())
+}
+
+/// A builtin deployment made on a host without fs-verity, booted before
+/// `sealroot repo enable-verity` ran on the target: refused, and the
+/// deployment's `"verity": false` (written by `sealroot deploy`, read by
+/// `sealroot-prepare` with the same parser) turns into the fix.
+#[test]
+fn refuses_deployment_without_verity_and_names_the_fix() -> Result<()> {
+    let (disk, d) = fixture("no-verity");
+    let dj = disk.read_to_string(&format!("/sealroot/{}/deployment.json", d.deployment_dir()))?;
+    let dj = sealroot::repo::json::Deployment::parse(dj.as_bytes()).unwrap();
+    assert!(!dj.verity && dj.signatures == sealroot::repo::SignatureMode::Builtin);
+    let log = Boot::new(
+        "prepare-no-verity",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    )
+    .run(&disk)?;
+    assert_refused(&log, 1, "has no fs-verity")?;
+    log.result("prepare")?
+        .assert_stderr_contains("\"verity\": false")?
+        .assert_stderr_contains("sealroot repo enable-verity")?;
+    Ok(())
 }
 
 #[test]

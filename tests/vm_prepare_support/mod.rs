@@ -395,10 +395,18 @@ pub fn tamper(sysroot: &Path, rel: &str, edit: impl FnOnce(&mut Vec<u8>)) {
     fs::write(&list, text).unwrap();
 }
 
+/// Makes the sealing boot leave this sysroot as `sealroot deploy` wrote
+/// it on the host: no fs-verity anywhere, `"verity": false` (the step a
+/// real installation must not forget).
+pub fn skip_enable_verity(sysroot: &Path) {
+    fs::create_dir_all(sysroot.join(".fixture")).unwrap();
+    fs::write(sysroot.join(".fixture/no-enable-verity"), "").unwrap();
+}
+
 /// Turns each sysroot directory into an ext4 disk and, in one VM boot with
 /// all disks attached (`/dev/vda`, `/dev/vdb`, ...), loads the fixture
-/// certificates into `.fs-verity`, runs `sealroot repo enable-verity` and
-/// applies the [`tamper`] list.
+/// certificates into `.fs-verity`, runs `sealroot repo enable-verity`
+/// (unless [`skip_enable_verity`]) and applies the [`tamper`] list.
 pub fn seal_disks(sysroots: &[&Path], size: u64) -> Result<Vec<DiskImage>> {
     let kernel = Kernel::get()?;
     let bins = static_binaries()?;
@@ -414,7 +422,11 @@ seal_one() {
     for c in .fixture/certs/*; do
         /bin/sealroot keyring add "$c" >/dev/null || return 1
     done
-    /bin/sealroot repo enable-verity --sysroot $dir || return 1
+    if [ -e .fixture/no-enable-verity ]; then
+        echo "left as deployed on the host"
+    else
+        /bin/sealroot repo enable-verity --sysroot $dir || return 1
+    fi
     if [ -f .fixture/tamper.list ]; then
         while read -r n rel; do
             cp .fixture/tamper/$n sealroot/tmp/forged &&
