@@ -11,10 +11,12 @@
 //!
 //! Refusal tests need states the real tools refuse to produce; those are
 //! forged here ON TOP of a real deployment, and say so: [`resign_erofs`]
-//! (an EROFS signature by another key), [`tamper`] (a signed file replaced
-//! by other bytes with unsigned fs-verity, as an attacker with write access
-//! to the disk would: applied in the sealing boot after enable-verity), and
-//! plain file edits in the tests (deployment.json, a removed blob).
+//! (an EROFS signature by another key), [`point_at_artifact`] (a hint
+//! naming another image's artifact), [`tamper`] (a signed file replaced by
+//! other bytes with unsigned fs-verity, as an attacker with write access to
+//! the disk would: applied in the sealing boot after enable-verity),
+//! [`skip_enable_verity`] (a host deployment never given fs-verity), and a
+//! signature blob the test removes.
 //!
 //! Interface: [`deploy_fixture`]`(sysroot_dir, &ImageSpec, &Signing) ->
 //! Deployed`, then [`seal_disks`]`(&[sysroot_dir]) -> Vec<DiskImage>`.
