@@ -3,9 +3,14 @@
 //! and how long reading every file of the sealed root takes afterwards
 //! (the kernel's fs-verity checks of EROFS metadata and objects).
 //!
+//! The image is sealed and deployed with the real `sealroot oci seal` and
+//! `sealroot deploy` on the host, and gets its fs-verity (builtin
+//! signatures) from `sealroot repo enable-verity` in a sealing boot.
+//!
 //! A measurement, not a pass/fail timing: `#[ignore]`d so the default run
 //! stays short. Run with
-//! `SEALROOT_TESTBED_CACHE=/work/testbed-cache cargo test --test vm_prepare_perf -- --ignored --nocapture`.
+//! `SEALROOT_TESTBED_CACHE=/work/testbed-cache cargo nextest run --test vm_prepare_perf --run-ignored all --success-output final`
+//! (or `cargo test --test vm_prepare_perf -- --ignored --nocapture`).
 
 mod oci_support;
 mod repo_support;
@@ -15,7 +20,7 @@ use sealroot_testbed::{Initramfs, Kernel, MIB, Result, Vm, static_binaries};
 use vm_prepare_support::*;
 
 #[test]
-#[ignore = "measurement: ~5 min under TCG; run explicitly"]
+#[ignore = "measurement: ~1.5-2 min under TCG (seal, deploy, two boots); run explicitly"]
 fn prepare_timings_for_50000_files() -> Result<()> {
     let signer = Signer::generate("perf");
     let dir = tempfile::tempdir().unwrap();
