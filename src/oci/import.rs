@@ -72,32 +72,41 @@ fn read_changes<R: Read>(
 ) -> Result<Vec<Change<FileContent>>, LayerError> {
     let mut changes = Vec::new();
     while let Some(change) = reader.next_change()? {
-        let change = match change {
-            Change::Add {
-                path,
-                kind: EntryKind::File(size),
-                meta,
-            } => {
-                let content = store_content(sink, &mut reader.content(), size)
-                    .map_err(|e| reader.entry_error(format!("storing content: {e}")))?;
-                Change::Add {
-                    path,
-                    kind: EntryKind::File(content),
-                    meta,
-                }
-            }
-            Change::Add { path, kind, meta } => Change::Add {
-                path,
-                // Not a regular file: there is no content to carry.
-                kind: kind.map_file(|_| FileContent::Inline(Vec::new())),
-                meta,
-            },
-            Change::Whiteout(p) => Change::Whiteout(p),
-            Change::Opaque(p) => Change::Opaque(p),
-        };
-        changes.push(change);
+        changes.push(store_change(reader, sink, change)?);
     }
     Ok(changes)
+}
+
+/// One change as read from `reader` (a regular file's size), with its
+/// content stored through `sink` (inline or as an object), right away.
+pub fn store_change<R: Read>(
+    reader: &mut LayerReader<R>,
+    sink: &dyn ObjectSink,
+    change: Change<u64>,
+) -> Result<Change<FileContent>, LayerError> {
+    Ok(match change {
+        Change::Add {
+            path,
+            kind: EntryKind::File(size),
+            meta,
+        } => {
+            let content = store_content(sink, &mut reader.content(), size)
+                .map_err(|e| reader.entry_error(format!("storing content: {e}")))?;
+            Change::Add {
+                path,
+                kind: EntryKind::File(content),
+                meta,
+            }
+        }
+        Change::Add { path, kind, meta } => Change::Add {
+            path,
+            // Not a regular file: there is no content to carry.
+            kind: kind.map_file(|_| FileContent::Inline(Vec::new())),
+            meta,
+        },
+        Change::Whiteout(p) => Change::Whiteout(p),
+        Change::Opaque(p) => Change::Opaque(p),
+    })
 }
 
 /// Reads every layer of `image` (in parallel), verifying each.

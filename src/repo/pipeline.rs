@@ -21,10 +21,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::oci::descriptor::Descriptor;
-use crate::oci::import::{ImportError, ImportedLayer, for_each_layer};
+use crate::oci::import::{ImportError, ImportedLayer, for_each_layer, store_change};
 use crate::oci::layer::{Change, EntryKind, LayerError, LayerReader};
 use crate::oci::layout::{ImageLayout, ResolvedImage};
-use crate::oci::sink::{FileContent, INLINE_MAX, ObjectSink, copy_exact, store_content};
+use crate::oci::sink::{FileContent, INLINE_MAX, ObjectSink, copy_exact};
 use crate::verity::FsVerityDigest;
 
 /// Files up to this size are hashed on the pool.
@@ -177,26 +177,8 @@ fn read_changes<'s, R: Read>(
                     meta,
                 }
             }
-            Change::Add {
-                path,
-                kind: EntryKind::File(size),
-                meta,
-            } => {
-                let content = store_content(sink, &mut reader.content(), size)
-                    .map_err(|e| reader.entry_error(format!("storing content: {e}")))?;
-                Change::Add {
-                    path,
-                    kind: EntryKind::File(content),
-                    meta,
-                }
-            }
-            Change::Add { path, kind, meta } => Change::Add {
-                path,
-                kind: kind.map_file(|_| FileContent::Inline(Vec::new())),
-                meta,
-            },
-            Change::Whiteout(p) => Change::Whiteout(p),
-            Change::Opaque(p) => Change::Opaque(p),
+            // Small and large files, and everything else: on this thread.
+            other => store_change(reader, sink, other)?,
         };
         changes.push(change);
     }
