@@ -111,11 +111,14 @@ fn generate(dir: &Path, mib: u64, files: u64, layers: u64) {
             let mut tar = tar::Builder::new(gz);
             let mut diff = sha2::Sha256::new();
             // Every directory as its own member (composefs-rs requires
-            // parents to exist).
+            // parents to exist), the root too, with the metadata of /usr:
+            // composefs-rs copies /usr's onto / before computing its digest
+            // (docs/sealing.md), so equal digests are a real cross-check.
             let mut dirs = vec![format!("usr/share/l{l}")];
             if *l == 0 {
                 dirs.insert(0, "usr/share".into());
                 dirs.insert(0, "usr".into());
+                dirs.insert(0, "./".into());
             }
             dirs.extend((0..500).map(|d| format!("usr/share/l{l}/d{d:03}")));
             for d in dirs {
@@ -258,7 +261,7 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-import"));
     let layout = root.join("layout");
-    let stamp = format!("v2 {mib} {files} {layers}\n");
+    let stamp = format!("v3 {mib} {files} {layers}\n");
     if std::fs::read_to_string(root.join("params")).ok().as_deref() != Some(stamp.as_str()) {
         let t = Instant::now();
         generate(&layout, mib, files, layers);
