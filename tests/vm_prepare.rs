@@ -557,6 +557,28 @@ fn refuses_changed_erofs() -> Result<()> {
     Ok(())
 }
 
+/// The EROFS altered *below* fs-verity (one byte on the disk): its measured
+/// digest is still the signed one, so the checks on open pass; the kernel
+/// refuses the data as the EROFS mount reads it (EIO), which prepare reports
+/// as a refusal of the image, not a system failure.
+#[test]
+fn refuses_erofs_altered_on_disk_below_fs_verity() -> Result<()> {
+    let (disk, d) = fixture("builtin");
+    disk.corrupt_byte(&format!("/sealroot/{}", d.image_path()), 1100)?;
+    let log = Boot::new(
+        "prepare-erofs-altered-on-disk",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    )
+    .run(&disk)?;
+    assert_refused(
+        &log,
+        1,
+        "data fails fs-verity verification (altered on disk)",
+    )?;
+    log.assert_console_contains("FILE CORRUPTED")?;
+    Ok(())
+}
+
 #[test]
 fn refuses_erofs_signed_by_an_untrusted_key() -> Result<()> {
     let (disk, d) = fixture("untrusted-erofs");
