@@ -76,6 +76,9 @@ pub struct SealedRoot {
     pub disk: DiskImage,
     /// `sealroot=sha256:<manifest hex>`, as `sealroot deploy` printed it.
     pub kernel_arg: String,
+    /// The merged EROFS's fs-verity digest (hex), deploy's
+    /// `deployment.image`: its file is `sealroot/images/<hex>`.
+    pub image: String,
 }
 
 /// Builds the sealed tiny OS (marker + scenario, see `os::write_tree`),
@@ -168,6 +171,20 @@ pub fn sealed_root(
             ))
         })?
         .to_owned();
+    let image = report["deployment"]["image"]
+        .as_str()
+        .filter(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(|| {
+            Error::Assertion(format!(
+                "`sealroot deploy --json` has no deployment.image (64 hex digits):\n{}",
+                deploy.stdout
+            ))
+        })?
+        .to_owned();
     disk.fsck()?;
-    Ok(SealedRoot { disk, kernel_arg })
+    Ok(SealedRoot {
+        disk,
+        kernel_arg,
+        image,
+    })
 }
