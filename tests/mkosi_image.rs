@@ -153,19 +153,38 @@ fn mkosi_build_seals_deploys_and_bakes_the_digest_into_the_uki() -> Result<()> {
         std::fs::copy(&from, &to).map_err(io("cannot copy", &from))?;
     }
 
+    // mkosi's whole log goes to <cache>/logs/mkosi_image.log, success or not.
     let started = Instant::now();
-    let build = host::run(
-        Command::new(mkosi)
-            .current_dir(dir)
-            .args(["--force", "build"]),
-        Some("mkosi failed; the sealroot scripts report with `sealroot (mkosi.<step>):`"),
-    )?;
+    let mut command = Command::new(mkosi);
+    command.current_dir(dir).args(["--force", "build"]);
+    let shown = host::display_command(&command);
+    let build = command
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(io("cannot start", Path::new("mkosi")))?;
     let log = format!(
         "{}{}",
         String::from_utf8_lossy(&build.stdout),
         String::from_utf8_lossy(&build.stderr)
     );
-    eprintln!("mkosi build: {:.0} s", started.elapsed().as_secs_f64());
+    let log_path = host::cache_subdir("logs")?.join("mkosi_image.log");
+    std::fs::write(&log_path, &log).map_err(io("cannot write", &log_path))?;
+    eprintln!(
+        "mkosi build: {:.0} s, {}, log {}",
+        started.elapsed().as_secs_f64(),
+        build.status,
+        log_path.display()
+    );
+    if !build.status.success() {
+        return Err(Error::Command {
+            command: shown,
+            status: build.status.to_string(),
+            output: host::tail_lines(&log, 60),
+            hint: Some(
+                "mkosi failed; the sealroot scripts report with `sealroot (mkosi.<step>):`".into(),
+            ),
+        });
+    }
     for step in [
         "sealroot (mkosi.postinst): installed 1 trusted certificate(s)",
         "sealroot (mkosi.finalize): kernel command line: sealroot=sha256:",
