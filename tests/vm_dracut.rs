@@ -10,7 +10,7 @@
 //! busybox `/sbin/init` reports through the bed's result channel
 //! (`vm_dracut/os.rs`).
 //!
-//! Run: `SEALROOT_TESTBED_CACHE=/work/testbed-cache cargo test --test vm_dracut`.
+//! Run: `SEALROOT_TESTBED_CACHE=/work/testbed-cache cargo nextest run --test vm_dracut`.
 //! A systemd initramfs under TCG takes 30-60 s to reach the root (more on
 //! a loaded machine); each VM gets `BOOT_TIMEOUT`.
 

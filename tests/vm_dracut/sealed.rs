@@ -11,9 +11,6 @@
 //!    `mkfs.ext4 -d` cannot carry it); the VM reports the kernel argument
 //!    deploy printed (`--json`, `kernel_cmdline`);
 //! 4. optionally, still in that VM, a tamper step edits the deployment.
-//!
-//! Final wiring: this needs `sealroot oci seal` and `sealroot deploy`
-//! (branch "repo") in the static `sealroot` the bed builds.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
