@@ -13,20 +13,25 @@
 //!   feature (mkosi.postoutput);
 //! - the initramfs mkosi put into the UKI (`image.initrd`, listed with
 //!   `lsinitrd`) was built by the image's own dracut with our module:
-//!   sealroot-prepare, the unit and its wants link, the certificate.
+//!   sealroot-prepare, the unit and its wants link, the certificate;
+//! - `image.raw` boots under OVMF (firmware -> the UKI -> that initramfs)
+//!   with the UKI's command line, and sealroot-prepare verifies and mounts
+//!   the sealed image (`attach-signatures = yes`). The switch into it fails
+//!   today: docs/boot-chains.md, "Known gaps".
 //!
 //! Needs mkosi 24.3, dracut, systemd-boot-efi, dosfstools
 //! (`scripts/install-deps`), the Debian mirror, ~3 GB in /var/tmp and
-//! 3-6 minutes. Run:
-//! `SEALROOT_TESTBED_CACHE=/work/testbed-cache cargo test --test mkosi_image -- --ignored`.
-//! apt downloads are cached in `<bed cache>/mkosi-packages`.
+//! about 3 minutes (build 100-170 s with a warm package cache, boot 40 s). Run:
+//! `SEALROOT_TESTBED_CACHE=/work/testbed-cache cargo nextest run --test mkosi_image --run-ignored all`.
+//! apt downloads are cached in `<bed cache>/mkosi-packages`, mkosi's log
+//! goes to `<bed cache>/logs/mkosi_image.log`.
 
 use std::path::Path;
-use std::process::Command;
-use std::time::Instant;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use sealroot_testbed::host;
-use sealroot_testbed::{Error, Result, static_binaries};
+use sealroot_testbed::{Error, Ovmf, Result, static_binaries};
 
 /// The test project's configuration; `{include}` is the worktree's `mkosi/`.
 const PROJECT_CONF: &str = "\
@@ -87,7 +92,7 @@ fn stdout(cmd: &mut Command) -> Result<String> {
 }
 
 #[test]
-#[ignore = "needs `sealroot oci seal` + `sealroot deploy` (branch repo); several minutes, the Debian mirror and ~3 GB: run with --ignored"]
+#[ignore = "a full mkosi build + an OVMF boot: ~3 min with a warm package cache, the Debian mirror (~230 MB of packages) and ~3 GB in /var/tmp; tests/mkosi_scripts.rs covers the scripts in the default run; run with --run-ignored all (docs/boot-chains.md)"]
 fn mkosi_build_seals_deploys_and_bakes_the_digest_into_the_uki() -> Result<()> {
     let mkosi = host::tool(
         "mkosi",
@@ -124,6 +129,12 @@ fn mkosi_build_seals_deploys_and_bakes_the_digest_into_the_uki() -> Result<()> {
     )?;
     let inputs = dir.join("mkosi.sealroot");
     std::fs::create_dir_all(inputs.join("certs.d")).map_err(io("cannot create", &inputs))?;
+    // The repository is written on the build host, without fs-verity: the
+    // signed files get it at first boot (docs/boot-chains.md).
+    write(
+        &inputs.join("prepare.conf"),
+        "[verify]\nattach-signatures = yes\n",
+    )?;
     std::fs::create_dir_all(inputs.join("bin")).map_err(io("cannot create", &inputs))?;
     host::run(
         Command::new("openssl")
@@ -153,19 +164,38 @@ fn mkosi_build_seals_deploys_and_bakes_the_digest_into_the_uki() -> Result<()> {
         std::fs::copy(&from, &to).map_err(io("cannot copy", &from))?;
     }
 
+    // mkosi's whole log goes to <cache>/logs/mkosi_image.log, success or not.
     let started = Instant::now();
-    let build = host::run(
-        Command::new(mkosi)
-            .current_dir(dir)
-            .args(["--force", "build"]),
-        Some("mkosi failed; the sealroot scripts report with `sealroot (mkosi.<step>):`"),
-    )?;
+    let mut command = Command::new(mkosi);
+    command.current_dir(dir).args(["--force", "build"]);
+    let shown = host::display_command(&command);
+    let build = command
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(io("cannot start", Path::new("mkosi")))?;
     let log = format!(
         "{}{}",
         String::from_utf8_lossy(&build.stdout),
         String::from_utf8_lossy(&build.stderr)
     );
-    eprintln!("mkosi build: {:.0} s", started.elapsed().as_secs_f64());
+    let log_path = host::cache_subdir("logs")?.join("mkosi_image.log");
+    std::fs::write(&log_path, &log).map_err(io("cannot write", &log_path))?;
+    eprintln!(
+        "mkosi build: {:.0} s, {}, log {}",
+        started.elapsed().as_secs_f64(),
+        build.status,
+        log_path.display()
+    );
+    if !build.status.success() {
+        return Err(Error::Command {
+            command: shown,
+            status: build.status.to_string(),
+            output: host::tail_lines(&log, 60),
+            hint: Some(
+                "mkosi failed; the sealroot scripts report with `sealroot (mkosi.<step>):`".into(),
+            ),
+        });
+    }
     for step in [
         "sealroot (mkosi.postinst): installed 1 trusted certificate(s)",
         "sealroot (mkosi.finalize): kernel command line: sealroot=sha256:",
@@ -248,6 +278,7 @@ fn mkosi_build_seals_deploys_and_bakes_the_digest_into_the_uki() -> Result<()> {
         "etc/systemd/system/initrd-root-fs.target.wants/sealroot-prepare.service",
         "etc/sealroot/certs.d/signer.pem",
         "usr/lib/modules-load.d/sealroot.conf",
+        "etc/sealroot/prepare.conf",
     ] {
         if !listing
             .lines()
@@ -263,5 +294,106 @@ fn mkosi_build_seals_deploys_and_bakes_the_digest_into_the_uki() -> Result<()> {
             )));
         }
     }
+    // The image boots under OVMF: firmware -> the UKI on the ESP -> the
+    // image's dracut initramfs -> sealroot-prepare, which verifies and
+    // mounts the image the UKI's command line names. The switch into it
+    // fails today (content objects without fs-verity: docs/boot-chains.md,
+    // "Known gaps"), so this checks the chain up to the mount.
+    let console = boot_until_prepare_finishes(dir)?;
+    for needle in [
+        format!(
+            "Kernel command line: {}",
+            cmdline.trim_end_matches('\0').trim()
+        ),
+        format!("sealroot: verified image sha256:{manifest} "),
+        "sealroot: mounted the sealed root at /sysroot".to_owned(),
+    ] {
+        if !console.contains(&needle) {
+            return Err(Error::Assertion(format!(
+                "the OVMF boot's console lacks `{needle}`:\n{}",
+                host::tail_lines(&console, 60)
+            )));
+        }
+    }
     Ok(())
+}
+
+/// Boots `dir/image.raw` (snapshot: the image stays as built) under OVMF
+/// until sealroot-prepare has reported (or 10 minutes passed) and returns
+/// the console without ANSI colours; the log is kept in
+/// `<cache>/logs/mkosi_image-boot.log`.
+fn boot_until_prepare_finishes(dir: &Path) -> Result<String> {
+    let ovmf = Ovmf::system()?;
+    let vars = dir.join("OVMF_VARS.fd");
+    std::fs::copy(&ovmf.vars, &vars).map_err(io("cannot copy", &ovmf.vars))?;
+    let console_path = host::cache_subdir("logs")?.join("mkosi_image-boot.log");
+    let qemu = host::tool("qemu-system-x86_64", "qemu-system-x86")?;
+    let mut child = Command::new(&qemu)
+        .args(["-accel", "tcg", "-cpu", "max", "-m", "1024", "-smp", "1"])
+        .args(["-nodefaults", "-display", "none", "-no-reboot"])
+        .arg("-drive")
+        .arg(format!(
+            "if=pflash,format=raw,unit=0,readonly=on,file={}",
+            ovmf.code.display()
+        ))
+        .arg("-drive")
+        .arg(format!(
+            "if=pflash,format=raw,unit=1,file={}",
+            vars.display()
+        ))
+        .arg("-drive")
+        .arg(format!(
+            "file={},format=raw,if=virtio,snapshot=on",
+            dir.join("image.raw").display()
+        ))
+        .arg("-serial")
+        .arg(format!("file:{}", console_path.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(io("cannot start", &qemu))?;
+    let started = Instant::now();
+    let console = loop {
+        std::thread::sleep(Duration::from_secs(2));
+        let text = strip_ansi(&String::from_utf8_lossy(
+            &std::fs::read(&console_path).unwrap_or_default(),
+        ));
+        let finished = text.contains("sealroot: mounted the sealed root")
+            || text.contains("sealroot: error:")
+            || text.contains("Kernel panic");
+        let exited = child.try_wait().map_err(io("cannot wait for", &qemu))?;
+        if finished || exited.is_some() || started.elapsed() > Duration::from_secs(600) {
+            break text;
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    eprintln!(
+        "OVMF boot to sealroot-prepare's verdict: {:.0} s, console {}",
+        started.elapsed().as_secs_f64(),
+        console_path.display()
+    );
+    Ok(console)
+}
+
+/// `text` without ANSI escape sequences (systemd's coloured status lines).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters final-byte (0x40..=0x7e).
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if ('\u{40}'..='\u{7e}').contains(&c) {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

@@ -10,7 +10,7 @@
 //! busybox `/sbin/init` reports through the bed's result channel
 //! (`vm_dracut/os.rs`).
 //!
-//! Run: `SEALROOT_TESTBED_CACHE=/work/testbed-cache cargo test --test vm_dracut`.
+//! Run: `SEALROOT_TESTBED_CACHE=/work/testbed-cache cargo nextest run --test vm_dracut`.
 //! A systemd initramfs under TCG takes 30-60 s to reach the root (more on
 //! a loaded machine); each VM gets `BOOT_TIMEOUT`.
 
@@ -168,11 +168,75 @@ fn dracut_initramfs_switches_to_the_physical_root() -> Result<()> {
 
 /// Checks the sealed OS's init runs as pid 1 on the sealed root.
 const SEALED_CHECKS: &str = r#"
-    bed_run root-is-overlay grep -E '^[^ ]+ / overlay ' /proc/mounts
     bed_run status cat /run/sealroot/status.json
     bed_value mounts "$(cat /proc/mounts)"
     bed_value ostree-journal "$(grep -ahoE 'MESSAGE=[^[:cntrl:]]*ostree-prepare-root[^[:cntrl:]]*' /run/log/journal/*/*.journal)"
 "#;
+
+/// The sealed OS's view of its root, from `SEALED_CHECKS`: `/` is the
+/// composefs overlay (read-only, `verity=require`, EROFS lower layer, the
+/// repository's objects as data layer), the physical root stays reachable
+/// at `/sysroot`, and sealroot-prepare's status.json names the image the
+/// command line selected and `sealroot deploy` reported.
+fn assert_sealed_root_mounted(log: &BootLog, root: &sealed::SealedRoot) -> Result<()> {
+    let mounts = log.value("mounts")?;
+    let fields = |line: &str| line.split(' ').map(str::to_owned).collect::<Vec<_>>();
+    // The last mount on a path is the visible one.
+    let mounted_at = |path: &str| {
+        mounts
+            .lines()
+            .rev()
+            .map(fields)
+            .find(|f| f.len() >= 4 && f[1] == path)
+    };
+    let slash = mounted_at("/").ok_or_else(|| log.failure("no mount on / in /proc/mounts"))?;
+    let options: Vec<&str> = slash[3].split(',').collect();
+    if slash[2] != "overlay"
+        || !options.contains(&"ro")
+        || !options.contains(&"verity=require")
+        || !options.iter().any(|o| o.starts_with("lowerdir+="))
+        || !options.iter().any(|o| o.starts_with("datadir+="))
+    {
+        return Err(log.failure(&format!(
+            "/ is not the read-only composefs overlay (verity=require, lowerdir+=, datadir+=): {}",
+            slash.join(" ")
+        )));
+    }
+    match mounted_at("/sysroot") {
+        Some(f) if f[0] == "/dev/vda" && f[2] == "ext4" => {}
+        other => {
+            return Err(log.failure(&format!(
+                "the physical root /dev/vda (ext4) is not at /sysroot: {other:?}"
+            )));
+        }
+    }
+    let status = log.result("status")?.assert_ok()?;
+    let json: serde_json::Value = serde_json::from_str(&status.stdout).map_err(|e| {
+        log.failure(&format!(
+            "/run/sealroot/status.json is not JSON ({e}):\n{}",
+            status.stdout
+        ))
+    })?;
+    let manifest = root.kernel_arg.trim_start_matches("sealroot=");
+    let erofs = format!("sha256:{}", root.image);
+    let expected = [
+        ("/result", serde_json::json!("mounted")),
+        ("/exit_code", serde_json::json!(0)),
+        ("/selector", serde_json::json!(root.kernel_arg)),
+        ("/image/manifest", serde_json::json!(manifest)),
+        ("/image/erofs", serde_json::json!(erofs)),
+    ];
+    for (pointer, want) in expected {
+        if json.pointer(pointer) != Some(&want) {
+            return Err(log.failure(&format!(
+                "status.json {pointer} is {:?}, expected {want}:\n{}",
+                json.pointer(pointer),
+                status.stdout
+            )));
+        }
+    }
+    Ok(())
+}
 
 /// The module fails the dracut build (instead of producing an initramfs
 /// that trusts nothing, or one that carries a signing key) when the
@@ -250,7 +314,6 @@ fn assert_console_order(log: &BootLog, needles: &[&str]) -> Result<()> {
 /// overlay root. ostree-prepare-root.service is in the same initramfs and
 /// `ostree=` on the command line, and stands down (our drop-in).
 #[test]
-#[ignore = "needs `sealroot oci seal` + `sealroot deploy` (branch repo) and sealroot-prepare (branch prepare): run with --ignored once both are merged"]
 fn sealed_root_boots_through_dracut_and_systemd() -> Result<()> {
     let kernel = Kernel::get()?;
     let bins = static_binaries()?;
@@ -294,10 +357,7 @@ fn sealed_root_boots_through_dracut_and_systemd() -> Result<()> {
     if log.value("os-marker")? != "sealed-root" || log.value("pid")? != "1" {
         return Err(log.failure("the sealed root's /sbin/init did not run as pid 1"));
     }
-    log.result("root-is-overlay")?.assert_ok()?;
-    log.result("status")?
-        .assert_ok()?
-        .assert_stdout_contains("mounted")?;
+    assert_sealed_root_mounted(&log, &root)?;
     let ostree = log.value("ostree-journal")?;
     if !ostree.contains(
         "was skipped because of an unmet condition check (ConditionKernelCommandLine=!sealroot)",
@@ -326,7 +386,6 @@ fn sealed_root_boots_through_dracut_and_systemd() -> Result<()> {
 /// fails, sealroot-prepare's refusal is on the console, systemd isolates
 /// emergency.target and the sealed OS never runs.
 #[test]
-#[ignore = "needs `sealroot oci seal` + `sealroot deploy` (branch repo) and sealroot-prepare (branch prepare): run with --ignored once both are merged"]
 fn tampered_image_lands_in_emergency() -> Result<()> {
     let kernel = Kernel::get()?;
     let bins = static_binaries()?;
@@ -378,12 +437,20 @@ fn tampered_image_lands_in_emergency() -> Result<()> {
             "Mounted sysroot.mount",
             "Starting sealroot-prepare.service",
             "sealroot-prepare[",
-            "sealroot: ",
+            "sealroot: error: refused: ",
             "Failed to start sealroot-prepare",
             "Reached target emergency.target",
         ],
     )?;
-    log.assert_console_contains("sealroot: refused: merged EROFS")?;
+    // sealroot-prepare's own line, through the unit's journal+console
+    // output, naming the image and why (docs/prepare.md, "Messages").
+    let image = &root.image;
+    log.assert_console_contains(&format!(
+        "]: sealroot: error: refused: merged EROFS sha256:{image}: fs-verity digest mismatch: /sysroot/sealroot/images/{image} measures sha256:"
+    ))?;
+    log.assert_console_contains(&format!(
+        ", the artifact signs sha256:{image}: the file was altered or replaced"
+    ))?;
     log.assert_console_lacks("Reached target initrd-root-fs.target")?;
     log.assert_console_lacks("os init:")?;
     Ok(())

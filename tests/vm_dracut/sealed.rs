@@ -11,9 +11,6 @@
 //!    `mkfs.ext4 -d` cannot carry it); the VM reports the kernel argument
 //!    deploy printed (`--json`, `kernel_cmdline`);
 //! 4. optionally, still in that VM, a tamper step edits the deployment.
-//!
-//! Final wiring: this needs `sealroot oci seal` and `sealroot deploy`
-//! (branch "repo") in the static `sealroot` the bed builds.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -76,6 +73,9 @@ pub struct SealedRoot {
     pub disk: DiskImage,
     /// `sealroot=sha256:<manifest hex>`, as `sealroot deploy` printed it.
     pub kernel_arg: String,
+    /// The merged EROFS's fs-verity digest (hex), deploy's
+    /// `deployment.image`: its file is `sealroot/images/<hex>`.
+    pub image: String,
 }
 
 /// Builds the sealed tiny OS (marker + scenario, see `os::write_tree`),
@@ -168,6 +168,20 @@ pub fn sealed_root(
             ))
         })?
         .to_owned();
+    let image = report["deployment"]["image"]
+        .as_str()
+        .filter(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(|| {
+            Error::Assertion(format!(
+                "`sealroot deploy --json` has no deployment.image (64 hex digits):\n{}",
+                deploy.stdout
+            ))
+        })?
+        .to_owned();
     disk.fsck()?;
-    Ok(SealedRoot { disk, kernel_arg })
+    Ok(SealedRoot {
+        disk,
+        kernel_arg,
+        image,
+    })
 }
