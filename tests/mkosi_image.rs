@@ -359,7 +359,9 @@ fn boot_until_prepare_finishes(dir: &Path) -> Result<String> {
         let text = strip_ansi(&String::from_utf8_lossy(
             &std::fs::read(&console_path).unwrap_or_default(),
         ));
-        let finished = text.contains("sealroot: mounted the sealed root")
+        // Done when the sealed system is up (a getty), or failed.
+        let finished = text.contains(" login:")
+            || text.contains("Failed to execute")
             || text.contains("sealroot: error:")
             || text.contains("Kernel panic");
         let exited = child.try_wait().map_err(io("cannot wait for", &qemu))?;

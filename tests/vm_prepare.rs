@@ -492,6 +492,52 @@ fn refuses_deployment_without_verity_and_names_the_fix() -> Result<()> {
     Ok(())
 }
 
+/// The first boot of a deployment made without fs-verity (an mkosi image
+/// built on a host without it), with attaching allowed: the signed files
+/// get their builtin signatures, the objects fs-verity, deployment.json
+/// `"verity": true`; an object altered on the disk *before* that boot
+/// still reads as EIO (its digest is compared with the signed EROFS's).
+#[test]
+fn first_boot_without_verity_enables_it_on_objects_when_attaching() -> Result<()> {
+    let (disk, d) = fixture("no-verity");
+    let big = digest_bytes(&VerityParams::sha256(), &big_content("os-n"));
+    disk.corrupt_byte(&format!("/sealroot/objects/{}", object_path(&big)), 10)?;
+    let other = digest_bytes(&VerityParams::sha256(), &big_content("os-n-other"));
+    let checks = format!(
+        "bed_run big cat /sysroot/usr/share/big.txt\n\
+         bed_run other sha256sum /sysroot/usr/share/other.txt\n\
+         bed_run measure /bin/sealroot measure /sysroot/sysroot/sealroot/objects/{}\n",
+        object_path(&other)
+    );
+    let mut boot = Boot::new(
+        "prepare-first-boot-objects",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    );
+    boot.conf = Some("[verify]\nattach-signatures = yes\n");
+    boot.checks = &checks;
+    let log = boot.run(&disk)?;
+    log.result("prepare")?
+        .assert_ok()?
+        .assert_stderr_contains("enabled fs-verity on")?;
+    log.result("other")?
+        .assert_ok()?
+        .assert_stdout_contains(&sha256_hex(&big_content("os-n-other")))?;
+    log.result("measure")?
+        .assert_ok()?
+        .assert_stdout_contains(&other.to_hex())?;
+    log.result("big")?
+        .assert_failed()?
+        .assert_stderr_contains("Input/output error")?;
+    let s = status(&log);
+    assert_eq!(s["verification"], "kernel");
+    assert_eq!(s["image"]["files"]["erofs"]["attached"], true);
+    assert!(s["objects_verity"]["enabled"].as_u64().unwrap() >= 2, "{s:#}");
+    let dj = disk.read_to_string(&format!("/sealroot/{}/deployment.json", d.deployment_dir()))?;
+    let dj = sealroot::repo::json::Deployment::parse(dj.as_bytes()).unwrap();
+    assert!(dj.verity, "deployment.json still says verity: false");
+    Ok(())
+}
+
 #[test]
 fn kernel_policy_refuses_detached_signatures() -> Result<()> {
     let (disk, d) = fixture("detached");

@@ -9,7 +9,9 @@
 //! 3. every certificate into `.fs-verity`, then the keyring sealed — before
 //!    any signed file is opened;
 //! 4. [`verify`]: manifest, artifact, config, EROFS ([`repo`] reads the
-//!    untrusted disk);
+//!    untrusted disk); on the first boot of a deployment made without
+//!    fs-verity, with attaching allowed, [`objects`] gives the object store
+//!    fs-verity;
 //! 5. [`mountroot`]: composefs (EROFS + overlayfs `verity=require`), /etc,
 //!    /var, /sysroot, moved onto the sysroot in one step;
 //! 6. [`record`] writes `/run/sealroot/status.json`.
@@ -22,6 +24,7 @@ pub mod config;
 pub mod log;
 pub mod modules;
 pub mod mountroot;
+pub mod objects;
 pub mod record;
 pub mod repo;
 pub mod verify;
@@ -74,6 +77,12 @@ pub enum Error {
     Repo(#[from] repo::RepoError),
     #[error("mounting the sealed root: {0}")]
     Mount(#[from] mountroot::MountError),
+    #[error(
+        "first boot of a deployment made without fs-verity: enabling it on the object \
+         store failed (the physical root must be writable, on a filesystem with the \
+         verity feature): {0}"
+    )]
+    Objects(repo::RepoError),
 }
 
 impl Error {
@@ -83,7 +92,9 @@ impl Error {
                 exit::CONFIG
             }
             Error::Mount(e) if e.is_refusal() => exit::REFUSED,
-            Error::Module(_) | Error::Keyring(_) | Error::Mount(_) => exit::SYSTEM,
+            Error::Module(_) | Error::Keyring(_) | Error::Mount(_) | Error::Objects(_) => {
+                exit::SYSTEM
+            }
             Error::Verify(_) | Error::Repo(_) => exit::REFUSED,
         }
     }
@@ -189,6 +200,25 @@ pub fn run(
         verified.mode(),
         verified.image_proof.signer.subject
     ));
+
+    // 4b. A deployment made without fs-verity, booted for the first time
+    //     with attaching allowed: its objects get fs-verity now (see
+    //     `objects`). The hint decides only whether to do the work.
+    if config.attach_signatures {
+        let t = Instant::now();
+        let hint = repo.deployment(&verified.deployment)?;
+        if !hint.verity {
+            let params = hint.algorithm.params();
+            let done = objects::enable_missing(&repo, &verified.deployment, &hint, &params)
+                .map_err(Error::Objects)?;
+            log.info(&format!(
+                "first boot of {}: enabled fs-verity on {} objects ({} had it)",
+                verified.deployment, done.enabled, done.present
+            ));
+            status.objects_verity = Some(done);
+        }
+        status.timings_us.objects = micros(t);
+    }
 
     // 5. Mount.
     let t = Instant::now();

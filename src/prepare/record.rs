@@ -39,6 +39,9 @@ pub struct Status {
     pub keyring: Option<KeyringRecord>,
     pub modules_loaded: Vec<String>,
     pub mount: Option<Mounted>,
+    /// Set on the first boot of a deployment made without fs-verity (with
+    /// `attach-signatures = yes`): objects given fs-verity now.
+    pub objects_verity: Option<super::objects::ObjectsEnabled>,
     pub timings_us: Timings,
     /// CPU time of the process at the end: `user` is the binary's own work
     /// (parsing, userspace signature checks), `system` the kernel's on its
@@ -86,6 +89,8 @@ pub struct Timings {
     pub modules: u64,
     pub keyring: u64,
     pub verify: u64,
+    /// Enabling fs-verity on objects (first boot without it; else ~0).
+    pub objects: u64,
     pub mount: u64,
     /// From the start of `main` to the root mounted (or the refusal).
     pub total: u64,

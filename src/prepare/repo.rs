@@ -226,6 +226,54 @@ impl Repo {
         }
     }
 
+    /// The names in directory `rel` (without `.` and `..`), unsorted.
+    pub fn list_dir(&self, rel: &str, what: &'static str) -> Result<Vec<String>, RepoError> {
+        let fd = self.openat(rel, OFlags::RDONLY | OFlags::DIRECTORY, what)?;
+        let io = |errno| RepoError::Io {
+            path: self.display(rel),
+            what,
+            errno,
+        };
+        let mut names = Vec::new();
+        for entry in rustix::fs::Dir::read_from(&fd).map_err(io)? {
+            let entry = entry.map_err(io)?;
+            let name = entry.file_name().to_string_lossy();
+            if name != "." && name != ".." {
+                names.push(name.into_owned());
+            }
+        }
+        Ok(names)
+    }
+
+    /// Replaces `name` in directory `dir` with `bytes`, atomically: a
+    /// temporary file written and fsynced, then renamed over it (no
+    /// symlink is followed, nothing outside the repository is touched).
+    pub fn replace_file(&self, dir: &str, name: &str, bytes: &[u8]) -> Result<(), RepoError> {
+        use std::io::Write;
+        let what = "cannot replace";
+        let dir_fd = self.openat(dir, OFlags::RDONLY | OFlags::DIRECTORY, what)?;
+        let tmp = format!(".{name}.tmp");
+        let io = |errno| RepoError::Io {
+            path: self.display(&format!("{dir}/{name}")),
+            what,
+            errno,
+        };
+        let fd = rustix::fs::openat(
+            &dir_fd,
+            tmp.as_str(),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o644),
+        )
+        .map_err(io)?;
+        let mut file = File::from(fd);
+        file.write_all(bytes)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| io(Errno::from_io_error(&e).unwrap_or(Errno::IO)))?;
+        drop(file);
+        rustix::fs::renameat(&dir_fd, tmp.as_str(), &dir_fd, name).map_err(io)?;
+        rustix::fs::fsync(&dir_fd).map_err(io)
+    }
+
     /// The directory handle (for `openat`-style callers).
     pub fn dir(&self) -> impl AsFd + '_ {
         &self.dir
