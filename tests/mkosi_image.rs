@@ -295,10 +295,10 @@ fn mkosi_build_seals_deploys_and_bakes_the_digest_into_the_uki() -> Result<()> {
         }
     }
     // The image boots under OVMF: firmware -> the UKI on the ESP -> the
-    // image's dracut initramfs -> sealroot-prepare, which verifies and
-    // mounts the image the UKI's command line names. The switch into it
-    // fails today (content objects without fs-verity: docs/boot-chains.md,
-    // "Known gaps"), so this checks the chain up to the mount.
+    // image's dracut initramfs -> sealroot-prepare, which verifies the image
+    // the UKI's command line names, gives the objects fs-verity (first boot
+    // of a repository written on a build host without it) and mounts it ->
+    // switch-root -> the sealed root's systemd.
     let console = boot_until_prepare_finishes(dir)?;
     for needle in [
         format!(
@@ -307,6 +307,8 @@ fn mkosi_build_seals_deploys_and_bakes_the_digest_into_the_uki() -> Result<()> {
         ),
         format!("sealroot: verified image sha256:{manifest} "),
         "sealroot: mounted the sealed root at /sysroot".to_owned(),
+        "enabled fs-verity on".to_owned(),
+        SEALED_ROOT_GREETING.to_owned(),
     ] {
         if !console.contains(&needle) {
             return Err(Error::Assertion(format!(
@@ -315,8 +317,19 @@ fn mkosi_build_seals_deploys_and_bakes_the_digest_into_the_uki() -> Result<()> {
             )));
         }
     }
+    for bad in ["Failed to execute", "has no fs-verity digest"] {
+        if console.contains(bad) {
+            return Err(Error::Assertion(format!(
+                "the OVMF boot's console shows `{bad}`:\n{}",
+                host::tail_lines(&console, 60)
+            )));
+        }
+    }
     Ok(())
 }
+
+/// systemd's greeting after switching into the sealed Debian root.
+const SEALED_ROOT_GREETING: &str = "Welcome to Debian GNU/Linux 12 (bookworm)!";
 
 /// Boots `dir/image.raw` (snapshot: the image stays as built) under OVMF
 /// until sealroot-prepare has reported (or 10 minutes passed) and returns
@@ -359,8 +372,9 @@ fn boot_until_prepare_finishes(dir: &Path) -> Result<String> {
         let text = strip_ansi(&String::from_utf8_lossy(
             &std::fs::read(&console_path).unwrap_or_default(),
         ));
-        // Done when the sealed system is up (a getty), or failed.
-        let finished = text.contains(" login:")
+        // Done when systemd greets from the sealed root (the initrd's
+        // greeting names dracut's "(Initramfs)"), or on a failure.
+        let finished = text.contains(SEALED_ROOT_GREETING)
             || text.contains("Failed to execute")
             || text.contains("sealroot: error:")
             || text.contains("Kernel panic");

@@ -291,6 +291,18 @@ fn mkosi_scripts_seal_deploy_and_build_the_initramfs_from_a_real_tree() -> Resul
         &log,
         &["installed 1 trusted certificate(s) into /etc/sealroot/certs.d"],
     )?;
+    // Without a prepare.conf in the inputs, the default lets the first
+    // boot give the build host's repository fs-verity.
+    let conf_path = tree.join("etc/sealroot/prepare.conf");
+    let conf =
+        fs::read_to_string(&conf_path).map_err(|e| io_error("cannot read", &conf_path, e))?;
+    let parsed = sealroot::prepare::config::parse(&conf, "prepare.conf")
+        .map_err(|e| Error::Assertion(format!("the default prepare.conf does not parse: {e}")))?;
+    if !parsed.attach_signatures {
+        return Err(Error::Assertion(format!(
+            "the default prepare.conf does not allow attaching:\n{conf}"
+        )));
+    }
 
     // mkosi.finalize: seal, deploy into the tree, command line, initramfs.
     let log = run_script("mkosi.finalize")?;

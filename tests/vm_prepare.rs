@@ -531,7 +531,10 @@ fn first_boot_without_verity_enables_it_on_objects_when_attaching() -> Result<()
     let s = status(&log);
     assert_eq!(s["verification"], "kernel");
     assert_eq!(s["image"]["files"]["erofs"]["attached"], true);
-    assert!(s["objects_verity"]["enabled"].as_u64().unwrap() >= 2, "{s:#}");
+    assert!(
+        s["objects_verity"]["enabled"].as_u64().unwrap() >= 2,
+        "{s:#}"
+    );
     let dj = disk.read_to_string(&format!("/sealroot/{}/deployment.json", d.deployment_dir()))?;
     let dj = sealroot::repo::json::Deployment::parse(dj.as_bytes()).unwrap();
     assert!(dj.verity, "deployment.json still says verity: false");
