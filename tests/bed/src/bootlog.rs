@@ -167,10 +167,20 @@ impl BootLog {
                     .unwrap_or_default();
                 format!("setup step `{step}` failed in the VM ({detail})")
             }
-            None => format!(
-                "no `@@bed done` line (QEMU {}; a kernel panic or a dead /init ends the VM early)",
-                self.qemu_exit
-            ),
+            // The panic line itself: a long call trace can push it out of
+            // the console tail.
+            None => match self.console.lines().find(|l| l.contains("Kernel panic")) {
+                Some(panic) => format!(
+                    "no `@@bed done` line (QEMU {}): {}",
+                    self.qemu_exit,
+                    panic.trim()
+                ),
+                None => format!(
+                    "no `@@bed done` line (QEMU {}; a kernel panic or a dead /init ends the VM \
+                     early)",
+                    self.qemu_exit
+                ),
+            },
         };
         Err(Error::Incomplete {
             name: self.name.clone(),
