@@ -136,22 +136,10 @@ fn mkosi_build_seals_deploys_and_bakes_the_digest_into_the_uki() -> Result<()> {
         "[verify]\nattach-signatures = yes\n",
     )?;
     std::fs::create_dir_all(inputs.join("bin")).map_err(io("cannot create", &inputs))?;
-    host::run(
-        Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-            ])
-            .args(["-nodes", "-days", "2", "-subj", "/CN=sealroot mkosi test"])
-            .arg("-keyout")
-            .arg(inputs.join("key.pem"))
-            .arg("-out")
-            .arg(inputs.join("cert.pem")),
-        None,
+    host::self_signed_p256(
+        &inputs.join("key.pem"),
+        &inputs.join("cert.pem"),
+        "sealroot mkosi test",
     )?;
     for (from, to) in [
         (inputs.join("cert.pem"), inputs.join("certs.d/signer.pem")),

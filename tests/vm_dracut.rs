@@ -24,7 +24,6 @@ mod os;
 mod sealed;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use sealroot_testbed::host;
@@ -40,31 +39,12 @@ const ROOT_ARGS: &str = "root=/dev/vda rw systemd.show_status=1";
 /// A self-signed test certificate (P-256, `openssl req -x509`) in
 /// `dir/certs.d/test.pem`; its key stays in `dir/key.pem`.
 fn test_certs(dir: &Path) -> Result<std::path::PathBuf> {
-    let openssl = host::tool("openssl", "openssl")?;
     let certs = dir.join("certs.d");
     std::fs::create_dir_all(&certs).map_err(|e| kmods::io_error("cannot create", &certs, e))?;
-    host::run(
-        Command::new(openssl)
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-            ])
-            .args([
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=sealroot vm_dracut test",
-            ])
-            .arg("-keyout")
-            .arg(dir.join("key.pem"))
-            .arg("-out")
-            .arg(certs.join("test.pem")),
-        None,
+    host::self_signed_p256(
+        &dir.join("key.pem"),
+        &certs.join("test.pem"),
+        "sealroot vm_dracut test",
     )?;
     Ok(certs)
 }

@@ -32,7 +32,6 @@ pub struct Keys {
 
 impl Keys {
     pub fn generate(dir: &Path) -> Result<Keys> {
-        let openssl = host::tool("openssl", "openssl")?;
         let certs_dir = dir.join("certs.d");
         std::fs::create_dir_all(&certs_dir)
             .map_err(|e| io_error("cannot create", &certs_dir, e))?;
@@ -41,29 +40,7 @@ impl Keys {
             cert: certs_dir.join("signer.pem"),
             certs_dir,
         };
-        host::run(
-            Command::new(openssl)
-                .args([
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "ec",
-                    "-pkeyopt",
-                    "ec_paramgen_curve:P-256",
-                ])
-                .args([
-                    "-nodes",
-                    "-days",
-                    "2",
-                    "-subj",
-                    "/CN=sealroot vm_dracut signer",
-                ])
-                .arg("-keyout")
-                .arg(&keys.key)
-                .arg("-out")
-                .arg(&keys.cert),
-            None,
-        )?;
+        host::self_signed_p256(&keys.key, &keys.cert, "sealroot vm_dracut signer")?;
         Ok(keys)
     }
 }

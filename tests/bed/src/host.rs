@@ -151,6 +151,32 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// A throwaway self-signed P-256 certificate and its key, as PEM, made by
+/// the reference tool (`openssl req -x509`, valid two days): what tests
+/// seal with and put into an initramfs's `certs.d`.
+pub fn self_signed_p256(key: &Path, cert: &Path, common_name: &str) -> Result<()> {
+    let openssl = tool("openssl", "openssl")?;
+    run(
+        Command::new(openssl)
+            .args(["req", "-x509", "-newkey", "ec"])
+            .args([
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-days",
+                "2",
+            ])
+            .arg("-subj")
+            .arg(format!("/CN={common_name}"))
+            .arg("-keyout")
+            .arg(key)
+            .arg("-out")
+            .arg(cert),
+        None,
+    )
+    .map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
