@@ -71,6 +71,7 @@ fn run() -> Result<()> {
         "kernel: Linux {} ({} {})",
         kernel.release, kernel.package, kernel.package_version
     ));
+    note("building the static sealroot and sealroot-prepare (the first time: a few minutes)...");
     let bins = static_binaries()?;
     let sealroot = bins.sealroot.as_path();
     note(&format!(
