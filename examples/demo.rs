@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use sealroot_testbed::{
-    BootLog, DiskImage, Initramfs, Kernel, MIB, StaticBins, Vm, ext4_image, host, static_binaries,
+    BootLog, DiskImage, Initramfs, Kernel, MIB, StaticBins, Vm, host, static_binaries,
 };
 use serde_json::Value;
 
@@ -125,7 +125,7 @@ fn run() -> Result<()> {
 
     step("4. Deploy onto a disk image (inside a VM: the kernel enables fs-verity)");
     std::fs::copy(&cert, phys.join("signer.crt.pem"))?;
-    let disk = ext4_image(&phys, 64 * MIB)?;
+    let disk = DiskImage::ext4_at(&work.join("disk.ext4"), Some(&phys), 64 * MIB)?;
     let deployed = install(kernel, bins, &disk)?;
     let kernel_arg = deployed["kernel_cmdline"]
         .as_str()
