@@ -293,8 +293,11 @@ impl Parser {
                 .ok_or(LineError::HardlinkNoTarget)?;
             let (parent, name) = self.parent_of(&path)?;
             let tree = self.tree.as_mut().ok_or(LineError::NoRoot)?;
+            // A stand-in until `finish` links the name to its target: a
+            // plain file, whatever the line's mode (a symlink inode without
+            // a target would not validate; the target may be a symlink).
             let stat = Stat {
-                mode: st_mode,
+                mode: crate::tree::mode::S_IFREG | (st_mode & 0o7777),
                 ..Stat::default()
             };
             let placeholder = tree.add_inode(stat, NewContent::None)?;
