@@ -45,14 +45,16 @@ pub enum Error {
     Setup(String),
 
     /// The VM did not power off within its time limit and was killed.
+    /// The message names the limit (not the measured time, which rounds
+    /// differently from one run to the next).
     #[error(
         "VM `{name}` timed out after {:.1} s and was killed\n  console log: {}\n--- console tail ---\n{tail}\n--- end of console ---",
-        elapsed.as_secs_f64(),
+        limit.as_secs_f64(),
         log.display()
     )]
     Timeout {
         name: String,
-        elapsed: Duration,
+        limit: Duration,
         log: PathBuf,
         tail: String,
     },

@@ -410,7 +410,7 @@ impl Vm {
         if let Ending::TimedOut = ending {
             return Err(Error::Timeout {
                 name,
-                elapsed,
+                limit: self.timeout,
                 log: log_path,
                 tail: tail_lines(&console_with_errors, TAIL_LINES),
             });
