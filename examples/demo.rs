@@ -166,7 +166,7 @@ fn run() -> Result<()> {
 
     step("6. Alter one byte of one object on the disk, boot again");
     let object = object_path(sealroot, &tree.join(MESSAGE_PATH))?;
-    let altered = copy_disk(&disk, &work.join("disk-altered-object.ext4"))?;
+    let altered = disk.copy_to(&work.join("disk-altered-object.ext4"))?;
     let at = altered.corrupt_byte(&format!("/sealroot/{object}"), 7)?;
     note(&format!(
         "flipped the byte at offset {at} of {}: sealroot/{object} (= /{MESSAGE_PATH})",
@@ -184,7 +184,7 @@ fn run() -> Result<()> {
     );
 
     step("7. Alter one byte of the signed EROFS image, boot again");
-    let altered = copy_disk(&disk, &work.join("disk-altered-erofs.ext4"))?;
+    let altered = disk.copy_to(&work.join("disk-altered-erofs.ext4"))?;
     let at = altered.corrupt_byte(&format!("/sealroot/images/{erofs}"), 1100)?;
     note(&format!(
         "flipped the byte at offset {at} of {}: sealroot/images/{erofs}",
@@ -518,15 +518,4 @@ fn object_path(sealroot: &Path, file: &Path) -> Result<String> {
     let hex = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     ensure!(hex.len() == 64, "sealroot digest printed {hex:?}");
     Ok(format!("objects/{}/{}", &hex[..2], &hex[2..]))
-}
-
-fn copy_disk(disk: &DiskImage, dest: &Path) -> Result<DiskImage> {
-    host::run(
-        Command::new("cp")
-            .args(["--sparse=always", "--reflink=auto"])
-            .arg(disk.path())
-            .arg(dest),
-        None,
-    )?;
-    Ok(DiskImage::open(dest))
 }

@@ -25,7 +25,6 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use sealroot::crypto::builder::{Issuer, Role as CertRole, issue};
 use sealroot::crypto::key::KeySigner;
@@ -515,10 +514,11 @@ pub fn sealed_set(
     let mut disks = BTreeMap::new();
     let mut jdisks = serde_json::Map::new();
     for (name, disk, d) in built {
-        let path = dir.join(format!("{name}.ext4"));
-        copy_sparse(disk.path(), &path);
+        let copy = disk
+            .copy_to(&dir.join(format!("{name}.ext4")))
+            .expect("copying a fixture disk");
         jdisks.insert(name.clone(), d.to_json());
-        disks.insert(name, (DiskImage::open(path), d));
+        disks.insert(name, (copy, d));
     }
     let j = serde_json::json!({
         "signers": signers.iter().map(Signer::to_json).collect::<Vec<_>>(),
@@ -581,19 +581,8 @@ impl Deployed {
 /// A private copy of a sealed disk for one test (tests write to disks).
 pub fn copy_disk(disk: &DiskImage) -> DiskImage {
     let dir = tempfile::tempdir().unwrap().keep();
-    let dest = dir.join("disk.ext4");
-    copy_sparse(disk.path(), &dest);
-    DiskImage::open(dest)
-}
-
-fn copy_sparse(from: &Path, to: &Path) {
-    let status = Command::new("cp")
-        .args(["--sparse=always", "--reflink=auto"])
-        .arg(from)
-        .arg(to)
-        .status()
-        .unwrap();
-    assert!(status.success(), "cp of {} failed", from.display());
+    disk.copy_to(&dir.join("disk.ext4"))
+        .expect("copying a fixture disk")
 }
 
 /// Default disk size for fixtures.

@@ -83,6 +83,19 @@ impl DiskImage {
         Ok(DiskImage::open(dest))
     }
 
+    /// A copy of the image at `dest` (sparse, reflinked where the
+    /// filesystem can), for a test or a demo step that alters its disk.
+    pub fn copy_to(&self, dest: &Path) -> Result<DiskImage> {
+        host::run(
+            Command::new("cp")
+                .args(["--sparse=always", "--reflink=auto"])
+                .arg(&self.path)
+                .arg(dest),
+            None,
+        )?;
+        Ok(DiskImage::open(dest))
+    }
+
     /// The image file.
     pub fn path(&self) -> &Path {
         &self.path
