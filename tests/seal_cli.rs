@@ -164,7 +164,7 @@ fn seal_writes_a_spec_artifact_that_verifies() {
         "{t}"
     );
     assert!(
-        t.contains("no sealing artifact is signed by a trusted certificate"),
+        t.contains("no sealing artifact or inline metadata is signed by a trusted certificate"),
         "{t}"
     );
 

@@ -23,7 +23,7 @@ use serde::Serialize;
 use crate::crypto::Cert;
 use crate::dumpfile::print::walk;
 use crate::erofs::reader::read_tree;
-use crate::oci::artifact::{Role, SealArtifact};
+use crate::oci::artifact::Role;
 use crate::oci::manifest::ImageManifest;
 use crate::oci::stored::Stored;
 use crate::oci::{ImageConfig, Sha256Digest};
@@ -315,21 +315,13 @@ fn check_deployment(
         r.problem(&cpath, format!("not an image config: {e}"));
     }
     let ipath = repo.image_path(&d.image);
-    let apath = repo.blob_path(&d.artifact);
-    let Some(abytes) = read(&apath, r) else {
-        return;
-    };
-    let artifact = Stored::<ImageManifest>::parse(abytes)
-        .map_err(|e| e.to_string())
-        .and_then(|m| {
-            let a = SealArtifact::parse(&m).map_err(|e| e.to_string())?;
-            a.check_subject(d.artifact, &manifest)
-                .map_err(|e| e.to_string())?;
-            Ok(a)
-        });
-    let artifact = match artifact {
-        Ok(a) => a,
-        Err(e) => return r.problem(&apath, e),
+    // The signatures: from the artifact, or (inline) from the manifest.
+    let sigs = match super::source::deployed(repo, d, &manifest) {
+        Ok(s) => s,
+        Err(e) => {
+            let at = d.artifact.map_or(mpath.clone(), |a| repo.blob_path(&a));
+            return r.problem(&at, e);
+        }
     };
     let params = d.algorithm.params();
     for (role, path) in [
@@ -337,7 +329,7 @@ fn check_deployment(
         (Role::Config, &cpath),
         (Role::Merged, &ipath),
     ] {
-        let Some(entry) = artifact.entry(role) else {
+        let Some((_, signed, sig)) = sigs.iter().find(|(r, _, _)| *r == role) else {
             continue;
         };
         let actual = match digest_file(&params, path) {
@@ -347,26 +339,22 @@ fn check_deployment(
                 continue;
             }
         };
-        if actual != entry.digest {
+        if actual != *signed {
             r.problem(
                 path,
                 format!(
                     "{role}: fs-verity digest {} differs from the signed {}",
                     actual.to_hex(),
-                    entry.digest.to_hex()
+                    signed.to_hex()
                 ),
             );
             continue;
         }
         check_verity_state(path, d, &actual, r);
-        let spath = repo.blob_path(&entry.blob.digest);
-        let Some(sig) = read(&spath, r) else {
-            continue;
-        };
         if !trusted.is_empty() {
-            match verify_fsverity(&sig, &actual, trusted) {
+            match verify_fsverity(sig, &actual, trusted) {
                 Ok(_) => r.signatures_verified += 1,
-                Err(e) => r.problem(&spath, format!("{role} signature: {e}")),
+                Err(e) => r.problem(path, format!("{role} signature: {e}")),
             }
         }
     }

@@ -1,7 +1,8 @@
 //! `sealroot repo gc`: remove what no deployment references.
 //!
 //! Live set: for every deployment, its manifest, config, artifact manifest
-//! and the artifact's blobs (signatures, empty config), its image, and every
+//! and the artifact's blobs (signatures, empty config; none for an image
+//! sealed inline), its image, and every
 //! object that image references. Everything else in `objects/`, `images/`,
 //! `blobs/sha256/`, `tmp/`, `deployments/.tmp-*` (interrupted deploys) and
 //! dangling `by-*` names is garbage. State directories of existing
@@ -48,11 +49,13 @@ pub fn gc(repo: &Repository, dry_run: bool) -> Result<GcReport, Error> {
         })?;
         blobs.insert(d.manifest.0.to_hex());
         blobs.insert(d.config.0.to_hex());
-        blobs.insert(d.artifact.to_hex());
-        let apath = repo.blob_path(&d.artifact);
-        if let Ok(m) = fs::read(&apath).map(Stored::<ImageManifest>::parse)
+        // Inline-sealed images have no artifact: their manifest carries the
+        // signatures.
+        if let Some(artifact) = d.artifact
+            && let Ok(m) = fs::read(repo.blob_path(&artifact)).map(Stored::<ImageManifest>::parse)
             && let Ok(m) = m
         {
+            blobs.insert(artifact.to_hex());
             blobs.insert(m.config.digest.to_hex());
             blobs.extend(m.layers.iter().map(|l| l.digest.to_hex()));
         }

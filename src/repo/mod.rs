@@ -8,8 +8,10 @@
 //! initramfs parses them too), `store` (the repository directory, atomic
 //! content-addressed writes, the object sink that imports stream into),
 //! `image` (OCI image -> merged composefs EROFS), `seal` (signing an image
-//! into a sealing artifact), `check` (offline verification of sealed
-//! images), `deploy`, `fsck`, `gc`; `command_signer` lives in
+//! into a sealing artifact), `seal_inline` (signing it into a new, annotated
+//! manifest), `source` (where a sealed image's signatures come from, and
+//! what binds it), `check` (offline verification of sealed images),
+//! `deploy`, `fsck`, `gc`; `command_signer` lives in
 //! [`crate::crypto`].
 
 pub mod json;
@@ -28,6 +30,10 @@ pub mod image;
 pub mod pipeline;
 #[cfg(feature = "host")]
 pub mod seal;
+#[cfg(feature = "host")]
+pub mod seal_inline;
+#[cfg(feature = "host")]
+pub mod source;
 #[cfg(feature = "host")]
 pub mod store;
 #[cfg(feature = "host")]

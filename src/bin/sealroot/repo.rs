@@ -383,9 +383,10 @@ fn enable_verity(location: &RepoLocation, as_json: bool) -> anyhow::Result<ExitC
             // The initramfs enables verity with the signature at boot.
             continue;
         }
-        let artifact = std::fs::read(repo.blob_path(&d.artifact))?;
-        let artifact = sealroot::oci::Stored::<sealroot::oci::ImageManifest>::parse(artifact)?;
-        let artifact = sealroot::oci::artifact::SealArtifact::parse(&artifact)?;
+        let manifest = std::fs::read(repo.blob_path(&d.manifest.0))?;
+        let manifest = sealroot::oci::Stored::<sealroot::oci::ImageManifest>::parse(manifest)?;
+        let sigs = sealroot::repo::source::deployed(&repo, &d, &manifest)
+            .map_err(|e| anyhow::anyhow!("deployment {}: {e}", d.manifest.0))?;
         use sealroot::oci::artifact::Role;
         for (role, path) in [
             (Role::Manifest, repo.blob_path(&d.manifest.0)),
@@ -397,12 +398,12 @@ fn enable_verity(location: &RepoLocation, as_json: bool) -> anyhow::Result<ExitC
                 bump(1);
                 continue;
             }
-            let sig = match (d.signatures, artifact.entry(role)) {
-                (SignatureMode::Builtin, Some(e)) => {
-                    Some(std::fs::read(repo.blob_path(&e.blob.digest))?)
-                }
-                _ => None,
-            };
+            // Builtin: the signature, if the role has one (an inline
+            // manifest has none).
+            let sig = sigs
+                .iter()
+                .find(|(r, _, _)| *r == role && d.signatures == SignatureMode::Builtin)
+                .map(|(_, _, der)| der.clone());
             redo(
                 &path,
                 VerityRequest::On {
