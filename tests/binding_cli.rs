@@ -12,7 +12,9 @@ use std::path::Path;
 
 use base64::Engine as _;
 use oci_support::{run, tool};
-use repo_support::{Keys, TAG, image_ref, sample_image, seal, sr, sr_fails, sr_ok};
+use repo_support::{
+    Keys, TAG, image_ref, openssl_verifies, sample_image, seal, sr, sr_fails, sr_ok,
+};
 use sealroot::oci::artifact::{self, SealArtifact};
 use sealroot::oci::inline::InlineSeal;
 use sealroot::oci::write::LayoutWriter;
@@ -35,34 +37,6 @@ fn fsverity_digest(tmp: &Path, name: &str, bytes: &[u8]) -> String {
     let out =
         run(tool("fsverity", "fsverity").args(["digest", "--compact", path.to_str().unwrap()]));
     String::from_utf8(out).unwrap().trim().to_owned()
-}
-
-/// openssl accepts `der` as a detached PKCS#7 by `cert` over the kernel's
-/// formatted sha256 fs-verity digest (`"FSVerity" | le16 1 | le16 32 | digest`).
-fn openssl_verifies(tmp: &Path, name: &str, der: &[u8], digest_hex: &str, cert: &str) {
-    let sig = tmp.join(format!("{name}.p7s"));
-    std::fs::write(&sig, der).unwrap();
-    let mut content = b"FSVerity".to_vec();
-    content.extend([1, 0, 32, 0]);
-    content.extend(hex::decode(digest_hex).unwrap());
-    let cpath = tmp.join(format!("{name}.bin"));
-    std::fs::write(&cpath, content).unwrap();
-    run(std::process::Command::new("openssl").args([
-        "cms",
-        "-verify",
-        "-binary",
-        "-inform",
-        "DER",
-        "-noverify",
-        "-in",
-        sig.to_str().unwrap(),
-        "-content",
-        cpath.to_str().unwrap(),
-        "-certfile",
-        cert,
-        "-out",
-        "/dev/null",
-    ]));
 }
 
 fn verify_json(image: &str, cert: &str) -> Value {

@@ -284,9 +284,11 @@ pub fn label_config(config: &[u8], merged: &FsVerityDigest) -> Result<Vec<u8>, S
 }
 
 /// The manifest with `config` as its config descriptor (digest and size;
-/// media type kept) and `seal`'s entries as inline annotations; earlier
-/// `composefs.` keys on the manifest and its config descriptor are
-/// replaced, everything else is kept. `seal` must be signed.
+/// media type kept) and `seal`'s entries as inline annotations. Earlier
+/// `composefs.` keys are replaced on the manifest and its config
+/// descriptor and dropped from layer descriptors (per-layer EROFS digests,
+/// which sealroot neither makes nor checks, possibly of another
+/// algorithm); everything else is kept. `seal` must be signed.
 pub fn annotate_manifest(
     manifest: &[u8],
     config: &Descriptor,
@@ -333,6 +335,16 @@ pub fn annotate_manifest(
     top.extend(pairs(&seal.merged)?);
     if let Some(b) = &seal.bootable {
         top.extend(pairs(b)?);
+    }
+    if let Some(layers) = root
+        .get_mut("layers")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        for l in layers {
+            if let Some(ann) = l.get_mut("annotations") {
+                without_composefs_keys(ann);
+            }
+        }
     }
     serde_json::to_vec(&v).map_err(|e| e.to_string())
 }

@@ -113,9 +113,16 @@ pub fn seal_inline(
     let config =
         Stored::<ImageConfig>::parse(config_bytes.clone()).map_err(|e| refuse(e.to_string()))?;
     let reread = InlineSeal::parse(&manifest).map_err(|e| refuse(e.to_string()))?;
-    if reread.as_ref() != Some(&seal)
+    let same_layers = manifest.layers.len() == image.manifest.layers.len()
+        && manifest
+            .layers
+            .iter()
+            .zip(&image.manifest.layers)
+            .all(|(a, b)| a.bare() == b.bare());
+    if reread.as_ref().map(|r| (&r.config, &r.merged, &r.bootable))
+        != Some((&seal.config, &seal.merged, &seal.bootable))
         || config.seal_label() != Some(merged.to_hex().as_str())
-        || manifest.layers != image.manifest.layers
+        || !same_layers
         || manifest.config.digest != config.digest()
     {
         return Err(refuse(

@@ -158,8 +158,13 @@ fn label_and_annotate_round_trip() {
     }
     assert!(label_config(br#"{"config":{"Labels":[]}}"#, &merged).is_err());
 
-    // Re-sealing replaces earlier composefs keys and keeps the rest.
-    let original = signed("fsverity-sha512-12", 64);
+    // Re-sealing replaces earlier composefs keys (and drops per-layer ones,
+    // here of another algorithm) and keeps the rest.
+    let mut original = signed("fsverity-sha512-12", 64);
+    original["layers"][0]["annotations"] = json!({
+        "composefs.layer.erofs.v1.fsverity-sha512-12": "01".repeat(64),
+        "org.example.layer": "kept"
+    });
     let new_config = Descriptor::for_bytes(MediaType::OCI_CONFIG, &labelled);
     let entry = |role, b: u8| InlineEntry {
         role,
@@ -182,6 +187,10 @@ fn label_and_annotate_round_trip() {
     assert_eq!(InlineSeal::parse(&stored).unwrap(), Some(seal.clone()));
     let v: Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(v["config"]["annotations"].as_object().unwrap().len(), 2);
+    assert_eq!(
+        v["layers"][0]["annotations"],
+        json!({"org.example.layer": "kept"})
+    );
     let mut unsigned = seal.clone();
     unsigned.merged.signature = None;
     assert!(annotate_manifest(&out, &new_config, &unsigned).is_err());
