@@ -43,14 +43,15 @@ use super::keys::{self, KeyRole};
 use crate::crypto::Cert;
 use crate::pkcs7::{Verified, VerifyError, verify_fsverity};
 use crate::verity::FsVerityDigest;
-use crate::verity::digest::digest_bytes;
+use crate::verity::digest::digest_small;
 
 /// The record's `mediaType`.
 pub const MEDIA_TYPE: &str = "application/vnd.sealroot.binding.v1+json";
 /// The annotation holding the record itself.
 pub const RECORD_KEY: &str = "sealroot.binding.v1";
-/// A record is a few hundred bytes; anything larger is not one.
-pub const MAX_RECORD_SIZE: usize = 2048;
+/// A record is a few hundred bytes (at most about 600); anything larger
+/// than the smallest fs-verity block is not one.
+pub const MAX_RECORD_SIZE: usize = 1024;
 
 /// What a record binds together.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,21 +211,24 @@ pub struct SignedBinding {
 }
 
 impl SignedBinding {
-    /// Wraps a freshly signed record (`signature` over [`Self::digest_of`]).
-    pub fn new(record: BindingRecord, signature: Vec<u8>) -> Self {
-        let bytes = record.to_bytes();
-        let digest = Self::digest_of(&record);
+    /// Wraps a freshly signed record: `signature` over `digest`, which is
+    /// [`Self::digest_of`] the record.
+    pub fn new(record: BindingRecord, digest: FsVerityDigest, signature: Vec<u8>) -> Self {
         SignedBinding {
+            bytes: record.to_bytes(),
             record,
-            bytes,
             digest,
             signature,
         }
     }
 
-    /// The digest a record's signature covers.
-    pub fn digest_of(record: &BindingRecord) -> FsVerityDigest {
-        digest_bytes(&record.algorithm.params(), &record.to_bytes())
+    /// The digest a record's signature covers: the fs-verity digest of its
+    /// bytes. A record (at most [`MAX_RECORD_SIZE`] bytes, the smallest
+    /// fs-verity block) fits in one block, so it is computed without a tree
+    /// (and the initramfs does not link the tree hasher for it); `None`
+    /// cannot happen for a record this module built or parsed.
+    pub fn digest_of(record: &BindingRecord) -> Option<FsVerityDigest> {
+        digest_small(&record.algorithm.params(), &record.to_bytes())
     }
 
     /// The three annotations that carry it.
@@ -304,11 +308,12 @@ impl SignedBinding {
         }
         let digest = keys::parse_digest(algorithm, digest)
             .map_err(|e| format!("{}: {e}", KeyRole::Binding.digest_key(algorithm)))?;
-        if digest != Self::digest_of(&parsed) {
+        let actual = Self::digest_of(&parsed)
+            .ok_or_else(|| "binding record does not fit in one fs-verity block".to_string())?;
+        if digest != actual {
             return Err(format!(
-                "{} is {digest}, but the record's fs-verity digest is {}",
+                "{} is {digest}, but the record's fs-verity digest is {actual}",
                 KeyRole::Binding.digest_key(algorithm),
-                Self::digest_of(&parsed)
             ));
         }
         let signature = keys::decode_signature(signature)
@@ -435,8 +440,39 @@ mod tests {
     }
 
     #[test]
+    fn config_label_binds_refutes_or_says_nothing() {
+        use crate::oci::Stored;
+        let merged = sample().merged;
+        let config = |label: Option<String>| {
+            let mut v = serde_json::json!({"architecture": "amd64", "os": "linux",
+                "rootfs": {"type": "layers", "diff_ids": []}});
+            if let Some(l) = label {
+                v["config"] = serde_json::json!({"Labels": {"containers.composefs.fsverity": l}});
+            }
+            Stored::<ImageConfig>::parse(serde_json::to_vec(&v).unwrap()).unwrap()
+        };
+        assert_eq!(config_label(&config(None), &merged), LabelBinding::Absent);
+        assert_eq!(
+            config_label(&config(Some(merged.to_hex())), &merged),
+            LabelBinding::Binds
+        );
+        let other = "cd".repeat(32);
+        assert_eq!(
+            config_label(&config(Some(other.clone())), &merged),
+            LabelBinding::Mismatch(other)
+        );
+        // A sha512 digest against a sha256 EROFS: neither binds nor refutes.
+        let sha512 = "ab".repeat(64);
+        assert_eq!(
+            config_label(&config(Some(sha512.clone())), &merged),
+            LabelBinding::OtherAlgorithm(sha512)
+        );
+    }
+
+    #[test]
     fn annotations_round_trip_and_strictness() {
-        let signed = SignedBinding::new(sample(), vec![0x30, 0x03, 1, 2, 3]);
+        let digest = SignedBinding::digest_of(&sample()).unwrap();
+        let signed = SignedBinding::new(sample(), digest, vec![0x30, 0x03, 1, 2, 3]);
         let ann = signed.annotations();
         assert_eq!(ann.len(), 3);
         let alg = VerityAlgorithm::SHA256_12;

@@ -351,6 +351,13 @@ fn check_deployment(
             continue;
         }
         check_verity_state(path, d, &actual, r);
+        let sig = match sig {
+            Ok(s) => s,
+            Err(e) => {
+                r.problem(path, format!("{role} signature: {e}"));
+                continue;
+            }
+        };
         if !trusted.is_empty() {
             match verify_fsverity(sig, &actual, trusted) {
                 Ok(_) => r.signatures_verified += 1,

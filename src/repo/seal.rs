@@ -106,8 +106,10 @@ pub fn seal(
         merged,
         bootable: None,
     };
-    let der = sign_fsverity(&SignedBinding::digest_of(&record), signer, cert, options)?;
-    let binding = SignedBinding::new(record, der);
+    let digest = SignedBinding::digest_of(&record)
+        .ok_or_else(|| Error::Refused("the binding record exceeds one fs-verity block".into()))?;
+    let der = sign_fsverity(&digest, signer, cert, options)?;
+    let binding = SignedBinding::new(record, digest, der);
     let subject = image
         .manifest
         .descriptor(image.descriptor.media_type.clone());

@@ -369,15 +369,19 @@ fn check_signature(
     Ok(())
 }
 
+/// One role's signed digest and its PKCS#7 (or why it cannot be read).
+pub type DeployedSignature = (Role, FsVerityDigest, Result<Vec<u8>, String>);
+
 /// The signatures of a deployed image, from its artifact in the
-/// repository or from its (inline-sealed) manifest: (role, signed digest,
-/// DER) for every role that has one (inline mode has no manifest
-/// signature).
+/// repository or from its (inline-sealed) manifest: for every role that
+/// has one (inline mode has no manifest signature), the signed digest and
+/// the PKCS#7, read only now (a missing blob is that role's error, so
+/// callers that need no PKCS#7 are not stopped by it).
 pub fn deployed(
     repo: &Repository,
     d: &Deployment,
     manifest: &Stored<ImageManifest>,
-) -> Result<Vec<(Role, FsVerityDigest, Vec<u8>)>, String> {
+) -> Result<Vec<DeployedSignature>, String> {
     let read = |digest: &Sha256Digest| {
         let path = repo.blob_path(digest);
         std::fs::read(&path).map_err(|e| format!("{}: cannot read: {e}", path.display()))
@@ -391,21 +395,24 @@ pub fn deployed(
                     manifest.digest()
                 )
             })?;
-        return seal
+        return Ok(seal
             .entries()
-            .map(|e| match &e.signature {
-                Some(der) => Ok((e.role, e.digest, der.clone())),
-                None => Err(format!("the inline {} digest is not signed", e.role)),
+            .map(|e| {
+                let der = e
+                    .signature
+                    .clone()
+                    .ok_or_else(|| format!("the inline {} digest is not signed", e.role));
+                (e.role, e.digest, der)
             })
-            .collect();
+            .collect());
     };
     let stored = Stored::<ImageManifest>::parse(read(&artifact)?).map_err(|e| e.to_string())?;
     let a = SealArtifact::parse(&stored).map_err(|e| e.to_string())?;
     a.check_subject(artifact, manifest)
         .map_err(|e| e.to_string())?;
-    a.entries
+    Ok(a.entries
         .iter()
         .filter(|e| matches!(e.role, Role::Manifest | Role::Config | Role::Merged))
-        .map(|e| Ok((e.role, e.digest, read(&e.blob.digest)?)))
-        .collect()
+        .map(|e| (e.role, e.digest, read(&e.blob.digest)))
+        .collect())
 }

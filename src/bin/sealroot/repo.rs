@@ -400,10 +400,13 @@ fn enable_verity(location: &RepoLocation, as_json: bool) -> anyhow::Result<ExitC
             }
             // Builtin: the signature, if the role has one (an inline
             // manifest has none).
-            let sig = sigs
-                .iter()
-                .find(|(r, _, _)| *r == role && d.signatures == SignatureMode::Builtin)
-                .map(|(_, _, der)| der.clone());
+            let sig = match sigs.iter().find(|(r, _, _)| *r == role) {
+                Some((_, _, der)) if d.signatures == SignatureMode::Builtin => Some(
+                    der.clone()
+                        .map_err(|e| anyhow::anyhow!("deployment {}: {e}", d.manifest.0))?,
+                ),
+                _ => None,
+            };
             redo(
                 &path,
                 VerityRequest::On {

@@ -326,7 +326,8 @@ fn binding() -> SignedBinding {
         merged: d256(3),
         bootable: None,
     };
-    SignedBinding::new(record, vec![0x30, 4])
+    let digest = SignedBinding::digest_of(&record).unwrap();
+    SignedBinding::new(record, digest, vec![0x30, 4])
 }
 
 #[test]
