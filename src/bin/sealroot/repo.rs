@@ -383,10 +383,16 @@ fn enable_verity(location: &RepoLocation, as_json: bool) -> anyhow::Result<ExitC
             // The initramfs enables verity with the signature at boot.
             continue;
         }
-        let manifest = std::fs::read(repo.blob_path(&d.manifest.0))?;
-        let manifest = sealroot::oci::Stored::<sealroot::oci::ImageManifest>::parse(manifest)?;
-        let sigs = sealroot::repo::source::deployed(&repo, &d, &manifest)
-            .map_err(|e| anyhow::anyhow!("deployment {}: {e}", d.manifest.0))?;
+        // Only builtin deployments attach signatures; the others need none
+        // (and a wrong hint is sealroot-prepare's to refuse, not ours).
+        let sigs = if d.signatures == SignatureMode::Builtin {
+            let manifest = std::fs::read(repo.blob_path(&d.manifest.0))?;
+            let manifest = sealroot::oci::Stored::<sealroot::oci::ImageManifest>::parse(manifest)?;
+            sealroot::repo::source::deployed(&repo, &d, &manifest)
+                .map_err(|e| anyhow::anyhow!("deployment {}: {e}", d.manifest.0))?
+        } else {
+            Vec::new()
+        };
         use sealroot::oci::artifact::Role;
         for (role, path) in [
             (Role::Manifest, repo.blob_path(&d.manifest.0)),
@@ -401,11 +407,11 @@ fn enable_verity(location: &RepoLocation, as_json: bool) -> anyhow::Result<ExitC
             // Builtin: the signature, if the role has one (an inline
             // manifest has none).
             let sig = match sigs.iter().find(|(r, _, _)| *r == role) {
-                Some((_, _, der)) if d.signatures == SignatureMode::Builtin => Some(
+                Some((_, _, der)) => Some(
                     der.clone()
                         .map_err(|e| anyhow::anyhow!("deployment {}: {e}", d.manifest.0))?,
                 ),
-                _ => None,
+                None => None,
             };
             redo(
                 &path,
