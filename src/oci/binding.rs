@@ -34,8 +34,6 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
 use super::artifact::VerityAlgorithm;
 use super::config::ImageConfig;
 use super::digest::{ConfigDigest, ManifestDigest, Sha256Digest};
@@ -66,18 +64,6 @@ pub struct BindingRecord {
     pub bootable: Option<FsVerityDigest>,
 }
 
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RecordJson {
-    media_type: String,
-    manifest: String,
-    config: String,
-    algorithm: String,
-    merged: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    bootable: Option<String>,
-}
-
 /// A record that is malformed, names something else, or is not signed by
 /// a trusted key.
 #[derive(Debug, thiserror::Error)]
@@ -99,21 +85,28 @@ pub enum BindingError {
 }
 
 impl BindingRecord {
-    /// The canonical bytes.
+    /// The canonical bytes. Every value is a digest or an algorithm name
+    /// (`[a-z0-9:-]`), so no JSON escaping is ever needed.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let j = RecordJson {
-            media_type: MEDIA_TYPE.into(),
-            manifest: self.manifest.0.to_string(),
-            config: self.config.0.to_string(),
-            algorithm: self.algorithm.to_string(),
-            merged: self.merged.to_hex(),
-            bootable: self.bootable.map(|d| d.to_hex()),
-        };
-        // Serialising strings and a fixed struct cannot fail.
-        serde_json::to_vec(&j).unwrap_or_default()
+        let mut text = format!(
+            "{{\"mediaType\":\"{MEDIA_TYPE}\",\"manifest\":\"{}\",\"config\":\"{}\",\
+             \"algorithm\":\"{}\",\"merged\":\"{}\"",
+            self.manifest.0,
+            self.config.0,
+            self.algorithm,
+            self.merged.to_hex()
+        );
+        if let Some(b) = &self.bootable {
+            text.push_str(&format!(",\"bootable\":\"{}\"", b.to_hex()));
+        }
+        text.push('}');
+        text.into_bytes()
     }
 
-    /// Parses a record, accepting only its canonical spelling.
+    /// Parses a record, accepting only its canonical spelling: the fields
+    /// in order, no whitespace, no escapes (a fixed shape, so it is read as
+    /// one rather than through a JSON deserializer: the initramfs reads it,
+    /// and every byte of that binary counts).
     pub fn parse(bytes: &[u8]) -> Result<Self, BindingError> {
         let bad = |s: String| BindingError::Malformed(s);
         if bytes.len() > MAX_RECORD_SIZE {
@@ -122,37 +115,50 @@ impl BindingRecord {
                 bytes.len()
             )));
         }
-        let j: RecordJson = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
-        if j.media_type != MEDIA_TYPE {
+        let shape = || {
+            bad(format!(
+                "not in canonical form: expected {{\"mediaType\":\"{MEDIA_TYPE}\",\
+                 \"manifest\":…,\"config\":…,\"algorithm\":…,\"merged\":…[,\"bootable\":…]}} \
+                 without whitespace, as sealroot writes it"
+            ))
+        };
+        let text = std::str::from_utf8(bytes).map_err(|_| shape())?;
+        let mut f = Fields(text);
+        let media_type = f.take("{", "mediaType").ok_or_else(shape)?;
+        if media_type != MEDIA_TYPE {
             return Err(bad(format!(
-                "mediaType is {:?}, expected {MEDIA_TYPE}",
-                j.media_type
+                "mediaType is {media_type:?}, expected {MEDIA_TYPE}"
             )));
+        }
+        let manifest = f.take(",", "manifest").ok_or_else(shape)?;
+        let config = f.take(",", "config").ok_or_else(shape)?;
+        let algorithm = f.take(",", "algorithm").ok_or_else(shape)?;
+        let merged = f.take(",", "merged").ok_or_else(shape)?;
+        let bootable = match f.0 {
+            "}" => None,
+            _ => Some(f.take(",", "bootable").ok_or_else(shape)?),
+        };
+        if f.0 != "}" {
+            return Err(shape());
         }
         let sha = |field: &str, s: &str| {
             s.parse::<Sha256Digest>()
                 .map_err(|e| bad(format!("{field}: {e}")))
         };
-        let algorithm: VerityAlgorithm = j.algorithm.parse().map_err(|e| bad(format!("{e}")))?;
+        let algorithm: VerityAlgorithm = algorithm.parse().map_err(|e| bad(format!("{e}")))?;
         let verity = |field: &str, s: &str| {
             keys::parse_digest(algorithm, s).map_err(|e| bad(format!("{field}: {e}")))
         };
         let record = BindingRecord {
-            manifest: ManifestDigest(sha("manifest", &j.manifest)?),
-            config: ConfigDigest(sha("config", &j.config)?),
+            manifest: ManifestDigest(sha("manifest", manifest)?),
+            config: ConfigDigest(sha("config", config)?),
             algorithm,
-            merged: verity("merged", &j.merged)?,
-            bootable: j
-                .bootable
-                .as_deref()
-                .map(|b| verity("bootable", b))
-                .transpose()?,
+            merged: verity("merged", merged)?,
+            bootable: bootable.map(|b| verity("bootable", b)).transpose()?,
         };
+        // The shape left no room for another spelling; say so for certain.
         if record.to_bytes() != bytes {
-            return Err(bad(
-                "not in canonical form (fields in order, no whitespace, as sealroot writes it)"
-                    .into(),
-            ));
+            return Err(shape());
         }
         Ok(record)
     }
@@ -195,6 +201,24 @@ impl BindingRecord {
                 actual,
             }),
         }
+    }
+}
+
+/// The canonical record read field by field.
+struct Fields<'a>(&'a str);
+
+impl<'a> Fields<'a> {
+    /// `<sep>"<name>":"<value>"`: the value (up to the next quote).
+    fn take(&mut self, sep: &str, name: &str) -> Option<&'a str> {
+        let rest = self
+            .0
+            .strip_prefix(sep)?
+            .strip_prefix('"')?
+            .strip_prefix(name)?
+            .strip_prefix("\":\"")?;
+        let end = rest.find('"')?;
+        self.0 = &rest[end + 1..];
+        Some(&rest[..end])
     }
 }
 

@@ -88,7 +88,8 @@ impl InlineSeal {
             places.push((Place::Layer(i), &l.annotations));
         }
         let mut algorithm: Option<(VerityAlgorithm, String)> = None;
-        let mut found: BTreeMap<(KeyRole, usize), Found<'_>> = BTreeMap::new();
+        // A handful of keys: a list, not a map (the initramfs links this).
+        let mut found: Vec<((KeyRole, usize), Found<'_>)> = Vec::new();
         for (place, annotations) in places {
             for (key, value) in annotations {
                 // Only the spec's namespace is inline metadata.
@@ -114,7 +115,14 @@ impl InlineSeal {
                     Place::Layer(i) => i,
                     _ => 0,
                 };
-                let slot = found.entry((k.role, index)).or_default();
+                let at = match found.iter().position(|(id, _)| *id == (k.role, index)) {
+                    Some(at) => at,
+                    None => {
+                        found.push(((k.role, index), Found::default()));
+                        found.len() - 1
+                    }
+                };
+                let slot = &mut found[at].1;
                 if k.signature {
                     slot.signature = Some(value);
                 } else {
@@ -125,7 +133,7 @@ impl InlineSeal {
         let Some((algorithm, _)) = algorithm else {
             return Ok(None);
         };
-        let mut entries: BTreeMap<KeyRole, InlineEntry> = BTreeMap::new();
+        let (mut config, mut merged, mut bootable) = (None, None, None);
         let mut layer_digests = 0;
         let mut any_signature = false;
         for ((role, _), f) in &found {
@@ -143,31 +151,24 @@ impl InlineSeal {
                 .transpose()
                 .map_err(|e| err(format!("{key}.sig: {e}")))?;
             any_signature |= signature.is_some();
-            let spec_role = match role {
+            let (slot, role) = match role {
                 // Validated above; not used (no per-layer images here).
                 KeyRole::Layer => {
                     layer_digests += 1;
                     continue;
                 }
-                KeyRole::Config => Role::Config,
-                KeyRole::Merged => Role::Merged,
-                KeyRole::MergedBootable => Role::MergedBootable,
+                KeyRole::Config => (&mut config, Role::Config),
+                KeyRole::Merged => (&mut merged, Role::Merged),
+                KeyRole::MergedBootable => (&mut bootable, Role::MergedBootable),
                 // check_place() let no other role through.
                 KeyRole::Manifest | KeyRole::Binding => continue,
             };
-            entries.insert(
-                *role,
-                InlineEntry {
-                    role: spec_role,
-                    digest,
-                    signature,
-                },
-            );
+            *slot = Some(InlineEntry {
+                role,
+                digest,
+                signature,
+            });
         }
-        let mut take = |r: KeyRole| entries.remove(&r);
-        let config = take(KeyRole::Config);
-        let merged = take(KeyRole::Merged);
-        let bootable = take(KeyRole::MergedBootable);
         let (Some(config), Some(merged)) = (config, merged) else {
             return Err(err(format!(
                 "{} (top-level annotations) and {} (config descriptor) are both required \
