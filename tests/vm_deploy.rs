@@ -31,6 +31,8 @@ fn deploy_inside_the_vm_gives_kernel_checked_signatures() -> Result<()> {
     let keys = Keys::new(&disk_dir.join("keys"), "rsa2048", "CN=vm deploy signer");
     let sealed = seal(&layout, &keys, &[]);
     // A deployment made on the host, where fs-verity is unavailable.
+    std::fs::create_dir(disk_dir.join("hostroot")).unwrap();
+    std::fs::create_dir(disk_dir.join("root")).unwrap();
     let host = sr_ok(&[
         "deploy",
         &format!("oci:{}:{TAG}", layout.display()),
