@@ -387,6 +387,9 @@ fn write_deployment(
         for sub in ["etc/upper", "etc/work", "var"] {
             existing.open_dir(sub)?;
         }
+        if let Some(meta) = existing.stat("deployment.json")? {
+            existing.require_file("deployment.json", &meta)?;
+        }
         replace_deployment_json(repo, d)?;
         return Ok((path, false, 0));
     }

@@ -39,7 +39,7 @@ use crate::verity::digest::{digest_bytes, digest_open_file};
 use crate::verity::{FsVerityDigest, VerityParams, ioctl};
 
 use super::Error;
-use super::dir::FileKind;
+use super::dir::{FileKind, PathError};
 use super::json::{Deployment, SignatureMode, parse_verity_hex};
 use super::scan::{self, Found, Listing};
 use super::store::{FoundDeployment, LAYOUT_DIRS, MAX_BLOB_SIZE, MAX_IMAGE_SIZE, Repository};
@@ -61,6 +61,16 @@ pub struct FsckReport {
     /// Signatures verified against the trusted certificates.
     pub signatures_verified: u64,
     pub problems: Vec<Problem>,
+}
+
+impl Problem {
+    /// A path that could not be used, as a problem of that path.
+    fn of(e: &PathError) -> Problem {
+        Problem {
+            path: e.path().to_owned(),
+            problem: e.reason(),
+        }
+    }
 }
 
 impl FsckReport {
@@ -102,7 +112,7 @@ pub fn fsck(repo: &Repository, trusted: &[Cert]) -> Result<FsckReport, Error> {
     // The layout's directories are directories.
     for d in LAYOUT_DIRS {
         if let Err(e) = repo.dir().open_dir(d) {
-            r.problem(e.path(), e.to_string());
+            r.problem(e.path(), e.reason());
         }
     }
     // A listing that cannot even start (its directory is a symlink) was
@@ -111,7 +121,7 @@ pub fn fsck(repo: &Repository, trusted: &[Cert]) -> Result<FsckReport, Error> {
         match l {
             Ok(l) => {
                 for e in l.unexpected {
-                    r.problem(e.path(), e.to_string());
+                    r.problem(e.path(), e.reason());
                 }
                 l.found
             }
@@ -152,7 +162,7 @@ pub fn fsck(repo: &Repository, trusted: &[Cert]) -> Result<FsckReport, Error> {
                 Ok(_) => Some(problem(
                     "sha256 of the content differs from the name (corrupted or tampered)".into(),
                 )),
-                Err(e) => Some(problem(e.to_string())),
+                Err(e) => Some(Problem::of(&e)),
             }
         })
         .collect();
@@ -167,7 +177,7 @@ pub fn fsck(repo: &Repository, trusted: &[Cert]) -> Result<FsckReport, Error> {
         let data = match f.read(MAX_IMAGE_SIZE) {
             Ok(d) => d,
             Err(e) => {
-                r.problem(&path, e.to_string());
+                r.problems.push(Problem::of(&e));
                 continue;
             }
         };
@@ -220,7 +230,7 @@ pub fn fsck(repo: &Repository, trusted: &[Cert]) -> Result<FsckReport, Error> {
                         t.display()
                     ),
                 ),
-                Err(e) => r.problem(f.path(), e.to_string()),
+                Err(e) => r.problems.push(Problem::of(&e)),
             }
         }
     }
@@ -231,14 +241,14 @@ pub fn fsck(repo: &Repository, trusted: &[Cert]) -> Result<FsckReport, Error> {
         for e in deployments.entries()? {
             if e.name_lossy().starts_with('.') && e.kind != FileKind::Directory {
                 let err = deployments.unexpected(Path::new(&e.name), e.kind, FileKind::Directory);
-                r.problem(err.path(), err.to_string());
+                r.problem(err.path(), err.reason());
             }
         }
         for found in repo.deployments()? {
             r.deployments += 1;
             match &found.deployment {
                 Ok(d) => check_deployment(repo, &found, d, trusted, &mut r),
-                Err(Error::Path(e)) => r.problem(e.path(), e.to_string()),
+                Err(Error::Path(e)) => r.problem(e.path(), e.reason()),
                 Err(e) => r.problem(&found.path, e.to_string()),
             }
         }
@@ -265,7 +275,7 @@ fn check_object(params: &VerityParams, f: &Found) -> Result<(), Problem> {
     let alg = crate::oci::artifact::VerityAlgorithm::SHA256_12;
     let expected =
         parse_verity_hex(&f.name, alg).map_err(|e| problem(format!("not an object name: {e}")))?;
-    let file = f.open().map_err(|e| problem(e.to_string()))?;
+    let file = f.open().map_err(|e| Problem::of(&e))?;
     let actual =
         digest_open_file(params, &file).map_err(|e| problem(format!("cannot read: {e}")))?;
     if actual != expected {
@@ -309,7 +319,7 @@ fn check_deployment(
         match repo.dir().open_dir(rel.join(sub)) {
             Ok(_) => {}
             Err(e) if e.is_not_found() => r.problem(dir.join(sub), "state directory missing"),
-            Err(e) => r.problem(e.path(), e.to_string()),
+            Err(e) => r.problem(e.path(), e.reason()),
         }
     }
     for (kind, n) in [
@@ -325,12 +335,12 @@ fn check_deployment(
             );
         }
     }
-    let open = |rel: &Path, r: &mut FsckReport| match repo.open_file(rel) {
+    let open = |rel: &Path, r: &mut FsckReport| match repo.dir().open_file(rel) {
         Ok(f) => Some(f),
         Err(e) => {
             r.problem(
-                repo.display(rel),
-                format!("referenced by {}: {e}", dir.display()),
+                e.path(),
+                format!("referenced by {}: {}", dir.display(), e.reason()),
             );
             None
         }

@@ -110,39 +110,47 @@ fn collect(repo: &Repository, dry_run: bool) -> Result<GcReport, Error> {
 
     // Everything is listed (and refused if unsafe) before anything is
     // removed.
-    let objects = scan::objects(repo)?.refuse_unexpected(COMMAND)?;
-    let images = scan::entries(repo, "images", FileKind::Regular)?.refuse_unexpected(COMMAND)?;
-    let blobs =
-        scan::entries(repo, "blobs/sha256", FileKind::Regular)?.refuse_unexpected(COMMAND)?;
-    let tmp = scan::entries(repo, "tmp", FileKind::Regular)?.refuse_unexpected(COMMAND)?;
+    let mut unexpected = Vec::new();
+    let mut take = |l: Listing| {
+        unexpected.extend(l.unexpected);
+        l.found
+    };
+    let objects = take(scan::objects(repo)?);
+    let images = take(scan::entries(repo, "images", FileKind::Regular)?);
+    let blobs = take(scan::entries(repo, "blobs/sha256", FileKind::Regular)?);
+    let tmp = take(scan::entries(repo, "tmp", FileKind::Regular)?);
     let mut interrupted = Listing::default();
     let deployments = repo.dir().open_dir("deployments")?;
     for e in deployments.entries()? {
-        if e.name_lossy().starts_with(".tmp-") {
-            let kind = e.kind;
-            let l = &mut interrupted;
-            if kind == FileKind::Directory {
-                l.found.push(Found {
-                    name: e.name_lossy(),
-                    dir: deployments.clone(),
-                    rel: Path::new("deployments").join(&e.name),
-                    file_name: e.name,
-                });
-            } else {
-                l.unexpected.push(deployments.unexpected(
-                    Path::new(&e.name),
-                    kind,
-                    FileKind::Directory,
-                ));
-            }
+        if !e.name_lossy().starts_with(".tmp-") {
+            continue;
+        }
+        if e.kind == FileKind::Directory {
+            interrupted.found.push(Found {
+                name: e.name_lossy(),
+                dir: deployments.clone(),
+                rel: Path::new("deployments").join(&e.name),
+                file_name: e.name,
+            });
+        } else {
+            interrupted.unexpected.push(deployments.unexpected(
+                Path::new(&e.name),
+                e.kind,
+                FileKind::Directory,
+            ));
         }
     }
-    let interrupted = interrupted.refuse_unexpected(COMMAND)?;
+    let interrupted = take(interrupted);
     let mut names = Vec::new();
     for kind in ["by-config", "by-image"] {
-        let l = scan::entries(repo, kind, FileKind::Symlink)?.refuse_unexpected(COMMAND)?;
+        let l = take(scan::entries(repo, kind, FileKind::Symlink)?);
         names.extend(l.into_iter().map(|f| (kind, f)));
     }
+    Listing {
+        found: Vec::new(),
+        unexpected,
+    }
+    .refuse_unexpected(COMMAND)?;
 
     let mut report = GcReport {
         dry_run,

@@ -200,15 +200,42 @@ impl Copier<'_> {
         if xattrs.is_empty() {
             return Ok(());
         }
-        // There is no setxattrat() before Linux 6.13: name the entry
-        // through the directory handle's /proc link (which is the opened
-        // directory itself, not a path resolved again).
-        let path = format!("/proc/self/fd/{}/", dir.fd().as_raw_fd());
-        let mut p = path.into_bytes();
-        p.extend_from_slice(name.as_bytes());
-        for (xname, value) in xattrs {
-            rustix::fs::lsetxattr(p.as_slice(), xname, value, rustix::fs::XattrFlags::empty())
-                .map_err(err(dir, name, "cannot set an xattr on"))?;
+        let set = |r: rustix::io::Result<()>| r.map_err(err(dir, name, "cannot set an xattr on"));
+        match self.tree.file_type(inode) {
+            // Created here just now as this type: open it (O_NOFOLLOW).
+            FileType::Regular | FileType::Directory => {
+                let fd = rustix::fs::openat(
+                    dir.fd(),
+                    name,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(err(dir, name, "cannot open"))?;
+                for (xname, value) in xattrs {
+                    set(rustix::fs::fsetxattr(
+                        &fd,
+                        xname,
+                        value,
+                        rustix::fs::XattrFlags::empty(),
+                    ))?;
+                }
+            }
+            // Symlinks and device nodes cannot be opened for this, and
+            // there is no setxattrat() before Linux 6.13: name the entry
+            // through the directory handle's /proc link (the opened
+            // directory itself, not a path resolved again).
+            _ => {
+                let mut p = format!("/proc/self/fd/{}/", dir.fd().as_raw_fd()).into_bytes();
+                p.extend_from_slice(name.as_bytes());
+                for (xname, value) in xattrs {
+                    set(rustix::fs::lsetxattr(
+                        p.as_slice(),
+                        xname,
+                        value,
+                        rustix::fs::XattrFlags::empty(),
+                    ))?;
+                }
+            }
         }
         Ok(())
     }

@@ -71,9 +71,9 @@ pub enum PathError {
         errno: Errno,
     },
     #[error(
-        "{path} is a symlink{}: sealroot never follows a symlink there (the layout has none), \
-         so nothing was done through it; find out who planted it, remove it, and run \
-         `sealroot repo fsck`",
+        "{path} is a symlink{}, where the repository has none: sealroot never follows it and \
+         did nothing through it; find out who planted it and remove it (`sealroot repo fsck` \
+         lists every such entry)",
         target.as_ref().map(|t| format!(" (to {})", t.display())).unwrap_or_default()
     )]
     Symlink {
@@ -81,8 +81,8 @@ pub enum PathError {
         target: Option<PathBuf>,
     },
     #[error(
-        "{path} is a {found} where the repository has a {expected}; sealroot does not use it \
-         (and never opens special files); remove it and run `sealroot repo fsck`"
+        "{path} is a {found} where the repository has a {expected}: sealroot never opens it \
+         and did nothing through it; remove it (`sealroot repo fsck` lists every such entry)"
     )]
     WrongType {
         path: PathBuf,
@@ -92,7 +92,8 @@ pub enum PathError {
     #[error(
         "{path} has {nlink} hard links, but the repository never creates one: another name \
          (possibly outside the repository, on the same filesystem) shares this file, and \
-         sealroot does not act on it; remove this name and run `sealroot repo fsck`"
+         sealroot does not act on it; remove this name (`sealroot repo fsck` lists every such \
+         entry)"
     )]
     HardLinked { path: PathBuf, nlink: u64 },
     #[error("{path}: not a path inside the repository ({reason})")]
@@ -114,6 +115,17 @@ impl PathError {
             | PathError::HardLinked { path, .. }
             | PathError::BadName { path, .. }
             | PathError::TooDeep { path } => path,
+        }
+    }
+
+    /// The message without the leading path (for reports that print the
+    /// path in a column of their own).
+    pub fn reason(&self) -> String {
+        let full = self.to_string();
+        let path = self.path().display().to_string();
+        match full.strip_prefix(&path) {
+            Some(rest) => rest.trim_start_matches(':').trim_start().to_owned(),
+            None => full,
         }
     }
 
