@@ -280,7 +280,8 @@ bed_run victim_after $S measure $D/other/victim
         .name("vm_deploy-hardlink")
         .run()?;
     log.result("keyring_add")?.assert_ok()?;
-    let linked = format!("/mnt/disk/root/sealroot/objects/{o} has 2 hard links");
+    let object_path = format!("/mnt/disk/root/sealroot/objects/{o}");
+    let linked = format!("{object_path} has 2 hard links");
     log.result("deploy")?
         .assert_rc(1)?
         .assert_stderr_contains(&linked)?;
@@ -290,7 +291,7 @@ bed_run victim_after $S measure $D/other/victim
         .assert_stderr_contains(&linked)?;
     log.result("fsck")?
         .assert_rc(1)?
-        .assert_stdout_contains(&linked)?;
+        .assert_stdout_contains(&format!("PROBLEM {object_path}: has 2 hard links"))?;
     // FS_IOC_MEASURE_VERITY: ENODATA, the file has no fs-verity.
     log.result("victim_measure")?.assert_failed()?;
     log.result("victim_write")?
