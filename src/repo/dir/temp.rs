@@ -53,9 +53,9 @@ pub struct TempFile {
 impl TempFile {
     /// The open file (for writing), until [`TempFile::close`].
     pub fn file(&mut self) -> Result<&mut File, PathError> {
-        let path = self.dir.display(&self.name);
-        self.file.as_mut().ok_or(PathError::Io {
-            path,
+        let (dir, name) = (&self.dir, &self.name);
+        self.file.as_mut().ok_or_else(|| PathError::Io {
+            path: dir.display(name),
             action: "already closed",
             errno: Errno::BADF,
         })
