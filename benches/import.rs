@@ -304,6 +304,7 @@ fn main() {
     let ours = sealed["composefsDigest"].as_str().unwrap().to_owned();
     let sysroot = root.join("sysroot");
     let _ = std::fs::remove_dir_all(&sysroot);
+    std::fs::create_dir(&sysroot).unwrap();
     let mut deploy_cmd = Command::new(sr);
     deploy_cmd
         .args(["deploy", &image, "--json", "--no-seed-var", "--sysroot"])
