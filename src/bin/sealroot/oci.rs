@@ -271,6 +271,7 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
         (None, Some(cmd)) => Box::new(CommandSigner::new(cmd.clone(), cert.key_algorithm())),
         (None, None) => anyhow::bail!("give --key or --sign-command"),
     };
+    let index_before = layout.index()?;
     let progress = Progress::new("seal");
     let sink = CountingSink {
         inner: DigestOnlySink::default(),
@@ -295,6 +296,8 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
         &options,
     )?;
     progress.finish();
+    let index_after = layout.index()?;
+    let note = sealroot::oci::referrers::skopeo_reference_note(&dir, &index_before, &index_after);
     let out = json!({
         "image": a.image.image.to_string(),
         "manifest": image.manifest.digest(),
@@ -325,6 +328,9 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
             merged.digest(a.algorithm).to_hex(),
             cert.subject()
         );
+    }
+    if let Some(note) = note {
+        eprintln!("{note}");
     }
     Ok(ExitCode::SUCCESS)
 }
