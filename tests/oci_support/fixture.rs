@@ -82,20 +82,9 @@ impl LayerBuilder {
         self
     }
 
-    /// PAX records (xattrs as `SCHILY.xattr.*`, ...) for the next member.
-    pub fn pax(&mut self, records: &[(&str, &[u8])]) -> &mut Self {
-        self.b
-            .append_pax_extensions(records.iter().copied())
-            .unwrap();
-        self
-    }
-
     /// A file with PAX records (xattrs as `SCHILY.xattr.*`, `mtime`, ...).
     pub fn file_pax(&mut self, path: &str, content: &[u8], records: &[(&str, &[u8])]) -> &mut Self {
-        self.b
-            .append_pax_extensions(records.iter().copied())
-            .unwrap();
-        self.file(path, content, 0o644)
+        self.pax(records).file(path, content, 0o644)
     }
 
     /// A file whose name is carried only by a PAX `path` record.
