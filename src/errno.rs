@@ -115,7 +115,7 @@ mod tests {
     /// Every `Errno::X` in the crate's sources (`src/`) has a name here, so
     /// a message about an errno the code branches on never reads `errno 15`.
     /// rustix's constant names are the C names without the `E`, except
-    /// `ACCESS` (`EACCES`).
+    /// `ACCESS` (`EACCES`) and the alias `WOULDBLOCK` (`EAGAIN`).
     #[test]
     fn every_errno_the_code_mentions_is_named() {
         fn walk(dir: &std::path::Path, found: &mut Vec<(String, String)>) {
@@ -152,6 +152,8 @@ mod tests {
         for (ident, file) in found {
             let c_name = match ident.as_str() {
                 "ACCESS" => "EACCES".to_owned(),
+                // The same number as EAGAIN on Linux (asm-generic/errno.h).
+                "WOULDBLOCK" => "EAGAIN".to_owned(),
                 other => format!("E{other}"),
             };
             assert!(
