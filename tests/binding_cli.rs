@@ -138,6 +138,7 @@ fn unbound_artifacts_are_reported_and_refused_by_deploy_unless_allowed() {
     assert!(text.contains("bound: NO"), "{text}");
 
     let sysroot = tmp.path().join("sysroot");
+    std::fs::create_dir(&sysroot).unwrap();
     let sys = sysroot.to_str().unwrap();
     let cert = keys.cert();
     let r = image_ref(&dir);
@@ -402,6 +403,7 @@ fn inline_metadata_survives_skopeo_copy_and_deploys() {
 
     // Deploy the copy: no artifact, deployment.json format 2 naming none.
     let sysroot = tmp.path().join("sysroot");
+    std::fs::create_dir(&sysroot).unwrap();
     let sys = sysroot.to_str().unwrap();
     let report: Value = serde_json::from_str(&sr_ok(&[
         "deploy",

@@ -1,6 +1,6 @@
 //! sealroot's mkosi scripts (`mkosi/`) run the way mkosi 24.3 runs them,
 //! on a small real OS tree, without mkosi itself and without the Debian
-//! mirror (the full mkosi build is `tests/mkosi_image.rs`, `--ignored`).
+//! mirror (the full mkosi build is `tests/mkosi_image.rs`).
 //!
 //! What is real: the tree (the bed's busybox OS, the bed kernel's complete
 //! module tree in `/usr/lib/modules/<release>`, and the files

@@ -30,6 +30,8 @@ impl Setup {
         sample_image(&layout);
         let keys = Keys::new(&tmp.path().join("k"), "rsa2048", "CN=deploy test");
         let sealed = seal(&layout, &keys, &[]);
+        // The target's root filesystem: deploy creates only sealroot/ in it.
+        std::fs::create_dir(tmp.path().join("sysroot")).unwrap();
         Setup {
             layout,
             sysroot: tmp.path().join("sysroot"),
@@ -299,6 +301,7 @@ fn deploy_refuses_unsealed_untrusted_and_mismatched_images() {
     );
     // A sha512 repository needs a sha512 seal.
     let sys512 = s._tmp.path().join("sys512");
+    std::fs::create_dir(&sys512).unwrap();
     let t = sr_fails(
         &[
             "deploy",

@@ -106,6 +106,8 @@ pub mod apply;
 #[cfg(feature = "host")]
 pub mod archive;
 #[cfg(feature = "host")]
+pub mod canonical;
+#[cfg(feature = "host")]
 pub mod import;
 #[cfg(feature = "host")]
 pub mod layer;

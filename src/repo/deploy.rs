@@ -9,9 +9,7 @@
 //! (assembled under `deployments/.tmp-*` and renamed, or for a re-deploy
 //! only its `deployment.json` replaced), then the symlinks (renamed over).
 
-use std::fs;
 use std::io;
-use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 
 use crate::crypto::{Cert, CertInfo};
@@ -21,6 +19,7 @@ use crate::oci::{ManifestDigest, Sha256Digest};
 use crate::verity::ioctl;
 
 use super::check::read_signature;
+use super::dir::FileKind;
 use super::image::{MergedImage, build_merged};
 use super::json::{Deployment, SignatureMode};
 use super::seal::SealDigests;
@@ -90,7 +89,7 @@ pub fn deploy(
     // Refuse before writing anything when no source can match: manifest
     // and config digests (and signatures) are known without the layers.
     source::choose(layout, image, &SealDigests::of(image, alg, None), &choice)?;
-    let sink = repo.object_sink();
+    let sink = repo.object_sink()?;
     let merged = build_merged(layout, image, &sink)?;
     let digests = SealDigests::of(image, alg, Some(merged.digest(alg)));
     let chosen = source::choose(layout, image, &digests, &choice)?;
@@ -106,16 +105,16 @@ pub fn deploy(
     {
         for e in &artifact.entries {
             let der = read_signature(layout, descriptor.digest, e).map_err(Error::Refused)?;
-            repo.put_file(&repo.blob_path(&e.blob.digest), &der, VerityRequest::Off)?;
+            repo.put_file(&repo.blob_rel(&e.blob.digest), &der, VerityRequest::Off)?;
         }
         let empty = crate::oci::artifact::EMPTY_JSON;
         repo.put_file(
-            &repo.blob_path(&Sha256Digest::of(empty)),
+            &repo.blob_rel(&Sha256Digest::of(empty)),
             empty,
             VerityRequest::Off,
         )?;
         repo.put_file(
-            &repo.blob_path(&descriptor.digest),
+            &repo.blob_rel(&descriptor.digest),
             manifest.bytes(),
             VerityRequest::Off,
         )?;
@@ -125,17 +124,17 @@ pub fn deploy(
     let files: [(Role, std::path::PathBuf, &[u8]); 3] = [
         (
             Role::Manifest,
-            repo.blob_path(&image.manifest.digest()),
+            repo.blob_rel(&image.manifest.digest()),
             image.manifest.bytes(),
         ),
         (
             Role::Config,
-            repo.blob_path(&image.config.digest()),
+            repo.blob_rel(&image.config.digest()),
             image.config.bytes(),
         ),
         (
             Role::Merged,
-            repo.image_path(&merged.digest(alg)),
+            repo.image_rel(&merged.digest(alg)),
             &merged.erofs,
         ),
     ];
@@ -264,79 +263,96 @@ fn write_deployment(
     merged: &MergedImage,
     opts: &DeployOptions<'_>,
 ) -> Result<(std::path::PathBuf, bool, u64), Error> {
-    let dir = repo.deployment_dir(&d.manifest);
-    if dir.is_dir() {
+    let deployments = repo.dir().open_dir("deployments")?;
+    let hex = d.manifest.0.to_hex();
+    let path = deployments.display(&hex);
+    if let Some(meta) = deployments.stat(&hex)? {
+        if meta.kind != FileKind::Directory {
+            return Err(deployments
+                .unexpected(&hex, meta.kind, FileKind::Directory)
+                .into());
+        }
         // Re-deploy: state directories stay; only the index is replaced.
+        // They must be what the initramfs mounts (never a symlink).
+        let existing = deployments.open_dir(&hex)?;
+        for sub in ["etc/upper", "etc/work", "var"] {
+            existing.open_dir(sub)?;
+        }
+        if let Some(meta) = existing.stat("deployment.json")? {
+            existing.require_file("deployment.json", &meta)?;
+        }
         replace_deployment_json(repo, d)?;
-        return Ok((dir, false, 0));
+        return Ok((path, false, 0));
     }
-    let parent = repo.root().join("deployments");
-    let tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempdir_in(&parent)
-        .map_err(Error::io("creating a temporary directory in", &parent))?;
-    let t = tmp.path();
-    for sub in ["etc/upper", "etc/work"] {
-        fs::create_dir_all(t.join(sub)).map_err(Error::io("creating", t.join(sub)))?;
-    }
-    // overlayfs requires an empty workdir it owns; root-only like /etc.
-    for sub in ["etc", "etc/upper", "etc/work"] {
-        fs::set_permissions(t.join(sub), fs::Permissions::from_mode(0o755))
-            .map_err(Error::io("setting permissions of", t.join(sub)))?;
-    }
-    let var_entries = if opts.seed_var {
-        var::seed(repo, &merged.tree, &t.join("var"))?
-    } else {
-        fs::create_dir(t.join("var")).map_err(Error::io("creating", t.join("var")))?;
-        0
+    // Assembled under a temporary name; removed again on failure.
+    let tmp_name = deployments.create_temp_dir(".tmp-", 0o700)?;
+    let assemble = || -> Result<u64, Error> {
+        let t = deployments.open_dir(&tmp_name)?;
+        // overlayfs requires an empty workdir it owns; root-only like /etc.
+        let etc = t.ensure_dir("etc")?;
+        etc.set_mode(0o755)?;
+        for sub in ["upper", "work"] {
+            etc.create_dir(sub, 0o755)?;
+        }
+        let var_entries = if opts.seed_var {
+            var::seed(repo, &merged.tree, &t)?
+        } else {
+            t.create_dir("var", 0o755)?;
+            0
+        };
+        let mut f = t.create_temp(".deployment.json", 0o644)?;
+        let fpath = f.path();
+        let file = f.file()?;
+        io::Write::write_all(file, &d.to_json())
+            .and_then(|()| file.sync_all())
+            .map_err(Error::io("writing", &fpath))?;
+        f.persist(&t, "deployment.json")?;
+        deployments.rename(&tmp_name, &deployments, &hex)?;
+        Ok(var_entries)
     };
-    let path = t.join("deployment.json");
-    fs::write(&path, d.to_json())
-        .and_then(|()| fs::File::open(&path)?.sync_all())
-        .map_err(Error::io("writing", &path))?;
-    let t = tmp.keep();
-    fs::rename(&t, &dir).map_err(|e| {
-        let _ = fs::remove_dir_all(&t);
-        Error::io("renaming into place", &dir)(e)
-    })?;
-    super::store::sync_dir(&dir)?;
-    Ok((dir, true, var_entries))
+    let var_entries = match assemble() {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = deployments.remove_tree(&tmp_name);
+            return Err(e);
+        }
+    };
+    deployments.sync()?;
+    Ok((path, true, var_entries))
 }
 
-/// Atomically replaces the `deployment.json` of an existing deployment.
+/// Atomically replaces the `deployment.json` of an existing deployment
+/// (renamed over whatever is there, never written through it).
 pub fn replace_deployment_json(repo: &Repository, d: &Deployment) -> Result<(), Error> {
-    let dir = repo.deployment_dir(&d.manifest);
-    let path = dir.join("deployment.json");
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".deployment.json")
-        .tempfile_in(&dir)
-        .map_err(Error::io("creating a temporary file in", &dir))?;
-    io::Write::write_all(&mut tmp, &d.to_json())
-        .and_then(|()| tmp.as_file().sync_all())
+    let dir = repo.dir().open_dir(repo.deployment_rel(&d.manifest))?;
+    let mut tmp = dir.create_temp(".deployment.json", 0o644)?;
+    let path = dir.display("deployment.json");
+    let file = tmp.file()?;
+    io::Write::write_all(file, &d.to_json())
+        .and_then(|()| file.sync_all())
         .map_err(Error::io("writing", &path))?;
-    tmp.persist(&path)
-        .map_err(|e| Error::io("renaming into place", &path)(e.error))?;
-    super::store::sync_dir(&path)
+    tmp.persist(&dir, "deployment.json")?;
+    Ok(dir.sync()?)
 }
 
-/// `<kind>/<name>` -> `../deployments/<manifest hex>`, replaced atomically.
+/// `<kind>/<name>` -> `../deployments/<manifest hex>`, replaced atomically
+/// (the old entry is read as a symlink and renamed over, never followed).
 fn link_name(
     repo: &Repository,
     kind: &str,
     name: &str,
     manifest: &ManifestDigest,
 ) -> Result<(), Error> {
-    let dir = repo.root().join(kind);
-    let dest = dir.join(name);
+    let dir = repo.dir().open_dir(kind)?;
     let target = Path::new("../deployments").join(manifest.0.to_hex());
-    if fs::read_link(&dest).ok().as_deref() == Some(target.as_path()) {
+    if dir.read_link(name).ok().as_deref() == Some(target.as_path()) {
         return Ok(());
     }
-    let tmp = dir.join(format!(".tmp-{name}-{}", std::process::id()));
-    let _ = fs::remove_file(&tmp);
-    symlink(&target, &tmp).map_err(Error::io("creating symlink", &tmp))?;
-    fs::rename(&tmp, &dest).map_err(Error::io("renaming into place", &dest))?;
-    super::store::sync_dir(&dest)
+    let tmp = format!(".tmp-{name}-{}", std::process::id());
+    dir.unlink(&tmp)?;
+    dir.symlink(&target, &tmp)?;
+    dir.rename(&tmp, &dir, name)?;
+    Ok(dir.sync()?)
 }
 
 /// The current time as RFC 3339 UTC (`2026-01-31T12:00:00Z`).

@@ -6,6 +6,8 @@
 //! with [`label_binding`] and [`record_binding`]; `fsck` and
 //! `enable-verity` read a deployed image's signatures with [`deployed`].
 
+use std::path::{Path, PathBuf};
+
 use serde::Serialize;
 
 use crate::crypto::{Cert, CertInfo};
@@ -22,9 +24,10 @@ use crate::verity::FsVerityDigest;
 
 use super::Error;
 use super::check::read_signature;
+use super::dir::PathError;
 use super::json::Deployment;
 use super::seal::SealDigests;
-use super::store::Repository;
+use super::store::{MAX_BLOB_SIZE, Repository};
 
 /// What ties an image's config to its merged EROFS.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -369,50 +372,113 @@ fn check_signature(
     Ok(())
 }
 
+/// Why a deployed image's signatures, or one of them, cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployedError {
+    /// A file could not be read through the repository's safe paths
+    /// (missing, a symlink, a FIFO, hard-linked, ...).
+    #[error(transparent)]
+    Path(#[from] PathError),
+    /// A file was read but is not what the deployment needs.
+    #[error("{}: {reason}", path.display())]
+    Invalid { path: PathBuf, reason: String },
+}
+
+impl DeployedError {
+    /// The file the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            DeployedError::Path(e) => e.path(),
+            DeployedError::Invalid { path, .. } => path,
+        }
+    }
+
+    /// The message without the leading path.
+    pub fn reason(&self) -> String {
+        match self {
+            DeployedError::Path(e) => e.reason(),
+            DeployedError::Invalid { reason, .. } => reason.clone(),
+        }
+    }
+}
+
+impl From<DeployedError> for Error {
+    fn from(e: DeployedError) -> Error {
+        match e {
+            DeployedError::Path(e) => Error::Path(e),
+            e @ DeployedError::Invalid { .. } => Error::Refused(e.to_string()),
+        }
+    }
+}
+
 /// One role's signed digest and its PKCS#7 (or why it cannot be read).
-pub type DeployedSignature = (Role, FsVerityDigest, Result<Vec<u8>, String>);
+#[derive(Debug)]
+pub struct DeployedSignature {
+    pub role: Role,
+    pub signed: FsVerityDigest,
+    /// The file that holds the PKCS#7 (a signature blob, or the inline
+    /// manifest), for messages.
+    pub at: PathBuf,
+    pub der: Result<Vec<u8>, DeployedError>,
+}
 
 /// The signatures of a deployed image, from its artifact in the
 /// repository or from its (inline-sealed) manifest: for every role that
 /// has one (inline mode has no manifest signature), the signed digest and
 /// the PKCS#7, read only now (a missing blob is that role's error, so
-/// callers that need no PKCS#7 are not stopped by it).
+/// callers that need no PKCS#7 are not stopped by it). Every file is read
+/// through the repository's safe paths (`repo::dir`).
 pub fn deployed(
     repo: &Repository,
     d: &Deployment,
     manifest: &Stored<ImageManifest>,
-) -> Result<Vec<DeployedSignature>, String> {
-    let read = |digest: &Sha256Digest| {
-        let path = repo.blob_path(digest);
-        std::fs::read(&path).map_err(|e| format!("{}: cannot read: {e}", path.display()))
-    };
+) -> Result<Vec<DeployedSignature>, DeployedError> {
+    let read = |digest: &Sha256Digest| repo.dir().read_file(repo.blob_rel(digest), MAX_BLOB_SIZE);
     let Some(artifact) = d.artifact else {
+        let mpath = repo.display(repo.blob_rel(&d.manifest.0));
+        let invalid = |reason: String| DeployedError::Invalid {
+            path: mpath.clone(),
+            reason,
+        };
         let seal = InlineSeal::parse(manifest)
-            .map_err(|e| e.to_string())?
+            .map_err(|e| invalid(e.to_string()))?
             .ok_or_else(|| {
-                format!(
-                    "deployment.json names no artifact, and manifest {} has no inline signatures",
-                    manifest.digest()
+                invalid(
+                    "deployment.json names no artifact, and this manifest has no inline \
+                     signatures"
+                        .into(),
                 )
             })?;
         return Ok(seal
             .entries()
-            .map(|e| {
-                let der = e
+            .map(|e| DeployedSignature {
+                role: e.role,
+                signed: e.digest,
+                at: mpath.clone(),
+                der: e
                     .signature
                     .clone()
-                    .ok_or_else(|| format!("the inline {} digest is not signed", e.role));
-                (e.role, e.digest, der)
+                    .ok_or_else(|| invalid(format!("the inline {} digest is not signed", e.role))),
             })
             .collect());
     };
-    let stored = Stored::<ImageManifest>::parse(read(&artifact)?).map_err(|e| e.to_string())?;
-    let a = SealArtifact::parse(&stored).map_err(|e| e.to_string())?;
+    let invalid = |reason: String| DeployedError::Invalid {
+        path: repo.display(repo.blob_rel(&artifact)),
+        reason,
+    };
+    let stored = Stored::<ImageManifest>::parse(read(&artifact)?)
+        .map_err(|e| invalid(format!("not a sealing artifact: {e}")))?;
+    let a = SealArtifact::parse(&stored).map_err(|e| invalid(e.to_string()))?;
     a.check_subject(artifact, manifest)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| invalid(e.to_string()))?;
     Ok(a.entries
         .iter()
         .filter(|e| matches!(e.role, Role::Manifest | Role::Config | Role::Merged))
-        .map(|e| (e.role, e.digest, read(&e.blob.digest)))
+        .map(|e| DeployedSignature {
+            role: e.role,
+            signed: e.digest,
+            at: repo.display(repo.blob_rel(&e.blob.digest)),
+            der: read(&e.blob.digest).map_err(DeployedError::from),
+        })
         .collect())
 }

@@ -216,6 +216,19 @@ pub fn digest_file_full(
     keep_tree: bool,
 ) -> io::Result<MerkleOutput> {
     let file = std::fs::File::open(path)?;
+    digest_open_file_full(params, &file, keep_tree)
+}
+
+/// Digest of an open file's content (read from its current position).
+pub fn digest_open_file(params: &VerityParams, file: &std::fs::File) -> io::Result<FsVerityDigest> {
+    Ok(digest_open_file_full(params, file, false)?.digest)
+}
+
+fn digest_open_file_full(
+    params: &VerityParams,
+    file: &std::fs::File,
+    keep_tree: bool,
+) -> io::Result<MerkleOutput> {
     // Small files get a buffer their size (plus one byte to see EOF in one
     // read), so hashing many small files does not allocate 256 KiB each.
     let size = file.metadata()?.len();
@@ -223,10 +236,10 @@ pub fn digest_file_full(
     if size > READ_CHUNK as u64 {
         // Tell readahead the whole file is wanted, in order. Advisory only:
         // a failure changes nothing but speed.
-        let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::Sequential);
+        let _ = rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::Sequential);
     }
     let mut h = MerkleHasher::build(params, keep_tree);
-    feed(&mut h, &file, chunk)?;
+    feed(&mut h, file, chunk)?;
     Ok(h.finish_full())
 }
 

@@ -44,6 +44,24 @@ impl LayerBuilder {
         self
     }
 
+    /// A directory with its owner and mtime.
+    pub fn dir_with(&mut self, path: &str, mode: u32, uid: u64, gid: u64, mtime: u64) -> &mut Self {
+        let mut h = header(tar::EntryType::Directory, mode);
+        h.set_uid(uid);
+        h.set_gid(gid);
+        h.set_mtime(mtime);
+        self.b.append_data(&mut h, path, &[][..]).unwrap();
+        self
+    }
+
+    /// PAX records (`SCHILY.xattr.*`, `mtime`, ...) for the next member.
+    pub fn pax(&mut self, records: &[(&str, &[u8])]) -> &mut Self {
+        self.b
+            .append_pax_extensions(records.iter().copied())
+            .unwrap();
+        self
+    }
+
     pub fn file(&mut self, path: &str, content: &[u8], mode: u32) -> &mut Self {
         self.file_owned(path, content, mode, 0, 0)
     }
@@ -66,10 +84,7 @@ impl LayerBuilder {
 
     /// A file with PAX records (xattrs as `SCHILY.xattr.*`, `mtime`, ...).
     pub fn file_pax(&mut self, path: &str, content: &[u8], records: &[(&str, &[u8])]) -> &mut Self {
-        self.b
-            .append_pax_extensions(records.iter().copied())
-            .unwrap();
-        self.file(path, content, 0o644)
+        self.pax(records).file(path, content, 0o644)
     }
 
     /// A file whose name is carried only by a PAX `path` record.

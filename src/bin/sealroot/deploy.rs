@@ -7,7 +7,6 @@ use sealroot::oci::Sha256Digest;
 use sealroot::oci::artifact::VerityAlgorithm;
 use sealroot::repo::deploy::{DeployOptions, ModeChoice, deploy};
 use sealroot::repo::json::SignatureMode;
-use sealroot::repo::store::Repository;
 
 use crate::oci::{ImageArgs, open};
 use crate::repo::{EXIT_FAILED, Progress, RepoLocation, TrustArgs};
@@ -107,7 +106,7 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
     };
     let trusted = args.trust.load()?;
     let (layout, image) = open(&args.image)?;
-    let repo = Repository::open_or_create(args.location.path(), args.algorithm)?;
+    let repo = args.location.open_or_create(args.algorithm)?;
     let opts = DeployOptions {
         source: args.image.image.to_string(),
         mode,

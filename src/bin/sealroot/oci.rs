@@ -140,6 +140,42 @@ struct SealArgs {
     replace_tag: bool,
 }
 
+const COMPUTE_ID_HELP: &str = "\
+Print the image's composefs digest: the fs-verity digest of its merged composefs EROFS, \
+what `cfsctl oci compute-id` prints for the same image in a composefs-rs repository \
+initialised with `cfsctl init --algorithm ALGORITHM`, and what bootc pins as `composefs=`. \
+--algorithm is the repository's: the EROFS records its objects' fs-verity digests in it \
+(trusted.overlay.metacopy, and the redirect path XX/<rest of hex>), and the image digest \
+is computed with it too. Nothing is written except --erofs/--dump.
+
+The digest is reproducible (any machine, any layout copy) and follows composefs-rs's \
+canonical form of an OCI image: `/` takes `/usr`'s metadata, `/run` is emptied, only \
+security.capability xattrs are kept (docs/sealing.md, \"The merged EROFS\").
+
+`oci seal` signs the fsverity-sha256-12 form of the EROFS (sha256 objects, what `deploy` \
+stores) whatever its --algorithm; only its image digest follows --algorithm.
+
+Examples:
+  sealroot oci compute-id oci:/srv/img:41
+  sealroot oci compute-id oci:/srv/img:41 --algorithm fsverity-sha512-12 --erofs img.erofs
+
+Exit status: 0 printed, 1 the image does not verify (blob, diff_id, tar), 3 unusable input.";
+
+#[derive(Args)]
+struct ComputeIdArgs {
+    #[command(flatten)]
+    image: ImageArgs,
+    /// fs-verity algorithm of the objects and of the image digest (cfsctl init --algorithm)
+    #[arg(long, default_value = "fsverity-sha256-12")]
+    algorithm: VerityAlgorithm,
+    /// Also write the merged EROFS to FILE
+    #[arg(long, value_name = "FILE")]
+    erofs: Option<std::path::PathBuf>,
+    /// Also write its composefs-dump(5) to FILE
+    #[arg(long, value_name = "FILE")]
+    dump: Option<std::path::PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum OciCommand {
     /// Sign an image: write a composefs sealing artifact into its layout
@@ -147,6 +183,9 @@ enum OciCommand {
     Seal(SealArgs),
     /// Show the image's manifest, config, layers and attached sealing artifacts
     Inspect(ImageArgs),
+    /// Print the image's composefs digest (as `cfsctl oci compute-id`)
+    #[command(long_about = COMPUTE_ID_HELP)]
+    ComputeId(ComputeIdArgs),
     /// Read every layer, checking blob digests, diff_ids and tar members
     #[command(
         long_about = "Read every layer of the image completely, in parallel: blob \
@@ -183,6 +222,7 @@ enum OciCommand {
 pub fn run(args: OciArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         OciCommand::Inspect(a) => inspect(&a),
+        OciCommand::ComputeId(a) => compute_id(&a),
         OciCommand::Verify {
             image,
             changes,
@@ -319,6 +359,7 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
         (None, Some(cmd)) => Box::new(CommandSigner::new(cmd.clone(), cert.key_algorithm())),
         (None, None) => anyhow::bail!("give --key or --sign-command"),
     };
+    let index_before = layout.index()?;
     let progress = Progress::new("seal");
     let sink = CountingSink {
         inner: DigestOnlySink::default(),
@@ -361,6 +402,8 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
         &options,
     )?;
     progress.finish();
+    let index_after = layout.index()?;
+    let note = sealroot::oci::referrers::skopeo_reference_note(&dir, &index_before, &index_after);
     let out = json!({
         "image": a.image.image.to_string(),
         "manifest": image.manifest.digest(),
@@ -394,6 +437,53 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
             sealed.binding.digest.to_hex(),
             cert.subject()
         );
+    }
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn compute_id(a: &ComputeIdArgs) -> anyhow::Result<ExitCode> {
+    let (layout, image) = match open(&a.image) {
+        Ok(x) => x,
+        Err(e) => return Ok(crate::sign::fail(crate::sign::EXIT_INPUT, &e)),
+    };
+    let progress = Progress::new("compute-id");
+    let sink = CountingSink {
+        inner: DigestOnlySink::new(a.algorithm.params()),
+        progress: &progress,
+    };
+    let layers = match import_layers(&layout, &image, &sink) {
+        Ok(l) => l,
+        Err(e) => return Ok(crate::sign::fail(EXIT_FAILED, &e.into())),
+    };
+    progress.stage("writing the merged EROFS");
+    let merged = merged_from_layers(&layers)?;
+    let digest = merged.digest(a.algorithm);
+    if let Some(path) = &a.erofs {
+        crate::composefs::write_atomically(path, |w| Ok(w.write_all(&merged.erofs)?))
+            .with_context(|| format!("writing the EROFS to {}", path.display()))?;
+    }
+    if let Some(path) = &a.dump {
+        crate::composefs::write_atomically(path, |w| {
+            Ok(sealroot::dumpfile::write_dump(&merged.tree, w)?)
+        })
+        .with_context(|| format!("writing the dump to {}", path.display()))?;
+    }
+    progress.finish();
+    if a.image.json {
+        let out = json!({
+            "image": a.image.image.to_string(),
+            "manifest": image.manifest.digest(),
+            "algorithm": a.algorithm.to_string(),
+            "digest": digest.to_hex(),
+            "erofsSize": merged.erofs.len(),
+            "inodes": merged.inodes,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("{}", digest.to_hex());
     }
     Ok(ExitCode::SUCCESS)
 }
