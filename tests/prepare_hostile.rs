@@ -123,28 +123,30 @@ fn untouched_repository_is_refused_only_for_missing_fs_verity() {
     );
 }
 
+/// Plants a FIFO at `rel` and requires prepare's refusal to name it as
+/// such, at once.
+fn assert_fifo_refused(d: &Deployed, rel: &str) {
+    plant_fifo(&d.repo, rel);
+    let e = verify_refusal(d);
+    assert!(
+        e.contains(rel) && e.contains("it is a FIFO (named pipe), not a regular file"),
+        "{e}"
+    );
+}
+
 #[test]
 fn fifo_at_deployment_json_is_refused() {
     let d = deployed();
-    let rel = format!("deployments/{}/deployment.json", d.manifest_hex);
-    plant_fifo(&d.repo, &rel);
-    let e = verify_refusal(&d);
-    assert!(
-        e.contains(&rel) && e.contains("it is a FIFO (named pipe), not a regular file"),
-        "{e}"
+    assert_fifo_refused(
+        &d,
+        &format!("deployments/{}/deployment.json", d.manifest_hex),
     );
 }
 
 #[test]
 fn fifo_at_the_signature_artifact_is_refused() {
     let d = deployed();
-    let rel = format!("blobs/sha256/{}", d.artifact_hex);
-    plant_fifo(&d.repo, &rel);
-    let e = verify_refusal(&d);
-    assert!(
-        e.contains(&rel) && e.contains("it is a FIFO (named pipe), not a regular file"),
-        "{e}"
-    );
+    assert_fifo_refused(&d, &format!("blobs/sha256/{}", d.artifact_hex));
 }
 
 #[test]
@@ -153,11 +155,5 @@ fn fifo_at_a_signature_blob_is_refused() {
     let artifact = std::fs::read(d.repo.join("blobs/sha256").join(&d.artifact_hex)).unwrap();
     let artifact = SealArtifact::parse(&Stored::<ImageManifest>::parse(artifact).unwrap()).unwrap();
     let blob = artifact.entry(Role::Manifest).unwrap().blob.digest;
-    let rel = format!("blobs/sha256/{}", blob.to_hex());
-    plant_fifo(&d.repo, &rel);
-    let e = verify_refusal(&d);
-    assert!(
-        e.contains(&rel) && e.contains("it is a FIFO (named pipe), not a regular file"),
-        "{e}"
-    );
+    assert_fifo_refused(&d, &format!("blobs/sha256/{}", blob.to_hex()));
 }

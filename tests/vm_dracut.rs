@@ -278,6 +278,16 @@ fn masked_sealroot_prepare_cannot_switch_root() -> Result<()> {
     )
 }
 
+/// An initramfs whose prepare.conf says `[boot] required = no` (files in
+/// `dir`).
+fn optional_initramfs(dir: &Path) -> Result<dracut::Built> {
+    let certs = test_certs(dir)?;
+    let conf = dir.join("prepare.conf");
+    std::fs::write(&conf, "[boot]\nrequired = no\n")
+        .map_err(|e| kmods::io_error("cannot write", &conf, e))?;
+    build_initramfs(&certs, Some(&conf))
+}
+
 /// `[boot] required = no` baked into the initramfs, no sealroot parameter:
 /// sealroot-prepare stands down (status `not-selected`, the marker the
 /// other units' drop-ins require), the gate lets the switch happen, and the
@@ -285,11 +295,7 @@ fn masked_sealroot_prepare_cannot_switch_root() -> Result<()> {
 #[test]
 fn optional_initramfs_without_a_selector_boots_the_physical_root() -> Result<()> {
     let work = tmpdir();
-    let certs = test_certs(work.path())?;
-    let conf = work.path().join("prepare.conf");
-    std::fs::write(&conf, "[boot]\nrequired = no\n")
-        .map_err(|e| kmods::io_error("cannot write", &conf, e))?;
-    let built = build_initramfs(&certs, Some(&conf))?;
+    let built = optional_initramfs(work.path())?;
     built.assert_contains("etc/sealroot/prepare.conf")?;
     let root = tmpdir();
     let disk = physical_root(root.path())?;
@@ -336,11 +342,7 @@ fn optional_initramfs_without_a_selector_boots_the_physical_root() -> Result<()>
 #[test]
 fn optional_initramfs_refuses_a_malformed_selector() -> Result<()> {
     let work = tmpdir();
-    let certs = test_certs(work.path())?;
-    let conf = work.path().join("prepare.conf");
-    std::fs::write(&conf, "[boot]\nrequired = no\n")
-        .map_err(|e| kmods::io_error("cannot write", &conf, e))?;
-    let built = build_initramfs(&certs, Some(&conf))?;
+    let built = optional_initramfs(work.path())?;
     let root = tmpdir();
     let disk = physical_root(root.path())?;
     let log = boot_until_emergency(
@@ -512,14 +514,12 @@ fn assert_console_order(log: &BootLog, needles: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// With `sealroot=sha256:<manifest>`: systemd mounts the physical root,
-/// runs sealroot-prepare (after sysroot.mount, before
-/// initrd-root-fs.target), which verifies and mounts the sealed image at
-/// /sysroot; systemd switches into it and its init runs as pid 1 on an
-/// overlay root. ostree-prepare-root.service is in the same initramfs and
-/// `ostree=` on the command line, and stands down (our drop-in).
-#[test]
-fn sealed_root_boots_through_dracut_and_systemd() -> Result<()> {
+/// The sealed tiny OS (marker `sealed-root`, [`SEALED_CHECKS`]) deployed
+/// onto a fresh disk by `sealed::sealed_root` (`tamper` as there), with
+/// the keys that sealed it; the directory holds the keys.
+fn sealed_disk(
+    tamper: Option<&str>,
+) -> Result<(tempfile::TempDir, sealed::Keys, sealed::SealedRoot)> {
     let kernel = Kernel::get()?;
     let bins = static_binaries()?;
     let work = tmpdir();
@@ -530,8 +530,22 @@ fn sealed_root_boots_through_dracut_and_systemd() -> Result<()> {
         &keys,
         "sealed-root",
         SEALED_CHECKS,
-        None,
+        tamper,
     )?;
+    Ok((work, keys, root))
+}
+
+/// With `sealroot=sha256:<manifest>`: systemd mounts the physical root,
+/// runs sealroot-prepare (after sysroot.mount, before
+/// initrd-root-fs.target), which verifies and mounts the sealed image at
+/// /sysroot; systemd switches into it and its init runs as pid 1 on an
+/// overlay root. ostree-prepare-root.service is in the same initramfs and
+/// `ostree=` on the command line, and stands down (our drop-in).
+#[test]
+fn sealed_root_boots_through_dracut_and_systemd() -> Result<()> {
+    let kernel = Kernel::get()?;
+    let bins = static_binaries()?;
+    let (_work, keys, root) = sealed_disk(None)?;
     // Debian's ostree-boot dracut module puts ostree-prepare-root.service
     // into the same slot; with `ostree=` also on the command line only our
     // drop-in keeps it from acting as well.
@@ -594,18 +608,7 @@ fn sealed_root_boots_through_dracut_and_systemd() -> Result<()> {
 /// sees the extra mount below the sealed root and refuses the switch.
 #[test]
 fn mount_usr_cannot_shadow_the_sealed_usr() -> Result<()> {
-    let kernel = Kernel::get()?;
-    let bins = static_binaries()?;
-    let work = tmpdir();
-    let keys = sealed::Keys::generate(work.path())?;
-    let root = sealed::sealed_root(
-        kernel,
-        &bins.sealroot,
-        &keys,
-        "sealed-root",
-        SEALED_CHECKS,
-        None,
-    )?;
+    let (_work, keys, root) = sealed_disk(None)?;
     let attacker = tmpdir();
     std::fs::create_dir_all(attacker.path().join("bin"))
         .map_err(|e| kmods::io_error("cannot create", attacker.path(), e))?;
