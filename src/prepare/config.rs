@@ -25,6 +25,10 @@
 //!
 //! [mount]
 //! erofs-backing = auto       # auto | file | loop
+//!
+//! [boot]
+//! required = yes             # no: stand down when the command line names
+//!                            #   no sealroot image (another unit boots)
 //! ```
 //!
 //! The parser is strict: an unknown section or key, a repeated key, a key
@@ -104,6 +108,26 @@ pub enum ErofsBacking {
     Loop,
 }
 
+/// `[boot]`: whether this initramfs boots only sealed roots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BootConfig {
+    /// `yes` (default): every boot must select a sealroot image; without
+    /// one sealroot-prepare fails and the boot stops (emergency.target).
+    /// `no`: when the kernel command line names no `sealroot*` parameter
+    /// at all, sealroot-prepare records that it stood down and another
+    /// root-preparing unit (ostree-prepare-root, composefs-setup-root) or
+    /// the plain physical root boots. Only the initramfs decides this;
+    /// the command line can select, never opt out.
+    pub required: bool,
+}
+
+impl Default for BootConfig {
+    fn default() -> Self {
+        BootConfig { required: true }
+    }
+}
+
 /// All settings.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -117,6 +141,7 @@ pub struct Config {
     pub etc: EtcMode,
     pub var: VarMode,
     pub erofs_backing: ErofsBacking,
+    pub boot: BootConfig,
 }
 
 impl Default for Config {
@@ -130,6 +155,7 @@ impl Default for Config {
             etc: EtcMode::Persistent,
             var: VarMode::Persistent,
             erofs_backing: ErofsBacking::Auto,
+            boot: BootConfig::default(),
         }
     }
 }
@@ -228,16 +254,18 @@ enum Section {
     Etc,
     Var,
     Mount,
+    Boot,
 }
 
 impl Section {
-    const ALL: [Section; 6] = [
+    const ALL: [Section; 7] = [
         Section::Sysroot,
         Section::Keyring,
         Section::Verify,
         Section::Etc,
         Section::Var,
         Section::Mount,
+        Section::Boot,
     ];
 
     fn name(self) -> &'static str {
@@ -248,6 +276,7 @@ impl Section {
             Section::Etc => "etc",
             Section::Var => "var",
             Section::Mount => "mount",
+            Section::Boot => "boot",
         }
     }
 
@@ -376,6 +405,7 @@ impl Config {
                     ],
                 )?
             }
+            (Section::Boot, "required") => self.boot.required = boolean(value)?,
             _ => {
                 let known: &[&str] = match section {
                     Section::Sysroot => &["path", "repository"],
@@ -383,6 +413,7 @@ impl Config {
                     Section::Verify => &["signatures", "attach-signatures"],
                     Section::Etc | Section::Var => &["mode"],
                     Section::Mount => &["erofs-backing"],
+                    Section::Boot => &["required"],
                 };
                 return Err(format!("unknown key (known: {})", known.join(", ")));
             }
@@ -439,7 +470,8 @@ mod tests {
         let c = parse(
             "[sysroot]\npath = /mnt/root # inline comment\nrepository=os/repo\r\n\
              [keyring]\nseal = ca-chain\n[verify]\nsignatures = kernel\nattach-signatures = yes\n\
-             [etc]\nmode = transient\n[var]\nmode=transient\n[mount]\nerofs-backing = loop\n",
+             [etc]\nmode = transient\n[var]\nmode=transient\n[mount]\nerofs-backing = loop\n\
+             [boot]\nrequired = no\n",
             "f",
         )
         .unwrap();
@@ -454,6 +486,7 @@ mod tests {
                 etc: EtcMode::Transient,
                 var: VarMode::Transient,
                 erofs_backing: ErofsBacking::Loop,
+                boot: BootConfig { required: false },
             }
         );
         assert_eq!(c.repository_path(), PathBuf::from("/mnt/root/os/repo"));
@@ -474,7 +507,7 @@ mod tests {
             "/etc/sealroot/prepare.conf:3: [etc] mode: \"sometimes\" is not one of persistent, transient, image"
         );
         assert!(e("mode = image\n").contains(":1: `mode` outside any [section]"));
-        assert!(e("[boot]\n").contains(":1: unknown section [boot]"));
+        assert!(e("[bootloader]\n").contains(":1: unknown section [bootloader]"));
         assert!(e("[etc\n").contains("malformed section header"));
         assert!(e("[etc]\nmode\n").contains(":2: expected `key = value`"));
         assert!(e("[etc]\nmode = image\nmode = image\n").contains(":3: [etc] mode is set twice"));
@@ -485,6 +518,25 @@ mod tests {
         assert!(e("[sysroot]\nrepository = /abs\n").contains("must be relative"));
         assert!(e("[sysroot]\nrepository = ../x\n").contains("may not contain"));
         assert!(e("[verify]\nattach-signatures = maybe\n").contains("not one of yes, true"));
+    }
+
+    #[test]
+    fn boot_required_defaults_to_yes() {
+        assert!(Config::default().boot.required);
+        assert!(
+            parse("[boot]\nrequired = yes\n", "f")
+                .unwrap()
+                .boot
+                .required
+        );
+        assert!(!parse("[boot]\nrequired = no\n", "f").unwrap().boot.required);
+        let e = parse("[boot]\nrequired = maybe\n", "f").unwrap_err();
+        assert!(e.to_string().contains("[boot] required: \"maybe\""), "{e}");
+        let e = parse("[boot]\noptional = yes\n", "f").unwrap_err();
+        assert!(
+            e.to_string().contains("unknown key (known: required)"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -110,11 +110,24 @@ impl SigMode {
 pub struct Signing<'a> {
     pub signer: &'a Signer,
     pub mode: SigMode,
+    /// `--algorithm` of `sealroot oci seal` and of the new repository
+    /// (`sealroot deploy --algorithm`); `None`: the default (sha256).
+    pub algorithm: Option<&'static str>,
 }
 
 impl<'a> Signing<'a> {
     pub fn new(signer: &'a Signer, mode: SigMode) -> Self {
-        Signing { signer, mode }
+        Signing {
+            signer,
+            mode,
+            algorithm: None,
+        }
+    }
+
+    /// Seals with, and creates the repository for, `fsverity-sha512-12`.
+    pub fn sha512(mut self) -> Self {
+        self.algorithm = Some("fsverity-sha512-12");
+        self
     }
 }
 
@@ -274,8 +287,14 @@ pub fn deploy_fixture(sysroot: &Path, spec: &ImageSpec, signing: &Signing<'_>) -
     let image = format!("oci:{}:latest", layout.display());
     let (key, cert) = signing.signer.write_files(work.path());
     let (key, cert) = (key.to_str().unwrap(), cert.to_str().unwrap());
-    sr_ok(&["oci", "seal", &image, "--key", key, "--cert", cert]);
-    let report = sr_ok(&[
+    let algorithm: Vec<&str> = match signing.algorithm {
+        Some(a) => vec!["--algorithm", a],
+        None => Vec::new(),
+    };
+    let mut seal = vec!["oci", "seal", &image, "--key", key, "--cert", cert];
+    seal.extend_from_slice(&algorithm);
+    sr_ok(&seal);
+    let mut deploy = vec![
         "deploy",
         &image,
         "--sysroot",
@@ -285,7 +304,9 @@ pub fn deploy_fixture(sysroot: &Path, spec: &ImageSpec, signing: &Signing<'_>) -
         "--cert",
         cert,
         "--json",
-    ]);
+    ];
+    deploy.extend_from_slice(&algorithm);
+    let report = sr_ok(&deploy);
     let report: serde_json::Value = serde_json::from_str(&report).unwrap();
     let repo = repo_dir(sysroot);
     let manifest: Sha256Digest = report["deployment"]["manifest"]
@@ -566,11 +587,15 @@ impl Deployed {
         Deployed {
             manifest_digest: sha(&j["manifest"]),
             config_digest: sha(&j["config"]),
-            image_digest: FsVerityDigest::from_hex(
-                sealroot::verity::HashAlgorithm::Sha256,
-                j["image"].as_str().unwrap(),
-            )
-            .unwrap(),
+            image_digest: {
+                let hex = j["image"].as_str().unwrap();
+                let algorithm = if hex.len() == 128 {
+                    sealroot::verity::HashAlgorithm::Sha512
+                } else {
+                    sealroot::verity::HashAlgorithm::Sha256
+                };
+                FsVerityDigest::from_hex(algorithm, hex).unwrap()
+            },
             artifact_digest: sha(&j["artifact"]),
             signature_blobs: [0, 1, 2].map(|i| sha(&j["signature_blobs"][i])),
             objects_added: j["objects_added"].as_u64().unwrap(),
