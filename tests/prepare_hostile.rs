@@ -43,6 +43,7 @@ fn deployed() -> Deployed {
     let keys = Keys::new(&base.join("k"), "p256", "CN=prepare hostile");
     let sealed = seal(&layout, &keys, &[]);
     let sysroot = base.join("sysroot");
+    std::fs::create_dir(&sysroot).unwrap();
     let cert = keys.cert();
     sr_ok(&[
         "deploy",
