@@ -38,6 +38,8 @@ fn deploy_inside_the_vm_gives_kernel_checked_signatures() -> Result<()> {
         &format!("oci:{}:{TAG}", layout.display()),
         "--sysroot",
         disk_dir.join("hostroot").to_str().unwrap(),
+        "--cert",
+        &keys.cert(),
         "--json",
     ]);
     let host: Value = serde_json::from_str(&host).unwrap();

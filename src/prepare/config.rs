@@ -28,6 +28,10 @@
 //!
 //! [mount]
 //! erofs-backing = auto       # auto | file | loop
+//!
+//! [boot]
+//! required = yes             # no: stand down when the command line names
+//!                            #   no sealroot image (another unit boots)
 //! ```
 //!
 //! The parser is strict: an unknown section or key, a repeated key, a key
@@ -109,6 +113,26 @@ pub enum ErofsBacking {
     Loop,
 }
 
+/// `[boot]`: whether this initramfs boots only sealed roots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BootConfig {
+    /// `yes` (default): every boot must select a sealroot image; without
+    /// one sealroot-prepare fails and the boot stops (emergency.target).
+    /// `no`: when the kernel command line names no `sealroot*` parameter
+    /// at all, sealroot-prepare records that it stood down and another
+    /// root-preparing unit (ostree-prepare-root, composefs-setup-root) or
+    /// the plain physical root boots. Only the initramfs decides this;
+    /// the command line can select, never opt out.
+    pub required: bool,
+}
+
+impl Default for BootConfig {
+    fn default() -> Self {
+        BootConfig { required: true }
+    }
+}
+
 /// All settings.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -128,6 +152,7 @@ pub struct Config {
     pub etc: EtcMode,
     pub var: VarMode,
     pub erofs_backing: ErofsBacking,
+    pub boot: BootConfig,
 }
 
 impl Default for Config {
@@ -143,6 +168,7 @@ impl Default for Config {
             etc: EtcMode::Persistent,
             var: VarMode::Persistent,
             erofs_backing: ErofsBacking::Auto,
+            boot: BootConfig::default(),
         }
     }
 }
@@ -241,16 +267,18 @@ enum Section {
     Etc,
     Var,
     Mount,
+    Boot,
 }
 
 impl Section {
-    const ALL: [Section; 6] = [
+    const ALL: [Section; 7] = [
         Section::Sysroot,
         Section::Keyring,
         Section::Verify,
         Section::Etc,
         Section::Var,
         Section::Mount,
+        Section::Boot,
     ];
 
     fn name(self) -> &'static str {
@@ -261,6 +289,7 @@ impl Section {
             Section::Etc => "etc",
             Section::Var => "var",
             Section::Mount => "mount",
+            Section::Boot => "boot",
         }
     }
 
@@ -393,6 +422,7 @@ impl Config {
                     ],
                 )?
             }
+            (Section::Boot, "required") => self.boot.required = boolean(value)?,
             _ => {
                 let known: &[&str] = match section {
                     Section::Sysroot => &["path", "repository"],
@@ -405,6 +435,7 @@ impl Config {
                     ],
                     Section::Etc | Section::Var => &["mode"],
                     Section::Mount => &["erofs-backing"],
+                    Section::Boot => &["required"],
                 };
                 return Err(format!("unknown key (known: {})", known.join(", ")));
             }
@@ -462,7 +493,8 @@ mod tests {
             "[sysroot]\npath = /mnt/root # inline comment\nrepository=os/repo\r\n\
              [keyring]\nseal = ca-chain\n[verify]\nsignatures = kernel\nattach-signatures = yes\n\
              require-binding = no\nmin-created = 2026-01-31T12:00:00+01:00 # floor\n\
-             [etc]\nmode = transient\n[var]\nmode=transient\n[mount]\nerofs-backing = loop\n",
+             [etc]\nmode = transient\n[var]\nmode=transient\n[mount]\nerofs-backing = loop\n\
+             [boot]\nrequired = no\n",
             "f",
         )
         .unwrap();
@@ -479,6 +511,7 @@ mod tests {
                 etc: EtcMode::Transient,
                 var: VarMode::Transient,
                 erofs_backing: ErofsBacking::Loop,
+                boot: BootConfig { required: false },
             }
         );
         assert_eq!(c.repository_path(), PathBuf::from("/mnt/root/os/repo"));
@@ -499,7 +532,7 @@ mod tests {
             "/etc/sealroot/prepare.conf:3: [etc] mode: \"sometimes\" is not one of persistent, transient, image"
         );
         assert!(e("mode = image\n").contains(":1: `mode` outside any [section]"));
-        assert!(e("[boot]\n").contains(":1: unknown section [boot]"));
+        assert!(e("[bootloader]\n").contains(":1: unknown section [bootloader]"));
         assert!(e("[etc\n").contains("malformed section header"));
         assert!(e("[etc]\nmode\n").contains(":2: expected `key = value`"));
         assert!(e("[etc]\nmode = image\nmode = image\n").contains(":3: [etc] mode is set twice"));
@@ -516,6 +549,25 @@ mod tests {
             "/etc/sealroot/prepare.conf:2: [verify] min-created: \"2026-01-31\" is not an RFC \
              3339 timestamp ('T' between date and time); expected e.g. 2026-01-31T12:00:00Z or \
              2026-01-31T13:00:00.5+01:00"
+        );
+    }
+
+    #[test]
+    fn boot_required_defaults_to_yes() {
+        assert!(Config::default().boot.required);
+        assert!(
+            parse("[boot]\nrequired = yes\n", "f")
+                .unwrap()
+                .boot
+                .required
+        );
+        assert!(!parse("[boot]\nrequired = no\n", "f").unwrap().boot.required);
+        let e = parse("[boot]\nrequired = maybe\n", "f").unwrap_err();
+        assert!(e.to_string().contains("[boot] required: \"maybe\""), "{e}");
+        let e = parse("[boot]\noptional = yes\n", "f").unwrap_err();
+        assert!(
+            e.to_string().contains("unknown key (known: required)"),
+            "{e}"
         );
     }
 

@@ -19,12 +19,22 @@ use crate::crypto::CertInfo;
 pub const RUN_DIR: &str = "/run/sealroot";
 /// The record.
 pub const STATUS_FILE: &str = "/run/sealroot/status.json";
+/// Left when sealroot-prepare stood down (`[boot] required = no`, no
+/// sealroot parameter on the command line): the drop-ins of
+/// ostree-prepare-root.service and composefs-setup-root.service require
+/// it, so they act only when sealroot explicitly let them.
+pub const STOOD_DOWN_FILE: &str = "/run/sealroot/stood-down";
+
+/// `result` values.
+pub const RESULT_MOUNTED: &str = "mounted";
+pub const RESULT_REFUSED: &str = "refused";
+pub const RESULT_NOT_SELECTED: &str = "not-selected";
 
 /// The whole record.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Status {
     pub format: u32,
-    /// `mounted` or `refused`.
+    /// `mounted`, `refused` or `not-selected` (stood down).
     pub result: &'static str,
     pub exit_code: u8,
     /// The error line, when refused.
@@ -122,6 +132,19 @@ pub fn uptime_ms() -> u64 {
             Some(s * 1000 + frac)
         })
         .unwrap_or(0)
+}
+
+/// Writes the stand-down marker ([`STOOD_DOWN_FILE`]) into `dir`.
+pub fn write_stood_down(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("stood-down");
+    let tmp = dir.join(".stood-down.tmp");
+    std::fs::write(
+        &tmp,
+        "sealroot-prepare stood down: [boot] required = no and no sealroot parameter on \
+         the kernel command line\n",
+    )?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Writes the record atomically into `dir`.

@@ -117,6 +117,9 @@ pub struct Signing<'a> {
     pub mode: SigMode,
     /// `sealroot oci seal --inline --tag sealed`, then deploy that tag.
     pub inline: bool,
+    /// `--algorithm` of `sealroot oci seal` and of the new repository
+    /// (`sealroot deploy --algorithm`); `None`: the default (sha256).
+    pub algorithm: Option<&'static str>,
 }
 
 impl<'a> Signing<'a> {
@@ -125,6 +128,7 @@ impl<'a> Signing<'a> {
             signer,
             mode,
             inline: false,
+            algorithm: None,
         }
     }
 
@@ -133,7 +137,14 @@ impl<'a> Signing<'a> {
             signer,
             mode,
             inline: true,
+            algorithm: None,
         }
+    }
+
+    /// Seals with, and creates the repository for, `fsverity-sha512-12`.
+    pub fn sha512(mut self) -> Self {
+        self.algorithm = Some("fsverity-sha512-12");
+        self
     }
 }
 
@@ -298,15 +309,20 @@ pub fn deploy_fixture(sysroot: &Path, spec: &ImageSpec, signing: &Signing<'_>) -
     let mut image = format!("oci:{}:latest", layout.display());
     let (key, cert) = signing.signer.write_files(work.path());
     let (key, cert) = (key.to_str().unwrap(), cert.to_str().unwrap());
+    let algorithm: Vec<&str> = match signing.algorithm {
+        Some(a) => vec!["--algorithm", a],
+        None => Vec::new(),
+    };
+    let mut seal = vec!["oci", "seal", &image, "--key", key, "--cert", cert];
+    seal.extend_from_slice(&algorithm);
     if signing.inline {
-        sr_ok(&[
-            "oci", "seal", &image, "--inline", "--tag", "sealed", "--key", key, "--cert", cert,
-        ]);
-        image = format!("oci:{}:sealed", layout.display());
-    } else {
-        sr_ok(&["oci", "seal", &image, "--key", key, "--cert", cert]);
+        seal.extend_from_slice(&["--inline", "--tag", "sealed"]);
     }
-    let report = sr_ok(&[
+    sr_ok(&seal);
+    if signing.inline {
+        image = format!("oci:{}:sealed", layout.display());
+    }
+    let mut deploy = vec![
         "deploy",
         &image,
         "--sysroot",
@@ -316,7 +332,9 @@ pub fn deploy_fixture(sysroot: &Path, spec: &ImageSpec, signing: &Signing<'_>) -
         "--cert",
         cert,
         "--json",
-    ]);
+    ];
+    deploy.extend_from_slice(&algorithm);
+    let report = sr_ok(&deploy);
     let report: serde_json::Value = serde_json::from_str(&report).unwrap();
     let repo = repo_dir(sysroot);
     let manifest: Sha256Digest = report["deployment"]["manifest"]
@@ -667,11 +685,15 @@ impl Deployed {
         Deployed {
             manifest_digest: sha(&j["manifest"]),
             config_digest: sha(&j["config"]),
-            image_digest: FsVerityDigest::from_hex(
-                sealroot::verity::HashAlgorithm::Sha256,
-                j["image"].as_str().unwrap(),
-            )
-            .unwrap(),
+            image_digest: {
+                let hex = j["image"].as_str().unwrap();
+                let algorithm = if hex.len() == 128 {
+                    sealroot::verity::HashAlgorithm::Sha512
+                } else {
+                    sealroot::verity::HashAlgorithm::Sha256
+                };
+                FsVerityDigest::from_hex(algorithm, hex).unwrap()
+            },
             artifact_digest: (!j["artifact"].is_null()).then(|| sha(&j["artifact"])),
             signature_blobs: j["signature_blobs"]
                 .as_array()

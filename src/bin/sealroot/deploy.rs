@@ -11,6 +11,9 @@ use sealroot::repo::json::SignatureMode;
 use crate::oci::{ImageArgs, open};
 use crate::repo::{EXIT_FAILED, Progress, RepoLocation, TrustArgs};
 
+/// Exit status of a command line that cannot run (as clap's own errors).
+const EXIT_USAGE: u8 = 2;
+
 const DEPLOY_HELP: &str = "\
 Deploy a sealed image into the root filesystem the initramfs will see (--sysroot DIR; \
 the repository is DIR/sealroot, laid out as docs/repository.md describes):
@@ -50,6 +53,11 @@ Where the filesystem or kernel has no fs-verity (e.g. deploying from a build hos
 files are written without it and deployment.json says \"verity\": false; run \
 `sealroot repo enable-verity --sysroot DIR` on the target, or deploy there.
 
+Trust (one is required): --cert FILE / --certs-dir DIR verify every signature of the \
+sealing artifact against these certificates before anything is written (use the ones the \
+initramfs will trust); --no-verify deploys without checking the signatures (the digests are \
+still checked; sealroot-prepare verifies the signatures at boot) and says so.
+
 Writes are atomic: content first, then the deployment, then the names; a failed or \
 interrupted deploy leaves the previous deployments intact (leftovers: `sealroot repo gc`).
 
@@ -64,7 +72,7 @@ Example (the whole flow):
   # initramfs, whose sealroot-prepare loads it into .fs-verity and seals the keyring
 
 Exit status: 0 deployed; 1 refused (not sealed, not bound, digests or signatures do not \
-verify); 3 unusable input.";
+verify); 2 neither --cert/--certs-dir nor --no-verify (or both); 3 unusable input.";
 
 /// Deploy a sealed OCI image into a sysroot
 #[derive(Args)]
@@ -77,6 +85,9 @@ pub struct DeployArgs {
     /// Verify the artifact's signatures against these before deploying
     #[command(flatten)]
     trust: TrustArgs,
+    /// Deploy without verifying the signatures (instead of --cert/--certs-dir)
+    #[arg(long)]
+    no_verify: bool,
     /// auto, builtin, detached or attach-at-boot (see above)
     #[arg(long, default_value = "auto")]
     signatures: String,
@@ -105,6 +116,33 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
         ),
     };
     let trusted = args.trust.load()?;
+    match (trusted.is_empty(), args.no_verify) {
+        (true, false) => {
+            return Ok(crate::sign::fail(
+                EXIT_USAGE,
+                &anyhow::anyhow!(
+                    "deploy needs the certificates to verify the image's signatures with: pass \
+                     --cert FILE or --certs-dir DIR (the certificates the initramfs will trust), \
+                     or --no-verify to deploy without checking them"
+                ),
+            ));
+        }
+        (false, true) => {
+            return Ok(crate::sign::fail(
+                EXIT_USAGE,
+                &anyhow::anyhow!(
+                    "--no-verify and --cert/--certs-dir contradict each other; pass one of them"
+                ),
+            ));
+        }
+        _ => {}
+    }
+    if args.no_verify {
+        eprintln!(
+            "sealroot: warning: --no-verify: the sealing artifact's signatures are not checked \
+             against any certificate (only the digests are); sealroot-prepare checks them at boot"
+        );
+    }
     let (layout, image) = open(&args.image)?;
     let repo = args.location.open_or_create(args.algorithm)?;
     let opts = DeployOptions {
@@ -160,6 +198,9 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
     println!("  signatures {}", d.signatures);
     for c in &report.verified_by {
         println!("  verified   by {c}");
+    }
+    if args.no_verify {
+        println!("  verified   NOT verified (--no-verify): no certificate was given");
     }
     if report.created {
         println!(
