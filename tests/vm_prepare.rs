@@ -1058,7 +1058,9 @@ fn euid_program() -> Vec<u8> {
 /// node fails with EACCES, for root too; the same program and node on the
 /// initramfs' own root (the controls, in /controls) do elevate and open.
 /// Every mount below the sealed root, the physical root's bind included, is
-/// `nosuid,nodev` in /proc/self/mountinfo.
+/// `nosuid,nodev` in /proc/self/mountinfo. (deploy leaves the deployment
+/// directory root-only, 0700; the attacker, who owns the disk, opens it so
+/// that `nobody` reaches the program through the physical root at all.)
 #[test]
 fn planted_setuid_programs_and_device_nodes_in_etc_and_var_are_inert() -> Result<()> {
     let (disk, d) = fixture("builtin");
@@ -1071,6 +1073,7 @@ plant() {{
     mknod -m 666 "$1/disk" b "${{dev%:*}}" "${{dev#*:}}"
 }}
 bed_run plant-var plant {dep}/var
+bed_run open-deployment chmod 755 {dep}
 bed_run plant-etc plant {dep}/etc/upper
 bed_run plant-control sh -c 'chmod 4755 /controls/euid && mknod -m 666 /controls/disk b "${{0%:*}}" "${{0#*:}}"' "$dev"
 "#
@@ -1117,7 +1120,7 @@ bed_run plant-control sh -c 'chmod 4755 /controls/euid && mknod -m 666 /controls
         ),
     ];
     let log = boot.run(&disk)?;
-    for r in ["plant-var", "plant-etc", "plant-control"] {
+    for r in ["plant-var", "open-deployment", "plant-etc", "plant-control"] {
         log.result(r)?.assert_ok()?;
     }
     log.result("prepare")?.assert_ok()?;
