@@ -22,8 +22,8 @@
 //! signatures (SEALROOT_BENCH_SIGNATURES, default 2000) over distinct
 //! digests on one thread, with p256's own `sign_prehash` and with
 //! `PrivateKey::sign_prehash` (the precomputed-table signer sealing uses),
-//! alternating in rounds in the same run, outputs compared byte for byte;
-//! printed as µs per signature and their ratio.
+//! alternating in 20 rounds in the same run, outputs compared byte for
+//! byte; printed as the median µs per signature and the median ratio.
 //!
 //! Run: `cargo bench --bench import` (release build);
 //! `cargo bench --bench import -- signing` runs only the signing part.
@@ -277,9 +277,10 @@ fn signing(n: u64) -> String {
     ours.sign_prehash(DigestAlgorithm::Sha256, &digests[0])
         .unwrap();
     let first = t.elapsed().as_secs_f64();
-    // Alternate the two in rounds so load changes hit both alike.
-    let rounds = 4;
-    let (mut p256_s, mut ours_s) = (0.0, 0.0);
+    // Alternate the two in short rounds over the same digests, so load
+    // changes hit both alike; medians of the rounds resist load spikes.
+    let rounds = 20;
+    let (mut p256_us, mut ours_us, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         let part =
             &digests[(round * digests.len() / rounds)..((round + 1) * digests.len() / rounds)];
@@ -291,23 +292,29 @@ fn signing(n: u64) -> String {
                 sig.to_der().as_bytes().to_vec()
             })
             .collect();
-        p256_s += t.elapsed().as_secs_f64();
+        let theirs = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let fast: Vec<Vec<u8>> = part
             .iter()
             .map(|d| ours.sign_prehash(DigestAlgorithm::Sha256, d).unwrap())
             .collect();
-        ours_s += t.elapsed().as_secs_f64();
+        let mine = t.elapsed().as_secs_f64();
         assert_eq!(reference, fast, "the table-driven signer differs from p256");
+        p256_us.push(theirs * 1e6 / part.len() as f64);
+        ours_us.push(mine * 1e6 / part.len() as f64);
+        ratios.push(theirs / mine);
     }
-    let us = |s: f64| s * 1e6 / n as f64;
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
     format!(
-        "ECDSA P-256, {n} signatures, one thread: p256 sign_prehash {:.1} µs, \
-         sealroot (table) {:.1} µs per signature, {:.2}x faster; first signature \
-         (builds the table) {:.1} ms; load average {}\n",
-        us(p256_s),
-        us(ours_s),
-        p256_s / ours_s,
+        "ECDSA P-256, {n} signatures in {rounds} rounds, one thread (medians): \
+         p256 sign_prehash {:.1} µs, sealroot (table) {:.1} µs per signature, \
+         {:.2}x faster; first signature (builds the table) {:.1} ms; load average {}\n",
+        median(p256_us),
+        median(ours_us),
+        median(ratios),
         first * 1e3,
         std::fs::read_to_string("/proc/loadavg")
             .unwrap_or_default()
@@ -316,7 +323,7 @@ fn signing(n: u64) -> String {
 }
 
 fn main() {
-    let signing_report = signing(env_u64("SEALROOT_BENCH_SIGNATURES", 2000).max(4));
+    let signing_report = signing(env_u64("SEALROOT_BENCH_SIGNATURES", 2000).max(20));
     print!("{signing_report}");
     if std::env::args().any(|a| a == "signing") {
         return;
