@@ -18,7 +18,15 @@
 //! fs-verity Merkle tree of every file, sha256 of the tar streams (diff_id)
 //! and of the compressed blobs, divided by the command's CPU time.
 //!
-//! Run: `cargo bench --bench import` (release build).
+//! Before the image, the per-object signing cost (issue 11): N ECDSA P-256
+//! signatures (SEALROOT_BENCH_SIGNATURES, default 2000) over distinct
+//! digests on one thread, with p256's own `sign_prehash` and with
+//! `PrivateKey::sign_prehash` (the precomputed-table signer sealing uses),
+//! alternating in 20 rounds in the same run, outputs compared byte for
+//! byte; printed as the median µs per signature and the median ratio.
+//!
+//! Run: `cargo bench --bench import` (release build);
+//! `cargo bench --bench import -- signing` runs only the signing part.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -253,7 +261,73 @@ fn importers(layout: &Path) -> String {
     out
 }
 
+/// Per-signature cost of ECDSA P-256 over `n` distinct sha256 digests:
+/// p256's `SigningKey::sign_prehash` against `PrivateKey::sign_prehash`.
+fn signing(n: u64) -> String {
+    use sealroot::crypto::{DigestAlgorithm, PrivateKey};
+    use signature::hazmat::PrehashSigner;
+
+    let key = p256::ecdsa::SigningKey::from_bytes(&[0x42; 32].into()).unwrap();
+    let ours = PrivateKey::P256(key.clone());
+    let digests: Vec<[u8; 32]> = (0..n)
+        .map(|i| sha2::Sha256::digest(i.to_le_bytes()).into())
+        .collect();
+    // The first signature builds the table (once per process).
+    let t = Instant::now();
+    ours.sign_prehash(DigestAlgorithm::Sha256, &digests[0])
+        .unwrap();
+    let first = t.elapsed().as_secs_f64();
+    // Alternate the two in short rounds over the same digests, so load
+    // changes hit both alike; medians of the rounds resist load spikes.
+    let rounds = 20;
+    let (mut p256_us, mut ours_us, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let part =
+            &digests[(round * digests.len() / rounds)..((round + 1) * digests.len() / rounds)];
+        let t = Instant::now();
+        let reference: Vec<Vec<u8>> = part
+            .iter()
+            .map(|d| {
+                let sig: p256::ecdsa::Signature = key.sign_prehash(d).unwrap();
+                sig.to_der().as_bytes().to_vec()
+            })
+            .collect();
+        let theirs = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let fast: Vec<Vec<u8>> = part
+            .iter()
+            .map(|d| ours.sign_prehash(DigestAlgorithm::Sha256, d).unwrap())
+            .collect();
+        let mine = t.elapsed().as_secs_f64();
+        assert_eq!(reference, fast, "the table-driven signer differs from p256");
+        p256_us.push(theirs * 1e6 / part.len() as f64);
+        ours_us.push(mine * 1e6 / part.len() as f64);
+        ratios.push(theirs / mine);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    format!(
+        "ECDSA P-256, {n} signatures in {rounds} rounds, one thread (medians): \
+         p256 sign_prehash {:.1} µs, sealroot (table) {:.1} µs per signature, \
+         {:.2}x faster; first signature (builds the table) {:.1} ms; load average {}\n",
+        median(p256_us),
+        median(ours_us),
+        median(ratios),
+        first * 1e3,
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    )
+}
+
 fn main() {
+    let signing_report = signing(env_u64("SEALROOT_BENCH_SIGNATURES", 2000).max(20));
+    print!("{signing_report}");
+    if std::env::args().any(|a| a == "signing") {
+        return;
+    }
     let mib = env_u64("SEALROOT_BENCH_IMPORT_MIB", 1100);
     let files = env_u64("SEALROOT_BENCH_IMPORT_FILES", 60_000);
     let layers = env_u64("SEALROOT_BENCH_IMPORT_LAYERS", 4);

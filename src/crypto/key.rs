@@ -283,9 +283,11 @@ impl PrivateKey {
                 k.sign_with_rng(&mut rand_core::OsRng, scheme, hash)
                     .map_err(|e| fail(&e))
             }
+            // The same bytes as `k.sign_prehash(hash)`, with a precomputed
+            // table for k·G (about ten times faster; sealing signs every
+            // content object).
             PrivateKey::P256(k) => {
-                let sig: p256::ecdsa::Signature = k.sign_prehash(hash).map_err(|e| fail(&e))?;
-                Ok(sig.to_der().as_bytes().to_vec())
+                super::p256_fixed_base::sign_prehash(k, hash).map_err(|e| fail(&e))
             }
             PrivateKey::P384(k) => {
                 let sig: p384::ecdsa::Signature = k.sign_prehash(hash).map_err(|e| fail(&e))?;

@@ -4,7 +4,7 @@
 //!
 //! One file per structure: [`algorithm`] (digests, signature algorithms,
 //! public keys), [`builder`] (issuing certificates, host only), [`cert`] (X.509 certificates), [`key`] (private keys,
-//! host only), [`signer`] (the signing abstraction, host only), [`pem`]
+//! host only), [`p256_fixed_base`] (fast P-256 signing, host only), [`signer`] (the signing abstraction, host only), [`pem`]
 //! (finding PEM blocks).
 
 pub mod algorithm;
@@ -15,6 +15,8 @@ pub mod cert;
 pub mod command;
 #[cfg(feature = "host")]
 pub mod key;
+#[cfg(feature = "host")]
+pub mod p256_fixed_base;
 pub mod pem;
 #[cfg(feature = "host")]
 pub mod signer;
