@@ -36,13 +36,13 @@ pub const SIGNATURE_FILE: &str = ".sealroot.binding.sig";
 /// Why a sysroot or deployment could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
-    #[error("{0}")]
+    #[error(transparent)]
     Path(#[from] PathError),
-    #[error("{0}")]
+    #[error(transparent)]
     Repo(#[from] RepoError),
     #[error("{path}: {reason}")]
     Io { path: String, reason: String },
-    #[error("{0}")]
+    #[error(transparent)]
     Verity(#[from] ioctl::Error),
     #[error(
         "{path}: after enabling fs-verity it measures {actual}, but the image records {expected}: \
@@ -331,6 +331,7 @@ pub fn write_sealed(
     files: &SealedFiles<'_>,
 ) -> Result<Written, DeployError> {
     let dir = &deployment.dir;
+    let _mutable = Mutable::new(dir)?;
     let image = write_file(
         dir,
         IMAGE_FILE,
@@ -375,6 +376,54 @@ pub fn write_sealed(
     };
     let record = write_file(dir, BINDING_FILE, files.record, wish)?;
     Ok(Written { image, record })
+}
+
+/// Lifts the immutable attribute of a deployment directory while sealroot
+/// writes into it, and puts it back when dropped. ostree makes every
+/// deployment's root directory immutable (`FS_IMMUTABLE_FL`, `chattr +i`)
+/// once it is complete (`ostree-sysroot-deploy.c`: "Make the deployment
+/// root immutable"), after writing `.ostree.cfs` into it; it lifts the
+/// flag the same way to unlock or remove a deployment.
+struct Mutable<'a> {
+    dir: &'a Dir,
+    restore: Option<rustix::fs::IFlags>,
+}
+
+impl<'a> Mutable<'a> {
+    fn new(dir: &'a Dir) -> Result<Mutable<'a>, DeployError> {
+        use rustix::fs::IFlags;
+        let io = |what: &str, e: rustix::io::Errno| DeployError::Io {
+            path: dir.path().display().to_string(),
+            reason: format!("{what} its attributes (chattr): {e}"),
+        };
+        let flags = match rustix::fs::ioctl_getflags(dir.fd()) {
+            Ok(f) => f,
+            // A filesystem without attributes has no immutable flag either.
+            Err(rustix::io::Errno::NOTTY | rustix::io::Errno::OPNOTSUPP) => {
+                return Ok(Mutable { dir, restore: None });
+            }
+            Err(e) => return Err(io("cannot read", e)),
+        };
+        if !flags.contains(IFlags::IMMUTABLE) {
+            return Ok(Mutable { dir, restore: None });
+        }
+        rustix::fs::ioctl_setflags(dir.fd(), flags - IFlags::IMMUTABLE)
+            .map_err(|e| io("cannot lift the immutable flag from", e))?;
+        Ok(Mutable {
+            dir,
+            restore: Some(flags),
+        })
+    }
+}
+
+impl Drop for Mutable<'_> {
+    fn drop(&mut self) {
+        if let Some(flags) = self.restore {
+            // Nothing better to do on failure than what ostree does: the
+            // deployment stays mutable, which `ostree admin status` shows.
+            let _ = rustix::fs::ioctl_setflags(self.dir.fd(), flags);
+        }
+    }
 }
 
 /// fs-verity on the content objects an image references.

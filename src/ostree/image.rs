@@ -58,7 +58,7 @@ pub const ROOT_DIRS: [&str; 5] = ["usr", "etc", "boot", "var", "sysroot"];
 /// Why the image could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    #[error("{0}")]
+    #[error(transparent)]
     Repo(#[from] RepoError),
     #[error("{path}: {cause}")]
     Tree { path: String, cause: tree::Error },
@@ -66,7 +66,7 @@ pub enum ImageError {
     TooDeep { path: String },
     #[error("content object {object}: {reason}")]
     Content { object: Checksum, reason: String },
-    #[error("writing the composefs EROFS: {0}")]
+    #[error(transparent)]
     Write(#[from] WriteError),
 }
 

@@ -13,7 +13,7 @@ use crate::tree::mode;
 /// A malformed or unacceptable object.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ObjectError {
-    #[error("{0}")]
+    #[error(transparent)]
     GVariant(#[from] gvariant::Error),
     #[error("{what}: {reason}")]
     Invalid { what: &'static str, reason: String },

@@ -41,7 +41,7 @@ pub const MAX_METADATA_SIZE: u64 = 128 << 20;
 /// Why the repository could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
-    #[error("{0}")]
+    #[error(transparent)]
     Path(#[from] PathError),
     #[error("{path}: {cause}")]
     Object { path: PathBuf, cause: ObjectError },
