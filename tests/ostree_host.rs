@@ -136,7 +136,7 @@ fn ostree_refuses_devices_and_fifos() {
     fs::create_dir_all(&tree).unwrap();
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &tree.join("fifo"),
+        tree.join("fifo"),
         rustix::fs::FileType::Fifo,
         rustix::fs::Mode::from_raw_mode(0o644),
         0,
