@@ -221,7 +221,12 @@ fn seal_and_deploy_write_the_contract_and_openssl_verifies() {
     assert_eq!(verify["verified"], true);
 
     // The machine: ostree deploys (its own .ostree.cfs), then sealroot.
-    let (sysroot, deployment) = deployed_sysroot(tmp.path(), &src, "testos/stable", &commit);
+    let (sysroot, deployment, _guard) =
+        deployed_sysroot(tmp.path(), &src, "testos/stable", &commit);
+    assert!(
+        is_immutable(&deployment),
+        "ostree leaves deployments immutable"
+    );
     let ostrees = fs::read(deployment.join(".ostree.cfs")).unwrap();
     let (ours, digest) = sealroot_image(
         &sysroot.join("ostree/repo"),
@@ -243,6 +248,10 @@ fn seal_and_deploy_write_the_contract_and_openssl_verifies() {
     assert_eq!(d["commit"], commit.as_str());
     assert_eq!(d["erofs"], erofs.as_str());
     assert_eq!(fs::read(deployment.join(".ostree.cfs")).unwrap(), ostrees);
+    assert!(
+        is_immutable(&deployment),
+        "sealroot puts the immutable flag back"
+    );
     let record_path = deployment.join(".sealroot.binding");
     assert_eq!(
         fs::read_to_string(&record_path).unwrap(),
@@ -286,7 +295,8 @@ fn deploy_refuses_what_was_not_signed() {
     let (tree, src) = (tmp.path().join("tree"), tmp.path().join("src"));
     source_tree(&tree);
     let commit = commit(&src, "bare-user", &tree, "testos/stable", &[]);
-    let (sysroot, deployment) = deployed_sysroot(tmp.path(), &src, "testos/stable", &commit);
+    let (sysroot, deployment, _guard) =
+        deployed_sysroot(tmp.path(), &src, "testos/stable", &commit);
     let (key, cert, _) = keys(&tmp.path().join("keys"));
     let (_, other_cert, _) = keys(&tmp.path().join("other"));
     let deploy = |extra: &[&Path]| {
@@ -352,6 +362,7 @@ fn deploy_refuses_what_was_not_signed() {
     // A symlink planted where the sysroot has a directory: never followed.
     let deploy_dir = sysroot.join("ostree/deploy/testos/deploy");
     fs::rename(&deploy_dir, tmp.path().join("elsewhere")).unwrap();
+    let _moved = Immutable(tmp.path().join(format!("elsewhere/{commit}.0")));
     std::os::unix::fs::symlink(tmp.path().join("elsewhere"), &deploy_dir).unwrap();
     let err = fails(&mut deploy(&[Path::new("--cert"), &cert]), 3);
     assert!(err.contains("is a symlink"), "{err}");

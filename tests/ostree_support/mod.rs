@@ -164,10 +164,34 @@ pub fn sealroot_image(repo: &Path, rev: &str, out: &Path) -> (Vec<u8>, String) {
     (fs::read(out).unwrap(), digest.trim().to_owned())
 }
 
+/// ostree makes a deployment directory immutable (`chattr +i`); this
+/// lifts the flag when dropped so the temporary directory can go.
+pub struct Immutable(pub PathBuf);
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+    }
+}
+
+/// Whether `dir` has the immutable attribute (`lsattr -d`).
+pub fn is_immutable(dir: &Path) -> bool {
+    let out = run(Command::new("lsattr").arg("-d").arg(dir));
+    out.split_whitespace()
+        .next()
+        .is_some_and(|attrs| attrs.contains('i'))
+}
+
 /// A sysroot made by the reference ostree: `admin init-fs`, `os-init
 /// testos`, `pull-local` of `branch` from `src`, `admin deploy`. Returns
-/// the sysroot and the deployment directory.
-pub fn deployed_sysroot(dir: &Path, src: &Path, branch: &str, commit: &str) -> (PathBuf, PathBuf) {
+/// the sysroot and the deployment directory (and the guard that makes it
+/// removable again).
+pub fn deployed_sysroot(
+    dir: &Path,
+    src: &Path,
+    branch: &str,
+    commit: &str,
+) -> (PathBuf, PathBuf, Immutable) {
     let sysroot = dir.join("sysroot");
     fs::create_dir_all(&sysroot).unwrap();
     let sr = format!("--sysroot={}", sysroot.display());
@@ -182,11 +206,12 @@ pub fn deployed_sysroot(dir: &Path, src: &Path, branch: &str, commit: &str) -> (
         .arg(branch));
     run(ostree_ref().args(["admin", &sr, "deploy", "--os=testos", branch]));
     let deployment = sysroot.join(format!("ostree/deploy/testos/deploy/{commit}.0"));
+    let guard = Immutable(deployment.clone());
     assert!(
         deployment.join(".ostree.cfs").is_file(),
         "ostree admin deploy wrote no .ostree.cfs"
     );
-    (sysroot, deployment)
+    (sysroot, deployment, guard)
 }
 
 /// `sealroot keygen` into `dir`: (signer key, signer cert, CA cert).
