@@ -295,7 +295,7 @@ impl Repo {
         match (self.mode, meta.kind) {
             (RepoMode::BareUser, FileKind::Regular) => {
                 let mut f = dir.open_file_linked(name)?;
-                let raw = get_xattr(&proc, b"user.ostreemeta")
+                let raw = crate::tree::fromdir::get_xattr(&proc, b"user.ostreemeta")
                     .map_err(|e| invalid(format!("reading its user.ostreemeta xattr: {e}")))?
                     .ok_or_else(|| {
                         invalid("bare-user object without its user.ostreemeta xattr".into())
@@ -418,51 +418,10 @@ fn config_value(text: &str, section: &str, key: &str) -> Option<String> {
     found
 }
 
-/// Grows `buf` (doubling) for a syscall that reports ERANGE when short.
-fn spare(buf: &mut Vec<u8>) -> &mut Vec<u8> {
-    let want = (buf.capacity() * 2).max(256);
-    buf.clear();
-    buf.resize(want, 0);
-    buf
-}
-
-fn get_xattr(path: &Path, name: &[u8]) -> Result<Option<Vec<u8>>, rustix::io::Errno> {
-    let cname = std::ffi::CString::new(name).map_err(|_| rustix::io::Errno::INVAL)?;
-    let mut value = Vec::new();
-    loop {
-        match rustix::fs::lgetxattr(path, cname.as_c_str(), spare(&mut value)) {
-            Ok(n) => {
-                value.truncate(n);
-                return Ok(Some(value));
-            }
-            Err(rustix::io::Errno::RANGE) if value.len() <= 1 << 17 => continue,
-            Err(rustix::io::Errno::NODATA) => return Ok(None),
-            Err(e) => return Err(e),
-        }
-    }
-}
-
 /// Every xattr of the entry at `path` (not followed), sorted by name
 /// (`glnx_dfd_name_get_all_xattrs`; ostree canonicalises the order).
 fn list_xattrs(path: &Path) -> Result<Xattrs, rustix::io::Errno> {
-    let mut names = Vec::new();
-    loop {
-        match rustix::fs::llistxattr(path, spare(&mut names)) {
-            Ok(n) => {
-                names.truncate(n);
-                break;
-            }
-            Err(rustix::io::Errno::RANGE) if names.len() <= 1 << 17 => continue,
-            Err(rustix::io::Errno::OPNOTSUPP) => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        }
-    }
-    let mut out = Vec::new();
-    for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
-        if let Some(v) = get_xattr(path, name)? {
-            out.push((name.to_vec(), v));
-        }
-    }
+    let mut out = crate::tree::fromdir::list_xattrs(path)?;
     out.sort();
     Ok(out)
 }

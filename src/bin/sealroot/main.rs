@@ -63,6 +63,7 @@ enum Command {
     /// Maintain a deployed repository: init, list, fsck, gc, enable-verity
     Repo(repo::RepoArgs),
     /// Seal ostree commits: compute-id, seal, verify, deploy, enable-verity
+    #[command(long_about = ostree::LONG_HELP)]
     Ostree(ostree::OstreeArgs),
 }
 

@@ -41,7 +41,6 @@ Exit status: 0 done, 1 refused or failed (a signature that does not verify, obje
 without fs-verity with --check), 3 unusable input (repository, ref, key, certificate).";
 
 #[derive(Args)]
-#[command(long_about = LONG_HELP)]
 pub struct OstreeArgs {
     #[command(subcommand)]
     command: OstreeCommand,
@@ -137,23 +136,8 @@ Exit status: 0 sealed, 3 unusable input (repository, ref, key, certificate, comm
 struct SealArgs {
     #[command(flatten)]
     commit: CommitArgs,
-    /// Private key (PEM/DER; PKCS#8, PKCS#1, SEC1); or use --sign-command
-    #[arg(
-        long,
-        value_name = "KEYFILE",
-        required_unless_present = "sign_command",
-        conflicts_with = "sign_command"
-    )]
-    key: Option<PathBuf>,
-    /// Signer certificate (its key must sign); the initramfs trusts it or its CA
-    #[arg(long, value_name = "CERTFILE")]
-    cert: PathBuf,
-    /// Sign by running this shell command (the protocol of `oci seal`)
-    #[arg(long, value_name = "COMMAND")]
-    sign_command: Option<String>,
-    /// Embed the signer certificate in the signature (then only its CA needs trusting)
-    #[arg(long)]
-    embed_cert: bool,
+    #[command(flatten)]
+    signer: crate::sign::SignerArgs,
 }
 
 const VERIFY_HELP: &str = "\
@@ -340,33 +324,10 @@ fn compute_id(a: &ComputeIdArgs) -> anyhow::Result<ExitCode> {
 use std::io::Write;
 
 fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
-    use sealroot::crypto::Signer;
-    use sealroot::crypto::command::CommandSigner;
-    use sealroot::crypto::key::KeySigner;
-    use sealroot::pkcs7::{SignOptions, sign_fsverity};
+    use sealroot::pkcs7::sign_fsverity;
 
     let (repo, commit) = input!(open_commit(&a.commit));
-    let mut certs = input!(Cert::load(&a.cert));
-    if certs.len() != 1 {
-        return Ok(fail(
-            EXIT_INPUT,
-            &anyhow::anyhow!(
-                "{}: holds {} certificates; --cert wants the signer's only",
-                a.cert.display(),
-                certs.len()
-            ),
-        ));
-    }
-    let cert = certs.remove(0);
-    let signer: Box<dyn Signer> = match (&a.key, &a.sign_command) {
-        (Some(k), _) => {
-            let s = input!(KeySigner::load(k));
-            input!(s.key().check_matches(s.origin(), &cert));
-            Box::new(s)
-        }
-        (None, Some(cmd)) => Box::new(CommandSigner::new(cmd.clone(), cert.key_algorithm())),
-        (None, None) => bail!("give --key or --sign-command"),
-    };
+    let signer = input!(a.signer.load());
     let image = input!(build(&repo, &commit, "seal"));
     let alg = a.commit.algorithm;
     let (_, erofs) = image.write(&alg.params())?;
@@ -375,13 +336,14 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
         algorithm: alg,
         erofs,
     };
-    let options = SignOptions {
-        embed_signer_cert: a.embed_cert,
-        extra_certs: Vec::new(),
-    };
-    let signature = input!(sign_fsverity(&b.digest(), signer.as_ref(), &cert, &options));
+    let signature = input!(sign_fsverity(
+        &b.digest(),
+        signer.signer.as_ref(),
+        &signer.cert,
+        &signer.options
+    ));
     let existing = input!(repo.detached_metadata(&commit));
-    let entries = binding::add_signature(&existing, &b, signature.clone())?;
+    let entries = binding::add_signature(&existing, &b, signature)?;
     let count = binding::signatures(&entries, alg)?.len();
     repo.write_detached_metadata(&commit, &entries)
         .context("writing the detached metadata")?;
@@ -392,7 +354,7 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
         "binding": String::from_utf8_lossy(&b.to_bytes()),
         "bindingDigest": b.digest().to_hex(),
         "signatures": count,
-        "signer": cert.info(),
+        "signer": signer.cert.info(),
     });
     if a.commit.json {
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -401,7 +363,7 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
             "sealed commit {commit}\n  {alg}: EROFS {}\n  {alg}: binding record {}\n  signed by {} ({count} signature(s) in the detached metadata)",
             erofs.to_hex(),
             b.digest().to_hex(),
-            cert.subject()
+            signer.cert.subject()
         );
     }
     Ok(ExitCode::SUCCESS)
