@@ -372,3 +372,96 @@ fn deploy_refuses_what_was_not_signed() {
         3,
     );
 }
+
+#[test]
+fn seal_takes_a_sign_command_embedded_certs_and_sha512() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (tree, repo) = (tmp.path().join("tree"), tmp.path().join("repo"));
+    source_tree(&tree);
+    let commit = commit(&repo, "bare-user", &tree, "main", &[]);
+    let (key, cert, ca) = keys(&tmp.path().join("keys"));
+    let (_, _, other_ca) = keys(&tmp.path().join("other"));
+    let command = format!(
+        "openssl dgst -\"$SEALROOT_SIGN_DIGEST_ALGORITHM\" -sign {}",
+        key.display()
+    );
+    for alg in ["fsverity-sha256-12", "fsverity-sha512-12"] {
+        run(sealroot()
+            .args([
+                "ostree",
+                "seal",
+                "--embed-cert",
+                "--algorithm",
+                alg,
+                "--repo",
+            ])
+            .arg(&repo)
+            .arg("main")
+            .arg("--cert")
+            .arg(&cert)
+            .arg("--sign-command")
+            .arg(&command));
+        // The CA alone verifies: the signer's certificate is embedded.
+        let out = run(sealroot()
+            .args(["ostree", "verify", "--json", "--algorithm", alg, "--repo"])
+            .arg(&repo)
+            .arg(&commit)
+            .arg("--cert")
+            .arg(&ca));
+        let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(out["verified"], true, "{out}");
+        assert_eq!(out["algorithm"], alg);
+        fails(
+            sealroot()
+                .args(["ostree", "verify", "--algorithm", alg, "--repo"])
+                .arg(&repo)
+                .arg(&commit)
+                .arg("--cert")
+                .arg(&other_ca),
+            1,
+        );
+    }
+    // The sha512 EROFS digest is the image's sha512 fs-verity digest.
+    let (_, _) = sealroot_image(&repo, "main", &tmp.path().join("img.cfs"));
+    let sha512 = run(tools::fsverity()
+        .command()
+        .args(["digest", "--compact", "--hash-alg=sha512"])
+        .arg(tmp.path().join("img.cfs")));
+    let shown = run(ostree().arg(format!("--repo={}", repo.display())).args([
+        "show",
+        "--print-detached-metadata-key=sealroot.erofs.v1.fsverity-sha512-12",
+        &commit,
+    ]));
+    let hex: String = shown
+        .trim()
+        .trim_start_matches("[byte ")
+        .trim_end_matches(']')
+        .split(", ")
+        .map(|b| b.trim_start_matches("0x"))
+        .collect();
+    assert_eq!(hex, sha512.trim());
+    // A broken signing command is unusable input, and nothing is written.
+    let before = fs::read(
+        repo.join("objects")
+            .join(&commit[..2])
+            .join(format!("{}.commitmeta", &commit[2..])),
+    )
+    .unwrap();
+    fails(
+        sealroot()
+            .args(["ostree", "seal", "--repo"])
+            .arg(&repo)
+            .arg("main")
+            .arg("--cert")
+            .arg(&cert)
+            .args(["--sign-command", "exit 7"]),
+        3,
+    );
+    let after = fs::read(
+        repo.join("objects")
+            .join(&commit[..2])
+            .join(format!("{}.commitmeta", &commit[2..])),
+    )
+    .unwrap();
+    assert_eq!(before, after);
+}

@@ -277,7 +277,7 @@ macro_rules! input {
 }
 
 fn open_commit(a: &CommitArgs) -> anyhow::Result<(Repo, Checksum)> {
-    let repo = Repo::open(&a.repo).with_context(|| format!("opening {}", a.repo.display()))?;
+    let repo = Repo::open(&a.repo)?;
     let commit = repo.resolve(&a.rev)?;
     Ok((repo, commit))
 }
