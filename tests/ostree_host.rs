@@ -31,22 +31,24 @@ use std::path::Path;
 
 use support::*;
 
-fn composefs_digest_v0(repo: &Path, rev: &str) -> String {
-    // `ostree show --print-metadata-key` prints a byte array as
-    // "[byte 0x43, 0xcc, ...]".
-    let text = run(ostree_ref()
-        .arg(format!("--repo={}", repo.display()))
-        .args([
-            "show",
-            "--print-metadata-key=ostree.composefs.digest.v0",
-            rev,
-        ]));
+/// Hex of a byte string as `ostree show` prints it: "[byte 0x43, 0xcc, ...]".
+fn printed_bytes(text: &str) -> String {
     text.trim()
         .trim_start_matches("[byte ")
         .trim_end_matches(']')
         .split(", ")
         .map(|b| b.trim_start_matches("0x"))
         .collect()
+}
+
+fn composefs_digest_v0(repo: &Path, rev: &str) -> String {
+    printed_bytes(&run(ostree_ref()
+        .arg(format!("--repo={}", repo.display()))
+        .args([
+            "show",
+            "--print-metadata-key=ostree.composefs.digest.v0",
+            rev,
+        ])))
 }
 
 fn assert_same_image(ours: &[u8], theirs: &[u8]) {
@@ -191,15 +193,10 @@ fn seal_and_deploy_write_the_contract_and_openssl_verifies() {
         ]))
     };
     assert_eq!(show("keep.me").trim(), "'still here'");
-    let printed = show("sealroot.erofs.v1.fsverity-sha256-12");
-    let hex: String = printed
-        .trim()
-        .trim_start_matches("[byte ")
-        .trim_end_matches(']')
-        .split(", ")
-        .map(|b| b.trim_start_matches("0x"))
-        .collect();
-    assert_eq!(hex, erofs);
+    assert_eq!(
+        printed_bytes(&show("sealroot.erofs.v1.fsverity-sha256-12")),
+        erofs
+    );
     assert!(show("sealroot.binding.v1.fsverity-sha256-12.sig").starts_with("[[byte 0x30, "));
     // Sealing twice with the same RSA key adds nothing (same bytes).
     run(sealroot()
@@ -432,14 +429,7 @@ fn seal_takes_a_sign_command_embedded_certs_and_sha512() {
         "--print-detached-metadata-key=sealroot.erofs.v1.fsverity-sha512-12",
         &commit,
     ]));
-    let hex: String = shown
-        .trim()
-        .trim_start_matches("[byte ")
-        .trim_end_matches(']')
-        .split(", ")
-        .map(|b| b.trim_start_matches("0x"))
-        .collect();
-    assert_eq!(hex, sha512.trim());
+    assert_eq!(printed_bytes(&shown), sha512.trim());
     // A broken signing command is unusable input, and nothing is written.
     let before = fs::read(
         repo.join("objects")
