@@ -8,7 +8,10 @@
 //!   `ostree.composefs.digest.v0` (`ostree commit
 //!   --generate-composefs-metadata`), for bare-user and bare
 //!   repositories made by bookworm's ostree 2022.7;
-//! - `fsck.erofs` and `composefs-info` read it;
+//! - `fsck.erofs` and `composefs-info` read it; every content object is
+//!   checked against its name while hashing (so sealroot's serialisation
+//!   of ostree's file header is ostree's, for regular files with and
+//!   without xattrs, in bare-user and bare repositories);
 //! - `seal` writes detached metadata that ostree itself reads (GLib's
 //!   GVariant parser), keeps other keys, and survives `ostree pull-local`;
 //! - `deploy` writes the three files of the on-disk contract; `openssl
@@ -353,7 +356,15 @@ fn deploy_refuses_what_was_not_signed() {
     let path = repo.join("objects").join(&object);
     fs::write(&path, b"HI\n").unwrap();
     let err = fails(&mut deploy(&[Path::new("--cert"), &cert]), 1);
-    assert!(err.contains("the signatures are for EROFS"), "{err}");
+    assert!(err.contains("not to its name"), "{err}");
+    assert!(err.contains(&object), "{err}");
+    fails(
+        sealroot()
+            .args(["ostree", "compute-id", "--repo"])
+            .arg(&repo)
+            .arg(&commit),
+        3,
+    );
     fs::write(&path, b"hi\n").unwrap();
     run(&mut deploy(&[Path::new("--cert"), &cert]));
     // A symlink planted where the sysroot has a directory: never followed.

@@ -443,10 +443,12 @@ pub struct ObjectVerity {
 
 /// Enables sha256 fs-verity (4 KiB blocks, what ostree itself enables
 /// with `[ex-integrity] fsverity=true`) on every object of `objects`
-/// lacking it, after checking that its content is what the image records
-/// (so only a file whose bytes are the signed object's can be made
-/// immutable, even through a hard link planted in `objects/`). With
-/// `check_only`, changes nothing and reports.
+/// lacking it. Each of those was checked against its name while the
+/// image was built ([`super::image`]: the sha256 of ostree's file header
+/// and its content is its checksum), and the kernel's measurement after
+/// enabling must equal the digest computed then, so only a genuine
+/// object of the commit is ever made immutable, even through a hard link
+/// planted in `objects/`. With `check_only`, changes nothing and reports.
 pub fn enable_object_verity(
     repo: &Repo,
     objects: &[ExternalObject],

@@ -424,7 +424,7 @@ pub fn read_vardict(data: &[u8]) -> Result<Vec<DictEntry>, Error> {
 
 /// Serialises an array of variable-size elements given as already
 /// serialised bytes, each aligned to `alignment`.
-fn write_variable_array(elements: &[Vec<u8>], alignment: usize) -> Vec<u8> {
+pub(crate) fn write_variable_array(elements: &[Vec<u8>], alignment: usize) -> Vec<u8> {
     let mut body = Vec::new();
     let mut ends = Vec::with_capacity(elements.len());
     for e in elements {
@@ -437,7 +437,7 @@ fn write_variable_array(elements: &[Vec<u8>], alignment: usize) -> Vec<u8> {
 
 /// Appends framing offsets `ends` (in the order given) to `body`, choosing
 /// the width as GLib does (`gvs_calculate_total_size`).
-fn append_offsets(mut body: Vec<u8>, ends: &[usize]) -> Vec<u8> {
+pub(crate) fn append_offsets(mut body: Vec<u8>, ends: &[usize]) -> Vec<u8> {
     if ends.is_empty() {
         return body;
     }

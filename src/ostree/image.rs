@@ -30,6 +30,12 @@
 //!   (`options.version = 0; options.max_version = 1`), i.e.
 //!   `mkcomposefs --min-version=0 --max-version=1`.
 //!
+//! Unlike ostree's checkout, every content object that is hashed here
+//! (one without sha256 fs-verity) is also checked against its name: the
+//! sha256 of ostree's file header and its content must be its checksum,
+//! or the build fails. With the metadata objects checked by
+//! [`super::repo`], the image is then the commit's, object for object.
+//!
 //! The digest recorded for an object is what ostree records with verity
 //! required (`composefs.enabled = verity|signed`, `ostree checkout
 //! --composefs`, `ostree commit --generate-composefs-metadata`): the
@@ -42,10 +48,11 @@ use std::collections::{BTreeSet, HashMap};
 
 use rayon::prelude::*;
 
-use super::objects::{Checksum, Commit, Meta};
+use super::objects::{Checksum, Commit, Meta, file_header};
 use super::repo::{FileInfo, Repo, RepoError};
 use crate::erofs::{WriteError, WriteOptions};
 use crate::tree::{self, InodeId, NewContent, Stat, Tree, mode};
+use crate::verity::digest::MerkleHasher;
 use crate::verity::{FsVerityDigest, HashAlgorithm, VerityParams};
 
 /// Deepest directory nesting followed (a hostile dirtree chain could
@@ -177,7 +184,7 @@ impl CommitImage {
         let distinct: Vec<Checksum> = distinct.into_iter().collect();
         let objects: Vec<ExternalObject> = distinct
             .par_iter()
-            .map(|csum| object_digest(repo, csum))
+            .map(|csum| object_digest(repo, csum, &infos[csum]))
             .collect::<Result<_, _>>()?;
         let by_csum: HashMap<Checksum, FsVerityDigest> =
             objects.iter().map(|o| (o.object, o.digest)).collect();
@@ -209,10 +216,19 @@ impl CommitImage {
 }
 
 /// The object's sha256 fs-verity digest: measured when the object has
-/// sha256 fs-verity (ostree takes the kernel's word there too), else
-/// computed from its content.
-fn object_digest(repo: &Repo, csum: &Checksum) -> Result<ExternalObject, ImageError> {
-    let file = repo.open_content(csum)?;
+/// sha256 fs-verity (ostree takes the kernel's word there too: such a file
+/// cannot change), else computed from its content, in the same pass that
+/// checks the content against the object's name (sha256 of ostree's file
+/// header and the content, [`file_header`]), so an object whose bytes are
+/// not the commit's is an error, never an image.
+fn object_digest(
+    repo: &Repo,
+    csum: &Checksum,
+    info: &FileInfo,
+) -> Result<ExternalObject, ImageError> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut file = repo.open_content(csum)?;
     if let Ok(d) = crate::verity::ioctl::measure(&file) {
         if d.algorithm() == HashAlgorithm::Sha256 {
             return Ok(ExternalObject {
@@ -222,16 +238,45 @@ fn object_digest(repo: &Repo, csum: &Checksum) -> Result<ExternalObject, ImageEr
             });
         }
     }
-    let digest =
-        crate::verity::digest::digest_open_file(&VerityParams::sha256(), &file).map_err(|e| {
-            ImageError::Content {
-                object: *csum,
-                reason: format!("reading it: {e}"),
+    let mut checksum = sha2::Sha256::new();
+    checksum.update(file_header(
+        info.uid,
+        info.gid,
+        info.mode,
+        b"",
+        &info.xattrs,
+    ));
+    let mut merkle = MerkleHasher::new(&VerityParams::sha256());
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(ImageError::Content {
+                    object: *csum,
+                    reason: format!("reading it: {e}"),
+                });
             }
-        })?;
+        };
+        checksum.update(&buf[..n]);
+        merkle.update(&buf[..n]);
+    }
+    let actual = Checksum(checksum.finalize().into());
+    if actual != *csum {
+        return Err(ImageError::Content {
+            object: *csum,
+            reason: format!(
+                "{}: its metadata and content hash to {actual}, not to its name: the object \
+                 was altered or planted (run `ostree fsck`)",
+                repo.objects().display(csum.loose_path("file")).display()
+            ),
+        });
+    }
     Ok(ExternalObject {
         object: *csum,
-        digest,
+        digest: merkle.finish(),
         measured: false,
     })
 }

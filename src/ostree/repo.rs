@@ -21,8 +21,8 @@
 //! objects may have several hard links (a deployment's checkout shares
 //! them by design). Metadata objects are checked against their names
 //! (sha256 of their bytes) before use, so the tree read is the one the
-//! commit checksum names; content objects are not re-hashed (ostree does
-//! not either when it checks out; `ostree fsck` does).
+//! commit checksum names; content objects are checked by
+//! [`super::image`] while it hashes them.
 
 use std::fs::File;
 use std::io::Read;
