@@ -305,9 +305,18 @@ fn main() {
     let sysroot = root.join("sysroot");
     let _ = std::fs::remove_dir_all(&sysroot);
     std::fs::create_dir(&sysroot).unwrap();
+    // --no-verify: the import and the writes are measured, as before deploy
+    // required a decision about signature checking (cfsctl checks none).
     let mut deploy_cmd = Command::new(sr);
     deploy_cmd
-        .args(["deploy", &image, "--json", "--no-seed-var", "--sysroot"])
+        .args([
+            "deploy",
+            &image,
+            "--json",
+            "--no-seed-var",
+            "--no-verify",
+            "--sysroot",
+        ])
         .arg(&sysroot);
     let deploy = timed_command(&deploy_cmd);
     let tar_bytes = {

@@ -27,6 +27,7 @@ pub mod ostree;
 pub mod pkcs7;
 pub mod prepare;
 pub mod repo;
+pub mod timestamp;
 pub mod tree;
 pub mod verity;
 

@@ -16,6 +16,9 @@
 //! [verify]
 //! signatures = auto          # auto | kernel | userspace
 //! attach-signatures = no     # yes: enable fs-verity with the signature at boot
+//! require-binding = yes      # no: also boot images whose config and EROFS no
+//!                            #   signature ties together (older seals)
+//! min-created = 2026-01-01T00:00:00Z   # rollback floor (default: none)
 //!
 //! [etc]
 //! mode = persistent          # persistent | transient | image
@@ -25,6 +28,10 @@
 //!
 //! [mount]
 //! erofs-backing = auto       # auto | file | loop
+//!
+//! [boot]
+//! required = yes             # no: stand down when the command line names
+//!                            #   no sealroot image (another unit boots)
 //! ```
 //!
 //! The parser is strict: an unknown section or key, a repeated key, a key
@@ -34,6 +41,8 @@
 
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
+
+use crate::timestamp::Timestamp;
 
 /// Where the file is read from.
 pub const CONFIG_PATH: &str = "/etc/sealroot/prepare.conf";
@@ -104,6 +113,26 @@ pub enum ErofsBacking {
     Loop,
 }
 
+/// `[boot]`: whether this initramfs boots only sealed roots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BootConfig {
+    /// `yes` (default): every boot must select a sealroot image; without
+    /// one sealroot-prepare fails and the boot stops (emergency.target).
+    /// `no`: when the kernel command line names no `sealroot*` parameter
+    /// at all, sealroot-prepare records that it stood down and another
+    /// root-preparing unit (ostree-prepare-root, composefs-setup-root) or
+    /// the plain physical root boots. Only the initramfs decides this;
+    /// the command line can select, never opt out.
+    pub required: bool,
+}
+
+impl Default for BootConfig {
+    fn default() -> Self {
+        BootConfig { required: true }
+    }
+}
+
 /// All settings.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -114,9 +143,16 @@ pub struct Config {
     pub seal: SealMode,
     pub signatures: SignaturePolicy,
     pub attach_signatures: bool,
+    /// Refuse images whose config and merged EROFS no trusted signature
+    /// ties together (docs/sealing.md, "Binding").
+    pub require_binding: bool,
+    /// Rollback floor: refuse images whose config says they were created
+    /// before this.
+    pub min_created: Option<Timestamp>,
     pub etc: EtcMode,
     pub var: VarMode,
     pub erofs_backing: ErofsBacking,
+    pub boot: BootConfig,
 }
 
 impl Default for Config {
@@ -127,9 +163,12 @@ impl Default for Config {
             seal: SealMode::RejectAll,
             signatures: SignaturePolicy::Auto,
             attach_signatures: false,
+            require_binding: true,
+            min_created: None,
             etc: EtcMode::Persistent,
             var: VarMode::Persistent,
             erofs_backing: ErofsBacking::Auto,
+            boot: BootConfig::default(),
         }
     }
 }
@@ -228,16 +267,18 @@ enum Section {
     Etc,
     Var,
     Mount,
+    Boot,
 }
 
 impl Section {
-    const ALL: [Section; 6] = [
+    const ALL: [Section; 7] = [
         Section::Sysroot,
         Section::Keyring,
         Section::Verify,
         Section::Etc,
         Section::Var,
         Section::Mount,
+        Section::Boot,
     ];
 
     fn name(self) -> &'static str {
@@ -248,6 +289,7 @@ impl Section {
             Section::Etc => "etc",
             Section::Var => "var",
             Section::Mount => "mount",
+            Section::Boot => "boot",
         }
     }
 
@@ -347,6 +389,10 @@ impl Config {
                 )?
             }
             (Section::Verify, "attach-signatures") => self.attach_signatures = boolean(value)?,
+            (Section::Verify, "require-binding") => self.require_binding = boolean(value)?,
+            (Section::Verify, "min-created") => {
+                self.min_created = Some(Timestamp::parse(value).map_err(|e| e.to_string())?)
+            }
             (Section::Etc, "mode") => {
                 self.etc = choice(
                     value,
@@ -376,13 +422,20 @@ impl Config {
                     ],
                 )?
             }
+            (Section::Boot, "required") => self.boot.required = boolean(value)?,
             _ => {
                 let known: &[&str] = match section {
                     Section::Sysroot => &["path", "repository"],
                     Section::Keyring => &["seal"],
-                    Section::Verify => &["signatures", "attach-signatures"],
+                    Section::Verify => &[
+                        "signatures",
+                        "attach-signatures",
+                        "require-binding",
+                        "min-created",
+                    ],
                     Section::Etc | Section::Var => &["mode"],
                     Section::Mount => &["erofs-backing"],
+                    Section::Boot => &["required"],
                 };
                 return Err(format!("unknown key (known: {})", known.join(", ")));
             }
@@ -439,7 +492,9 @@ mod tests {
         let c = parse(
             "[sysroot]\npath = /mnt/root # inline comment\nrepository=os/repo\r\n\
              [keyring]\nseal = ca-chain\n[verify]\nsignatures = kernel\nattach-signatures = yes\n\
-             [etc]\nmode = transient\n[var]\nmode=transient\n[mount]\nerofs-backing = loop\n",
+             require-binding = no\nmin-created = 2026-01-31T12:00:00+01:00 # floor\n\
+             [etc]\nmode = transient\n[var]\nmode=transient\n[mount]\nerofs-backing = loop\n\
+             [boot]\nrequired = no\n",
             "f",
         )
         .unwrap();
@@ -451,9 +506,12 @@ mod tests {
                 seal: SealMode::CaChain,
                 signatures: SignaturePolicy::Kernel,
                 attach_signatures: true,
+                require_binding: false,
+                min_created: Some(Timestamp::parse("2026-01-31T11:00:00Z").unwrap()),
                 etc: EtcMode::Transient,
                 var: VarMode::Transient,
                 erofs_backing: ErofsBacking::Loop,
+                boot: BootConfig { required: false },
             }
         );
         assert_eq!(c.repository_path(), PathBuf::from("/mnt/root/os/repo"));
@@ -474,7 +532,7 @@ mod tests {
             "/etc/sealroot/prepare.conf:3: [etc] mode: \"sometimes\" is not one of persistent, transient, image"
         );
         assert!(e("mode = image\n").contains(":1: `mode` outside any [section]"));
-        assert!(e("[boot]\n").contains(":1: unknown section [boot]"));
+        assert!(e("[bootloader]\n").contains(":1: unknown section [bootloader]"));
         assert!(e("[etc\n").contains("malformed section header"));
         assert!(e("[etc]\nmode\n").contains(":2: expected `key = value`"));
         assert!(e("[etc]\nmode = image\nmode = image\n").contains(":3: [etc] mode is set twice"));
@@ -485,6 +543,32 @@ mod tests {
         assert!(e("[sysroot]\nrepository = /abs\n").contains("must be relative"));
         assert!(e("[sysroot]\nrepository = ../x\n").contains("may not contain"));
         assert!(e("[verify]\nattach-signatures = maybe\n").contains("not one of yes, true"));
+        assert!(e("[verify]\nrequire-binding = maybe\n").contains("not one of yes, true"));
+        assert_eq!(
+            e("[verify]\nmin-created = 2026-01-31\n"),
+            "/etc/sealroot/prepare.conf:2: [verify] min-created: \"2026-01-31\" is not an RFC \
+             3339 timestamp ('T' between date and time); expected e.g. 2026-01-31T12:00:00Z or \
+             2026-01-31T13:00:00.5+01:00"
+        );
+    }
+
+    #[test]
+    fn boot_required_defaults_to_yes() {
+        assert!(Config::default().boot.required);
+        assert!(
+            parse("[boot]\nrequired = yes\n", "f")
+                .unwrap()
+                .boot
+                .required
+        );
+        assert!(!parse("[boot]\nrequired = no\n", "f").unwrap().boot.required);
+        let e = parse("[boot]\nrequired = maybe\n", "f").unwrap_err();
+        assert!(e.to_string().contains("[boot] required: \"maybe\""), "{e}");
+        let e = parse("[boot]\noptional = yes\n", "f").unwrap_err();
+        assert!(
+            e.to_string().contains("unknown key (known: required)"),
+            "{e}"
+        );
     }
 
     #[test]

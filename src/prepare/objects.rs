@@ -8,7 +8,10 @@
 //! This extends no trust. The kernel computes each object's digest from
 //! the bytes on the disk, and overlayfs compares it with the digest the
 //! signed EROFS records for the file (`trusted.overlay.metacopy`): an
-//! object altered before this boot reads as EIO all the same. Afterwards
+//! object altered before this boot reads as EIO all the same. Objects use
+//! [`object_params`] (sha256), not the repository's algorithm for the
+//! signed files: in a sha512 repository, sha512 parameters would match no
+//! object name and enable nothing. Afterwards
 //! `deployment.json` says `"verity": true`, so later boots skip the walk
 //! (the flag only saves work: a lying flag leaves objects without
 //! fs-verity, which overlayfs refuses).
@@ -17,7 +20,7 @@ use rustix::io::Errno;
 
 use super::repo::{Repo, RepoError};
 use crate::repo::json::Deployment;
-use crate::verity::VerityParams;
+use crate::tree::object_params;
 use crate::verity::ioctl as vioctl;
 
 /// What the walk did.
@@ -36,8 +39,8 @@ pub fn enable_missing(
     repo: &Repo,
     deployment_dir: &str,
     deployment: &Deployment,
-    params: &VerityParams,
 ) -> Result<ObjectsEnabled, RepoError> {
+    let params = object_params();
     let mut done = ObjectsEnabled::default();
     let mut fanout = repo.list_dir("objects", "cannot list the object store")?;
     fanout.sort();
@@ -58,7 +61,7 @@ pub fn enable_missing(
                 done.present += 1;
                 continue;
             }
-            match vioctl::enable(&file, params, None) {
+            match vioctl::enable(&file, &params, None) {
                 Ok(()) => done.enabled += 1,
                 // Enabled meanwhile (another prepare would be a bug, but
                 // the result is what is wanted).

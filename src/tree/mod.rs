@@ -40,12 +40,24 @@ pub use validate::{
 };
 pub use xattr::XattrSetId;
 
-use crate::verity::{FsVerityDigest, HashAlgorithm};
+use crate::verity::{FsVerityDigest, HashAlgorithm, VerityParams};
 use xattr::XattrPool;
 
 /// The unit [`DigestRef`] counts in: a sha256 digest's length, of which a
 /// sha512 digest is two.
 const DIGEST_UNIT: usize = 32;
+
+/// The fs-verity parameters of external content objects: their names in an
+/// object store, the digests the EROFS records for them
+/// (`trusted.overlay.metacopy`, which overlayfs `verity=require` compares),
+/// and the parameters fs-verity is enabled with. sealroot writes sha256
+/// objects (C composefs' convention) whatever the repository's algorithm
+/// for its *signed* files (`repo.json`); the two must not be confused. This
+/// is the one place that says so: a per-repository object algorithm
+/// changes only this function (and gives it the repository).
+pub fn object_params() -> VerityParams {
+    VerityParams::sha256()
+}
 
 /// `S_IFMT` and the file type bits of `st_mode` (`include/uapi/linux/stat.h`).
 pub mod mode {

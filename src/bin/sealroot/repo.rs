@@ -27,7 +27,7 @@ pub struct TrustArgs {
     /// A trusted certificate (PEM or DER, may hold several); repeatable
     #[arg(long = "cert", value_name = "CERT")]
     certs: Vec<PathBuf>,
-    /// Trust every certificate in this directory (*.pem, *.crt, *.cer, *.der)
+    /// Trust every certificate in this directory (*.pem, *.crt, *.cer, *.cert, *.der)
     #[arg(long, value_name = "DIR")]
     certs_dir: Vec<PathBuf>,
 }
