@@ -306,8 +306,16 @@ fn deploy_refuses_what_was_not_signed() {
             .args(extra);
         c
     };
-    // Not sealed.
-    let err = fails(&mut deploy(&[]), 1);
+    // Neither certificates nor --no-verify, or both: a usage error (as
+    // `sealroot deploy`), before anything is read or written.
+    let err = fails(&mut deploy(&[]), 2);
+    assert!(err.contains("--no-verify"), "{err}");
+    fails(
+        &mut deploy(&[Path::new("--no-verify"), Path::new("--cert"), &cert]),
+        2,
+    );
+    // Not sealed (even unverified, a signature is required).
+    let err = fails(&mut deploy(&[Path::new("--no-verify")]), 1);
     assert!(
         err.contains("has no sealroot.binding.v1.fsverity-sha256-12.sig"),
         "{err}"

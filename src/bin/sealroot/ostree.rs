@@ -168,12 +168,15 @@ detached metadata, and write into the deployment directory:
   .sealroot.binding.sig    the DER PKCS#7 signature
 
 then enable sha256 fs-verity on every repository object the EROFS references (each object's \
-content is first checked against the digest the EROFS records). Files already right are \
+header and content were checked against its name while the EROFS was built, and the \
+kernel's measurement must equal the digest the EROFS records). Files already right are \
 kept, so running it again is cheap. sealroot-prepare boots such a deployment from \
 `ostree=/ostree/boot.N/<os>/<bootcsum>/<serial>` (docs/ostree.md).
 
-With --cert/--certs-dir the signature must verify against them (the ones the initramfs \
-trusts); without, the commit must carry exactly one signature for --algorithm.
+Trust (one is required): --cert FILE / --certs-dir DIR: a signature that verifies against \
+them (the certificates the initramfs trusts) is deployed, and nothing is written if none \
+does; --no-verify deploys without checking the signature (sealroot-prepare checks it at \
+boot), and then the commit must carry exactly one signature for --algorithm.
 
 Signatures (--signatures), for .sealroot.binding:
   auto            (default) builtin when the running kernel accepts it (signer in
@@ -185,10 +188,11 @@ Signatures (--signatures), for .sealroot.binding:
 Examples:
   ostree admin deploy --os=exampleos exampleos/stable
   sealroot ostree deploy --sysroot / --os exampleos --cert /etc/sealroot/certs.d/signer.pem
-  sealroot ostree deploy --sysroot /mnt --json 2d2426bb...03d.0
+  sealroot ostree deploy --sysroot /mnt --no-verify --json 2d2426bb...03d.0
 
 Exit status: 0 deployed, 1 refused (no or no verifying signature, the EROFS differs from \
-the signed one, an object changed), 3 unusable input.";
+the signed one, an object changed), 2 neither --cert/--certs-dir nor --no-verify (or \
+both), 3 unusable input.";
 
 #[derive(Args)]
 struct DeployArgs {
@@ -201,8 +205,12 @@ struct DeployArgs {
     /// Deployments to seal, as directory names <commit>.<serial> (default: all)
     #[arg(value_name = "DEPLOYMENT")]
     deployments: Vec<String>,
+    /// Deploy the signature that verifies against these (see above)
     #[command(flatten)]
     trust: TrustArgs,
+    /// Deploy without verifying the signature (instead of --cert/--certs-dir)
+    #[arg(long)]
+    no_verify: bool,
     /// auto, builtin, detached or attach-at-boot (see above)
     #[arg(long, default_value = "auto")]
     signatures: String,
@@ -220,8 +228,9 @@ struct DeployArgs {
 const ENABLE_VERITY_HELP: &str = "\
 Enable sha256 fs-verity (4 KiB blocks) on every content object a commit's composefs EROFS \
 references: what overlayfs checks with verity=require, and what ostree itself enables with \
-`[ex-integrity] fsverity=true` in the repository config. Each object's content is checked \
-against the digest the EROFS records before it becomes immutable. With --check nothing \
+`[ex-integrity] fsverity=true` in the repository config. Each object's header and content \
+are checked against its name (ostree's checksum) before it becomes immutable, and the \
+kernel's measurement afterwards must equal the digest the EROFS records. With --check nothing \
 changes: the objects lacking fs-verity are listed. --sysroot takes the commits of all its \
 deployments from its ostree/repo.
 
@@ -584,6 +593,14 @@ fn deploy_cmd(a: &DeployArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let trusted = input!(a.trust.load());
+    if let Err(code) = crate::deploy::require_trust_choice(
+        "ostree deploy",
+        !trusted.is_empty(),
+        a.no_verify,
+        "the commit's signatures",
+    ) {
+        return Ok(code);
+    }
     let sysroot = input!(Sysroot::open(&a.sysroot));
     let deployments = if a.deployments.is_empty() {
         input!(sysroot.deployments(a.os.as_deref()))
@@ -628,11 +645,15 @@ fn deploy_cmd(a: &DeployArgs) -> anyhow::Result<ExitCode> {
             Ok(r) => {
                 if !a.json {
                     println!(
-                        "sealed deployment {}/{}\n  {}: EROFS {}\n  .ostree.cfs: fs-verity {}; .sealroot.binding: fs-verity {}{}",
+                        "sealed deployment {}/{}\n  {}: EROFS {}\n  signature: {}\n  .ostree.cfs: fs-verity {}; .sealroot.binding: fs-verity {}{}",
                         d.stateroot,
                         d.name,
                         a.algorithm,
                         r["erofs"].as_str().unwrap_or_default(),
+                        match r["trusted"].get("subject").and_then(|s| s.as_str()) {
+                            Some(subject) => format!("verified, trusted {subject}"),
+                            None => "NOT verified (--no-verify): no certificate was given".into(),
+                        },
                         r["imageVerity"].as_str().unwrap_or_default(),
                         r["bindingVerity"].as_str().unwrap_or_default(),
                         match r["objectsWithoutVerity"].as_u64() {
