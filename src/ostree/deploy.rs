@@ -24,7 +24,7 @@ use super::repo::{Repo, RepoError};
 use crate::repo::dir::{Dir, FileKind, PathError};
 use crate::repo::json::SignatureMode;
 use crate::verity::ioctl;
-use crate::verity::{FsVerityDigest, HashAlgorithm, VerityParams};
+use crate::verity::{FsVerityDigest, VerityParams};
 
 /// The composefs image, where ostree puts it (`OSTREE_COMPOSEFS_NAME`).
 pub const IMAGE_FILE: &str = ".ostree.cfs";
@@ -456,7 +456,7 @@ pub fn enable_object_verity(
 ) -> Result<ObjectVerity, DeployError> {
     use rustix::io::Errno;
     let mut report = ObjectVerity::default();
-    let params = VerityParams::sha256();
+    let params = super::image::object_params();
     for o in objects {
         let path = repo.objects().display(o.object.loose_path("file"));
         let f = repo.open_content(&o.object)?;
@@ -465,7 +465,7 @@ pub fn enable_object_verity(
                 report.already += 1;
                 continue;
             }
-            Ok(d) if d.algorithm() != HashAlgorithm::Sha256 => {
+            Ok(d) if d.algorithm() != params.algorithm => {
                 report.wrong_algorithm.push(o.object);
                 continue;
             }

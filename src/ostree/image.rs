@@ -53,7 +53,7 @@ use super::repo::{FileInfo, Repo, RepoError};
 use crate::erofs::{WriteError, WriteOptions};
 use crate::tree::{self, InodeId, NewContent, Stat, Tree, mode};
 use crate::verity::digest::MerkleHasher;
-use crate::verity::{FsVerityDigest, HashAlgorithm, VerityParams};
+use crate::verity::{FsVerityDigest, VerityParams};
 
 /// Deepest directory nesting followed (a hostile dirtree chain could
 /// otherwise grow the work list without bound; real trees are < 50 deep).
@@ -215,6 +215,16 @@ impl CommitImage {
     }
 }
 
+/// The fs-verity parameters of ostree's content objects: sha256, 4 KiB
+/// blocks, no salt, what ostree enables (`_ostree_tmpf_fsverity_core`,
+/// `ostree-repo-verity.c`) and records in `.ostree.cfs`. ostree fixes
+/// them, so they are not [`tree::object_params`] (sealroot's own object
+/// store's choice, which may change with it); byte-identity with
+/// ostree's image depends on these.
+pub fn object_params() -> VerityParams {
+    VerityParams::sha256()
+}
+
 /// The object's sha256 fs-verity digest: measured when the object has
 /// sha256 fs-verity (ostree takes the kernel's word there too: such a file
 /// cannot change), else computed from its content, in the same pass that
@@ -230,7 +240,7 @@ fn object_digest(
     use std::io::Read;
     let mut file = repo.open_content(csum)?;
     if let Ok(d) = crate::verity::ioctl::measure(&file) {
-        if d.algorithm() == HashAlgorithm::Sha256 {
+        if d.algorithm() == object_params().algorithm {
             return Ok(ExternalObject {
                 object: *csum,
                 digest: d,
@@ -246,7 +256,7 @@ fn object_digest(
         b"",
         &info.xattrs,
     ));
-    let mut merkle = MerkleHasher::new(&VerityParams::sha256());
+    let mut merkle = MerkleHasher::new(&object_params());
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = match file.read(&mut buf) {

@@ -543,6 +543,16 @@ fn deploy_one(
             }
         }
     };
+    if signature.len() > sealroot::verity::ioctl::MAX_SIGNATURE_SIZE {
+        return Err(refuse(anyhow::anyhow!(
+            "commit {}: the signature is {} bytes, more than the {} the kernel takes as a \
+             builtin signature (and sealroot-prepare reads): seal again without a certificate \
+             chain that large",
+            d.commit,
+            signature.len(),
+            sealroot::verity::ioctl::MAX_SIGNATURE_SIZE
+        )));
+    }
     let record = b.to_bytes();
     let written = deploy::write_sealed(
         d,
