@@ -29,16 +29,26 @@ The flow:
   sealroot ostree seal --repo /srv/repo exampleos/x86_64/stable \\
       --key keys/signer.key.pem --cert keys/signer.crt.pem
   #   -> signatures in the commit's detached metadata; `ostree pull` brings them along
-  # on the machine, after `ostree admin deploy`:
+  sealroot ostree verify --repo /srv/repo exampleos/x86_64/stable --cert keys/signer.crt.pem
+  # on the machine, after `ostree pull` and `ostree admin deploy` (not --stage):
   sealroot ostree deploy --sysroot / --cert /etc/sealroot/certs.d/signer.pem
   #   -> .ostree.cfs, .sealroot.binding(.sig) in each deployment; fs-verity on the objects
+  sealroot ostree enable-verity --sysroot / --check
+  # then boot ostree's own entry (ostree=...) with sealroot-prepare in the initramfs
 
 Everything read from a repository or sysroot is resolved below it without following a \
 symlink. Repositories must be bare, bare-user or bare-user-only (a system's /ostree/repo \
 is bare).
 
-Exit status: 0 done, 1 refused or failed (a signature that does not verify, objects \
-without fs-verity with --check), 3 unusable input (repository, ref, key, certificate).";
+Every content object hashed is checked against its name (ostree's checksum): an altered \
+or planted object is an error naming it, never an image.
+
+Exit status: 0 done, 1 refused or failed (a signature that does not verify, a deployment \
+whose objects do not hash to their names, objects without fs-verity with --check), 2 deploy \
+without --cert/--certs-dir/--no-verify, 3 unusable input (repository, ref, key, \
+certificate, an object that does not hash to its name outside deploy).
+
+The on-disk contract, the threat analysis and the migration: docs/ostree.md.";
 
 #[derive(Args)]
 pub struct OstreeArgs {
