@@ -17,8 +17,9 @@
 //! - `deploy` writes the three files of the on-disk contract; `openssl
 //!   cms -verify` accepts the signature over the record's fs-verity
 //!   digest (computed by fsverity-utils);
-//! - refusals: no signature, an untrusted signer, an altered object, a
-//!   symlink planted in the sysroot.
+//! - refusals: no trust choice, no signature, an untrusted signer, an
+//!   altered object, symlinks planted in the sysroot and in the
+//!   repository (`objects`, a fan-out directory, a content object).
 //!
 //! Run as root (bare repositories keep ownership). Fails, never skips,
 //! without the reference tools.
@@ -130,6 +131,63 @@ fn bare_user_commit_image_is_ostrees_byte_for_byte() {
 #[test]
 fn bare_commit_image_is_ostrees_byte_for_byte() {
     image_matches_ostree("bare");
+}
+
+#[test]
+fn hostile_repository_paths_are_refused_not_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (tree, repo) = (tmp.path().join("tree"), tmp.path().join("repo"));
+    source_tree(&tree);
+    let commit = commit(&repo, "bare-user", &tree, "main", &[]);
+    let compute_id = || {
+        let mut c = sealroot();
+        c.args(["ostree", "compute-id", "--repo"])
+            .arg(&repo)
+            .arg(&commit);
+        c
+    };
+    let digest = run(&mut compute_id());
+    // The object of /usr/bin/small, from the dump's redirect column.
+    let dump = tmp.path().join("commit.dump");
+    run(compute_id().arg("--dump").arg(&dump));
+    let object = fs::read_to_string(&dump)
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("/usr/bin/small "))
+        .and_then(|l| l.split(' ').nth(8))
+        .unwrap()
+        .to_owned();
+    let path = repo.join("objects").join(&object);
+    let fanout = path.parent().unwrap().to_owned();
+    // objects/XX replaced by a symlink to an identical copy: still refused
+    // (a root tool never follows a link it did not expect).
+    let moved = tmp.path().join("fanout-copy");
+    fs::rename(&fanout, &moved).unwrap();
+    std::os::unix::fs::symlink(&moved, &fanout).unwrap();
+    let err = fails(&mut compute_id(), 3);
+    assert!(err.contains("symlink"), "{err}");
+    fs::remove_file(&fanout).unwrap();
+    fs::rename(&moved, &fanout).unwrap();
+    assert_eq!(run(&mut compute_id()), digest);
+    // A content object that is a symlink to a file outside (a bare-user
+    // repository stores symlinks as regular files).
+    let saved = tmp.path().join("object-copy");
+    fs::rename(&path, &saved).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", &path).unwrap();
+    let err = fails(&mut compute_id(), 3);
+    assert!(err.contains(&object), "{err}");
+    fs::remove_file(&path).unwrap();
+    fs::rename(&saved, &path).unwrap();
+    // The repository's objects directory itself a symlink.
+    let objects = repo.join("objects");
+    let elsewhere = tmp.path().join("objects-elsewhere");
+    fs::rename(&objects, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &objects).unwrap();
+    let err = fails(&mut compute_id(), 3);
+    assert!(err.contains("symlink"), "{err}");
+    fs::remove_file(&objects).unwrap();
+    fs::rename(&elsewhere, &objects).unwrap();
+    assert_eq!(run(&mut compute_id()), digest);
 }
 
 #[test]
