@@ -150,13 +150,7 @@ fn hostile_repository_paths_are_refused_not_followed() {
     // The object of /usr/bin/small, from the dump's redirect column.
     let dump = tmp.path().join("commit.dump");
     run(compute_id().arg("--dump").arg(&dump));
-    let object = fs::read_to_string(&dump)
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with("/usr/bin/small "))
-        .and_then(|l| l.split(' ').nth(8))
-        .unwrap()
-        .to_owned();
+    let object = object_of(&dump, "/usr/bin/small");
     let path = repo.join("objects").join(&object);
     let fanout = path.parent().unwrap().to_owned();
     // objects/XX replaced by a symlink to an identical copy: still refused
@@ -260,14 +254,7 @@ fn seal_and_deploy_write_the_contract_and_openssl_verifies() {
     );
     assert!(show("sealroot.binding.v1.fsverity-sha256-12.sig").starts_with("[[byte 0x30, "));
     // Sealing twice with the same RSA key adds nothing (same bytes).
-    run(sealroot()
-        .args(["ostree", "seal", "--repo"])
-        .arg(&src)
-        .arg(&commit)
-        .arg("--key")
-        .arg(&key)
-        .arg("--cert")
-        .arg(&cert));
+    seal(&src, &commit, &key, &cert);
     let verify = run(sealroot()
         .args(["ostree", "verify", "--json", "--repo"])
         .arg(&src)
@@ -381,14 +368,7 @@ fn deploy_refuses_what_was_not_signed() {
     assert!(!deployment.join(".sealroot.binding").exists());
     // Sealed (in the sysroot's repository), but by a key not trusted.
     let repo = sysroot.join("ostree/repo");
-    run(sealroot()
-        .args(["ostree", "seal", "--repo"])
-        .arg(&repo)
-        .arg(&commit)
-        .arg("--key")
-        .arg(&key)
-        .arg("--cert")
-        .arg(&cert));
+    seal(&repo, &commit, &key, &cert);
     let err = fails(&mut deploy(&[Path::new("--cert"), &other_cert]), 1);
     assert!(
         err.contains("no signature of its binding record verifies"),
@@ -412,13 +392,7 @@ fn deploy_refuses_what_was_not_signed() {
         .arg("--repo")
         .arg(&repo)
         .arg(&commit));
-    let object = fs::read_to_string(&dump)
-        .unwrap()
-        .lines()
-        .find(|l| l.starts_with("/usr/bin/small "))
-        .and_then(|l| l.split(' ').nth(8))
-        .unwrap()
-        .to_owned();
+    let object = object_of(&dump, "/usr/bin/small");
     let path = repo.join("objects").join(&object);
     fs::write(&path, b"HI\n").unwrap();
     let err = fails(&mut deploy(&[Path::new("--cert"), &cert]), 1);

@@ -43,14 +43,7 @@ fn sealed_ostree_deployment_mounts_with_verity_required() -> Result<()> {
     let disk_dir = tmp.path().join("disk");
     fs::create_dir_all(&disk_dir).unwrap();
     let (key, cert, _) = keys(&disk_dir.join("keys"));
-    run(sealroot()
-        .args(["ostree", "seal", "--repo"])
-        .arg(&src)
-        .arg(&commit)
-        .arg("--key")
-        .arg(&key)
-        .arg("--cert")
-        .arg(&cert));
+    seal(&src, &commit, &key, &cert);
     let (sysroot, _deployment, _guard) =
         deployed_sysroot(tmp.path(), &src, "testos/stable", &commit);
     // cp -a keeps the hard links between objects and checkout, owners,

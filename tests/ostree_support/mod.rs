@@ -231,3 +231,26 @@ pub fn record(commit: &str, erofs: &str) -> String {
         "{{\"mediaType\":\"application/vnd.sealroot.ostree.binding.v1+json\",\"commit\":\"{commit}\",\"algorithm\":\"fsverity-sha256-12\",\"erofs\":\"{erofs}\"}}"
     )
 }
+
+/// `sealroot ostree seal --repo REPO REV --key KEY --cert CERT`.
+pub fn seal(repo: &Path, rev: &str, key: &Path, cert: &Path) -> String {
+    run(sealroot()
+        .args(["ostree", "seal", "--repo"])
+        .arg(repo)
+        .arg(rev)
+        .arg("--key")
+        .arg(key)
+        .arg("--cert")
+        .arg(cert))
+}
+
+/// The object path below `objects/` (`XX/<62 hex>.file`) that the
+/// composefs-dump(5) file `dump` redirects `path` to.
+pub fn object_of(dump: &Path, path: &str) -> String {
+    let text = fs::read_to_string(dump).unwrap();
+    text.lines()
+        .find(|l| l.split(' ').next() == Some(path))
+        .and_then(|l| l.split(' ').nth(8))
+        .unwrap_or_else(|| panic!("{path} is not an external file in {}", dump.display()))
+        .to_owned()
+}

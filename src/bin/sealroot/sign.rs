@@ -365,7 +365,7 @@ pub struct SignerArgs {
     /// Signer certificate (its key must sign); the initramfs trusts it or its CA
     #[arg(long, value_name = "CERTFILE")]
     pub cert: PathBuf,
-    /// Sign by running this shell command (the protocol of `oci seal --help`)
+    /// Sign by running this shell command (protocol: `sealroot oci seal --help`)
     #[arg(long, value_name = "COMMAND")]
     pub sign_command: Option<String>,
     /// Embed the signer certificate in each signature (then only its CA needs trusting)
