@@ -23,6 +23,7 @@ pub mod errno;
 pub mod keyring;
 pub mod mount;
 pub mod oci;
+pub mod ostree;
 pub mod pkcs7;
 pub mod prepare;
 pub mod repo;

@@ -107,11 +107,31 @@ fn read_xattrs(
     if opts.skip_xattrs {
         return Ok(());
     }
-    let err = |source: rustix::io::Errno| ImportError::Io {
+    let xattrs = list_xattrs(path).map_err(|source| ImportError::Io {
         path: path.to_owned(),
         what: "reading xattrs",
         source: source.into(),
-    };
+    })?;
+    for (name, value) in xattrs {
+        if opts.user_xattrs && !name.starts_with(b"user.") {
+            continue;
+        }
+        tree.set_xattr(id, &name, &value)
+            .map_err(|source| ImportError::Tree {
+                path: path.to_owned(),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// (name, value) pairs of extended attributes.
+pub(crate) type XattrList = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Every xattr of the entry at `path` (a symlink's own, never its
+/// target's), in `llistxattr` order; none where the filesystem has no
+/// xattr support.
+pub(crate) fn list_xattrs(path: &Path) -> Result<XattrList, rustix::io::Errno> {
     let mut names = Vec::new();
     loop {
         match rustix::fs::llistxattr(path, spare(&mut names)) {
@@ -119,35 +139,39 @@ fn read_xattrs(
                 names.truncate(n);
                 break;
             }
-            Err(rustix::io::Errno::RANGE) => continue,
+            Err(rustix::io::Errno::RANGE) if names.len() <= 1 << 20 => continue,
             // No xattr support on this filesystem: nothing to copy.
-            Err(rustix::io::Errno::OPNOTSUPP) => return Ok(()),
-            Err(e) => return Err(err(e)),
+            Err(rustix::io::Errno::OPNOTSUPP) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
         }
     }
-    let mut value = Vec::new();
+    let mut out = Vec::new();
     for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
-        if opts.user_xattrs && !name.starts_with(b"user.") {
-            continue;
+        // Removed between the two calls: not there any more.
+        if let Some(value) = get_xattr(path, name)? {
+            out.push((name.to_vec(), value));
         }
-        let cname = std::ffi::CString::new(name).map_err(|_| err(rustix::io::Errno::INVAL))?;
-        loop {
-            match rustix::fs::lgetxattr(path, cname.as_c_str(), spare(&mut value)) {
-                Ok(n) => {
-                    value.truncate(n);
-                    break;
-                }
-                Err(rustix::io::Errno::RANGE) => continue,
-                Err(e) => return Err(err(e)),
-            }
-        }
-        tree.set_xattr(id, name, &value)
-            .map_err(|source| ImportError::Tree {
-                path: path.to_owned(),
-                source,
-            })?;
     }
-    Ok(())
+    Ok(out)
+}
+
+/// One xattr of the entry at `path` (not followed); `None` if it has none
+/// of that name.
+pub(crate) fn get_xattr(path: &Path, name: &[u8]) -> Result<Option<Vec<u8>>, rustix::io::Errno> {
+    let cname = std::ffi::CString::new(name).map_err(|_| rustix::io::Errno::INVAL)?;
+    let mut value = Vec::new();
+    loop {
+        match rustix::fs::lgetxattr(path, cname.as_c_str(), spare(&mut value)) {
+            Ok(n) => {
+                value.truncate(n);
+                return Ok(Some(value));
+            }
+            // Values are at most 64 KiB (XATTR_SIZE_MAX).
+            Err(rustix::io::Errno::RANGE) if value.len() <= 1 << 17 => continue,
+            Err(rustix::io::Errno::NODATA) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Grows `buf` (doubling) and hands it out whole for a syscall to fill.

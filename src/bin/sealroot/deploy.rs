@@ -12,7 +12,43 @@ use crate::oci::{ImageArgs, open};
 use crate::repo::{EXIT_FAILED, Progress, RepoLocation, TrustArgs};
 
 /// Exit status of a command line that cannot run (as clap's own errors).
-const EXIT_USAGE: u8 = 2;
+pub const EXIT_USAGE: u8 = 2;
+
+/// The trust choice every deploy command requires: certificates
+/// (`have_certs`) or `--no-verify`, exactly one. `Err` carries the exit
+/// status (usage, 2) after printing why; `--no-verify` prints a warning
+/// naming `signatures` (what goes unchecked).
+pub fn require_trust_choice(
+    command: &str,
+    have_certs: bool,
+    no_verify: bool,
+    signatures: &str,
+) -> Result<(), ExitCode> {
+    match (have_certs, no_verify) {
+        (false, false) => Err(crate::sign::fail(
+            EXIT_USAGE,
+            &anyhow::anyhow!(
+                "{command} needs the certificates to verify {signatures} with: pass --cert FILE \
+                 or --certs-dir DIR (the certificates the initramfs will trust), or --no-verify \
+                 to deploy without checking them"
+            ),
+        )),
+        (true, true) => Err(crate::sign::fail(
+            EXIT_USAGE,
+            &anyhow::anyhow!(
+                "--no-verify and --cert/--certs-dir contradict each other; pass one of them"
+            ),
+        )),
+        (false, true) => {
+            eprintln!(
+                "sealroot: warning: --no-verify: {signatures} are not checked against any \
+                 certificate (only the digests are); sealroot-prepare checks them at boot"
+            );
+            Ok(())
+        }
+        (true, false) => Ok(()),
+    }
+}
 
 const DEPLOY_HELP: &str = "\
 Deploy a sealed image into the root filesystem the initramfs will see (--sysroot DIR; \
@@ -116,32 +152,13 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
         ),
     };
     let trusted = args.trust.load()?;
-    match (trusted.is_empty(), args.no_verify) {
-        (true, false) => {
-            return Ok(crate::sign::fail(
-                EXIT_USAGE,
-                &anyhow::anyhow!(
-                    "deploy needs the certificates to verify the image's signatures with: pass \
-                     --cert FILE or --certs-dir DIR (the certificates the initramfs will trust), \
-                     or --no-verify to deploy without checking them"
-                ),
-            ));
-        }
-        (false, true) => {
-            return Ok(crate::sign::fail(
-                EXIT_USAGE,
-                &anyhow::anyhow!(
-                    "--no-verify and --cert/--certs-dir contradict each other; pass one of them"
-                ),
-            ));
-        }
-        _ => {}
-    }
-    if args.no_verify {
-        eprintln!(
-            "sealroot: warning: --no-verify: the sealing artifact's signatures are not checked \
-             against any certificate (only the digests are); sealroot-prepare checks them at boot"
-        );
+    if let Err(code) = require_trust_choice(
+        "deploy",
+        !trusted.is_empty(),
+        args.no_verify,
+        "the sealing artifact's signatures",
+    ) {
+        return Ok(code);
     }
     let (layout, image) = open(&args.image)?;
     let repo = args.location.open_or_create(args.algorithm)?;

@@ -14,6 +14,7 @@ mod keygen;
 mod keyring;
 mod mount;
 mod oci;
+mod ostree;
 mod repo;
 mod sign;
 mod verity;
@@ -61,6 +62,9 @@ enum Command {
     Deploy(deploy::DeployArgs),
     /// Maintain a deployed repository: init, list, fsck, gc, enable-verity
     Repo(repo::RepoArgs),
+    /// Seal ostree commits: compute-id, seal, verify, deploy, enable-verity
+    #[command(long_about = ostree::LONG_HELP)]
+    Ostree(ostree::OstreeArgs),
 }
 
 fn main() -> ExitCode {
@@ -81,6 +85,7 @@ fn main() -> ExitCode {
         Command::Keygen(args) => keygen::run(args),
         Command::Deploy(args) => deploy::run(args),
         Command::Repo(args) => repo::run(args),
+        Command::Ostree(args) => ostree::run(args),
     };
     match result {
         Ok(code) => code,

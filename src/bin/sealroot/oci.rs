@@ -109,26 +109,11 @@ pub struct ImageArgs {
 struct SealArgs {
     #[command(flatten)]
     image: ImageArgs,
-    /// Private key (PEM/DER; PKCS#8, PKCS#1, SEC1); or use --sign-command
-    #[arg(
-        long,
-        value_name = "KEYFILE",
-        required_unless_present = "sign_command",
-        conflicts_with = "sign_command"
-    )]
-    key: Option<std::path::PathBuf>,
-    /// Signer certificate (its key must sign); the initramfs trusts it or its CA
-    #[arg(long, value_name = "CERTFILE")]
-    cert: std::path::PathBuf,
-    /// Sign by running this shell command (see the protocol above)
-    #[arg(long, value_name = "COMMAND")]
-    sign_command: Option<String>,
+    #[command(flatten)]
+    signer: crate::sign::SignerArgs,
     /// fs-verity algorithm to sign with: fsverity-sha256-12 or fsverity-sha512-12
     #[arg(long, default_value = "fsverity-sha256-12")]
     algorithm: VerityAlgorithm,
-    /// Embed the signer certificate in each signature (then only its CA needs trusting)
-    #[arg(long)]
-    embed_cert: bool,
     /// Seal inline: write a new, signed manifest (and labelled config) tagged --tag
     #[arg(long, requires = "tag")]
     inline: bool,
@@ -325,10 +310,6 @@ fn inspect(a: &ImageArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
-    use sealroot::crypto::command::CommandSigner;
-    use sealroot::crypto::key::KeySigner;
-    use sealroot::crypto::{Cert, Signer};
-    use sealroot::pkcs7::SignOptions;
     use sealroot::repo::seal::{SealDigests, seal};
     use sealroot::repo::seal_inline::{InlineOptions, seal_inline};
 
@@ -341,24 +322,11 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
         );
     };
     let dir = dir.to_owned();
-    let mut certs = Cert::load(&a.cert)?;
-    if certs.len() != 1 {
-        anyhow::bail!(
-            "{}: holds {} certificates; --cert wants the signer's only",
-            a.cert.display(),
-            certs.len()
-        );
-    }
-    let cert = certs.remove(0);
-    let signer: Box<dyn Signer> = match (&a.key, &a.sign_command) {
-        (Some(k), _) => {
-            let s = KeySigner::load(k)?;
-            s.key().check_matches(s.origin(), &cert)?;
-            Box::new(s)
-        }
-        (None, Some(cmd)) => Box::new(CommandSigner::new(cmd.clone(), cert.key_algorithm())),
-        (None, None) => anyhow::bail!("give --key or --sign-command"),
-    };
+    let crate::sign::LoadedSigner {
+        cert,
+        signer,
+        options,
+    } = a.signer.load()?;
     let index_before = layout.index()?;
     let progress = Progress::new("seal");
     let sink = CountingSink {
@@ -369,10 +337,6 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
     progress.stage("writing the merged EROFS");
     let merged = merged_from_layers(&layers)?;
     progress.stage("signing");
-    let options = SignOptions {
-        embed_signer_cert: a.embed_cert,
-        extra_certs: Vec::new(),
-    };
     if a.inline {
         let tag = a.tag.as_deref().unwrap_or_default();
         let sealed = seal_inline(

@@ -348,3 +348,68 @@ fn algorithm_hint(signature: &[u8], digest: &FsVerityDigest, err: &VerifyError) 
         )
     })
 }
+
+/// The signer options of the sealing commands (`ostree seal`; the same
+/// flags as `oci seal`): a key file or a signing command, the signer's
+/// certificate, and whether to embed it.
+#[derive(Args, Debug)]
+pub struct SignerArgs {
+    /// Private key (PEM/DER; PKCS#8, PKCS#1, SEC1); or use --sign-command
+    #[arg(
+        long,
+        value_name = "KEYFILE",
+        required_unless_present = "sign_command",
+        conflicts_with = "sign_command"
+    )]
+    pub key: Option<PathBuf>,
+    /// Signer certificate (its key must sign); the initramfs trusts it or its CA
+    #[arg(long, value_name = "CERTFILE")]
+    pub cert: PathBuf,
+    /// Sign by running this shell command (protocol: `sealroot oci seal --help`)
+    #[arg(long, value_name = "COMMAND")]
+    pub sign_command: Option<String>,
+    /// Embed the signer certificate in each signature (then only its CA needs trusting)
+    #[arg(long)]
+    pub embed_cert: bool,
+}
+
+/// A loaded signer: its certificate, the signer, the PKCS#7 options.
+pub struct LoadedSigner {
+    pub cert: Cert,
+    pub signer: Box<dyn sealroot::crypto::Signer>,
+    pub options: SignOptions,
+}
+
+impl SignerArgs {
+    /// Loads the certificate (exactly one) and the key (checked to match
+    /// it) or sets up the signing command.
+    pub fn load(&self) -> Result<LoadedSigner> {
+        use sealroot::crypto::command::CommandSigner;
+        let mut certs = Cert::load(&self.cert)?;
+        if certs.len() != 1 {
+            bail!(
+                "{}: holds {} certificates; --cert wants the signer's only",
+                self.cert.display(),
+                certs.len()
+            );
+        }
+        let cert = certs.remove(0);
+        let signer: Box<dyn sealroot::crypto::Signer> = match (&self.key, &self.sign_command) {
+            (Some(k), _) => {
+                let s = KeySigner::load(k)?;
+                s.key().check_matches(s.origin(), &cert)?;
+                Box::new(s)
+            }
+            (None, Some(cmd)) => Box::new(CommandSigner::new(cmd.clone(), cert.key_algorithm())),
+            (None, None) => bail!("give --key or --sign-command"),
+        };
+        Ok(LoadedSigner {
+            cert,
+            signer,
+            options: SignOptions {
+                embed_signer_cert: self.embed_cert,
+                extra_certs: Vec::new(),
+            },
+        })
+    }
+}

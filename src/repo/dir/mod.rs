@@ -354,11 +354,25 @@ impl Dir {
     /// other type of file (never opened: its type is checked first), and a
     /// file with more than one hard link (the repository creates none).
     pub fn open_file(&self, rel: impl AsRef<Path>) -> Result<File, PathError> {
-        let rel = rel.as_ref();
+        self.open_regular(rel.as_ref(), false)
+    }
+
+    /// [`Dir::open_file`], but a regular file with several hard links is
+    /// accepted: for stores whose objects are hard-linked by design (an
+    /// ostree repository and its deployments' checkouts), read-only.
+    pub fn open_file_linked(&self, rel: impl AsRef<Path>) -> Result<File, PathError> {
+        self.open_regular(rel.as_ref(), true)
+    }
+
+    fn open_regular(&self, rel: &Path, linked: bool) -> Result<File, PathError> {
+        let require = |meta: &Meta| match meta.kind {
+            FileKind::Regular if linked => Ok(()),
+            _ => self.require_file(rel, meta),
+        };
         let meta = self
             .stat(rel)?
             .ok_or_else(|| self.io(rel, "cannot open")(Errno::NOENT))?;
-        self.require_file(rel, &meta)?;
+        require(&meta)?;
         let fd = self
             .resolve(
                 rel,
@@ -369,7 +383,7 @@ impl Dir {
         let now = Meta::of(&st);
         if (now.dev, now.ino) != (meta.dev, meta.ino) {
             // Replaced between the two looks: check what is open now.
-            self.require_file(rel, &now)?;
+            require(&now)?;
         }
         // O_NONBLOCK was only for the open; regular-file reads ignore it,
         // but leave the descriptor as a plain one.
