@@ -36,15 +36,15 @@ use std::path::PathBuf;
 /// message says where the problem is.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {error}")]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{origin}: {detail}")]
     Malformed { origin: String, detail: String },
@@ -91,7 +91,7 @@ impl Error {
     pub(crate) fn read(path: &std::path::Path, source: std::io::Error) -> Self {
         Error::Read {
             path: path.to_owned(),
-            source,
+            error: source,
         }
     }
 }

@@ -37,10 +37,10 @@ pub enum LineError {
     EmbeddedNul(usize),
     #[error("missing field {0} (a line has 11 space-separated fields before the xattrs)")]
     MissingField(&'static str),
-    #[error("field {field}: {source}")]
+    #[error("field {field}: {error}")]
     Escape {
         field: &'static str,
-        source: UnescapeError,
+        error: UnescapeError,
     },
     #[error("field {field}: invalid {what} {value:?}")]
     Number {
@@ -86,7 +86,7 @@ pub enum LineError {
     XattrsTooLong(usize),
     #[error("missing newline at the end of the file (strict mode)")]
     MissingNewline,
-    #[error("{0}")]
+    #[error(transparent)]
     Tree(#[from] tree::Error),
 }
 
@@ -96,9 +96,17 @@ pub enum Error {
     #[error("dumpfile line {line}: {error}")]
     Line { line: usize, error: LineError },
     #[error("reading the dumpfile: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     #[error("the dumpfile is empty: it needs at least the root directory line")]
     Empty,
+}
+
+// Not `#[from]`: that would make the cause a `source` as well, and the
+// message already names it (printed once, see `verity::ioctl::Error`).
+impl From<std::io::Error> for Error {
+    fn from(error: std::io::Error) -> Self {
+        Error::Io(error)
+    }
 }
 
 const FIELDS: [&str; 11] = [
@@ -248,8 +256,10 @@ fn lossy(b: &[u8]) -> String {
 
 impl Parser {
     fn unescape(&mut self, field: &'static str, raw: &[u8]) -> Result<Vec<u8>, LineError> {
-        unescape_into(&mut self.scratch, raw)
-            .map_err(|source| LineError::Escape { field, source })?;
+        unescape_into(&mut self.scratch, raw).map_err(|source| LineError::Escape {
+            field,
+            error: source,
+        })?;
         Ok(self.scratch.clone())
     }
 

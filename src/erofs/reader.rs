@@ -27,8 +27,8 @@ pub enum ReadError {
         "corrupt image: directory inode {nid} is reached twice (a cycle or a hardlinked directory)"
     )]
     DirectoryCycle { nid: u64 },
-    #[error("corrupt image: inode {nid}: {source}")]
-    Tree { nid: u64, source: tree::Error },
+    #[error("corrupt image: inode {nid}: {error}")]
+    Tree { nid: u64, error: tree::Error },
 }
 
 fn bad(nid: u64, reason: impl Into<String>) -> ReadError {
@@ -368,7 +368,7 @@ pub fn read_tree(data: &[u8]) -> Result<Tree, ReadError> {
         node_parts(&r, sb.root_nid, &root_raw)?.ok_or_else(|| bad(sb.root_nid, "root"))?;
     let mut tree = Tree::new(root_stat).map_err(|source| ReadError::Tree {
         nid: sb.root_nid,
-        source,
+        error: source,
     })?;
     let root = tree.root();
     set_xattrs(&mut tree, root, sb.root_nid, root_x)?;
@@ -386,7 +386,7 @@ pub fn read_tree(data: &[u8]) -> Result<Tree, ReadError> {
         if name == b"." || name == b".." {
             continue;
         }
-        let tree_err = |source| ReadError::Tree { nid, source };
+        let tree_err = |source| ReadError::Tree { nid, error: source };
         if let Some(&existing) = seen.get(&nid) {
             if tree.is_dir(existing) {
                 return Err(ReadError::DirectoryCycle { nid });
@@ -540,7 +540,7 @@ fn node_parts<'a>(
 fn set_xattrs(tree: &mut Tree, id: InodeId, nid: u64, xattrs: Xattrs<'_>) -> Result<(), ReadError> {
     for (name, value) in xattrs {
         tree.set_xattr(id, &name, value)
-            .map_err(|source| ReadError::Tree { nid, source })?;
+            .map_err(|source| ReadError::Tree { nid, error: source })?;
     }
     Ok(())
 }

@@ -59,7 +59,15 @@ pub enum WriteError {
     #[error("internal error in the EROFS writer: {0}")]
     Internal(&'static str),
     #[error("writing the image: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
+}
+
+// Not `#[from]`: that would make the cause a `source` as well, and the
+// message already names it (printed once, see `verity::ioctl::Error`).
+impl From<io::Error> for WriteError {
+    fn from(error: io::Error) -> Self {
+        WriteError::Io(error)
+    }
 }
 
 /// Per-inode layout, computed before anything is written.

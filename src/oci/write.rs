@@ -27,12 +27,8 @@ use super::stored::Stored;
 /// A failed write. Nothing was changed unless the variant says so.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: io::Error },
     #[error("{path} is not an OCI image layout (no oci-layout file); refusing to write into it")]
     NotALayout { path: PathBuf },
     #[error("{path}/index.json is not a valid image index, refusing to rewrite it: {reason}")]
@@ -57,7 +53,7 @@ pub struct LayoutWriter {
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> WriteError + '_ {
     move |source| WriteError::Io {
         path: path.to_owned(),
-        source,
+        error: source,
     }
 }
 
@@ -85,7 +81,7 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), WriteError> 
         .map_err(io_at(tmp.path()))?;
     tmp.persist(&dest).map_err(|e| WriteError::Io {
         path: dest.clone(),
-        source: e.error,
+        error: e.error,
     })?;
     sync_dir(dir)
 }

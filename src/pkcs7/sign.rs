@@ -66,9 +66,17 @@ pub enum SignError {
         reason: String,
     },
     #[error("cannot encode the PKCS#7 message: {0}")]
-    Encode(#[from] der::Error),
+    Encode(der::Error),
     #[error("the new signature does not pass sealroot's own verification: {0}")]
     SelfCheck(VerifyError),
+}
+
+// Not `#[from]`: that would make the cause a `source` as well, and the
+// message already names it (printed once, see `verity::ioctl::Error`).
+impl From<der::Error> for SignError {
+    fn from(error: der::Error) -> Self {
+        SignError::Encode(error)
+    }
 }
 
 /// Signs an fs-verity digest the way `fsverity sign` does: the PKCS#7

@@ -162,7 +162,7 @@ pub fn deploy(
                     // stays builtin with "verity": false, and `sealroot
                     // repo enable-verity` on the target attaches the
                     // signatures (docs/repository.md, deployment.json).
-                    Err(Error::Verity { source, .. }) if is_unsupported(&source) => {
+                    Err(Error::Verity { error: source, .. }) if is_unsupported(&source) => {
                         repo.put_file(path, bytes, unsigned)?
                     }
                     other => other?,
@@ -182,7 +182,7 @@ pub fn deploy(
                         mode = ModeChoice::Fixed(SignatureMode::Builtin);
                         s
                     }
-                    Err(Error::Verity { source, .. })
+                    Err(Error::Verity { error: source, .. })
                         if is_unsupported(&source) || kernel_refused(&source) =>
                     {
                         mode = ModeChoice::Fixed(SignatureMode::Detached);

@@ -55,15 +55,15 @@ pub struct ImportStats {
 /// Why a directory could not be imported.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    #[error("{path}: {what}: {source}")]
+    #[error("{path}: {what}: {error}")]
     Io {
         path: PathBuf,
         what: &'static str,
-        source: io::Error,
+        error: io::Error,
     },
-    #[error("{path}: {source}")]
-    Tree { path: PathBuf, source: super::Error },
-    #[error("{0}")]
+    #[error("{path}: {error}")]
+    Tree { path: PathBuf, error: super::Error },
+    #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0} is not a directory")]
     NotADirectory(PathBuf),
@@ -75,7 +75,7 @@ fn io_err<'p>(path: &'p Path, what: &'static str) -> impl FnOnce(io::Error) -> I
     move |source| ImportError::Io {
         path: path.to_owned(),
         what,
-        source,
+        error: source,
     }
 }
 
@@ -110,7 +110,7 @@ fn read_xattrs(
     let err = |source: rustix::io::Errno| ImportError::Io {
         path: path.to_owned(),
         what: "reading xattrs",
-        source: source.into(),
+        error: source.into(),
     };
     let mut names = Vec::new();
     loop {
@@ -144,7 +144,7 @@ fn read_xattrs(
         tree.set_xattr(id, name, &value)
             .map_err(|source| ImportError::Tree {
                 path: path.to_owned(),
-                source,
+                error: source,
             })?;
     }
     Ok(())
@@ -166,7 +166,10 @@ pub fn import_dir(src: &Path, opts: &DirOptions) -> Result<(Tree, ImportStats), 
     }
     let tree_err = |path: &Path| {
         let path = path.to_owned();
-        move |source| ImportError::Tree { path, source }
+        move |source| ImportError::Tree {
+            path,
+            error: source,
+        }
     };
     let mut tree = Tree::new(stat_of(&md, opts)).map_err(tree_err(src))?;
     let root = tree.root();
@@ -204,7 +207,7 @@ pub fn import_dir(src: &Path, opts: &DirOptions) -> Result<(Tree, ImportStats), 
                     return Err(ImportError::Io {
                         path,
                         what: "reading",
-                        source: io::Error::new(
+                        error: io::Error::new(
                             io::ErrorKind::UnexpectedEof,
                             "file changed size while read",
                         ),

@@ -20,13 +20,13 @@ use crate::verity::FsVerityDigest;
 /// Why an object could not be stored.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("object store {path}: {source}")]
-    Store { path: PathBuf, source: io::Error },
-    #[error("storing {src} as {digest} in the object store: {source}")]
+    #[error("object store {path}: {error}")]
+    Store { path: PathBuf, error: io::Error },
+    #[error("storing {src} as {digest} in the object store: {error}")]
     Object {
         src: PathBuf,
         digest: FsVerityDigest,
-        source: io::Error,
+        error: io::Error,
     },
 }
 
@@ -57,7 +57,7 @@ impl ObjectStore {
         let root = root.into();
         fs::create_dir_all(&root).map_err(|source| StoreError::Store {
             path: root.clone(),
-            source,
+            error: source,
         })?;
         Ok(ObjectStore { root })
     }
@@ -72,7 +72,7 @@ impl ObjectStore {
             .map_err(|source| StoreError::Object {
                 src: src.to_owned(),
                 digest: *digest,
-                source,
+                error: source,
             })
     }
 

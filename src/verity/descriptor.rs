@@ -54,7 +54,15 @@ pub enum DescriptorError {
     #[error("fs-verity descriptor has non-zero bytes in its {0} field, which must be zero")]
     NonZero(&'static str),
     #[error("fs-verity descriptor: {0}")]
-    Param(#[from] ParamError),
+    Param(ParamError),
+}
+
+// Not `#[from]`: that would make the cause a `source` as well, and the
+// message already names it (printed once, see `verity::ioctl::Error`).
+impl From<ParamError> for DescriptorError {
+    fn from(error: ParamError) -> Self {
+        DescriptorError::Param(error)
+    }
 }
 
 impl Descriptor {

@@ -124,10 +124,10 @@ pub enum Error {
     },
     #[error("{}: the kernel reported fs-verity hash algorithm {id}, which sealroot does not know (1 = sha256, 2 = sha512)", Target(.path))]
     UnknownAlgorithm { path: Option<PathBuf>, id: u16 },
-    #[error("{}: the kernel returned a malformed fs-verity descriptor: {source}", Target(.path))]
+    #[error("{}: the kernel returned a malformed fs-verity descriptor: {error}", Target(.path))]
     Descriptor {
         path: Option<PathBuf>,
-        source: DescriptorError,
+        error: DescriptorError,
     },
     #[error("{}: builtin signature is {size} bytes; the kernel accepts at most {MAX_SIGNATURE_SIZE}", Target(.path))]
     SignatureTooLarge { path: Option<PathBuf>, size: usize },
@@ -396,7 +396,10 @@ pub fn read_merkle_tree(fd: impl AsFd) -> Result<Vec<u8>> {
 /// The file's fs-verity descriptor as stored by the filesystem.
 pub fn read_descriptor(fd: impl AsFd) -> Result<Descriptor> {
     let bytes = read_metadata_all(fd, MetadataType::Descriptor)?;
-    Descriptor::parse(&bytes).map_err(|source| Error::Descriptor { path: None, source })
+    Descriptor::parse(&bytes).map_err(|source| Error::Descriptor {
+        path: None,
+        error: source,
+    })
 }
 
 /// The builtin signature given when verity was enabled, or `None` if it was
