@@ -31,3 +31,8 @@ pub mod tree;
 pub mod verity;
 
 mod sys;
+
+/// Process-level behaviour shared by the binaries.
+pub mod process {
+    pub use crate::sys::signal::exit_by_sigpipe;
+}

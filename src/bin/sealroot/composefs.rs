@@ -16,7 +16,7 @@ use sealroot::tree::store::ObjectStore;
 use sealroot::tree::{Content, Tree};
 use sealroot::verity::{VerityParams, digest};
 
-const MKCOMPOSEFS_LONG: &str = "\
+pub const MKCOMPOSEFS_LONG: &str = "\
 Builds a composefs EROFS image from a directory or a composefs-dump(5) file, \
 byte for byte what mkcomposefs 1.0 writes for the same input (same options, \
 same defaults).
@@ -39,7 +39,6 @@ Examples:
 
 /// Options of `sealroot mkcomposefs`, named as mkcomposefs names them.
 #[derive(Args, Debug)]
-#[command(long_about = MKCOMPOSEFS_LONG)]
 pub struct MkcomposefsArgs {
     /// Directory to image, or dumpfile with --from-file (`-`: stdin)
     source: PathBuf,
@@ -142,7 +141,7 @@ pub fn mkcomposefs(args: MkcomposefsArgs) -> anyhow::Result<ExitCode> {
         Some(p) => write_atomically(p, |w| Ok(erofs::write_image(&tree, &opts, w)?))?,
     };
     if args.print_digest || args.print_digest_only {
-        println!("{}", digest.to_hex());
+        outln!("{}", digest.to_hex());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -183,7 +182,7 @@ fn umask() -> u32 {
     old.as_raw_mode()
 }
 
-const INSPECT_LONG: &str = "\
+pub const INSPECT_LONG: &str = "\
 Reads composefs EROFS images (the role of composefs-info): print the tree as \
 a composefs-dump(5) file, list it, list the objects it references (or those \
 missing from an object store), or print files' fs-verity digests. Images are \
@@ -196,7 +195,6 @@ Examples:
   sealroot inspect measure-file image.cfs";
 
 #[derive(Args, Debug)]
-#[command(long_about = INSPECT_LONG)]
 pub struct InspectArgs {
     #[command(subcommand)]
     command: InspectCommand,
@@ -376,10 +374,10 @@ pub fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
                     .iter()
                     .map(|(f, d)| serde_json::json!({"file": f.display().to_string(), "digest": d.to_string()}))
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                outln!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 for (_, d) in results {
-                    println!("{}", d.to_hex());
+                    outln!("{}", d.to_hex());
                 }
             }
         }

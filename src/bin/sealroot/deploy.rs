@@ -14,7 +14,7 @@ use crate::repo::{EXIT_FAILED, Progress, RepoLocation, TrustArgs};
 /// Exit status of a command line that cannot run (as clap's own errors).
 const EXIT_USAGE: u8 = 2;
 
-const DEPLOY_HELP: &str = "\
+pub const DEPLOY_HELP: &str = "\
 Deploy a sealed image into the root filesystem the initramfs will see (--sysroot DIR; \
 the repository is DIR/sealroot, laid out as docs/repository.md describes):
 
@@ -76,7 +76,6 @@ verify); 2 neither --cert/--certs-dir nor --no-verify (or both); 3 unusable inpu
 
 /// Deploy a sealed OCI image into a sysroot
 #[derive(Args)]
-#[command(long_about = DEPLOY_HELP)]
 pub struct DeployArgs {
     #[command(flatten)]
     image: ImageArgs,
@@ -88,8 +87,8 @@ pub struct DeployArgs {
     /// Deploy without verifying the signatures (instead of --cert/--certs-dir)
     #[arg(long)]
     no_verify: bool,
-    /// auto, builtin, detached or attach-at-boot (see above)
-    #[arg(long, default_value = "auto")]
+    /// How the signatures reach the kernel ("Signatures" in --help explains each)
+    #[arg(long, default_value = "auto", value_parser = ["auto", "builtin", "detached", "attach-at-boot"])]
     signatures: String,
     /// Deploy this sealing artifact (sha256:...) when the image has several
     #[arg(long, value_name = "DIGEST")]
@@ -165,57 +164,57 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
     };
     progress.finish();
     if args.image.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
     }
     let d = &report.deployment;
-    println!(
+    outln!(
         "deployed {} into {}",
         args.image.image,
         report.deployment_dir.display()
     );
-    println!("  manifest   {}", d.manifest.0);
-    println!("  config     {}", d.config.0);
-    println!("  image      {} ({})", d.image.to_hex(), d.algorithm);
-    println!("  composefs  {}", report.composefs_digest);
+    outln!("  manifest   {}", d.manifest.0);
+    outln!("  config     {}", d.config.0);
+    outln!("  image      {} ({})", d.image.to_hex(), d.algorithm);
+    outln!("  composefs  {}", report.composefs_digest);
     match d.artifact {
-        Some(a) => println!("  artifact   {a}"),
-        None => println!("  artifact   none: sealed inline (signatures in the manifest)"),
+        Some(a) => outln!("  artifact   {a}"),
+        None => outln!("  artifact   none: sealed inline (signatures in the manifest)"),
     }
     match &report.bound_by {
-        Some(by) => println!("  bound      by {by}"),
-        None => println!(
+        Some(by) => outln!("  bound      by {by}"),
+        None => outln!(
             "  UNBOUND    nothing ties config and EROFS together (--allow-unbound): \
              sealroot-prepare boots it only with `require-binding = no`"
         ),
     }
-    println!(
+    outln!(
         "  objects    {} new, {} already present, {} MiB",
         report.objects.added,
         report.objects.existing,
         report.objects.bytes >> 20
     );
-    println!("  signatures {}", d.signatures);
+    outln!("  signatures {}", d.signatures);
     for c in &report.verified_by {
-        println!("  verified   by {c}");
+        outln!("  verified   by {c}");
     }
     if args.no_verify {
-        println!("  verified   NOT verified (--no-verify): no certificate was given");
+        outln!("  verified   NOT verified (--no-verify): no certificate was given");
     }
     if report.created {
-        println!(
+        outln!(
             "  state      new etc/upper, etc/work; var/ seeded with {} entries",
             report.var_entries
         );
     } else {
-        println!("  state      kept (re-deploy)");
+        outln!("  state      kept (re-deploy)");
     }
     if !d.verity {
-        println!(
+        outln!(
             "  WARNING    fs-verity is not enabled (no support on this filesystem/kernel, or \
              attach-at-boot); run `sealroot repo enable-verity` on the target"
         );
     }
-    println!("kernel command line: {}", report.kernel_cmdline);
+    outln!("kernel command line: {}", report.kernel_cmdline);
     Ok(ExitCode::SUCCESS)
 }

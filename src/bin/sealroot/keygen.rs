@@ -159,10 +159,10 @@ fn keygen(args: &KeygenArgs) -> Result<()> {
     let cert = issue(&key, &args.subject, Role::Signer, issuer, args.days)?;
     save(dir, "signer", &key, &cert, &mut written)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&written)?);
+        outln!("{}", serde_json::to_string_pretty(&written)?);
     } else {
         for (name, v) in &written {
-            println!(
+            outln!(
                 "{name}: {} {} ({}, '{}', {})",
                 v["key"].as_str().unwrap_or_default(),
                 v["cert"].as_str().unwrap_or_default(),

@@ -8,6 +8,24 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `println!` that ends the process quietly when stdout's reader is gone
+/// (`sealroot ... | head`), as Unix tools do, instead of panicking.
+macro_rules! outln {
+    () => {
+        $crate::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!`, with [`outln!`]'s handling of a closed stdout.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::write_stdout(format_args!($($arg)*))
+    };
+}
+
 mod composefs;
 mod deploy;
 mod keygen;
@@ -32,6 +50,9 @@ struct Cli {
     command: Command,
 }
 
+// A variant's doc comment sets both `about` and `long_about`, overriding
+// what its argument struct says; the long help lives next to its
+// subcommand's code and is named here explicitly.
 #[derive(Subcommand)]
 enum Command {
     /// Compute files' fs-verity digests (like `fsverity digest`).
@@ -48,18 +69,23 @@ enum Command {
     #[command(long_about = oci::LONG_HELP)]
     Oci(oci::OciArgs),
     /// Build a composefs EROFS image (drop-in for mkcomposefs)
+    #[command(long_about = composefs::MKCOMPOSEFS_LONG)]
     Mkcomposefs(composefs::MkcomposefsArgs),
     /// Read composefs images: dump, ls, objects, missing-objects, measure-file
+    #[command(long_about = composefs::INSPECT_LONG)]
     Inspect(composefs::InspectArgs),
     /// Mount a composefs image read-only (like mount.composefs)
+    #[command(long_about = mount::LONG_HELP)]
     Mount(mount::MountArgs),
     Sign(sign::SignArgs),
     Verify(sign::VerifyArgs),
     Keyring(keyring::KeyringArgs),
     Keygen(keygen::KeygenArgs),
     /// Deploy a sealed OCI image into a sysroot (prints the kernel argument)
+    #[command(long_about = deploy::DEPLOY_HELP)]
     Deploy(deploy::DeployArgs),
     /// Maintain a deployed repository: init, list, fsck, gc, enable-verity
+    #[command(long_about = repo::REPO_HELP)]
     Repo(repo::RepoArgs),
 }
 
@@ -84,9 +110,32 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        Err(err) if is_broken_pipe(&err) => sealroot::process::exit_by_sigpipe(),
         Err(err) => {
             eprintln!("sealroot: error: {err:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes to stdout for [`outln!`] and [`out!`].
+fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if let Err(err) = std::io::stdout().lock().write_fmt(args) {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            sealroot::process::exit_by_sigpipe();
+        }
+        eprintln!("sealroot: error: cannot write to stdout: {err}");
+        std::process::exit(1);
+    }
+}
+
+/// Whether a command failed because stdout's reader went away (writes that
+/// go through a `BufWriter` and `?` rather than [`outln!`]).
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

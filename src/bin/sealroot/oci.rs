@@ -420,9 +420,9 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
         "signer": cert.info(),
     });
     if a.image.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        println!(
+        outln!(
             "sealed {} (manifest {})\n  artifact {}\n  {}: manifest {}\n  {}: config {}\n  {}: merged EROFS {}\n  \
              binding record (manifest, config, merged EROFS) {}\n  signed by {}",
             a.image.image,
@@ -481,9 +481,9 @@ fn compute_id(a: &ComputeIdArgs) -> anyhow::Result<ExitCode> {
             "erofsSize": merged.erofs.len(),
             "inodes": merged.inodes,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        println!("{}", digest.to_hex());
+        outln!("{}", digest.to_hex());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -515,10 +515,10 @@ fn print_inline(
         "signer": cert.info(),
     });
     if a.image.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "sealed {} inline as {new_ref}\n  manifest {} (new; the original {} is unchanged)\n  \
          config   {} (new: label containers.composefs.fsverity={})\n  {}: config {}\n  \
          {}: merged EROFS {}\n  signed by {}",
@@ -534,7 +534,7 @@ fn print_inline(
         cert.subject()
     );
     if let Some(old) = sealed.replaced {
-        println!("  tag {} moved from {old}", sealed.tag);
+        outln!("  tag {} moved from {old}", sealed.tag);
     }
     Ok(ExitCode::SUCCESS)
 }

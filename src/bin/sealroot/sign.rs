@@ -140,11 +140,11 @@ fn sign(args: &SignArgs) -> Result<()> {
                 DigestAlgorithm::for_fsverity(digest.algorithm())).to_string(),
             "embedded_certificates": usize::from(args.embed_cert) + options.extra_certs.len(),
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
     } else if let Some(file) = file {
-        println!("Signed file '{}' ({digest})", file.display());
+        outln!("Signed file '{}' ({digest})", file.display());
     } else {
-        println!("Signed digest ({digest})");
+        outln!("Signed digest ({digest})");
     }
     Ok(())
 }
@@ -276,13 +276,13 @@ pub fn run_verify(args: VerifyArgs) -> Result<ExitCode> {
                 json["file"] = serde_json::to_value(file)?;
                 json["digest"] = digest.to_string().into();
                 json["signature_file"] = serde_json::to_value(sig_path)?;
-                println!("{}", serde_json::to_string_pretty(&json)?);
+                outln!("{}", serde_json::to_string_pretty(&json)?);
             } else {
-                print!("Verified {subject} ({digest}): signed by {}", v.signer);
+                out!("Verified {subject} ({digest}): signed by {}", v.signer);
                 if v.trusted.fingerprint != v.signer.fingerprint {
-                    print!(", trusted through {}", v.trusted);
+                    out!(", trusted through {}", v.trusted);
                 }
-                println!();
+                outln!();
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -298,7 +298,7 @@ pub fn run_verify(args: VerifyArgs) -> Result<ExitCode> {
                     "error": err.to_string(),
                     "hint": hint,
                 });
-                println!("{}", serde_json::to_string_pretty(&json)?);
+                outln!("{}", serde_json::to_string_pretty(&json)?);
             }
             let mut message = format!(
                 "signature '{}' for {subject} refused: {err}",
