@@ -10,9 +10,7 @@ use sealroot::repo::json::SignatureMode;
 
 use crate::oci::{ImageArgs, open};
 use crate::repo::{EXIT_FAILED, Progress, RepoLocation, TrustArgs};
-
-/// Exit status of a command line that cannot run (as clap's own errors).
-const EXIT_USAGE: u8 = 2;
+use crate::sign::{EXIT_INPUT, EXIT_USAGE};
 
 pub const DEPLOY_HELP: &str = "\
 Deploy a sealed image into the root filesystem the initramfs will see (--sysroot DIR; \
@@ -61,6 +59,10 @@ still checked; sealroot-prepare verifies the signatures at boot) and says so.
 Writes are atomic: content first, then the deployment, then the names; a failed or \
 interrupted deploy leaves the previous deployments intact (leftovers: `sealroot repo gc`).
 
+sealroot-prepare mounts /etc, /var and the physical root on the image's /etc, /var and \
+/sysroot, and refuses an image without them at boot: deploy warns when one is missing (and \
+says what to add to the image).
+
 Prints the kernel command-line argument that boots the image: sealroot=sha256:<manifest>.
 
 Example (the whole flow):
@@ -72,7 +74,8 @@ Example (the whole flow):
   # initramfs, whose sealroot-prepare loads it into .fs-verity and seals the keyring
 
 Exit status: 0 deployed; 1 refused (not sealed, not bound, digests or signatures do not \
-verify); 2 neither --cert/--certs-dir nor --no-verify (or both); 3 unusable input.";
+verify) or failed; 2 neither --cert/--certs-dir nor --no-verify (or both), or another usage \
+error; 3 unusable input (image, certificate, or a --sysroot that does not exist).";
 
 /// Deploy a sealed OCI image into a sysroot
 #[derive(Args)]
@@ -114,7 +117,10 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!("--signatures: {e}; or auto"))?,
         ),
     };
-    let trusted = args.trust.load()?;
+    let trusted = match args.trust.load() {
+        Ok(t) => t,
+        Err(e) => return Ok(crate::sign::fail(EXIT_INPUT, &e)),
+    };
     match (trusted.is_empty(), args.no_verify) {
         (true, false) => {
             return Ok(crate::sign::fail(
@@ -142,8 +148,14 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
              against any certificate (only the digests are); sealroot-prepare checks them at boot"
         );
     }
-    let (layout, image) = open(&args.image)?;
-    let repo = args.location.open_or_create(args.algorithm)?;
+    let (layout, image) = match open(&args.image) {
+        Ok(x) => x,
+        Err(e) => return Ok(crate::sign::fail(EXIT_INPUT, &e)),
+    };
+    let repo = match args.location.open_or_create(args.algorithm) {
+        Ok(r) => r,
+        Err(e) => return Ok(crate::sign::fail(EXIT_INPUT, &e.into())),
+    };
     let opts = DeployOptions {
         source: args.image.image.to_string(),
         mode,
@@ -163,6 +175,9 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     progress.finish();
+    for warning in &report.warnings {
+        eprintln!("sealroot: warning: {warning}");
+    }
     if args.image.json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);

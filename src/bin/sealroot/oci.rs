@@ -97,9 +97,10 @@ pub struct OciArgs {
 pub struct ImageArgs {
     /// The image: oci:DIR[:TAG|@sha256:DIGEST] or oci-archive:FILE[:TAG|@sha256:DIGEST]
     pub image: ImageReference,
-    /// Platform to pick from a multi-platform index, OS/ARCH[/VARIANT]
-    #[arg(long, default_value_t = Platform::host())]
-    platform: Platform,
+    /// Platform to pick from a multi-platform index, OS/ARCH[/VARIANT] (default: this
+    /// machine's); a single-platform image must be for this platform
+    #[arg(long)]
+    platform: Option<Platform>,
     /// Print JSON instead of text
     #[arg(long)]
     pub json: bool,
@@ -221,7 +222,10 @@ enum OciCommand {
 
 pub fn run(args: OciArgs) -> anyhow::Result<ExitCode> {
     match args.command {
-        OciCommand::Inspect(a) => inspect(&a),
+        OciCommand::Inspect(a) => match open(&a) {
+            Ok(opened) => inspect(&a, opened),
+            Err(e) => Ok(crate::sign::fail(crate::sign::EXIT_INPUT, &e)),
+        },
         OciCommand::ComputeId(a) => compute_id(&a),
         OciCommand::Verify {
             image,
@@ -238,13 +242,30 @@ pub fn run(args: OciArgs) -> anyhow::Result<ExitCode> {
 pub fn open(a: &ImageArgs) -> anyhow::Result<(ImageLayout, ResolvedImage)> {
     let layout = ImageLayout::open(&a.image).with_context(|| format!("opening {}", a.image))?;
     let image = layout
-        .resolve(&a.image.selector, &a.platform)
+        .resolve(
+            &a.image.selector,
+            &a.platform.clone().unwrap_or_else(Platform::host),
+        )
         .with_context(|| format!("resolving {}", a.image))?;
+    // An index chose by platform already; a single-platform image (or an
+    // index's only entry without a platform) is taken as it is, so an
+    // explicit --platform is checked against what its config states.
+    if let Some(wanted) = &a.platform {
+        let found = image.config.platform();
+        if !found.architecture.is_empty() && !wanted.matches(&found) {
+            anyhow::bail!(
+                "{}: --platform {wanted}: the image is for {found} only (it is not a                  multi-platform index); drop --platform or pass --platform {found}",
+                a.image
+            );
+        }
+    }
     Ok((layout, image))
 }
 
-fn inspect(a: &ImageArgs) -> anyhow::Result<ExitCode> {
-    let (layout, image) = open(a)?;
+fn inspect(
+    a: &ImageArgs,
+    (layout, image): (ImageLayout, ResolvedImage),
+) -> anyhow::Result<ExitCode> {
     let seals = seal_artifacts(&layout, &image.manifest)?;
     let layers: Vec<_> = image
         .layers()
@@ -546,7 +567,7 @@ fn verify(a: &ImageArgs, list: bool, trust: &TrustArgs) -> anyhow::Result<ExitCo
     };
     let (layout, image) = match open(a) {
         Ok(x) => x,
-        Err(e) => return Ok(crate::sign::fail(EXIT_FAILED, &e)),
+        Err(e) => return Ok(crate::sign::fail(crate::sign::EXIT_INPUT, &e)),
     };
     let start = Instant::now();
     let progress = Progress::new("verify");

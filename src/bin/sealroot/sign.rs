@@ -9,11 +9,14 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use sealroot::crypto::key::KeySigner;
 use sealroot::crypto::{Cert, DigestAlgorithm};
-use sealroot::pkcs7::{self, SignOptions, VerifyError};
+use sealroot::pkcs7::{self, ProfileError, SignOptions, VerifyError};
 use sealroot::verity::{FsVerityDigest, digest};
 
+// Exit statuses, the same for every subcommand (README "Exit status").
 /// The signature was refused (verify), or the kernel refused (keyring).
 pub const EXIT_REFUSED: u8 = 1;
+/// The command line cannot run (as clap's own errors).
+pub const EXIT_USAGE: u8 = 2;
 /// An input could not be read or parsed, or the environment lacks
 /// something (no .fs-verity keyring).
 pub const EXIT_INPUT: u8 = 3;
@@ -94,6 +97,21 @@ pub struct SignArgs {
 }
 
 pub fn run_sign(args: SignArgs) -> Result<ExitCode> {
+    match (&args.digest, args.paths.as_slice()) {
+        (Some(_), [_]) | (None, [_, _]) => {}
+        (Some(_), _) => {
+            return Ok(fail(
+                EXIT_USAGE,
+                &anyhow::anyhow!("with --digest, give only OUT_SIGFILE"),
+            ));
+        }
+        (None, _) => {
+            return Ok(fail(
+                EXIT_USAGE,
+                &anyhow::anyhow!("give FILE and OUT_SIGFILE (or --digest=ALG:HEX and OUT_SIGFILE)"),
+            ));
+        }
+    }
     match sign(&args) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => Ok(fail(EXIT_INPUT, &e)),
@@ -104,8 +122,7 @@ fn sign(args: &SignArgs) -> Result<()> {
     let (file, out) = match (&args.digest, args.paths.as_slice()) {
         (Some(_), [out]) => (None, out),
         (None, [file, out]) => (Some(file), out),
-        (Some(_), _) => bail!("with --digest, give only OUT_SIGFILE"),
-        (None, _) => bail!("give FILE and OUT_SIGFILE (or --digest=ALG:HEX and OUT_SIGFILE)"),
+        _ => unreachable!("run_sign checked the paths"),
     };
     let signer = KeySigner::load(&args.key)?;
     let cert = single_cert(&args.cert)?;
@@ -237,11 +254,11 @@ pub fn run_verify(args: VerifyArgs) -> Result<ExitCode> {
         (None, [file, sig]) => (Some(file), sig),
         (Some(_), _) => {
             return Ok(fail(
-                EXIT_INPUT,
+                EXIT_USAGE,
                 &anyhow::anyhow!("with --digest, give only SIGFILE"),
             ));
         }
-        (None, _) => return Ok(fail(EXIT_INPUT, &anyhow::anyhow!("give FILE and SIGFILE"))),
+        (None, _) => return Ok(fail(EXIT_USAGE, &anyhow::anyhow!("give FILE and SIGFILE"))),
     };
     let inputs = (|| -> Result<_> {
         let mut sources = args.cert.clone();
@@ -308,7 +325,16 @@ pub fn run_verify(args: VerifyArgs) -> Result<ExitCode> {
                 message.push_str(&format!("\n  hint: {hint}"));
             }
             let e = anyhow::anyhow!(message);
-            Ok(fail(EXIT_REFUSED, &e))
+            // A signature file that is not DER PKCS#7 at all is malformed
+            // input; one that parses but breaks the profile or does not
+            // verify is refused.
+            let code = match err {
+                VerifyError::Profile(ProfileError::Malformed(_) | ProfileError::NotDer) => {
+                    EXIT_INPUT
+                }
+                _ => EXIT_REFUSED,
+            };
+            Ok(fail(code, &e))
         }
     }
 }
