@@ -150,11 +150,20 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
     }
     let (layout, image) = match open(&args.image) {
         Ok(x) => x,
-        Err(e) => return Ok(crate::sign::fail(EXIT_INPUT, &e)),
+        Err(e) => return Ok(crate::sign::fail(crate::oci::open_failure(&e), &e)),
     };
     let repo = match args.location.open_or_create(args.algorithm) {
         Ok(r) => r,
-        Err(e) => return Ok(crate::sign::fail(EXIT_INPUT, &e.into())),
+        Err(e) => {
+            // A repository of another algorithm refuses the image; a sysroot
+            // that does not exist (or cannot be read) is unusable input.
+            let mismatch = matches!(
+                e.downcast_ref::<sealroot::repo::Error>(),
+                Some(sealroot::repo::Error::AlgorithmMismatch { .. })
+            );
+            let code = if mismatch { EXIT_FAILED } else { EXIT_INPUT };
+            return Ok(crate::sign::fail(code, &e));
+        }
     };
     let opts = DeployOptions {
         source: args.image.image.to_string(),

@@ -224,7 +224,7 @@ pub fn run(args: OciArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         OciCommand::Inspect(a) => match open(&a) {
             Ok(opened) => inspect(&a, opened),
-            Err(e) => Ok(crate::sign::fail(crate::sign::EXIT_INPUT, &e)),
+            Err(e) => Ok(crate::sign::fail(open_failure(&e), &e)),
         },
         OciCommand::ComputeId(a) => compute_id(&a),
         OciCommand::Verify {
@@ -236,6 +236,28 @@ pub fn run(args: OciArgs) -> anyhow::Result<ExitCode> {
             Ok(code) => Ok(code),
             Err(e) => Ok(crate::sign::fail(crate::sign::EXIT_INPUT, &e)),
         },
+    }
+}
+
+/// The exit status for an image that [`open`] could not open: 3 (unusable
+/// input) when there is no such layout, tag or platform, 1 (verification
+/// failed) when the layout's content does not match its digests or schema.
+pub fn open_failure(err: &anyhow::Error) -> u8 {
+    use sealroot::oci::layout::LayoutError as L;
+    let layout = err.chain().find_map(|e| e.downcast_ref::<L>());
+    match layout {
+        None
+        | Some(
+            L::Io { .. }
+            | L::NotALayout { .. }
+            | L::Archive(_)
+            | L::NoSuchTag { .. }
+            | L::NoSuchDigest { .. }
+            | L::Empty { .. }
+            | L::Ambiguous { .. }
+            | L::NoPlatform { .. },
+        ) => crate::sign::EXIT_INPUT,
+        Some(_) => EXIT_FAILED,
     }
 }
 
@@ -567,7 +589,7 @@ fn verify(a: &ImageArgs, list: bool, trust: &TrustArgs) -> anyhow::Result<ExitCo
     };
     let (layout, image) = match open(a) {
         Ok(x) => x,
-        Err(e) => return Ok(crate::sign::fail(crate::sign::EXIT_INPUT, &e)),
+        Err(e) => return Ok(crate::sign::fail(open_failure(&e), &e)),
     };
     let start = Instant::now();
     let progress = Progress::new("verify");
