@@ -113,8 +113,26 @@ fn main() -> ExitCode {
         Err(err) if is_broken_pipe(&err) => sealroot::process::exit_by_sigpipe(),
         Err(err) => {
             eprintln!("sealroot: error: {err:#}");
-            ExitCode::FAILURE
+            ExitCode::from(exit_status(&err))
         }
+    }
+}
+
+/// The README's exit status for an error a subcommand did not classify
+/// itself: a repository or sysroot that is not there is unusable input (3);
+/// anything else failed (1).
+fn exit_status(err: &anyhow::Error) -> u8 {
+    use sealroot::repo::Error as RepoError;
+    let missing = err.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<RepoError>(),
+            Some(RepoError::NotARepository { .. } | RepoError::NoParent { .. })
+        )
+    });
+    if missing {
+        sign::EXIT_INPUT
+    } else {
+        sign::EXIT_REFUSED
     }
 }
 
@@ -133,9 +151,11 @@ fn write_stdout(args: std::fmt::Arguments<'_>) {
 /// Whether a command failed because stdout's reader went away (writes that
 /// go through a `BufWriter` and `?` rather than [`outln!`]).
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    let broken = Some(std::io::ErrorKind::BrokenPipe);
     err.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+        cause.downcast_ref::<std::io::Error>().map(|e| e.kind()) == broken
+            // serde_json's writer errors hide their io::Error (source()
+            // skips it) but say its kind.
+            || cause.downcast_ref::<serde_json::Error>().and_then(|e| e.io_error_kind()) == broken
     })
 }

@@ -276,7 +276,8 @@ pub fn open(a: &ImageArgs) -> anyhow::Result<(ImageLayout, ResolvedImage)> {
         let found = image.config.platform();
         if !found.architecture.is_empty() && !wanted.matches(&found) {
             anyhow::bail!(
-                "{}: --platform {wanted}: the image is for {found} only (it is not a                  multi-platform index); drop --platform or pass --platform {found}",
+                "{}: --platform {wanted}: the image is for {found} only (it is not a \
+                 multi-platform index); drop --platform or pass --platform {found}",
                 a.image
             );
         }

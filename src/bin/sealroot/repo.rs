@@ -193,7 +193,7 @@ Locking: init, gc and enable-verity (like deploy) lock the repository exclusivel
 a shared lock, list none. A command waits for a conflicting lock and says who holds it.
 
 Exit status: 0 success; 1 fsck found problems, or the command refused or failed (the message \
-names the file and why); 2 usage error.
+names the file and why); 2 usage error; 3 no repository (or --sysroot) at that path.
 
 Examples:
   sealroot repo fsck --sysroot /mnt/root --cert keys/signer.crt.pem
