@@ -16,6 +16,7 @@
 #![deny(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod atomic;
 pub mod crypto;
 pub mod dumpfile;
 pub mod erofs;

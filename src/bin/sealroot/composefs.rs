@@ -1,9 +1,9 @@
 //! `sealroot mkcomposefs` (a drop-in for `mkcomposefs`) and
 //! `sealroot inspect` (the role of `composefs-info`).
 
+use sealroot::atomic::{self, Mode};
 use std::fs;
 use std::io::{self, BufWriter, IsTerminal, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -138,48 +138,14 @@ pub fn mkcomposefs(args: MkcomposefsArgs) -> anyhow::Result<ExitCode> {
             out.flush()?;
             d
         }
-        Some(p) => write_atomically(p, |w| Ok(erofs::write_image(&tree, &opts, w)?))?,
+        Some(p) => atomic::write_with(p, Mode::Umask, |w| {
+            erofs::write_image(&tree, &opts, w).map_err(io::Error::other)
+        })?,
     };
     if args.print_digest || args.print_digest_only {
         outln!("{}", digest.to_hex());
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Writes `path` through a temporary file in its directory and a rename.
-pub(crate) fn write_atomically<T>(
-    path: &Path,
-    f: impl FnOnce(&mut BufWriter<&fs::File>) -> anyhow::Result<T>,
-) -> anyhow::Result<T> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let tmp = tempfile::Builder::new()
-        .prefix(".sealroot-tmp")
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    let result = {
-        let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file());
-        let r = f(&mut w)?;
-        w.flush()?;
-        r
-    };
-    // As mkcomposefs' fopen(3): 0666 minus the umask (tempfile makes 0600).
-    tmp.as_file()
-        .set_permissions(fs::Permissions::from_mode(0o666 & !umask()))?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .with_context(|| format!("renaming into {}", path.display()))?;
-    Ok(result)
-}
-
-/// The process umask (read by setting it and setting it back).
-fn umask() -> u32 {
-    use rustix::fs::Mode;
-    let old = rustix::process::umask(Mode::from_raw_mode(0o022));
-    rustix::process::umask(old);
-    old.as_raw_mode()
 }
 
 pub const INSPECT_LONG: &str = "\

@@ -1,5 +1,6 @@
 //! `sealroot oci`: read OCI images the way sealing reads them.
 
+use sealroot::atomic::{self, Mode};
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -506,14 +507,12 @@ fn compute_id(a: &ComputeIdArgs) -> anyhow::Result<ExitCode> {
     let merged = merged_from_layers(&layers)?;
     let digest = merged.digest(a.algorithm);
     if let Some(path) = &a.erofs {
-        crate::composefs::write_atomically(path, |w| Ok(w.write_all(&merged.erofs)?))
-            .with_context(|| format!("writing the EROFS to {}", path.display()))?;
+        atomic::write(path, Mode::Umask, &merged.erofs)?;
     }
     if let Some(path) = &a.dump {
-        crate::composefs::write_atomically(path, |w| {
-            Ok(sealroot::dumpfile::write_dump(&merged.tree, w)?)
-        })
-        .with_context(|| format!("writing the dump to {}", path.display()))?;
+        atomic::write_with(path, Mode::Umask, |w| {
+            sealroot::dumpfile::write_dump(&merged.tree, w)
+        })?;
     }
     progress.finish();
     if a.image.json {

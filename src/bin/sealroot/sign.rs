@@ -1,7 +1,7 @@
 //! `sealroot sign` and `sealroot verify`: fs-verity builtin signatures,
 //! compatible with `fsverity sign`.
 
-use std::io::Write;
+use sealroot::atomic::{self, Mode};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -145,7 +145,7 @@ fn sign(args: &SignArgs) -> Result<()> {
         extra_certs,
     };
     let signature = pkcs7::sign_fsverity(&digest, &signer, &cert, &options)?;
-    write_atomic(out, &signature, 0o644)?;
+    atomic::write(out, Mode::Umask, &signature)?;
     if args.json {
         let v = serde_json::json!({
             "file": file,
@@ -178,29 +178,6 @@ fn single_cert(path: &Path) -> Result<Cert> {
         );
     }
     Ok(certs.remove(0))
-}
-
-/// Writes `bytes` to `path` with permissions `mode` via a temporary file in
-/// the same directory and a rename, so a failure never leaves a partial
-/// file behind.
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot create a temporary file in '{}'", dir.display()))?;
-    tmp.write_all(bytes)
-        .and_then(|()| {
-            tmp.as_file()
-                .set_permissions(std::fs::Permissions::from_mode(mode))
-        })
-        .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("cannot write '{}'", path.display()))?;
-    tmp.persist(path)
-        .with_context(|| format!("cannot write '{}'", path.display()))?;
-    Ok(())
 }
 
 const VERIFY_AFTER_HELP: &str = "\
