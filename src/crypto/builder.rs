@@ -26,6 +26,7 @@ use x509_cert::time::Validity;
 use super::{Cert, Error, PrivateKey, SignatureAlgorithm};
 
 /// Who signs the new certificate.
+#[derive(Debug)]
 pub enum Issuer<'a> {
     /// The certificate signs itself (a root CA or a self-signed leaf).
     SelfSigned,

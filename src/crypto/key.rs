@@ -335,6 +335,7 @@ fn check_policy(public: &PublicKey, origin: &str) -> Result<(), Error> {
 }
 
 /// A key loaded from a file signs in-process.
+#[derive(Debug)]
 pub struct KeySigner {
     key: PrivateKey,
     origin: String,

@@ -3,6 +3,7 @@
 //! Decoding each block is left to `pem-rfc7468` (via `der::pem`).
 
 /// One decoded PEM block.
+#[derive(Debug)]
 pub struct PemBlock {
     pub label: String,
     pub der: Vec<u8>,

@@ -7,6 +7,7 @@ use super::{DigestAlgorithm, PublicKey};
 
 /// What to sign. Both the message and its digest are given: most HSM and
 /// KMS APIs sign a digest ("prehashed"), some commands want the message.
+#[derive(Debug)]
 pub struct SignRequest<'a> {
     /// The exact bytes covered by the signature (for fs-verity: the
     /// formatted digest, `"FSVerity" | alg | size | digest`).

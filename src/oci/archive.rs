@@ -151,6 +151,7 @@ impl Archive {
 }
 
 /// Reads one member in place.
+#[derive(Debug)]
 pub struct MemberReader {
     file: Arc<File>,
     pos: u64,

@@ -143,6 +143,7 @@ impl Error {
 
 /// Where the flow reads its inputs (fixed in the initramfs; tests of the
 /// parsers use the pieces directly).
+#[derive(Debug)]
 pub struct Inputs<'a> {
     pub config_file: &'a Path,
     pub certs_dir: &'a Path,

@@ -69,6 +69,19 @@ pub struct MerkleHasher {
     inner: Inner,
 }
 
+impl std::fmt::Debug for MerkleHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hash = match self.inner {
+            Inner::Sha256Ni(_) => "sha256 (SHA-NI)",
+            Inner::Sha256(_) => "sha256",
+            Inner::Sha512(_) => "sha512",
+        };
+        f.debug_struct("MerkleHasher")
+            .field("hash", &hash)
+            .finish_non_exhaustive()
+    }
+}
+
 enum Inner {
     Sha256Ni(Tree<Sha256Ni>),
     Sha256(Tree<Salted<Sha256>>),

@@ -155,6 +155,16 @@ pub struct LayerReader<R: Read> {
     current: Option<(String, u64)>,
 }
 
+impl<R: Read> std::fmt::Debug for LayerReader<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LayerReader")
+            .field("layer", &self.layer)
+            .field("diff_id", &self.diff_id)
+            .field("current", &self.current)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<R: Read> LayerReader<R> {
     /// Starts reading `blob` (already wrapped to check the layer descriptor)
     /// as the layer `descriptor`, whose uncompressed digest must be `diff_id`.
@@ -343,6 +353,7 @@ impl<R: Read> LayerReader<R> {
 }
 
 /// Reader over the current entry's content.
+#[derive(Debug)]
 pub struct Content<'a, R: Read> {
     reader: &'a mut LayerReader<R>,
 }

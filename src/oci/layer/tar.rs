@@ -62,6 +62,7 @@ pub struct RawEntry {
 }
 
 /// Reads tar members one at a time from a stream.
+#[derive(Debug)]
 pub struct TarReader<R> {
     inner: R,
     pos: u64,
