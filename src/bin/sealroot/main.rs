@@ -43,7 +43,11 @@ mod verity;
     about = "Seal Linux root filesystems with composefs, fs-verity and kernel-checked signatures",
     long_about = None,
     propagate_version = true,
-    infer_long_args = true
+    infer_long_args = true,
+    after_help = "Exit status: 0 success; 1 refused or failed; 2 usage error; 3 unusable input \
+                  (missing or malformed file, key, certificate, image). The drop-in commands \
+                  (digest, enable, measure, dump-metadata, mkcomposefs, inspect, mount) exit 1 \
+                  on any failure, as the tools they replace."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -65,7 +69,7 @@ enum Command {
     DumpMetadata(verity::DumpMetadataArgs),
     /// Write a verity file's builtin signature (DER PKCS#7).
     ShowSignature(verity::ShowSignatureArgs),
-    /// Read OCI images: inspect, verify
+    /// OCI images: inspect, verify, seal, compute-id
     #[command(long_about = oci::LONG_HELP)]
     Oci(oci::OciArgs),
     /// Build a composefs EROFS image (drop-in for mkcomposefs)
