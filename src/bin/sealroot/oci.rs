@@ -122,7 +122,7 @@ struct SealArgs {
     /// Signer certificate (its key must sign); the initramfs trusts it or its CA
     #[arg(long, value_name = "CERTFILE")]
     cert: std::path::PathBuf,
-    /// Sign by running this shell command (see the protocol above)
+    /// Sign by running this shell command (`oci seal --help` describes the protocol)
     #[arg(long, value_name = "COMMAND")]
     sign_command: Option<String>,
     /// fs-verity algorithm to sign with: fsverity-sha256-12 or fsverity-sha512-12

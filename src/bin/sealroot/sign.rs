@@ -56,7 +56,8 @@ Examples:
   fsverity enable FILE --signature=FILE.sig      # kernel checks it against .fs-verity
 
 Output: `Signed file 'FILE' (sha256:<digest>)` as `fsverity sign` prints it, or
-JSON with --json. Exit status: 0 signed, 3 unreadable or unusable key/cert/file.";
+JSON with --json. Exit status: 0 signed, 2 usage error (wrong number of files), 3 unreadable
+or unusable key/cert/file.";
 
 /// Sign a file's fs-verity digest (a builtin signature), like `fsverity sign`.
 #[derive(Args, Debug)]
@@ -195,7 +196,8 @@ Examples:
 
 Exit status: 0 verified, 1 refused (the reason names the evidence: unknown
 signer with issuer and serial, signature or digest mismatch, profile
-violation...), 3 unreadable or malformed inputs.";
+violation...), 2 usage error (wrong number of files), 3 unreadable or malformed inputs (a
+signature file that is not DER PKCS#7).";
 
 /// Verify a file's fs-verity builtin signature against trusted certificates.
 #[derive(Args, Debug)]
