@@ -24,6 +24,7 @@
 
 pub mod atomic;
 pub mod errno;
+pub mod keyring;
 pub mod mount;
 pub mod timestamp;
 
@@ -35,8 +36,6 @@ pub mod crypto;
 pub mod dumpfile;
 #[allow(missing_docs)]
 pub mod erofs;
-#[allow(missing_docs)]
-pub mod keyring;
 #[allow(missing_docs)]
 pub mod oci;
 #[allow(missing_docs)]
