@@ -154,16 +154,9 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
     };
     let repo = match args.location.open_or_create(args.algorithm) {
         Ok(r) => r,
-        Err(e) => {
-            // A repository of another algorithm refuses the image; a sysroot
-            // that does not exist (or cannot be read) is unusable input.
-            let mismatch = matches!(
-                e.downcast_ref::<sealroot::repo::Error>(),
-                Some(sealroot::repo::Error::AlgorithmMismatch { .. })
-            );
-            let code = if mismatch { EXIT_FAILED } else { EXIT_INPUT };
-            return Ok(crate::sign::fail(code, &e));
-        }
+        // A sysroot that does not exist is unusable input (3); a repository
+        // of another algorithm, or with a planted symlink, refuses (1).
+        Err(e) => return Ok(crate::sign::fail(crate::exit_status(&e), &e)),
     };
     let opts = DeployOptions {
         source: args.image.image.to_string(),

@@ -125,7 +125,7 @@ fn main() -> ExitCode {
 /// The README's exit status for an error a subcommand did not classify
 /// itself: a repository or sysroot that is not there is unusable input (3);
 /// anything else failed (1).
-fn exit_status(err: &anyhow::Error) -> u8 {
+pub(crate) fn exit_status(err: &anyhow::Error) -> u8 {
     use sealroot::repo::Error as RepoError;
     let missing = err.chain().any(|cause| {
         matches!(
