@@ -32,7 +32,6 @@ pub mod timestamp;
 // `allow` is removed): each `allow` goes when its module is done.
 #[allow(missing_docs)]
 pub mod crypto;
-#[allow(missing_docs)]
 pub mod dumpfile;
 #[allow(missing_docs)]
 pub mod erofs;
