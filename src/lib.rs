@@ -37,7 +37,6 @@ pub mod dumpfile;
 pub mod erofs;
 #[allow(missing_docs)]
 pub mod oci;
-#[allow(missing_docs)]
 pub mod pkcs7;
 #[allow(missing_docs)]
 pub mod prepare;
