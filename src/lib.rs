@@ -23,21 +23,21 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod atomic;
+pub mod dumpfile;
 pub mod errno;
 pub mod keyring;
 pub mod mount;
+pub mod pkcs7;
 pub mod timestamp;
 
 // Not yet documented item by item (`cargo check` lists the gaps when an
 // `allow` is removed): each `allow` goes when its module is done.
 #[allow(missing_docs)]
 pub mod crypto;
-pub mod dumpfile;
 #[allow(missing_docs)]
 pub mod erofs;
 #[allow(missing_docs)]
 pub mod oci;
-pub mod pkcs7;
 #[allow(missing_docs)]
 pub mod prepare;
 #[allow(missing_docs)]
