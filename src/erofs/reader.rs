@@ -17,18 +17,36 @@ use std::collections::HashMap;
 /// Why an image cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
+    /// No composefs header or EROFS superblock (what is missing).
     #[error("not a composefs image: {0}")]
     NotComposefs(&'static str),
+    /// A composefs header version this reader does not know.
     #[error("unsupported composefs header version {0} (known: 1)")]
     HeaderVersion(u32),
+    /// An inode that breaks the format.
     #[error("corrupt image: inode {nid}: {reason}")]
-    Inode { nid: u64, reason: String },
+    Inode {
+        /// The inode number.
+        nid: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A directory reached twice.
     #[error(
         "corrupt image: directory inode {nid} is reached twice (a cycle or a hardlinked directory)"
     )]
-    DirectoryCycle { nid: u64 },
+    DirectoryCycle {
+        /// The directory's inode number.
+        nid: u64,
+    },
+    /// An inode the in-memory tree refuses.
     #[error("corrupt image: inode {nid}: {error}")]
-    Tree { nid: u64, error: tree::Error },
+    Tree {
+        /// The inode number.
+        nid: u64,
+        /// Why the tree refuses it.
+        error: tree::Error,
+    },
 }
 
 fn bad(nid: u64, reason: impl Into<String>) -> ReadError {
@@ -43,12 +61,19 @@ fn bad(nid: u64, reason: impl Into<String>) -> ReadError {
 pub struct Superblock {
     /// composefs format version (0 or 1).
     pub version: u32,
+    /// composefs header flags (`LCFS_EROFS_FLAGS_*`).
     pub flags: u32,
+    /// The root directory's inode number.
     pub root_nid: u64,
+    /// Inode count.
     pub inodes: u64,
+    /// The superblock's build time.
     pub build_time: Timestamp,
+    /// Image size in blocks.
     pub blocks: u32,
+    /// First block of the inode area.
     pub meta_blkaddr: u32,
+    /// First block of the shared xattr area.
     pub xattr_blkaddr: u32,
 }
 
