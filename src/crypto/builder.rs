@@ -31,7 +31,12 @@ pub enum Issuer<'a> {
     /// The certificate signs itself (a root CA or a self-signed leaf).
     SelfSigned,
     /// A CA certificate and its key.
-    Ca { cert: &'a Cert, key: &'a PrivateKey },
+    Ca {
+        /// The issuing CA's certificate.
+        cert: &'a Cert,
+        /// Its private key.
+        key: &'a PrivateKey,
+    },
 }
 
 /// What the new certificate is for.

@@ -5,7 +5,9 @@
 /// One decoded PEM block.
 #[derive(Debug)]
 pub struct PemBlock {
+    /// The label (`CERTIFICATE`, `PRIVATE KEY`, ...).
     pub label: String,
+    /// The decoded bytes.
     pub der: Vec<u8>,
 }
 
