@@ -31,6 +31,7 @@ pub mod keyring;
 pub mod mount;
 pub mod pkcs7;
 pub mod timestamp;
+pub mod tree;
 pub mod verity;
 
 // Not yet documented item by item (`cargo check` lists the gaps when an
@@ -41,8 +42,6 @@ pub mod oci;
 pub mod prepare;
 #[allow(missing_docs)]
 pub mod repo;
-#[allow(missing_docs)]
-pub mod tree;
 
 mod sys;
 

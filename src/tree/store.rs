@@ -20,12 +20,22 @@ use crate::verity::FsVerityDigest;
 /// Why an object could not be stored.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The store directory could not be created or used.
     #[error("object store {path}: {error}")]
-    Store { path: PathBuf, error: io::Error },
+    Store {
+        /// The directory.
+        path: PathBuf,
+        /// What the system said.
+        error: io::Error,
+    },
+    /// A file could not be stored.
     #[error("storing {src} as {digest} in the object store: {error}")]
     Object {
+        /// The source file.
         src: PathBuf,
+        /// Its fs-verity digest (the object's name).
         digest: FsVerityDigest,
+        /// What the system said.
         error: io::Error,
     },
 }
@@ -36,7 +46,12 @@ pub enum Stored {
     /// It was already there.
     Existing,
     /// Copied; `verity` says whether fs-verity could be enabled.
-    Added { reflinked: bool, verity: bool },
+    Added {
+        /// Reflinked rather than copied.
+        reflinked: bool,
+        /// fs-verity was enabled on it.
+        verity: bool,
+    },
 }
 
 /// An object directory.
@@ -62,6 +77,7 @@ impl ObjectStore {
         Ok(ObjectStore { root })
     }
 
+    /// The store's directory.
     pub fn root(&self) -> &Path {
         &self.root
     }
