@@ -28,38 +28,57 @@ use rustix::io::Errno;
 use crate::crypto::{Cert, CertInfo};
 use crate::sys::keyctl::{self, KeySerial};
 
+/// Why a keyring operation failed; kernel errors name the errno and what it
+/// means here.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The kernel has no `.fs-verity` keyring (or it cannot be seen).
     #[error(
         "no .fs-verity keyring in /proc/keys: the kernel lacks \
          CONFIG_FS_VERITY_BUILTIN_SIGNATURES, /proc is not mounted, or this process \
          is not root"
     )]
     NotFound,
+    /// `/proc/keys` could not be read.
     #[error("cannot read /proc/keys: {0}")]
     ProcKeys(std::io::Error),
+    /// `add_key(2)` refused a certificate.
     #[error("cannot add {cert} to the {keyring}: {}: {}", errno_name(*errno), add_key_hint(*errno))]
     Add {
+        /// The certificate.
         cert: Box<CertInfo>,
+        /// The keyring it was to go into.
         keyring: FsVerityKeyring,
+        /// What the kernel returned.
         errno: Errno,
     },
+    /// `KEYCTL_RESTRICT_KEYRING` failed.
     #[error("cannot seal the {keyring}: {}: {}", errno_name(*errno), restrict_hint(*errno))]
     Seal {
+        /// The keyring.
         keyring: FsVerityKeyring,
+        /// What the kernel returned.
         errno: Errno,
     },
+    /// Reading the keyring's or a key's description failed.
     #[error("cannot list the {keyring} (key {serial}): {}: {}", errno_name(*errno), errno_text(*errno))]
     List {
+        /// The keyring.
         keyring: FsVerityKeyring,
+        /// The key that could not be read.
         serial: KeySerial,
+        /// What the kernel returned.
         errno: Errno,
     },
+    /// A certificate that is not a CA was given to restrict the keyring.
     #[error(
         "{cert} cannot restrict the keyring: it is not a CA certificate (basicConstraints \
          cA=TRUE); pass the CA that issued your signing certificates"
     )]
-    NotACa { cert: Box<CertInfo> },
+    NotACa {
+        /// The certificate.
+        cert: Box<CertInfo>,
+    },
 }
 
 /// How to seal the keyring.
@@ -87,6 +106,7 @@ impl Restriction {
 /// A key linked to the keyring.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct KeyEntry {
+    /// The key's serial number.
     pub serial: KeySerial,
     /// Key type, "asymmetric" for certificates.
     pub key_type: String,
@@ -138,6 +158,7 @@ impl FsVerityKeyring {
         }
     }
 
+    /// The keyring's serial number.
     pub fn serial(&self) -> KeySerial {
         self.serial
     }

@@ -11,24 +11,43 @@
 //! - input formats -> [`tree`] -> writers: [`dumpfile`], [`erofs`], [`oci`];
 //! - repository -> verification -> mount: [`repo`], [`mount`], [`prepare`].
 //!
-//! All `unsafe` code lives in the private `sys` module.
+//! All `unsafe` code lives in the private `sys` module (Cargo.toml's
+//! `[lints]` denies it everywhere else).
 
-#![deny(unsafe_code)]
+// Lints for the library only (Cargo.toml's [lints] holds those for every
+// target): public items are documented and debuggable, and the library never
+// prints (the binaries do; sealroot-prepare's log is a `prepare::log::Log`
+// its binary opens).
+#![warn(missing_docs, missing_debug_implementations)]
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod atomic;
 pub mod crypto;
 pub mod dumpfile;
 pub mod erofs;
 pub mod errno;
 pub mod keyring;
 pub mod mount;
-pub mod oci;
-pub mod ostree;
 pub mod pkcs7;
-pub mod prepare;
-pub mod repo;
 pub mod timestamp;
 pub mod tree;
 pub mod verity;
 
+// Not yet documented item by item (`cargo check` lists the gaps when an
+// `allow` is removed): each `allow` goes when its module is done.
+#[allow(missing_docs)]
+pub mod oci;
+#[allow(missing_docs)]
+pub mod ostree;
+#[allow(missing_docs)]
+pub mod prepare;
+#[allow(missing_docs)]
+pub mod repo;
+
 mod sys;
+
+/// Process-level behaviour shared by the binaries.
+pub mod process {
+    pub use crate::sys::signal::exit_by_sigpipe;
+}

@@ -36,7 +36,9 @@ pub struct Timestamp {
      2026-01-31T12:00:00Z or 2026-01-31T13:00:00.5+01:00"
 )]
 pub struct TimestampError {
+    /// The text that was given.
     pub text: String,
+    /// What is wrong with it.
     pub reason: &'static str,
 }
 
@@ -59,6 +61,8 @@ impl Timestamp {
         &self.text
     }
 
+    /// Parses an RFC 3339 timestamp (`Z` or a numeric offset, optional
+    /// fraction).
     pub fn parse(text: &str) -> Result<Timestamp, TimestampError> {
         let err = |reason| TimestampError {
             text: text.chars().take(MAX_LEN).collect(),

@@ -489,12 +489,12 @@ fn our_verifier_accepts_fsverity_sign_and_names_refusals() {
         1,
         "was the file signed with --hash-alg=sha512?",
     );
-    // Truncated: a profile (DER) error.
+    // Truncated: not DER at all, malformed input (README "Exit status": 3).
     let bytes = std::fs::read(env.path("f512.sig")).unwrap();
     std::fs::write(env.path("short.sig"), &bytes[..bytes.len() / 2]).unwrap();
     env.sealroot_fails(
         &["verify", "f", "short.sig", "--cert", "rsa.crt"],
-        1,
+        3,
         "not a DER PKCS#7 message",
     );
     // --digest mode gives the same signature as signing the file.

@@ -569,3 +569,51 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// The sample image has /etc and /var but no /sysroot, which sealroot-prepare
+/// mounts the physical root on (and refuses the image without, at boot):
+/// deploy goes ahead but says what is missing and how to fix it, on stderr
+/// and in the JSON report.
+#[test]
+fn deploy_warns_when_the_image_lacks_a_mount_point() {
+    let s = Setup::new();
+    let r = image_ref(&s.layout);
+    let cert = s.keys.cert();
+    let sys = s.sysroot.to_str().unwrap();
+    let out = repo_support::sr(&["deploy", &r, "--sysroot", sys, "--cert", &cert]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("sealroot: warning: the image has no /sysroot directory:")
+            && stderr.contains("RUN mkdir -p /etc /var /sysroot"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("/etc, /var directory"), "{stderr}");
+    let report = s.deploy(&[]);
+    let warnings = report["warnings"]
+        .as_array()
+        .expect("warnings in the report");
+    assert_eq!(warnings.len(), 1, "{report}");
+    assert!(
+        warnings[0]
+            .as_str()
+            .unwrap()
+            .contains("no /sysroot directory"),
+        "{report}"
+    );
+}
+
+/// fsck counts in words: "1 problem", not "1 problems".
+#[test]
+fn fsck_counts_one_problem() {
+    let s = Setup::new();
+    s.deploy(&[]);
+    let mut objects: Vec<PathBuf> = walk(&s.repo().join("objects"));
+    objects.sort();
+    flip_byte(&objects[0], 0);
+    let t = sr_fails(
+        &["repo", "fsck", "--sysroot", s.sysroot.to_str().unwrap()],
+        1,
+    );
+    assert!(t.trim_end().ends_with("; 1 problem"), "{t}");
+}

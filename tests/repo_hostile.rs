@@ -618,7 +618,8 @@ fn only_the_repository_is_ever_created() {
             &cert,
         ],
     ] {
-        let t = sr_fails(&args, 1);
+        // A sysroot that is not there: unusable input (README "Exit status").
+        let t = sr_fails(&args, 3);
         assert!(
             t.contains(&format!("{} does not exist", missing.display()))
                 && t.contains("never its parents"),
@@ -636,7 +637,7 @@ fn only_the_repository_is_ever_created() {
             "--repo",
             missing.join("repo").to_str().unwrap(),
         ],
-        1,
+        3,
     );
     assert!(
         t.contains(&format!("{} does not exist", missing.display())),
@@ -700,7 +701,8 @@ fn a_missing_repository_suggests_an_init_that_works() {
         let mut args = vec!["repo".to_owned(), "list".to_owned()];
         args.extend(location.iter().cloned());
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let t = sr_fails(&args, 1);
+        // No repository there: unusable input (README "Exit status").
+        let t = sr_fails(&args, 3);
         let hint = t
             .split('`')
             .find(|s| s.starts_with("sealroot repo init"))

@@ -26,35 +26,65 @@ use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoRef};
 pub mod oid {
     use const_oid::ObjectIdentifier as Oid;
 
+    /// `rsaEncryption`.
     pub const RSA_ENCRYPTION: Oid = Oid::new_unwrap("1.2.840.113549.1.1.1");
+    /// `id-RSASSA-PSS`.
     pub const RSASSA_PSS: Oid = Oid::new_unwrap("1.2.840.113549.1.1.10");
+    /// `sha1WithRSAEncryption`.
     pub const SHA1_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.5");
+    /// `sha256WithRSAEncryption`.
     pub const SHA256_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.11");
+    /// `sha384WithRSAEncryption`.
     pub const SHA384_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.12");
+    /// `sha512WithRSAEncryption`.
     pub const SHA512_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.13");
+    /// `sha224WithRSAEncryption`.
     pub const SHA224_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.14");
+    /// `id-ecPublicKey`.
     pub const EC_PUBLIC_KEY: Oid = Oid::new_unwrap("1.2.840.10045.2.1");
+    /// `ecdsa-with-SHA1`.
     pub const ECDSA_WITH_SHA1: Oid = Oid::new_unwrap("1.2.840.10045.4.1");
+    /// `ecdsa-with-SHA224`.
     pub const ECDSA_WITH_SHA224: Oid = Oid::new_unwrap("1.2.840.10045.4.3.1");
+    /// `ecdsa-with-SHA256`.
     pub const ECDSA_WITH_SHA256: Oid = Oid::new_unwrap("1.2.840.10045.4.3.2");
+    /// `ecdsa-with-SHA384`.
     pub const ECDSA_WITH_SHA384: Oid = Oid::new_unwrap("1.2.840.10045.4.3.3");
+    /// `ecdsa-with-SHA512`.
     pub const ECDSA_WITH_SHA512: Oid = Oid::new_unwrap("1.2.840.10045.4.3.4");
+    /// `secp256r1 (NIST P-256)`.
     pub const P256: Oid = Oid::new_unwrap("1.2.840.10045.3.1.7");
+    /// `secp384r1 (NIST P-384)`.
     pub const P384: Oid = Oid::new_unwrap("1.3.132.0.34");
+    /// `id-Ed25519`.
     pub const ED25519: Oid = Oid::new_unwrap("1.3.101.112");
+    /// `id-Ed448`.
     pub const ED448: Oid = Oid::new_unwrap("1.3.101.113");
+    /// `id-sha1`.
     pub const SHA1: Oid = Oid::new_unwrap("1.3.14.3.2.26");
+    /// `id-sha256`.
     pub const SHA256: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.1");
+    /// `id-sha384`.
     pub const SHA384: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.2");
+    /// `id-sha512`.
     pub const SHA512: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.3");
+    /// `id-sha224`.
     pub const SHA224: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.4");
+    /// `id-data`.
     pub const ID_DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.1");
+    /// `id-signedData`.
     pub const ID_SIGNED_DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.2");
+    /// `the contentType attribute`.
     pub const CONTENT_TYPE: Oid = Oid::new_unwrap("1.2.840.113549.1.9.3");
+    /// `the messageDigest attribute`.
     pub const MESSAGE_DIGEST: Oid = Oid::new_unwrap("1.2.840.113549.1.9.4");
+    /// `the signingTime attribute`.
     pub const SIGNING_TIME: Oid = Oid::new_unwrap("1.2.840.113549.1.9.5");
+    /// `smimeCapabilities (attribute openssl adds)`.
     pub const SMIME_CAPABILITIES: Oid = Oid::new_unwrap("1.2.840.113549.1.9.15");
+    /// `SpcSpOpusInfo (Authenticode attribute)`.
     pub const MS_SP_OPUS_INFO: Oid = Oid::new_unwrap("1.3.6.1.4.1.311.2.1.12");
+    /// `SpcStatementType (Authenticode attribute)`.
     pub const MS_STATEMENT_TYPE: Oid = Oid::new_unwrap("1.3.6.1.4.1.311.2.1.11");
 }
 
@@ -86,42 +116,61 @@ pub fn curve_name(o: &ObjectIdentifier) -> String {
 /// key or the tool.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Unsupported {
+    /// An Ed25519 or Ed448 key.
     #[error(
         "Ed25519/Ed448 keys cannot be used: the kernel's X.509 parser does not know EdDSA, so \
          fs-verity cannot check such signatures; use RSA (2048-4096) or ECDSA P-256/P-384"
     )]
     EdDsa,
+    /// RSA-PSS.
     #[error(
         "RSA-PSS keys and signatures cannot be used: kernel 6.12 verifies RSA only with PKCS#1 \
          v1.5 padding; create a plain RSA key (openssl genpkey -algorithm RSA)"
     )]
     RsaPss,
+    /// An RSA size above 2048 that the kernel does not accept.
     #[error(
         "{bits}-bit RSA key: the kernel accepts only 2048, 3072 and 4096-bit RSA keys \
          (crypto/rsa.c rsa_check_key_length)"
     )]
-    RsaKeySize { bits: usize },
+    RsaKeySize {
+        /// Modulus size.
+        bits: usize,
+    },
+    /// An RSA key under 2048 bits.
     #[error(
         "{bits}-bit RSA key is too weak: sealroot requires 2048, 3072 or 4096 bits (kernels in \
          FIPS mode refuse smaller keys too)"
     )]
-    RsaTooSmall { bits: usize },
+    RsaTooSmall {
+        /// Modulus size.
+        bits: usize,
+    },
+    /// An elliptic curve other than P-256 and P-384.
     #[error(
         "elliptic curve {curve} is not supported: use NIST P-256 or P-384 \
          (the kernel knows only the NIST curves; sealroot supports P-256 and P-384)"
     )]
-    Curve { curve: String },
+    Curve {
+        /// The curve's name or OID.
+        curve: String,
+    },
+    /// EC parameters that are not a named curve.
     #[error("EC key without a named curve: only namedCurve parameters are supported")]
     NoCurve,
+    /// Another public key algorithm (its name).
     #[error("public key algorithm {0} is not supported: use RSA (2048-4096) or ECDSA P-256/P-384")]
     KeyAlgorithm(String),
+    /// A digest algorithm sealroot refuses (its name).
     #[error(
         "digest algorithm {0} is not accepted: use sha256, sha384 or sha512 \
          (sealroot refuses SHA-1/SHA-224 and algorithms it cannot compute)"
     )]
     Digest(String),
+    /// A signature algorithm sealroot refuses (its name, and a hint).
     #[error("signature algorithm {0} is not supported{1}")]
     SignatureAlgorithm(String, &'static str),
+    /// An encrypted private key.
     #[error(
         "encrypted private keys are not supported: decrypt it first (openssl pkey -in KEY -out PLAIN.pem)"
     )]
@@ -133,12 +182,16 @@ pub enum Unsupported {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DigestAlgorithm {
+    /// SHA-256.
     Sha256,
+    /// SHA-384.
     Sha384,
+    /// SHA-512.
     Sha512,
 }
 
 impl DigestAlgorithm {
+    /// The algorithm's OID.
     pub const fn oid(self) -> ObjectIdentifier {
         match self {
             DigestAlgorithm::Sha256 => oid::SHA256,
@@ -147,6 +200,7 @@ impl DigestAlgorithm {
         }
     }
 
+    /// From an OID; other digests are [`Unsupported::Digest`].
     pub fn from_oid(o: &ObjectIdentifier) -> Result<Self, Unsupported> {
         match *o {
             oid::SHA256 => Ok(DigestAlgorithm::Sha256),
@@ -156,6 +210,7 @@ impl DigestAlgorithm {
         }
     }
 
+    /// Lower-case name (`sha256`, ...).
     pub const fn name(self) -> &'static str {
         match self {
             DigestAlgorithm::Sha256 => "sha256",
@@ -164,6 +219,7 @@ impl DigestAlgorithm {
         }
     }
 
+    /// Digest length in bytes.
     pub const fn output_len(self) -> usize {
         match self {
             DigestAlgorithm::Sha256 => 32,
@@ -172,6 +228,7 @@ impl DigestAlgorithm {
         }
     }
 
+    /// The digest of `data`.
     pub fn digest(self, data: &[u8]) -> Vec<u8> {
         match self {
             DigestAlgorithm::Sha256 => sha2::Sha256::digest(data).to_vec(),
@@ -220,8 +277,14 @@ impl std::str::FromStr for DigestAlgorithm {
 /// The kind and size of a key, for reporting and key generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum KeyAlgorithm {
-    Rsa { bits: usize },
+    /// RSA.
+    Rsa {
+        /// Modulus size.
+        bits: usize,
+    },
+    /// ECDSA on P-256.
     EcdsaP256,
+    /// ECDSA on P-384.
     EcdsaP384,
 }
 
@@ -264,6 +327,7 @@ pub enum SignatureAlgorithm {
 }
 
 impl SignatureAlgorithm {
+    /// The digest the signature covers.
     pub const fn digest(self) -> DigestAlgorithm {
         match self {
             SignatureAlgorithm::RsaPkcs1v15(d) | SignatureAlgorithm::Ecdsa(d) => d,
@@ -346,10 +410,13 @@ impl fmt::Display for SignatureAlgorithm {
 /// Why a signature did not verify.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
+    /// A signature algorithm the key cannot make.
     #[error("{0} signature cannot be made with a {1} key")]
     KeyMismatch(SignatureAlgorithm, KeyAlgorithm),
+    /// A digest of the wrong length (algorithm, given, expected).
     #[error("the {0} digest has {1} bytes, expected {2}")]
     DigestLength(DigestAlgorithm, usize, usize),
+    /// An ECDSA signature that is not DER `Ecdsa-Sig-Value`.
     #[error("the ECDSA signature is not a valid DER Ecdsa-Sig-Value")]
     MalformedEcdsa,
     /// RSA only: the signature decrypts to a well-formed PKCS#1 v1.5
@@ -358,10 +425,14 @@ pub enum SignatureError {
         "made by this key but over a different {algorithm} digest (signed {signed}, expected {expected})"
     )]
     DigestMismatch {
+        /// The digest algorithm.
         algorithm: DigestAlgorithm,
+        /// The digest in the signature (hex).
         signed: String,
+        /// The digest of the data (hex).
         expected: String,
     },
+    /// Any other failure to verify.
     #[error("does not verify with this public key")]
     Invalid,
 }
@@ -369,8 +440,11 @@ pub enum SignatureError {
 /// A public key the kernel can verify fs-verity signatures with.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PublicKey {
+    /// An RSA key.
     Rsa(rsa::RsaPublicKey),
+    /// A P-256 key.
     P256(p256::ecdsa::VerifyingKey),
+    /// A P-384 key.
     P384(p384::ecdsa::VerifyingKey),
 }
 
@@ -378,8 +452,10 @@ pub enum PublicKey {
 /// kernel cannot use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SpkiError {
+    /// The encoding does not parse (why).
     #[error("malformed public key: {0}")]
     Malformed(String),
+    /// A key the kernel cannot use.
     #[error(transparent)]
     Unsupported(#[from] Unsupported),
 }
@@ -430,6 +506,7 @@ impl PublicKey {
         }
     }
 
+    /// Kind and size.
     pub fn algorithm(&self) -> KeyAlgorithm {
         match self {
             PublicKey::Rsa(k) => KeyAlgorithm::Rsa { bits: k.size() * 8 },
@@ -564,14 +641,17 @@ struct DigestInfo {
 pub struct Fingerprint([u8; 32]);
 
 impl Fingerprint {
+    /// The fingerprint of `der`.
     pub fn of(der: &[u8]) -> Self {
         Fingerprint(sha2::Sha256::digest(der).into())
     }
 
+    /// The 32 bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
 
+    /// Lower-case hex.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }

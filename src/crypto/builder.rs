@@ -26,11 +26,17 @@ use x509_cert::time::Validity;
 use super::{Cert, Error, PrivateKey, SignatureAlgorithm};
 
 /// Who signs the new certificate.
+#[derive(Debug)]
 pub enum Issuer<'a> {
     /// The certificate signs itself (a root CA or a self-signed leaf).
     SelfSigned,
     /// A CA certificate and its key.
-    Ca { cert: &'a Cert, key: &'a PrivateKey },
+    Ca {
+        /// The issuing CA's certificate.
+        cert: &'a Cert,
+        /// Its private key.
+        key: &'a PrivateKey,
+    },
 }
 
 /// What the new certificate is for.

@@ -53,11 +53,15 @@ struct Extensions {
 /// What reports and `--json` output say about a certificate.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CertInfo {
+    /// Subject, RFC 4514 form.
     pub subject: String,
+    /// Issuer, RFC 4514 form.
     pub issuer: String,
     /// Serial number, hex.
     pub serial: String,
+    /// SHA-256 of the DER certificate.
     pub fingerprint: Fingerprint,
+    /// Key algorithm and size (e.g. `RSA-2048`).
     pub key: String,
     /// Where it was loaded from.
     pub origin: String,
@@ -218,26 +222,32 @@ impl Cert {
         Ok(certs)
     }
 
+    /// The DER encoding.
     pub fn der(&self) -> &[u8] {
         &self.der
     }
 
+    /// The parsed certificate.
     pub fn certificate(&self) -> &Certificate {
         &self.cert
     }
 
+    /// The subject public key.
     pub fn public_key(&self) -> &PublicKey {
         &self.public_key
     }
 
+    /// Kind and size of the key.
     pub fn key_algorithm(&self) -> KeyAlgorithm {
         self.public_key.algorithm()
     }
 
+    /// SHA-256 of the DER.
     pub fn fingerprint(&self) -> Fingerprint {
         self.fingerprint
     }
 
+    /// Where it was loaded from (file, or "certificate #N embedded in ...").
     pub fn origin(&self) -> &str {
         &self.origin
     }
@@ -247,6 +257,7 @@ impl Cert {
         self.cert.tbs_certificate.subject.to_string()
     }
 
+    /// The issuer, RFC 4514 form.
     pub fn issuer(&self) -> String {
         self.cert.tbs_certificate.issuer.to_string()
     }
@@ -260,6 +271,7 @@ impl Cert {
             .unwrap_or_default()
     }
 
+    /// The subject Name, DER.
     pub fn subject_der(&self) -> Vec<u8> {
         self.cert
             .tbs_certificate
@@ -273,6 +285,7 @@ impl Cert {
         self.cert.tbs_certificate.serial_number.as_bytes()
     }
 
+    /// The subjectKeyIdentifier extension, if present.
     pub fn subject_key_id(&self) -> Option<&[u8]> {
         self.ext.skid.as_deref()
     }
@@ -302,6 +315,7 @@ impl Cert {
         hex::encode(self.subject_key_id().unwrap_or(self.serial()))
     }
 
+    /// basicConstraints cA=TRUE.
     pub fn is_ca(&self) -> bool {
         self.ext.ca
     }
@@ -311,6 +325,7 @@ impl Cert {
         self.cert.tbs_certificate.subject == self.cert.tbs_certificate.issuer
     }
 
+    /// Summary for messages and JSON.
     pub fn info(&self) -> CertInfo {
         CertInfo {
             subject: self.subject(),

@@ -20,8 +20,11 @@ use super::{DigestAlgorithm, Error, pem};
 /// A private key of a kind the kernel can verify signatures from.
 #[derive(Clone)]
 pub enum PrivateKey {
+    /// An RSA key.
     Rsa(Box<rsa::RsaPrivateKey>),
+    /// A P-256 key.
     P256(p256::ecdsa::SigningKey),
+    /// A P-384 key.
     P384(p384::ecdsa::SigningKey),
 }
 
@@ -215,6 +218,7 @@ impl PrivateKey {
         }
     }
 
+    /// The public half.
     pub fn public_key(&self) -> PublicKey {
         match self {
             PrivateKey::Rsa(k) => PublicKey::Rsa(k.to_public_key()),
@@ -223,6 +227,7 @@ impl PrivateKey {
         }
     }
 
+    /// Kind and size.
     pub fn algorithm(&self) -> KeyAlgorithm {
         match self {
             PrivateKey::Rsa(k) => KeyAlgorithm::Rsa { bits: k.size() * 8 },
@@ -337,12 +342,14 @@ fn check_policy(public: &PublicKey, origin: &str) -> Result<(), Error> {
 }
 
 /// A key loaded from a file signs in-process.
+#[derive(Debug)]
 pub struct KeySigner {
     key: PrivateKey,
     origin: String,
 }
 
 impl KeySigner {
+    /// A signer for `key`; `origin` names it in messages.
     pub fn new(key: PrivateKey, origin: impl Into<String>) -> Self {
         KeySigner {
             key,
@@ -350,6 +357,8 @@ impl KeySigner {
         }
     }
 
+    /// Loads a key file (PEM or DER; PKCS#8, PKCS#1, SEC1); its path names
+    /// it in messages.
     pub fn load(path: &Path) -> Result<Self, Error> {
         Ok(KeySigner::new(
             PrivateKey::load(path)?,
@@ -357,10 +366,12 @@ impl KeySigner {
         ))
     }
 
+    /// The key.
     pub fn key(&self) -> &PrivateKey {
         &self.key
     }
 
+    /// Where it came from.
     pub fn origin(&self) -> &str {
         &self.origin
     }

@@ -38,46 +38,81 @@ use std::path::PathBuf;
 /// message says where the problem is.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read {path}: {source}")]
+    /// A file could not be read.
+    #[error("cannot read {path}: {error}")]
     Read {
+        /// The file.
         path: PathBuf,
-        source: std::io::Error,
+        /// What the system said.
+        error: std::io::Error,
     },
-    #[error("cannot write {path}: {source}")]
+    /// A file could not be written.
+    #[error("cannot write {path}: {error}")]
     Write {
+        /// The file.
         path: PathBuf,
-        source: std::io::Error,
+        /// What the system said.
+        error: std::io::Error,
     },
+    /// Bytes that are not the key or certificate expected.
     #[error("{origin}: {detail}")]
-    Malformed { origin: String, detail: String },
+    Malformed {
+        /// Where the bytes came from.
+        origin: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A key or algorithm the kernel cannot use.
     #[error("{origin}: {reason}")]
-    Unsupported { origin: String, reason: Unsupported },
+    Unsupported {
+        /// Where it came from.
+        origin: String,
+        /// What is unsupported.
+        reason: Unsupported,
+    },
+    /// A file or directory without certificates.
     #[error("{origin}: no certificate found (expected PEM 'CERTIFICATE' blocks or DER X.509)")]
-    NoCertificates { origin: String },
+    NoCertificates {
+        /// The file or directory.
+        origin: String,
+    },
+    /// A private key that does not belong to the certificate.
     #[error(
         "the private key {key} does not belong to the certificate {cert} ({subject}): \
          their public keys differ; pass the key the certificate was issued for"
     )]
     KeyCertMismatch {
+        /// The key's origin.
         key: String,
+        /// The certificate's origin.
         cert: String,
+        /// The certificate's subject.
         subject: String,
     },
+    /// An issuer that may not issue certificates.
     #[error(
         "certificate {issuer} cannot vouch for {subject}: it is not a CA certificate \
          ({why}); issue {subject} from a CA (basicConstraints cA=TRUE, keyUsage keyCertSign)"
     )]
     NotACa {
+        /// The issuer.
         issuer: String,
+        /// The certificate it issued.
         subject: String,
+        /// Which constraint it lacks.
         why: &'static str,
     },
+    /// A certificate whose signature does not verify with its issuer's key.
     #[error("the signature on certificate {subject} by {issuer} {reason}")]
     CertSignature {
+        /// The certificate.
         subject: String,
+        /// Its issuer.
         issuer: String,
+        /// How it fails.
         reason: SignatureError,
     },
+    /// Key or certificate generation failed.
     #[error("{0}")]
     Generate(String),
 }
@@ -93,7 +128,7 @@ impl Error {
     pub(crate) fn read(path: &std::path::Path, source: std::io::Error) -> Self {
         Error::Read {
             path: path.to_owned(),
-            source,
+            error: source,
         }
     }
 }

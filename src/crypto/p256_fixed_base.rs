@@ -154,10 +154,13 @@ fn invert_blinded(k: &Scalar) -> Result<Scalar, SignError> {
 /// generator failing (blinding, see [`invert_blinded`]).
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
+    /// The prehash is shorter than 16 bytes (its length).
     #[error("a prehash of {0} bytes is too short for P-256 (at least 16)")]
     ShortPrehash(usize),
+    /// r or s came out zero (negligibly rare; p256 fails the same way).
     #[error("ECDSA produced r = 0 or s = 0 (retry with another digest)")]
     ZeroComponent,
+    /// The OS random number generator failed (the reason).
     #[error("cannot read the OS random number generator (to blind the ECDSA nonce): {0}")]
     Random(String),
 }

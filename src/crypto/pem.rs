@@ -3,8 +3,11 @@
 //! Decoding each block is left to `pem-rfc7468` (via `der::pem`).
 
 /// One decoded PEM block.
+#[derive(Debug)]
 pub struct PemBlock {
+    /// The label (`CERTIFICATE`, `PRIVATE KEY`, ...).
     pub label: String,
+    /// The decoded bytes.
     pub der: Vec<u8>,
 }
 

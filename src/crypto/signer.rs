@@ -7,6 +7,7 @@ use super::{DigestAlgorithm, PublicKey};
 
 /// What to sign. Both the message and its digest are given: most HSM and
 /// KMS APIs sign a digest ("prehashed"), some commands want the message.
+#[derive(Debug)]
 pub struct SignRequest<'a> {
     /// The exact bytes covered by the signature (for fs-verity: the
     /// formatted digest, `"FSVerity" | alg | size | digest`).
@@ -42,6 +43,8 @@ impl<'a> SignRequest<'a> {
 /// public key before using it, so a signer with the wrong key or a faulty
 /// backend is caught at signing time, not at boot.
 pub trait Signer {
+    /// Signs `request`: returns the raw signature value (PKCS#1 v1.5 or DER
+    /// ECDSA) over `request.message`.
     fn sign(&self, request: &SignRequest<'_>) -> Result<Vec<u8>, SignerError>;
 
     /// For messages: "RSA-2048 key /path/key.pem", "command 'kms-sign ...'".
@@ -58,11 +61,14 @@ pub trait Signer {
 #[derive(Debug, thiserror::Error)]
 #[error("{signer}: {reason}")]
 pub struct SignerError {
+    /// The signer (key file or command).
     pub signer: String,
+    /// What went wrong.
     pub reason: String,
 }
 
 impl SignerError {
+    /// An error of `signer`.
     pub fn new(signer: impl Into<String>, reason: impl Into<String>) -> Self {
         SignerError {
             signer: signer.into(),

@@ -60,12 +60,16 @@ pub fn write_escaped(w: &mut impl Write, bytes: &[u8], style: Style) -> io::Resu
 /// Why a field does not unescape.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UnescapeError {
+    /// A `\` ends the field.
     #[error("backslash at the end of a field (escape a backslash as \\\\)")]
     TrailingBackslash,
+    /// `\x` with fewer than two characters after it.
     #[error("\\x needs two hex digits")]
     ShortHex,
+    /// `\x` followed by something other than two hex digits.
     #[error("invalid hex digits in \\x escape")]
     BadHex,
+    /// A `\` before a byte that has no escape meaning.
     #[error("unsupported escape \\{} (use \\\\, \\n, \\r, \\t or \\xHH)", char::from(*.0).escape_default())]
     Unsupported(u8),
 }

@@ -33,72 +33,125 @@ pub struct ParseOptions {
 /// What is wrong with one line.
 #[derive(Debug, thiserror::Error)]
 pub enum LineError {
+    /// A NUL byte in the line (its column).
     #[error("embedded NUL byte at column {0}")]
     EmbeddedNul(usize),
+    /// The line ends before this field.
     #[error("missing field {0} (a line has 11 space-separated fields before the xattrs)")]
     MissingField(&'static str),
-    #[error("field {field}: {source}")]
+    /// A field whose escapes are invalid.
+    #[error("field {field}: {error}")]
     Escape {
+        /// The field's name in composefs-dump(5).
         field: &'static str,
-        source: UnescapeError,
+        /// What is wrong with the escape.
+        error: UnescapeError,
     },
+    /// A numeric field that does not parse or is out of range.
     #[error("field {field}: invalid {what} {value:?}")]
     Number {
+        /// The field's name in composefs-dump(5).
         field: &'static str,
+        /// What the field should hold.
         what: &'static str,
+        /// The text found.
         value: String,
     },
+    /// The PATH field is empty.
     #[error("empty path")]
     EmptyPath,
+    /// The first line is not `/`.
     #[error("the first line must be the root directory \"/\"")]
     NoRoot,
+    /// `/` appears twice.
     #[error("more than one root line")]
     MultipleRoots,
+    /// `/` is not a directory.
     #[error("the root must be a directory")]
     RootNotDirectory,
+    /// A path whose parent directory was not listed before it.
     #[error("parent directory of {0} is missing (directories must come before their contents)")]
     MissingParent(String),
+    /// A hard link line without PAYLOAD.
     #[error("hardlink without a target path")]
     HardlinkNoTarget,
+    /// A hard link to a path not listed before it.
     #[error("hardlink target {0} does not exist")]
     HardlinkTargetMissing(String),
+    /// Hard links that lead back to themselves.
     #[error("hardlinks form a cycle through {0}")]
     HardlinkCycle(String),
+    /// Inline CONTENT whose length is not SIZE.
     #[error("CONTENT is {content} bytes but SIZE says {size}")]
-    ContentSize { content: usize, size: u64 },
+    ContentSize {
+        /// Bytes of CONTENT.
+        content: usize,
+        /// The SIZE field.
+        size: u64,
+    },
+    /// RDEV on something that is not a device (strict mode).
     #[error("non-zero RDEV on a file that is not a device (strict mode)")]
     RdevOnNonDevice,
+    /// A symlink whose SIZE is not its target's length (strict mode).
     #[error("symlink SIZE {size} differs from the target length {len} (strict mode)")]
-    SymlinkSize { size: u64, len: usize },
+    SymlinkSize {
+        /// The SIZE field.
+        size: u64,
+        /// Bytes of the target.
+        len: usize,
+    },
+    /// A symlink with CONTENT (strict mode).
     #[error("a symlink cannot have CONTENT (strict mode)")]
     SymlinkContent,
+    /// A DIGEST that is not 64 hex digits (the text found).
     #[error("DIGEST must be 64 hex digits (an fs-verity sha256 digest), got {0:?}")]
     Digest(String),
+    /// An external file without DIGEST.
     #[error(
         "DIGEST is empty or missing on a file stored outside the image; write `-` for no \
          digest or the object's 64-hex fs-verity digest (mkcomposefs 1.0.8 records \
          uninitialized memory as the digest of such a line)"
     )]
     EmptyDigest,
+    /// An xattr without `=` between name and value.
     #[error("xattr {0:?} has no '=' (escape '=' in xattr names as \\x3d)")]
     XattrNoEquals(String),
+    /// More xattr bytes on one line than mkcomposefs accepts.
     #[error("xattrs take {0} bytes on one line; mkcomposefs allows at most 65535")]
     XattrsTooLong(usize),
+    /// The last line has no newline (strict mode).
     #[error("missing newline at the end of the file (strict mode)")]
     MissingNewline,
-    #[error("{0}")]
+    /// The line parses but the tree refuses the entry.
+    #[error(transparent)]
     Tree(#[from] tree::Error),
 }
 
 /// A dumpfile that does not parse.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A line that does not parse.
     #[error("dumpfile line {line}: {error}")]
-    Line { line: usize, error: LineError },
+    Line {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        error: LineError,
+    },
+    /// Reading the input failed.
     #[error("reading the dumpfile: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+    /// No lines at all.
     #[error("the dumpfile is empty: it needs at least the root directory line")]
     Empty,
+}
+
+// Not `#[from]`: that would make the cause a `source` as well, and the
+// message already names it (printed once, see `verity::ioctl::Error`).
+impl From<std::io::Error> for Error {
+    fn from(error: std::io::Error) -> Self {
+        Error::Io(error)
+    }
 }
 
 const FIELDS: [&str; 11] = [
@@ -248,8 +301,10 @@ fn lossy(b: &[u8]) -> String {
 
 impl Parser {
     fn unescape(&mut self, field: &'static str, raw: &[u8]) -> Result<Vec<u8>, LineError> {
-        unescape_into(&mut self.scratch, raw)
-            .map_err(|source| LineError::Escape { field, source })?;
+        unescape_into(&mut self.scratch, raw).map_err(|source| LineError::Escape {
+            field,
+            error: source,
+        })?;
         Ok(self.scratch.clone())
     }
 

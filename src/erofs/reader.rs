@@ -17,18 +17,36 @@ use std::collections::HashMap;
 /// Why an image cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
+    /// No composefs header or EROFS superblock (what is missing).
     #[error("not a composefs image: {0}")]
     NotComposefs(&'static str),
+    /// A composefs header version this reader does not know.
     #[error("unsupported composefs header version {0} (known: 1)")]
     HeaderVersion(u32),
+    /// An inode that breaks the format.
     #[error("corrupt image: inode {nid}: {reason}")]
-    Inode { nid: u64, reason: String },
+    Inode {
+        /// The inode number.
+        nid: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A directory reached twice.
     #[error(
         "corrupt image: directory inode {nid} is reached twice (a cycle or a hardlinked directory)"
     )]
-    DirectoryCycle { nid: u64 },
-    #[error("corrupt image: inode {nid}: {source}")]
-    Tree { nid: u64, source: tree::Error },
+    DirectoryCycle {
+        /// The directory's inode number.
+        nid: u64,
+    },
+    /// An inode the in-memory tree refuses.
+    #[error("corrupt image: inode {nid}: {error}")]
+    Tree {
+        /// The inode number.
+        nid: u64,
+        /// Why the tree refuses it.
+        error: tree::Error,
+    },
 }
 
 fn bad(nid: u64, reason: impl Into<String>) -> ReadError {
@@ -43,12 +61,19 @@ fn bad(nid: u64, reason: impl Into<String>) -> ReadError {
 pub struct Superblock {
     /// composefs format version (0 or 1).
     pub version: u32,
+    /// composefs header flags (`LCFS_EROFS_FLAGS_*`).
     pub flags: u32,
+    /// The root directory's inode number.
     pub root_nid: u64,
+    /// Inode count.
     pub inodes: u64,
+    /// The superblock's build time.
     pub build_time: Timestamp,
+    /// Image size in blocks.
     pub blocks: u32,
+    /// First block of the inode area.
     pub meta_blkaddr: u32,
+    /// First block of the shared xattr area.
     pub xattr_blkaddr: u32,
 }
 
@@ -368,7 +393,7 @@ pub fn read_tree(data: &[u8]) -> Result<Tree, ReadError> {
         node_parts(&r, sb.root_nid, &root_raw)?.ok_or_else(|| bad(sb.root_nid, "root"))?;
     let mut tree = Tree::new(root_stat).map_err(|source| ReadError::Tree {
         nid: sb.root_nid,
-        source,
+        error: source,
     })?;
     let root = tree.root();
     set_xattrs(&mut tree, root, sb.root_nid, root_x)?;
@@ -386,7 +411,7 @@ pub fn read_tree(data: &[u8]) -> Result<Tree, ReadError> {
         if name == b"." || name == b".." {
             continue;
         }
-        let tree_err = |source| ReadError::Tree { nid, source };
+        let tree_err = |source| ReadError::Tree { nid, error: source };
         if let Some(&existing) = seen.get(&nid) {
             if tree.is_dir(existing) {
                 return Err(ReadError::DirectoryCycle { nid });
@@ -540,7 +565,7 @@ fn node_parts<'a>(
 fn set_xattrs(tree: &mut Tree, id: InodeId, nid: u64, xattrs: Xattrs<'_>) -> Result<(), ReadError> {
     for (name, value) in xattrs {
         tree.set_xattr(id, &name, value)
-            .map_err(|source| ReadError::Tree { nid, source })?;
+            .map_err(|source| ReadError::Tree { nid, error: source })?;
     }
     Ok(())
 }

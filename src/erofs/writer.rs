@@ -24,7 +24,9 @@ use crate::verity::digest::MerkleHasher;
 /// whiteout, which version 1 marks differently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WriteOptions {
+    /// Lowest format version to write.
     pub min_version: u32,
+    /// Highest format version to write.
     pub max_version: u32,
 }
 
@@ -40,26 +42,55 @@ impl Default for WriteOptions {
 /// Why an image could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
+    /// A format version outside 0..=1.
     #[error(
         "composefs format version {0} is not supported: this writer (like mkcomposefs 1.0) writes versions 0 and 1"
     )]
     Version(u32),
+    /// An external file larger than a chunk index can address.
     #[error(
         "{path}: file of {size} bytes is too large for a composefs image (external files are at most 2^53 bytes)"
     )]
-    FileTooLarge { path: String, size: u64 },
+    FileTooLarge {
+        /// The file.
+        path: String,
+        /// Its size in bytes.
+        size: u64,
+    },
+    /// More xattr bytes than an inode can index.
     #[error("{path}: its xattrs need {size} bytes, more than an EROFS inode can index; drop some")]
-    XattrsTooLarge { path: String, size: u64 },
+    XattrsTooLarge {
+        /// The file.
+        path: String,
+        /// Bytes its xattrs need.
+        size: u64,
+    },
+    /// A hard link to an inode that was not placed (a bug).
     #[error("internal error in the EROFS writer: a hardlink names an inode placed nowhere")]
     OrphanLink,
+    /// A hard link to a directory.
     #[error("hardlink {name:?} points to a directory; directories cannot be hardlinked")]
-    DirectoryHardlink { name: String },
+    DirectoryHardlink {
+        /// The link's path.
+        name: String,
+    },
+    /// The image exceeds an EROFS limit (which).
     #[error("the image is too large for EROFS: {0}")]
     TooLarge(&'static str),
+    /// A broken writer invariant (a bug).
     #[error("internal error in the EROFS writer: {0}")]
     Internal(&'static str),
+    /// Writing the output failed.
     #[error("writing the image: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
+}
+
+// Not `#[from]`: that would make the cause a `source` as well, and the
+// message already names it (printed once, see `verity::ioctl::Error`).
+impl From<io::Error> for WriteError {
+    fn from(error: io::Error) -> Self {
+        WriteError::Io(error)
+    }
 }
 
 /// Per-inode layout, computed before anything is written.

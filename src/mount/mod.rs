@@ -36,6 +36,7 @@ pub mod composefs;
 pub struct Error {
     /// What was being done, e.g. `fsconfig(overlay, lowerdir+=/run/x)`.
     pub op: String,
+    /// The errno the kernel returned.
     pub errno: Errno,
     /// Lines the kernel logged in the filesystem context, if any.
     pub kernel_log: Vec<String>,
@@ -102,6 +103,7 @@ fn explain(op: &str, errno: Errno) -> String {
     text.to_owned()
 }
 
+/// A mount API result.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// `/proc/self/fd/N`: a path that names exactly the open file, for kernel
@@ -113,6 +115,7 @@ pub fn fd_path(fd: BorrowedFd<'_>) -> PathBuf {
 }
 
 /// A filesystem context (`fsopen`).
+#[derive(Debug)]
 pub struct FsContext {
     fd: OwnedFd,
     fstype: String,
@@ -189,6 +192,7 @@ impl FsContext {
 
 /// A mount not attached anywhere yet (from `fsmount` or `open_tree`).
 /// Dropping it without attaching unmounts it.
+#[derive(Debug)]
 pub struct DetachedMount {
     fd: OwnedFd,
     what: String,

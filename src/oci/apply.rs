@@ -92,12 +92,8 @@ pub enum ApplyError<E: std::error::Error + 'static> {
     DirectoryLinkTarget { path: EntryPath, target: EntryPath },
     #[error("{path}: hardlink to itself")]
     SelfLink { path: EntryPath },
-    #[error("{path}: {source}")]
-    Tree {
-        path: EntryPath,
-        #[source]
-        source: E,
-    },
+    #[error("{path}: {error}")]
+    Tree { path: EntryPath, error: E },
 }
 
 /// Metadata of directories created implicitly.
@@ -144,7 +140,7 @@ impl<T: LayerTarget> Applier<'_, T> {
     fn tree_err(path: &EntryPath) -> impl FnOnce(T::Error) -> ApplyError<T::Error> + '_ {
         move |source| ApplyError::Tree {
             path: path.clone(),
-            source,
+            error: source,
         }
     }
 

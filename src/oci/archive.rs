@@ -27,18 +27,10 @@ use super::layer::tar::{TarError, TarReader};
 /// An archive that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
-    #[error("cannot read oci-archive {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("oci-archive {path} is not a readable tar: {source}")]
-    Tar {
-        path: PathBuf,
-        #[source]
-        source: TarError,
-    },
+    #[error("cannot read oci-archive {path}: {error}")]
+    Io { path: PathBuf, error: io::Error },
+    #[error("oci-archive {path} is not a readable tar: {error}")]
+    Tar { path: PathBuf, error: TarError },
     #[error(
         "oci-archive {path} is {compression}-compressed; sealroot reads uncompressed archives \
          (decompress it first, e.g. `{tool} -d`)"
@@ -75,7 +67,7 @@ impl Archive {
     pub fn open(path: &Path) -> Result<Self, ArchiveError> {
         let io_err = |source| ArchiveError::Io {
             path: path.to_owned(),
-            source,
+            error: source,
         };
         let file = File::open(path).map_err(io_err)?;
         let mut magic = [0u8; 4];
@@ -104,7 +96,7 @@ impl Archive {
                 Err(source) => {
                     return Err(ArchiveError::Tar {
                         path: path.to_owned(),
-                        source,
+                        error: source,
                     });
                 }
             };
@@ -159,6 +151,7 @@ impl Archive {
 }
 
 /// Reads one member in place.
+#[derive(Debug)]
 pub struct MemberReader {
     file: Arc<File>,
     pos: u64,

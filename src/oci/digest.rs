@@ -114,7 +114,7 @@ impl<'de> Deserialize<'de> for Sha256Digest {
 }
 
 /// Incremental sha256, producing a [`Sha256Digest`].
-#[derive(Clone, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Sha256Hasher(Sha256);
 
 impl Sha256Hasher {

@@ -32,22 +32,14 @@ pub const MAX_INDEX_DEPTH: usize = 8;
 /// Something wrong with a layout or with finding an image in it.
 #[derive(Debug, thiserror::Error)]
 pub enum LayoutError {
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error("cannot read {path}: {error}")]
+    Io { path: PathBuf, error: io::Error },
     #[error("{path} is not an OCI image layout: {reason}")]
     NotALayout { path: PathBuf, reason: String },
     #[error(transparent)]
     Archive(#[from] ArchiveError),
-    #[error("{location}: {source}")]
-    Json {
-        location: String,
-        #[source]
-        source: JsonError,
-    },
+    #[error("{location}: {error}")]
+    Json { location: String, error: JsonError },
     #[error("{location}: blob {digest} ({what}) is missing")]
     MissingBlob {
         location: String,
@@ -64,8 +56,8 @@ pub enum LayoutError {
         size: u64,
         max: u64,
     },
-    #[error("{0}")]
-    Blob(#[source] io::Error),
+    #[error(transparent)]
+    Blob(io::Error),
     #[error(
         "{location}: no image is tagged {tag:?}; tags present: {}",
         list(available)
@@ -244,13 +236,16 @@ impl ImageLayout {
                             .metadata()
                             .map_err(|source| LayoutError::Io {
                                 path: path.clone(),
-                                source,
+                                error: source,
                             })?
                             .len();
                         Ok(Some((Box::new(f), size)))
                     }
                     Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-                    Err(source) => Err(LayoutError::Io { path, source }),
+                    Err(source) => Err(LayoutError::Io {
+                        path,
+                        error: source,
+                    }),
                 }
             }
             Store::Archive(a) => Ok(a
@@ -271,7 +266,7 @@ impl ImageLayout {
             .read_to_end(&mut buf)
             .map_err(|source| LayoutError::Io {
                 path: PathBuf::from(format!("{}/{name}", self.location)),
-                source,
+                error: source,
             })?;
         Ok(Some(buf))
     }
@@ -300,7 +295,7 @@ impl ImageLayout {
             .ok_or_else(|| self.not_a_layout("there is no index.json"))?;
         Stored::parse(bytes).map_err(|source| LayoutError::Json {
             location: format!("{}/index.json", self.location),
-            source,
+            error: source,
         })
     }
 
@@ -349,7 +344,7 @@ impl ImageLayout {
         r.finish().map_err(LayoutError::Blob)?;
         Stored::parse(bytes).map_err(|source| LayoutError::Json {
             location: self.location.clone(),
-            source,
+            error: source,
         })
     }
 

@@ -24,12 +24,11 @@ pub const MAX_JSON_SIZE: u64 = 16 << 20;
 /// A JSON document that is not what it claims to be.
 #[derive(Debug, thiserror::Error)]
 pub enum JsonError {
-    #[error("{kind} {digest} is not valid JSON for its schema: {source}")]
+    #[error("{kind} {digest} is not valid JSON for its schema: {error}")]
     Parse {
         kind: &'static str,
         digest: Sha256Digest,
-        #[source]
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
     #[error("{kind} {digest} is invalid: {reason}")]
     Invalid {
@@ -63,7 +62,7 @@ impl<T: Document> Stored<T> {
         let value: T = serde_json::from_slice(&bytes).map_err(|source| JsonError::Parse {
             kind: T::KIND,
             digest,
-            source,
+            error: source,
         })?;
         value.validate().map_err(|reason| JsonError::Invalid {
             kind: T::KIND,

@@ -59,6 +59,7 @@ impl BlobMismatch {
 }
 
 /// A reader that checks size and sha256 of everything read through it.
+#[derive(Debug)]
 pub struct VerifyingReader<R> {
     inner: R,
     what: String,
@@ -177,6 +178,7 @@ impl<R: Read> Read for VerifyingReader<R> {
 
 /// Hashes an uncompressed layer stream on its way to the tar parser, for the
 /// `diff_id` check.
+#[derive(Debug)]
 pub struct HashingReader<R> {
     inner: R,
     hasher: Sha256Hasher,

@@ -14,8 +14,9 @@
 //! - Existing index.json entries are kept as JSON values, unknown fields
 //!   included: only an entry is appended.
 
+use crate::atomic::Mode;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use super::artifact::BuiltArtifact;
@@ -27,12 +28,10 @@ use super::stored::Stored;
 /// A failed write. Nothing was changed unless the variant says so.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: io::Error },
+    #[error(transparent)]
+    Write(#[from] crate::atomic::Error),
     #[error("{path} is not an OCI image layout (no oci-layout file); refusing to write into it")]
     NotALayout { path: PathBuf },
     #[error("{path}/index.json is not a valid image index, refusing to rewrite it: {reason}")]
@@ -57,37 +56,14 @@ pub struct LayoutWriter {
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> WriteError + '_ {
     move |source| WriteError::Io {
         path: path.to_owned(),
-        source,
+        error: source,
     }
 }
 
-/// fsyncs a directory so a rename in it is durable.
-fn sync_dir(dir: &Path) -> Result<(), WriteError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_at(dir))
-}
-
-/// Writes `bytes` to `dir/name` atomically (tmp + fsync + rename + fsync dir).
+/// Writes `bytes` to `dir/name` atomically (`crate::atomic`: world-readable
+/// minus the umask, as skopeo writes layouts).
 fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), WriteError> {
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".sealroot-")
-        .tempfile_in(dir)
-        .map_err(io_at(dir))?;
-    tmp.write_all(bytes).map_err(io_at(tmp.path()))?;
-    tmp.as_file().sync_all().map_err(io_at(tmp.path()))?;
-    let dest = dir.join(name);
-    // Layout files are world-readable like skopeo writes them (tempfile
-    // creates 0600).
-    use std::os::unix::fs::PermissionsExt;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o644))
-        .map_err(io_at(tmp.path()))?;
-    tmp.persist(&dest).map_err(|e| WriteError::Io {
-        path: dest.clone(),
-        source: e.error,
-    })?;
-    sync_dir(dir)
+    Ok(crate::atomic::write(&dir.join(name), Mode::Umask, bytes)?)
 }
 
 impl LayoutWriter {

@@ -307,6 +307,7 @@ fn enable_with(
 
 /// The three files of a sealed deployment, as `sealroot ostree deploy`
 /// writes them.
+#[derive(Debug)]
 pub struct SealedFiles<'a> {
     pub image: &'a [u8],
     pub record: &'a [u8],

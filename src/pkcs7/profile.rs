@@ -41,13 +41,16 @@ use crate::crypto::{self, Cert, DigestAlgorithm, SignatureAlgorithm, Unsupported
 /// The signer named by a SignerInfo.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SignerId {
+    /// By issuer and serial number (what `fsverity sign` writes).
     IssuerSerial {
         /// DER of the issuer Name.
         issuer_der: Vec<u8>,
         /// RFC 4514 form, for messages.
         issuer: String,
+        /// The serial number, big-endian bytes.
         serial: Vec<u8>,
     },
+    /// By subjectKeyIdentifier.
     SubjectKeyId(Vec<u8>),
 }
 
@@ -77,10 +80,15 @@ pub struct SignedAttributes {
 /// A PKCS#7 message that passed the profile checks.
 #[derive(Debug, Clone)]
 pub struct SignedMessage {
+    /// The SignerInfo's digest algorithm.
     pub digest_algorithm: DigestAlgorithm,
+    /// The SignerInfo's signature algorithm.
     pub signature_algorithm: SignatureAlgorithm,
+    /// Who the SignerInfo says signed.
     pub signer: SignerId,
+    /// The signed attributes, if any.
     pub signed_attributes: Option<SignedAttributes>,
+    /// The signature value.
     pub signature: Vec<u8>,
     /// Certificates embedded in the message, in message order.
     pub certificates: Vec<Cert>,
@@ -89,50 +97,73 @@ pub struct SignedMessage {
 /// How a message departs from the profile.
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
+    /// Not DER PKCS#7 at all (the decoder's reason).
     #[error("not a DER PKCS#7 message: {0}")]
     Malformed(String),
+    /// BER that is not DER.
     #[error(
         "the PKCS#7 message is valid BER but not canonical DER; re-create it with \
          `sealroot sign` or `fsverity sign`"
     )]
     NotDer,
+    /// Another content type than signedData.
     #[error("PKCS#7 content type is {0}, expected signedData")]
     NotSignedData(String),
+    /// A version the kernel does not accept.
     #[error("unsupported {what} version {version} (the kernel accepts {allowed})")]
     Version {
+        /// Which structure.
         what: &'static str,
+        /// The version found.
         version: u8,
+        /// The versions the kernel accepts.
         allowed: &'static str,
     },
+    /// Signed content that is not id-data.
     #[error(
         "wrong content type {0}: fs-verity signatures sign id-data \
          (the kernel refuses others with EKEYREJECTED)"
     )]
     ContentType(String),
+    /// Content inside the message (fs-verity signatures are detached).
     #[error(
         "the signature carries attached content: fs-verity signatures must be detached \
          (the kernel refuses attached content with EBADMSG); sign with -binary/-nodetach off"
     )]
     AttachedContent,
+    /// Not exactly one SignerInfo.
     #[error("the message has {0} SignerInfos; sealroot requires exactly one")]
     SignerCount(usize),
+    /// An algorithm sealroot does not support.
     #[error(transparent)]
     Algorithm(#[from] Unsupported),
+    /// A SignerInfo signature algorithm the kernel rejects.
     #[error(
         "signature algorithm {0} is not accepted in a PKCS#7 SignerInfo by the kernel \
          (6.12 accepts rsaEncryption and ecdsa-with-*; it fails others with ENOPKG)"
     )]
     SignerInfoAlgorithm(String),
+    /// Signature and digest algorithms that disagree.
     #[error("signature algorithm {signature} names {named}, but the digest algorithm is {digest}")]
     DigestDisagreement {
+        /// The signature algorithm.
         signature: String,
+        /// The digest it names.
         named: DigestAlgorithm,
+        /// The digest algorithm given.
         digest: DigestAlgorithm,
     },
+    /// Signed attributes that break the profile.
     #[error("signed attributes: {0}")]
     SignedAttributes(String),
+    /// An embedded certificate that does not parse.
     #[error("embedded certificate {index}: {error}")]
-    EmbeddedCert { index: usize, error: crypto::Error },
+    EmbeddedCert {
+        /// Its position in the message.
+        index: usize,
+        /// Why it does not parse.
+        error: crypto::Error,
+    },
 }
 
 /// Parses a DER PKCS#7 message and checks it against the profile.

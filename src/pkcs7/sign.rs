@@ -46,29 +46,55 @@ pub struct SignOptions {
 }
 
 #[derive(Debug, thiserror::Error)]
+/// Why a signature could not be made.
 pub enum SignError {
+    /// The signer (key or command) failed.
     #[error(transparent)]
     Signer(#[from] SignerError),
+    /// The key does not belong to the certificate.
     #[error(
         "{signer} does not belong to the certificate {cert}: their public keys differ; \
          pass the key the certificate was issued for"
     )]
-    KeyCertMismatch { signer: String, cert: Box<CertInfo> },
+    KeyCertMismatch {
+        /// The signer.
+        signer: String,
+        /// The certificate.
+        cert: Box<CertInfo>,
+    },
+    /// The certificate's keyUsage forbids signing.
     #[error("{cert} may not sign data: its keyUsage lacks digitalSignature")]
-    CertCannotSign { cert: Box<CertInfo> },
+    CertCannotSign {
+        /// The certificate.
+        cert: Box<CertInfo>,
+    },
+    /// The signer returned a signature that does not verify.
     #[error(
         "{signer} produced a signature that does not verify with {cert}: {reason}; \
          is it the key for this certificate?"
     )]
     BadSignature {
+        /// The signer.
         signer: String,
+        /// The certificate.
         cert: Box<CertInfo>,
+        /// Why it does not verify.
         reason: String,
     },
+    /// DER encoding failed.
     #[error("cannot encode the PKCS#7 message: {0}")]
-    Encode(#[from] der::Error),
+    Encode(der::Error),
+    /// The new message fails sealroot's own verification.
     #[error("the new signature does not pass sealroot's own verification: {0}")]
     SelfCheck(VerifyError),
+}
+
+// Not `#[from]`: that would make the cause a `source` as well, and the
+// message already names it (printed once, see `verity::ioctl::Error`).
+impl From<der::Error> for SignError {
+    fn from(error: der::Error) -> Self {
+        SignError::Encode(error)
+    }
 }
 
 /// Signs an fs-verity digest the way `fsverity sign` does: the PKCS#7

@@ -46,30 +46,45 @@ pub struct Verified {
     /// Embedded certificates from the signer up to (excluding) the trusted
     /// one.
     pub chain: Vec<CertInfo>,
+    /// The digest algorithm of the signature.
     pub digest_algorithm: DigestAlgorithm,
+    /// The signature algorithm.
     pub signature_algorithm: SignatureAlgorithm,
 }
 
 /// Why a signature was refused. Each variant names its evidence.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
+    /// The message breaks the kernel's profile.
     #[error(transparent)]
     Profile(#[from] ProfileError),
+    /// No trusted or embedded certificate is the signer.
     #[error(
         "unknown signer: no trusted certificate matches the signer ({signer}); \
          trust its certificate (or its CA, if the signature embeds the signer certificate)"
     )]
-    UnknownSigner { signer: String },
+    UnknownSigner {
+        /// The SignerInfo's signer identifier.
+        signer: String,
+    },
+    /// The embedded chain ends in an untrusted self-signed certificate.
     #[error(
         "the chain ends in a self-signed certificate that is not trusted: {cert}; \
          trust that certificate or re-sign with a trusted key"
     )]
-    UntrustedRoot { cert: Box<CertInfo> },
+    UntrustedRoot {
+        /// The self-signed certificate.
+        cert: Box<CertInfo>,
+    },
+    /// The signature value does not verify with the signer's key.
     #[error("signature mismatch: the signature {reason} of {cert}")]
     SignatureMismatch {
+        /// The signer's certificate.
         cert: Box<CertInfo>,
+        /// How it fails.
         reason: SignatureError,
     },
+    /// The signature is over another digest than the content's.
     #[error(
         "digest mismatch: {signer} signed {algorithm} {signed}, but the content hashes to \
          {expected} (the signature is for other content, e.g. another file or other \
@@ -78,19 +93,33 @@ pub enum VerifyError {
     DigestMismatch {
         /// The signing certificate, or "the signer" with signed attributes.
         signer: String,
+        /// The digest algorithm.
         algorithm: DigestAlgorithm,
+        /// The content's digest (hex).
         expected: String,
+        /// The digest that was signed (hex).
         signed: String,
     },
+    /// An embedded certificate in the chain is unusable.
     #[error(transparent)]
     Chain(#[from] crate::crypto::Error),
+    /// The signer's keyUsage forbids signing.
     #[error("{cert} may not sign data: its keyUsage lacks digitalSignature (RFC 5280 4.2.1.3)")]
-    SignerKeyUsage { cert: Box<CertInfo> },
+    SignerKeyUsage {
+        /// The signer's certificate.
+        cert: Box<CertInfo>,
+    },
+    /// signingTime outside the signer certificate's validity.
     #[error(
         "signingTime {time} is outside the validity of the signer certificate {cert} \
          (the kernel refuses this with EKEYREJECTED)"
     )]
-    SigningTime { time: u64, cert: Box<CertInfo> },
+    SigningTime {
+        /// signingTime, seconds since the epoch.
+        time: u64,
+        /// The signer's certificate.
+        cert: Box<CertInfo>,
+    },
 }
 
 /// Verifies a DER PKCS#7 `signature` over detached `content` against

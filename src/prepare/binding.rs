@@ -48,6 +48,7 @@ pub struct BindingProof {
 }
 
 /// The image being verified, as far as binding needs it.
+#[derive(Debug)]
 pub struct Image<'a> {
     pub manifest: ManifestDigest,
     pub config_digest: ConfigDigest,

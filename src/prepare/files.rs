@@ -17,6 +17,7 @@ use crate::verity::VerityParams;
 use crate::verity::ioctl as vioctl;
 
 /// What a document read from the repository must be.
+#[derive(Debug)]
 pub struct Expected {
     pub digest: Sha256Digest,
     /// The size the referring descriptor states, if one does.

@@ -45,6 +45,7 @@ pub enum Allowed {
 }
 
 /// What the gate looks at.
+#[derive(Debug)]
 pub struct Facts<'a> {
     /// prepare.conf (from the initramfs).
     pub config: &'a Config,

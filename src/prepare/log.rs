@@ -16,6 +16,7 @@ pub enum Level {
 }
 
 /// Where messages go.
+#[derive(Debug)]
 pub struct Log {
     kmsg: Option<File>,
     stderr: bool,

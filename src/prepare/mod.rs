@@ -72,23 +72,23 @@ pub mod exit {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("kernel command line: {0}")]
-    Cmdline(#[from] cmdline::CmdlineError),
+    Cmdline(cmdline::CmdlineError),
     #[error("cannot read /proc/cmdline: {0}")]
     ProcCmdline(std::io::Error),
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] config::ConfigError),
     #[error("trusted certificates: {0}")]
     Certs(String),
-    #[error("{0}")]
+    #[error(transparent)]
     Module(#[from] modules::ModuleError),
     #[error("{0}")]
     Keyring(String),
     #[error("refused: {0}")]
-    Verify(#[from] verify::VerifyError),
-    #[error("{0}")]
+    Verify(verify::VerifyError),
+    #[error(transparent)]
     Repo(#[from] repo::RepoError),
     #[error("mounting the sealed root: {0}")]
-    Mount(#[from] mountroot::MountError),
+    Mount(mountroot::MountError),
     #[error(
         "first boot of a deployment made without fs-verity: enabling it on the object \
          store failed (the physical root must be writable, on a filesystem with the \
@@ -102,6 +102,26 @@ pub enum Error {
         path: &'static str,
         reason: std::io::Error,
     },
+}
+
+// Not `#[from]`: that would make the cause a `source` as well, and the
+// message already names it (printed once, see `verity::ioctl::Error`).
+impl From<mountroot::MountError> for Error {
+    fn from(error: mountroot::MountError) -> Self {
+        Error::Mount(error)
+    }
+}
+
+impl From<verify::VerifyError> for Error {
+    fn from(error: verify::VerifyError) -> Self {
+        Error::Verify(error)
+    }
+}
+
+impl From<cmdline::CmdlineError> for Error {
+    fn from(error: cmdline::CmdlineError) -> Self {
+        Error::Cmdline(error)
+    }
 }
 
 impl Error {
@@ -123,6 +143,7 @@ impl Error {
 
 /// Where the flow reads its inputs (fixed in the initramfs; tests of the
 /// parsers use the pieces directly).
+#[derive(Debug)]
 pub struct Inputs<'a> {
     pub config_file: &'a Path,
     pub certs_dir: &'a Path,
@@ -299,15 +320,14 @@ fn load_certs(dir: &Path) -> Result<Vec<Cert>, Error> {
              CA) to the initramfs",
             dir.display()
         ))),
-        Err(crate::crypto::Error::Read { path, source })
-            if source.kind() == std::io::ErrorKind::NotFound =>
-        {
-            Err(Error::Certs(format!(
-                "{} does not exist: the initramfs carries no trusted certificates; refusing \
+        Err(crate::crypto::Error::Read {
+            path,
+            error: source,
+        }) if source.kind() == std::io::ErrorKind::NotFound => Err(Error::Certs(format!(
+            "{} does not exist: the initramfs carries no trusted certificates; refusing \
                  to boot",
-                path.display()
-            )))
-        }
+            path.display()
+        ))),
         Err(e) => Err(Error::Certs(e.to_string())),
     }
 }

@@ -40,6 +40,7 @@ pub fn module_dir() -> PathBuf {
 }
 
 /// Loads modules from one module directory.
+#[derive(Debug)]
 pub struct Loader {
     dir: PathBuf,
     /// modules.dep: module name -> (path, dependency paths).

@@ -52,9 +52,9 @@ pub const UNTRUSTED: MountAttrFlags =
 /// A mount problem.
 #[derive(Debug, thiserror::Error)]
 pub enum MountError {
-    #[error("{0}")]
+    #[error(transparent)]
     Mount(#[from] mount::Error),
-    #[error("{0}")]
+    #[error(transparent)]
     Repo(#[from] RepoError),
     /// The EROFS passed every check on open (its measured fs-verity digest
     /// is the signed one), but its data does not verify as the kernel

@@ -91,6 +91,7 @@ fn explain(errno: Errno) -> String {
 }
 
 /// The repository directory.
+#[derive(Debug)]
 pub struct Repo {
     dir: OwnedFd,
     path: PathBuf,

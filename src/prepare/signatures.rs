@@ -33,6 +33,7 @@ const MAX_ARTIFACT_SIZE: u64 = 1 << 20;
 /// The signatures of one deployment.
 // One value per boot: boxing would only add an allocation.
 #[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
 pub enum Source {
     Artifact {
         digest: Sha256Digest,
@@ -42,6 +43,7 @@ pub enum Source {
 }
 
 /// Where a role's PKCS#7 is.
+#[derive(Debug)]
 pub enum Pkcs7<'a> {
     /// A blob of the artifact (`blobs/sha256/<hex>` in the repository).
     Blob(&'a Descriptor),
@@ -50,6 +52,7 @@ pub enum Pkcs7<'a> {
 }
 
 /// One role's signed digest and its signature.
+#[derive(Debug)]
 pub struct Signed<'a> {
     pub role: Role,
     pub digest: FsVerityDigest,

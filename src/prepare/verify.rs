@@ -88,6 +88,7 @@ pub struct FileProof {
 }
 
 /// A verified image, ready to mount.
+#[derive(Debug)]
 pub struct Verified {
     pub manifest: ManifestDigest,
     pub config: ConfigDigest,
@@ -155,6 +156,7 @@ impl Verified {
 }
 
 /// Inputs of the verification.
+#[derive(Debug)]
 pub struct Policy<'a> {
     pub certs: &'a [Cert],
     pub signatures: SignaturePolicy,

@@ -70,6 +70,10 @@ pub struct DeployReport {
     /// What binds config and EROFS (`None`: unbound, `--allow-unbound`).
     pub bound_by: Option<BoundBy>,
     pub kernel_cmdline: String,
+    /// Why this deployment will likely not boot (e.g. the image lacks a
+    /// directory sealroot-prepare mounts on); the binary prints them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Deploys `image` (sealed, from `layout`) into `repo`.
@@ -91,6 +95,7 @@ pub fn deploy(
     source::choose(layout, image, &SealDigests::of(image, alg, None), &choice)?;
     let sink = repo.object_sink()?;
     let merged = build_merged(layout, image, &sink)?;
+    let warnings: Vec<String> = missing_mount_points(&merged.tree).into_iter().collect();
     let digests = SealDigests::of(image, alg, Some(merged.digest(alg)));
     let chosen = source::choose(layout, image, &digests, &choice)?;
     let params = repo.params();
@@ -162,7 +167,7 @@ pub fn deploy(
                     // stays builtin with "verity": false, and `sealroot
                     // repo enable-verity` on the target attaches the
                     // signatures (docs/repository.md, deployment.json).
-                    Err(Error::Verity { source, .. }) if is_unsupported(&source) => {
+                    Err(Error::Verity { error: source, .. }) if is_unsupported(&source) => {
                         repo.put_file(path, bytes, unsigned)?
                     }
                     other => other?,
@@ -182,7 +187,7 @@ pub fn deploy(
                         mode = ModeChoice::Fixed(SignatureMode::Builtin);
                         s
                     }
-                    Err(Error::Verity { source, .. })
+                    Err(Error::Verity { error: source, .. })
                         if is_unsupported(&source) || kernel_refused(&source) =>
                     {
                         mode = ModeChoice::Fixed(SignatureMode::Detached);
@@ -235,6 +240,7 @@ pub fn deploy(
     )?;
     repo.sync()?;
     Ok(DeployReport {
+        warnings,
         kernel_cmdline: format!("sealroot={}", deployment.manifest.0),
         deployment,
         deployment_dir: dir,
@@ -245,6 +251,37 @@ pub fn deploy(
         verified_by: chosen.verified_by,
         bound_by: chosen.bound_by,
     })
+}
+
+/// The directories sealroot-prepare mounts on (`prepare::mountroot`):
+/// without them it refuses the image at boot, so deploy warns now, with the
+/// fix. (A warning, not a refusal: the image is still what its signer
+/// sealed, and `[etc] mode = image` needs no /etc.) A symlink passes (the
+/// mounted image resolves it; the boot-time check has the last word).
+fn missing_mount_points(tree: &crate::tree::Tree) -> Option<String> {
+    use crate::tree::FileType;
+    let missing: Vec<&str> = ["etc", "var", "sysroot"]
+        .into_iter()
+        .filter(|dir| {
+            !tree
+                .lookup_path(dir.as_bytes())
+                .is_some_and(|id| tree.is_dir(id) || tree.file_type(id) == FileType::Symlink)
+        })
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let list = missing
+        .iter()
+        .map(|d| format!("/{d}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(format!(
+        "the image has no {list} directory: sealroot-prepare mounts /etc, /var and the \
+         physical root (/sysroot) on these and, with default settings, refuses the image at \
+         boot; add them to the image (e.g. `RUN mkdir -p /etc /var /sysroot` in its \
+         Containerfile), then seal and deploy it again"
+    ))
 }
 
 /// ENOKEY / EKEYREJECTED / EBADMSG: the kernel checked the builtin

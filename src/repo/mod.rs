@@ -68,18 +68,16 @@ mod error {
     /// Why a repository operation failed.
     #[derive(Debug, thiserror::Error)]
     pub enum Error {
-        #[error("{action} {path}: {source}")]
+        #[error("{action} {path}: {error}")]
         Io {
             action: &'static str,
             path: PathBuf,
-            #[source]
-            source: std::io::Error,
+            error: std::io::Error,
         },
-        #[error("{path}: {source}")]
+        #[error("{path}: {error}")]
         Json {
             path: PathBuf,
-            #[source]
-            source: super::JsonError,
+            error: super::JsonError,
         },
         #[error(
             "{path} is not a sealroot repository (no repo.json); create one with \
@@ -122,26 +120,45 @@ mod error {
             found: VerityAlgorithm,
             wanted: VerityAlgorithm,
         },
-        #[error("enabling fs-verity on {path}: {source}")]
+        #[error("enabling fs-verity on {path}: {error}")]
         Verity {
             path: PathBuf,
-            #[source]
-            source: crate::verity::ioctl::Error,
+            error: crate::verity::ioctl::Error,
         },
         #[error(transparent)]
         Layout(#[from] crate::oci::layout::LayoutError),
         #[error(transparent)]
         Import(#[from] crate::oci::import::ImportError),
         #[error("writing the composefs EROFS image: {0}")]
-        Erofs(#[from] crate::erofs::WriteError),
+        Erofs(crate::erofs::WriteError),
         #[error(transparent)]
         Artifact(#[from] crate::oci::artifact::ArtifactError),
         #[error("signing: {0}")]
-        Sign(#[from] crate::pkcs7::SignError),
+        Sign(crate::pkcs7::SignError),
         #[error("writing into the image layout: {0}")]
-        LayoutWrite(#[from] crate::oci::write::WriteError),
+        LayoutWrite(crate::oci::write::WriteError),
         #[error("{0}")]
         Refused(String),
+    }
+
+    // Not `#[from]`: that would make the cause a `source` as well, and the
+    // message already names it (printed once, see `verity::ioctl::Error`).
+    impl From<crate::oci::write::WriteError> for Error {
+        fn from(error: crate::oci::write::WriteError) -> Self {
+            Error::LayoutWrite(error)
+        }
+    }
+
+    impl From<crate::pkcs7::SignError> for Error {
+        fn from(error: crate::pkcs7::SignError) -> Self {
+            Error::Sign(error)
+        }
+    }
+
+    impl From<crate::erofs::WriteError> for Error {
+        fn from(error: crate::erofs::WriteError) -> Self {
+            Error::Erofs(error)
+        }
     }
 
     impl Error {
@@ -166,7 +183,7 @@ mod error {
             move |source| Error::Io {
                 action,
                 path,
-                source,
+                error: source,
             }
         }
     }

@@ -359,7 +359,7 @@ impl Repository {
                 .and_then(|b| {
                     Deployment::parse(&b).map_err(|source| Error::Json {
                         path: dir.display(&e.name).join("deployment.json"),
-                        source,
+                        error: source,
                     })
                 });
             out.push(FoundDeployment {
@@ -439,7 +439,7 @@ fn read_config(root: &Dir) -> Result<Option<RepoConfig>, Error> {
         .map(Some)
         .map_err(|source| Error::Json {
             path: root.display("repo.json"),
-            source,
+            error: source,
         })
 }
 
@@ -456,7 +456,7 @@ fn enable(tmp: &TempFile, dest: &Path, verity: VerityRequest<'_>) -> Result<Veri
         Err(e) if is_unsupported(&e) && signature.is_none() => Ok(VerityState::Unsupported),
         Err(source) => Err(Error::Verity {
             path: dest.to_owned(),
-            source: source.at(dest),
+            error: source.at(dest),
         }),
     }
 }

@@ -12,4 +12,5 @@ pub(crate) mod loopdev;
 pub(crate) mod mount;
 pub mod rusage;
 pub mod sha256x2;
+pub mod signal;
 pub mod verity;

@@ -6,7 +6,9 @@
 /// CPU time consumed by this process so far, in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct CpuTime {
+    /// Time spent running this process' own code.
     pub user: u64,
+    /// Time the kernel spent on its behalf.
     pub system: u64,
 }
 

@@ -220,6 +220,7 @@ mod tests {
 
     /// Paired and single compression give the `sha2` crate's SHA-256.
     #[test]
+    #[allow(clippy::print_stderr)] // says why the test checks nothing here
     fn matches_sha2() {
         use sha2::{Digest, Sha256};
         if !available() {

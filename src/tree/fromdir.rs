@@ -31,9 +31,13 @@ pub const INLINE_MAX: u64 = 64;
 /// Options of a directory import (mkcomposefs' flags of the same names).
 #[derive(Debug, Clone, Default)]
 pub struct DirOptions {
+    /// Set every mtime to 0 (`--use-epoch`).
     pub use_epoch: bool,
+    /// Import no xattrs (`--skip-xattrs`).
     pub skip_xattrs: bool,
+    /// Import only `user.` xattrs (`--user-xattrs`).
     pub user_xattrs: bool,
+    /// Leave out block and character devices (`--skip-devices`).
     pub skip_devices: bool,
     /// Threads for hashing and copying; `None`: all cores.
     pub threads: Option<usize>,
@@ -44,38 +48,62 @@ pub struct DirOptions {
 /// Counts from an import.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ImportStats {
+    /// Entries imported.
     pub entries: u64,
+    /// External files hashed.
     pub hashed_files: u64,
+    /// Bytes hashed.
     pub hashed_bytes: u64,
+    /// Objects copied into the store (not already there).
     pub stored_new: u64,
+    /// Of those, reflinked instead of copied.
     pub reflinked: u64,
+    /// Of those, with fs-verity enabled.
     pub verity_enabled: u64,
 }
 
 /// Why a directory could not be imported.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    #[error("{path}: {what}: {source}")]
+    /// Reading the directory failed.
+    #[error("{path}: {what}: {error}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The step (e.g. "stat").
         what: &'static str,
-        source: io::Error,
+        /// What the system said.
+        error: io::Error,
     },
-    #[error("{path}: {source}")]
-    Tree { path: PathBuf, source: super::Error },
-    #[error("{0}")]
+    /// The tree refused an entry.
+    #[error("{path}: {error}")]
+    Tree {
+        /// The entry.
+        path: PathBuf,
+        /// Why.
+        error: super::Error,
+    },
+    /// Copying into the object store failed.
+    #[error(transparent)]
     Store(#[from] StoreError),
+    /// The source is not a directory.
     #[error("{0} is not a directory")]
     NotADirectory(PathBuf),
+    /// The thread pool could not start.
     #[error("cannot start {threads} hashing threads: {reason}")]
-    Threads { threads: usize, reason: String },
+    Threads {
+        /// How many were asked for.
+        threads: usize,
+        /// Why they could not start.
+        reason: String,
+    },
 }
 
 fn io_err<'p>(path: &'p Path, what: &'static str) -> impl FnOnce(io::Error) -> ImportError + 'p {
     move |source| ImportError::Io {
         path: path.to_owned(),
         what,
-        source,
+        error: source,
     }
 }
 
@@ -110,7 +138,7 @@ fn read_xattrs(
     let xattrs = list_xattrs(path).map_err(|source| ImportError::Io {
         path: path.to_owned(),
         what: "reading xattrs",
-        source: source.into(),
+        error: source.into(),
     })?;
     for (name, value) in xattrs {
         if opts.user_xattrs && !name.starts_with(b"user.") {
@@ -119,7 +147,7 @@ fn read_xattrs(
         tree.set_xattr(id, &name, &value)
             .map_err(|source| ImportError::Tree {
                 path: path.to_owned(),
-                source,
+                error: source,
             })?;
     }
     Ok(())
@@ -190,7 +218,10 @@ pub fn import_dir(src: &Path, opts: &DirOptions) -> Result<(Tree, ImportStats), 
     }
     let tree_err = |path: &Path| {
         let path = path.to_owned();
-        move |source| ImportError::Tree { path, source }
+        move |source| ImportError::Tree {
+            path,
+            error: source,
+        }
     };
     let mut tree = Tree::new(stat_of(&md, opts)).map_err(tree_err(src))?;
     let root = tree.root();
@@ -228,7 +259,7 @@ pub fn import_dir(src: &Path, opts: &DirOptions) -> Result<(Tree, ImportStats), 
                     return Err(ImportError::Io {
                         path,
                         what: "reading",
-                        source: io::Error::new(
+                        error: io::Error::new(
                             io::ErrorKind::UnexpectedEof,
                             "file changed size while read",
                         ),

@@ -53,6 +53,7 @@ impl Primaries {
         self.map.len()
     }
 
+    /// No hard links.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }

@@ -61,13 +61,21 @@ pub fn object_params() -> VerityParams {
 
 /// `S_IFMT` and the file type bits of `st_mode` (`include/uapi/linux/stat.h`).
 pub mod mode {
+    /// Mask of the file type bits.
     pub const S_IFMT: u32 = 0o170000;
+    /// Socket.
     pub const S_IFSOCK: u32 = 0o140000;
+    /// Symbolic link.
     pub const S_IFLNK: u32 = 0o120000;
+    /// Regular file.
     pub const S_IFREG: u32 = 0o100000;
+    /// Block device.
     pub const S_IFBLK: u32 = 0o060000;
+    /// Directory.
     pub const S_IFDIR: u32 = 0o040000;
+    /// Character device.
     pub const S_IFCHR: u32 = 0o020000;
+    /// FIFO.
     pub const S_IFIFO: u32 = 0o010000;
 }
 
@@ -75,47 +83,112 @@ pub mod mode {
 /// name when one is known.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Error {
+    /// A file name that is empty, over 255 bytes, `.` or `..`, or has `/` or
+    /// NUL.
     #[error("invalid file name {name:?}: {reason}")]
-    InvalidName { name: String, reason: &'static str },
+    InvalidName {
+        /// The name.
+        name: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A mode whose file type bits name no type.
     #[error(
         "invalid mode {mode:o}: the file type bits name no file type (regular, directory, symlink, block/char device, fifo, socket)"
     )]
-    InvalidMode { mode: u32 },
+    InvalidMode {
+        /// The mode.
+        mode: u32,
+    },
+    /// A path component that is not a directory.
     #[error("{path}: not a directory")]
-    NotADirectory { path: String },
+    NotADirectory {
+        /// The path.
+        path: String,
+    },
+    /// The name is taken.
     #[error("{path}: already exists")]
-    Exists { path: String },
+    Exists {
+        /// The path.
+        path: String,
+    },
+    /// No such path.
     #[error("{path}: no such file or directory")]
-    NotFound { path: String },
+    NotFound {
+        /// The path.
+        path: String,
+    },
+    /// A hard link to a directory.
     #[error("{path}: directories cannot be hardlinked")]
-    DirectoryHardlink { path: String },
+    DirectoryHardlink {
+        /// The path.
+        path: String,
+    },
+    /// A hard link to itself.
     #[error("{path}: a hardlink cannot point to itself")]
-    SelfHardlink { path: String },
+    SelfHardlink {
+        /// The path.
+        path: String,
+    },
+    /// A symlink target composefs cannot store.
     #[error("invalid symlink target {target:?}: {reason}")]
     InvalidSymlink {
+        /// The target.
         target: String,
+        /// Why.
         reason: &'static str,
     },
+    /// An xattr name composefs cannot store.
     #[error("invalid xattr name {name:?}: {reason}")]
-    InvalidXattrName { name: String, reason: &'static str },
+    InvalidXattrName {
+        /// The name.
+        name: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// An xattr value over the limit.
     #[error("xattr {name:?}: value is {len} bytes, the maximum is {MAX_XATTR_VALUE_LEN}")]
-    XattrValueTooLong { name: String, len: usize },
+    XattrValueTooLong {
+        /// The xattr.
+        name: String,
+        /// Its value's length.
+        len: usize,
+    },
+    /// More xattr bytes on one inode than allowed.
     #[error("too many or too large xattrs on one file: about {size} bytes, the maximum is {max}")]
-    XattrsTooLarge { size: usize, max: usize },
+    XattrsTooLarge {
+        /// Bytes needed (about).
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Inline content over the limit.
     #[error(
         "inline content is {len} bytes, the maximum is {MAX_INLINE_CONTENT}; store larger files as external objects"
     )]
-    InlineTooLarge { len: usize },
+    InlineTooLarge {
+        /// The content's length.
+        len: usize,
+    },
+    /// More than 2^32 inodes.
     #[error("inode table full (more than 2^32 inodes)")]
     TooManyInodes,
+    /// An entry that cannot be made its inode's primary one.
     #[error("{path}: cannot pin it as its inode's primary entry: {reason}")]
-    Pin { path: String, reason: &'static str },
+    Pin {
+        /// The entry.
+        path: String,
+        /// Why.
+        reason: &'static str,
+    },
 }
 
 /// Seconds and nanoseconds since the epoch, as in `struct timespec`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Timestamp {
+    /// Seconds.
     pub sec: i64,
+    /// Nanoseconds, below 10^9.
     pub nsec: u32,
 }
 
@@ -125,16 +198,24 @@ pub struct Timestamp {
 /// writers compute their own (a symlink's is its target length).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Stat {
+    /// File type and permission bits (`st_mode`).
     pub mode: u32,
+    /// Owner.
     pub uid: u32,
+    /// Group.
     pub gid: u32,
+    /// Link count.
     pub nlink: u32,
+    /// Device number of a device node.
     pub rdev: u64,
+    /// Size in bytes of a regular file.
     pub size: u64,
+    /// Modification time.
     pub mtime: Timestamp,
 }
 
 impl Stat {
+    /// The file type, if the mode names one.
     pub fn file_type(&self) -> Option<FileType> {
         FileType::from_mode(self.mode)
     }
@@ -143,16 +224,24 @@ impl Stat {
 /// The file types composefs (and the kernel) knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FileType {
+    /// Regular file.
     Regular,
+    /// Directory.
     Directory,
+    /// Symbolic link.
     Symlink,
+    /// Block device.
     BlockDevice,
+    /// Character device.
     CharDevice,
+    /// FIFO.
     Fifo,
+    /// Socket.
     Socket,
 }
 
 impl FileType {
+    /// From `st_mode`'s file type bits.
     pub fn from_mode(mode: u32) -> Option<FileType> {
         use mode::*;
         Some(match mode & S_IFMT {
@@ -173,6 +262,7 @@ impl FileType {
 pub struct InodeId(u32);
 
 impl InodeId {
+    /// Position in the tree's inode table.
     pub fn index(self) -> usize {
         self.0 as usize
     }
@@ -230,14 +320,18 @@ struct Entry {
 pub enum NewContent<'a> {
     /// Devices, fifos, sockets, empty regular files.
     None,
+    /// A directory.
     Directory,
+    /// A symlink and its target.
     Symlink(&'a [u8]),
     /// Regular file content stored in the image (at most [`MAX_INLINE_CONTENT`]).
     Inline(&'a [u8]),
     /// Regular file stored outside the image: `payload` is the backing
     /// file's path relative to the object store (`XX/rest-of-hex`).
     External {
+        /// Path of the backing file in the object store, if known.
         payload: Option<&'a [u8]>,
+        /// Its fs-verity digest, if known.
         digest: Option<FsVerityDigest>,
     },
 }
@@ -245,12 +339,19 @@ pub enum NewContent<'a> {
 /// What an inode holds, as read from a tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Content<'a> {
+    /// Devices, fifos, sockets, empty regular files.
     None,
+    /// A directory.
     Directory,
+    /// A symlink and its target.
     Symlink(&'a [u8]),
+    /// Regular file content stored in the image.
     Inline(&'a [u8]),
+    /// A regular file stored outside the image.
     External {
+        /// Path of the backing file in the object store, if known.
         payload: Option<&'a [u8]>,
+        /// Its fs-verity digest, if known.
         digest: Option<FsVerityDigest>,
     },
 }
@@ -259,7 +360,9 @@ pub enum Content<'a> {
 /// property of the whole tree: see [`Tree::primaries`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DirEntry<'a> {
+    /// The entry's name.
     pub name: &'a [u8],
+    /// The inode it names.
     pub inode: InodeId,
 }
 
@@ -297,6 +400,7 @@ impl Tree {
         Ok(tree)
     }
 
+    /// The root directory.
     pub fn root(&self) -> InodeId {
         InodeId(0)
     }
@@ -417,6 +521,7 @@ impl Tree {
         Ok(())
     }
 
+    /// The inode's stat fields.
     pub fn stat(&self, id: InodeId) -> &Stat {
         &self.inodes[id.index()].stat
     }
@@ -427,15 +532,18 @@ impl Tree {
         &mut self.inodes[id.index()].stat
     }
 
+    /// The inode's file type.
     pub fn file_type(&self, id: InodeId) -> FileType {
         // Every stored inode passed make_data, whose mode check is the same.
         self.stat(id).file_type().unwrap_or(FileType::Regular)
     }
 
+    /// Whether the inode is a directory.
     pub fn is_dir(&self, id: InodeId) -> bool {
         matches!(self.inodes[id.index()].data, Data::Dir(_))
     }
 
+    /// What the inode holds.
     pub fn content(&self, id: InodeId) -> Content<'_> {
         match self.inodes[id.index()].data {
             Data::None => Content::None,
@@ -611,6 +719,7 @@ impl Tree {
         Ok(())
     }
 
+    /// The entry `name` in directory `parent`.
     pub fn lookup(&self, parent: InodeId, name: &[u8]) -> Option<InodeId> {
         let dir = self.dir_index(parent)?;
         self.search(dir, name)
@@ -650,14 +759,17 @@ impl Tree {
         })
     }
 
+    /// The inode's xattrs (name, value), sorted by name.
     pub fn xattrs(&self, id: InodeId) -> impl ExactSizeIterator<Item = (&[u8], &[u8])> {
         self.xattrs.iter(self.inodes[id.index()].xattrs)
     }
 
+    /// One xattr's value.
     pub fn xattr(&self, id: InodeId, name: &[u8]) -> Option<&[u8]> {
         self.xattrs.get(self.inodes[id.index()].xattrs, name)
     }
 
+    /// The inode's interned xattr list (equal lists share an id).
     pub fn xattr_set_id(&self, id: InodeId) -> XattrSetId {
         self.inodes[id.index()].xattrs
     }

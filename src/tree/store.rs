@@ -20,13 +20,23 @@ use crate::verity::FsVerityDigest;
 /// Why an object could not be stored.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("object store {path}: {source}")]
-    Store { path: PathBuf, source: io::Error },
-    #[error("storing {src} as {digest} in the object store: {source}")]
+    /// The store directory could not be created or used.
+    #[error("object store {path}: {error}")]
+    Store {
+        /// The directory.
+        path: PathBuf,
+        /// What the system said.
+        error: io::Error,
+    },
+    /// A file could not be stored.
+    #[error("storing {src} as {digest} in the object store: {error}")]
     Object {
+        /// The source file.
         src: PathBuf,
+        /// Its fs-verity digest (the object's name).
         digest: FsVerityDigest,
-        source: io::Error,
+        /// What the system said.
+        error: io::Error,
     },
 }
 
@@ -36,7 +46,12 @@ pub enum Stored {
     /// It was already there.
     Existing,
     /// Copied; `verity` says whether fs-verity could be enabled.
-    Added { reflinked: bool, verity: bool },
+    Added {
+        /// Reflinked rather than copied.
+        reflinked: bool,
+        /// fs-verity was enabled on it.
+        verity: bool,
+    },
 }
 
 /// An object directory.
@@ -57,11 +72,12 @@ impl ObjectStore {
         let root = root.into();
         fs::create_dir_all(&root).map_err(|source| StoreError::Store {
             path: root.clone(),
-            source,
+            error: source,
         })?;
         Ok(ObjectStore { root })
     }
 
+    /// The store's directory.
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -72,7 +88,7 @@ impl ObjectStore {
             .map_err(|source| StoreError::Object {
                 src: src.to_owned(),
                 digest: *digest,
-                source,
+                error: source,
             })
     }
 

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 pub struct XattrSetId(u32);
 
 impl XattrSetId {
+    /// No xattrs.
     pub const EMPTY: XattrSetId = XattrSetId(0);
 }
 

@@ -33,6 +33,7 @@ const SALT: std::ops::Range<usize> = 80..112;
 /// A parsed fs-verity descriptor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Descriptor {
+    /// Algorithm, block size and salt.
     pub params: VerityParams,
     /// Size of the file's data in bytes.
     pub data_size: u64,
@@ -43,21 +44,36 @@ pub struct Descriptor {
     pub sig_size: u32,
 }
 
+/// Why 256 bytes are not a valid fs-verity descriptor.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DescriptorError {
+    /// Fewer than 256 bytes.
     #[error("fs-verity descriptor is {0} bytes; it must be at least {DESCRIPTOR_SIZE}")]
     Truncated(usize),
+    /// A version other than 1.
     #[error("fs-verity descriptor has version {0}; only version 1 exists")]
     Version(u8),
+    /// A salt size over 32.
     #[error("fs-verity descriptor declares a {0}-byte salt; at most 32 fit")]
     SaltSize(u8),
+    /// Reserved bytes that are not zero (the field).
     #[error("fs-verity descriptor has non-zero bytes in its {0} field, which must be zero")]
     NonZero(&'static str),
+    /// An invalid algorithm or block size.
     #[error("fs-verity descriptor: {0}")]
-    Param(#[from] ParamError),
+    Param(ParamError),
+}
+
+// Not `#[from]`: that would make the cause a `source` as well, and the
+// message already names it (printed once, see `verity::ioctl::Error`).
+impl From<ParamError> for DescriptorError {
+    fn from(error: ParamError) -> Self {
+        DescriptorError::Param(error)
+    }
 }
 
 impl Descriptor {
+    /// A descriptor with `sig_size` 0.
     pub fn new(params: VerityParams, data_size: u64, root_hash: RootHash) -> Self {
         Descriptor {
             params,

@@ -45,6 +45,7 @@ pub fn descriptor_bytes(
 pub struct MerkleOutput {
     /// The file's fs-verity digest (hash of [`MerkleOutput::descriptor`]).
     pub digest: FsVerityDigest,
+    /// The descriptor that was hashed.
     pub descriptor: Descriptor,
     /// The Merkle tree in the kernel's layout (root level first, each level
     /// in order, every block full size), as `FS_IOC_READ_VERITY_METADATA`
@@ -69,6 +70,19 @@ pub struct MerkleHasher {
     inner: Inner,
 }
 
+impl std::fmt::Debug for MerkleHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hash = match self.inner {
+            Inner::Sha256Ni(_) => "sha256 (SHA-NI)",
+            Inner::Sha256(_) => "sha256",
+            Inner::Sha512(_) => "sha512",
+        };
+        f.debug_struct("MerkleHasher")
+            .field("hash", &hash)
+            .finish_non_exhaustive()
+    }
+}
+
 enum Inner {
     Sha256Ni(Tree<Sha256Ni>),
     Sha256(Tree<Salted<Sha256>>),
@@ -76,6 +90,7 @@ enum Inner {
 }
 
 impl MerkleHasher {
+    /// A hasher for `params` that keeps only what the digest needs.
     pub fn new(params: &VerityParams) -> Self {
         Self::build(params, false)
     }
@@ -102,6 +117,7 @@ impl MerkleHasher {
         MerkleHasher { inner }
     }
 
+    /// Feeds the next bytes of the file.
     pub fn update(&mut self, data: &[u8]) {
         match &mut self.inner {
             Inner::Sha256Ni(t) => t.update(data),
@@ -119,6 +135,7 @@ impl MerkleHasher {
         }
     }
 
+    /// The file's fs-verity digest.
     pub fn finish(self) -> FsVerityDigest {
         self.finish_full().digest
     }

@@ -15,26 +15,40 @@ use super::{FsVerityDigest, HashAlgorithm, ParamError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FormattedDigest(FsVerityDigest);
 
+/// Why bytes are not a formatted digest.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FormattedDigestError {
+    /// Shorter than the header.
     #[error("formatted fs-verity digest is {0} bytes, shorter than its 12-byte header")]
     Truncated(usize),
+    /// Not starting with `FSVerity`.
     #[error("formatted fs-verity digest does not start with \"FSVerity\"")]
     BadMagic,
+    /// The declared digest size differs from the bytes present.
     #[error("formatted fs-verity digest declares {declared} digest bytes but carries {actual}")]
-    SizeMismatch { declared: usize, actual: usize },
+    SizeMismatch {
+        /// The size field.
+        declared: usize,
+        /// Bytes after the header.
+        actual: usize,
+    },
+    /// An unknown algorithm or a wrong digest length.
     #[error(transparent)]
     Param(#[from] ParamError),
 }
 
 impl FormattedDigest {
+    /// `struct fsverity_formatted_digest`'s magic.
     pub const MAGIC: &'static [u8; 8] = b"FSVerity";
+    /// Magic, algorithm and size fields: 12 bytes.
     pub const HEADER_LEN: usize = 12;
 
+    /// Wraps a file digest.
     pub fn new(digest: FsVerityDigest) -> Self {
         FormattedDigest(digest)
     }
 
+    /// The file digest.
     pub fn digest(&self) -> FsVerityDigest {
         self.0
     }

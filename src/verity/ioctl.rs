@@ -28,8 +28,11 @@ pub const MAX_SIGNATURE_SIZE: usize = 16384 - 256;
 /// The kernel operation that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
+    /// `FS_IOC_ENABLE_VERITY`.
     Enable,
+    /// `FS_IOC_MEASURE_VERITY`.
     Measure,
+    /// `FS_IOC_READ_VERITY_METADATA` of one item.
     ReadMetadata(MetadataType),
     /// `statx` / `FS_IOC_GETFLAGS`, asking whether a file has verity.
     QueryFlags,
@@ -58,6 +61,7 @@ pub enum MetadataType {
 }
 
 impl MetadataType {
+    /// Every item, in the kernel's order.
     pub const ALL: [MetadataType; 3] = [
         MetadataType::MerkleTree,
         MetadataType::Descriptor,
@@ -108,8 +112,11 @@ pub enum Error {
     /// A kernel call failed; the message names the errno and explains it.
     #[error("{op} failed on {}: {}: {}", Target(.path), errno_name(*.errno), explain(*.op, *.errno))]
     Kernel {
+        /// The call.
         op: Op,
+        /// The file, when known.
         path: Option<PathBuf>,
+        /// What the kernel returned.
         errno: Errno,
     },
     /// Opening failed. For a verity file this is where the kernel checks
@@ -119,18 +126,35 @@ pub enum Error {
     /// `anyhow`'s `{:#}` would repeat it.)
     #[error("cannot open '{}' for reading: {}: {}", .path.display(), io_errno_name(.error), explain_open(.error))]
     Open {
+        /// The file.
         path: PathBuf,
+        /// What open(2) returned.
         error: std::io::Error,
     },
+    /// The kernel reported an algorithm number sealroot does not know.
     #[error("{}: the kernel reported fs-verity hash algorithm {id}, which sealroot does not know (1 = sha256, 2 = sha512)", Target(.path))]
-    UnknownAlgorithm { path: Option<PathBuf>, id: u16 },
-    #[error("{}: the kernel returned a malformed fs-verity descriptor: {source}", Target(.path))]
-    Descriptor {
+    UnknownAlgorithm {
+        /// The file, when known.
         path: Option<PathBuf>,
-        source: DescriptorError,
+        /// The number reported.
+        id: u16,
     },
+    /// The kernel returned a descriptor that does not parse.
+    #[error("{}: the kernel returned a malformed fs-verity descriptor: {error}", Target(.path))]
+    Descriptor {
+        /// The file, when known.
+        path: Option<PathBuf>,
+        /// Why it does not parse.
+        error: DescriptorError,
+    },
+    /// A signature over the kernel's size limit.
     #[error("{}: builtin signature is {size} bytes; the kernel accepts at most {MAX_SIGNATURE_SIZE}", Target(.path))]
-    SignatureTooLarge { path: Option<PathBuf>, size: usize },
+    SignatureTooLarge {
+        /// The file, when known.
+        path: Option<PathBuf>,
+        /// The signature's size in bytes.
+        size: usize,
+    },
 }
 
 impl Error {
@@ -164,6 +188,7 @@ impl Error {
     }
 }
 
+/// A result of the fs-verity interface.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Formats an optional path as `'path'` or "the file".
@@ -396,7 +421,10 @@ pub fn read_merkle_tree(fd: impl AsFd) -> Result<Vec<u8>> {
 /// The file's fs-verity descriptor as stored by the filesystem.
 pub fn read_descriptor(fd: impl AsFd) -> Result<Descriptor> {
     let bytes = read_metadata_all(fd, MetadataType::Descriptor)?;
-    Descriptor::parse(&bytes).map_err(|source| Error::Descriptor { path: None, source })
+    Descriptor::parse(&bytes).map_err(|source| Error::Descriptor {
+        path: None,
+        error: source,
+    })
 }
 
 /// The builtin signature given when verity was enabled, or `None` if it was
@@ -457,42 +485,52 @@ impl VerityFile {
         })
     }
 
+    /// The path it was opened by.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// The open file (read-only).
     pub fn file(&self) -> &File {
         &self.file
     }
 
+    /// [`enable`], with the path in errors.
     pub fn enable(&self, params: &VerityParams, signature: Option<&[u8]>) -> Result<()> {
         enable(&self.file, params, signature).map_err(|e| e.at(&self.path))
     }
 
+    /// [`measure`], with the path in errors.
     pub fn measure(&self) -> Result<FsVerityDigest> {
         measure(&self.file).map_err(|e| e.at(&self.path))
     }
 
+    /// [`read_metadata`], with the path in errors.
     pub fn read_metadata(&self, kind: MetadataType, offset: u64, buf: &mut [u8]) -> Result<usize> {
         read_metadata(&self.file, kind, offset, buf).map_err(|e| e.at(&self.path))
     }
 
+    /// [`read_metadata_all`], with the path in errors.
     pub fn read_metadata_all(&self, kind: MetadataType) -> Result<Vec<u8>> {
         read_metadata_all(&self.file, kind).map_err(|e| e.at(&self.path))
     }
 
+    /// [`read_merkle_tree`], with the path in errors.
     pub fn read_merkle_tree(&self) -> Result<Vec<u8>> {
         read_merkle_tree(&self.file).map_err(|e| e.at(&self.path))
     }
 
+    /// [`read_descriptor`], with the path in errors.
     pub fn read_descriptor(&self) -> Result<Descriptor> {
         read_descriptor(&self.file).map_err(|e| e.at(&self.path))
     }
 
+    /// [`read_signature`], with the path in errors.
     pub fn read_signature(&self) -> Result<Option<Vec<u8>>> {
         read_signature(&self.file).map_err(|e| e.at(&self.path))
     }
 
+    /// [`has_verity`], with the path in errors.
     pub fn has_verity(&self) -> Result<bool> {
         has_verity(&self.file).map_err(|e| e.at(&self.path))
     }

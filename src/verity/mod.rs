@@ -27,22 +27,32 @@ use std::str::FromStr;
 /// Errors in fs-verity parameters or digest strings.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ParamError {
+    /// An algorithm name other than sha256 or sha512.
     #[error("unknown fs-verity hash algorithm {0:?} (expected sha256 or sha512)")]
     UnknownAlgorithm(String),
+    /// A kernel algorithm number other than 1 or 2.
     #[error("unknown fs-verity hash algorithm number {0} (kernel knows 1 = sha256, 2 = sha512)")]
     UnknownAlgorithmId(u8),
+    /// A block size that is not a power of two in 1024..=65536.
     #[error("invalid fs-verity block size {0}: must be a power of two from 1024 to 65536")]
     InvalidBlockSize(u64),
+    /// A block size that is not a number.
     #[error("invalid fs-verity block size {0:?}: expected a number of bytes such as 4096")]
     BlockSizeNotANumber(String),
+    /// A salt longer than 32 bytes.
     #[error("fs-verity salt is {0} bytes long; the kernel allows at most 32")]
     SaltTooLong(usize),
+    /// Text that is not hex.
     #[error("invalid hex in salt or digest {0:?}")]
     InvalidHex(String),
+    /// A digest of the wrong length for its algorithm.
     #[error("{algorithm} digest must be {expected} bytes, got {actual}")]
     DigestLength {
+        /// The algorithm.
         algorithm: HashAlgorithm,
+        /// Its digest length in bytes.
         expected: usize,
+        /// The length given.
         actual: usize,
     },
 }
@@ -53,11 +63,14 @@ pub enum ParamError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum HashAlgorithm {
     #[default]
+    /// SHA-256 (kernel number 1).
     Sha256,
+    /// SHA-512 (kernel number 2).
     Sha512,
 }
 
 impl HashAlgorithm {
+    /// Every algorithm, in kernel order.
     pub const ALL: [HashAlgorithm; 2] = [HashAlgorithm::Sha256, HashAlgorithm::Sha512];
 
     /// The kernel's algorithm number.
@@ -68,6 +81,7 @@ impl HashAlgorithm {
         }
     }
 
+    /// From the kernel's algorithm number.
     pub fn from_kernel_id(id: u8) -> Result<Self, ParamError> {
         match id {
             1 => Ok(HashAlgorithm::Sha256),
@@ -123,11 +137,14 @@ impl FromStr for HashAlgorithm {
 pub struct BlockSize(u32);
 
 impl BlockSize {
+    /// Smallest block size the kernel accepts.
     pub const MIN: u32 = 1024;
+    /// Largest block size the kernel accepts.
     pub const MAX: u32 = 65536;
     /// 4096, what every tool defaults to and what composefs uses.
     pub const DEFAULT: BlockSize = BlockSize(4096);
 
+    /// Checks `size`.
     pub fn new(size: u64) -> Result<Self, ParamError> {
         if size.is_power_of_two() && (Self::MIN as u64..=Self::MAX as u64).contains(&size) {
             Ok(BlockSize(size as u32))
@@ -147,10 +164,12 @@ impl BlockSize {
         }
     }
 
+    /// The size in bytes.
     pub const fn get(self) -> u32 {
         self.0
     }
 
+    /// log2 of the size (the descriptor's `log_blocksize`).
     pub const fn log2(self) -> u8 {
         self.0.trailing_zeros() as u8
     }
@@ -183,8 +202,10 @@ impl FromStr for BlockSize {
 pub struct Salt(Vec<u8>);
 
 impl Salt {
+    /// `FS_VERITY_MAX_SALT_SIZE`.
     pub const MAX_LEN: usize = 32;
 
+    /// Checks the length.
     pub fn new(bytes: Vec<u8>) -> Result<Self, ParamError> {
         if bytes.len() > Self::MAX_LEN {
             return Err(ParamError::SaltTooLong(bytes.len()));
@@ -198,10 +219,12 @@ impl Salt {
         Salt::new(bytes)
     }
 
+    /// The salt bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
 
+    /// No salt.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -210,8 +233,11 @@ impl Salt {
 /// Everything that determines a file's fs-verity digest besides its content.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct VerityParams {
+    /// Hash algorithm.
     pub algorithm: HashAlgorithm,
+    /// Merkle tree block size.
     pub block_size: BlockSize,
+    /// Salt prepended to every hashed block.
     pub salt: Salt,
 }
 
@@ -229,6 +255,7 @@ impl VerityParams {
         }
     }
 
+    /// `algorithm` with 4096-byte blocks and no salt.
     pub fn with_algorithm(algorithm: HashAlgorithm) -> Self {
         VerityParams {
             algorithm,
@@ -248,6 +275,7 @@ pub struct FsVerityDigest {
 }
 
 impl FsVerityDigest {
+    /// Checks the length against the algorithm.
     pub fn new(algorithm: HashAlgorithm, digest: &[u8]) -> Result<Self, ParamError> {
         let expected = algorithm.digest_size();
         if digest.len() != expected {
@@ -268,10 +296,12 @@ impl FsVerityDigest {
         Self::new(algorithm, &raw)
     }
 
+    /// The algorithm that made it.
     pub fn algorithm(&self) -> HashAlgorithm {
         self.algorithm
     }
 
+    /// The digest bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.algorithm.digest_size()]
     }
@@ -314,18 +344,22 @@ impl FromStr for FsVerityDigest {
 pub struct RootHash(FsVerityDigest);
 
 impl RootHash {
+    /// Checks the length against the algorithm.
     pub fn new(algorithm: HashAlgorithm, hash: &[u8]) -> Result<Self, ParamError> {
         FsVerityDigest::new(algorithm, hash).map(RootHash)
     }
 
+    /// The tree's hash algorithm.
     pub fn algorithm(&self) -> HashAlgorithm {
         self.0.algorithm()
     }
 
+    /// The hash bytes.
     pub fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()
     }
 
+    /// Lower-case hex.
     pub fn to_hex(&self) -> String {
         self.0.to_hex()
     }

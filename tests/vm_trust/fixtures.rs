@@ -445,10 +445,16 @@ pub fn verify(file: &Path, sig: &Path, trusted_dir: &Path, params: &[&str]) -> V
     });
     match (out.status.code(), json["verified"].as_bool()) {
         (Some(0), Some(true)) => Verdict::Verified,
-        (Some(1), Some(false)) => Verdict::Refused {
-            reason: json["reason"].as_str().unwrap_or_default().to_owned(),
-            error: json["error"].as_str().unwrap_or_default().to_owned(),
-        },
+        // 3: a signature file that is not DER PKCS#7 at all (malformed
+        // input, README "Exit status"), reported with reason "profile".
+        (Some(1), Some(false)) | (Some(3), Some(false))
+            if out.status.code() == Some(1) || json["reason"] == "profile" =>
+        {
+            Verdict::Refused {
+                reason: json["reason"].as_str().unwrap_or_default().to_owned(),
+                error: json["error"].as_str().unwrap_or_default().to_owned(),
+            }
+        }
         (code, _) => panic!(
             "sealroot verify: unexpected exit {code:?} / JSON {json}: {}",
             String::from_utf8_lossy(&out.stderr)

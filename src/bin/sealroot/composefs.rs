@@ -1,9 +1,9 @@
 //! `sealroot mkcomposefs` (a drop-in for `mkcomposefs`) and
 //! `sealroot inspect` (the role of `composefs-info`).
 
+use sealroot::atomic::{self, Mode};
 use std::fs;
 use std::io::{self, BufWriter, IsTerminal, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -16,7 +16,7 @@ use sealroot::tree::store::ObjectStore;
 use sealroot::tree::{Content, Tree};
 use sealroot::verity::{VerityParams, digest};
 
-const MKCOMPOSEFS_LONG: &str = "\
+pub const MKCOMPOSEFS_LONG: &str = "\
 Builds a composefs EROFS image from a directory or a composefs-dump(5) file, \
 byte for byte what mkcomposefs 1.0 writes for the same input (same options, \
 same defaults).
@@ -39,7 +39,6 @@ Examples:
 
 /// Options of `sealroot mkcomposefs`, named as mkcomposefs names them.
 #[derive(Args, Debug)]
-#[command(long_about = MKCOMPOSEFS_LONG)]
 pub struct MkcomposefsArgs {
     /// Directory to image, or dumpfile with --from-file (`-`: stdin)
     source: PathBuf,
@@ -139,51 +138,17 @@ pub fn mkcomposefs(args: MkcomposefsArgs) -> anyhow::Result<ExitCode> {
             out.flush()?;
             d
         }
-        Some(p) => write_atomically(p, |w| Ok(erofs::write_image(&tree, &opts, w)?))?,
+        Some(p) => atomic::write_with(p, Mode::Umask, |w| {
+            erofs::write_image(&tree, &opts, w).map_err(io::Error::other)
+        })?,
     };
     if args.print_digest || args.print_digest_only {
-        println!("{}", digest.to_hex());
+        outln!("{}", digest.to_hex());
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes `path` through a temporary file in its directory and a rename.
-pub(crate) fn write_atomically<T>(
-    path: &Path,
-    f: impl FnOnce(&mut BufWriter<&fs::File>) -> anyhow::Result<T>,
-) -> anyhow::Result<T> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let tmp = tempfile::Builder::new()
-        .prefix(".sealroot-tmp")
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    let result = {
-        let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file());
-        let r = f(&mut w)?;
-        w.flush()?;
-        r
-    };
-    // As mkcomposefs' fopen(3): 0666 minus the umask (tempfile makes 0600).
-    tmp.as_file()
-        .set_permissions(fs::Permissions::from_mode(0o666 & !umask()))?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .with_context(|| format!("renaming into {}", path.display()))?;
-    Ok(result)
-}
-
-/// The process umask (read by setting it and setting it back).
-fn umask() -> u32 {
-    use rustix::fs::Mode;
-    let old = rustix::process::umask(Mode::from_raw_mode(0o022));
-    rustix::process::umask(old);
-    old.as_raw_mode()
-}
-
-const INSPECT_LONG: &str = "\
+pub const INSPECT_LONG: &str = "\
 Reads composefs EROFS images (the role of composefs-info): print the tree as \
 a composefs-dump(5) file, list it, list the objects it references (or those \
 missing from an object store), or print files' fs-verity digests. Images are \
@@ -196,7 +161,6 @@ Examples:
   sealroot inspect measure-file image.cfs";
 
 #[derive(Args, Debug)]
-#[command(long_about = INSPECT_LONG)]
 pub struct InspectArgs {
     #[command(subcommand)]
     command: InspectCommand,
@@ -376,10 +340,10 @@ pub fn inspect(args: InspectArgs) -> anyhow::Result<ExitCode> {
                     .iter()
                     .map(|(f, d)| serde_json::json!({"file": f.display().to_string(), "digest": d.to_string()}))
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                outln!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 for (_, d) in results {
-                    println!("{}", d.to_hex());
+                    outln!("{}", d.to_hex());
                 }
             }
         }

@@ -10,9 +10,7 @@ use sealroot::repo::json::SignatureMode;
 
 use crate::oci::{ImageArgs, open};
 use crate::repo::{EXIT_FAILED, Progress, RepoLocation, TrustArgs};
-
-/// Exit status of a command line that cannot run (as clap's own errors).
-pub const EXIT_USAGE: u8 = 2;
+use crate::sign::{EXIT_INPUT, EXIT_USAGE};
 
 /// The trust choice every deploy command requires: certificates
 /// (`have_certs`) or `--no-verify`, exactly one. `Err` carries the exit
@@ -50,7 +48,7 @@ pub fn require_trust_choice(
     }
 }
 
-const DEPLOY_HELP: &str = "\
+pub const DEPLOY_HELP: &str = "\
 Deploy a sealed image into the root filesystem the initramfs will see (--sysroot DIR; \
 the repository is DIR/sealroot, laid out as docs/repository.md describes):
 
@@ -97,6 +95,10 @@ still checked; sealroot-prepare verifies the signatures at boot) and says so.
 Writes are atomic: content first, then the deployment, then the names; a failed or \
 interrupted deploy leaves the previous deployments intact (leftovers: `sealroot repo gc`).
 
+sealroot-prepare mounts /etc, /var and the physical root on the image's /etc, /var and \
+/sysroot, and refuses an image without them at boot: deploy warns when one is missing (and \
+says what to add to the image).
+
 Prints the kernel command-line argument that boots the image: sealroot=sha256:<manifest>.
 
 Example (the whole flow):
@@ -108,11 +110,11 @@ Example (the whole flow):
   # initramfs, whose sealroot-prepare loads it into .fs-verity and seals the keyring
 
 Exit status: 0 deployed; 1 refused (not sealed, not bound, digests or signatures do not \
-verify); 2 neither --cert/--certs-dir nor --no-verify (or both); 3 unusable input.";
+verify) or failed; 2 neither --cert/--certs-dir nor --no-verify (or both), or another usage \
+error; 3 unusable input (image, certificate, or a --sysroot that does not exist).";
 
 /// Deploy a sealed OCI image into a sysroot
 #[derive(Args)]
-#[command(long_about = DEPLOY_HELP)]
 pub struct DeployArgs {
     #[command(flatten)]
     image: ImageArgs,
@@ -124,8 +126,8 @@ pub struct DeployArgs {
     /// Deploy without verifying the signatures (instead of --cert/--certs-dir)
     #[arg(long)]
     no_verify: bool,
-    /// auto, builtin, detached or attach-at-boot (see above)
-    #[arg(long, default_value = "auto")]
+    /// How the signatures reach the kernel ("Signatures" in --help explains each)
+    #[arg(long, default_value = "auto", value_parser = ["auto", "builtin", "detached", "attach-at-boot"])]
     signatures: String,
     /// Deploy this sealing artifact (sha256:...) when the image has several
     #[arg(long, value_name = "DIGEST")]
@@ -151,7 +153,10 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!("--signatures: {e}; or auto"))?,
         ),
     };
-    let trusted = args.trust.load()?;
+    let trusted = match args.trust.load() {
+        Ok(t) => t,
+        Err(e) => return Ok(crate::sign::fail(EXIT_INPUT, &e)),
+    };
     if let Err(code) = require_trust_choice(
         "deploy",
         !trusted.is_empty(),
@@ -160,8 +165,16 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
     ) {
         return Ok(code);
     }
-    let (layout, image) = open(&args.image)?;
-    let repo = args.location.open_or_create(args.algorithm)?;
+    let (layout, image) = match open(&args.image) {
+        Ok(x) => x,
+        Err(e) => return Ok(crate::sign::fail(crate::oci::open_failure(&e), &e)),
+    };
+    let repo = match args.location.open_or_create(args.algorithm) {
+        Ok(r) => r,
+        // A sysroot that does not exist is unusable input (3); a repository
+        // of another algorithm, or with a planted symlink, refuses (1).
+        Err(e) => return Ok(crate::sign::fail(crate::exit_status(&e), &e)),
+    };
     let opts = DeployOptions {
         source: args.image.image.to_string(),
         mode,
@@ -181,58 +194,61 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     progress.finish();
+    for warning in &report.warnings {
+        eprintln!("sealroot: warning: {warning}");
+    }
     if args.image.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
     }
     let d = &report.deployment;
-    println!(
+    outln!(
         "deployed {} into {}",
         args.image.image,
         report.deployment_dir.display()
     );
-    println!("  manifest   {}", d.manifest.0);
-    println!("  config     {}", d.config.0);
-    println!("  image      {} ({})", d.image.to_hex(), d.algorithm);
-    println!("  composefs  {}", report.composefs_digest);
+    outln!("  manifest   {}", d.manifest.0);
+    outln!("  config     {}", d.config.0);
+    outln!("  image      {} ({})", d.image.to_hex(), d.algorithm);
+    outln!("  composefs  {}", report.composefs_digest);
     match d.artifact {
-        Some(a) => println!("  artifact   {a}"),
-        None => println!("  artifact   none: sealed inline (signatures in the manifest)"),
+        Some(a) => outln!("  artifact   {a}"),
+        None => outln!("  artifact   none: sealed inline (signatures in the manifest)"),
     }
     match &report.bound_by {
-        Some(by) => println!("  bound      by {by}"),
-        None => println!(
+        Some(by) => outln!("  bound      by {by}"),
+        None => outln!(
             "  UNBOUND    nothing ties config and EROFS together (--allow-unbound): \
              sealroot-prepare boots it only with `require-binding = no`"
         ),
     }
-    println!(
+    outln!(
         "  objects    {} new, {} already present, {} MiB",
         report.objects.added,
         report.objects.existing,
         report.objects.bytes >> 20
     );
-    println!("  signatures {}", d.signatures);
+    outln!("  signatures {}", d.signatures);
     for c in &report.verified_by {
-        println!("  verified   by {c}");
+        outln!("  verified   by {c}");
     }
     if args.no_verify {
-        println!("  verified   NOT verified (--no-verify): no certificate was given");
+        outln!("  verified   NOT verified (--no-verify): no certificate was given");
     }
     if report.created {
-        println!(
+        outln!(
             "  state      new etc/upper, etc/work; var/ seeded with {} entries",
             report.var_entries
         );
     } else {
-        println!("  state      kept (re-deploy)");
+        outln!("  state      kept (re-deploy)");
     }
     if !d.verity {
-        println!(
+        outln!(
             "  WARNING    fs-verity is not enabled (no support on this filesystem/kernel, or \
              attach-at-boot); run `sealroot repo enable-verity` on the target"
         );
     }
-    println!("kernel command line: {}", report.kernel_cmdline);
+    outln!("kernel command line: {}", report.kernel_cmdline);
     Ok(ExitCode::SUCCESS)
 }

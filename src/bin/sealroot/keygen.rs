@@ -9,7 +9,8 @@ use clap::{Args, ValueEnum};
 use sealroot::crypto::builder::{Issuer, Role, issue};
 use sealroot::crypto::{Cert, KeyAlgorithm, PrivateKey};
 
-use super::sign::{EXIT_INPUT, fail, write_atomic};
+use super::sign::{EXIT_INPUT, fail};
+use sealroot::atomic::{self, Mode};
 
 const KEYGEN_AFTER_HELP: &str = "\
 Writes PEM files into --out-dir (never overwriting without --force):
@@ -159,10 +160,10 @@ fn keygen(args: &KeygenArgs) -> Result<()> {
     let cert = issue(&key, &args.subject, Role::Signer, issuer, args.days)?;
     save(dir, "signer", &key, &cert, &mut written)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&written)?);
+        outln!("{}", serde_json::to_string_pretty(&written)?);
     } else {
         for (name, v) in &written {
-            println!(
+            outln!(
                 "{name}: {} {} ({}, '{}', {})",
                 v["key"].as_str().unwrap_or_default(),
                 v["cert"].as_str().unwrap_or_default(),
@@ -184,10 +185,10 @@ fn save(
 ) -> Result<()> {
     let key_path = dir.join(format!("{name}.key.pem"));
     let cert_path = dir.join(format!("{name}.crt.pem"));
-    write_atomic(&key_path, key.to_pkcs8_pem()?.as_bytes(), 0o600)?;
+    atomic::write(&key_path, Mode::Private, key.to_pkcs8_pem()?.as_bytes())?;
     let pem = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, cert.der())
         .map_err(|e| anyhow::anyhow!("cannot encode certificate: {e}"))?;
-    write_atomic(&cert_path, pem.as_bytes(), 0o644)?;
+    atomic::write(&cert_path, Mode::Umask, pem.as_bytes())?;
     written.insert(
         name.to_owned(),
         serde_json::json!({

@@ -119,7 +119,7 @@ pub fn run(args: KeyringArgs) -> Result<ExitCode> {
                 match ring.add(cert) {
                     Ok(serial) => {
                         if !json {
-                            println!("Added {} as key {serial} ({serial:#x})", cert.info());
+                            outln!("Added {} as key {serial} ({serial:#x})", cert.info());
                         }
                         added.push(serde_json::json!({ "serial": serial, "cert": cert.info() }));
                     }
@@ -127,7 +127,7 @@ pub fn run(args: KeyringArgs) -> Result<ExitCode> {
                 }
             }
             if json {
-                println!("{}", serde_json::to_string_pretty(&added)?);
+                outln!("{}", serde_json::to_string_pretty(&added)?);
             }
         }
         KeyringCommand::List { cert, json } => {
@@ -140,20 +140,20 @@ pub fn run(args: KeyringArgs) -> Result<ExitCode> {
                 Err(e) => return Ok(refused(e)),
             };
             if json {
-                println!("{}", serde_json::to_string_pretty(&entries)?);
+                outln!("{}", serde_json::to_string_pretty(&entries)?);
             } else {
-                println!(
+                outln!(
                     "keyring {} ({:#x}): {} keys",
                     ring.serial(),
                     ring.serial(),
                     entries.len()
                 );
                 for e in &entries {
-                    print!("{:>10} {:<10} {}", e.serial, e.key_type, e.description);
+                    out!("{:>10} {:<10} {}", e.serial, e.key_type, e.description);
                     if let Some(c) = &e.cert {
-                        print!("  [{} from {}]", c.fingerprint, c.origin);
+                        out!("  [{} from {}]", c.fingerprint, c.origin);
                     }
-                    println!();
+                    outln!();
                 }
             }
         }
@@ -179,7 +179,7 @@ pub fn run(args: KeyringArgs) -> Result<ExitCode> {
                     .map(|()| "no key can be added any more".into()),
             };
             match done {
-                Ok(what) => println!(
+                Ok(what) => outln!(
                     "Sealed keyring {} ({:#x}): {what}",
                     ring.serial(),
                     ring.serial()

@@ -45,7 +45,6 @@ Examples:
 
 /// Options of `sealroot mount`.
 #[derive(Args, Debug)]
-#[command(long_about = LONG_HELP)]
 pub struct MountArgs {
     /// The composefs image (EROFS)
     image: PathBuf,

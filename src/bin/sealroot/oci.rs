@@ -1,5 +1,6 @@
 //! `sealroot oci`: read OCI images the way sealing reads them.
 
+use sealroot::atomic::{self, Mode};
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -97,9 +98,10 @@ pub struct OciArgs {
 pub struct ImageArgs {
     /// The image: oci:DIR[:TAG|@sha256:DIGEST] or oci-archive:FILE[:TAG|@sha256:DIGEST]
     pub image: ImageReference,
-    /// Platform to pick from a multi-platform index, OS/ARCH[/VARIANT]
-    #[arg(long, default_value_t = Platform::host())]
-    platform: Platform,
+    /// Platform to pick from a multi-platform index, OS/ARCH[/VARIANT] (default: this
+    /// machine's); a single-platform image must be for this platform
+    #[arg(long)]
+    platform: Option<Platform>,
     /// Print JSON instead of text
     #[arg(long)]
     pub json: bool,
@@ -206,7 +208,10 @@ enum OciCommand {
 
 pub fn run(args: OciArgs) -> anyhow::Result<ExitCode> {
     match args.command {
-        OciCommand::Inspect(a) => inspect(&a),
+        OciCommand::Inspect(a) => match open(&a) {
+            Ok(opened) => inspect(&a, opened),
+            Err(e) => Ok(crate::sign::fail(open_failure(&e), &e)),
+        },
         OciCommand::ComputeId(a) => compute_id(&a),
         OciCommand::Verify {
             image,
@@ -220,16 +225,56 @@ pub fn run(args: OciArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The exit status for an image that [`open`] could not open: 3 (unusable
+/// input) when there is no such layout, tag or platform, 1 (verification
+/// failed) when the layout's content does not match its digests or schema.
+pub fn open_failure(err: &anyhow::Error) -> u8 {
+    use sealroot::oci::layout::LayoutError as L;
+    let layout = err.chain().find_map(|e| e.downcast_ref::<L>());
+    match layout {
+        None
+        | Some(
+            L::Io { .. }
+            | L::NotALayout { .. }
+            | L::Archive(_)
+            | L::NoSuchTag { .. }
+            | L::NoSuchDigest { .. }
+            | L::Empty { .. }
+            | L::Ambiguous { .. }
+            | L::NoPlatform { .. },
+        ) => crate::sign::EXIT_INPUT,
+        Some(_) => EXIT_FAILED,
+    }
+}
+
 pub fn open(a: &ImageArgs) -> anyhow::Result<(ImageLayout, ResolvedImage)> {
     let layout = ImageLayout::open(&a.image).with_context(|| format!("opening {}", a.image))?;
     let image = layout
-        .resolve(&a.image.selector, &a.platform)
+        .resolve(
+            &a.image.selector,
+            &a.platform.clone().unwrap_or_else(Platform::host),
+        )
         .with_context(|| format!("resolving {}", a.image))?;
+    // An index chose by platform already; a single-platform image (or an
+    // index's only entry without a platform) is taken as it is, so an
+    // explicit --platform is checked against what its config states.
+    if let Some(wanted) = &a.platform {
+        let found = image.config.platform();
+        if !found.architecture.is_empty() && !wanted.matches(&found) {
+            anyhow::bail!(
+                "{}: --platform {wanted}: the image is for {found} only (it is not a \
+                 multi-platform index); drop --platform or pass --platform {found}",
+                a.image
+            );
+        }
+    }
     Ok((layout, image))
 }
 
-fn inspect(a: &ImageArgs) -> anyhow::Result<ExitCode> {
-    let (layout, image) = open(a)?;
+fn inspect(
+    a: &ImageArgs,
+    (layout, image): (ImageLayout, ResolvedImage),
+) -> anyhow::Result<ExitCode> {
     let seals = seal_artifacts(&layout, &image.manifest)?;
     let layers: Vec<_> = image
         .layers()
@@ -384,9 +429,9 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
         "signer": cert.info(),
     });
     if a.image.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        println!(
+        outln!(
             "sealed {} (manifest {})\n  artifact {}\n  {}: manifest {}\n  {}: config {}\n  {}: merged EROFS {}\n  \
              binding record (manifest, config, merged EROFS) {}\n  signed by {}",
             a.image.image,
@@ -426,14 +471,12 @@ fn compute_id(a: &ComputeIdArgs) -> anyhow::Result<ExitCode> {
     let merged = merged_from_layers(&layers)?;
     let digest = merged.digest(a.algorithm);
     if let Some(path) = &a.erofs {
-        crate::composefs::write_atomically(path, |w| Ok(w.write_all(&merged.erofs)?))
-            .with_context(|| format!("writing the EROFS to {}", path.display()))?;
+        atomic::write(path, Mode::Umask, &merged.erofs)?;
     }
     if let Some(path) = &a.dump {
-        crate::composefs::write_atomically(path, |w| {
-            Ok(sealroot::dumpfile::write_dump(&merged.tree, w)?)
-        })
-        .with_context(|| format!("writing the dump to {}", path.display()))?;
+        atomic::write_with(path, Mode::Umask, |w| {
+            sealroot::dumpfile::write_dump(&merged.tree, w)
+        })?;
     }
     progress.finish();
     if a.image.json {
@@ -445,9 +488,9 @@ fn compute_id(a: &ComputeIdArgs) -> anyhow::Result<ExitCode> {
             "erofsSize": merged.erofs.len(),
             "inodes": merged.inodes,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        println!("{}", digest.to_hex());
+        outln!("{}", digest.to_hex());
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -479,10 +522,10 @@ fn print_inline(
         "signer": cert.info(),
     });
     if a.image.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "sealed {} inline as {new_ref}\n  manifest {} (new; the original {} is unchanged)\n  \
          config   {} (new: label containers.composefs.fsverity={})\n  {}: config {}\n  \
          {}: merged EROFS {}\n  signed by {}",
@@ -498,7 +541,7 @@ fn print_inline(
         cert.subject()
     );
     if let Some(old) = sealed.replaced {
-        println!("  tag {} moved from {old}", sealed.tag);
+        outln!("  tag {} moved from {old}", sealed.tag);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -510,7 +553,7 @@ fn verify(a: &ImageArgs, list: bool, trust: &TrustArgs) -> anyhow::Result<ExitCo
     };
     let (layout, image) = match open(a) {
         Ok(x) => x,
-        Err(e) => return Ok(crate::sign::fail(EXIT_FAILED, &e)),
+        Err(e) => return Ok(crate::sign::fail(open_failure(&e), &e)),
     };
     let start = Instant::now();
     let progress = Progress::new("verify");

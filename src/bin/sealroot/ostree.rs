@@ -1,10 +1,12 @@
 //! `sealroot ostree`: seal ostree commits (docs/ostree.md).
 
+use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use sealroot::atomic::{self, Mode};
 use sealroot::crypto::Cert;
 use sealroot::oci::artifact::VerityAlgorithm;
 use sealroot::ostree::binding::{self, Binding};
@@ -315,14 +317,12 @@ fn compute_id(a: &ComputeIdArgs) -> anyhow::Result<ExitCode> {
     let image = input!(build(&repo, &commit, "compute-id"));
     let (bytes, digest) = image.write(&a.commit.algorithm.params())?;
     if let Some(path) = &a.erofs {
-        crate::composefs::write_atomically(path, |w| Ok(w.write_all(&bytes)?))
-            .with_context(|| format!("writing the EROFS to {}", path.display()))?;
+        atomic::write(path, Mode::Umask, &bytes)?;
     }
     if let Some(path) = &a.dump {
-        crate::composefs::write_atomically(path, |w| {
-            Ok(sealroot::dumpfile::write_dump(&image.tree, w)?)
-        })
-        .with_context(|| format!("writing the dump to {}", path.display()))?;
+        atomic::write_with(path, Mode::Umask, |w| {
+            sealroot::dumpfile::write_dump(&image.tree, w).map_err(io::Error::other)
+        })?;
     }
     if a.commit.json {
         let out = json!({
@@ -333,14 +333,12 @@ fn compute_id(a: &ComputeIdArgs) -> anyhow::Result<ExitCode> {
             "objects": image.objects.len(),
             "objectsWithoutVerity": image.objects.iter().filter(|o| !o.measured).count(),
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        println!("{}", digest.to_hex());
+        outln!("{}", digest.to_hex());
     }
     Ok(ExitCode::SUCCESS)
 }
-
-use std::io::Write;
 
 fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
     use sealroot::pkcs7::sign_fsverity;
@@ -376,9 +374,9 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
         "signer": signer.cert.info(),
     });
     if a.commit.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        println!(
+        outln!(
             "sealed commit {commit}\n  {alg}: EROFS {}\n  {alg}: binding record {}\n  signed by {} ({count} signature(s) in the detached metadata)",
             erofs.to_hex(),
             b.digest().to_hex(),
@@ -444,28 +442,29 @@ fn verify(a: &VerifyArgs) -> anyhow::Result<ExitCode> {
             "signatures": list,
             "verified": ok,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        println!("commit {commit}\n  {alg}: EROFS {}", erofs.to_hex());
+        outln!("commit {commit}\n  {alg}: EROFS {}", erofs.to_hex());
         if let Some(d) = signed_for.filter(|d| *d != erofs) {
-            println!(
+            outln!(
                 "  the signatures were made for EROFS {}: this repository's objects give another image",
                 d.to_hex()
             );
         }
         if results.is_empty() {
-            println!(
+            outln!(
                 "  no {} in the detached metadata (run `sealroot ostree seal`)",
                 binding::signatures_key(alg)
             );
         }
         for (i, r) in &results {
             match r {
-                Ok(v) => println!(
+                Ok(v) => outln!(
                     "  signature {i}: verified, trusted {} ({})",
-                    v.trusted.subject, v.trusted.fingerprint
+                    v.trusted.subject,
+                    v.trusted.fingerprint
                 ),
-                Err(e) => println!("  signature {i}: does not verify: {e}"),
+                Err(e) => outln!("  signature {i}: does not verify: {e}"),
             }
         }
     }
@@ -664,7 +663,7 @@ fn deploy_cmd(a: &DeployArgs) -> anyhow::Result<ExitCode> {
         match deploy_one(&sysroot, d, a, &trusted, mode) {
             Ok(r) => {
                 if !a.json {
-                    println!(
+                    outln!(
                         "sealed deployment {}/{}\n  {}: EROFS {}\n  signature: {}\n  .ostree.cfs: fs-verity {}; .sealroot.binding: fs-verity {}{}",
                         d.stateroot,
                         d.name,
@@ -703,7 +702,7 @@ fn deploy_cmd(a: &DeployArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if a.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({ "deployments": reports }))?
         );
@@ -756,7 +755,7 @@ fn enable_verity(a: &EnableVerityArgs) -> anyhow::Result<ExitCode> {
             .map(|c| c.loose_path("file"))
             .collect();
         if !a.json {
-            println!(
+            outln!(
                 "commit {commit}: {} objects; {} had fs-verity, {} enabled now, {} lack it{}",
                 image.objects.len(),
                 r.already,
@@ -769,7 +768,7 @@ fn enable_verity(a: &EnableVerityArgs) -> anyhow::Result<ExitCode> {
                 }
             );
             for m in missing.iter().chain(&wrong) {
-                println!("  objects/{m}");
+                outln!("  objects/{m}");
             }
         }
         reports.push(json!({
@@ -782,7 +781,7 @@ fn enable_verity(a: &EnableVerityArgs) -> anyhow::Result<ExitCode> {
         }));
     }
     if a.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json!({ "commits": reports }))?
         );

@@ -168,7 +168,7 @@ pub fn waiting(holders: &[LockHolder]) {
     eprintln!("sealroot: waiting for the repository lock, held by {who}");
 }
 
-const REPO_HELP: &str = "\
+pub const REPO_HELP: &str = "\
 Maintain a sealroot repository (the layout is docs/repository.md):
 
   init           create an empty repository with a chosen fs-verity algorithm
@@ -193,7 +193,7 @@ Locking: init, gc and enable-verity (like deploy) lock the repository exclusivel
 a shared lock, list none. A command waits for a conflicting lock and says who holds it.
 
 Exit status: 0 success; 1 fsck found problems, or the command refused or failed (the message \
-names the file and why); 2 usage error.
+names the file and why); 2 usage error; 3 no repository (or --sysroot) at that path.
 
 Examples:
   sealroot repo fsck --sysroot /mnt/root --cert keys/signer.crt.pem
@@ -201,7 +201,6 @@ Examples:
   sealroot repo enable-verity --sysroot /sysroot";
 
 #[derive(Args)]
-#[command(long_about = REPO_HELP)]
 pub struct RepoArgs {
     #[command(subcommand)]
     command: RepoCommand,
@@ -259,7 +258,7 @@ pub fn run(args: RepoArgs) -> anyhow::Result<ExitCode> {
             algorithm,
         } => {
             let repo = location.open_or_create(Some(algorithm))?;
-            println!(
+            outln!(
                 "repository {} ({})",
                 repo.root().display(),
                 repo.algorithm()
@@ -279,14 +278,14 @@ pub fn run(args: RepoArgs) -> anyhow::Result<ExitCode> {
             let report = fsck::fsck(&repo, &trusted)?;
             progress.finish();
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                outln!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 for p in &report.problems {
-                    println!("PROBLEM {}: {}", p.path.display(), p.problem);
+                    outln!("PROBLEM {}: {}", p.path.display(), p.problem);
                 }
-                println!(
+                outln!(
                     "{}: {} objects, {} blobs, {} images, {} deployments checked; {} signatures \
-                     verified{}; {} problems",
+                     verified{}; {}",
                     repo.root().display(),
                     report.objects,
                     report.blobs,
@@ -298,7 +297,10 @@ pub fn run(args: RepoArgs) -> anyhow::Result<ExitCode> {
                     } else {
                         ""
                     },
-                    report.problems.len()
+                    match report.problems.len() {
+                        1 => "1 problem".to_string(),
+                        n => format!("{n} problems"),
+                    }
                 );
             }
             Ok(if report.problems.is_empty() {
@@ -315,16 +317,16 @@ pub fn run(args: RepoArgs) -> anyhow::Result<ExitCode> {
             let repo = location.open(Access::Exclusive)?;
             let report = gc::gc(&repo, dry_run)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                outln!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 for p in &report.removed {
-                    println!(
+                    outln!(
                         "{} {}",
                         if dry_run { "would remove" } else { "removed" },
                         p.display()
                     );
                 }
-                println!(
+                outln!(
                     "{} {} entries ({} bytes); kept {} objects, {} images, {} blobs",
                     if dry_run { "would remove" } else { "removed" },
                     report.removed.len(),
@@ -355,12 +357,12 @@ fn list(location: &RepoLocation, as_json: bool) -> anyhow::Result<ExitCode> {
                 Err(e) => out.push(json!({"directory": f.path, "error": e.to_string()})),
             }
         }
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         for f in &found {
             let dir = &f.path;
             match &f.deployment {
-                Ok(d) => println!(
+                Ok(d) => outln!(
                     "sealroot={}  image {}  {} signatures{}  from {} at {}",
                     d.manifest.0,
                     d.image.to_hex(),
@@ -373,7 +375,7 @@ fn list(location: &RepoLocation, as_json: bool) -> anyhow::Result<ExitCode> {
                     d.source,
                     d.deployed_at
                 ),
-                Err(e) => println!("{}: unreadable: {e}", dir.display()),
+                Err(e) => outln!("{}: unreadable: {e}", dir.display()),
             }
         }
     }
@@ -389,11 +391,12 @@ fn enable_verity(location: &RepoLocation, as_json: bool) -> anyhow::Result<ExitC
     })?;
     progress.finish();
     if as_json {
-        println!("{}", json!(report));
+        outln!("{}", json!(report));
     } else {
-        println!(
+        outln!(
             "fs-verity enabled on {} files ({} already had it)",
-            report.enabled, report.already
+            report.enabled,
+            report.already
         );
     }
     let _ = std::io::stdout().flush();

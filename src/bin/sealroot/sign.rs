@@ -1,7 +1,7 @@
 //! `sealroot sign` and `sealroot verify`: fs-verity builtin signatures,
 //! compatible with `fsverity sign`.
 
-use std::io::Write;
+use sealroot::atomic::{self, Mode};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -9,11 +9,14 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use sealroot::crypto::key::KeySigner;
 use sealroot::crypto::{Cert, DigestAlgorithm};
-use sealroot::pkcs7::{self, SignOptions, VerifyError};
+use sealroot::pkcs7::{self, ProfileError, SignOptions, VerifyError};
 use sealroot::verity::{FsVerityDigest, digest};
 
+// Exit statuses, the same for every subcommand (README "Exit status").
 /// The signature was refused (verify), or the kernel refused (keyring).
 pub const EXIT_REFUSED: u8 = 1;
+/// The command line cannot run (as clap's own errors).
+pub const EXIT_USAGE: u8 = 2;
 /// An input could not be read or parsed, or the environment lacks
 /// something (no .fs-verity keyring).
 pub const EXIT_INPUT: u8 = 3;
@@ -53,7 +56,8 @@ Examples:
   fsverity enable FILE --signature=FILE.sig      # kernel checks it against .fs-verity
 
 Output: `Signed file 'FILE' (sha256:<digest>)` as `fsverity sign` prints it, or
-JSON with --json. Exit status: 0 signed, 3 unreadable or unusable key/cert/file.";
+JSON with --json. Exit status: 0 signed, 2 usage error (wrong number of files), 3 unreadable
+or unusable key/cert/file.";
 
 /// Sign a file's fs-verity digest (a builtin signature), like `fsverity sign`.
 #[derive(Args, Debug)]
@@ -94,6 +98,21 @@ pub struct SignArgs {
 }
 
 pub fn run_sign(args: SignArgs) -> Result<ExitCode> {
+    match (&args.digest, args.paths.as_slice()) {
+        (Some(_), [_]) | (None, [_, _]) => {}
+        (Some(_), _) => {
+            return Ok(fail(
+                EXIT_USAGE,
+                &anyhow::anyhow!("with --digest, give only OUT_SIGFILE"),
+            ));
+        }
+        (None, _) => {
+            return Ok(fail(
+                EXIT_USAGE,
+                &anyhow::anyhow!("give FILE and OUT_SIGFILE (or --digest=ALG:HEX and OUT_SIGFILE)"),
+            ));
+        }
+    }
     match sign(&args) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) => Ok(fail(EXIT_INPUT, &e)),
@@ -104,8 +123,7 @@ fn sign(args: &SignArgs) -> Result<()> {
     let (file, out) = match (&args.digest, args.paths.as_slice()) {
         (Some(_), [out]) => (None, out),
         (None, [file, out]) => (Some(file), out),
-        (Some(_), _) => bail!("with --digest, give only OUT_SIGFILE"),
-        (None, _) => bail!("give FILE and OUT_SIGFILE (or --digest=ALG:HEX and OUT_SIGFILE)"),
+        _ => unreachable!("run_sign checked the paths"),
     };
     let signer = KeySigner::load(&args.key)?;
     let cert = single_cert(&args.cert)?;
@@ -128,7 +146,7 @@ fn sign(args: &SignArgs) -> Result<()> {
         extra_certs,
     };
     let signature = pkcs7::sign_fsverity(&digest, &signer, &cert, &options)?;
-    write_atomic(out, &signature, 0o644)?;
+    atomic::write(out, Mode::Umask, &signature)?;
     if args.json {
         let v = serde_json::json!({
             "file": file,
@@ -140,11 +158,11 @@ fn sign(args: &SignArgs) -> Result<()> {
                 DigestAlgorithm::for_fsverity(digest.algorithm())).to_string(),
             "embedded_certificates": usize::from(args.embed_cert) + options.extra_certs.len(),
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
     } else if let Some(file) = file {
-        println!("Signed file '{}' ({digest})", file.display());
+        outln!("Signed file '{}' ({digest})", file.display());
     } else {
-        println!("Signed digest ({digest})");
+        outln!("Signed digest ({digest})");
     }
     Ok(())
 }
@@ -163,29 +181,6 @@ fn single_cert(path: &Path) -> Result<Cert> {
     Ok(certs.remove(0))
 }
 
-/// Writes `bytes` to `path` with permissions `mode` via a temporary file in
-/// the same directory and a rename, so a failure never leaves a partial
-/// file behind.
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot create a temporary file in '{}'", dir.display()))?;
-    tmp.write_all(bytes)
-        .and_then(|()| {
-            tmp.as_file()
-                .set_permissions(std::fs::Permissions::from_mode(mode))
-        })
-        .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("cannot write '{}'", path.display()))?;
-    tmp.persist(path)
-        .with_context(|| format!("cannot write '{}'", path.display()))?;
-    Ok(())
-}
-
 const VERIFY_AFTER_HELP: &str = "\
 Checks, in userspace, what the kernel checks when it opens a file with a
 builtin signature: computes the file's fs-verity digest, then verifies the
@@ -201,7 +196,8 @@ Examples:
 
 Exit status: 0 verified, 1 refused (the reason names the evidence: unknown
 signer with issuer and serial, signature or digest mismatch, profile
-violation...), 3 unreadable or malformed inputs.";
+violation...), 2 usage error (wrong number of files), 3 unreadable or malformed inputs (a
+signature file that is not DER PKCS#7).";
 
 /// Verify a file's fs-verity builtin signature against trusted certificates.
 #[derive(Args, Debug)]
@@ -237,11 +233,11 @@ pub fn run_verify(args: VerifyArgs) -> Result<ExitCode> {
         (None, [file, sig]) => (Some(file), sig),
         (Some(_), _) => {
             return Ok(fail(
-                EXIT_INPUT,
+                EXIT_USAGE,
                 &anyhow::anyhow!("with --digest, give only SIGFILE"),
             ));
         }
-        (None, _) => return Ok(fail(EXIT_INPUT, &anyhow::anyhow!("give FILE and SIGFILE"))),
+        (None, _) => return Ok(fail(EXIT_USAGE, &anyhow::anyhow!("give FILE and SIGFILE"))),
     };
     let inputs = (|| -> Result<_> {
         let mut sources = args.cert.clone();
@@ -276,13 +272,13 @@ pub fn run_verify(args: VerifyArgs) -> Result<ExitCode> {
                 json["file"] = serde_json::to_value(file)?;
                 json["digest"] = digest.to_string().into();
                 json["signature_file"] = serde_json::to_value(sig_path)?;
-                println!("{}", serde_json::to_string_pretty(&json)?);
+                outln!("{}", serde_json::to_string_pretty(&json)?);
             } else {
-                print!("Verified {subject} ({digest}): signed by {}", v.signer);
+                out!("Verified {subject} ({digest}): signed by {}", v.signer);
                 if v.trusted.fingerprint != v.signer.fingerprint {
-                    print!(", trusted through {}", v.trusted);
+                    out!(", trusted through {}", v.trusted);
                 }
-                println!();
+                outln!();
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -298,7 +294,7 @@ pub fn run_verify(args: VerifyArgs) -> Result<ExitCode> {
                     "error": err.to_string(),
                     "hint": hint,
                 });
-                println!("{}", serde_json::to_string_pretty(&json)?);
+                outln!("{}", serde_json::to_string_pretty(&json)?);
             }
             let mut message = format!(
                 "signature '{}' for {subject} refused: {err}",
@@ -308,7 +304,16 @@ pub fn run_verify(args: VerifyArgs) -> Result<ExitCode> {
                 message.push_str(&format!("\n  hint: {hint}"));
             }
             let e = anyhow::anyhow!(message);
-            Ok(fail(EXIT_REFUSED, &e))
+            // A signature file that is not DER PKCS#7 at all is malformed
+            // input; one that parses but breaks the profile or does not
+            // verify is refused.
+            let code = match err {
+                VerifyError::Profile(ProfileError::Malformed(_) | ProfileError::NotDer) => {
+                    EXIT_INPUT
+                }
+                _ => EXIT_REFUSED,
+            };
+            Ok(fail(code, &e))
         }
     }
 }

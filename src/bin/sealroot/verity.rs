@@ -6,8 +6,9 @@
 //! exit status 1, usage errors exit 2. Processing stops at the first file
 //! that fails, as `fsverity` does.
 
+use sealroot::atomic::{self, Mode};
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -159,10 +160,10 @@ pub fn digest(args: DigestArgs) -> anyhow::Result<ExitCode> {
         };
         if let Some(tree_path) = &args.out_merkle_tree {
             let tree = output.tree.as_deref().unwrap_or_default();
-            write_atomically(tree_path, tree)?;
+            atomic::write(tree_path, Mode::Umask, tree)?;
         }
         if let Some(desc_path) = &args.out_descriptor {
-            write_atomically(desc_path, &output.descriptor.to_bytes())?;
+            atomic::write(desc_path, Mode::Umask, &output.descriptor.to_bytes())?;
         }
         let formatted = hex::encode(FormattedDigest::new(output.digest).to_bytes());
         if args.json {
@@ -392,7 +393,7 @@ pub fn show_signature(args: ShowSignatureArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_NO_SIGNATURE));
     };
     match &args.out {
-        Some(path) => write_atomically(path, &sig)?,
+        Some(path) => atomic::write(path, Mode::Umask, &sig)?,
         None => {
             let mut out = io::stdout().lock();
             out.write_all(&sig)?;
@@ -400,27 +401,4 @@ pub fn show_signature(args: ShowSignatureArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same directory
-/// and a rename, so a failure never leaves a partial file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let context = || format!("cannot write '{}'", path.display());
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(context)?;
-    tmp.write_all(bytes).with_context(context)?;
-    // NamedTempFile creates 0600; outputs here are not secret.
-    std::fs::set_permissions(
-        tmp.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o644),
-    )
-    .with_context(context)?;
-    tmp.as_file().sync_all().with_context(context)?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(context)?;
-    Ok(())
 }

@@ -62,18 +62,13 @@ pub enum LayerError {
         declared: Compression,
         found: &'static str,
     },
-    #[error("layer {layer}: {source}")]
+    #[error("layer {layer}: {error}")]
     Stream {
         layer: LayerDigest,
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
-    #[error("layer {layer}: {source}")]
-    Tar {
-        layer: LayerDigest,
-        #[source]
-        source: TarError,
-    },
+    #[error("layer {layer}: {error}")]
+    Tar { layer: LayerDigest, error: TarError },
     #[error("layer {layer}: entry {entry:?} (tar offset {offset}): {reason}")]
     Entry {
         layer: LayerDigest,
@@ -160,6 +155,16 @@ pub struct LayerReader<R: Read> {
     current: Option<(String, u64)>,
 }
 
+impl<R: Read> std::fmt::Debug for LayerReader<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LayerReader")
+            .field("layer", &self.layer)
+            .field("diff_id", &self.diff_id)
+            .field("current", &self.current)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<R: Read> LayerReader<R> {
     /// Starts reading `blob` (already wrapped to check the layer descriptor)
     /// as the layer `descriptor`, whose uncompressed digest must be `diff_id`.
@@ -184,7 +189,12 @@ impl<R: Read> LayerReader<R> {
                 Ok(0) => break,
                 Ok(k) => n += k,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(source) => return Err(LayerError::Stream { layer, source }),
+                Err(source) => {
+                    return Err(LayerError::Stream {
+                        layer,
+                        error: source,
+                    });
+                }
             }
         }
         magic.truncate(n);
@@ -207,8 +217,12 @@ impl<R: Read> LayerReader<R> {
             Compression::None => Decoder::Plain(source),
             Compression::Gzip => Decoder::Gzip(flate2::bufread::MultiGzDecoder::new(source)),
             Compression::Zstd => Decoder::Zstd(Box::new(
-                zstd::stream::read::Decoder::with_buffer(source)
-                    .map_err(|source| LayerError::Stream { layer, source })?,
+                zstd::stream::read::Decoder::with_buffer(source).map_err(|source| {
+                    LayerError::Stream {
+                        layer,
+                        error: source,
+                    }
+                })?,
             )),
         };
         Ok(LayerReader {
@@ -227,11 +241,11 @@ impl<R: Read> LayerReader<R> {
         match e {
             TarError::Io(source) => LayerError::Stream {
                 layer: self.layer,
-                source,
+                error: source,
             },
             e => LayerError::Tar {
                 layer: self.layer,
-                source: e,
+                error: e,
             },
         }
     }
@@ -305,7 +319,10 @@ impl<R: Read> LayerReader<R> {
         let blob = self.tar.into_inner().into_inner_reader().into_blob();
         match blob.finish() {
             Err(source) if super::verify::BlobMismatch::from_io(&source).is_some() => {
-                LayerError::Stream { layer, source }
+                LayerError::Stream {
+                    layer,
+                    error: source,
+                }
             }
             _ => err,
         }
@@ -315,7 +332,10 @@ impl<R: Read> LayerReader<R> {
     /// digest and size. Returns the diff_id and the uncompressed size.
     pub fn finish(self) -> Result<(DiffId, u64), LayerError> {
         let layer = self.layer;
-        let stream = |source| LayerError::Stream { layer, source };
+        let stream = |source| LayerError::Stream {
+            layer,
+            error: source,
+        };
         let hashing = self.tar.into_inner();
         let (actual, size, decoder) = hashing.finish().map_err(stream)?;
         decoder.into_blob().finish().map_err(stream)?;
@@ -333,6 +353,7 @@ impl<R: Read> LayerReader<R> {
 }
 
 /// Reader over the current entry's content.
+#[derive(Debug)]
 pub struct Content<'a, R: Read> {
     reader: &'a mut LayerReader<R>,
 }

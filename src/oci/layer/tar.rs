@@ -32,7 +32,7 @@ const BLOCK: u64 = 512;
 /// A framing or header-field error.
 #[derive(Debug, thiserror::Error)]
 pub enum TarError {
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] io::Error),
     #[error("at byte {offset} of the tar stream: {reason}")]
     Malformed { offset: u64, reason: String },
@@ -62,6 +62,7 @@ pub struct RawEntry {
 }
 
 /// Reads tar members one at a time from a stream.
+#[derive(Debug)]
 pub struct TarReader<R> {
     inner: R,
     pos: u64,
