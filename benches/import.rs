@@ -33,6 +33,9 @@ use sealroot::verity::digest::MerkleHasher;
 use serde_json::json;
 use sha2::Digest;
 
+/// The sequential reference importer, shared with `tests/repo_import.rs`.
+#[path = "../tests/oci_support/sequential.rs"]
+mod sequential;
 #[path = "support/timed.rs"]
 mod timed;
 use timed::{Measure, timed_command};
@@ -222,8 +225,9 @@ fn cpu_seconds() -> f64 {
     ticks / rustix::param::clock_ticks_per_second() as f64
 }
 
-/// In-process: the sequential importer (`oci::import`, one task per layer)
-/// against the pipelined one (`repo::pipeline`), hashing only.
+/// In-process: the sequential reference importer (one task per layer, one
+/// member after the other) against the library's pipelined one
+/// (`oci::import::import_layers`), hashing only.
 fn importers(layout: &Path) -> String {
     use sealroot::oci::layout::ImageLayout;
     use sealroot::oci::sink::DigestOnlySink;
@@ -237,9 +241,9 @@ fn importers(layout: &Path) -> String {
         let (c0, t0) = (cpu_seconds(), Instant::now());
         let sink = DigestOnlySink::default();
         let layers = if pipelined {
-            sealroot::repo::pipeline::import_layers(&l, &img, &sink).unwrap()
-        } else {
             sealroot::oci::import::import_layers(&l, &img, &sink).unwrap()
+        } else {
+            sequential::import_layers(&l, &img, &sink).unwrap()
         };
         let wall = t0.elapsed().as_secs_f64();
         let cpu = cpu_seconds() - c0;

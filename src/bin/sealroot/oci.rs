@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use sealroot::oci::artifact::VerityAlgorithm;
+use sealroot::oci::import::import_layers;
 use sealroot::oci::layer::{Change, EntryKind};
 use sealroot::oci::layout::{ImageLayout, ResolvedImage};
 use sealroot::oci::referrers::seal_artifacts;
@@ -14,7 +15,6 @@ use sealroot::oci::sink::{DigestOnlySink, FileContent};
 use sealroot::oci::{ImageReference, Platform};
 use sealroot::repo::check::{ArtifactCheck, check_artifacts};
 use sealroot::repo::image::merged_from_layers;
-use sealroot::repo::pipeline::import_layers;
 use serde_json::json;
 
 use crate::repo::{CountingSink, EXIT_FAILED, Progress, TrustArgs};
