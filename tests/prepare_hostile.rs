@@ -32,22 +32,34 @@ struct Deployed {
     repo: PathBuf,
     cert: PathBuf,
     manifest_hex: String,
+    /// Empty for an image sealed inline.
     artifact_hex: String,
 }
 
 fn deployed() -> Deployed {
+    deployed_as(false)
+}
+
+/// Sealed with an artifact, or `inline` (`oci seal --inline`: no
+/// artifact, `deployment.json` format 2, the signatures in the manifest).
+fn deployed_as(inline: bool) -> Deployed {
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path().canonicalize().unwrap();
     let layout = base.join("layout");
     sample_image(&layout);
     let keys = Keys::new(&base.join("k"), "p256", "CN=prepare hostile");
-    let sealed = seal(&layout, &keys, &[]);
+    let (sealed, image) = if inline {
+        let sealed = seal(&layout, &keys, &["--inline", "--tag", "sealed"]);
+        (sealed, format!("oci:{}:sealed", layout.display()))
+    } else {
+        (seal(&layout, &keys, &[]), image_ref(&layout))
+    };
     let sysroot = base.join("sysroot");
     std::fs::create_dir(&sysroot).unwrap();
     let cert = keys.cert();
     sr_ok(&[
         "deploy",
-        &image_ref(&layout),
+        &image,
         "--sysroot",
         sysroot.to_str().unwrap(),
         "--cert",
@@ -60,7 +72,9 @@ fn deployed() -> Deployed {
         repo: sysroot.join("sealroot"),
         cert: PathBuf::from(cert),
         manifest_hex: sealed["manifest"].as_str().unwrap()[7..].to_owned(),
-        artifact_hex: sealed["artifact"].as_str().unwrap()[7..].to_owned(),
+        artifact_hex: sealed["artifact"]
+            .as_str()
+            .map_or(String::new(), |a| a[7..].to_owned()),
     }
 }
 
@@ -99,6 +113,8 @@ fn verify_refusal(d: &Deployed) -> String {
                         signatures: SignaturePolicy::Auto,
                         attach: false,
                         kernel_signatures: false,
+                        require_binding: true,
+                        min_created: None,
                     },
                 )
                 .map(|_| ())
@@ -157,4 +173,19 @@ fn fifo_at_a_signature_blob_is_refused() {
     let artifact = SealArtifact::parse(&Stored::<ImageManifest>::parse(artifact).unwrap()).unwrap();
     let blob = artifact.entry(Role::Manifest).unwrap().blob.digest;
     assert_fifo_refused(&d, &format!("blobs/sha256/{}", blob.to_hex()));
+}
+
+/// An inline-sealed deployment: its format-2 `deployment.json` and the
+/// manifest its signatures come from.
+#[test]
+fn fifo_in_an_inline_deployment_is_refused() {
+    for rel in ["deployment.json", "manifest"] {
+        let d = deployed_as(true);
+        assert!(d.artifact_hex.is_empty());
+        let rel = match rel {
+            "deployment.json" => format!("deployments/{}/deployment.json", d.manifest_hex),
+            _ => format!("blobs/sha256/{}", d.manifest_hex),
+        };
+        assert_fifo_refused(&d, &rel);
+    }
 }

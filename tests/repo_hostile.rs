@@ -13,6 +13,13 @@
 //! message naming it (fsck: a problem naming it). (The host kernel has no
 //! fs-verity: `enable-verity` ends in "no fs-verity" where it does not
 //! touch the plant; tests/vm_deploy.rs covers the kernel side.)
+//!
+//! Two deployments are attacked: one sealed with an artifact, and one
+//! sealed inline (`oci seal --inline`: `deployment.json` format 2 with
+//! `"artifact": null`, the signatures in the manifest's annotations). Both
+//! are deployed with builtin signatures, so `enable-verity` reads every
+//! file that carries a signature (the artifact and its signature blobs, or
+//! the inline manifest).
 
 mod oci_support;
 mod repo_support;
@@ -27,38 +34,63 @@ use oci_support::{run, tool};
 use repo_support::{Keys, bytes, image_ref, sample_image, seal, sealroot, sr_fails, sr_ok};
 use serde_json::Value;
 
+/// How the deployed image was sealed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sealing {
+    /// `oci seal`: a sealing artifact.
+    Artifact,
+    /// `oci seal --inline --tag sealed`: no artifact.
+    Inline,
+}
+
 /// A deployed repository to copy for each case.
 struct Bed {
     tmp: tempfile::TempDir,
+    sealing: Sealing,
     layout: PathBuf,
+    /// The deployed image (`oci:DIR:TAG`).
+    image_ref: String,
     cert: String,
     /// The sysroot holding the deployed `sealroot/`.
     template: PathBuf,
     manifest: String,
     config: String,
+    /// Empty for an inline seal.
     artifact: String,
+    /// The artifact's blob holding the config's PKCS#7 (empty inline).
+    signature: String,
     image: String,
     /// `objects/XX/rest` of usr/lib/libbig.so (fsverity-utils' digest).
     object: String,
 }
 
 impl Bed {
-    fn new() -> Bed {
+    fn new(sealing: Sealing) -> Bed {
         let tmp = tempfile::tempdir().unwrap();
         let layout = tmp.path().join("layout");
         sample_image(&layout);
         let keys = Keys::new(&tmp.path().join("k"), "p256", "CN=hostile repo test");
-        let sealed = seal(&layout, &keys, &[]);
+        let (sealed, image_ref) = match sealing {
+            Sealing::Artifact => (seal(&layout, &keys, &[]), image_ref(&layout)),
+            Sealing::Inline => (
+                seal(&layout, &keys, &["--inline", "--tag", "sealed"]),
+                format!("oci:{}:sealed", layout.display()),
+            ),
+        };
         let template = tmp.path().join("template");
         std::fs::create_dir(&template).unwrap();
         let cert = keys.cert();
+        // Builtin (kept as "verity": false on this host, which has no
+        // fs-verity): enable-verity then reads the signatures.
         sr_ok(&[
             "deploy",
-            &image_ref(&layout),
+            &image_ref,
             "--sysroot",
             template.to_str().unwrap(),
             "--cert",
             &cert,
+            "--signatures",
+            "builtin",
         ]);
         let probe = tmp.path().join("probe");
         std::fs::write(&probe, bytes(2, 300_000)).unwrap();
@@ -68,30 +100,53 @@ impl Bed {
             probe.to_str().unwrap(),
         ]));
         let d = String::from_utf8(d).unwrap().trim().to_owned();
-        let hex = |k: &str| sealed[k].as_str().unwrap()[7..].to_owned();
+        let hex = |k: &str| {
+            sealed[k]
+                .as_str()
+                .map_or(String::new(), |s| s[7..].to_owned())
+        };
+        let artifact = hex("artifact");
+        let signature = match sealing {
+            Sealing::Artifact => config_signature_blob(&layout, &artifact),
+            Sealing::Inline => String::new(),
+        };
         Bed {
+            sealing,
             layout,
+            image_ref,
             cert,
             template,
             manifest: hex("manifest"),
             config: hex("config"),
-            artifact: hex("artifact"),
+            artifact,
+            signature,
             image: sealed["digests"]["merged"].as_str().unwrap().to_owned(),
             object: format!("objects/{}/{}", &d[..2], &d[2..]),
             tmp,
         }
     }
 
-    /// `{m}`, `{c}`, `{a}`, `{i}`, `{o}` in a case's path.
+    /// `{m}`, `{c}`, `{a}`, `{s}`, `{i}`, `{o}` in a case's path.
     fn expand(&self, rel: &str) -> String {
         let fanout = &self.object[..10];
         rel.replace("{m}", &self.manifest)
             .replace("{c}", &self.config)
             .replace("{a}", &self.artifact)
+            .replace("{s}", &self.signature)
             .replace("{i}", &self.image)
             .replace("{o}", &self.object)
             .replace("{x}", fanout)
     }
+}
+
+/// The hex name of the blob holding the config's PKCS#7 in artifact `hex`
+/// of the layout.
+fn config_signature_blob(layout: &Path, hex: &str) -> String {
+    use sealroot::oci::artifact::{Role, SealArtifact};
+    use sealroot::oci::{ImageManifest, Stored};
+    let bytes = std::fs::read(layout.join("blobs/sha256").join(hex)).unwrap();
+    let artifact = SealArtifact::parse(&Stored::<ImageManifest>::parse(bytes).unwrap()).unwrap();
+    artifact.entry(Role::Config).unwrap().blob.digest.to_hex()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,7 +178,7 @@ impl Cmd {
             Cmd::EnableVerity => v(&["repo", "enable-verity", "--sysroot", &s]),
             Cmd::Deploy => v(&[
                 "deploy",
-                &image_ref(&bed.layout),
+                &bed.image_ref,
                 "--sysroot",
                 &s,
                 "--cert",
@@ -176,6 +231,7 @@ const CASES: &[(&str, Plant, [Expect; 6])] = &[
     ("blobs/sha256", Plant::Symlink, [N, N, N, N, N, A]),
     ("blobs/sha256/{m}", Plant::Symlink, [N, N, N, N, A, A]),
     ("blobs/sha256/{a}", Plant::Symlink, [N, N, N, N, A, A]),
+    ("blobs/sha256/{s}", Plant::Symlink, [N, N, N, N, A, A]),
     ("deployments", Plant::Symlink, [N, N, N, N, N, N]),
     ("deployments/{m}", Plant::Symlink, [N, N, N, N, A, S]),
     ("deployments/{m}/etc", Plant::Symlink, [A, N, A, N, A, A]),
@@ -197,6 +253,7 @@ const CASES: &[(&str, Plant, [Expect; 6])] = &[
     ("images/{i}", Plant::HardLink, [N, N, N, N, A, A]),
     ("blobs/sha256/{m}", Plant::HardLink, [A, N, N, N, A, A]),
     ("blobs/sha256/{a}", Plant::HardLink, [N, N, N, N, A, A]),
+    ("blobs/sha256/{s}", Plant::HardLink, [A, N, N, N, A, A]),
     (
         "deployments/{m}/deployment.json",
         Plant::HardLink,
@@ -207,6 +264,7 @@ const CASES: &[(&str, Plant, [Expect; 6])] = &[
     ("{o}", Plant::Fifo, [N, N, N, N, A, A]),
     ("images/{i}", Plant::Fifo, [N, N, N, N, A, A]),
     ("blobs/sha256/{a}", Plant::Fifo, [N, N, N, N, A, A]),
+    ("blobs/sha256/{s}", Plant::Fifo, [N, N, N, N, A, A]),
     (
         "deployments/{m}/deployment.json",
         Plant::Fifo,
@@ -215,6 +273,30 @@ const CASES: &[(&str, Plant, [Expect; 6])] = &[
     ("tmp/wfifo", Plant::Fifo, [N, N, A, A, A, A]),
     ("images/{i}", Plant::Device, [N, N, N, N, A, A]),
     ("{o}", Plant::Device, [N, N, N, N, A, A]),
+];
+
+/// The cases that differ for an inline-sealed deployment: its
+/// `deployment.json` is format 2 (`"artifact": null`), and its manifest
+/// carries the signatures (enable-verity and fsck read them there).
+const INLINE_CASES: &[(&str, Plant, [Expect; 6])] = &[
+    (
+        "deployments/{m}/deployment.json",
+        Plant::Symlink,
+        [N, N, N, N, A, S],
+    ),
+    (
+        "deployments/{m}/deployment.json",
+        Plant::HardLink,
+        [N, N, N, N, A, S],
+    ),
+    (
+        "deployments/{m}/deployment.json",
+        Plant::Fifo,
+        [N, N, N, N, A, S],
+    ),
+    ("blobs/sha256/{m}", Plant::Symlink, [N, N, N, N, A, A]),
+    ("blobs/sha256/{m}", Plant::HardLink, [A, N, N, N, A, A]),
+    ("blobs/sha256/{m}", Plant::Fifo, [N, N, N, N, A, A]),
 ];
 
 /// Everything about a tree that a tool acting on it would change.
@@ -332,12 +414,33 @@ fn run_limited(args: &[String], dir: &Path) -> Option<(Option<i32>, String)> {
     Some((status.code(), std::fs::read_to_string(&out).unwrap()))
 }
 
-/// Every case against one command.
+/// Every case against one command, on an artifact-sealed and on an
+/// inline-sealed deployment.
 fn matrix(cmd: Cmd) {
-    let bed = Bed::new();
-    let index = Cmd::ALL.iter().position(|c| *c == cmd).unwrap();
     let mut failures = Vec::new();
-    for (n, (rel, kind, expect)) in CASES.iter().enumerate() {
+    let mut total = 0;
+    for (sealing, cases) in [(Sealing::Artifact, CASES), (Sealing::Inline, INLINE_CASES)] {
+        let bed = Bed::new(sealing);
+        total += cases.len();
+        run_cases(&bed, cmd, cases, &mut failures);
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {total} cases failed:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+fn run_cases(
+    bed: &Bed,
+    cmd: Cmd,
+    cases: &[(&str, Plant, [Expect; 6])],
+    failures: &mut Vec<String>,
+) {
+    let index = Cmd::ALL.iter().position(|c| *c == cmd).unwrap();
+    let sealing = bed.sealing;
+    for (n, (rel, kind, expect)) in cases.iter().enumerate() {
         let rel = bed.expand(rel);
         let expect = expect[index];
         let case = bed.tmp.path().join(format!("{cmd:?}-{n}"));
@@ -352,13 +455,15 @@ fn matrix(cmd: Cmd) {
         std::fs::write(outside.join("keep"), "a file outside the repository").unwrap();
         let planted = plant(&sysroot.join("sealroot"), &rel, *kind, &outside);
         let before = snapshot(&outside);
-        let Some((code, text)) = run_limited(&cmd.args(&bed, &sysroot), &case) else {
+        let Some((code, text)) = run_limited(&cmd.args(bed, &sysroot), &case) else {
             failures.push(format!(
-                "HUNG: {cmd:?} with a {kind:?} at {rel:?} did not finish in {TIME_LIMIT:?}"
+                "HUNG: {cmd:?} with a {kind:?} at {rel:?} ({sealing:?}) did not finish in \
+                 {TIME_LIMIT:?}"
             ));
             continue;
         };
-        let what = format!("{cmd:?} with a {kind:?} at {rel:?} (exit {code:?}):\n{text}");
+        let what =
+            format!("{cmd:?} with a {kind:?} at {rel:?} ({sealing:?}, exit {code:?}):\n{text}");
         if snapshot(&outside) != before {
             failures.push(format!("CHANGED OUTSIDE: {what}"));
             continue;
@@ -373,13 +478,6 @@ fn matrix(cmd: Cmd) {
             failures.push(format!("expected {expect:?}: {what}"));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n\n{}",
-        failures.len(),
-        CASES.len(),
-        failures.join("\n\n")
-    );
 }
 
 #[test]
@@ -416,7 +514,7 @@ fn list_never_leaves_the_repository() {
 /// over, never followed), and gc collects a dangling one the same way.
 #[test]
 fn deploy_repairs_by_names_without_following_them() {
-    let bed = Bed::new();
+    let bed = Bed::new(Sealing::Artifact);
     let sys = bed.tmp.path().join("sys");
     run(Command::new("cp").arg("-a").arg(&bed.template).arg(&sys));
     let repo = sys.join("sealroot");
@@ -464,7 +562,7 @@ fn deploy_repairs_by_names_without_following_them() {
 /// symlink makes gc refuse before removing anything.
 #[test]
 fn gc_removes_interrupted_deploys_without_following_their_symlinks() {
-    let bed = Bed::new();
+    let bed = Bed::new(Sealing::Artifact);
     let sys = bed.tmp.path().join("sys");
     run(Command::new("cp").arg("-a").arg(&bed.template).arg(&sys));
     let repo = sys.join("sealroot");

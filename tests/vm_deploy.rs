@@ -244,6 +244,8 @@ fn a_hardlinked_object_never_gets_fs_verity() -> Result<()> {
         &format!("oci:{}:{TAG}", layout.display()),
         "--sysroot",
         disk_dir.join("root").to_str().unwrap(),
+        "--cert",
+        &keys.cert(),
     ]);
     // The object of usr/lib/libbig.so (fsverity-utils), and a file with
     // the same content outside the repository.

@@ -111,8 +111,30 @@ fn build_fixtures() -> (Vec<Signer>, Vec<(String, DiskImage, Deployed)>) {
     // deployment's hint is pointed at the second image's artifact.
     let (dir, d) = make(ImageSpec::standard("os-x"), &detached);
     let other = deploy_fixture(dir.path(), &ImageSpec::standard("os-y"), &detached);
-    point_at_artifact(dir.path(), &d, other.artifact_digest);
+    point_at_artifact(dir.path(), &d, other.artifact_digest.unwrap());
     push("subject-mismatch", (dir, d));
+
+    // Binding (issue 10): sealed inline; an artifact without a binding
+    // record (as sealroot wrote them before); and the forged pairing of
+    // image NEW's manifest and config with image OLD's EROFS (both signed
+    // by the same key, deployed in one repository), without and with NEW's
+    // binding record.
+    push(
+        "inline",
+        make(
+            ImageSpec::standard("os-in"),
+            &Signing::inline(&trusted, SigMode::Builtin),
+        ),
+    );
+    let (dir, d) = make(ImageSpec::standard("os-ub"), &builtin);
+    let d = strip_binding(dir.path(), &d);
+    push("unbound", (dir, d));
+    for (name, keep_record) in [("forged-unbound", false), ("forged-record", true)] {
+        let (dir, new) = make(ImageSpec::standard("os-new"), &builtin);
+        let old = deploy_fixture(dir.path(), &ImageSpec::standard("os-old"), &builtin);
+        let d = pair_with_erofs_of(dir.path(), &new, &old, keep_record);
+        push(name, (dir, d));
+    }
 
     let paths: Vec<&std::path::Path> = variants.iter().map(|(_, d, _)| d.path()).collect();
     let disks = seal_disks(&paths, DISK_SIZE).expect("sealing the fixture disks");
@@ -762,6 +784,185 @@ exec switch_root /sysroot /sbin/init
     Ok(())
 }
 
+/// The attack of issue 10, as reproduced on the code before binding: an
+/// (unsigned) artifact for image NEW whose merged EROFS entry and signature
+/// are image OLD's. Every signature in it is genuine, so before binding
+/// records the boot mounted OLD's root while status.json named NEW; now
+/// nothing ties NEW's config to that EROFS and the default refuses it.
+#[test]
+fn refuses_an_artifact_pairing_the_manifest_with_another_images_erofs() -> Result<()> {
+    let (disk, d) = fixture("forged-unbound");
+    let mut boot = Boot::new(
+        "prepare-forged-pairing",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    );
+    boot.checks = "bed_run os-release cat /sysroot/etc/os-release\n";
+    let log = boot.run(&disk)?;
+    assert_refused(&log, 1, "not bound")?;
+    log.result("prepare")?
+        .assert_stderr_contains(&format!("merged EROFS {}", d.image_digest))?
+        .assert_stderr_contains("require-binding = no")?;
+    log.result("os-release")?.assert_failed()?;
+    Ok(())
+}
+
+/// The same forgery keeping NEW's binding record: the record is genuine
+/// and signed, but it names NEW's EROFS, not the one the artifact pairs.
+#[test]
+fn refuses_a_binding_record_that_names_another_erofs() -> Result<()> {
+    let (disk, d) = fixture("forged-record");
+    let log = Boot::new(
+        "prepare-forged-record",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    )
+    .run(&disk)?;
+    assert_refused(&log, 1, "binding record names merged EROFS")?;
+    log.result("prepare")?
+        .assert_stderr_contains(&format!("this image's merged EROFS is {}", d.image_digest))?;
+    Ok(())
+}
+
+/// `sealroot oci seal --inline`: no artifact, the signatures in the
+/// manifest's annotations, the EROFS bound by the signed config's label;
+/// booted in kernel mode with a rollback floor (which a label-bound image
+/// satisfies).
+#[test]
+fn boots_an_inline_sealed_image() -> Result<()> {
+    let (disk, d) = fixture("inline");
+    let dj = disk.read_to_string(&format!("/sealroot/{}/deployment.json", d.deployment_dir()))?;
+    assert!(
+        dj.contains("\"artifact\": null") && dj.contains("\"format\": 2"),
+        "{dj}"
+    );
+    let mut boot = Boot::new(
+        "prepare-inline",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    );
+    boot.conf = Some("[verify]\nsignatures = kernel\nmin-created = 2026-03-01T00:00:00Z\n");
+    boot.checks = COMMON_CHECKS;
+    let log = boot.run(&disk)?;
+    assert_common(&log, "os-in")?;
+    let s = status(&log);
+    assert_eq!(s["image"]["sealed"], "inline");
+    assert_eq!(s["image"]["artifact"], Value::Null);
+    assert_eq!(s["image"]["files"]["manifest"], Value::Null);
+    assert_eq!(s["image"]["files"]["config"]["signature"], "kernel");
+    assert_eq!(s["image"]["files"]["erofs"]["signature"], "kernel");
+    assert_eq!(s["verification"], "kernel");
+    assert_eq!(
+        s["image"]["binding"]["bound_by"],
+        serde_json::json!(["config-label"])
+    );
+    assert_eq!(s["image"]["binding"]["created"], CREATED);
+    assert_eq!(s["image"]["erofs"], d.image_digest.to_string());
+    Ok(())
+}
+
+/// An image sealed before binding records (genuine signatures, nothing
+/// tying them together) is refused under the default `require-binding`.
+#[test]
+fn refuses_an_unbound_image_by_default() -> Result<()> {
+    let (disk, d) = fixture("unbound");
+    let log = Boot::new(
+        "prepare-unbound",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    )
+    .run(&disk)?;
+    assert_refused(&log, 1, "not bound")?;
+    log.result("prepare")?
+        .assert_stderr_contains("Reseal the image with this sealroot")?
+        .assert_stderr_contains("require-binding = no")?;
+    Ok(())
+}
+
+#[test]
+fn boots_an_unbound_image_with_require_binding_no() -> Result<()> {
+    let (disk, d) = fixture("unbound");
+    let mut boot = Boot::new(
+        "prepare-unbound-allowed",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    );
+    boot.conf = Some("[verify]\nrequire-binding = no\n");
+    boot.checks = "bed_run os-release cat /sysroot/etc/os-release\n";
+    let log = boot.run(&disk)?;
+    log.result("prepare")?
+        .assert_ok()?
+        .assert_stderr_contains("is not bound")?;
+    log.result("os-release")?.assert_stdout_eq("ID=os-ub\n")?;
+    let s = status(&log);
+    assert_eq!(s["image"]["binding"]["bound_by"], serde_json::json!([]));
+    assert_eq!(s["config"]["require-binding"], false);
+    Ok(())
+}
+
+/// A floor needs a bound image: an unbound config's `created` says
+/// nothing about the EROFS it is paired with.
+#[test]
+fn refuses_an_unbound_image_when_a_rollback_floor_is_set() -> Result<()> {
+    let (disk, d) = fixture("unbound");
+    let mut boot = Boot::new(
+        "prepare-unbound-floor",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    );
+    boot.conf = Some("[verify]\nrequire-binding = no\nmin-created = 2020-01-01T00:00:00Z\n");
+    let log = boot.run(&disk)?;
+    assert_refused(
+        &log,
+        1,
+        "min-created = 2020-01-01T00:00:00Z is set, but the image is not bound",
+    )
+}
+
+/// The rollback floor: the image's signed `created` (CREATED) is one
+/// nanosecond below it.
+#[test]
+fn refuses_an_image_older_than_the_rollback_floor() -> Result<()> {
+    let (disk, d) = fixture("builtin");
+    let floor = "2026-03-01T00:00:00.000000001Z";
+    let mut boot = Boot::new(
+        "prepare-below-floor",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    );
+    let conf = format!("[verify]\nmin-created = {floor}\n");
+    boot.conf = Some(&conf);
+    let log = boot.run(&disk)?;
+    assert_refused(&log, 1, "older than [verify] min-created")?;
+    log.result("prepare")?
+        .assert_stderr_contains(&format!("created {CREATED}"))?
+        .assert_stderr_contains(&format!("min-created = {floor}"))?;
+    Ok(())
+}
+
+/// At the floor (the same instant, written with another offset) it boots.
+#[test]
+fn boots_an_image_at_the_rollback_floor() -> Result<()> {
+    let (disk, d) = fixture("builtin");
+    let mut boot = Boot::new(
+        "prepare-at-floor",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    );
+    boot.conf = Some("[verify]\nmin-created = 2026-03-01T01:00:00+01:00\n");
+    boot.checks = "bed_run os-release cat /sysroot/etc/os-release\n";
+    let log = boot.run(&disk)?;
+    log.result("prepare")?.assert_ok()?;
+    log.result("os-release")?.assert_stdout_eq("ID=os-a\n")?;
+    let s = status(&log);
+    assert_eq!(
+        s["image"]["binding"]["bound_by"],
+        serde_json::json!(["binding-record"])
+    );
+    assert_eq!(s["image"]["binding"]["created"], CREATED);
+    assert_eq!(
+        s["image"]["binding"]["min_created"],
+        "2026-03-01T01:00:00+01:00"
+    );
+    assert_eq!(
+        s["image"]["binding"]["record_trusted_by"]["fingerprint"],
+        Value::String(fixtures().trusted.cert.fingerprint().to_string())
+    );
+    Ok(())
+}
+
 /// A sha512 repository (`repo.json`: fsverity-sha512-12) deployed on a
 /// host without fs-verity, first boot with attaching allowed: the signed
 /// files get sha512 fs-verity with their signatures, the content objects
@@ -857,7 +1058,9 @@ fn euid_program() -> Vec<u8> {
 /// node fails with EACCES, for root too; the same program and node on the
 /// initramfs' own root (the controls, in /controls) do elevate and open.
 /// Every mount below the sealed root, the physical root's bind included, is
-/// `nosuid,nodev` in /proc/self/mountinfo.
+/// `nosuid,nodev` in /proc/self/mountinfo. (deploy leaves the deployment
+/// directory root-only, 0700; the attacker, who owns the disk, opens it so
+/// that `nobody` reaches the program through the physical root at all.)
 #[test]
 fn planted_setuid_programs_and_device_nodes_in_etc_and_var_are_inert() -> Result<()> {
     let (disk, d) = fixture("builtin");
@@ -870,6 +1073,7 @@ plant() {{
     mknod -m 666 "$1/disk" b "${{dev%:*}}" "${{dev#*:}}"
 }}
 bed_run plant-var plant {dep}/var
+bed_run open-deployment chmod 755 {dep}
 bed_run plant-etc plant {dep}/etc/upper
 bed_run plant-control sh -c 'chmod 4755 /controls/euid && mknod -m 666 /controls/disk b "${{0%:*}}" "${{0#*:}}"' "$dev"
 "#
@@ -916,7 +1120,7 @@ bed_run plant-control sh -c 'chmod 4755 /controls/euid && mknod -m 666 /controls
         ),
     ];
     let log = boot.run(&disk)?;
-    for r in ["plant-var", "plant-etc", "plant-control"] {
+    for r in ["plant-var", "open-deployment", "plant-etc", "plant-control"] {
         log.result(r)?.assert_ok()?;
     }
     log.result("prepare")?.assert_ok()?;

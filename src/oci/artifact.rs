@@ -28,6 +28,14 @@
 //! The spec makes manifest and config signatures optional only when there
 //! are no signatures at all; since every layer of this artifact *is* a
 //! signature, manifest, config and merged are all required.
+//!
+//! sealroot's one extension: a signed binding record in the artifact's
+//! top-level annotations (`sealroot.binding.v1*`, [`super::binding`]),
+//! which readers that do not know it ignore. Any other `sealroot.*` key is
+//! an error. Layers are told apart by media type in [`check_layer`]; only
+//! the spec's signature layers are known, so an extension that needs a
+//! layer of its own (its own media type, after the signature layers) is
+//! added there and nowhere else.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -35,8 +43,10 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
+use super::binding::SignedBinding;
 use super::descriptor::Descriptor;
 use super::digest::{ManifestDigest, Sha256Digest};
+use super::keys::{self, KeyRole};
 use super::manifest::ImageManifest;
 use super::media_type::MediaType;
 use super::stored::Stored;
@@ -193,6 +203,8 @@ pub struct SealArtifact {
     /// The signed image manifest.
     pub subject: Descriptor,
     pub entries: Vec<SignatureEntry>,
+    /// sealroot's signed binding record, when the artifact carries one.
+    pub binding: Option<SignedBinding>,
 }
 
 /// Why a manifest is not a valid sealing artifact.
@@ -318,11 +330,30 @@ impl SealArtifact {
         if let Some(&role) = required.iter().find(|&&r| !has(r)) {
             return Err(ArtifactError::Missing { artifact, role });
         }
+        let binding = match format {
+            ArtifactFormat::MetadataV1 => {
+                SignedBinding::from_annotations(&manifest.annotations, algorithm)
+                    .map_err(structure)?
+            }
+            ArtifactFormat::SignatureDraft => {
+                if let Some(k) = manifest
+                    .annotations
+                    .keys()
+                    .find(|k| k.starts_with(keys::SEALROOT))
+                {
+                    return Err(structure(format!(
+                        "{k}: a binding record belongs only in a metadata.v1 artifact"
+                    )));
+                }
+                None
+            }
+        };
         Ok(SealArtifact {
             format,
             algorithm,
             subject,
             entries,
+            binding,
         })
     }
 
@@ -370,7 +401,9 @@ impl SealArtifact {
     }
 }
 
-fn check_blob(
+/// Checks a layer by its media type: the one place layer kinds are told
+/// apart (today: the spec's signature layers only).
+fn check_layer(
     artifact: Sha256Digest,
     index: usize,
     blob: &Descriptor,
@@ -380,12 +413,15 @@ fn check_blob(
         index,
         reason,
     };
-    if blob.media_type != MediaType::COMPOSEFS_SIGNATURE_PKCS7 {
-        return Err(entry(format!(
-            "media type is {}, expected {}",
-            blob.media_type,
-            MediaType::COMPOSEFS_SIGNATURE_PKCS7
-        )));
+    match blob.media_type.as_str() {
+        MediaType::COMPOSEFS_SIGNATURE_PKCS7 => {}
+        other => {
+            return Err(entry(format!(
+                "media type is {other}, expected {}: a sealing artifact carries signature \
+                 layers only",
+                MediaType::COMPOSEFS_SIGNATURE_PKCS7
+            )));
+        }
     }
     if blob.size == 0 || blob.size > MAX_SIGNATURE_SIZE {
         return Err(entry(format!(
@@ -402,46 +438,37 @@ fn parse_digest(
     alg: VerityAlgorithm,
     hex: &str,
 ) -> Result<FsVerityDigest, ArtifactError> {
-    let ok = hex.len() == 2 * alg.hash.digest_size()
-        && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    let parsed = ok
-        .then(|| FsVerityDigest::from_hex(alg.hash, hex).ok())
-        .flatten();
-    parsed.ok_or_else(|| ArtifactError::Entry {
+    keys::parse_digest(alg, hex).map_err(|reason| ArtifactError::Entry {
         artifact,
         index,
-        reason: format!(
-            "digest {hex:?} is not {} lower-case hex digits ({} fs-verity digest)",
-            2 * alg.hash.digest_size(),
-            alg.hash
-        ),
+        reason,
     })
 }
 
-/// Splits `composefs.<role>.<fsverity-alg-bits>`.
-fn parse_role_key(key: &str) -> Result<(Role, &str), String> {
-    let rest = key
-        .strip_prefix("composefs.")
-        .ok_or("not a composefs key")?;
-    let at = rest
-        .find(".fsverity-")
-        .ok_or_else(|| format!("annotation {key:?} names no fsverity-<alg>-<bits> algorithm"))?;
-    let (role, alg) = (&rest[..at], &rest[at + 1..]);
-    let role = match role {
-        "manifest" => Role::Manifest,
-        "config" => Role::Config,
-        "merged.erofs.v1" => Role::Merged,
-        "merged.bootable.erofs.v1" => Role::MergedBootable,
-        "layer.erofs.v1" => {
+/// The role of a signature layer's `composefs.<role>.<alg>` key.
+fn parse_role_key(key: &str) -> Result<(Role, VerityAlgorithm), String> {
+    let k = keys::parse(key)?.ok_or("not a composefs key")?;
+    if k.signature {
+        return Err(format!(
+            "{key}: a signature layer's annotation names the digest it signs, without .sig"
+        ));
+    }
+    let role = match k.role {
+        KeyRole::Manifest => Role::Manifest,
+        KeyRole::Config => Role::Config,
+        KeyRole::Merged => Role::Merged,
+        KeyRole::MergedBootable => Role::MergedBootable,
+        KeyRole::Layer => {
             return Err("per-layer EROFS entries belong in image manifests (inline mode), not in a sealing artifact".into());
         }
-        other => {
+        KeyRole::Binding => {
             return Err(format!(
-                "unknown role {other:?} (known: manifest, config, merged.erofs.v1, merged.bootable.erofs.v1)"
+                "{key}: the binding record travels in the artifact's annotations, not as a \
+                 signature layer"
             ));
         }
     };
-    Ok((role, alg))
+    Ok((role, k.algorithm))
 }
 
 fn parse_current(
@@ -462,7 +489,7 @@ fn parse_current(
             index,
             reason,
         };
-        check_blob(artifact, index, layer)?;
+        check_layer(artifact, index, layer)?;
         if layer.annotations.contains_key(DRAFT_TYPE)
             || layer.annotations.contains_key(DRAFT_DIGEST)
         {
@@ -473,7 +500,7 @@ fn parse_current(
         let keys: Vec<(&String, &String)> = layer
             .annotations
             .iter()
-            .filter(|(k, _)| k.starts_with("composefs."))
+            .filter(|(k, _)| k.starts_with(keys::COMPOSEFS) || k.starts_with(keys::SEALROOT))
             .collect();
         let (key, value) = match keys.as_slice() {
             [one] => *one,
@@ -490,9 +517,6 @@ fn parse_current(
             }
         };
         let (role, alg) = parse_role_key(key).map_err(entry)?;
-        let alg: VerityAlgorithm = alg
-            .parse()
-            .map_err(|e: AlgorithmError| entry(e.to_string()))?;
         match algorithm {
             None => algorithm = Some(alg),
             Some(first) if first != alg => {
@@ -537,7 +561,7 @@ fn parse_draft(
             index,
             reason,
         };
-        check_blob(artifact, index, layer)?;
+        check_layer(artifact, index, layer)?;
         if let Some(k) = layer
             .annotations
             .keys()
@@ -594,15 +618,19 @@ struct ManifestOut<'a> {
     config: &'a Descriptor,
     layers: &'a [Descriptor],
     subject: &'a Descriptor,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<String, String>,
 }
 
 /// Builds a current-format artifact signing `subject` (the descriptor of
 /// the image manifest's stored bytes). `signatures` are (role, signed
-/// fs-verity digest, DER PKCS#7) in the required order.
+/// fs-verity digest, DER PKCS#7) in the required order; `binding`, when
+/// given, goes into the artifact's annotations.
 pub fn build(
     subject: &Descriptor,
     algorithm: VerityAlgorithm,
     signatures: &[(Role, FsVerityDigest, Vec<u8>)],
+    binding: Option<&SignedBinding>,
 ) -> Result<BuiltArtifact, ArtifactError> {
     let err = |s: String| ArtifactError::Build(s);
     if !subject.media_type.is_manifest() {
@@ -634,6 +662,7 @@ pub fn build(
         config: &config,
         layers: &layers,
         subject: &bare_subject,
+        annotations: binding.map(SignedBinding::annotations).unwrap_or_default(),
     };
     let manifest = serde_json::to_vec(&out).map_err(|e| err(e.to_string()))?;
     // Validate what we built with the same rules a reader applies.

@@ -9,7 +9,9 @@
 //! [`config`], [`stored`] (documents kept as their exact bytes),
 //! [`verify`] (blob verification while reading), [`reference`]
 //! (`oci:DIR[:TAG|@sha256:D]`, `oci-archive:FILE[:TAG]`), [`artifact`]
-//! (sealing artifact model, parse, build).
+//! (sealing artifact model, parse, build), [`inline`] (inline sealing
+//! metadata in an image manifest), [`binding`] (sealroot's signed binding
+//! record), [`keys`] (the annotation key scheme all three share).
 //!
 //! Host side (`host` feature): `layout` and `archive` (reading images),
 //! `layer` (one layer as a stream of validated changes), `sink` (where file
@@ -73,10 +75,13 @@
 //! sha256 (diff_id) are inherently sequential.
 
 pub mod artifact;
+pub mod binding;
 pub mod config;
 pub mod descriptor;
 pub mod digest;
 pub mod index;
+pub mod inline;
+pub mod keys;
 pub mod manifest;
 pub mod media_type;
 pub mod platform;

@@ -16,6 +16,9 @@
 //! [verify]
 //! signatures = auto          # auto | kernel | userspace
 //! attach-signatures = no     # yes: enable fs-verity with the signature at boot
+//! require-binding = yes      # no: also boot images whose config and EROFS no
+//!                            #   signature ties together (older seals)
+//! min-created = 2026-01-01T00:00:00Z   # rollback floor (default: none)
 //!
 //! [etc]
 //! mode = persistent          # persistent | transient | image
@@ -38,6 +41,8 @@
 
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
+
+use crate::timestamp::Timestamp;
 
 /// Where the file is read from.
 pub const CONFIG_PATH: &str = "/etc/sealroot/prepare.conf";
@@ -138,6 +143,12 @@ pub struct Config {
     pub seal: SealMode,
     pub signatures: SignaturePolicy,
     pub attach_signatures: bool,
+    /// Refuse images whose config and merged EROFS no trusted signature
+    /// ties together (docs/sealing.md, "Binding").
+    pub require_binding: bool,
+    /// Rollback floor: refuse images whose config says they were created
+    /// before this.
+    pub min_created: Option<Timestamp>,
     pub etc: EtcMode,
     pub var: VarMode,
     pub erofs_backing: ErofsBacking,
@@ -152,6 +163,8 @@ impl Default for Config {
             seal: SealMode::RejectAll,
             signatures: SignaturePolicy::Auto,
             attach_signatures: false,
+            require_binding: true,
+            min_created: None,
             etc: EtcMode::Persistent,
             var: VarMode::Persistent,
             erofs_backing: ErofsBacking::Auto,
@@ -376,6 +389,10 @@ impl Config {
                 )?
             }
             (Section::Verify, "attach-signatures") => self.attach_signatures = boolean(value)?,
+            (Section::Verify, "require-binding") => self.require_binding = boolean(value)?,
+            (Section::Verify, "min-created") => {
+                self.min_created = Some(Timestamp::parse(value).map_err(|e| e.to_string())?)
+            }
             (Section::Etc, "mode") => {
                 self.etc = choice(
                     value,
@@ -410,7 +427,12 @@ impl Config {
                 let known: &[&str] = match section {
                     Section::Sysroot => &["path", "repository"],
                     Section::Keyring => &["seal"],
-                    Section::Verify => &["signatures", "attach-signatures"],
+                    Section::Verify => &[
+                        "signatures",
+                        "attach-signatures",
+                        "require-binding",
+                        "min-created",
+                    ],
                     Section::Etc | Section::Var => &["mode"],
                     Section::Mount => &["erofs-backing"],
                     Section::Boot => &["required"],
@@ -470,6 +492,7 @@ mod tests {
         let c = parse(
             "[sysroot]\npath = /mnt/root # inline comment\nrepository=os/repo\r\n\
              [keyring]\nseal = ca-chain\n[verify]\nsignatures = kernel\nattach-signatures = yes\n\
+             require-binding = no\nmin-created = 2026-01-31T12:00:00+01:00 # floor\n\
              [etc]\nmode = transient\n[var]\nmode=transient\n[mount]\nerofs-backing = loop\n\
              [boot]\nrequired = no\n",
             "f",
@@ -483,6 +506,8 @@ mod tests {
                 seal: SealMode::CaChain,
                 signatures: SignaturePolicy::Kernel,
                 attach_signatures: true,
+                require_binding: false,
+                min_created: Some(Timestamp::parse("2026-01-31T11:00:00Z").unwrap()),
                 etc: EtcMode::Transient,
                 var: VarMode::Transient,
                 erofs_backing: ErofsBacking::Loop,
@@ -518,6 +543,13 @@ mod tests {
         assert!(e("[sysroot]\nrepository = /abs\n").contains("must be relative"));
         assert!(e("[sysroot]\nrepository = ../x\n").contains("may not contain"));
         assert!(e("[verify]\nattach-signatures = maybe\n").contains("not one of yes, true"));
+        assert!(e("[verify]\nrequire-binding = maybe\n").contains("not one of yes, true"));
+        assert_eq!(
+            e("[verify]\nmin-created = 2026-01-31\n"),
+            "/etc/sealroot/prepare.conf:2: [verify] min-created: \"2026-01-31\" is not an RFC \
+             3339 timestamp ('T' between date and time); expected e.g. 2026-01-31T12:00:00Z or \
+             2026-01-31T13:00:00.5+01:00"
+        );
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //! 2. [`modules`]: erofs and overlay (loop for the fallback), if not built in;
 //! 3. every certificate into `.fs-verity`, then the keyring sealed — before
 //!    any signed file is opened;
-//! 4. [`verify`]: manifest, artifact, config, EROFS ([`repo`] reads the
-//!    untrusted disk); on the first boot of a deployment made without
+//! 4. [`verify`]: manifest, artifact or inline signatures ([`signatures`]),
+//!    config, binding and rollback floor ([`binding`]), EROFS ([`files`]
+//!    opens and measures; [`repo`] reads the untrusted disk); on the first boot of a deployment made without
 //!    fs-verity, with attaching allowed, [`objects`] gives the object store
 //!    fs-verity;
 //! 5. [`mountroot`]: composefs (EROFS + overlayfs `verity=require`), /etc,
@@ -26,8 +27,10 @@
 //! switches root, it allows the switch only into the root this flow
 //! mounted (or after it stood down as allowed).
 
+pub mod binding;
 pub mod cmdline;
 pub mod config;
+pub mod files;
 pub mod gate;
 pub mod log;
 pub mod modules;
@@ -35,6 +38,7 @@ pub mod mountroot;
 pub mod objects;
 pub mod record;
 pub mod repo;
+pub mod signatures;
 pub mod verify;
 
 use std::path::Path;
@@ -43,7 +47,7 @@ use std::time::Instant;
 use crate::crypto::Cert;
 use crate::keyring::{FsVerityKeyring, Restriction};
 use config::{Config, SealMode, SignaturePolicy};
-use record::{ImageRecord, KeyringRecord, Status};
+use record::{KeyringRecord, Status};
 
 pub use crate::sys::rusage::{CpuTime, cpu_time};
 
@@ -211,36 +215,30 @@ pub fn run(
     let verified = verify::verify(
         &repo,
         &selector,
-        &verify::Policy {
-            certs: &certs,
-            signatures: config.signatures,
-            attach: config.attach_signatures,
-            kernel_signatures,
-        },
+        &verify::Policy::new(&config, &certs, kernel_signatures),
     )?;
     status.verification = Some(verified.mode());
-    status.image = Some(ImageRecord {
-        manifest: verified.manifest.to_string(),
-        config: verified.config.to_string(),
-        artifact: verified.artifact.to_string(),
-        erofs: verified.image.to_string(),
-        repository: repo.path().display().to_string(),
-        deployment: verified.deployment.clone(),
-        files: record::Files {
-            manifest: verified.manifest_proof.clone(),
-            config: verified.config_proof.clone(),
-            erofs: verified.image_proof.clone(),
-        },
-    });
+    status.image = Some(verified.record(&repo));
     status.timings_us.verify = micros(t);
     log.info(&format!(
-        "verified image {} (config {}, EROFS {}): {} signatures by '{}'",
+        "verified image {} (config {}, EROFS {}): {} signatures by '{}', {}",
         verified.manifest,
         verified.config,
         verified.image,
         verified.mode(),
-        verified.image_proof.signer.subject
+        verified.image_proof.signer.subject,
+        match verified.binding.bound_by.as_slice() {
+            [] => "NOT bound (require-binding = no)".to_string(),
+            by => format!("bound by {}", by.join(" and ")),
+        }
     ));
+    if verified.binding.bound_by.is_empty() {
+        log.notice(&format!(
+            "image {} is not bound: its EROFS is trusted only per file signature \
+             ([verify] require-binding = no)",
+            verified.manifest
+        ));
+    }
 
     // 4b. A deployment made without fs-verity, booted for the first time
     //     with attaching allowed: its objects get fs-verity now (see

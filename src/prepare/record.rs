@@ -9,6 +9,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use super::binding::BindingProof;
 use super::config::Config;
 use super::mountroot::Mounted;
 use super::verify::FileProof;
@@ -65,17 +66,23 @@ pub struct Status {
 pub struct ImageRecord {
     pub manifest: String,
     pub config: String,
-    pub artifact: String,
+    /// The sealing artifact; `null` for an image sealed inline.
+    pub artifact: Option<String>,
+    /// `artifact` or `inline`: where the signatures came from.
+    pub sealed: &'static str,
     /// fs-verity digest of the merged EROFS (`sha256:<hex>`).
     pub erofs: String,
     pub repository: String,
     pub deployment: String,
     pub files: Files,
+    /// What binds config and EROFS, and the rollback floor check.
+    pub binding: BindingProof,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Files {
-    pub manifest: FileProof,
+    /// `null` for an image sealed inline (no manifest signature).
+    pub manifest: Option<FileProof>,
     pub config: FileProof,
     pub erofs: FileProof,
 }

@@ -13,20 +13,17 @@ use std::io;
 use std::path::Path;
 
 use crate::crypto::{Cert, CertInfo};
-use crate::oci::artifact::{Role, SealArtifact};
+use crate::oci::artifact::Role;
 use crate::oci::layout::{ImageLayout, ResolvedImage};
-use crate::oci::manifest::ImageManifest;
-use crate::oci::referrers::seal_artifacts;
-use crate::oci::stored::Stored;
-use crate::oci::{Descriptor, ManifestDigest, Sha256Digest};
-use crate::pkcs7::verify_fsverity;
-use crate::verity::{FsVerityDigest, ioctl};
+use crate::oci::{ManifestDigest, Sha256Digest};
+use crate::verity::ioctl;
 
 use super::check::read_signature;
 use super::dir::FileKind;
 use super::image::{MergedImage, build_merged};
 use super::json::{Deployment, SignatureMode};
 use super::seal::SealDigests;
+use super::source::{self, BoundBy, Choice, SealSource};
 use super::store::{ObjectStats, Repository, VerityRequest, VerityState, is_unsupported};
 use super::{Error, var};
 
@@ -50,6 +47,8 @@ pub struct DeployOptions<'a> {
     pub trusted: &'a [Cert],
     /// Pick this artifact when the image has several.
     pub artifact: Option<Sha256Digest>,
+    /// Deploy an image nothing binds (docs/sealing.md, "Binding").
+    pub allow_unbound: bool,
     /// Copy the image's `/var` into a new deployment's `var/`.
     pub seed_var: bool,
 }
@@ -68,112 +67,9 @@ pub struct DeployReport {
     pub var_entries: u64,
     /// Trusted certificates the signatures verified against (userspace).
     pub verified_by: Vec<CertInfo>,
+    /// What binds config and EROFS (`None`: unbound, `--allow-unbound`).
+    pub bound_by: Option<BoundBy>,
     pub kernel_cmdline: String,
-}
-
-/// A chosen artifact with its raw bytes and signature blobs.
-struct Chosen {
-    descriptor: Descriptor,
-    manifest: Stored<ImageManifest>,
-    artifact: SealArtifact,
-    /// (role, signed digest, DER) for manifest, config, merged.
-    signatures: Vec<(Role, FsVerityDigest, Vec<u8>)>,
-    verified_by: Vec<CertInfo>,
-}
-
-fn choose_artifact(
-    repo: &Repository,
-    layout: &ImageLayout,
-    image: &ResolvedImage,
-    digests: &SealDigests,
-    opts: &DeployOptions<'_>,
-) -> Result<Chosen, Error> {
-    let alg = repo.algorithm();
-    let mut reasons = Vec::new();
-    for (desc, parsed) in seal_artifacts(layout, &image.manifest)? {
-        if let Some(want) = opts.artifact
-            && desc.digest != want
-        {
-            continue;
-        }
-        let a = match parsed {
-            Ok(a) => a,
-            Err(e) => {
-                reasons.push(e.to_string());
-                continue;
-            }
-        };
-        if a.algorithm != alg {
-            reasons.push(format!(
-                "artifact {} uses {}, the repository {alg}",
-                desc.digest, a.algorithm
-            ));
-            continue;
-        }
-        match load_signatures(layout, &desc, &a, digests, opts.trusted) {
-            Ok((signatures, verified_by)) => {
-                let manifest: Stored<ImageManifest> =
-                    layout.read_json(&desc, "sealing artifact")?;
-                return Ok(Chosen {
-                    descriptor: desc,
-                    manifest,
-                    artifact: a,
-                    signatures,
-                    verified_by,
-                });
-            }
-            Err(e) => reasons.push(format!("artifact {}: {e}", desc.digest)),
-        }
-    }
-    let why = if reasons.is_empty() {
-        match opts.artifact {
-            Some(d) => format!("no sealing artifact {d} refers to it"),
-            None => "no sealing artifact refers to it; seal it with `sealroot oci seal`".into(),
-        }
-    } else {
-        reasons.join("; ")
-    };
-    Err(Error::Refused(format!(
-        "image {} cannot be deployed: {why}",
-        image.manifest_digest()
-    )))
-}
-
-type Signatures = (Vec<(Role, FsVerityDigest, Vec<u8>)>, Vec<CertInfo>);
-
-fn load_signatures(
-    layout: &ImageLayout,
-    desc: &Descriptor,
-    a: &SealArtifact,
-    digests: &SealDigests,
-    trusted: &[Cert],
-) -> Result<Signatures, String> {
-    let mut out = Vec::new();
-    let mut verified_by = Vec::new();
-    for (role, actual) in digests.roles() {
-        let e = a
-            .entry(role)
-            .ok_or_else(|| format!("no {role} signature"))?;
-        // Unknown yet (checked again once the layers are imported).
-        let Some(actual) = actual else { continue };
-        if e.digest != actual {
-            return Err(format!(
-                "its {role} signature covers {}, but this image's {role} has fs-verity digest {}",
-                e.digest.to_hex(),
-                actual.to_hex()
-            ));
-        }
-        let der = read_signature(layout, desc.digest, e)?;
-        if !trusted.is_empty() {
-            let v = verify_fsverity(&der, &actual, trusted)
-                .map_err(|err| format!("{role} signature: {err}"))?;
-            if !verified_by.contains(&v.trusted) {
-                verified_by.push(v.trusted);
-            }
-        }
-        out.push((role, actual, der));
-    }
-    Ok((out, verified_by))
 }
 
 /// Deploys `image` (sealed, from `layout`) into `repo`.
@@ -184,55 +80,47 @@ pub fn deploy(
     opts: &DeployOptions<'_>,
 ) -> Result<DeployReport, Error> {
     let alg = repo.algorithm();
-    // Refuse before writing anything when no artifact can match: manifest
+    let choice = Choice {
+        algorithm: alg,
+        trusted: opts.trusted,
+        artifact: opts.artifact,
+        allow_unbound: opts.allow_unbound,
+    };
+    // Refuse before writing anything when no source can match: manifest
     // and config digests (and signatures) are known without the layers.
-    choose_artifact(
-        repo,
-        layout,
-        image,
-        &SealDigests::of(image, alg, None),
-        opts,
-    )?;
+    source::choose(layout, image, &SealDigests::of(image, alg, None), &choice)?;
     let sink = repo.object_sink()?;
     let merged = build_merged(layout, image, &sink)?;
     let digests = SealDigests::of(image, alg, Some(merged.digest(alg)));
-    let chosen = choose_artifact(repo, layout, image, &digests, opts)?;
+    let chosen = source::choose(layout, image, &digests, &choice)?;
     let params = repo.params();
 
-    // Unreferenced blobs first: the artifact and its signatures.
-    for d in &chosen.manifest.layers {
-        let e = chosen
-            .artifact
-            .entries
-            .iter()
-            .find(|e| e.blob.digest == d.digest);
-        if let Some(e) = e {
-            let der =
-                read_signature(layout, chosen.descriptor.digest, e).map_err(Error::Refused)?;
-            repo.put_file(&repo.blob_rel(&d.digest), &der, VerityRequest::Off)?;
+    // Unreferenced blobs first: the artifact and its signatures (inline:
+    // the manifest carries them).
+    if let SealSource::Artifact {
+        descriptor,
+        manifest,
+        artifact,
+    } = &chosen.source
+    {
+        for e in &artifact.entries {
+            let der = read_signature(layout, descriptor.digest, e).map_err(Error::Refused)?;
+            repo.put_file(&repo.blob_rel(&e.blob.digest), &der, VerityRequest::Off)?;
         }
+        let empty = crate::oci::artifact::EMPTY_JSON;
+        repo.put_file(
+            &repo.blob_rel(&Sha256Digest::of(empty)),
+            empty,
+            VerityRequest::Off,
+        )?;
+        repo.put_file(
+            &repo.blob_rel(&descriptor.digest),
+            manifest.bytes(),
+            VerityRequest::Off,
+        )?;
     }
-    let empty = crate::oci::artifact::EMPTY_JSON;
-    repo.put_file(
-        &repo.blob_rel(&Sha256Digest::of(empty)),
-        empty,
-        VerityRequest::Off,
-    )?;
-    repo.put_file(
-        &repo.blob_rel(&chosen.descriptor.digest),
-        chosen.manifest.bytes(),
-        VerityRequest::Off,
-    )?;
 
-    // The three signed files.
-    let sig = |role: Role| -> &[u8] {
-        chosen
-            .signatures
-            .iter()
-            .find(|(r, _, _)| *r == role)
-            .map(|(_, _, d)| d.as_slice())
-            .unwrap_or_default()
-    };
+    // The signed files (inline: the manifest has no signature).
     let files: [(Role, std::path::PathBuf, &[u8]); 3] = [
         (
             Role::Manifest,
@@ -257,15 +145,17 @@ pub fn deploy(
     let mut mode = opts.mode;
     let mut verity = true;
     for (role, path, bytes) in &files {
+        let signature = chosen.signature(*role);
         let state = match mode {
             ModeChoice::Fixed(SignatureMode::AttachAtBoot) => {
                 repo.put_file(path, bytes, VerityRequest::Off)?
             }
+            _ if signature.is_none() => repo.put_file(path, bytes, unsigned)?,
             ModeChoice::Fixed(SignatureMode::Detached) => repo.put_file(path, bytes, unsigned)?,
             ModeChoice::Fixed(SignatureMode::Builtin) => {
                 let request = VerityRequest::On {
                     params: &params,
-                    signature: Some(sig(*role)),
+                    signature,
                 };
                 match repo.put_file(path, bytes, request) {
                     // No fs-verity here (a build host): the deployment
@@ -285,7 +175,7 @@ pub fn deploy(
                 // temporary file is discarded) and we fall back.
                 let request = VerityRequest::On {
                     params: &params,
-                    signature: Some(sig(*role)),
+                    signature,
                 };
                 match repo.put_file(path, bytes, request) {
                     Ok(s) => {
@@ -322,7 +212,7 @@ pub fn deploy(
     let deployment = Deployment {
         manifest: image.manifest_digest(),
         config: image.manifest.config_digest(),
-        artifact: chosen.descriptor.digest,
+        artifact: chosen.artifact(),
         image: merged.digest(alg),
         algorithm: alg,
         signatures: mode,
@@ -353,6 +243,7 @@ pub fn deploy(
         created,
         var_entries,
         verified_by: chosen.verified_by,
+        bound_by: chosen.bound_by,
     })
 }
 

@@ -1,8 +1,9 @@
 //! `sealroot repo enable-verity`: enable fs-verity where a deploy could not
 //! (a build host, a filesystem without it): on objects (sha256), and on the
 //! signed files of each deployment (the repository algorithm, with the
-//! artifact's PKCS#7 as builtin signature when the deployment says
-//! builtin), then record `"verity": true`.
+//! PKCS#7 of the artifact, or of the inline-sealed manifest, as builtin
+//! signature when the deployment says builtin), then record
+//! `"verity": true`.
 //!
 //! Files are re-created atomically (a copy gets verity, then is renamed
 //! over) because verity needs a file with no writer, which an in-place file
@@ -16,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::oci::artifact::{Role, SealArtifact};
+use crate::oci::artifact::Role;
 use crate::oci::manifest::ImageManifest;
 use crate::oci::stored::Stored;
 use crate::verity::{VerityParams, ioctl};
@@ -25,6 +26,7 @@ use super::Error;
 use super::deploy::replace_deployment_json;
 use super::json::{Deployment, SignatureMode};
 use super::scan;
+use super::source::deployed;
 use super::store::{MAX_BLOB_SIZE, MAX_IMAGE_SIZE, Repository, VerityRequest, VerityState};
 
 const COMMAND: &str = "enable-verity";
@@ -84,14 +86,21 @@ fn run(repo: &Repository, progress: &mut dyn FnMut(&Path)) -> Result<EnableRepor
             // The initramfs enables verity with the signature at boot.
             continue;
         }
-        let abytes = repo.read_file(repo.blob_rel(&d.artifact), MAX_BLOB_SIZE)?;
-        let artifact = Stored::<ImageManifest>::parse(abytes).map_err(|e| {
-            Error::Refused(format!(
-                "{}: not a sealing artifact: {e}",
-                repo.display(repo.blob_rel(&d.artifact)).display()
-            ))
-        })?;
-        let artifact = SealArtifact::parse(&artifact)?;
+        // Only builtin deployments attach signatures; the others need none
+        // (and a wrong hint is sealroot-prepare's to refuse, not ours).
+        // They come from the artifact, or (inline) from the manifest.
+        let mut signatures = if d.signatures == SignatureMode::Builtin {
+            let manifest = repo.read_file(repo.blob_rel(&d.manifest.0), MAX_BLOB_SIZE)?;
+            let manifest = Stored::<ImageManifest>::parse(manifest).map_err(|e| {
+                Error::Refused(format!(
+                    "{}: not an image manifest: {e}",
+                    repo.display(repo.blob_rel(&d.manifest.0)).display()
+                ))
+            })?;
+            deployed(repo, &d, &manifest)?
+        } else {
+            Vec::new()
+        };
         for (role, rel, limit) in [
             (Role::Manifest, repo.blob_rel(&d.manifest.0), MAX_BLOB_SIZE),
             (Role::Config, repo.blob_rel(&d.config.0), MAX_BLOB_SIZE),
@@ -101,11 +110,11 @@ fn run(repo: &Repository, progress: &mut dyn FnMut(&Path)) -> Result<EnableRepor
                 report.already += 1;
                 continue;
             }
-            let signature = match (d.signatures, artifact.entry(role)) {
-                (SignatureMode::Builtin, Some(e)) => {
-                    Some(repo.read_file(repo.blob_rel(&e.blob.digest), MAX_BLOB_SIZE)?)
-                }
-                _ => None,
+            // The role's signature, if it has one (an inline manifest has
+            // none).
+            let signature = match signatures.iter().position(|s| s.role == role) {
+                Some(i) => Some(signatures.swap_remove(i).der?),
+                None => None,
             };
             pending.push(Pending {
                 rel,

@@ -6,10 +6,12 @@
 //! - every image's fs-verity digest equals its name, it reads as a
 //!   composefs EROFS, and every object it references is present;
 //! - every deployment is complete: `deployment.json` parses; manifest,
-//!   config, artifact and image are present and agree (the config is the
-//!   manifest's, the artifact's subject is the manifest, its signed digests
-//!   are the files' digests); the state directories and `by-*` names exist;
-//!   with trusted certificates, every signature verifies;
+//!   config, artifact (none for an image sealed inline: its manifest's
+//!   annotations carry the signatures) and image are present and agree
+//!   (the config is the manifest's, the artifact's subject is the manifest,
+//!   the signed digests are the files' digests); the state directories and
+//!   `by-*` names exist; with trusted certificates, every signature
+//!   verifies;
 //! - the layout itself: its directories are directories, `tmp/` holds
 //!   regular files, `by-*/` symlinks of the form deploy writes (read, never
 //!   followed), and no symlink, special file or hard-linked file sits where
@@ -29,7 +31,7 @@ use serde::Serialize;
 use crate::crypto::Cert;
 use crate::dumpfile::print::walk;
 use crate::erofs::reader::read_tree;
-use crate::oci::artifact::{Role, SealArtifact};
+use crate::oci::artifact::Role;
 use crate::oci::manifest::ImageManifest;
 use crate::oci::stored::Stored;
 use crate::oci::{ImageConfig, Sha256Digest};
@@ -42,6 +44,7 @@ use super::Error;
 use super::dir::{FileKind, PathError};
 use super::json::{Deployment, SignatureMode, parse_verity_hex};
 use super::scan::{self, Found, Listing};
+use super::source::{DeployedError, deployed};
 use super::store::{FoundDeployment, LAYOUT_DIRS, MAX_BLOB_SIZE, MAX_IMAGE_SIZE, Repository};
 
 /// One problem found, with the file it concerns.
@@ -381,21 +384,18 @@ fn check_deployment(
         r.problem(repo.display(&crel), format!("not an image config: {e}"));
     }
     let irel = repo.image_rel(&d.image);
-    let arel = repo.blob_rel(&d.artifact);
-    let Some(abytes) = read(&arel, r) else {
-        return;
+    // The signatures: from the artifact, or (inline) from the manifest.
+    // A file that cannot be read is named with the deployment that needs it.
+    let unusable = |e: &DeployedError, what: &str, r: &mut FsckReport| match e {
+        DeployedError::Path(_) => r.problem(
+            e.path(),
+            format!("{what}referenced by {}: {}", dir.display(), e.reason()),
+        ),
+        DeployedError::Invalid { .. } => r.problem(e.path(), format!("{what}{}", e.reason())),
     };
-    let artifact = Stored::<ImageManifest>::parse(abytes)
-        .map_err(|e| e.to_string())
-        .and_then(|m| {
-            let a = SealArtifact::parse(&m).map_err(|e| e.to_string())?;
-            a.check_subject(d.artifact, &manifest)
-                .map_err(|e| e.to_string())?;
-            Ok(a)
-        });
-    let artifact = match artifact {
-        Ok(a) => a,
-        Err(e) => return r.problem(repo.display(&arel), e),
+    let sigs = match deployed(repo, d, &manifest) {
+        Ok(s) => s,
+        Err(e) => return unusable(&e, "", r),
     };
     let params = d.algorithm.params();
     for (role, rel) in [
@@ -403,9 +403,10 @@ fn check_deployment(
         (Role::Config, &crel),
         (Role::Merged, &irel),
     ] {
-        let Some(entry) = artifact.entry(role) else {
+        let Some(sig) = sigs.iter().find(|s| s.role == role) else {
             continue;
         };
+        let signed = &sig.signed;
         let path = repo.display(rel);
         let Some(file) = open(rel, r) else {
             continue;
@@ -417,26 +418,29 @@ fn check_deployment(
                 continue;
             }
         };
-        if actual != entry.digest {
+        if actual != *signed {
             r.problem(
                 &path,
                 format!(
                     "{role}: fs-verity digest {} differs from the signed {}",
                     actual.to_hex(),
-                    entry.digest.to_hex()
+                    signed.to_hex()
                 ),
             );
             continue;
         }
         check_verity_state(&path, &file, d, &actual, r);
-        let srel = repo.blob_rel(&entry.blob.digest);
-        let Some(sig) = read(&srel, r) else {
-            continue;
+        let der = match &sig.der {
+            Ok(der) => der,
+            Err(e) => {
+                unusable(e, &format!("{role} signature: "), r);
+                continue;
+            }
         };
         if !trusted.is_empty() {
-            match verify_fsverity(&sig, &actual, trusted) {
+            match verify_fsverity(der, &actual, trusted) {
                 Ok(_) => r.signatures_verified += 1,
-                Err(e) => r.problem(repo.display(&srel), format!("{role} signature: {e}")),
+                Err(e) => r.problem(&sig.at, format!("{role} signature: {e}")),
             }
         }
     }

@@ -1,7 +1,8 @@
 //! `sealroot repo gc`: remove what no deployment references.
 //!
 //! Live set: for every deployment, its manifest, config, artifact manifest
-//! and the artifact's blobs (signatures, empty config), its image, and every
+//! and the artifact's blobs (signatures, empty config; none for an image
+//! sealed inline), its image, and every
 //! object that image references. Everything else in `objects/`, `images/`,
 //! `blobs/sha256/`, `tmp/`, `deployments/.tmp-*` (interrupted deploys) and
 //! dangling `by-*` names is garbage. State directories of existing
@@ -69,16 +70,20 @@ fn live_set(repo: &Repository) -> Result<Live, Error> {
         })?;
         live.blobs.insert(d.manifest.0.to_hex());
         live.blobs.insert(d.config.0.to_hex());
-        live.blobs.insert(d.artifact.to_hex());
-        // A missing artifact has no blobs to keep; anything else in its
-        // place (a symlink, a FIFO) is refused.
-        let arel = repo.blob_rel(&d.artifact);
-        if let Some(bytes) = optional(repo.dir().read_file(&arel, MAX_BLOB_SIZE))?
-            && let Ok(m) = Stored::<ImageManifest>::parse(bytes)
-        {
-            live.blobs.insert(m.config.digest.to_hex());
-            live.blobs
-                .extend(m.layers.iter().map(|l| l.digest.to_hex()));
+        // Inline-sealed images have no artifact: their manifest carries the
+        // signatures.
+        if let Some(artifact) = d.artifact {
+            live.blobs.insert(artifact.to_hex());
+            // A missing artifact has no blobs to keep; anything else in its
+            // place (a symlink, a FIFO) is refused.
+            let arel = repo.blob_rel(&artifact);
+            if let Some(bytes) = optional(repo.dir().read_file(&arel, MAX_BLOB_SIZE))?
+                && let Ok(m) = Stored::<ImageManifest>::parse(bytes)
+            {
+                live.blobs.insert(m.config.digest.to_hex());
+                live.blobs
+                    .extend(m.layers.iter().map(|l| l.digest.to_hex()));
+            }
         }
         live.images.insert(d.image.to_hex());
         live.names

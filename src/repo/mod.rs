@@ -11,9 +11,11 @@
 //! directory, its lock, atomic content-addressed writes, the object sink
 //! that imports stream into), `scan` (listing the layout's directories for
 //! fsck, gc and enable-verity), `image` (OCI image -> merged composefs
-//! EROFS), `seal` (signing an image into a sealing artifact), `check`
-//! (offline verification of sealed images), `deploy`, `fsck`, `gc`,
-//! `enable` (`repo enable-verity`); `command_signer` lives in
+//! EROFS), `seal` (signing an image into a sealing artifact),
+//! `seal_inline` (signing it into a new, annotated manifest), `source`
+//! (where a sealed image's signatures come from, and what binds it),
+//! `check` (offline verification of sealed images), `deploy`, `fsck`,
+//! `gc`, `enable` (`repo enable-verity`); `command_signer` lives in
 //! [`crate::crypto`].
 
 pub mod dir;
@@ -35,6 +37,10 @@ pub mod image;
 pub mod scan;
 #[cfg(feature = "host")]
 pub mod seal;
+#[cfg(feature = "host")]
+pub mod seal_inline;
+#[cfg(feature = "host")]
+pub mod source;
 #[cfg(feature = "host")]
 pub mod store;
 #[cfg(feature = "host")]

@@ -230,6 +230,8 @@ pub struct ImageBuilder {
     pub arch: String,
     /// Overrides for diff_ids (to build inconsistent images).
     pub diff_ids: Option<Vec<Sha256Digest>>,
+    /// The config's `created` (none by default).
+    pub created: Option<String>,
 }
 
 impl ImageBuilder {
@@ -238,6 +240,7 @@ impl ImageBuilder {
             layers: Vec::new(),
             arch: "amd64".into(),
             diff_ids: None,
+            created: None,
         }
     }
 
@@ -268,13 +271,16 @@ impl ImageBuilder {
             }));
         }
         let ids = self.diff_ids.clone().unwrap_or_else(|| diff_ids.clone());
-        let config = serde_json::to_vec_pretty(&json!({
+        let mut config = json!({
             "architecture": self.arch, "os": "linux",
             "config": {"Env": ["PATH=/usr/bin"], "Labels": {"containers.bootc": "1"}},
             "rootfs": {"type": "layers", "diff_ids": ids.iter().map(|d| d.to_string()).collect::<Vec<_>>()},
             "history": [{"created_by": "sealroot test fixture"}]
-        }))
-        .unwrap();
+        });
+        if let Some(c) = &self.created {
+            config["created"] = json!(c);
+        }
+        let config = serde_json::to_vec_pretty(&config).unwrap();
         let config_digest = write_blob(dir, &config);
         let manifest_bytes = serde_json::to_vec_pretty(&json!({
             "schemaVersion": 2,

@@ -30,6 +30,14 @@ the repository is DIR/sealroot, laid out as docs/repository.md describes):
 deploy); re-deploying the same image never touches etc/ or var/. --no-seed-var leaves \
 it empty.
 
+Sealed images: with a sealing artifact (`sealroot oci seal`), or sealed inline \
+(`sealroot oci seal --inline`: the signatures are in the manifest; deploy the new tag). \
+The image must be bound: a signed binding record (written by `sealroot oci seal`) or the \
+config's containers.composefs.fsverity label (written by `--inline`) must tie its config \
+to its merged EROFS, as sealroot-prepare requires by default; images sealed by older \
+sealroot releases are refused unless --allow-unbound (for an initramfs whose prepare.conf \
+says `require-binding = no`). Reseal them instead.
+
 Signatures (--signatures):
   auto            (default) builtin when the running kernel accepts the signature (the
                   signer's certificate is in .fs-verity), otherwise detached
@@ -63,8 +71,8 @@ Example (the whole flow):
   # kernel command line: sealroot=sha256:<manifest hex>; the certificate goes into the
   # initramfs, whose sealroot-prepare loads it into .fs-verity and seals the keyring
 
-Exit status: 0 deployed; 1 refused (not sealed, digests or signatures do not verify); \
-2 neither --cert/--certs-dir nor --no-verify (or both); 3 unusable input.";
+Exit status: 0 deployed; 1 refused (not sealed, not bound, digests or signatures do not \
+verify); 2 neither --cert/--certs-dir nor --no-verify (or both); 3 unusable input.";
 
 /// Deploy a sealed OCI image into a sysroot
 #[derive(Args)]
@@ -92,6 +100,10 @@ pub struct DeployArgs {
     /// Leave a new deployment's var/ empty instead of copying the image's /var
     #[arg(long)]
     no_seed_var: bool,
+    /// Deploy an image whose config and EROFS no signature binds (for an initramfs
+    /// with `require-binding = no`)
+    #[arg(long)]
+    allow_unbound: bool,
 }
 
 pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
@@ -139,6 +151,7 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
         trusted: &trusted,
         artifact: args.artifact,
         seed_var: !args.no_seed_var,
+        allow_unbound: args.allow_unbound,
     };
     let progress = Progress::new("deploy");
     progress.stage("importing layers into the repository");
@@ -165,7 +178,17 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
     println!("  config     {}", d.config.0);
     println!("  image      {} ({})", d.image.to_hex(), d.algorithm);
     println!("  composefs  {}", report.composefs_digest);
-    println!("  artifact   {}", d.artifact);
+    match d.artifact {
+        Some(a) => println!("  artifact   {a}"),
+        None => println!("  artifact   none: sealed inline (signatures in the manifest)"),
+    }
+    match &report.bound_by {
+        Some(by) => println!("  bound      by {by}"),
+        None => println!(
+            "  UNBOUND    nothing ties config and EROFS together (--allow-unbound): \
+             sealroot-prepare boots it only with `require-binding = no`"
+        ),
+    }
     println!(
         "  objects    {} new, {} already present, {} MiB",
         report.objects.added,

@@ -8,12 +8,15 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use sealroot::oci::artifact::VerityAlgorithm;
 use sealroot::oci::import::import_layers;
+use sealroot::oci::inline::InlineSeal;
 use sealroot::oci::layer::{Change, EntryKind};
 use sealroot::oci::layout::{ImageLayout, ResolvedImage};
 use sealroot::oci::referrers::seal_artifacts;
 use sealroot::oci::sink::{DigestOnlySink, FileContent};
 use sealroot::oci::{ImageReference, Platform};
-use sealroot::repo::check::{ArtifactCheck, check_artifacts};
+use sealroot::repo::check::{
+    ArtifactCheck, Binding, InlineCheck, binding, check_artifacts, check_inline,
+};
 use sealroot::repo::image::merged_from_layers;
 use serde_json::json;
 
@@ -51,6 +54,21 @@ each as an fs-verity builtin signature (PKCS#7), and writes a composefs sealing 
 image: new blobs and one untagged index.json entry; nothing of the image changes. Sealing \
 again with another key adds a second artifact. The layout must be a directory (oci:DIR).
 
+Binding: the artifact also carries a signed binding record (annotation sealroot.binding.v1) \
+naming the manifest, config and merged EROFS together, so that nobody can pair this image's \
+signed config with another image's signed EROFS; sealroot-prepare refuses images without \
+such a binding by default (docs/sealing.md).
+
+Inline mode (--inline --tag TAG): instead of an artifact, write a NEW manifest, tagged TAG, \
+that carries the signatures in its own annotations (the composefs sealing spec's inline \
+mode: composefs.merged.erofs.v1.<alg>[.sig] on the manifest, composefs.config.<alg>[.sig] on \
+the config descriptor), with a NEW config that carries the label \
+containers.composefs.fsverity=<merged EROFS digest>, so the signed config binds the EROFS. \
+The layers are shared; the original manifest, config and tags are untouched; the new \
+manifest digest is printed (that is what sealroot=sha256:... selects). Inline metadata \
+survives a plain `skopeo copy`; there is no manifest signature (it would sign itself). An \
+existing TAG is refused unless --replace-tag.
+
 Signing with an external command (HSM, KMS, smartcard): --sign-command CMD runs \
 `/bin/sh -c CMD` once per signature with the bytes to sign on stdin, and the environment \
 SEALROOT_SIGN_DIGEST_ALGORITHM (sha256|sha384|sha512), SEALROOT_SIGN_DIGEST (that hash of \
@@ -60,6 +78,7 @@ print it, and exit 0. Every signature is checked against --cert before it is use
 
 Examples:
   sealroot oci seal oci:/srv/img:41 --key keys/signer.key.pem --cert keys/signer.crt.pem
+  sealroot oci seal oci:/srv/img:41 --inline --tag 41-sealed --key k.pem --cert c.pem
   sealroot oci seal oci:/srv/img:41 --cert signer.crt.pem \\
       --sign-command 'openssl dgst -\"$SEALROOT_SIGN_DIGEST_ALGORITHM\" -sign /keys/signer.key.pem'
   sealroot oci seal oci:/srv/img:41 --cert signer.crt.pem --sign-command \\
@@ -110,6 +129,15 @@ struct SealArgs {
     /// Embed the signer certificate in each signature (then only its CA needs trusting)
     #[arg(long)]
     embed_cert: bool,
+    /// Seal inline: write a new, signed manifest (and labelled config) tagged --tag
+    #[arg(long, requires = "tag")]
+    inline: bool,
+    /// The tag of the inline-sealed manifest
+    #[arg(long, value_name = "TAG", requires = "inline")]
+    tag: Option<String>,
+    /// With --inline: move TAG if it already names another manifest
+    #[arg(long, requires = "inline")]
+    replace_tag: bool,
 }
 
 const COMPUTE_ID_HELP: &str = "\
@@ -164,11 +192,17 @@ enum OciCommand {
         sha256 and size against the manifest, uncompressed sha256 against the config's \
         diff_ids, every tar member against the rules sealing applies (no path escapes, no \
         malformed headers, valid whiteouts). Nothing is written.\n\n\
-        Sealing artifacts attached to the image are checked too: the subject, and every \
-        signed fs-verity digest against the manifest and config bytes and the merged EROFS \
-        regenerated from the layers. With --cert/--certs-dir every PKCS#7 signature is \
-        verified against those certificates (as the kernel would), and the output says \
-        which certificate verified which artifact.\n\n\
+        Sealing artifacts attached to the image, and inline sealing metadata in its \
+        manifest, are checked too: the subject, and every signed fs-verity digest against \
+        the manifest and config bytes and the merged EROFS regenerated from the layers. \
+        With --cert/--certs-dir every PKCS#7 signature is verified against those \
+        certificates (as the kernel would), and the output says which certificate verified \
+        which artifact.\n\n\
+        Binding: the report says whether the image is bound, i.e. whether a signature ties \
+        its config to its merged EROFS (a binding record of an artifact, or the config's \
+        containers.composefs.fsverity label), and by what. sealroot-prepare refuses unbound \
+        images unless its prepare.conf sets `require-binding = no`; an unbound image does \
+        not make this command fail.\n\n\
         Exit status: 0 intact (and, with certificates, at least one artifact fully verified \
         and none tampered); 1 verification failed, with a message naming the blob, member, \
         artifact or signature; 3 unreadable input.\n\n\
@@ -224,6 +258,7 @@ fn inspect(a: &ImageArgs) -> anyhow::Result<ExitCode> {
             Ok(s) => json!({
                 "digest": d.digest, "valid": true, "algorithm": s.algorithm.to_string(),
                 "roles": s.entries.iter().map(|e| json!({"role": e.role.to_string(), "digest": e.digest.to_hex()})).collect::<Vec<_>>(),
+                "bindingRecord": s.binding.as_ref().map(|b| b.digest.to_hex()),
             }),
             Err(e) => json!({"digest": d.digest, "valid": false, "error": e.to_string()}),
         })
@@ -236,6 +271,15 @@ fn inspect(a: &ImageArgs) -> anyhow::Result<ExitCode> {
         "indexes": image.indexes.iter().map(|d| d.digest.to_string()).collect::<Vec<_>>(),
         "layers": layers,
         "sealingArtifacts": seals,
+        "inline": match InlineSeal::parse(&image.manifest) {
+            Ok(None) => json!(null),
+            Ok(Some(i)) => json!({
+                "valid": true, "algorithm": i.algorithm.to_string(), "signed": i.is_signed(),
+                "roles": i.entries().map(|e| json!({"role": e.role.to_string(), "digest": e.digest.to_hex()})).collect::<Vec<_>>(),
+            }),
+            Err(e) => json!({"valid": false, "error": e.to_string()}),
+        },
+        "sealLabel": image.config.seal_label(),
     });
     let mut stdout = std::io::stdout().lock();
     if a.json {
@@ -274,6 +318,9 @@ fn inspect(a: &ImageArgs) -> anyhow::Result<ExitCode> {
     for s in &seals {
         writeln!(stdout, "sealed:   {}", serde_json::to_string(s)?)?;
     }
+    if !out["inline"].is_null() {
+        writeln!(stdout, "inline:   {}", out["inline"])?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -283,6 +330,7 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
     use sealroot::crypto::{Cert, Signer};
     use sealroot::pkcs7::SignOptions;
     use sealroot::repo::seal::{SealDigests, seal};
+    use sealroot::repo::seal_inline::{InlineOptions, seal_inline};
 
     let (layout, image) = open(&a.image)?;
     let Some(dir) = layout.dir() else {
@@ -320,12 +368,30 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
     let layers = import_layers(&layout, &image, &sink)?;
     progress.stage("writing the merged EROFS");
     let merged = merged_from_layers(&layers)?;
-    let digests = SealDigests::of(&image, a.algorithm, Some(merged.digest(a.algorithm)));
     progress.stage("signing");
     let options = SignOptions {
         embed_signer_cert: a.embed_cert,
         extra_certs: Vec::new(),
     };
+    if a.inline {
+        let tag = a.tag.as_deref().unwrap_or_default();
+        let sealed = seal_inline(
+            &dir,
+            &image,
+            a.algorithm,
+            merged.digest(a.algorithm),
+            signer.as_ref(),
+            &cert,
+            &InlineOptions {
+                tag,
+                replace_tag: a.replace_tag,
+                sign: &options,
+            },
+        )?;
+        progress.finish();
+        return print_inline(a, &image, &merged.composefs_digest.to_hex(), &sealed, &cert);
+    }
+    let digests = SealDigests::of(&image, a.algorithm, Some(merged.digest(a.algorithm)));
     let sealed = seal(
         &dir,
         &image,
@@ -349,6 +415,7 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
             "config": digests.config.to_hex(),
             "merged": merged.digest(a.algorithm).to_hex(),
         },
+        "binding": {"digest": sealed.binding.digest.to_hex()},
         "composefsDigest": merged.composefs_digest.to_hex(),
         "signer": cert.info(),
     });
@@ -356,7 +423,8 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!(
-            "sealed {} (manifest {})\n  artifact {}\n  {}: manifest {}\n  {}: config {}\n  {}: merged EROFS {}\n  signed by {}",
+            "sealed {} (manifest {})\n  artifact {}\n  {}: manifest {}\n  {}: config {}\n  {}: merged EROFS {}\n  \
+             binding record (manifest, config, merged EROFS) {}\n  signed by {}",
             a.image.image,
             image.manifest.digest(),
             sealed.artifact.digest,
@@ -366,6 +434,7 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
             digests.config.to_hex(),
             a.algorithm,
             merged.digest(a.algorithm).to_hex(),
+            sealed.binding.digest.to_hex(),
             cert.subject()
         );
     }
@@ -419,6 +488,57 @@ fn compute_id(a: &ComputeIdArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn print_inline(
+    a: &SealArgs,
+    image: &ResolvedImage,
+    composefs_digest: &str,
+    sealed: &sealroot::repo::seal_inline::InlineSealed,
+    cert: &sealroot::crypto::Cert,
+) -> anyhow::Result<ExitCode> {
+    let new_ref = format!("oci:{}:{}", a.image.image.path.display(), sealed.tag);
+    let out = json!({
+        "image": a.image.image.to_string(),
+        "inline": true,
+        "sealed": new_ref,
+        "tag": sealed.tag,
+        "manifest": sealed.manifest.digest,
+        "config": sealed.config.digest,
+        "originalManifest": image.manifest.digest(),
+        "originalConfig": image.config.digest(),
+        "replacedTag": sealed.replaced,
+        "algorithm": sealed.algorithm.to_string(),
+        "digests": {
+            "config": sealed.config_fsverity.to_hex(),
+            "merged": sealed.merged.to_hex(),
+        },
+        "composefsDigest": composefs_digest,
+        "signer": cert.info(),
+    });
+    if a.image.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "sealed {} inline as {new_ref}\n  manifest {} (new; the original {} is unchanged)\n  \
+         config   {} (new: label containers.composefs.fsverity={})\n  {}: config {}\n  \
+         {}: merged EROFS {}\n  signed by {}",
+        a.image.image,
+        sealed.manifest.digest,
+        image.manifest.digest(),
+        sealed.config.digest,
+        sealed.merged.to_hex(),
+        sealed.algorithm,
+        sealed.config_fsverity.to_hex(),
+        sealed.algorithm,
+        sealed.merged.to_hex(),
+        cert.subject()
+    );
+    if let Some(old) = sealed.replaced {
+        println!("  tag {} moved from {old}", sealed.tag);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn verify(a: &ImageArgs, list: bool, trust: &TrustArgs) -> anyhow::Result<ExitCode> {
     let trusted = match trust.load() {
         Ok(t) => t,
@@ -441,6 +561,8 @@ fn verify(a: &ImageArgs, list: bool, trust: &TrustArgs) -> anyhow::Result<ExitCo
     progress.stage("regenerating the merged EROFS");
     let merged = merged_from_layers(&layers)?;
     let checks = check_artifacts(&layout, &image, &merged, &trusted)?;
+    let inline = check_inline(&image, &merged, &trusted);
+    let bound = binding(&image, &merged, &checks);
     progress.finish();
     let elapsed = start.elapsed();
     let mut stdout = std::io::stdout().lock();
@@ -459,15 +581,22 @@ fn verify(a: &ImageArgs, list: bool, trust: &TrustArgs) -> anyhow::Result<ExitCo
         }));
     }
     let tar: u64 = layers.iter().map(|l| l.tar_size).sum();
-    let broken = checks.iter().any(ArtifactCheck::is_broken);
-    let any_verified = checks.iter().any(|c| c.verified);
+    let broken = checks.iter().any(ArtifactCheck::is_broken)
+        || inline.as_ref().is_some_and(InlineCheck::is_broken)
+        || bound.problem.is_some();
+    let any_verified =
+        checks.iter().any(|c| c.verified) || inline.as_ref().is_some_and(|i| i.verified);
     let ok = !broken && (trusted.is_empty() || any_verified);
-    let mut verified_by: Vec<String> = checks
+    let verified_roles = checks
         .iter()
         .filter(|c| c.verified)
-        .flat_map(|c| c.roles.iter().filter_map(|r| r.verified_by.as_ref()))
+        .flat_map(|c| &c.roles)
+        .chain(inline.iter().filter(|i| i.verified).flat_map(|i| &i.roles));
+    let mut verified_by: Vec<String> = verified_roles
+        .filter_map(|r| r.verified_by.as_ref())
         .map(|c| c.to_string())
         .collect();
+    verified_by.sort();
     verified_by.dedup();
     if a.json {
         serde_json::to_writer_pretty(
@@ -475,8 +604,8 @@ fn verify(a: &ImageArgs, list: bool, trust: &TrustArgs) -> anyhow::Result<ExitCo
             &json!({"image": a.image.to_string(), "manifest": image.manifest.digest(), "ok": ok,
                     "seconds": elapsed.as_secs_f64(), "layers": report,
                     "composefsDigest": merged.composefs_digest.to_hex(),
-                    "artifacts": checks, "verifiedBy": verified_by,
-                    "signaturesChecked": !trusted.is_empty()}),
+                    "artifacts": checks, "inline": inline, "binding": bound,
+                    "verifiedBy": verified_by, "signaturesChecked": !trusted.is_empty()}),
         )?;
         writeln!(stdout)?;
     } else {
@@ -491,19 +620,73 @@ fn verify(a: &ImageArgs, list: bool, trust: &TrustArgs) -> anyhow::Result<ExitCo
             elapsed.as_secs_f64()
         )?;
         print_checks(&mut stdout, &checks, trusted.is_empty())?;
+        print_inline_check(&mut stdout, inline.as_ref(), trusted.is_empty())?;
+        print_binding(&mut stdout, &bound)?;
     }
     if !ok {
         let why = if broken {
-            "a sealing artifact does not match the image or is damaged (see above)".to_string()
-        } else if checks.is_empty() {
-            "the image has no sealing artifact; seal it with `sealroot oci seal`".to_string()
+            "a sealing artifact or the inline metadata does not match the image or is damaged \
+             (see above)"
+                .to_string()
+        } else if checks.is_empty() && inline.is_none() {
+            "the image has no sealing artifact and no inline signatures; seal it with \
+             `sealroot oci seal`"
+                .to_string()
         } else {
-            "no sealing artifact is signed by a trusted certificate".to_string()
+            "no sealing artifact or inline metadata is signed by a trusted certificate".to_string()
         };
         eprintln!("sealroot: error: verification failed: {why}");
         return Ok(ExitCode::from(EXIT_FAILED));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn verdict(verified: bool, broken: bool, no_certs: bool) -> &'static str {
+    if verified {
+        "VERIFIED"
+    } else if broken {
+        "FAILED"
+    } else if no_certs {
+        "digests match (signatures not checked: no --cert)"
+    } else {
+        "NOT TRUSTED"
+    }
+}
+
+fn print_inline_check(
+    out: &mut impl Write,
+    inline: Option<&InlineCheck>,
+    no_certs: bool,
+) -> std::io::Result<()> {
+    let Some(i) = inline else {
+        return writeln!(out, "inline sealing metadata: none");
+    };
+    writeln!(
+        out,
+        "inline sealing metadata [{}]: {}",
+        i.algorithm.as_deref().unwrap_or("?"),
+        verdict(i.verified, i.is_broken(), no_certs)
+    )?;
+    if let Some(p) = &i.problem {
+        writeln!(out, "  problem: {p}")?;
+    }
+    print_roles(out, &i.roles)
+}
+
+fn print_binding(out: &mut impl Write, b: &Binding) -> std::io::Result<()> {
+    if let Some(p) = &b.problem {
+        return writeln!(out, "bound: FAILED: {p}");
+    }
+    if b.bound {
+        let by: Vec<String> = b.by.iter().map(|x| x.to_string()).collect();
+        return writeln!(out, "bound: yes, by {}", by.join("; "));
+    }
+    writeln!(
+        out,
+        "bound: NO: no signed binding record or config label ties the config to the merged \
+         EROFS; sealroot-prepare refuses it unless prepare.conf sets require-binding = no \
+         (reseal it with this sealroot)"
+    )
 }
 
 fn print_checks(
@@ -515,15 +698,7 @@ fn print_checks(
         writeln!(out, "sealing artifacts: none")?;
     }
     for c in checks {
-        let verdict = if c.verified {
-            "VERIFIED"
-        } else if c.is_broken() {
-            "FAILED"
-        } else if no_certs {
-            "digests match (signatures not checked: no --cert)"
-        } else {
-            "NOT TRUSTED"
-        };
+        let verdict = verdict(c.verified, c.is_broken(), no_certs);
         writeln!(
             out,
             "artifact {} [{}{}]: {verdict}",
@@ -537,24 +712,40 @@ fn print_checks(
         if let Some(p) = &c.problem {
             writeln!(out, "  problem: {p}")?;
         }
-        for r in &c.roles {
-            match (&r.problem, &r.verified_by) {
-                (Some(p), _) => writeln!(out, "  {:<14} FAILED: {p}", r.role)?,
-                (None, Some(by)) => {
-                    let signer = r.signer.as_ref().filter(|s| *s != by);
-                    writeln!(
-                        out,
-                        "  {:<14} ok {} signed by {}{}",
-                        r.role,
-                        r.signed_digest,
-                        signer.unwrap_or(by),
-                        signer
-                            .map(|_| format!(", trusted via {by}"))
-                            .unwrap_or_default()
-                    )?
-                }
-                (None, None) => writeln!(out, "  {:<14} digest ok {}", r.role, r.signed_digest)?,
+        print_roles(out, &c.roles)?;
+        match &c.binding {
+            None => writeln!(out, "  binding record: none")?,
+            Some(b) => match (&b.problem, &b.verified_by) {
+                (Some(p), _) => writeln!(out, "  binding record FAILED: {p}")?,
+                (None, Some(by)) => writeln!(out, "  binding record ok, signed by {by}")?,
+                (None, None) => writeln!(out, "  binding record names this image")?,
+            },
+        }
+    }
+    Ok(())
+}
+
+fn print_roles(
+    out: &mut impl Write,
+    roles: &[sealroot::repo::check::RoleCheck],
+) -> std::io::Result<()> {
+    for r in roles {
+        match (&r.problem, &r.verified_by) {
+            (Some(p), _) => writeln!(out, "  {:<14} FAILED: {p}", r.role)?,
+            (None, Some(by)) => {
+                let signer = r.signer.as_ref().filter(|s| *s != by);
+                writeln!(
+                    out,
+                    "  {:<14} ok {} signed by {}{}",
+                    r.role,
+                    r.signed_digest,
+                    signer.unwrap_or(by),
+                    signer
+                        .map(|_| format!(", trusted via {by}"))
+                        .unwrap_or_default()
+                )?
             }
+            (None, None) => writeln!(out, "  {:<14} digest ok {}", r.role, r.signed_digest)?,
         }
     }
     Ok(())

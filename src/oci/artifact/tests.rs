@@ -24,7 +24,7 @@ fn parse_json(v: &Value) -> Result<SealArtifact, ArtifactError> {
 }
 
 fn built_json() -> Value {
-    let b = build(&subject(), VerityAlgorithm::SHA256_12, &sigs()).unwrap();
+    let b = build(&subject(), VerityAlgorithm::SHA256_12, &sigs(), None).unwrap();
     serde_json::from_slice(&b.manifest).unwrap()
 }
 
@@ -56,7 +56,7 @@ fn algorithm_identifiers() {
 
 #[test]
 fn build_parse_round_trip() {
-    let b = build(&subject(), VerityAlgorithm::SHA256_12, &sigs()).unwrap();
+    let b = build(&subject(), VerityAlgorithm::SHA256_12, &sigs(), None).unwrap();
     assert_eq!(
         b.descriptor.artifact_type.as_ref().unwrap(),
         MediaType::COMPOSEFS_METADATA_V1
@@ -88,15 +88,15 @@ fn build_parse_round_trip() {
 fn build_refuses_inconsistent_input() {
     let mut s = sigs();
     s[1].1 = FsVerityDigest::new(HashAlgorithm::Sha512, &[2; 64]).unwrap();
-    assert!(build(&subject(), VerityAlgorithm::SHA256_12, &s).is_err());
+    assert!(build(&subject(), VerityAlgorithm::SHA256_12, &s, None).is_err());
     let mut s = sigs();
     s.swap(0, 1);
-    let e = build(&subject(), VerityAlgorithm::SHA256_12, &s)
+    let e = build(&subject(), VerityAlgorithm::SHA256_12, &s, None)
         .unwrap_err()
         .to_string();
     assert!(e.contains("after"), "{e}");
     let s = sigs()[..2].to_vec();
-    let e = build(&subject(), VerityAlgorithm::SHA256_12, &s)
+    let e = build(&subject(), VerityAlgorithm::SHA256_12, &s, None)
         .unwrap_err()
         .to_string();
     assert!(e.contains("no merged EROFS signature"), "{e}");
@@ -304,6 +304,7 @@ fn subject_check() {
         &image.descriptor(MediaType::OCI_MANIFEST),
         VerityAlgorithm::SHA256_12,
         &sigs(),
+        None,
     )
     .unwrap();
     let stored = Stored::<ImageManifest>::parse(b.manifest).unwrap();
@@ -313,4 +314,114 @@ fn subject_check() {
         .unwrap();
     let e = a.check_subject(stored.digest(), &other).unwrap_err();
     assert!(matches!(e, ArtifactError::WrongSubject { .. }));
+}
+
+fn binding() -> SignedBinding {
+    use crate::oci::binding::BindingRecord;
+    use crate::oci::{ConfigDigest, ManifestDigest};
+    let record = BindingRecord {
+        manifest: ManifestDigest(subject().digest),
+        config: ConfigDigest(Sha256Digest::of(b"c")),
+        algorithm: VerityAlgorithm::SHA256_12,
+        merged: d256(3),
+        bootable: None,
+    };
+    let digest = SignedBinding::digest_of(&record).unwrap();
+    SignedBinding::new(record, digest, vec![0x30, 4])
+}
+
+#[test]
+fn binding_record_travels_in_the_artifact_annotations() {
+    let b = build(
+        &subject(),
+        VerityAlgorithm::SHA256_12,
+        &sigs(),
+        Some(&binding()),
+    )
+    .unwrap();
+    let v: Value = serde_json::from_slice(&b.manifest).unwrap();
+    // The spec's layers are unchanged: three signatures, no extra layer.
+    assert_eq!(v["layers"].as_array().unwrap().len(), 3);
+    let ann = v["annotations"].as_object().unwrap();
+    assert_eq!(
+        ann.keys().collect::<Vec<_>>(),
+        [
+            "sealroot.binding.v1",
+            "sealroot.binding.v1.fsverity-sha256-12",
+            "sealroot.binding.v1.fsverity-sha256-12.sig"
+        ]
+    );
+    let a = parse_json(&v).unwrap();
+    assert_eq!(a.binding, Some(binding()));
+    assert_eq!(a.entries.len(), 3);
+    // Without the record: no binding, still a valid artifact.
+    assert_eq!(parse_json(&built_json()).unwrap().binding, None);
+}
+
+#[test]
+fn binding_record_strictness() {
+    let with_binding = || {
+        let b = build(
+            &subject(),
+            VerityAlgorithm::SHA256_12,
+            &sigs(),
+            Some(&binding()),
+        )
+        .unwrap();
+        serde_json::from_slice::<Value>(&b.manifest).unwrap()
+    };
+    let check = |f: &dyn Fn(&mut Value), needle: &str| {
+        let mut v = with_binding();
+        f(&mut v);
+        let e = parse_json(&v).unwrap_err().to_string();
+        assert!(e.contains(needle), "expected {needle:?} in {e}");
+    };
+    check(
+        &|v| {
+            v["annotations"]
+                .as_object_mut()
+                .unwrap()
+                .remove("sealroot.binding.v1.fsverity-sha256-12.sig");
+        },
+        "incomplete binding record",
+    );
+    check(
+        &|v| v["annotations"]["sealroot.unknown.v1.fsverity-sha256-12"] = json!("00"),
+        "unknown role",
+    );
+    check(
+        &|v| v["annotations"]["sealroot.note"] = json!("x"),
+        "names no fsverity",
+    );
+    check(
+        &|v| {
+            let rec = v["annotations"]["sealroot.binding.v1"].as_str().unwrap();
+            v["annotations"]["sealroot.binding.v1"] =
+                json!(rec.replace(&d256(3).to_hex(), &d256(9).to_hex()));
+        },
+        "the record's fs-verity digest is",
+    );
+    // Unknown layers stay refused, before and after the signature layers.
+    check(
+        &|v| {
+            let extra = json!({"mediaType": "application/vnd.sealroot.binding.v1+json",
+                "digest": Sha256Digest::of(b"x").to_string(), "size": 1});
+            v["layers"].as_array_mut().unwrap().push(extra);
+        },
+        "signature layers only",
+    );
+    check(
+        &|v| {
+            v["layers"][2]["annotations"] =
+                json!({"sealroot.binding.v1.fsverity-sha256-12": d256(3).to_hex()});
+        },
+        "not as a signature layer",
+    );
+    check(
+        &|v| {
+            v["layers"][2]["annotations"] =
+                json!({"composefs.merged.erofs.v1.fsverity-sha256-12.sig": "AAAA"});
+        },
+        "without .sig",
+    );
 }
