@@ -14,19 +14,19 @@
 //! cheap and sequential, lowest layer first.
 //!
 //! Memory is bounded: at most [`READ_AHEAD_MAX`] bytes of file content wait
-//! for the pool, for all layers of one import together (a file larger than
-//! that waits until nothing else is in flight). A layer task that would
-//! exceed it helps with pending work (`rayon::yield_now`), or sleeps until
-//! a worker finishes a file, so nested layers and files never deadlock the
-//! pool.
+//! for the pool, for all layers of one import together. A file that does
+//! not fit in what is left is stored on the layer task itself, streaming,
+//! as the sequential reader would: a full budget means every thread is
+//! busy already, so the layer task does useful work instead of waiting
+//! (waiting cost wall time when several layers shared two cores), and no
+//! task ever blocks on another.
 //!
 //! `tests/repo_import.rs` checks that the result equals, change for change,
 //! that of a plain sequential reader (one member after the other through
 //! [`store_change`]).
 
 use std::io::{self, Read};
-use std::sync::{Condvar, Mutex};
-use std::time::Duration;
+use std::sync::Mutex;
 
 use rayon::prelude::*;
 
@@ -186,7 +186,6 @@ pub fn apply_layers<T: LayerTarget>(
 struct ReadAhead {
     budget: u64,
     used: Mutex<u64>,
-    released: Condvar,
 }
 
 impl ReadAhead {
@@ -194,38 +193,22 @@ impl ReadAhead {
         ReadAhead {
             budget,
             used: Mutex::new(0),
-            released: Condvar::new(),
         }
     }
 
-    /// Reserves `size` bytes, first helping the pool (or waiting for it)
-    /// while they do not fit. A file larger than the budget goes alone.
-    fn acquire(&self, size: u64) {
-        loop {
-            {
-                let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-                if *used == 0 || *used + size <= self.budget {
-                    *used += size;
-                    return;
-                }
-            }
-            if let Some(rayon::Yield::Executed) = rayon::yield_now() {
-                continue;
-            }
-            // Nothing to help with here: the files in flight are being
-            // stored by other threads. Wait for one (the timeout only
-            // guards against a missed wake-up).
-            let used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-            if *used != 0 && *used + size > self.budget {
-                let _ = self.released.wait_timeout(used, Duration::from_millis(5));
-            }
+    /// Reserves `size` bytes if they fit.
+    fn try_acquire(&self, size: u64) -> bool {
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        let fits = *used + size <= self.budget;
+        if fits {
+            *used += size;
         }
+        fits
     }
 
     fn release(&self, size: u64) {
         let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
         *used -= size;
-        self.released.notify_all();
     }
 }
 
@@ -319,8 +302,7 @@ fn read_changes<'s, R: Read>(
                 path,
                 kind: EntryKind::File(size),
                 meta,
-            } if size > INLINE_MAX && size <= BUFFERED_MAX => {
-                read_ahead.acquire(size);
+            } if size > INLINE_MAX && size <= BUFFERED_MAX && read_ahead.try_acquire(size) => {
                 // Decompressed straight into the buffer: no other copy.
                 let mut buf = vec![0u8; size as usize];
                 if let Err(e) = reader.content().read_exact(&mut buf) {
@@ -358,7 +340,8 @@ fn read_changes<'s, R: Read>(
                     meta,
                 }
             }
-            // Small and large files, and everything else: on this thread.
+            // Small and large files, files the budget has no room for,
+            // and everything else: on this thread.
             other => store_change(reader, sink, other)?,
         };
         changes.push(change);
