@@ -1,8 +1,10 @@
-//! Importing a large multi-layer image: `sealroot oci seal` (read every
-//! layer, hash everything, build the EROFS, sign: no object writes) and
-//! `sealroot deploy` (the same plus writing every object into a
-//! repository), against composefs-rs' `cfsctl oci pull` when `CFSCTL` names
-//! a built cfsctl (same layout, same run).
+//! Importing a large multi-layer image: `sealroot deploy` (read every
+//! layer, hash everything, write every object into a repository, build the
+//! EROFS) against composefs-rs' `cfsctl oci pull` (0.9.4, the same layout),
+//! in alternating pairs in one run; then `sealroot oci seal` (no object
+//! writes) once for reference, and in-process the library's pipelined
+//! importer against the plain sequential one (`tests/oci_support/
+//! sequential.rs`), hashing only, also in alternating pairs.
 //!
 //! The image is generated once into SEALROOT_BENCH_IMPORT_DIR (default
 //! target/bench-import; reused while its parameters match):
@@ -12,11 +14,19 @@
 //! 100 bytes to 8 MiB (most small, a few large), content half random, half
 //! repetitive (gzip ratio about 1.8).
 //!
-//! Each command runs under /usr/bin/time (wall, user+sys CPU, peak RSS).
-//! CPU use = (user+sys)/wall (2.0 = both cores busy on this machine). The
-//! hashing share is estimated from single-thread rates measured here: the
-//! fs-verity Merkle tree of every file, sha256 of the tar streams (diff_id)
-//! and of the compressed blobs, divided by the command's CPU time.
+//! SEALROOT_BENCH_PAIRS (default 5) pairs. Before each timed command its
+//! previous output (sysroot, cfsctl repository) is removed, and the
+//! filesystem synced (`syncfs`), outside the timed part: the writeback of
+//! one run's 1.1 GB never lands in the next one's time. Each command runs
+//! under /usr/bin/time (wall, user+sys CPU, peak RSS). CPU use =
+//! (user+sys)/wall (2.0 = both cores busy on a 2-core machine). The hashing
+//! share is estimated from single-thread rates measured here: the fs-verity
+//! Merkle tree of every file, sha256 of the tar streams (diff_id) and of
+//! the compressed blobs, divided by the command's CPU time.
+//!
+//! cfsctl: CFSCTL or SEALROOT_CFSCTL names it, else `scripts/reference-tools
+//! --cfsctl` provides it (built once into the reference cache);
+//! `CFSCTL=none` skips the comparison.
 //!
 //! Before the image, the per-object signing cost (issue 11): N ECDSA P-256
 //! signatures (SEALROOT_BENCH_SIGNATURES, default 2000) over distinct
@@ -41,9 +51,12 @@ use sealroot::verity::digest::MerkleHasher;
 use serde_json::json;
 use sha2::Digest;
 
+/// The sequential reference importer, shared with `tests/repo_import.rs`.
+#[path = "../tests/oci_support/sequential.rs"]
+mod sequential;
 #[path = "support/timed.rs"]
 mod timed;
-use timed::{Measure, timed_command};
+use timed::{Measure, Pairs, alternate, loadavg, timed_command};
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -230,9 +243,10 @@ fn cpu_seconds() -> f64 {
     ticks / rustix::param::clock_ticks_per_second() as f64
 }
 
-/// In-process: the sequential importer (`oci::import`, one task per layer)
-/// against the pipelined one (`repo::pipeline`), hashing only.
-fn importers(layout: &Path) -> String {
+/// In-process, hashing only: the library's pipelined importer
+/// (`oci::import::import_layers`) against the sequential reference (one
+/// task per layer, one member after the other), in alternating pairs.
+fn importers(layout: &Path, pairs: usize) -> String {
     use sealroot::oci::layout::ImageLayout;
     use sealroot::oci::sink::DigestOnlySink;
     use sealroot::oci::{Platform, Selector};
@@ -240,25 +254,58 @@ fn importers(layout: &Path) -> String {
     let img = l
         .resolve(&Selector::Tag("bench".into()), &Platform::host())
         .unwrap();
-    let mut out = String::new();
-    for (name, pipelined) in [("sequential (per layer)", false), ("pipelined", true)] {
+    let run = |pipelined: bool| {
         let (c0, t0) = (cpu_seconds(), Instant::now());
         let sink = DigestOnlySink::default();
         let layers = if pipelined {
-            sealroot::repo::pipeline::import_layers(&l, &img, &sink).unwrap()
-        } else {
             sealroot::oci::import::import_layers(&l, &img, &sink).unwrap()
+        } else {
+            sequential::import_layers(&l, &img, &sink).unwrap()
         };
-        let wall = t0.elapsed().as_secs_f64();
-        let cpu = cpu_seconds() - c0;
-        let tar: u64 = layers.iter().map(|l| l.tar_size).sum();
-        out.push_str(&format!(
-            "importer {name:<22} {wall:>6.2} s  {:>6.1} MB/s  CPU {cpu:>6.2} s = {:.2} cores\n",
-            tar as f64 / 1e6 / wall,
-            cpu / wall
-        ));
+        std::hint::black_box(layers);
+        Measure {
+            wall: t0.elapsed().as_secs_f64(),
+            cpu: cpu_seconds() - c0,
+            rss_mib: 0.0,
+        }
+    };
+    let p = alternate(pairs, || run(true), || run(false));
+    format!(
+        "importer, in process, hashing only:\n{}",
+        p.report("pipelined (production)", "sequential (reference)")
+    )
+}
+
+/// cfsctl 0.9.4 as `tests/cfsctl_interop.rs` finds it; `None` for
+/// `CFSCTL=none`.
+fn cfsctl() -> Option<PathBuf> {
+    for var in ["CFSCTL", "SEALROOT_CFSCTL"] {
+        if let Some(p) = std::env::var_os(var) {
+            return (p != "none").then(|| p.into());
+        }
     }
-    out
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/reference-tools");
+    let out = Command::new(&script)
+        .arg("--cfsctl")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "`scripts/reference-tools --cfsctl` failed; set CFSCTL to a built cfsctl 0.9.4 or CFSCTL=none"
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("SEALROOT_CFSCTL="))
+        .map(PathBuf::from)
+}
+
+/// Removes `path` (a previous run's output) and flushes the filesystem
+/// holding `sync_dir`, so neither lands in the next timed command.
+fn clean(path: &Path, sync_dir: &Path) {
+    let _ = std::fs::remove_dir_all(path);
+    let d = std::fs::File::open(sync_dir).unwrap();
+    rustix::fs::syncfs(&d).unwrap();
 }
 
 /// Per-signature cost of ECDSA P-256 over `n` distinct sha256 digests:
@@ -331,6 +378,7 @@ fn main() {
     let mib = env_u64("SEALROOT_BENCH_IMPORT_MIB", 1100);
     let files = env_u64("SEALROOT_BENCH_IMPORT_FILES", 60_000);
     let layers = env_u64("SEALROOT_BENCH_IMPORT_LAYERS", 4);
+    let pairs = env_u64("SEALROOT_BENCH_PAIRS", 5) as usize;
     let root = std::env::var_os("SEALROOT_BENCH_IMPORT_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-import"));
@@ -342,6 +390,7 @@ fn main() {
         std::fs::write(root.join("params"), &stamp).unwrap();
         eprintln!("generated the image in {:.1} s", t.elapsed().as_secs_f64());
     }
+    let load_start = loadavg();
     let blobs: Vec<PathBuf> = std::fs::read_dir(layout.join("blobs/sha256"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -376,11 +425,10 @@ fn main() {
     let sealed = seal_cmd.output().unwrap();
     let sealed: serde_json::Value = serde_json::from_slice(&sealed.stdout).unwrap();
     let ours = sealed["composefsDigest"].as_str().unwrap().to_owned();
+
     let sysroot = root.join("sysroot");
-    let _ = std::fs::remove_dir_all(&sysroot);
-    std::fs::create_dir(&sysroot).unwrap();
-    // --no-verify: the import and the writes are measured, as before deploy
-    // required a decision about signature checking (cfsctl checks none).
+    // --no-verify: the import and the writes are measured (cfsctl checks no
+    // signature either).
     let mut deploy_cmd = Command::new(sr);
     deploy_cmd
         .args([
@@ -392,7 +440,40 @@ fn main() {
             "--sysroot",
         ])
         .arg(&sysroot);
-    let deploy = timed_command(&deploy_cmd);
+    let deploy = || {
+        clean(&sysroot, &root);
+        std::fs::create_dir(&sysroot).unwrap();
+        timed_command(&deploy_cmd)
+    };
+    let cfs_repo = root.join("cfs-repo");
+    let cfsctl = cfsctl();
+    let pull = |cfsctl: &Path| {
+        clean(&cfs_repo, &root);
+        let ok = Command::new(cfsctl)
+            .arg("--repo")
+            .arg(&cfs_repo)
+            .args(["init", "--insecure", "--algorithm", "fsverity-sha256-12"])
+            .output()
+            .unwrap();
+        assert!(
+            ok.status.success(),
+            "cfsctl init: {}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+        let mut cmd = Command::new(cfsctl);
+        cmd.arg("--repo")
+            .arg(&cfs_repo)
+            .args(["oci", "pull", &image, "bench"]);
+        timed_command(&cmd)
+    };
+    let deploys: Pairs = match &cfsctl {
+        Some(c) => alternate(pairs, deploy, || pull(c)),
+        None => Pairs {
+            ours: (0..pairs.max(1)).map(|_| deploy()).collect(),
+            theirs: Vec::new(),
+        },
+    };
+
     let tar_bytes = {
         let r = Command::new(sr)
             .args(["oci", "verify", &image, "--json"])
@@ -416,7 +497,7 @@ fn main() {
     let mut report = String::new();
     let mut line = |name: &str, m: &Measure| {
         report.push_str(&format!(
-            "{name:<22} {:>7.2} s  {:>7.1} MB/s (tar)  CPU {:>6.2} s = {:.2} cores  hashing {:>3.0}%  gunzip {:>3.0}%  peak RSS {:>6.1} MiB\n",
+            "{name:<30} {:>7.2} s  {:>7.1} MB/s (tar)  CPU {:>6.2} s = {:.2} cores  hashing {:>3.0}%  gunzip {:>3.0}%  peak RSS {:>6.1} MiB\n",
             m.wall,
             mb(tar_bytes) / m.wall,
             m.cpu,
@@ -426,35 +507,22 @@ fn main() {
             m.rss_mib
         ));
     };
-    line("sealroot oci seal", &seal);
-    line("sealroot deploy", &deploy);
-    if let Some(cfsctl) = std::env::var_os("CFSCTL") {
-        let repo = root.join("cfs-repo");
-        let _ = std::fs::remove_dir_all(&repo);
-        let ok = Command::new(&cfsctl)
+    line("sealroot oci seal (1 run)", &seal);
+    line("sealroot deploy (median run)", &deploys.median_ours());
+    if let Some(cfsctl) = &cfsctl {
+        let median_pull = {
+            let mut t = deploys.theirs.clone();
+            t.sort_by(|a, b| a.wall.total_cmp(&b.wall));
+            t[t.len() / 2]
+        };
+        line("cfsctl oci pull (median run)", &median_pull);
+        report.push_str(&format!(
+            "deploy vs cfsctl oci pull ({pairs} alternating pairs, outputs removed and syncfs before each):\n{}",
+            deploys.report("sealroot deploy", "cfsctl oci pull")
+        ));
+        let id = Command::new(cfsctl)
             .arg("--repo")
-            .arg(&repo)
-            .args(["init", "--insecure", "--algorithm", "fsverity-sha256-12"])
-            .output()
-            .unwrap();
-        assert!(
-            ok.status.success(),
-            "cfsctl init: {}",
-            String::from_utf8_lossy(&ok.stderr)
-        );
-        let mut cmd = Command::new(&cfsctl);
-        cmd.arg("--repo")
-            .arg(&repo)
-            .args(["oci", "pull", &image, "bench"]);
-        line("cfsctl oci pull", &timed_command(&cmd));
-        let mut cmd = Command::new(&cfsctl);
-        cmd.arg("--repo")
-            .arg(&repo)
-            .args(["oci", "compute-id", "bench"]);
-        line("cfsctl oci compute-id", &timed_command(&cmd));
-        let id = Command::new(&cfsctl)
-            .arg("--repo")
-            .arg(&repo)
+            .arg(&cfs_repo)
             .args(["oci", "compute-id", "bench"])
             .output()
             .unwrap();
@@ -464,11 +532,14 @@ fn main() {
             if id == ours { "equal" } else { "DIFFERENT" }
         ));
     }
-    report.push_str(&importers(&layout));
+    report.push_str(&importers(&layout, pairs));
+    let _ = std::fs::remove_dir_all(&sysroot);
+    let _ = std::fs::remove_dir_all(&cfs_repo);
     let mut stdout = std::io::stdout().lock();
     writeln!(
         stdout,
         "image: {} files, {:.0} MB content, {:.0} MB tar, {:.0} MB gzip in {layers} layers, {} cores\n\
+         load average: {load_start} at start, {} at end (ratios under load are indicative)\n\
          single-thread rates: fs-verity sha256 {:.0} MB/s, sha256 {:.0} MB/s, gunzip {:.0} MB/s\n\
          => hashing needs {:.1} CPU-s, gunzip {:.1} CPU-s\n{report}",
         files,
@@ -476,6 +547,7 @@ fn main() {
         mb(tar_bytes),
         mb(compressed),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        loadavg(),
         verity_rate / 1e6,
         sha_rate / 1e6,
         gunzip_rate / 1e6,

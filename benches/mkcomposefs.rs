@@ -7,9 +7,11 @@
 //! 2. directory mode: SEALROOT_BENCH_DIR (default /usr; `none` skips it),
 //!    hashing every file larger than 64 bytes on all cores.
 //!
-//! Each tool runs as a process under /usr/bin/time (wall time, peak RSS),
-//! best of SEALROOT_BENCH_RUNS (default 2) after a warm-up; the images must
-//! be byte-identical. Run: `cargo bench --bench mkcomposefs`.
+//! Each tool runs as a process under /usr/bin/time (wall time, CPU, peak
+//! RSS), after a warm-up, in SEALROOT_BENCH_PAIRS (default 5) alternating
+//! pairs (the first of each pair alternates, so load drift falls on both);
+//! the report gives the median speed-up and its spread. The images must be
+//! byte-identical. Run: `cargo bench --bench mkcomposefs`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -19,26 +21,7 @@ mod timed;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use timed::{Measure, timed};
-
-fn best(runs: usize, cmd: &[&std::ffi::OsStr]) -> Measure {
-    let mut best: Option<Measure> = None;
-    for _ in 0..runs {
-        let m = timed(cmd);
-        best = Some(match best {
-            Some(b) if b.wall <= m.wall => Measure {
-                rss_mib: b.rss_mib.max(m.rss_mib),
-                ..b
-            },
-            Some(b) => Measure {
-                rss_mib: b.rss_mib.max(m.rss_mib),
-                ..m
-            },
-            None => m,
-        });
-    }
-    best.unwrap()
-}
+use timed::{Pairs, alternate, loadavg, timed};
 
 fn synthetic_dump(entries: usize) -> String {
     let mut rng = common::trees::Rng::new(42);
@@ -99,25 +82,15 @@ fn synthetic_dump(entries: usize) -> String {
     out
 }
 
-fn compare(what: &str, entries: usize, ours: &Measure, theirs: &Measure, a: &Path, b: &Path) {
+fn compare(what: &str, entries: usize, pairs: &Pairs, a: &Path, b: &Path) {
     let same = std::fs::read(a).unwrap() == std::fs::read(b).unwrap();
     println!(
         "{what}: {entries} entries, images {}",
         if same { "byte-identical" } else { "DIFFERENT" }
     );
-    for (who, m) in [("sealroot   ", ours), ("mkcomposefs", theirs)] {
-        println!(
-            "  {who} {:8.3} s  {:>12.0} entries/s  CPU {:6.2} s  peak RSS {:>8.1} MiB",
-            m.wall,
-            entries as f64 / m.wall.max(1e-9),
-            m.cpu,
-            m.rss_mib
-        );
-    }
-    println!(
-        "  speed-up {:.2}x, memory {:.2}x of mkcomposefs",
-        theirs.wall / ours.wall.max(1e-9),
-        ours.rss_mib / theirs.rss_mib.max(1e-9)
+    print!(
+        "{}",
+        pairs.report("sealroot mkcomposefs", "mkcomposefs 1.0.8")
     );
     assert!(same, "{what}: images differ");
 }
@@ -125,10 +98,11 @@ fn compare(what: &str, entries: usize, ours: &Measure, theirs: &Measure, a: &Pat
 fn main() {
     let sealroot = env!("CARGO_BIN_EXE_sealroot");
     let mkcomposefs = common::reference().bin.join("mkcomposefs");
-    let runs: usize = std::env::var("SEALROOT_BENCH_RUNS")
+    let pairs: usize = std::env::var("SEALROOT_BENCH_PAIRS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
+        .unwrap_or(5);
+    println!("load average at start: {}", loadavg());
     let entries: usize = std::env::var("SEALROOT_BENCH_ENTRIES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -155,16 +129,8 @@ fn main() {
         b.clone().into(),
     ];
     timed(&refs(&ours_cmd)); // warm-up (page cache)
-    let ours = best(runs, &refs(&ours_cmd));
-    let theirs = best(runs, &refs(&ref_cmd));
-    compare(
-        "dumpfile mode (--from-file)",
-        entries,
-        &ours,
-        &theirs,
-        &a,
-        &b,
-    );
+    let p = alternate(pairs, || timed(&refs(&ours_cmd)), || timed(&refs(&ref_cmd)));
+    compare("dumpfile mode (--from-file)", entries, &p, &a, &b);
 
     let dir = std::env::var("SEALROOT_BENCH_DIR").unwrap_or_else(|_| "/usr".into());
     if dir != "none" {
@@ -177,20 +143,19 @@ fn main() {
         ];
         let ref_cmd = [mkcomposefs.into(), dir.clone().into(), b.clone().into()];
         timed(&refs(&ours_cmd)); // warm-up: file contents into the page cache
-        let ours = best(runs, &refs(&ours_cmd));
-        let theirs = best(runs, &refs(&ref_cmd));
+        let p = alternate(pairs, || timed(&refs(&ours_cmd)), || timed(&refs(&ref_cmd)));
         compare(
             &format!(
                 "directory mode ({dir}, {} threads)",
                 std::thread::available_parallelism().map_or(1, |n| n.get())
             ),
             count,
-            &ours,
-            &theirs,
+            &p,
             &a,
             &b,
         );
     }
+    println!("load average at end: {}", loadavg());
 }
 
 fn refs(v: &[std::ffi::OsString]) -> Vec<&std::ffi::OsStr> {

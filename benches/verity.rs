@@ -6,8 +6,11 @@
 //!    1.024 times
 //!    (each block once plus its padding block, plus the tree);
 //! 2. one 1 GiB file, page cache warm (written, then read once before
-//!    timing): median wall time of `fsverity digest`, `sealroot digest -j1`
-//!    and the library's `digest_file`, and the ratio fsverity / ours;
+//!    timing): `sealroot digest` on all cores (the file cut into segments
+//!    hashed in parallel) and `sealroot digest -j1` (one thread), each
+//!    against `fsverity digest` in SEALROOT_BENCH_PAIRS (default 5)
+//!    alternating pairs: median speed-up and its spread; and the library's
+//!    single-threaded `digest_file` against the one-stream floor;
 //! 3. many files (20,000, mixed sizes, page cache warm): `fsverity digest`
 //!    against `sealroot digest` on all cores and on one.
 //!
@@ -15,6 +18,8 @@
 //! `SEALROOT_BENCH_FILES` (default 20000), `SEALROOT_BENCH_RUNS` (default
 //! 5). Everything lives in a temporary directory that is removed at the end.
 
+#[path = "support/timed.rs"]
+mod timed;
 #[path = "../tests/common/tools.rs"]
 mod tools;
 
@@ -25,7 +30,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sealroot::verity::VerityParams;
-use sealroot::verity::digest::digest_file;
+use sealroot::verity::digest::digest_open_file;
 use sha2::{Digest, Sha256};
 
 const SEALROOT: &str = env!("CARGO_BIN_EXE_sealroot");
@@ -168,15 +173,47 @@ fn big_file(dir: &Path, runs: u64, raw: f64) {
     let ours = capture(Command::new(SEALROOT).args(["digest", "-j1"]).arg(&path));
     assert_eq!(ours, theirs, "digests differ");
 
-    let t_fsverity = time_runs(runs, || {
-        run_quiet(fsverity.command().arg("digest").arg(&path))
-    });
-    let t_cli = time_runs(runs, || {
-        run_quiet(Command::new(SEALROOT).args(["digest", "-j1"]).arg(&path))
-    });
+    let pairs = env_num("SEALROOT_BENCH_PAIRS", 5) as usize;
+    let fsverity_cmd = {
+        let mut c = fsverity.command();
+        c.arg("digest").arg(&path);
+        c
+    };
+    let ours_cmd = |jobs: Option<&str>| {
+        let mut c = Command::new(SEALROOT);
+        c.arg("digest").args(jobs).arg(&path);
+        c
+    };
+    let (all_cmd, one_cmd) = (ours_cmd(None), ours_cmd(Some("-j1")));
+    let all = timed::alternate(
+        pairs,
+        || timed::timed_command(&all_cmd),
+        || timed::timed_command(&fsverity_cmd),
+    );
+    let one = timed::alternate(
+        pairs,
+        || timed::timed_command(&one_cmd),
+        || timed::timed_command(&fsverity_cmd),
+    );
+    let fsverity_walls: Vec<f64> = all
+        .theirs
+        .iter()
+        .chain(&one.theirs)
+        .map(|m| m.wall)
+        .collect();
+    let fsverity_cpus: Vec<f64> = all
+        .theirs
+        .iter()
+        .chain(&one.theirs)
+        .map(|m| m.cpu)
+        .collect();
+    let t_fsverity = Timing {
+        wall: Duration::from_secs_f64(timed::median(&fsverity_walls)),
+        cpu: Duration::from_secs_f64(timed::median(&fsverity_cpus)),
+    };
     let params = VerityParams::sha256();
     let t_lib = time_runs(runs, || {
-        std::hint::black_box(digest_file(&params, &path).unwrap());
+        std::hint::black_box(digest_file_single(&params, &path));
     });
 
     // Compression-function input per 4 KiB block: the block plus one
@@ -193,22 +230,27 @@ fn big_file(dir: &Path, runs: u64, raw: f64) {
     let hashed = (blocks + tree_blocks) * (4096 + 64);
     let floor = Duration::from_secs_f64(hashed as f64 / 1e6 / raw);
 
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "\n== one {} MiB file, sha256, 4 KiB blocks, page cache warm, median of {runs} ==",
+        "\n== one {} MiB file, sha256, 4 KiB blocks, page cache warm ==",
         size / MIB
     );
-    show("fsverity digest", size, t_fsverity);
-    show("sealroot digest -j1", size, t_cli);
-    show("library digest_file", size, t_lib);
+    print!(
+        "{}",
+        all.report(&format!("sealroot digest ({cpus} CPUs)"), "fsverity digest")
+    );
+    print!("{}", one.report("sealroot digest -j1", "fsverity digest"));
+    show("fsverity digest (median)", size, t_fsverity);
+    show(
+        &format!("library, one thread (median of {runs})"),
+        size,
+        t_lib,
+    );
     println!(
         "{:<34} {:>7.3} s ({:>5.0} MB/s)",
         "one-stream floor (raw sha256 x1.024)",
         floor.as_secs_f64(),
         mb_per_s(size, floor)
-    );
-    println!(
-        "ratio fsverity/sealroot CLI (single thread): {}",
-        ratio(t_fsverity, t_cli)
     );
     println!(
         "ratio fsverity/library     (single thread): {}",
@@ -220,6 +262,12 @@ fn big_file(dir: &Path, runs: u64, raw: f64) {
         100.0 * t_lib.cpu.as_secs_f64() / floor.as_secs_f64()
     );
     std::fs::remove_file(&path).unwrap();
+}
+
+/// The library's one-thread streaming digest (`digest_file` would use the
+/// segment-parallel path for a file this large).
+fn digest_file_single(params: &VerityParams, path: &Path) -> sealroot::verity::FsVerityDigest {
+    digest_open_file(params, &File::open(path).unwrap()).unwrap()
 }
 
 /// A size drawn from a mix like an OS image: mostly small files, some
@@ -319,4 +367,5 @@ fn main() {
     println!("raw sha256 (sha2 crate, one stream): {raw:.0} MB/s");
     big_file(dir.path(), runs, raw);
     many_files(dir.path(), runs);
+    println!("\nload average at end: {}", timed::loadavg());
 }

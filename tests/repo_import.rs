@@ -1,5 +1,6 @@
-//! The repository's importer: the pipelined layer reader gives exactly the
-//! changes of the sequential one (`oci::import`), objects land under their
+//! The repository's importer: the pipelined layer reader
+//! (`oci::import::import_layers`) gives exactly the changes of the plain
+//! sequential one (`oci_support::sequential`), objects land under their
 //! fs-verity digest (fsverity-utils), and failures name the entry.
 
 mod oci_support;
@@ -11,8 +12,8 @@ use repo_support::{TAG, bytes, sample_image};
 use sealroot::oci::layout::ImageLayout;
 use sealroot::oci::sink::DigestOnlySink;
 use sealroot::oci::{Compression, Platform, Selector, import};
+use sealroot::repo::image;
 use sealroot::repo::{Location, Repository};
-use sealroot::repo::{image, pipeline};
 
 fn open(dir: &std::path::Path) -> (ImageLayout, sealroot::oci::layout::ResolvedImage) {
     let layout = ImageLayout::open_dir(dir).unwrap();
@@ -73,8 +74,8 @@ fn pipelined_import_equals_sequential() {
         build(tmp.path());
         let (layout, img) = open(tmp.path());
         let sink = DigestOnlySink::default();
-        let seq = import::import_layers(&layout, &img, &sink).unwrap();
-        let par = pipeline::import_layers(&layout, &img, &sink).unwrap();
+        let seq = oci_support::sequential::import_layers(&layout, &img, &sink).unwrap();
+        let par = import::import_layers(&layout, &img, &sink).unwrap();
         assert_eq!(seq.len(), par.len(), "{name}");
         for (a, b) in seq.iter().zip(&par) {
             assert_eq!(a.changes, b.changes, "{name}");

@@ -66,15 +66,13 @@
 //! inflate, and the fs-verity Merkle tree of every file). Layers are
 //! independent until applied, so [`import::import_layers`] reads all layers
 //! of an image at once on the rayon pool, one task per layer: each task runs
-//! its own pipeline and calls the (shared, `Sync`) sink. Applying the
-//! resulting change lists to the tree is cheap and sequential, lowest layer
-//! first. A sink can add parallelism inside a big layer by handing each
-//! large file's chunks to a worker that hashes and writes while the tar
-//! thread goes on to the next member (the trait returns the digest, so such
-//! a sink buffers at most one file per worker); single-layer images, the
-//! common bootc case of one huge layer, profit from that. Within one
-//! stream, sha256 (blob), decompression and sha256 (diff_id) are inherently
-//! sequential.
+//! its own pipeline. Within a layer, files of up to 8 MiB are read ahead
+//! into memory (16 MiB in flight per import) and stored by the (shared,
+//! `Sync`) sink on the pool while the layer task reads on, so even a
+//! single-layer image, the common bootc case, keeps every core busy.
+//! Applying the resulting change lists to the tree is cheap and sequential,
+//! lowest layer first. Within one stream, sha256 (blob), decompression and
+//! sha256 (diff_id) are inherently sequential.
 
 pub mod artifact;
 pub mod binding;

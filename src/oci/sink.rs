@@ -13,9 +13,10 @@
 //! `store` takes `&self` and the trait requires `Sync`, so one sink can
 //! serve layers imported in parallel (see the module docs of `oci`).
 
+use std::cell::RefCell;
 use std::io::{self, Read};
 
-use crate::verity::digest::MerkleHasher;
+use crate::verity::digest::{MerkleHasher, digest_bytes};
 use crate::verity::{FsVerityDigest, VerityParams};
 
 /// Files up to this size are kept inline in the composefs image.
@@ -51,6 +52,15 @@ pub trait ObjectSink: Sync {
     /// and nothing may be left under the digest's name unless it is
     /// complete.
     fn store(&self, content: &mut dyn Read, size: u64) -> io::Result<FsVerityDigest>;
+
+    /// [`ObjectSink::store`] for content already in memory (the importer
+    /// reads files of up to a few MiB ahead and hands them to worker
+    /// threads). Sinks override it to hash and write straight from `data`,
+    /// without the chunked copy a reader needs, and may hash before they
+    /// write (an object that exists already is then not written at all).
+    fn store_bytes(&self, data: &[u8]) -> io::Result<FsVerityDigest> {
+        self.store(&mut &data[..], data.len() as u64)
+    }
 }
 
 /// Computes digests without keeping anything: for dry runs and for
@@ -79,6 +89,19 @@ impl ObjectSink for DigestOnlySink {
         })?;
         Ok(hasher.finish())
     }
+
+    fn store_bytes(&self, data: &[u8]) -> io::Result<FsVerityDigest> {
+        Ok(digest_bytes(&self.params, data))
+    }
+}
+
+/// Size of the chunks [`copy_exact`] reads.
+const COPY_CHUNK: usize = 256 << 10;
+
+thread_local! {
+    /// [`copy_exact`]'s buffer, one per thread and reused: allocating (and
+    /// zeroing) 256 KiB per file cost more than hashing a small file.
+    static COPY_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Feeds exactly `size` bytes of `content` to `f` in chunks. Helper for
@@ -88,7 +111,29 @@ pub fn copy_exact(
     size: u64,
     mut f: impl FnMut(&[u8]) -> io::Result<()>,
 ) -> io::Result<()> {
-    let mut buf = vec![0u8; 256 << 10];
+    COPY_BUF.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            if buf.len() < COPY_CHUNK {
+                buf.resize(COPY_CHUNK, 0);
+            }
+            copy_with(&mut buf, content, size, &mut f)
+        }
+        // Called again from inside `f` on this thread: a buffer of its own.
+        Err(_) => copy_with(
+            &mut vec![0u8; COPY_CHUNK.min(usize::try_from(size).unwrap_or(COPY_CHUNK))],
+            content,
+            size,
+            &mut f,
+        ),
+    })
+}
+
+fn copy_with(
+    buf: &mut [u8],
+    content: &mut dyn Read,
+    size: u64,
+    f: &mut impl FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<()> {
     let mut left = size;
     while left > 0 {
         let want = left.min(buf.len() as u64) as usize;

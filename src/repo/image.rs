@@ -68,7 +68,7 @@ pub fn build_merged(
     image: &ResolvedImage,
     sink: &dyn ObjectSink,
 ) -> Result<MergedImage, Error> {
-    let layers = super::pipeline::import_layers(layout, image, sink)?;
+    let layers = crate::oci::import::import_layers(layout, image, sink)?;
     merged_from_layers(&layers)
 }
 

@@ -34,8 +34,6 @@ pub mod gc;
 #[cfg(feature = "host")]
 pub mod image;
 #[cfg(feature = "host")]
-pub mod pipeline;
-#[cfg(feature = "host")]
 pub mod scan;
 #[cfg(feature = "host")]
 pub mod seal;

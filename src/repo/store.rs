@@ -33,7 +33,7 @@ use super::json::{Deployment, MAX_JSON_SIZE, RepoConfig};
 use crate::oci::artifact::VerityAlgorithm;
 use crate::oci::sink::{ObjectSink, copy_exact};
 use crate::oci::{ManifestDigest, Sha256Digest};
-use crate::verity::digest::MerkleHasher;
+use crate::verity::digest::{MerkleHasher, digest_bytes};
 use crate::verity::{FsVerityDigest, VerityParams, ioctl};
 
 /// Largest blob read back (manifests, configs, artifacts, signatures:
@@ -582,17 +582,55 @@ impl ObjectWriter {
         }
         self.bytes.fetch_add(size, Ordering::Relaxed);
         let digest = hasher.finish();
-        let hex = digest.to_hex();
-        let dir = self.fanout_dir(&hex).map_err(io::Error::other)?;
-        let rest = &hex[2..];
-        if let Some(meta) = dir.stat(rest).map_err(io::Error::other)? {
-            // A symlink or hard link here would make the in-place
-            // fs-verity below act on a file outside the repository.
-            dir.require_file(rest, &meta).map_err(io::Error::other)?;
-            self.existing.fetch_add(1, Ordering::Relaxed);
-            self.ensure_verity(&dir, rest).map_err(io::Error::other)?;
+        let dir = self
+            .fanout_dir(&digest.to_hex())
+            .map_err(io::Error::other)?;
+        if self.found_existing(&dir, &digest)? {
             return Ok(digest);
         }
+        self.persist_new(tmp, &dir, &digest)?;
+        Ok(digest)
+    }
+
+    /// Content already in memory: hashed first, so an object that exists
+    /// already (a layer re-imported, a file shared between images) is not
+    /// written at all.
+    fn store_bytes_inner(&self, data: &[u8]) -> io::Result<FsVerityDigest> {
+        let digest = digest_bytes(&self.params, data);
+        self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+        let dir = self
+            .fanout_dir(&digest.to_hex())
+            .map_err(io::Error::other)?;
+        if self.found_existing(&dir, &digest)? {
+            return Ok(digest);
+        }
+        let mut tmp = self.tmp.create_temp("w", 0o644).map_err(io::Error::other)?;
+        tmp.file().map_err(io::Error::other)?.write_all(data)?;
+        self.persist_new(tmp, &dir, &digest)?;
+        Ok(digest)
+    }
+
+    /// Whether the object named by `digest` exists already in `dir` (its
+    /// fan-out directory); it then gets fs-verity if it lacks it.
+    fn found_existing(&self, dir: &Dir, digest: &FsVerityDigest) -> io::Result<bool> {
+        let hex = digest.to_hex();
+        let rest = &hex[2..];
+        let Some(meta) = dir.stat(rest).map_err(io::Error::other)? else {
+            return Ok(false);
+        };
+        // A symlink or hard link here would make the in-place fs-verity
+        // below act on a file outside the repository.
+        dir.require_file(rest, &meta).map_err(io::Error::other)?;
+        self.existing.fetch_add(1, Ordering::Relaxed);
+        self.ensure_verity(dir, rest).map_err(io::Error::other)?;
+        Ok(true)
+    }
+
+    /// Closes the fully written `tmp`, enables fs-verity on it where the
+    /// filesystem can, and links it in under its digest's name.
+    fn persist_new(&self, mut tmp: TempFile, dir: &Dir, digest: &FsVerityDigest) -> io::Result<()> {
+        let hex = digest.to_hex();
+        let rest = &hex[2..];
         tmp.close();
         if self.try_verity.load(Ordering::Relaxed) {
             let request = VerityRequest::On {
@@ -612,9 +650,9 @@ impl ObjectWriter {
         } else {
             self.without_verity.fetch_add(1, Ordering::Relaxed);
         }
-        tmp.persist(&dir, rest).map_err(io::Error::other)?;
+        tmp.persist(dir, rest).map_err(io::Error::other)?;
         self.added.fetch_add(1, Ordering::Relaxed);
-        Ok(digest)
+        Ok(())
     }
 
     /// An existing object lacking fs-verity (e.g. written where the
@@ -653,5 +691,9 @@ impl ObjectSink for ObjectWriter {
 
     fn store(&self, content: &mut dyn io::Read, size: u64) -> io::Result<FsVerityDigest> {
         self.store_inner(content, size)
+    }
+
+    fn store_bytes(&self, data: &[u8]) -> io::Result<FsVerityDigest> {
+        self.store_bytes_inner(data)
     }
 }

@@ -23,6 +23,9 @@ use sha2::{Sha256, Sha512};
 
 use crate::sys::sha256x2;
 
+#[cfg(feature = "host")]
+pub mod parallel;
+
 use super::descriptor::{self, Descriptor};
 use super::{FsVerityDigest, HashAlgorithm, RootHash, VerityParams};
 
@@ -227,13 +230,17 @@ pub fn digest_file(params: &VerityParams, path: &std::path::Path) -> io::Result<
 }
 
 /// Digest, descriptor and (if `keep_tree`) Merkle tree of a file's content.
+/// With the `host` feature, a file of 8 MiB or more (two segments) is
+/// hashed on all threads of the current rayon pool.
 pub fn digest_file_full(
     params: &VerityParams,
     path: &std::path::Path,
     keep_tree: bool,
 ) -> io::Result<MerkleOutput> {
-    let file = std::fs::File::open(path)?;
-    digest_open_file_full(params, &file, keep_tree)
+    #[cfg(feature = "host")]
+    return digest_path_full(params, path, keep_tree);
+    #[cfg(not(feature = "host"))]
+    digest_open_file_full(params, &std::fs::File::open(path)?, keep_tree)
 }
 
 /// Digest of an open file's content (read from its current position).
@@ -257,6 +264,25 @@ fn digest_open_file_full(
     }
     let mut h = MerkleHasher::build(params, keep_tree);
     feed(&mut h, file, chunk)?;
+    Ok(h.finish_full())
+}
+
+/// Digest, descriptor and (if `keep_tree`) Merkle tree of the file at
+/// `path`: a large file is hashed on all threads of the current rayon pool
+/// ([`parallel`]), others streamed.
+#[cfg(feature = "host")]
+fn digest_path_full(
+    params: &VerityParams,
+    path: &std::path::Path,
+    keep_tree: bool,
+) -> io::Result<MerkleOutput> {
+    let file = std::fs::File::open(path)?;
+    let size = file.metadata()?.len();
+    if !parallel::worth_it(size) {
+        return digest_open_file_full(params, &file, keep_tree);
+    }
+    let mut h = MerkleHasher::build(params, keep_tree);
+    parallel::feed_file(&mut h, &file, size)?;
     Ok(h.finish_full())
 }
 
@@ -424,6 +450,24 @@ impl<H: BlockHash> Tree<H> {
         self.levels[0].count += 1;
         if self.levels[0].buf.len() == self.block_size {
             self.carry(0);
+        }
+    }
+
+    /// Appends level-0 digests computed elsewhere ([`parallel`]) for
+    /// `data_bytes` bytes of data. Only on a tree fed nothing else, or
+    /// whose data so far ended on a block boundary.
+    #[cfg(feature = "host")]
+    fn push_leaf_digests(&mut self, mut digests: &[u8], data_bytes: u64) {
+        debug_assert!(self.pending.is_empty());
+        self.data_size += data_bytes;
+        self.levels[0].count += (digests.len() / self.params.algorithm.digest_size()) as u64;
+        while !digests.is_empty() {
+            let take = (self.block_size - self.levels[0].buf.len()).min(digests.len());
+            self.levels[0].buf.extend_from_slice(&digests[..take]);
+            digests = &digests[take..];
+            if self.levels[0].buf.len() == self.block_size {
+                self.carry(0);
+            }
         }
     }
 

@@ -6,11 +6,11 @@
 use std::path::Path;
 
 use sealroot::oci::artifact::VerityAlgorithm;
+use sealroot::oci::import::import_layers;
 use sealroot::oci::layout::ImageLayout;
 use sealroot::oci::sink::DigestOnlySink;
 use sealroot::oci::{Compression, ImageReference, Platform};
 use sealroot::repo::image::{MergedImage, merged_from_layers};
-use sealroot::repo::pipeline::import_layers;
 
 use super::fixture::{Fixture, ImageBuilder, LayerBuilder, MTIME};
 

@@ -5,6 +5,7 @@
 pub mod fixture;
 pub mod images;
 pub mod memtree;
+pub mod sequential;
 
 use std::path::Path;
 use std::process::Command;

@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use sealroot::oci::artifact::VerityAlgorithm;
+use sealroot::oci::import::import_layers;
 use sealroot::oci::inline::InlineSeal;
 use sealroot::oci::layer::{Change, EntryKind};
 use sealroot::oci::layout::{ImageLayout, ResolvedImage};
@@ -18,7 +19,6 @@ use sealroot::repo::check::{
     ArtifactCheck, Binding, InlineCheck, binding, check_artifacts, check_inline,
 };
 use sealroot::repo::image::merged_from_layers;
-use sealroot::repo::pipeline::import_layers;
 use serde_json::json;
 
 use crate::repo::{CountingSink, EXIT_FAILED, Progress, TrustArgs};

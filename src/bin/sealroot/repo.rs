@@ -114,6 +114,16 @@ impl<S: ObjectSink> ObjectSink for CountingSink<'_, S> {
         self.progress.update();
         Ok(d)
     }
+
+    fn store_bytes(&self, data: &[u8]) -> std::io::Result<FsVerityDigest> {
+        let d = self.inner.store_bytes(data)?;
+        self.progress.files.fetch_add(1, Ordering::Relaxed);
+        self.progress
+            .bytes
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.progress.update();
+        Ok(d)
+    }
 }
 
 /// `--sysroot DIR` or `--repo DIR`.

@@ -59,7 +59,9 @@ impl VerityParamsArgs {
 
 const DIGEST_AFTER_HELP: &str = "\
 Output is `ALG:HEX FILE` per file, in the order given, exactly as `fsverity digest` prints it.
-Files are hashed in parallel on all cores; the first unreadable file stops the run (exit 1).
+Files are hashed in parallel on all cores, and a file of 8 MiB or more is itself cut into 4 MiB
+segments hashed in parallel (-j1: one thread for everything); the first unreadable file stops the
+run (exit 1).
 
 Examples:
   sealroot digest /usr/bin/bash
@@ -103,7 +105,7 @@ pub struct DigestArgs {
     #[arg(long, conflicts_with_all = ["compact", "for_builtin_sig"])]
     json: bool,
 
-    /// Hash at most this many files at once (default: one per CPU).
+    /// Use at most this many threads (default: one per CPU).
     #[arg(long, short = 'j', value_name = "N")]
     jobs: Option<usize>,
 }
