@@ -25,6 +25,12 @@
 //!
 //! Validation is strict: wrong order, duplicate roles, mixed algorithms,
 //! mixed spellings, unknown roles and missing required roles are errors.
+//!
+//! sealroot extensions: layers whose media type starts with
+//! [`EXTENSION_PREFIX`] (`application/vnd.sealroot.`) may follow the
+//! signature layers (e.g. the per-object signature bundle, `objsig`);
+//! they are kept in [`SealArtifact::extensions`] and carry no role. Other
+//! readers may ignore them (docs/sealing.md).
 //! The spec makes manifest and config signatures optional only when there
 //! are no signatures at all; since every layer of this artifact *is* a
 //! signature, manifest, config and merged are all required.
@@ -50,6 +56,9 @@ pub const MAX_SIGNATURE_SIZE: u64 = 16128;
 /// The empty JSON blob `{}` and its digest (image-spec manifest.md,
 /// "Guidance for an Empty Descriptor").
 pub const EMPTY_JSON: &[u8] = b"{}";
+
+/// Media type prefix of sealroot's extension layers.
+pub const EXTENSION_PREFIX: &str = "application/vnd.sealroot.";
 
 const DRAFT_ALGORITHM: &str = "composefs.algorithm";
 const DRAFT_TYPE: &str = "composefs.signature.type";
@@ -193,6 +202,8 @@ pub struct SealArtifact {
     /// The signed image manifest.
     pub subject: Descriptor,
     pub entries: Vec<SignatureEntry>,
+    /// sealroot extension layers after the signatures, in order.
+    pub extensions: Vec<Descriptor>,
 }
 
 /// Why a manifest is not a valid sealing artifact.
@@ -275,13 +286,30 @@ impl SealArtifact {
                 subject.media_type
             )));
         }
-        if manifest.layers.is_empty() {
+        let is_extension = |d: &Descriptor| d.media_type.as_str().starts_with(EXTENSION_PREFIX);
+        let split = manifest
+            .layers
+            .iter()
+            .position(is_extension)
+            .unwrap_or(manifest.layers.len());
+        let (layers, extensions) = manifest.layers.split_at(split);
+        if let Some(i) = extensions.iter().position(|d| !is_extension(d)) {
+            return Err(ArtifactError::Entry {
+                artifact,
+                index: split + i,
+                reason: format!(
+                    "a {} layer after the sealroot extensions; extensions come last",
+                    extensions[i].media_type
+                ),
+            });
+        }
+        if layers.is_empty() {
             return Err(structure("no signature layers".into()));
         }
 
         let (algorithm, entries) = match format {
-            ArtifactFormat::MetadataV1 => parse_current(manifest)?,
-            ArtifactFormat::SignatureDraft => parse_draft(manifest)?,
+            ArtifactFormat::MetadataV1 => parse_current(manifest, layers)?,
+            ArtifactFormat::SignatureDraft => parse_draft(manifest, layers)?,
         };
 
         // Order and uniqueness (Layer(i) entries are numbered in order).
@@ -323,7 +351,13 @@ impl SealArtifact {
             algorithm,
             subject,
             entries,
+            extensions: extensions.to_vec(),
         })
+    }
+
+    /// The first extension layer of `media_type`, if any.
+    pub fn extension(&self, media_type: &str) -> Option<&Descriptor> {
+        self.extensions.iter().find(|d| d.media_type == media_type)
     }
 
     /// The signature for `role`, if present.
@@ -446,6 +480,7 @@ fn parse_role_key(key: &str) -> Result<(Role, &str), String> {
 
 fn parse_current(
     manifest: &Stored<ImageManifest>,
+    layers: &[Descriptor],
 ) -> Result<(VerityAlgorithm, Vec<SignatureEntry>), ArtifactError> {
     let artifact = manifest.digest();
     if manifest.annotations.contains_key(DRAFT_ALGORITHM) {
@@ -456,7 +491,7 @@ fn parse_current(
     }
     let mut algorithm: Option<VerityAlgorithm> = None;
     let mut entries = Vec::new();
-    for (index, layer) in manifest.layers.iter().enumerate() {
+    for (index, layer) in layers.iter().enumerate() {
         let entry = |reason: String| ArtifactError::Entry {
             artifact,
             index,
@@ -518,6 +553,7 @@ fn parse_current(
 
 fn parse_draft(
     manifest: &Stored<ImageManifest>,
+    layers: &[Descriptor],
 ) -> Result<(VerityAlgorithm, Vec<SignatureEntry>), ArtifactError> {
     let artifact = manifest.digest();
     let structure = |reason: String| ArtifactError::Structure { artifact, reason };
@@ -531,7 +567,7 @@ fn parse_draft(
         .map_err(|e: AlgorithmError| structure(e.to_string()))?;
     let mut entries = Vec::new();
     let mut layer_no = 0;
-    for (index, layer) in manifest.layers.iter().enumerate() {
+    for (index, layer) in layers.iter().enumerate() {
         let entry = |reason: String| ArtifactError::Entry {
             artifact,
             index,
@@ -604,6 +640,17 @@ pub fn build(
     algorithm: VerityAlgorithm,
     signatures: &[(Role, FsVerityDigest, Vec<u8>)],
 ) -> Result<BuiltArtifact, ArtifactError> {
+    build_with_extensions(subject, algorithm, signatures, &[])
+}
+
+/// [`build`] plus sealroot extension layers (descriptor with its media type
+/// and annotations, blob), appended after the signatures.
+pub fn build_with_extensions(
+    subject: &Descriptor,
+    algorithm: VerityAlgorithm,
+    signatures: &[(Role, FsVerityDigest, Vec<u8>)],
+    extensions: &[(Descriptor, Vec<u8>)],
+) -> Result<BuiltArtifact, ArtifactError> {
     let err = |s: String| ArtifactError::Build(s);
     if !subject.media_type.is_manifest() {
         return Err(err(format!(
@@ -625,6 +672,19 @@ pub fn build(
         d.annotations = BTreeMap::from([(key, digest.to_hex())]);
         layers.push(d.clone());
         blobs.push((d, der.clone()));
+    }
+    for (d, blob) in extensions {
+        if !d.media_type.as_str().starts_with(EXTENSION_PREFIX) {
+            return Err(err(format!(
+                "extension layer of type {} does not start with {EXTENSION_PREFIX}",
+                d.media_type
+            )));
+        }
+        let mut layer = Descriptor::for_bytes(d.media_type.as_str(), blob);
+        layer.annotations = d.annotations.clone();
+        layers.push(layer.clone());
+        let d = layer;
+        blobs.push((d, blob.clone()));
     }
     let bare_subject = subject.bare();
     let out = ManifestOut {

@@ -51,7 +51,11 @@ pub struct ArtifactCheck {
     /// Why the artifact as a whole is invalid (structure, subject).
     pub problem: Option<String>,
     pub roles: Vec<RoleCheck>,
-    /// Every signature checked out (digests and trust).
+    /// The per-object signatures (sealroot extension, `objsig`), if the
+    /// artifact carries them.
+    pub object_signatures: Option<crate::objsig::check::BundleCheck>,
+    /// Every signature checked out (digests and trust), object signatures
+    /// included.
     pub verified: bool,
 }
 
@@ -64,6 +68,9 @@ impl ArtifactCheck {
                 .roles
                 .iter()
                 .any(|r| r.problem.is_some() && !r.untrusted_only)
+            || self.object_signatures.as_ref().is_some_and(|o| {
+                o.missing > 0 || o.bad > 0 || (o.problem.is_some() && !o.untrusted_only)
+            })
     }
 }
 
@@ -86,6 +93,7 @@ pub fn check_artifacts(
                 algorithm: None,
                 problem: Some(e.to_string()),
                 roles: Vec::new(),
+                object_signatures: None,
                 verified: false,
             },
             Ok(a) => check_one(layout, image, merged, &desc, &a, trusted),
@@ -108,7 +116,20 @@ fn check_one(
         .iter()
         .map(|e| check_role(layout, desc.digest, e, digests.get(e.role), trusted))
         .collect();
-    let verified = !trusted.is_empty() && roles.iter().all(|r| r.problem.is_none());
+    let object_signatures = crate::objsig::check::read_bundle(layout, a).map(|bundle| {
+        let objects = crate::objsig::build::tree_objects(&merged.tree);
+        match bundle {
+            Ok(b) => crate::objsig::check::check_bundle(&b, &objects, trusted),
+            Err(e) => crate::objsig::check::BundleCheck {
+                objects: objects.len(),
+                problem: Some(e),
+                ..Default::default()
+            },
+        }
+    });
+    let verified = !trusted.is_empty()
+        && roles.iter().all(|r| r.problem.is_none())
+        && object_signatures.as_ref().is_none_or(|o| o.complete());
     ArtifactCheck {
         artifact: desc.digest,
         format: match a.format {
@@ -118,6 +139,7 @@ fn check_one(
         algorithm: Some(a.algorithm.to_string()),
         problem: None,
         roles,
+        object_signatures,
         verified,
     }
 }

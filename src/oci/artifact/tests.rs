@@ -314,3 +314,49 @@ fn subject_check() {
     let e = a.check_subject(stored.digest(), &other).unwrap_err();
     assert!(matches!(e, ArtifactError::WrongSubject { .. }));
 }
+
+#[test]
+fn sealroot_extension_layers() {
+    let mut ext = Descriptor::for_bytes("application/vnd.sealroot.test.v1", b"x");
+    ext.annotations
+        .insert("sealroot.test".into(), "annotated".into());
+    let b = build_with_extensions(
+        &subject(),
+        VerityAlgorithm::SHA256_12,
+        &sigs(),
+        &[(ext, b"extension bytes".to_vec())],
+    )
+    .unwrap();
+    let a = parse_json(&serde_json::from_slice(&b.manifest).unwrap()).unwrap();
+    assert_eq!(a.entries.len(), 3);
+    let e = a.extension("application/vnd.sealroot.test.v1").unwrap();
+    assert_eq!(e.digest, Sha256Digest::of(b"extension bytes"));
+    assert_eq!(e.annotations["sealroot.test"], "annotated");
+    assert!(
+        b.blobs
+            .iter()
+            .any(|(d, blob)| d.digest == e.digest && blob == b"extension bytes")
+    );
+    // Extensions come last: one before a signature layer is refused.
+    let mut v: Value = serde_json::from_slice(&b.manifest).unwrap();
+    let layers = v["layers"].as_array_mut().unwrap();
+    let last = layers.pop().unwrap();
+    layers.insert(1, last);
+    let err = parse_json(&v).unwrap_err().to_string();
+    assert!(err.contains("after the sealroot extensions"), "{err}");
+    // Other unknown layer types are still refused.
+    let mut v = built_json();
+    v["layers"][2]["mediaType"] = json!("application/vnd.example.other");
+    assert!(parse_json(&v).is_err());
+    // Not a sealroot media type: not an extension.
+    let bad = Descriptor::for_bytes("application/vnd.example.v1", b"x");
+    assert!(
+        build_with_extensions(
+            &subject(),
+            VerityAlgorithm::SHA256_12,
+            &sigs(),
+            &[(bad, vec![])]
+        )
+        .is_err()
+    );
+}
