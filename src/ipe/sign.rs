@@ -8,7 +8,7 @@ use super::policy::{Policy, PolicyError};
 #[derive(Debug, thiserror::Error)]
 pub enum PolicySignError {
     #[error("refusing to sign: {0}")]
-    Policy(#[from] PolicyError),
+    Policy(PolicyError),
     #[error(transparent)]
     Sign(#[from] SignError),
 }
@@ -25,7 +25,7 @@ pub fn sign_policy(
     cert: &Cert,
     embed_cert: bool,
 ) -> Result<(Policy, Vec<u8>), PolicySignError> {
-    let policy = Policy::parse(text)?;
+    let policy = Policy::parse(text).map_err(PolicySignError::Policy)?;
     let options = SignOptions {
         embed_signer_cert: embed_cert,
         extra_certs: Vec::new(),

@@ -47,9 +47,9 @@ pub enum SignedPolicyError {
         "not a signed IPE policy (DER PKCS#7 with the policy attached, as `sealroot ipe \
          sign` or `openssl smime -sign -nodetach -binary -outform der` write it): {0}"
     )]
-    Pkcs7(#[from] ProfileError),
+    Pkcs7(ProfileError),
     #[error("the signed text is not a valid IPE policy: {0}")]
-    Policy(#[from] PolicyError),
+    Policy(PolicyError),
 }
 
 impl SignedPolicy {
@@ -58,8 +58,8 @@ impl SignedPolicy {
         if der.len() > MAX_SIGNED_POLICY {
             return Err(SignedPolicyError::TooLarge(der.len()));
         }
-        let (message, text) = profile::parse_attached(der)?;
-        let policy = Policy::parse(&text)?;
+        let (message, text) = profile::parse_attached(der).map_err(SignedPolicyError::Pkcs7)?;
+        let policy = Policy::parse(&text).map_err(SignedPolicyError::Policy)?;
         let embedded = match &message.signer {
             SignerId::IssuerSerial {
                 issuer_der, serial, ..

@@ -31,6 +31,8 @@
 pub mod build;
 #[cfg(feature = "host")]
 pub mod check;
+#[cfg(feature = "host")]
+pub mod repo;
 pub mod splice;
 
 use std::ops::Range;

@@ -25,6 +25,10 @@
 //!
 //! [mount]
 //! erofs-backing = auto       # auto | file | loop
+//!
+//! [ipe]
+//! policy = /etc/sealroot/ipe/policy.p7s   # the signed IPE policy (docs/ipe.md)
+//! required = no              # yes: refuse to boot without an active policy
 //! ```
 //!
 //! The parser is strict: an unknown section or key, a repeated key, a key
@@ -104,6 +108,32 @@ pub enum ErofsBacking {
     Loop,
 }
 
+/// `[ipe]`: the IPE policy sealroot-prepare loads and activates once the
+/// sealed root is mounted (`prepare::ipe`, docs/ipe.md).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IpeConfig {
+    /// The signed policy in the initramfs; a missing file means no IPE
+    /// unless `required`.
+    pub policy: PathBuf,
+    /// Refuse to boot unless the policy is loaded and active. A policy file
+    /// that exists is always required to work: nothing on the kernel
+    /// command line (e.g. `lsm=` without ipe) may switch it off.
+    pub required: bool,
+}
+
+impl Default for IpeConfig {
+    fn default() -> Self {
+        IpeConfig {
+            policy: PathBuf::from(IPE_POLICY_PATH),
+            required: false,
+        }
+    }
+}
+
+/// Where the dracut module and the mkosi integration install the signed
+/// policy.
+pub const IPE_POLICY_PATH: &str = "/etc/sealroot/ipe/policy.p7s";
+
 /// All settings.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -117,6 +147,7 @@ pub struct Config {
     pub etc: EtcMode,
     pub var: VarMode,
     pub erofs_backing: ErofsBacking,
+    pub ipe: IpeConfig,
 }
 
 impl Default for Config {
@@ -130,6 +161,7 @@ impl Default for Config {
             etc: EtcMode::Persistent,
             var: VarMode::Persistent,
             erofs_backing: ErofsBacking::Auto,
+            ipe: IpeConfig::default(),
         }
     }
 }
@@ -228,16 +260,18 @@ enum Section {
     Etc,
     Var,
     Mount,
+    Ipe,
 }
 
 impl Section {
-    const ALL: [Section; 6] = [
+    const ALL: [Section; 7] = [
         Section::Sysroot,
         Section::Keyring,
         Section::Verify,
         Section::Etc,
         Section::Var,
         Section::Mount,
+        Section::Ipe,
     ];
 
     fn name(self) -> &'static str {
@@ -248,6 +282,7 @@ impl Section {
             Section::Etc => "etc",
             Section::Var => "var",
             Section::Mount => "mount",
+            Section::Ipe => "ipe",
         }
     }
 
@@ -376,6 +411,8 @@ impl Config {
                     ],
                 )?
             }
+            (Section::Ipe, "policy") => self.ipe.policy = absolute_path(value)?,
+            (Section::Ipe, "required") => self.ipe.required = boolean(value)?,
             _ => {
                 let known: &[&str] = match section {
                     Section::Sysroot => &["path", "repository"],
@@ -383,6 +420,7 @@ impl Config {
                     Section::Verify => &["signatures", "attach-signatures"],
                     Section::Etc | Section::Var => &["mode"],
                     Section::Mount => &["erofs-backing"],
+                    Section::Ipe => &["policy", "required"],
                 };
                 return Err(format!("unknown key (known: {})", known.join(", ")));
             }
@@ -439,7 +477,8 @@ mod tests {
         let c = parse(
             "[sysroot]\npath = /mnt/root # inline comment\nrepository=os/repo\r\n\
              [keyring]\nseal = ca-chain\n[verify]\nsignatures = kernel\nattach-signatures = yes\n\
-             [etc]\nmode = transient\n[var]\nmode=transient\n[mount]\nerofs-backing = loop\n",
+             [etc]\nmode = transient\n[var]\nmode=transient\n[mount]\nerofs-backing = loop\n\
+             [ipe]\npolicy = /etc/ipe.p7s\nrequired = yes\n",
             "f",
         )
         .unwrap();
@@ -454,6 +493,10 @@ mod tests {
                 etc: EtcMode::Transient,
                 var: VarMode::Transient,
                 erofs_backing: ErofsBacking::Loop,
+                ipe: IpeConfig {
+                    policy: "/etc/ipe.p7s".into(),
+                    required: true,
+                },
             }
         );
         assert_eq!(c.repository_path(), PathBuf::from("/mnt/root/os/repo"));
@@ -485,6 +528,8 @@ mod tests {
         assert!(e("[sysroot]\nrepository = /abs\n").contains("must be relative"));
         assert!(e("[sysroot]\nrepository = ../x\n").contains("may not contain"));
         assert!(e("[verify]\nattach-signatures = maybe\n").contains("not one of yes, true"));
+        assert!(e("[ipe]\npolicy = ipe.p7s\n").contains("must be an absolute path"));
+        assert!(e("[ipe]\nenforce = yes\n").contains("unknown key (known: policy, required)"));
     }
 
     #[test]

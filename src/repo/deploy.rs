@@ -28,7 +28,9 @@ use super::check::read_signature;
 use super::image::{MergedImage, build_merged};
 use super::json::{Deployment, SignatureMode};
 use super::seal::SealDigests;
-use super::store::{ObjectStats, Repository, VerityRequest, VerityState, is_unsupported};
+use super::store::{
+    ObjectSigning, ObjectStats, Repository, SigningMode, VerityRequest, VerityState, is_unsupported,
+};
 use super::{Error, var};
 
 /// How to attach signatures (docs/repository.md, "Signature modes").
@@ -187,17 +189,40 @@ pub fn deploy(
     let alg = repo.algorithm();
     // Refuse before writing anything when no artifact can match: manifest
     // and config digests (and signatures) are known without the layers.
-    choose_artifact(
+    let first = choose_artifact(
         repo,
         layout,
         image,
         &SealDigests::of(image, alg, None),
         opts,
     )?;
-    let sink = repo.object_sink();
+    // Per-object signatures go onto the objects as they are written
+    // (fs-verity takes its builtin signature when it is enabled, once).
+    let bundle = crate::objsig::check::read_bundle(layout, &first.artifact)
+        .transpose()
+        .map_err(|e| Error::Refused(format!("artifact {}: {e}", first.descriptor.digest)))?;
+    let signing = bundle.as_ref().and_then(|b| {
+        let mode = match opts.mode {
+            ModeChoice::Fixed(SignatureMode::Builtin) => SigningMode::Required,
+            ModeChoice::Fixed(SignatureMode::AttachAtBoot) => SigningMode::AttachAtBoot,
+            ModeChoice::Fixed(SignatureMode::Detached) => return None,
+            ModeChoice::Auto => SigningMode::Try,
+        };
+        Some(ObjectSigning { bundle: b, mode })
+    });
+    let sink = repo.object_sink_signed(signing);
     let merged = build_merged(layout, image, &sink)?;
     let digests = SealDigests::of(image, alg, Some(merged.digest(alg)));
     let chosen = choose_artifact(repo, layout, image, &digests, opts)?;
+    if chosen.descriptor.digest != first.descriptor.digest && bundle.is_some() {
+        return Err(Error::Refused(format!(
+            "image {}: the layers match sealing artifact {}, not {} whose object signatures \
+             were attached; pick one with --artifact",
+            image.manifest_digest(),
+            chosen.descriptor.digest,
+            first.descriptor.digest
+        )));
+    }
     let params = repo.params();
 
     // Unreferenced blobs first: the artifact and its signatures.
@@ -212,6 +237,17 @@ pub fn deploy(
                 read_signature(layout, chosen.descriptor.digest, e).map_err(Error::Refused)?;
             repo.put_file(&repo.blob_path(&d.digest), &der, VerityRequest::Off)?;
         }
+    }
+    // sealroot extension layers (the object signature bundle): the
+    // initramfs reads them from the repository.
+    for d in &chosen.artifact.extensions {
+        let mut blob = Vec::new();
+        std::io::Read::read_to_end(
+            &mut layout.open_blob(d, "sealing artifact extension")?,
+            &mut blob,
+        )
+        .map_err(Error::io("reading extension layer", layout_path(layout, d)))?;
+        repo.put_file(&repo.blob_path(&d.digest), &blob, VerityRequest::Off)?;
     }
     let empty = crate::oci::artifact::EMPTY_JSON;
     repo.put_file(
@@ -315,6 +351,18 @@ pub fn deploy(
     if objects.without_verity > 0 {
         verity = false;
     }
+    // "builtin" promises IPE that every object carries its signature
+    // (docs/ipe.md): with auto, the files' signer was accepted but the
+    // objects' was not.
+    if bundle.is_some() && mode == SignatureMode::Builtin && objects.unsigned > 0 {
+        return Err(Error::Refused(format!(
+            "image {}: the kernel accepted the signer of the manifest, config and EROFS but \
+             refused {} object signatures (another signer, not in .fs-verity); load its \
+             certificate (`sealroot keyring add`) or deploy with --signatures=detached",
+            image.manifest_digest(),
+            objects.unsigned
+        )));
+    }
     if mode == SignatureMode::AttachAtBoot {
         verity = false;
     }
@@ -359,6 +407,13 @@ pub fn deploy(
 
 /// ENOKEY / EKEYREJECTED / EBADMSG: the kernel checked the builtin
 /// signature and did not accept it (signer not in `.fs-verity`).
+fn layout_path(layout: &ImageLayout, d: &Descriptor) -> std::path::PathBuf {
+    layout
+        .dir()
+        .map(|p| p.join("blobs/sha256").join(d.digest.to_hex()))
+        .unwrap_or_else(|| std::path::PathBuf::from(d.digest.to_string()))
+}
+
 fn kernel_refused(e: &ioctl::Error) -> bool {
     use rustix::io::Errno;
     matches!(

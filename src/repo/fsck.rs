@@ -52,6 +52,9 @@ pub struct FsckReport {
     pub deployments: u64,
     /// Signatures verified against the trusted certificates.
     pub signatures_verified: u64,
+    /// Objects whose builtin signature verified against the trusted
+    /// certificates (per-object signatures, docs/ipe.md).
+    pub object_signatures_verified: u64,
     pub problems: Vec<Problem>,
 }
 
@@ -128,15 +131,26 @@ pub fn image_objects(path: &Path) -> Result<BTreeSet<String>, String> {
 pub fn fsck(repo: &Repository, trusted: &[Cert]) -> Result<FsckReport, Error> {
     let mut r = FsckReport::default();
 
-    // Objects: fs-verity sha256 of the content equals the name.
+    // Objects: fs-verity sha256 of the content equals the name; builtin
+    // signatures verify against the trust; objects IPE needs signed are.
     let objects = list_objects(repo)?;
     r.objects = objects.len() as u64;
     let sha256 = VerityParams::sha256();
-    let bad: Vec<Problem> = objects
+    let need_signature = objects_needing_signatures(repo);
+    let results: Vec<Result<bool, Problem>> = objects
         .par_iter()
-        .filter_map(|(name, path)| check_object(&sha256, name, path).err())
+        .map(|(name, path)| {
+            check_object(&sha256, name, path)?;
+            check_object_signature(name, path, trusted, need_signature.get(name.as_str()))
+        })
         .collect();
-    r.problems.extend(bad);
+    for res in results {
+        match res {
+            Ok(true) => r.object_signatures_verified += 1,
+            Ok(false) => {}
+            Err(p) => r.problems.push(p),
+        }
+    }
     let present: BTreeSet<&str> = objects.iter().map(|(n, _)| n.as_str()).collect();
 
     // Blobs: sha256 equals the name.
@@ -211,6 +225,102 @@ pub fn fsck(repo: &Repository, trusted: &[Cert]) -> Result<FsckReport, Error> {
         }
     }
     Ok(r)
+}
+
+/// Objects (by name) of deployments that promise every object a builtin
+/// signature (`builtin`, fs-verity enabled, an object signature bundle),
+/// with one such deployment's directory for messages.
+fn objects_needing_signatures(repo: &Repository) -> std::collections::HashMap<String, PathBuf> {
+    let mut out = std::collections::HashMap::new();
+    let Ok(deployments) = repo.deployments() else {
+        return out;
+    };
+    for (dir, d) in deployments {
+        let Ok(d) = d else { continue };
+        if d.signatures != SignatureMode::Builtin || !d.verity {
+            continue;
+        }
+        if !matches!(
+            crate::objsig::repo::deployment_bundle(repo, &d),
+            Ok(Some(_))
+        ) {
+            continue;
+        }
+        if let Ok(objs) = image_objects(&repo.image_path(&d.image)) {
+            for o in objs {
+                out.entry(o).or_insert_with(|| dir.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The object's builtin signature, if it has one: it must verify against
+/// `trusted` (the kernel refuses to open an object whose signer is not in
+/// `.fs-verity`, and keeps one signature per file: every image sharing the
+/// object depends on it); an object a `builtin` deployment with object
+/// signatures uses must have one (IPE refuses to execute it otherwise).
+/// `Ok(true)`: a signature verified.
+fn check_object_signature(
+    name: &str,
+    path: &Path,
+    trusted: &[Cert],
+    needed_by: Option<&PathBuf>,
+) -> Result<bool, Problem> {
+    let problem = |p: String| Problem {
+        path: path.to_owned(),
+        problem: p,
+    };
+    if trusted.is_empty() && needed_by.is_none() {
+        return Ok(false);
+    }
+    let f = match fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            return Err(problem(format!(
+                "cannot open: {e}{}",
+                match rustix::io::Errno::from_io_error(&e) {
+                    Some(rustix::io::Errno::NOKEY | rustix::io::Errno::KEYREJECTED) =>
+                        ": the kernel refuses its builtin signature (its signer is not in \
+                         .fs-verity); every image using this object fails to read it — deploy \
+                         an image with object signatures by a trusted key to replace it",
+                    _ => "",
+                }
+            )));
+        }
+    };
+    if !ioctl::has_verity(&f).unwrap_or(false) {
+        return Ok(false);
+    }
+    let sig = match ioctl::read_signature(&f) {
+        Ok(Some(sig)) => sig,
+        Ok(None) => {
+            return match needed_by {
+                Some(dir) => Err(problem(format!(
+                    "has fs-verity but no builtin signature, and deployment {} promises IPE \
+                     one on every object (fsverity_signature=TRUE): programs in it will not \
+                     run; deploy it again (sealroot deploy --signatures=builtin re-creates \
+                     such objects)",
+                    dir.display()
+                ))),
+                None => Ok(false),
+            };
+        }
+        Err(e) => return Err(problem(format!("cannot read its builtin signature: {e}"))),
+    };
+    if trusted.is_empty() {
+        return Ok(false);
+    }
+    let digest = parse_verity_hex(name, crate::oci::artifact::VerityAlgorithm::SHA256_12)
+        .map_err(|e| problem(format!("not an object name: {e}")))?;
+    match verify_fsverity(&sig, &digest, trusted) {
+        Ok(_) => Ok(true),
+        Err(e) => Err(problem(format!(
+            "builtin signature does not verify against the trusted certificates: {e}; the \
+             kernel keeps one builtin signature per file (the first one attached), so every \
+             image sharing this object depends on that signer being trusted"
+        ))),
+    }
 }
 
 fn check_object(params: &VerityParams, name: &str, path: &Path) -> Result<(), Problem> {

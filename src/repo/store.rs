@@ -251,6 +251,15 @@ impl Repository {
     /// A sink that stores file contents as objects while an image is
     /// imported.
     pub fn object_sink(&self) -> ObjectWriter<'_> {
+        self.object_sink_signed(None)
+    }
+
+    /// An object sink that gives each object its builtin signature from a
+    /// bundle (`objsig`), as `signing` says.
+    pub fn object_sink_signed<'r>(
+        &'r self,
+        signing: Option<ObjectSigning<'r>>,
+    ) -> ObjectWriter<'r> {
         ObjectWriter {
             repo: self,
             params: VerityParams::sha256(),
@@ -260,6 +269,12 @@ impl Repository {
             bytes: AtomicU64::new(0),
             verity_enabled: AtomicU64::new(0),
             without_verity: AtomicU64::new(0),
+            signing,
+            try_signing: AtomicBool::new(true),
+            signed: AtomicU64::new(0),
+            resigned: AtomicU64::new(0),
+            signature_kept: AtomicU64::new(0),
+            unsigned: AtomicU64::new(0),
         }
     }
 
@@ -344,6 +359,35 @@ pub struct ObjectWriter<'r> {
     bytes: AtomicU64,
     verity_enabled: AtomicU64,
     without_verity: AtomicU64,
+    signing: Option<ObjectSigning<'r>>,
+    /// Cleared at the first kernel refusal in [`SigningMode::Try`], so the
+    /// other objects do not each make a failing signature check.
+    try_signing: AtomicBool,
+    signed: AtomicU64,
+    resigned: AtomicU64,
+    signature_kept: AtomicU64,
+    unsigned: AtomicU64,
+}
+
+/// Per-object builtin signatures while objects are written (`objsig`;
+/// docs/repository.md, "Object signatures").
+#[derive(Debug, Clone, Copy)]
+pub struct ObjectSigning<'b> {
+    pub bundle: &'b crate::objsig::Bundle,
+    pub mode: SigningMode,
+}
+
+/// What to do with the bundle's signatures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigningMode {
+    /// Every object gets its builtin signature; a refusal by the kernel
+    /// (signer not in `.fs-verity`) or a missing entry is an error.
+    Required,
+    /// Builtin where the kernel accepts it, else fs-verity without.
+    Try,
+    /// No fs-verity at all: the initramfs attaches the signatures at the
+    /// first boot (`--signatures=attach-at-boot`).
+    AttachAtBoot,
 }
 
 /// What an [`ObjectWriter`] did.
@@ -360,6 +404,19 @@ pub struct ObjectStats {
     /// Objects (new or existing) left without fs-verity (none where the
     /// filesystem supports it).
     pub without_verity: u64,
+    /// Objects given their builtin signature now (new, existing without
+    /// fs-verity, or re-created: `resigned`).
+    pub signed: u64,
+    /// Existing objects re-created to carry their signature (they had
+    /// fs-verity without one, or one the kernel no longer accepts).
+    pub resigned: u64,
+    /// Existing objects that keep the builtin signature they have (another
+    /// trusted image signed the same content first: the kernel keeps one
+    /// signature per file).
+    pub signature_kept: u64,
+    /// Objects that should have been signed and were not (no entry in the
+    /// bundle, or the kernel refused the signature in `Try` mode).
+    pub unsigned: u64,
 }
 
 impl ObjectWriter<'_> {
@@ -370,6 +427,10 @@ impl ObjectWriter<'_> {
             bytes: self.bytes.load(Ordering::Relaxed),
             verity_enabled: self.verity_enabled.load(Ordering::Relaxed),
             without_verity: self.without_verity.load(Ordering::Relaxed),
+            signed: self.signed.load(Ordering::Relaxed),
+            resigned: self.resigned.load(Ordering::Relaxed),
+            signature_kept: self.signature_kept.load(Ordering::Relaxed),
+            unsigned: self.unsigned.load(Ordering::Relaxed),
         }
     }
 
@@ -386,15 +447,24 @@ impl ObjectWriter<'_> {
         self.bytes.fetch_add(size, Ordering::Relaxed);
         let digest = hasher.finish();
         let dest = self.repo.object_path(&digest);
+        let signature = self.signature_for(&digest)?;
         if fs::symlink_metadata(&dest).is_ok() {
             self.existing.fetch_add(1, Ordering::Relaxed);
-            self.ensure_verity(&dest);
+            match signature {
+                Some(Signature::Attach(sig)) => self.ensure_signed(&dest, tmp, &sig)?,
+                Some(Signature::LeaveOff) => {}
+                None => self.ensure_verity(&dest),
+            }
             return Ok(digest);
         }
         tmp.as_file()
             .set_permissions(fs::Permissions::from_mode(0o644))?;
         let path = tmp.into_temp_path();
-        if self.try_verity.load(Ordering::Relaxed) {
+        if let Some(signature) = signature {
+            if let Signature::Attach(sig) = signature {
+                self.enable_signed(&path, &sig)?;
+            }
+        } else if self.try_verity.load(Ordering::Relaxed) {
             let request = VerityRequest::On {
                 params: &self.params,
                 signature: None,
@@ -423,7 +493,134 @@ impl ObjectWriter<'_> {
     }
 }
 
+/// What a signing sink does with one object.
+enum Signature {
+    /// Enable fs-verity with this builtin signature.
+    Attach(Vec<u8>),
+    /// Leave fs-verity off (attach at boot).
+    LeaveOff,
+}
+
 impl ObjectWriter<'_> {
+    /// The signature decision for `digest`; `None` when not signing.
+    fn signature_for(&self, digest: &FsVerityDigest) -> io::Result<Option<Signature>> {
+        let Some(s) = self.signing else {
+            return Ok(None);
+        };
+        if s.mode == SigningMode::AttachAtBoot {
+            return Ok(Some(Signature::LeaveOff));
+        }
+        if s.mode == SigningMode::Try && !self.try_signing.load(Ordering::Relaxed) {
+            self.unsigned.fetch_add(1, Ordering::Relaxed);
+            return Ok(None);
+        }
+        match s.bundle.pkcs7(digest) {
+            Some(sig) => Ok(Some(Signature::Attach(sig))),
+            None if s.mode == SigningMode::Required => Err(io::Error::other(format!(
+                "object {digest} has no signature in the image's object signature bundle: \
+                 the bundle does not belong to this image; re-seal it with \
+                 `sealroot oci seal --object-signatures`"
+            ))),
+            None => {
+                self.unsigned.fetch_add(1, Ordering::Relaxed);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Enables fs-verity with `sig` on the closed file `path`; in `Try`
+    /// mode a kernel refusal falls back to fs-verity without a signature
+    /// (and stops further attempts).
+    fn enable_signed(&self, path: &Path, sig: &[u8]) -> io::Result<()> {
+        if !self.try_verity.load(Ordering::Relaxed) {
+            self.without_verity.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        let f = File::open(path)?;
+        match ioctl::enable(&f, &self.params, Some(sig)) {
+            // No fs-verity here (a build host): like unsigned objects, left
+            // for `sealroot repo enable-verity` on the target, which
+            // attaches the bundle's signatures.
+            Err(e) if is_unsupported(&e) => {
+                self.try_verity.store(false, Ordering::Relaxed);
+                self.without_verity.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Ok(()) => {
+                self.signed.fetch_add(1, Ordering::Relaxed);
+                self.verity_enabled.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e)
+                if self.signing.is_some_and(|s| s.mode == SigningMode::Try)
+                    && matches!(
+                        e.errno(),
+                        Some(Errno::NOKEY | Errno::KEYREJECTED | Errno::BADMSG | Errno::PERM)
+                    ) =>
+            {
+                self.try_signing.store(false, Ordering::Relaxed);
+                self.unsigned.fetch_add(1, Ordering::Relaxed);
+                match ioctl::enable(&f, &self.params, None) {
+                    Ok(()) => {
+                        self.verity_enabled.fetch_add(1, Ordering::Relaxed);
+                        Ok(())
+                    }
+                    Err(e) => Err(io::Error::other(e.at(path))),
+                }
+            }
+            Err(e) => Err(io::Error::other(format!(
+                "{}; the object's builtin signature was refused (is the signer's certificate \
+                 in the .fs-verity keyring? `sealroot keyring add`)",
+                e.at(path)
+            ))),
+        }
+    }
+
+    /// An existing object, to carry a builtin signature: without fs-verity
+    /// it gets it with `sig` in place; with fs-verity and a signature the
+    /// kernel accepts (at open) it is kept — one builtin signature per file,
+    /// the first wins; with fs-verity but no signature, or one the kernel
+    /// refuses, the freshly written copy `tmp` (same content) gets it and
+    /// is renamed over the object.
+    fn ensure_signed(
+        &self,
+        dest: &Path,
+        tmp: tempfile::NamedTempFile,
+        sig: &[u8],
+    ) -> io::Result<()> {
+        let keep = match File::open(dest) {
+            Ok(f) => match ioctl::has_verity(&f) {
+                Ok(false) => {
+                    drop(f);
+                    return self.enable_signed(dest, sig);
+                }
+                Ok(true) => matches!(ioctl::read_signature(&f), Ok(Some(_))),
+                Err(e) => return Err(io::Error::other(e.at(dest))),
+            },
+            // The kernel checks a builtin signature at open: refused now.
+            Err(e)
+                if matches!(
+                    Errno::from_io_error(&e),
+                    Some(Errno::NOKEY | Errno::KEYREJECTED | Errno::BADMSG)
+                ) =>
+            {
+                false
+            }
+            Err(e) => return Err(e),
+        };
+        if keep {
+            self.signature_kept.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o644))?;
+        let path = tmp.into_temp_path();
+        self.enable_signed(&path, sig)?;
+        path.persist(dest).map_err(|e| e.error)?;
+        self.resigned.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// An existing object lacking fs-verity (e.g. written where the
     /// filesystem had none, or by an older deploy) gets it in place:
     /// objects are immutable, so no writer can hold it open.

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod composefs;
 mod deploy;
+mod ipe;
 mod keygen;
 mod keyring;
 mod mount;
@@ -61,6 +62,8 @@ enum Command {
     Deploy(deploy::DeployArgs),
     /// Maintain a deployed repository: init, list, fsck, gc, enable-verity
     Repo(repo::RepoArgs),
+    /// IPE policy for a sealed system: policy, sign, show
+    Ipe(ipe::IpeArgs),
 }
 
 fn main() -> ExitCode {
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         Command::Keygen(args) => keygen::run(args),
         Command::Deploy(args) => deploy::run(args),
         Command::Repo(args) => repo::run(args),
+        Command::Ipe(args) => ipe::run(args),
     };
     match result {
         Ok(code) => code,

@@ -244,13 +244,14 @@ pub fn run(args: RepoArgs) -> anyhow::Result<ExitCode> {
                 }
                 println!(
                     "{}: {} objects, {} blobs, {} images, {} deployments checked; {} signatures \
-                     verified{}; {} problems",
+                     and {} object signatures verified{}; {} problems",
                     repo.root().display(),
                     report.objects,
                     report.blobs,
                     report.images,
                     report.deployments,
                     report.signatures_verified,
+                    report.object_signatures_verified,
                     if trusted.is_empty() {
                         " (no --cert: signatures not checked)"
                     } else {
@@ -344,6 +345,7 @@ fn enable_verity(location: &RepoLocation, as_json: bool) -> anyhow::Result<ExitC
     let progress = Progress::new("enable-verity");
     let sha256 = VerityParams::sha256();
     let counts = std::cell::Cell::new([0u64; 2]); // enabled, already
+    let counts_signed = std::cell::Cell::new(0u64);
     let bump = |i: usize| {
         let mut c = counts.get();
         c[i] += 1;
@@ -361,18 +363,30 @@ fn enable_verity(location: &RepoLocation, as_json: bool) -> anyhow::Result<ExitC
         }
         Ok(())
     };
-    for (_, path) in fsck::list_objects(&repo)? {
+    // Objects get the builtin signature a deployment's bundle has for them
+    // (per-object signatures, docs/ipe.md), else none.
+    let bundles = sealroot::objsig::repo::RepoBundles::load(&repo)?;
+    for (name, path) in fsck::list_objects(&repo)? {
         let f = std::fs::File::open(&path)?;
         if sealroot::verity::ioctl::has_verity(&f).unwrap_or(false) {
             bump(1);
             continue;
         }
         progress.stage(&path.display().to_string());
+        let signature = sealroot::repo::json::parse_verity_hex(
+            &name,
+            sealroot::oci::artifact::VerityAlgorithm::SHA256_12,
+        )
+        .ok()
+        .and_then(|d| bundles.pkcs7(&d));
+        if signature.is_some() {
+            counts_signed.set(counts_signed.get() + 1);
+        }
         redo(
             &path,
             VerityRequest::On {
                 params: &sha256,
-                signature: None,
+                signature: signature.as_deref(),
             },
         )?;
     }
@@ -419,11 +433,16 @@ fn enable_verity(location: &RepoLocation, as_json: bool) -> anyhow::Result<ExitC
     progress.finish();
     let counts = counts.get();
     if as_json {
-        println!("{}", json!({"enabled": counts[0], "already": counts[1]}));
+        println!(
+            "{}",
+            json!({"enabled": counts[0], "already": counts[1], "objectsSigned": counts_signed.get()})
+        );
     } else {
         println!(
-            "fs-verity enabled on {} files ({} already had it)",
-            counts[0], counts[1]
+            "fs-verity enabled on {} files ({} already had it); {} objects with their builtin signature",
+            counts[0],
+            counts[1],
+            counts_signed.get()
         );
     }
     let _ = std::io::stdout().flush();

@@ -1,0 +1,224 @@
+//! Per-object signatures on the host: `oci seal --object-signatures`
+//! writes the bundle layer, `oci verify` checks every object's signature
+//! and the coverage, `deploy` copies the bundle into the repository and
+//! `repo fsck` accepts it. The kernel's side (attaching, IPE) is
+//! `tests/vm_ipe.rs`.
+
+mod oci_support;
+mod repo_support;
+
+use std::path::Path;
+
+use repo_support::{Keys, image_ref, sample_image, seal, sr, sr_fails, sr_ok};
+use sealroot::crypto::key::KeySigner;
+use sealroot::crypto::{Cert, PrivateKey};
+use sealroot::objsig::{self, Bundle};
+use sealroot::oci::artifact::{self, Role, SealArtifact};
+use sealroot::oci::{Descriptor, ImageManifest, Stored};
+use sealroot::verity::{BlockSize, FsVerityDigest};
+use serde_json::Value;
+
+fn blob(dir: &Path, digest: &str) -> Vec<u8> {
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    std::fs::read(dir.join("blobs/sha256").join(hex)).unwrap()
+}
+
+fn artifact(dir: &Path, digest: &str) -> SealArtifact {
+    SealArtifact::parse(&Stored::<ImageManifest>::parse(blob(dir, digest)).unwrap()).unwrap()
+}
+
+fn verify_json(dir: &Path, cert: &str) -> (Option<i32>, Value) {
+    let r = image_ref(dir);
+    let out = sr(&["oci", "verify", &r, "--cert", cert, "--json"]);
+    (
+        out.status.code(),
+        serde_json::from_slice(&out.stdout).unwrap(),
+    )
+}
+
+#[test]
+fn sealed_objects_verify_for_both_key_types() {
+    for key_type in ["p256", "rsa2048"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("layout");
+        sample_image(&dir);
+        let keys = Keys::new(&tmp.path().join("k"), key_type, "CN=objects");
+        let out = seal(&dir, &keys, &["--object-signatures"]);
+        let o = &out["objectSignatures"];
+        let count = o["count"].as_u64().unwrap();
+        assert!(count >= 6, "{out}");
+        // The layer: after the three signatures, our media type, the count.
+        let a = artifact(&dir, out["artifact"].as_str().unwrap());
+        assert_eq!(a.entries.len(), 3);
+        let layer = a.extension(objsig::MEDIA_TYPE).unwrap();
+        assert_eq!(layer.digest.to_string(), o["digest"].as_str().unwrap());
+        assert_eq!(
+            layer.annotations[objsig::COUNT_ANNOTATION],
+            count.to_string()
+        );
+        let bundle = Bundle::parse(blob(&dir, o["digest"].as_str().unwrap())).unwrap();
+        assert_eq!(bundle.len() as u64, count);
+        // Every rebuilt message verifies against the certificate.
+        let cert = Cert::load(Path::new(&keys.cert())).unwrap();
+        for (d, _) in bundle.iter() {
+            sealroot::pkcs7::verify_fsverity(&bundle.pkcs7(&d).unwrap(), &d, &cert).unwrap();
+        }
+        let (code, v) = verify_json(&dir, &keys.cert());
+        assert_eq!(code, Some(0), "{v}");
+        let os = &v["artifacts"][0]["object_signatures"];
+        assert_eq!(os["objects"], count);
+        assert_eq!(os["missing"], 0);
+        assert_eq!(os["bad"], 0);
+        assert_eq!(os["verified_by"]["subject"], "CN=objects");
+        // Another key: reported untrusted, not broken.
+        let other = Keys::new(&tmp.path().join("o"), key_type, "CN=other");
+        let (code, v) = verify_json(&dir, &other.cert());
+        assert_eq!(code, Some(1));
+        assert_eq!(
+            v["artifacts"][0]["object_signatures"]["untrusted_only"],
+            true
+        );
+    }
+}
+
+#[test]
+fn verify_reports_missing_and_tampered_object_signatures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("layout");
+    sample_image(&dir);
+    let keys = Keys::new(&tmp.path().join("k"), "p256", "CN=objects");
+    let out = seal(&dir, &keys, &["--object-signatures"]);
+    let digest = out["artifact"].as_str().unwrap().to_owned();
+    let a = artifact(&dir, &digest);
+    let bundle = Bundle::parse(blob(&dir, &a.extensions[0].digest.to_string())).unwrap();
+
+    // FORGED: an artifact with the same three signatures and a bundle that
+    // lacks the last object (real sealing never writes one).
+    let key = PrivateKey::load(Path::new(&keys.key())).unwrap();
+    let cert = Cert::load(Path::new(&keys.cert())).unwrap().remove(0);
+    let digests: Vec<FsVerityDigest> = bundle.iter().map(|(d, _)| d).collect();
+    let short = objsig::build::sign_objects(
+        &digests[..digests.len() - 1],
+        BlockSize::DEFAULT,
+        &KeySigner::new(key, "k"),
+        &cert,
+        &Default::default(),
+        None,
+        &|| {},
+    )
+    .unwrap();
+    let sigs: Vec<(Role, FsVerityDigest, Vec<u8>)> = a
+        .entries
+        .iter()
+        .map(|e| (e.role, e.digest, blob(&dir, &e.blob.digest.to_string())))
+        .collect();
+    let layer = Descriptor::for_bytes(objsig::MEDIA_TYPE, &short);
+    let built =
+        artifact::build_with_extensions(&a.subject, a.algorithm, &sigs, &[(layer, short)]).unwrap();
+    sealroot::oci::write::LayoutWriter::open(&dir)
+        .unwrap()
+        .write_artifact(&built)
+        .unwrap();
+    let (code, v) = verify_json(&dir, &keys.cert());
+    assert_eq!(code, Some(1), "{v}");
+    let forged = v["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["artifact"] == built.descriptor.digest.to_string())
+        .unwrap();
+    assert_eq!(forged["object_signatures"]["missing"], 1);
+    assert_eq!(
+        forged["object_signatures"]["missing_examples"][0],
+        digests.last().unwrap().to_string()
+    );
+
+    // The real bundle's blob altered on disk: its sha256 no longer matches.
+    let path = dir
+        .join("blobs/sha256")
+        .join(a.extensions[0].digest.to_hex());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let n = bytes.len();
+    bytes[n - 1] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    let r = image_ref(&dir);
+    let text = sr_fails(&["oci", "verify", &r, "--cert", &keys.cert()], 1);
+    assert!(
+        text.contains("objects") && text.contains("FAILED"),
+        "{text}"
+    );
+}
+
+#[test]
+fn command_signer_signs_objects_and_deploy_keeps_the_bundle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("layout");
+    sample_image(&dir);
+    let keys = Keys::new(&tmp.path().join("k"), "p256", "CN=hsm");
+    let r = image_ref(&dir);
+    let cmd = format!(
+        "openssl dgst -\"$SEALROOT_SIGN_DIGEST_ALGORITHM\" -sign {}",
+        keys.key()
+    );
+    let out: Value = serde_json::from_str(&sr_ok(&[
+        "oci",
+        "seal",
+        &r,
+        "--cert",
+        &keys.cert(),
+        "--sign-command",
+        &cmd,
+        "--object-signatures",
+        "--json",
+    ]))
+    .unwrap();
+    assert!(out["objectSignatures"]["count"].as_u64().unwrap() > 0);
+    let (code, v) = verify_json(&dir, &keys.cert());
+    assert_eq!(code, Some(0), "{v}");
+    // A command that signs with another key fails sealing, naming an object.
+    let other = Keys::new(&tmp.path().join("o"), "p256", "CN=other");
+    let bad = format!("openssl dgst -sha256 -sign {}", other.key());
+    let e = sr_fails(
+        &[
+            "oci",
+            "seal",
+            &r,
+            "--cert",
+            &keys.cert(),
+            "--sign-command",
+            &bad,
+            "--object-signatures",
+        ],
+        3,
+    );
+    assert!(e.contains("does not verify"), "{e}");
+
+    // Deploy on the host (no fs-verity here): the bundle lands in blobs/.
+    let sysroot = tmp.path().join("sysroot");
+    let report: Value = serde_json::from_str(&sr_ok(&[
+        "deploy",
+        &r,
+        "--sysroot",
+        sysroot.to_str().unwrap(),
+        "--cert",
+        &keys.cert(),
+        "--json",
+        "--artifact",
+        out["artifact"].as_str().unwrap(),
+    ]))
+    .unwrap();
+    let bundle_digest = out["objectSignatures"]["digest"].as_str().unwrap();
+    let copied = sysroot
+        .join("sealroot/blobs/sha256")
+        .join(bundle_digest.strip_prefix("sha256:").unwrap());
+    assert!(copied.is_file(), "{report}");
+    Bundle::parse(std::fs::read(&copied).unwrap()).unwrap();
+    sr_ok(&[
+        "repo",
+        "fsck",
+        "--sysroot",
+        sysroot.to_str().unwrap(),
+        "--cert",
+        &keys.cert(),
+    ]);
+}
