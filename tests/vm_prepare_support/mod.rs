@@ -75,7 +75,7 @@ impl Signer {
 
     /// Writes `<name>.key.pem` and `<name>.der` into `dir`; returns their
     /// paths, for `sealroot oci seal --key --cert`.
-    fn write_files(&self, dir: &Path) -> (PathBuf, PathBuf) {
+    pub fn write_files(&self, dir: &Path) -> (PathBuf, PathBuf) {
         let key = dir.join(format!("{}.key.pem", self.name));
         let cert = dir.join(format!("{}.der", self.name));
         fs::write(&key, self.key.to_pkcs8_pem().unwrap().as_bytes()).unwrap();
@@ -110,11 +110,24 @@ impl SigMode {
 pub struct Signing<'a> {
     pub signer: &'a Signer,
     pub mode: SigMode,
+    /// `sealroot oci seal --object-signatures` (per-object signatures for
+    /// IPE).
+    pub objects: bool,
 }
 
 impl<'a> Signing<'a> {
     pub fn new(signer: &'a Signer, mode: SigMode) -> Self {
-        Signing { signer, mode }
+        Signing {
+            signer,
+            mode,
+            objects: false,
+        }
+    }
+
+    /// Also signs every content object.
+    pub fn with_object_signatures(mut self) -> Self {
+        self.objects = true;
+        self
     }
 }
 
@@ -170,6 +183,32 @@ impl ImageSpec {
                 .as_bytes(),
                 0o755,
             );
+        ImageSpec { layer: b.finish() }
+    }
+
+    /// For IPE: a static busybox as `/bin/busybox` and again as
+    /// `/etc/tool` (the same object, reached through the /etc overlay), and
+    /// the test kernel's uncompressed `loop.ko` as
+    /// `/usr/lib/modules-test/loop.ko` (a kernel module from the sealed
+    /// root).
+    pub fn ipe(tag: &str) -> ImageSpec {
+        let mut b = Self::base();
+        let busybox = fs::read(&sealroot_testbed::initramfs::busybox().unwrap().path).unwrap();
+        let kernel = Kernel::get().unwrap();
+        let loop_ko = fs::read(
+            kernel
+                .module("loop")
+                .unwrap()
+                .file(sealroot_testbed::ModuleForm::Plain),
+        )
+        .unwrap();
+        b.file("etc/os-release", format!("ID={tag}\n").as_bytes(), 0o644)
+            .file("usr/share/big.txt", &big_content(tag), 0o644)
+            .file("bin/busybox", &busybox, 0o755)
+            .symlink("bin/sh", "busybox")
+            .file("etc/tool", &busybox, 0o755)
+            .dir("usr/lib/modules-test", 0o755)
+            .file("usr/lib/modules-test/loop.ko", &loop_ko, 0o644);
         ImageSpec { layer: b.finish() }
     }
 
@@ -274,7 +313,11 @@ pub fn deploy_fixture(sysroot: &Path, spec: &ImageSpec, signing: &Signing<'_>) -
     let image = format!("oci:{}:latest", layout.display());
     let (key, cert) = signing.signer.write_files(work.path());
     let (key, cert) = (key.to_str().unwrap(), cert.to_str().unwrap());
-    sr_ok(&["oci", "seal", &image, "--key", key, "--cert", cert]);
+    let mut seal = vec!["oci", "seal", &image, "--key", key, "--cert", cert];
+    if signing.objects {
+        seal.push("--object-signatures");
+    }
+    sr_ok(&seal);
     let report = sr_ok(&[
         "deploy",
         &image,
