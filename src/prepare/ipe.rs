@@ -134,15 +134,10 @@ pub fn read_policy(config: &IpeConfig) -> Result<Option<Planned>, IpeError> {
 
 /// Whether the deployment's objects carry the builtin signatures the
 /// policy's `fsverity_signature=TRUE` needs, as far as the initramfs checks
-/// (docs/ipe.md, "What is checked at boot"): the image must have been
-/// sealed with per-object signatures (the verified artifact names a bundle,
-/// present in the repository), and the deployment must have attached them
-/// (`deployment.json`: `builtin`, or `attach-at-boot` once the first boot
-/// attached them). Each object's signature is then the kernel's business:
-/// checking 60,000 objects here would cost one PKCS#7 verification each
-/// (the kernel verifies a builtin signature at the first open), seconds on
-/// every boot; a hint that lies makes the root unbootable (IPE refuses
-/// what is unsigned), it cannot make anything unsigned run.
+/// ([`object_signatures`]; docs/ipe.md, "What is checked at boot"). Each
+/// object's signature is the kernel's business: checking 60,000 objects
+/// here would cost one PKCS#7 verification each (the kernel verifies a
+/// builtin signature at the first open), seconds on every boot.
 #[derive(Debug, Clone)]
 pub enum ObjectSignatures {
     /// Attached; how, for the record.
@@ -352,13 +347,17 @@ impl Loaded {
 /// How many objects [`object_signatures`] opens to see their signature.
 const SAMPLE: usize = 8;
 
-/// Decides [`ObjectSignatures`] for the verified deployment: `bundle` is
+/// Decides [`ObjectSignatures`] for the verified deployment. `bundle` is
 /// the verified artifact's object signature bundle, `hint` its
-/// `deployment.json` (as read before this boot's first-boot walk), and
-/// `attached` what that walk did. Besides the hint, a sample of the
-/// bundle's objects ([`SAMPLE`], spread over the digest range) is opened
-/// and must carry a builtin signature: a cheap check that names an object
-/// when a deployment is not what its hint says.
+/// `deployment.json` (as read before this boot's first-boot walk, only for
+/// messages), `attached` what that walk did. The image must have a bundle;
+/// then [`SAMPLE`] of the bundle's objects present in the repository,
+/// spread over the digest range, are opened and must carry a builtin
+/// signature. That catches a deployment made `detached`, or by a sealroot
+/// that did not attach object signatures, and names an object; a mix of
+/// signed and unsigned objects can slip through (`sealroot repo fsck
+/// --cert` finds every one), and only costs availability: IPE refuses
+/// whatever is unsigned when it is executed.
 pub fn object_signatures(
     repo: &super::repo::Repo,
     artifact: &crate::oci::Sha256Digest,
@@ -377,35 +376,30 @@ pub fn object_signatures(
             crate::objsig::MEDIA_TYPE
         ));
     };
-    let how = match (hint.signatures, attached) {
-        (SignatureMode::Detached, _) => {
-            return ObjectSignatures::Missing(format!(
-                "the deployment's objects carry no builtin signatures (deployment.json: \
-                 \"signatures\": \"detached\"; all {} object signatures of the bundle are \
-                 unattached), so the IPE policy would refuse every program of the sealed \
-                 root; deploy with --signatures=builtin (the signer's certificate in \
-                 .fs-verity) or --signatures=attach-at-boot",
-                bundle.len()
-            ));
-        }
-        (_, Some(done)) => format!(
+    let how = match (attached, hint.signatures) {
+        (Some(done), _) => format!(
             "attached at this boot: {} objects signed from the bundle of {} entries",
             done.signed,
             bundle.len()
         ),
-        (SignatureMode::Builtin, None) => format!(
-            "builtin, attached by sealroot deploy (bundle of {} entries)",
-            bundle.len()
-        ),
-        (SignatureMode::AttachAtBoot, None) => format!(
-            "attached at the first boot (bundle of {} entries)",
+        (None, SignatureMode::AttachAtBoot) => {
+            format!(
+                "attached at the first boot (bundle of {} entries)",
+                bundle.len()
+            )
+        }
+        (None, _) => format!(
+            "attached before this boot (sealroot deploy or repo enable-verity; bundle of {} \
+             entries)",
             bundle.len()
         ),
     };
     let step = bundle.len().div_ceil(SAMPLE).max(1);
+    let mut checked = 0;
     for (digest, _) in bundle.iter().step_by(step) {
         let hex = digest.to_hex();
         let rel = format!("objects/{}/{}", &hex[..2], &hex[2..]);
+        let path = repo.display(&rel);
         let file = match repo.open_file(&rel, "cannot open object") {
             Ok(f) => f,
             // An entry for an object this repository does not have.
@@ -415,29 +409,33 @@ pub fn object_signatures(
             }) => continue,
             Err(e) => {
                 return ObjectSignatures::Missing(format!(
-                    "object {} (per-object signatures are checked by the kernel at open): {e}",
-                    repo.display(&rel).display()
+                    "object {} (its builtin signature is checked by the kernel at open): {e}",
+                    path.display()
                 ));
             }
         };
-        match crate::verity::ioctl::read_signature(&file) {
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                return ObjectSignatures::Missing(format!(
-                    "object {} has no builtin signature although deployment.json says its \
-                     objects carry them: the IPE policy would refuse the programs it holds; \
-                     run `sealroot repo fsck --cert ...` on this repository and deploy the \
-                     image again",
-                    repo.display(&rel).display()
-                ));
-            }
-            Err(e) => {
-                return ObjectSignatures::Missing(format!(
-                    "object {}: cannot read its builtin signature: {e}",
-                    repo.display(&rel).display()
-                ));
-            }
-        }
+        checked += 1;
+        let missing = match crate::verity::ioctl::read_signature(&file) {
+            Ok(Some(_)) => continue,
+            Ok(None) => "has fs-verity but no builtin signature",
+            Err(_) => "has no fs-verity",
+        };
+        return ObjectSignatures::Missing(format!(
+            "object {} {missing}, so the IPE policy would refuse the programs of the sealed \
+             root (deployment.json: \"signatures\": \"{}\"; the {} object signatures of the \
+             image's bundle were not attached): deploy with --signatures=builtin (the \
+             signer's certificate in .fs-verity) or --signatures=attach-at-boot",
+            path.display(),
+            hint.signatures,
+            bundle.len()
+        ));
+    }
+    if checked == 0 {
+        return ObjectSignatures::Missing(format!(
+            "none of the objects sampled from the image's signature bundle ({} entries) is in \
+             the repository: the bundle does not belong to this deployment",
+            bundle.len()
+        ));
     }
     ObjectSignatures::Attached(how)
 }
