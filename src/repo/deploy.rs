@@ -198,6 +198,7 @@ pub fn deploy(
     )?;
     // Per-object signatures go onto the objects as they are written
     // (fs-verity takes its builtin signature when it is enabled, once).
+    let first_artifact = first.descriptor.digest;
     let bundle = crate::objsig::check::read_bundle(layout, &first.artifact)
         .transpose()
         .map_err(|e| Error::Refused(format!("artifact {}: {e}", first.descriptor.digest)))?;
@@ -210,8 +211,27 @@ pub fn deploy(
         };
         Some(ObjectSigning { bundle: b, mode })
     });
+    let attach_objects = signing.is_some();
     let sink = repo.object_sink_signed(signing);
     let merged = build_merged(layout, image, &sink)?;
+    if let (Some(b), true) = (&bundle, attach_objects) {
+        // The bundle must cover the merged image (`oci verify` checks the
+        // same): a missing entry would be an object IPE refuses to run.
+        let missing: Vec<FsVerityDigest> = crate::objsig::build::tree_objects(&merged.tree)
+            .into_iter()
+            .filter(|d| b.signature(d).is_none())
+            .collect();
+        if let Some(first) = missing.first() {
+            return Err(Error::Refused(format!(
+                "image {}: its object signature bundle (artifact {}) has no signature for {} \
+                 of its objects, e.g. {first}: it does not belong to this image; seal it again \
+                 with `sealroot oci seal --object-signatures`",
+                image.manifest_digest(),
+                first_artifact,
+                missing.len()
+            )));
+        }
+    }
     let digests = SealDigests::of(image, alg, Some(merged.digest(alg)));
     let chosen = choose_artifact(repo, layout, image, &digests, opts)?;
     if chosen.descriptor.digest != first.descriptor.digest && bundle.is_some() {

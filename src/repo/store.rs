@@ -380,8 +380,8 @@ pub struct ObjectSigning<'b> {
 /// What to do with the bundle's signatures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SigningMode {
-    /// Every object gets its builtin signature; a refusal by the kernel
-    /// (signer not in `.fs-verity`) or a missing entry is an error.
+    /// Every object with an entry gets its builtin signature; a refusal by
+    /// the kernel (signer not in `.fs-verity`) is an error.
     Required,
     /// Builtin where the kernel accepts it, else fs-verity without.
     Try,
@@ -414,8 +414,8 @@ pub struct ObjectStats {
     /// trusted image signed the same content first: the kernel keeps one
     /// signature per file).
     pub signature_kept: u64,
-    /// Objects that should have been signed and were not (no entry in the
-    /// bundle, or the kernel refused the signature in `Try` mode).
+    /// Objects with an entry in the bundle left without their signature:
+    /// the kernel refused it in `Try` mode (signer not in `.fs-verity`).
     pub unsigned: u64,
 }
 
@@ -514,18 +514,10 @@ impl ObjectWriter<'_> {
             self.unsigned.fetch_add(1, Ordering::Relaxed);
             return Ok(None);
         }
-        match s.bundle.pkcs7(digest) {
-            Some(sig) => Ok(Some(Signature::Attach(sig))),
-            None if s.mode == SigningMode::Required => Err(io::Error::other(format!(
-                "object {digest} has no signature in the image's object signature bundle: \
-                 the bundle does not belong to this image; re-seal it with \
-                 `sealroot oci seal --object-signatures`"
-            ))),
-            None => {
-                self.unsigned.fetch_add(1, Ordering::Relaxed);
-                Ok(None)
-            }
-        }
+        // No entry: content a later layer replaced or removed (stored all
+        // the same, but not in the merged image the bundle covers); the
+        // deploy checks the merged image's coverage once it is known.
+        Ok(s.bundle.pkcs7(digest).map(Signature::Attach))
     }
 
     /// Enables fs-verity with `sig` on the closed file `path`; in `Try`

@@ -244,19 +244,19 @@ pub fn run(args: RepoArgs) -> anyhow::Result<ExitCode> {
                 }
                 println!(
                     "{}: {} objects, {} blobs, {} images, {} deployments checked; {} signatures \
-                     and {} object signatures verified{}; {} problems",
+                     verified{}; {} object signatures verified; {} problems",
                     repo.root().display(),
                     report.objects,
                     report.blobs,
                     report.images,
                     report.deployments,
                     report.signatures_verified,
-                    report.object_signatures_verified,
                     if trusted.is_empty() {
                         " (no --cert: signatures not checked)"
                     } else {
                         ""
                     },
+                    report.object_signatures_verified,
                     report.problems.len()
                 );
             }
