@@ -240,6 +240,10 @@ cp /sysroot/bin/busybox /sysroot/etc/bb-copy
 bed_run etc-upper /sysroot/etc/bb-copy echo copy-runs
 cp /sysroot/bin/busybox /tmp/bb-copy
 bed_run tmpfs /tmp/bb-copy echo copy-runs
+printf '#!/sysroot/bin/busybox sh\necho script-runs\n' > /tmp/script.sh
+chmod 755 /tmp/script.sh
+bed_run script-exec /tmp/script.sh
+bed_run script-interpreted /sysroot/bin/busybox sh /tmp/script.sh
 bed_run mod-sealed insmod /sysroot/usr/lib/modules-test/loop.ko
 bed_run mod-loaded grep -c '^loop ' /proc/modules
 bed_run mod-unload rmmod loop
@@ -290,6 +294,15 @@ fn assert_enforced(log: &BootLog) -> Result<()> {
             "no IPE audit record refusing {path}:\n{audit}"
         );
     }
+    // A script outside the sealed root cannot be executed (IPE checks the
+    // script itself at execve), but a signed interpreter reads it as data:
+    // not enforced (docs/ipe.md).
+    log.result("script-exec")?
+        .assert_rc(126)?
+        .assert_stderr_contains("Permission denied")?;
+    log.result("script-interpreted")?
+        .assert_ok()?
+        .assert_stdout_eq("script-runs\n")?;
     // Kernel modules: from the sealed root (a signed object) and from the
     // initramfs they load; a copy on a tmpfs is refused (finit_module and
     // busybox's init_module fallback both).
@@ -467,8 +480,14 @@ fn kernel_without_ipe_is_refused() -> Result<()> {
         checks: "",
     }
     .run(&disk)?;
-    assert_refused(&log, 3, "the kernel does not enforce IPE")?;
-    log.result("prepare")?.assert_stderr_contains(&lsm)?;
+    assert_refused(&log, 3, "the kernel does not enforce IPE (active LSMs: ")?;
+    // What the kernel reports active (capability first, LSMs not built in
+    // dropped), without ipe.
+    let active = status(&log)["ipe"]["lsm"].as_str().unwrap().to_owned();
+    assert!(
+        !active.split(',').any(|m| m == "ipe") && active.contains("lockdown"),
+        "{active}"
+    );
     Ok(())
 }
 
