@@ -232,7 +232,7 @@ const ENFORCEMENT: &str = r#"
 bed_run active cat /sys/kernel/security/ipe/policies/sealroot/active
 bed_run enforce cat /sys/kernel/security/ipe/enforce
 bed_run sealed /sysroot/bin/busybox echo sealed-runs
-bed_run etc-lower /sysroot/etc/tool echo etc-lower-runs
+bed_run etc-lower /sysroot/etc/busybox echo etc-lower-runs
 bed_run initramfs /bin/busybox echo initramfs-runs
 cp /sysroot/bin/busybox /sysroot/var/bb-copy
 bed_run var /sysroot/var/bb-copy echo copy-runs

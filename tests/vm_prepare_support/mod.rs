@@ -187,7 +187,7 @@ impl ImageSpec {
     }
 
     /// For IPE: a static busybox as `/bin/busybox` and again as
-    /// `/etc/tool` (the same object, reached through the /etc overlay), and
+    /// `/etc/busybox` (the same object, reached through the /etc overlay), and
     /// the test kernel's uncompressed `loop.ko` as
     /// `/usr/lib/modules-test/loop.ko` (a kernel module from the sealed
     /// root).
@@ -206,7 +206,7 @@ impl ImageSpec {
             .file("usr/share/big.txt", &big_content(tag), 0o644)
             .file("bin/busybox", &busybox, 0o755)
             .symlink("bin/sh", "busybox")
-            .file("etc/tool", &busybox, 0o755)
+            .file("etc/busybox", &busybox, 0o755)
             .dir("usr/lib/modules-test", 0o755)
             .file("usr/lib/modules-test/loop.ko", &loop_ko, 0o644);
         ImageSpec { layer: b.finish() }
