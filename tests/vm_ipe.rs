@@ -346,7 +346,10 @@ fn policy_is_enforced_on_the_sealed_root() -> Result<()> {
     assert_eq!(ipe["signer"]["subject"], "CN=ipe-db,O=sealroot tests");
     assert!(ipe["lsm"].as_str().unwrap().split(',').any(|m| m == "ipe"));
     assert!(
-        ipe["objects"].as_str().unwrap().starts_with("builtin"),
+        ipe["objects"]
+            .as_str()
+            .unwrap()
+            .starts_with("attached before this boot"),
         "{ipe}"
     );
     // The console line names policy, version and signer.
