@@ -28,6 +28,7 @@ pub mod oci;
 pub mod pkcs7;
 pub mod prepare;
 pub mod repo;
+pub mod timestamp;
 pub mod tree;
 pub mod verity;
 

@@ -1,6 +1,6 @@
 //! sealroot's mkosi scripts (`mkosi/`) run the way mkosi 24.3 runs them,
 //! on a small real OS tree, without mkosi itself and without the Debian
-//! mirror (the full mkosi build is `tests/mkosi_image.rs`, `--ignored`).
+//! mirror (the full mkosi build is `tests/mkosi_image.rs`).
 //!
 //! What is real: the tree (the bed's busybox OS, the bed kernel's complete
 //! module tree in `/usr/lib/modules/<release>`, and the files
@@ -242,7 +242,7 @@ fn mkosi_scripts_seal_deploy_and_build_the_initramfs_from_a_real_tree() -> Resul
         fs::write(&path, content).map_err(|e| io_error("cannot write", &path, e))?;
     }
     let extra = apply_extra_trees(&tree)?;
-    assert_eq!(extra, 5, "mkosi.conf's ExtraTrees= lines");
+    assert_eq!(extra, 6, "mkosi.conf's ExtraTrees= lines");
 
     // The project's mkosi.sealroot/ inputs (docs/boot-chains.md).
     let inputs = src.join("mkosi.sealroot");
@@ -423,6 +423,7 @@ fn mkosi_scripts_seal_deploy_and_build_the_initramfs_from_a_real_tree() -> Resul
         "/usr/lib/dracut/dracut.conf.d/50-sealroot.conf",
         "/usr/lib/systemd/system/sealroot-prepare.service",
         "/usr/lib/systemd/system/ostree-prepare-root.service.d/50-sealroot.conf",
+        "/usr/lib/systemd/system/initrd-switch-root.service.d/50-sealroot.conf",
         "/sbin/init",
         "/sysroot",
         "/boot",
@@ -458,6 +459,7 @@ fn mkosi_scripts_seal_deploy_and_build_the_initramfs_from_a_real_tree() -> Resul
         "etc/systemd/system/initrd-root-fs.target.wants/sealroot-prepare.service",
         "usr/lib/systemd/system/ostree-prepare-root.service.d/50-sealroot.conf",
         "usr/lib/systemd/system/composefs-setup-root.service.d/50-sealroot.conf",
+        "usr/lib/systemd/system/initrd-switch-root.service.d/50-sealroot.conf",
         "usr/lib/modules-load.d/sealroot.conf",
         "etc/sealroot/certs.d/signer.pem",
         "etc/sealroot/ipe/policy.p7s",
@@ -482,6 +484,30 @@ fn mkosi_scripts_seal_deploy_and_build_the_initramfs_from_a_real_tree() -> Resul
             "the initramfs's sealroot-prepare differs from the input binary".into(),
         ));
     }
+    // The unit runs on every boot (nothing on the command line skips it),
+    // and the switch-root gate is in place.
+    let read = |path: &str| -> Result<String> {
+        let out = host::run(
+            Command::new(&lsinitrd).arg(&initrd).args(["-f", path]),
+            None,
+        )?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let unit = read("usr/lib/systemd/system/sealroot-prepare.service")?;
+    if unit
+        .lines()
+        .any(|l| l.starts_with("ConditionKernelCommandLine"))
+    {
+        return Err(Error::Assertion(format!(
+            "the initramfs's sealroot-prepare.service can be skipped from the command line:\n{unit}"
+        )));
+    }
+    let gate = read("usr/lib/systemd/system/initrd-switch-root.service.d/50-sealroot.conf")?;
+    contains_all(
+        "the initramfs's initrd-switch-root drop-in",
+        &gate,
+        &["ExecStartPre=/usr/bin/sealroot-prepare --check-switch-root"],
+    )?;
 
     // mkosi.postoutput on mkosi's disk image: ext4 verity on the root
     // partition only.
@@ -501,6 +527,65 @@ fn mkosi_scripts_seal_deploy_and_build_the_initramfs_from_a_real_tree() -> Resul
         return Err(Error::Assertion(
             "postoutput must enable verity on the root partition and only there".into(),
         ));
+    }
+    Ok(())
+}
+
+/// `mkosi.postinst` installs exactly the certificate files sealroot-prepare
+/// reads (`sealroot::crypto::cert::CERT_EXTENSIONS`) and skips the rest,
+/// saying so. (Before issue 10 it skipped `*.cert`.)
+#[test]
+fn mkosi_postinst_installs_exactly_the_certificate_names_prepare_reads() -> Result<()> {
+    use sealroot::crypto::cert::CERT_EXTENSIONS;
+    let work =
+        tempfile::tempdir().map_err(|e| io_error("cannot create in", Path::new("/tmp"), e))?;
+    let tree = work.path().join("buildroot");
+    let inputs = work.path().join("inputs");
+    let certs = inputs.join("certs.d");
+    fs::create_dir_all(&tree).map_err(|e| io_error("cannot create", &tree, e))?;
+    fs::create_dir_all(&certs).map_err(|e| io_error("cannot create", &certs, e))?;
+    let keys = sealed::Keys::generate(work.path())?;
+    let pem = fs::read(&keys.cert).map_err(|e| io_error("cannot read", &keys.cert, e))?;
+    let mut expected = Vec::new();
+    for ext in CERT_EXTENSIONS {
+        let name = format!("signer.{ext}");
+        fs::write(certs.join(&name), &pem).map_err(|e| io_error("cannot write", &certs, e))?;
+        expected.push(name);
+    }
+    for other in ["signer.txt", "signer.pem.bak", "README"] {
+        fs::write(certs.join(other), &pem).map_err(|e| io_error("cannot write", &certs, e))?;
+    }
+    expected.sort();
+    // Any executable stands in for sealroot-prepare here.
+    let prepare = work.path().join("sealroot-prepare");
+    write_exec(&prepare, "#!/bin/sh\n")?;
+    let output = host::run(
+        Command::new(host::workspace_root().join("mkosi/mkosi.postinst"))
+            .env("BUILDROOT", &tree)
+            .env("SEALROOT_INPUTS", &inputs)
+            .env("SEALROOT_PREPARE", &prepare),
+        Some("mkosi.postinst failed"),
+    )?;
+    let log = text(&output);
+    contains_all(
+        "mkosi.postinst's output",
+        &log,
+        &[
+            &format!("installed {} trusted certificate(s)", CERT_EXTENSIONS.len()),
+            "sealroot-prepare reads only .pem, .crt, .cer, .cert and .der",
+        ],
+    )?;
+    let installed = tree.join("etc/sealroot/certs.d");
+    let mut names: Vec<String> = fs::read_dir(&installed)
+        .map_err(|e| io_error("cannot list", &installed, e))?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| io_error("cannot list", &installed, e))?;
+    names.sort();
+    if names != expected {
+        return Err(Error::Assertion(format!(
+            "mkosi.postinst installed {names:?}, sealroot-prepare reads {expected:?}"
+        )));
     }
     Ok(())
 }

@@ -113,8 +113,15 @@ fn verify_reports_missing_and_tampered_object_signatures() {
         .map(|e| (e.role, e.digest, blob(&dir, &e.blob.digest.to_string())))
         .collect();
     let layer = Descriptor::for_bytes(objsig::MEDIA_TYPE, &short);
-    let built =
-        artifact::build_with_extensions(&a.subject, a.algorithm, &sigs, &[(layer, short)]).unwrap();
+    // The original binding record too: only the bundle differs.
+    let built = artifact::build_with_extensions(
+        &a.subject,
+        a.algorithm,
+        &sigs,
+        a.binding.as_ref(),
+        &[(layer, short)],
+    )
+    .unwrap();
     sealroot::oci::write::LayoutWriter::open(&dir)
         .unwrap()
         .write_artifact(&built)
@@ -195,6 +202,7 @@ fn command_signer_signs_objects_and_deploy_keeps_the_bundle() {
 
     // Deploy on the host (no fs-verity here): the bundle lands in blobs/.
     let sysroot = tmp.path().join("sysroot");
+    std::fs::create_dir_all(&sysroot).unwrap();
     let report: Value = serde_json::from_str(&sr_ok(&[
         "deploy",
         &r,
@@ -221,4 +229,127 @@ fn command_signer_signs_objects_and_deploy_keeps_the_bundle() {
         "--cert",
         &keys.cert(),
     ]);
+}
+
+/// An artifact sealed with `--object-signatures` carries both sealroot
+/// extensions: the signed binding record (top-level annotations) and the
+/// bundle (an extension layer). `oci verify` accepts both together (bound
+/// by the record, every object signed), and `deploy` (with `--cert`)
+/// accepts the image as bound and copies the bundle.
+#[test]
+fn binding_record_and_object_signatures_travel_together() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("layout");
+    sample_image(&dir);
+    let keys = Keys::new(&tmp.path().join("k"), "p256", "CN=objects");
+    let out = seal(&dir, &keys, &["--object-signatures"]);
+    let a = artifact(&dir, out["artifact"].as_str().unwrap());
+    let binding = a
+        .binding
+        .as_ref()
+        .expect("the artifact has a binding record");
+    assert_eq!(
+        binding.digest.to_hex(),
+        out["binding"]["digest"].as_str().unwrap()
+    );
+    let layer = a.extension(objsig::MEDIA_TYPE).expect("the bundle layer");
+    assert_eq!(
+        layer.digest.to_string(),
+        out["objectSignatures"]["digest"].as_str().unwrap()
+    );
+    assert_eq!(a.extensions.len(), 1);
+
+    let (code, v) = verify_json(&dir, &keys.cert());
+    assert_eq!(code, Some(0), "{v:#}");
+    assert_eq!(v["ok"], true, "{v:#}");
+    assert_eq!(v["binding"]["bound"], true, "{v:#}");
+    assert_eq!(v["binding"]["by"][0]["by"], "binding-record", "{v:#}");
+    let c = &v["artifacts"][0];
+    assert_eq!(
+        c["binding"]["verified_by"]["subject"], "CN=objects",
+        "{v:#}"
+    );
+    assert_eq!(c["object_signatures"]["missing"], 0, "{v:#}");
+    assert_eq!(c["object_signatures"]["bad"], 0, "{v:#}");
+    assert_eq!(
+        c["object_signatures"]["verified_by"]["subject"], "CN=objects",
+        "{v:#}"
+    );
+    let text = sr_ok(&["oci", "verify", &image_ref(&dir), "--cert", &keys.cert()]);
+    assert!(text.contains("binding record ok, signed by"), "{text}");
+    assert!(text.contains("objects"), "{text}");
+    assert!(text.contains("bound: yes"), "{text}");
+
+    let sysroot = tmp.path().join("sysroot");
+    std::fs::create_dir_all(&sysroot).unwrap();
+    let report: Value = serde_json::from_str(&sr_ok(&[
+        "deploy",
+        &image_ref(&dir),
+        "--sysroot",
+        sysroot.to_str().unwrap(),
+        "--cert",
+        &keys.cert(),
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(report["bound_by"]["by"], "binding-record", "{report:#}");
+    assert_eq!(
+        report["deployment"]["artifact"], out["artifact"],
+        "{report:#}"
+    );
+    let copied = sysroot
+        .join("sealroot/blobs/sha256")
+        .join(layer.digest.to_hex());
+    assert_eq!(
+        Bundle::parse(std::fs::read(&copied).unwrap())
+            .unwrap()
+            .len() as u64,
+        out["objectSignatures"]["count"].as_u64().unwrap()
+    );
+    sr_ok(&[
+        "repo",
+        "fsck",
+        "--sysroot",
+        sysroot.to_str().unwrap(),
+        "--cert",
+        &keys.cert(),
+    ]);
+}
+
+/// Inline mode has no artifact to hold the bundle: `oci seal --inline
+/// --object-signatures` is refused before anything is written, naming both
+/// options (exit status 3, unusable input); the layout is unchanged.
+#[test]
+fn inline_seal_refuses_object_signatures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("layout");
+    sample_image(&dir);
+    let keys = Keys::new(&tmp.path().join("k"), "p256", "CN=objects");
+    let index = std::fs::read(dir.join("index.json")).unwrap();
+    let blobs = std::fs::read_dir(dir.join("blobs/sha256")).unwrap().count();
+    let e = sr_fails(
+        &[
+            "oci",
+            "seal",
+            &image_ref(&dir),
+            "--key",
+            &keys.key(),
+            "--cert",
+            &keys.cert(),
+            "--inline",
+            "--tag",
+            "sealed",
+            "--object-signatures",
+        ],
+        3,
+    );
+    assert!(
+        e.contains("--object-signatures needs the sealing artifact") && e.contains("--inline"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(dir.join("index.json")).unwrap(), index);
+    assert_eq!(
+        std::fs::read_dir(dir.join("blobs/sha256")).unwrap().count(),
+        blobs
+    );
 }

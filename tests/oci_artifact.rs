@@ -64,7 +64,7 @@ fn seal_adds_referrers_and_changes_nothing_else() {
 
     let writer = LayoutWriter::open(tmp.path()).unwrap();
     let subject = img.manifest.descriptor(img.descriptor.media_type.clone());
-    let a1 = artifact::build(&subject, VerityAlgorithm::SHA256_12, &signatures(1)).unwrap();
+    let a1 = artifact::build(&subject, VerityAlgorithm::SHA256_12, &signatures(1), None).unwrap();
     writer.write_artifact(&a1).unwrap();
     // Idempotent: writing the same artifact again adds nothing.
     let index_once = std::fs::read(tmp.path().join("index.json")).unwrap();
@@ -74,7 +74,7 @@ fn seal_adds_referrers_and_changes_nothing_else() {
         index_once
     );
     // Re-sealing with another key adds a second artifact.
-    let a2 = artifact::build(&subject, VerityAlgorithm::SHA256_12, &signatures(2)).unwrap();
+    let a2 = artifact::build(&subject, VerityAlgorithm::SHA256_12, &signatures(2), None).unwrap();
     writer.write_artifact(&a2).unwrap();
 
     // Image blobs are untouched; only new blobs were added.
@@ -128,7 +128,7 @@ fn other_tools_still_read_a_sealed_layout() {
     let layout = ImageLayout::open_dir(&dir).unwrap();
     let img = layout.resolve(&Selector::Only, &Platform::host()).unwrap();
     let subject = img.manifest.descriptor(MediaType::OCI_MANIFEST);
-    let a = artifact::build(&subject, VerityAlgorithm::SHA256_12, &signatures(1)).unwrap();
+    let a = artifact::build(&subject, VerityAlgorithm::SHA256_12, &signatures(1), None).unwrap();
     LayoutWriter::open(&dir)
         .unwrap()
         .write_artifact(&a)
@@ -160,7 +160,13 @@ fn referrers_tag_schema_is_read() {
     let f = image(tmp.path());
     let layout = ImageLayout::open_dir(tmp.path()).unwrap();
     let img = layout.resolve(&Selector::Only, &Platform::host()).unwrap();
-    let a = artifact::build(&f.descriptor(), VerityAlgorithm::SHA256_12, &signatures(1)).unwrap();
+    let a = artifact::build(
+        &f.descriptor(),
+        VerityAlgorithm::SHA256_12,
+        &signatures(1),
+        None,
+    )
+    .unwrap();
     for (_, b) in &a.blobs {
         write_blob(tmp.path(), b);
     }
@@ -203,7 +209,13 @@ fn writes_refuse_broken_layouts_and_repair_blobs() {
         b"{\"schemaVersion\":1,\"manifests\":[]}",
     )
     .unwrap();
-    let a = artifact::build(&f.descriptor(), VerityAlgorithm::SHA256_12, &signatures(1)).unwrap();
+    let a = artifact::build(
+        &f.descriptor(),
+        VerityAlgorithm::SHA256_12,
+        &signatures(1),
+        None,
+    )
+    .unwrap();
     let e = w.write_artifact(&a).unwrap_err().to_string();
     assert!(e.contains("not a valid image index"), "{e}");
     assert_eq!(

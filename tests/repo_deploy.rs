@@ -30,6 +30,8 @@ impl Setup {
         sample_image(&layout);
         let keys = Keys::new(&tmp.path().join("k"), "rsa2048", "CN=deploy test");
         let sealed = seal(&layout, &keys, &[]);
+        // The target's root filesystem: deploy creates only sealroot/ in it.
+        std::fs::create_dir(tmp.path().join("sysroot")).unwrap();
         Setup {
             layout,
             sysroot: tmp.path().join("sysroot"),
@@ -264,6 +266,63 @@ fn redeploy_keeps_state_and_failures_leave_the_previous_state() {
     );
 }
 
+/// Without a certificate nothing would check the signatures before the
+/// deployment is written: deploy refuses to guess (exit 2, naming both
+/// fixes), and `--no-verify` deploys but says, in the human and the JSON
+/// run, that nothing was verified.
+#[test]
+fn deploy_requires_a_certificate_or_an_explicit_no_verify() {
+    let s = Setup::new();
+    let r = image_ref(&s.layout);
+    let sys = s.sysroot.to_str().unwrap();
+    let t = sr_fails(&["deploy", &r, "--sysroot", sys], 2);
+    assert!(
+        t.contains("pass --cert FILE or --certs-dir DIR")
+            && t.contains("or --no-verify to deploy without checking them"),
+        "{t}"
+    );
+    assert!(
+        !s.repo().exists(),
+        "nothing may be written without a decision"
+    );
+    let cert = s.keys.cert();
+    let t = sr_fails(
+        &[
+            "deploy",
+            &r,
+            "--sysroot",
+            sys,
+            "--cert",
+            &cert,
+            "--no-verify",
+        ],
+        2,
+    );
+    assert!(t.contains("contradict each other"), "{t}");
+
+    let out = repo_support::sr(&["deploy", &r, "--sysroot", sys, "--no-verify"]);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("NOT verified (--no-verify)") && !stdout.contains("verified   by"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("warning: --no-verify"), "{stderr}");
+    let out = repo_support::sr(&["deploy", &r, "--sysroot", sys, "--no-verify", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verified_by"], serde_json::json!([]), "{report}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("warning: --no-verify"));
+    // With the certificate, the report names it.
+    let report = s.deploy(&[]);
+    assert_eq!(
+        report["verified_by"].as_array().unwrap().len(),
+        1,
+        "{report}"
+    );
+}
+
 #[test]
 fn deploy_refuses_unsealed_untrusted_and_mismatched_images() {
     let s = Setup::new();
@@ -271,7 +330,10 @@ fn deploy_refuses_unsealed_untrusted_and_mismatched_images() {
     // Unsealed.
     let bare = s._tmp.path().join("bare");
     sample_image_variant(&bare, 3);
-    let t = sr_fails(&["deploy", &image_ref(&bare), "--sysroot", sys], 1);
+    let t = sr_fails(
+        &["deploy", &image_ref(&bare), "--sysroot", sys, "--no-verify"],
+        1,
+    );
     assert!(
         t.contains("no sealing artifact refers to it") && t.contains("sealroot oci seal"),
         "{t}"
@@ -299,6 +361,7 @@ fn deploy_refuses_unsealed_untrusted_and_mismatched_images() {
     );
     // A sha512 repository needs a sha512 seal.
     let sys512 = s._tmp.path().join("sys512");
+    std::fs::create_dir(&sys512).unwrap();
     let t = sr_fails(
         &[
             "deploy",
@@ -307,6 +370,7 @@ fn deploy_refuses_unsealed_untrusted_and_mismatched_images() {
             sys512.to_str().unwrap(),
             "--algorithm",
             "fsverity-sha512-12",
+            "--no-verify",
         ],
         1,
     );
@@ -350,6 +414,7 @@ fn deploy_refuses_unsealed_untrusted_and_mismatched_images() {
             sys512.to_str().unwrap(),
             "--algorithm",
             "fsverity-sha256-12",
+            "--no-verify",
         ],
         1,
     );

@@ -11,7 +11,7 @@ use repo_support::{TAG, bytes, sample_image};
 use sealroot::oci::layout::ImageLayout;
 use sealroot::oci::sink::DigestOnlySink;
 use sealroot::oci::{Compression, Platform, Selector, import};
-use sealroot::repo::store::Repository;
+use sealroot::repo::{Location, Repository};
 use sealroot::repo::{image, pipeline};
 
 fn open(dir: &std::path::Path) -> (ImageLayout, sealroot::oci::layout::ResolvedImage) {
@@ -91,32 +91,33 @@ fn objects_are_named_by_their_fsverity_digest() {
     let tmp = tempfile::tempdir().unwrap();
     many_files(&tmp.path().join("layout"));
     let (layout, img) = open(&tmp.path().join("layout"));
-    let repo = Repository::open_or_create(tmp.path().join("repo"), None).unwrap();
-    let sink = repo.object_sink();
+    let repo = create_repo(&tmp.path().join("repo"));
+    let sink = repo.object_sink().unwrap();
     let merged = image::build_merged(&layout, &img, &sink).unwrap();
     let stats = sink.stats();
     // 600 files, 3 of them inline (0, 1 and 64 bytes), hardlinks share.
     assert_eq!(stats.added + stats.existing, 597, "{stats:?}");
     // Every object's name is its content's digest by fsverity-utils.
-    let objects = sealroot::repo::fsck::list_objects(&repo).unwrap();
+    let objects = sealroot::repo::scan::objects(&repo).unwrap();
+    assert!(objects.unexpected.is_empty(), "{:?}", objects.unexpected);
+    let objects = objects.found;
     assert_eq!(objects.len() as u64, stats.added);
-    for (name, path) in objects.iter().step_by(37) {
+    for f in objects.iter().step_by(37) {
+        let path = f.path();
         let out =
             run(tool("fsverity", "fsverity").args(["digest", "--compact", path.to_str().unwrap()]));
-        assert_eq!(String::from_utf8(out).unwrap().trim(), name);
+        assert_eq!(String::from_utf8(out).unwrap().trim(), f.name);
     }
     // The image references exactly the stored objects.
-    let path = tmp.path().join("image");
-    std::fs::write(&path, &merged.erofs).unwrap();
-    let refs = sealroot::repo::fsck::image_objects(&path).unwrap();
-    let names: std::collections::BTreeSet<String> = objects.into_iter().map(|(n, _)| n).collect();
+    let refs = sealroot::repo::fsck::image_objects(&merged.erofs).unwrap();
+    let names: std::collections::BTreeSet<String> = objects.into_iter().map(|f| f.name).collect();
     assert_eq!(refs, names);
     // Importing again stores nothing new.
-    let again = repo.object_sink();
+    let again = repo.object_sink().unwrap();
     image::build_merged(&layout, &img, &again).unwrap();
     assert_eq!(again.stats().added, 0);
     assert_eq!(
-        std::fs::read_dir(repo.tmp_dir()).unwrap().count(),
+        std::fs::read_dir(repo.root().join("tmp")).unwrap().count(),
         0,
         "no temporary files left"
     );
@@ -129,8 +130,15 @@ fn a_damaged_layer_fails_naming_it_and_leaves_no_temporaries() {
     let f = sample_image(&dir);
     flip_byte(&f.blob(&f.layers[0]), 300);
     let (layout, img) = open(&dir);
-    let repo = Repository::open_or_create(tmp.path().join("repo"), None).unwrap();
-    let err = image::build_merged(&layout, &img, &repo.object_sink()).unwrap_err();
+    let repo = create_repo(&tmp.path().join("repo"));
+    let err = image::build_merged(&layout, &img, &repo.object_sink().unwrap()).unwrap_err();
     assert!(err.to_string().contains(&f.layers[0].to_string()), "{err}");
-    assert_eq!(std::fs::read_dir(repo.tmp_dir()).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(repo.root().join("tmp")).unwrap().count(),
+        0
+    );
+}
+
+fn create_repo(path: &std::path::Path) -> Repository {
+    Repository::open_or_create(&Location::Repo(path.to_owned()), None, &mut |_| {}).unwrap()
 }

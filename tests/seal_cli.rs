@@ -8,7 +8,9 @@ mod repo_support;
 use std::path::Path;
 
 use oci_support::{flip_byte, run, tool};
-use repo_support::{Keys, TAG, image_ref, sample_image, seal, sr, sr_fails, sr_ok};
+use repo_support::{
+    Keys, TAG, image_ref, openssl_verifies, sample_image, seal, sr, sr_fails, sr_ok,
+};
 use sealroot::oci::{ImageManifest, MediaType, Sha256Digest, Stored};
 use serde_json::{Value, json};
 
@@ -99,29 +101,13 @@ fn seal_writes_a_spec_artifact_that_verifies() {
         .iter()
         .zip(["manifest", "config", "merged"])
     {
-        let sig = tmp.path().join(format!("{role}.p7s"));
-        std::fs::write(&sig, blob(&dir, l["digest"].as_str().unwrap())).unwrap();
-        let mut content = b"FSVerity".to_vec();
-        content.extend([1, 0, 32, 0]);
-        content.extend(hex::decode(out["digests"][role].as_str().unwrap()).unwrap());
-        let cpath = tmp.path().join(format!("{role}.bin"));
-        std::fs::write(&cpath, content).unwrap();
-        run(std::process::Command::new("openssl").args([
-            "cms",
-            "-verify",
-            "-binary",
-            "-inform",
-            "DER",
-            "-noverify",
-            "-in",
-            sig.to_str().unwrap(),
-            "-content",
-            cpath.to_str().unwrap(),
-            "-certfile",
+        openssl_verifies(
+            tmp.path(),
+            role,
+            &blob(&dir, l["digest"].as_str().unwrap()),
+            out["digests"][role].as_str().unwrap(),
             &keys.cert(),
-            "-out",
-            "/dev/null",
-        ]));
+        );
     }
     // The manifest's fs-verity digest equals fsverity-utils' on its bytes.
     let mpath = f.blob(&f.manifest);
@@ -164,7 +150,7 @@ fn seal_writes_a_spec_artifact_that_verifies() {
         "{t}"
     );
     assert!(
-        t.contains("no sealing artifact is signed by a trusted certificate"),
+        t.contains("no sealing artifact or inline metadata is signed by a trusted certificate"),
         "{t}"
     );
 

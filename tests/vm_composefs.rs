@@ -12,9 +12,9 @@
 //! fs-verity digest) and `find -print0` + `find -exec stat -c` list
 //! inode numbers and metadata; see `vm_composefs/listing.rs`.
 //!
-//! Three boots (~15-35 s, ~40 s and ~85-105 s under TCG): the hand-made
-//! trees (both mount paths, format versions 0 and 1, image digests),
-//! broken objects, and a generated tree of 2,000 entries served from a
+//! Four boots (~15-35 s, ~40 s, ~30 s and ~85-105 s under TCG): the
+//! hand-made trees (both mount paths, format versions 0 and 1, image
+//! digests), broken objects, sha512 object digests, and a generated tree of 2,000 entries served from a
 //! host-built object store and from one the VM fills itself on ext4
 //! (`--digest-store` enabling fs-verity). `fsck.erofs` checks every
 //! image, host-built or VM-built.
@@ -487,6 +487,155 @@ umount /mnt/bad; umount /mnt/bare
         log.result(&format!("external:{f}"))?
             .assert_rc(1)?
             .assert_stderr_contains("No such file or directory")?;
+    }
+    Ok(())
+}
+
+/// sha512 object digests (composefs-rs repositories: `cfsctl init`
+/// defaults to fsverity-sha512-12): the image records each object's
+/// sha512 fs-verity digest in `trusted.overlay.metacopy` (`struct
+/// ovl_metacopy`: version 0, len 4 + 64, flags 0, digest_algo 2) and the
+/// redirect `/XX/<126 hex>`; overlayfs `verity=require`
+/// (`ovl_validate_verity`) must open an object with that sha512 digest and
+/// refuse, with EIO, one with other bytes, one whose fs-verity is sha256
+/// (same content: the algorithm differs), and one without fs-verity.
+#[test]
+fn sha512_object_digests_are_checked_by_overlayfs() -> Result<()> {
+    use sealroot::tree::{NewContent, Stat, Timestamp, mode};
+    use sealroot::verity::{VerityParams, digest::digest_bytes};
+
+    let kernel = Kernel::get()?;
+    let bins = static_binaries()?;
+    let tmp = tempfile::tempdir().unwrap();
+    let disk_dir = tmp.path().join("disk");
+    let store = disk_dir.join("objects");
+    let sha512 = |b: &[u8]| digest_bytes(&VerityParams::sha512(), b);
+    let files: [(&str, Vec<u8>, Vec<u8>); 4] = [
+        (
+            "good",
+            fixture::bytes(30, 10_000),
+            fixture::bytes(30, 10_000),
+        ),
+        (
+            "tampered",
+            fixture::bytes(31, 5000),
+            fixture::bytes(32, 5000),
+        ),
+        (
+            "sha256-verity",
+            fixture::bytes(33, 5000),
+            fixture::bytes(33, 5000),
+        ),
+        (
+            "unsealed",
+            fixture::bytes(34, 5000),
+            fixture::bytes(34, 5000),
+        ),
+    ];
+    let dir_stat = Stat {
+        mode: mode::S_IFDIR | 0o755,
+        nlink: 2,
+        mtime: Timestamp {
+            sec: 1_700_000_000,
+            nsec: 0,
+        },
+        ..Stat::default()
+    };
+    let mut tree = Tree::new(dir_stat).unwrap();
+    for (name, content, on_disk) in &files {
+        let digest = sha512(content);
+        let path = fixture::object_path(&digest);
+        assert_eq!(path.len(), 2 + 1 + 126);
+        let stat = Stat {
+            mode: mode::S_IFREG | 0o644,
+            nlink: 1,
+            size: content.len() as u64,
+            mtime: dir_stat.mtime,
+            ..Stat::default()
+        };
+        let id = tree
+            .add_inode(
+                stat,
+                NewContent::External {
+                    payload: Some(path.as_bytes()),
+                    digest: Some(digest),
+                },
+            )
+            .unwrap();
+        tree.link(tree.root(), name.as_bytes(), id).unwrap();
+        let object = store.join(&path);
+        fs::create_dir_all(object.parent().unwrap()).unwrap();
+        fs::write(&object, on_disk).unwrap();
+    }
+    let opts = WriteOptions {
+        min_version: 1,
+        max_version: 1,
+    };
+    let image = erofs::image_bytes(&tree, &opts).unwrap();
+    // The reader takes the sha512 metacopy back (the root line differs
+    // only by the directory size the writer computes).
+    let files_of = |t: &Tree| {
+        let dump = String::from_utf8(dumpfile::to_bytes(t)).unwrap();
+        dump.lines().skip(1).map(str::to_owned).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        files_of(&reader::read_tree(&image).unwrap()),
+        files_of(&tree)
+    );
+    fs::write(disk_dir.join("sha512.cfs"), &image).unwrap();
+    fsck_erofs(&disk_dir.join("sha512.cfs"));
+    let object = |name: &str| {
+        let content = &files.iter().find(|f| f.0 == name).unwrap().1;
+        format!("$D/objects/{}", fixture::object_path(&sha512(content)))
+    };
+    let body = format!(
+        r#"
+bed_run enable:good /bin/sealroot enable --hash-alg sha512 {good}
+bed_run enable:tampered /bin/sealroot enable --hash-alg sha512 {tampered}
+bed_run enable:sha256 /bin/sealroot enable --hash-alg sha256 {sha256}
+bed_run mount cfs_mount_file $D/sha512.cfs /mnt/s $D/objects
+for f in good tampered sha256-verity unsealed; do
+    dmesg -c > /dev/null
+    bed_run read:$f sha256sum /mnt/s/$f
+    bed_value dmesg:$f "$(dmesg)"
+done
+umount /mnt/s
+"#,
+        good = object("good"),
+        tampered = object("tampered"),
+        sha256 = object("sha256-verity"),
+    );
+    let disk = ext4_image(&disk_dir, 32 * MIB)?;
+    let initramfs = Initramfs::test(kernel, &scenario(&body))?
+        .static_binaries(bins)
+        .mount_disk();
+    let log = Vm::new(kernel, initramfs)
+        .disk(&disk)
+        .timeout(Duration::from_secs(300))
+        .run()?;
+    for step in ["enable:good", "enable:tampered", "enable:sha256", "mount"] {
+        log.result(step)?.assert_ok()?;
+    }
+    let sha = |b: &[u8]| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b));
+    log.result("read:good")?
+        .assert_ok()?
+        .assert_stdout_eq(&format!("{}  /mnt/s/good\n", sha(&files[0].1)))?;
+    assert_eq!(log.value("dmesg:good")?, "");
+    for (name, why) in [
+        ("tampered", "has the wrong fs-verity digest"),
+        ("sha256-verity", "has the wrong fs-verity digest"),
+        ("unsealed", "has no fs-verity digest"),
+    ] {
+        log.result(&format!("read:{name}"))?
+            .assert_rc(1)?
+            .assert_stderr_contains(&format!("can't open '/mnt/s/{name}': Input/output error"))?;
+        let hex = sha512(&files.iter().find(|f| f.0 == name).unwrap().1).to_hex();
+        let dmesg = log.value(&format!("dmesg:{name}"))?;
+        assert!(
+            // overlayfs names the object by its file name (without XX/).
+            dmesg.contains(&format!("lower file '{}' {why}", &hex[2..])),
+            "{name}: {dmesg}"
+        );
     }
     Ok(())
 }

@@ -31,11 +31,15 @@ fn deploy_inside_the_vm_gives_kernel_checked_signatures() -> Result<()> {
     let keys = Keys::new(&disk_dir.join("keys"), "rsa2048", "CN=vm deploy signer");
     let sealed = seal(&layout, &keys, &[]);
     // A deployment made on the host, where fs-verity is unavailable.
+    std::fs::create_dir(disk_dir.join("hostroot")).unwrap();
+    std::fs::create_dir(disk_dir.join("root")).unwrap();
     let host = sr_ok(&[
         "deploy",
         &format!("oci:{}:{TAG}", layout.display()),
         "--sysroot",
         disk_dir.join("hostroot").to_str().unwrap(),
+        "--cert",
+        &keys.cert(),
         "--json",
     ]);
     let host: Value = serde_json::from_str(&host).unwrap();
@@ -212,5 +216,99 @@ bed_run config sha256sum $R/blobs/sha256/$C
     log.result("image")?
         .assert_ok()?
         .assert_stdout_contains(&erofs_sha.to_hex())?;
+    Ok(())
+}
+
+/// A hard link planted in `objects/` to a file elsewhere on the same
+/// filesystem (another OS tree's file, say) must never get fs-verity from a
+/// host tool: enabling it makes a file immutable for good. `deploy` (whose
+/// dedup enables verity on existing objects in place) and `repo
+/// enable-verity` refuse, naming the object; fsck reports it; the file
+/// outside stays without fs-verity and writable. Once the link is gone the
+/// same deploy gives the object fs-verity (the kernel can do it here).
+#[test]
+fn a_hardlinked_object_never_gets_fs_verity() -> Result<()> {
+    let kernel = Kernel::get()?;
+    let bins = static_binaries()?;
+    let tmp = tempfile::tempdir().unwrap();
+    let disk_dir = tmp.path().join("disk");
+    let layout = disk_dir.join("layout");
+    sample_image(&layout);
+    let keys = Keys::new(&disk_dir.join("keys"), "rsa2048", "CN=vm hardlink signer");
+    seal(&layout, &keys, &[]);
+    // Deployed on the host (no fs-verity there): the objects lack it, as
+    // after a build-host deploy.
+    std::fs::create_dir(disk_dir.join("root")).unwrap();
+    sr_ok(&[
+        "deploy",
+        &format!("oci:{}:{TAG}", layout.display()),
+        "--sysroot",
+        disk_dir.join("root").to_str().unwrap(),
+        "--cert",
+        &keys.cert(),
+    ]);
+    // The object of usr/lib/libbig.so (fsverity-utils), and a file with
+    // the same content outside the repository.
+    std::fs::create_dir(disk_dir.join("other")).unwrap();
+    let victim = disk_dir.join("other/victim");
+    std::fs::write(&victim, bytes(2, 300_000)).unwrap();
+    let out = Command::new("fsverity")
+        .args(["digest", "--compact"])
+        .arg(&victim)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let object = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let o = format!("{}/{}", &object[..2], &object[2..]);
+    let disk = ext4_image(&disk_dir, 64 * MIB)?;
+    let script = format!("O={o}; TAG={TAG}\n")
+        + r#"
+S=/bin/sealroot; D=/mnt/disk; R=$D/root/sealroot
+rm $R/objects/$O && ln $D/other/victim $R/objects/$O
+bed_run keyring_add $S keyring add $D/keys
+bed_run deploy $S deploy oci:$D/layout:$TAG --sysroot $D/root --cert $D/keys
+bed_run enable $S repo enable-verity --sysroot $D/root
+bed_run fsck $S repo fsck --sysroot $D/root --cert $D/keys
+bed_run victim_measure $S measure $D/other/victim
+bed_run victim_write sh -c "echo appended >> $D/other/victim && echo writable"
+bed_run unlink rm $R/objects/$O
+bed_run redeploy $S deploy oci:$D/layout:$TAG --sysroot $D/root --cert $D/keys
+bed_run object_measure $S measure $R/objects/$O
+bed_run victim_after $S measure $D/other/victim
+"#;
+    let image = Initramfs::test(kernel, &script)?
+        .static_binaries(bins)
+        .mount_disk();
+    let log = Vm::new(kernel, image)
+        .disk(&disk)
+        .name("vm_deploy-hardlink")
+        .run()?;
+    log.result("keyring_add")?.assert_ok()?;
+    let object_path = format!("/mnt/disk/root/sealroot/objects/{o}");
+    let linked = format!("{object_path} has 2 hard links");
+    log.result("deploy")?
+        .assert_rc(1)?
+        .assert_stderr_contains(&linked)?;
+    log.result("enable")?
+        .assert_rc(1)?
+        .assert_stderr_contains("enable-verity refused, nothing was changed")?
+        .assert_stderr_contains(&linked)?;
+    log.result("fsck")?
+        .assert_rc(1)?
+        .assert_stdout_contains(&format!("PROBLEM {object_path}: has 2 hard links"))?;
+    // FS_IOC_MEASURE_VERITY: ENODATA, the file has no fs-verity.
+    log.result("victim_measure")?.assert_failed()?;
+    log.result("victim_write")?
+        .assert_ok()?
+        .assert_stdout_contains("writable")?;
+    log.result("unlink")?.assert_ok()?;
+    let redeploy = log.result("redeploy")?.assert_ok()?;
+    assert!(redeploy.stdout.contains("objects "), "{}", redeploy.stdout);
+    log.result("object_measure")?
+        .assert_ok()?
+        .assert_stdout_contains(&format!("sha256:{object}"))?;
+    log.result("victim_after")?.assert_failed()?;
+    let after = disk.read_file("/other/victim")?;
+    assert!(after.ends_with(b"appended\n") && after.len() == 300_000 + 9);
     Ok(())
 }

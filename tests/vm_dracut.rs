@@ -5,10 +5,13 @@
 //! dracut's own `systemd-initrd` + `rootfs-block` modules and our
 //! `dracut/90sealroot` module, enabled by our shipped
 //! `dracut.conf.d/50-sealroot.conf` (see `vm_dracut/dracut.rs`). systemd
-//! in the initramfs mounts `root=/dev/vda` at /sysroot, runs (or skips)
-//! `sealroot-prepare.service`, and switches into the root, whose tiny
-//! busybox `/sbin/init` reports through the bed's result channel
-//! (`vm_dracut/os.rs`).
+//! in the initramfs mounts `root=/dev/vda` at /sysroot, runs
+//! `sealroot-prepare.service` (on every boot), checks the switch with
+//! `sealroot-prepare --check-switch-root`, and switches into the root, whose
+//! tiny busybox `/sbin/init` reports through the bed's result channel
+//! (`vm_dracut/os.rs`) - or stops in emergency.target. Most tests here are
+//! attacks from docs/prepare.md's "Threat model": each must end in
+//! emergency.target with the reason on the console and no root's init run.
 //!
 //! Run: `SEALROOT_TESTBED_CACHE=/work/testbed-cache cargo nextest run --test vm_dracut`.
 //! A systemd initramfs under TCG takes 30-60 s to reach the root (more on
@@ -37,40 +40,68 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(400);
 const ROOT_ARGS: &str = "root=/dev/vda rw systemd.show_status=1";
 
 /// A self-signed test certificate (P-256, `openssl req -x509`) in
-/// `dir/certs.d/test.pem`; its key stays in `dir/key.pem`.
-fn test_certs(dir: &Path) -> Result<std::path::PathBuf> {
+/// `dir/certs.d/<name>`; its key stays in `dir/key.pem`.
+fn test_certs_named(dir: &Path, name: &str) -> Result<std::path::PathBuf> {
     let certs = dir.join("certs.d");
     std::fs::create_dir_all(&certs).map_err(|e| kmods::io_error("cannot create", &certs, e))?;
     host::self_signed_p256(
         &dir.join("key.pem"),
-        &certs.join("test.pem"),
+        &certs.join(name),
         "sealroot vm_dracut test",
     )?;
     Ok(certs)
+}
+
+/// [`test_certs_named`] as `test.pem`.
+fn test_certs(dir: &Path) -> Result<std::path::PathBuf> {
+    test_certs_named(dir, "test.pem")
 }
 
 fn tmpdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("cannot create a temporary directory")
 }
 
-/// Without a sealroot key on the command line: the module and the unit are
-/// in the image, the unit is skipped by its conditions, and systemd
-/// switches into the plain physical root.
-#[test]
-fn dracut_initramfs_switches_to_the_physical_root() -> Result<()> {
+/// The plain physical root: the tiny OS whose init reports as pid 1 and
+/// what the initramfs left in /run. Reaching it from an initramfs with
+/// sealroot means an unverified root booted.
+fn physical_root(dir: &Path) -> Result<sealroot_testbed::DiskImage> {
+    os::write_tree(
+        dir,
+        "physical-root",
+        r#"
+        bed_run no-initrd-release test ! -e /etc/initrd-release
+        bed_run status cat /run/sealroot/status.json
+        bed_run marker cat /run/sealroot/stood-down
+        # The initramfs's journal stays in /run/log/journal after switch-root;
+        # short messages are stored uncompressed.
+        bed_value journal "$(grep -ahoE 'MESSAGE=[^[:cntrl:]]*sealroot[^[:cntrl:]]*' /run/log/journal/*/*.journal)"
+        mount -o remount,ro /
+        "#,
+    )?;
+    ext4_image(dir, 64 * MIB)
+}
+
+/// Builds the initramfs (our module, the trusted certificates in
+/// `certs_dir`, `config` as prepare.conf).
+fn build_initramfs(certs_dir: &Path, config: Option<&Path>) -> Result<dracut::Built> {
+    build_initramfs_with_policy(certs_dir, config, None)
+}
+
+/// [`build_initramfs`] with a signed IPE policy (`sealroot_ipe_policy=`).
+fn build_initramfs_with_policy(
+    certs_dir: &Path,
+    config: Option<&Path>,
+    ipe_policy: Option<&Path>,
+) -> Result<dracut::Built> {
     let kernel = Kernel::get()?;
     let bins = static_binaries()?;
-    let work = tmpdir();
-    let certs = test_certs(work.path())?;
-    // A signed IPE policy (`sealroot ipe sign`) goes in as it is.
-    let policy = signed_ipe_policy(work.path())?;
     let built = dracut::build(&dracut::Build {
         kernel,
         sealroot_prepare: &bins.sealroot_prepare,
-        certs_dir: &certs,
-        config: None,
+        certs_dir,
+        config,
         extra_modules: &[],
-        ipe_policy: Some(&policy),
+        ipe_policy,
     })?;
     eprintln!(
         "dracut built {} ({} KiB) in {:.1} s",
@@ -80,6 +111,72 @@ fn dracut_initramfs_switches_to_the_physical_root() -> Result<()> {
             .unwrap_or(0),
         built.elapsed.as_secs_f64()
     );
+    Ok(built)
+}
+
+/// Boots `disks` (`/dev/vda`, ...) with `args` after [`ROOT_ARGS`]; stops at emergency.target
+/// (emergency.service waits for a root login on the console).
+fn boot_until_emergency(
+    built: &dracut::Built,
+    disks: &[&sealroot_testbed::DiskImage],
+    args: &[&str],
+    name: &str,
+) -> Result<BootLog> {
+    let kernel = Kernel::get()?;
+    let mut vm = Vm::with_initrd_file(kernel, &built.image).name(name);
+    for disk in disks {
+        vm = vm.disk(disk);
+    }
+    // systemd's status line when emergency.target is reached, and
+    // emergency.service's own greeting (after initrd-switch-root.service
+    // failed, systemd prints only the latter).
+    let mut vm = vm
+        .cmdline(ROOT_ARGS)
+        .timeout(BOOT_TIMEOUT)
+        .abort_on("Emergency Mode")
+        .abort_on("You are in emergency mode");
+    for arg in args {
+        vm = vm.cmdline(arg);
+    }
+    let log = vm.run_unchecked()?;
+    eprintln!("{name}: {:.1} s", log.elapsed.as_secs_f64());
+    Ok(log)
+}
+
+/// The boot stopped in the initramfs: `steps` appear on the console in
+/// this order, then emergency mode (systemd's "Reached target
+/// emergency.target", or emergency.service's greeting), and no root's
+/// init ran.
+fn assert_stopped_in_emergency(log: &BootLog, steps: &[&str]) -> Result<()> {
+    assert_console_order(log, steps)?;
+    let console = log.console();
+    let after = steps
+        .last()
+        .and_then(|last| console.rfind(last).map(|at| &console[at..]))
+        .unwrap_or(console);
+    if !after.contains("Reached target emergency.target")
+        && !after.contains("You are in emergency mode")
+    {
+        return Err(log.failure(&format!("no emergency mode after {:?}", steps.last())));
+    }
+    log.assert_console_lacks("os init:")?;
+    Ok(())
+}
+
+/// The module installs the unit, its drop-ins and the gate; the unit has
+/// no condition the command line could use to skip it. Booted without any
+/// selector, sealroot-prepare fails with its reason on the console and the
+/// boot stops in emergency.target: the physical root never runs (it did
+/// before issue 10: the unit was skipped and systemd switched into the
+/// disk as it was). The trusted certificate is named `*.cert`, a name
+/// sealroot-prepare reads and the module used to skip.
+#[test]
+fn dracut_initramfs_without_a_selector_stops_in_emergency() -> Result<()> {
+    let work = tmpdir();
+    let certs = test_certs_named(work.path(), "test.cert")?;
+    // A signed IPE policy (`sealroot ipe sign`) goes in as it is.
+    let policy = signed_ipe_policy(work.path())?;
+    let built = build_initramfs_with_policy(&certs, None, Some(&policy))?;
     if !built.log.contains("sealroot: 1 trusted certificate(s)") {
         return Err(Error::Assertion(format!(
             "dracut did not run the sealroot module's install(); log:\n{}",
@@ -92,8 +189,9 @@ fn dracut_initramfs_switches_to_the_physical_root() -> Result<()> {
         "etc/systemd/system/initrd-root-fs.target.wants/sealroot-prepare.service",
         "usr/lib/systemd/system/ostree-prepare-root.service.d/50-sealroot.conf",
         "usr/lib/systemd/system/composefs-setup-root.service.d/50-sealroot.conf",
+        "usr/lib/systemd/system/initrd-switch-root.service.d/50-sealroot.conf",
         "usr/lib/modules-load.d/sealroot.conf",
-        "etc/sealroot/certs.d/test.pem",
+        "etc/sealroot/certs.d/test.cert",
         "etc/sealroot/ipe/policy.p7s",
         "usr/lib/systemd/system/emergency.target",
         "usr/lib/systemd/system/initrd-root-fs.target",
@@ -107,47 +205,173 @@ fn dracut_initramfs_switches_to_the_physical_root() -> Result<()> {
             )));
         }
     }
+    let unit = built.read("usr/lib/systemd/system/sealroot-prepare.service")?;
+    if unit
+        .lines()
+        .any(|l| l.starts_with("ConditionKernelCommandLine"))
+        || !unit.contains("OnFailure=emergency.target")
+    {
+        return Err(Error::Assertion(format!(
+            "the initramfs's sealroot-prepare.service can be skipped from the command line or does not fail closed:\n{unit}"
+        )));
+    }
+    let gate =
+        built.read("usr/lib/systemd/system/initrd-switch-root.service.d/50-sealroot.conf")?;
+    if !gate.contains("ExecStartPre=/usr/bin/sealroot-prepare --check-switch-root") {
+        return Err(Error::Assertion(format!("no switch-root gate:\n{gate}")));
+    }
+    if built.contains("usr/lib/systemd/system-generators/systemd-run-generator") {
+        return Err(Error::Assertion(
+            "systemd-run-generator is in the initramfs".into(),
+        ));
+    }
 
     let root = tmpdir();
-    os::write_tree(
-        root.path(),
-        "physical-root",
-        r#"
-        bed_run no-initrd-release test ! -e /etc/initrd-release
-        bed_value cmdline "$(cat /proc/cmdline)"
-        # The initramfs's journal stays in /run/log/journal after switch-root;
-        # short messages are stored uncompressed.
-        bed_value journal "$(grep -ahoE 'MESSAGE=[^[:cntrl:]]*sealroot-prepare[^[:cntrl:]]*' /run/log/journal/*/*.journal)"
-        mount -o remount,ro /
-        "#,
+    let disk = physical_root(root.path())?;
+    let log = boot_until_emergency(&built, &[&disk], &[], "dracut-no-selector")?;
+    assert_stopped_in_emergency(
+        &log,
+        &[
+            "Mounted sysroot.mount",
+            "Starting sealroot-prepare.service",
+            "sealroot: error: kernel command line: no image selected: add sealroot=sha256:<manifest digest>",
+            "Failed to start sealroot-prepare",
+        ],
     )?;
-    let disk = ext4_image(root.path(), 64 * MIB)?;
+    log.assert_console_lacks("Reached target initrd-root-fs.target")?;
+    Ok(())
+}
+
+/// A misspelled parameter (`sealroot.conf=` for `sealroot.config=`) does
+/// not turn sealroot off: sealroot-prepare names it, the boot stops.
+#[test]
+fn misspelled_sealroot_parameter_stops_in_emergency() -> Result<()> {
+    let work = tmpdir();
+    let built = build_initramfs(&test_certs(work.path())?, None)?;
+    let root = tmpdir();
+    let disk = physical_root(root.path())?;
+    let arg = format!("sealroot.conf=sha256:{}", "ab".repeat(32));
+    let log = boot_until_emergency(&built, &[&disk], &[&arg], "dracut-misspelled")?;
+    assert_stopped_in_emergency(
+        &log,
+        &[
+            "Starting sealroot-prepare.service",
+            &format!("sealroot: error: kernel command line: {arg}: unknown sealroot parameter"),
+            "Failed to start sealroot-prepare",
+        ],
+    )
+}
+
+/// `rd.systemd.mask=sealroot-prepare.service` on the physical root an
+/// attacker wants booted: the unit never starts (a masked unit is no
+/// failure, so nothing stops the boot there); systemd reaches the switch,
+/// and the switch-root gate refuses it ("has not run in this boot"):
+/// initrd-switch-root.service fails, emergency mode, the root never runs.
+#[test]
+fn masked_sealroot_prepare_cannot_switch_root() -> Result<()> {
+    let work = tmpdir();
+    let built = build_initramfs(&test_certs(work.path())?, None)?;
+    let root = tmpdir();
+    let disk = physical_root(root.path())?;
+    let log = boot_until_emergency(
+        &built,
+        &[&disk],
+        &["rd.systemd.mask=sealroot-prepare.service"],
+        "dracut-masked",
+    )?;
+    log.assert_console_lacks("Starting sealroot-prepare.service")?;
+    assert_stopped_in_emergency(
+        &log,
+        &[
+            "Reached target initrd.target",
+            "Starting initrd-switch-root.service",
+            "sealroot: error: refusing to switch root: sealroot-prepare has not run in this boot (no /run/sealroot/status.json)",
+            "Failed to start initrd-switch-root",
+        ],
+    )
+}
+
+/// An initramfs whose prepare.conf says `[boot] required = no` (files in
+/// `dir`).
+fn optional_initramfs(dir: &Path) -> Result<dracut::Built> {
+    let certs = test_certs(dir)?;
+    let conf = dir.join("prepare.conf");
+    std::fs::write(&conf, "[boot]\nrequired = no\n")
+        .map_err(|e| kmods::io_error("cannot write", &conf, e))?;
+    build_initramfs(&certs, Some(&conf))
+}
+
+/// `[boot] required = no` baked into the initramfs, no sealroot parameter:
+/// sealroot-prepare stands down (status `not-selected`, the marker the
+/// other units' drop-ins require), the gate lets the switch happen, and the
+/// physical root boots: the coexistence path, chosen by the initramfs.
+#[test]
+fn optional_initramfs_without_a_selector_boots_the_physical_root() -> Result<()> {
+    let work = tmpdir();
+    let built = optional_initramfs(work.path())?;
+    built.assert_contains("etc/sealroot/prepare.conf")?;
+    let root = tmpdir();
+    let disk = physical_root(root.path())?;
+    let kernel = Kernel::get()?;
     let log = Vm::with_initrd_file(kernel, &built.image)
+        .name("dracut-optional")
         .disk(&disk)
         .cmdline(ROOT_ARGS)
         .timeout(BOOT_TIMEOUT)
+        .abort_on("Emergency Mode")
         .run()?;
-    eprintln!(
-        "boot to the physical root's init: {:.1} s",
-        log.elapsed.as_secs_f64()
-    );
     log.assert_scenario_ok()?;
     if log.value("os-marker")? != "physical-root" || log.value("pid")? != "1" {
         return Err(log.failure("the physical root's /sbin/init did not run as pid 1"));
     }
     log.result("no-initrd-release")?.assert_ok()?;
-    let journal = log.value("journal")?;
-    // systemd's own words for a unit whose `|` conditions all failed.
-    if !journal.contains(
-        "sealroot-prepare.service - sealroot: verify and mount the sealed root was skipped because no trigger condition checks were met",
-    ) {
+    let status = log.result("status")?.assert_ok()?;
+    let json: serde_json::Value = serde_json::from_str(&status.stdout)
+        .map_err(|e| log.failure(&format!("status.json: {e}:\n{}", status.stdout)))?;
+    if json["result"] != "not-selected"
+        || json["exit_code"] != 0
+        || json["config"]["boot"]["required"] != false
+    {
         return Err(log.failure(&format!(
-            "the initramfs journal does not say sealroot-prepare.service was skipped:\n{journal}"
+            "status.json does not record the stand-down:\n{}",
+            status.stdout
         )));
     }
-    log.assert_console_lacks("Starting sealroot-prepare.service")?;
-    log.assert_console_contains("Reached target initrd-root-fs.target")?;
+    log.result("marker")?.assert_ok()?;
+    assert_console_order(
+        &log,
+        &[
+            "Starting sealroot-prepare.service",
+            "standing down (sealroot verified and mounted nothing",
+            "Finished sealroot-prepare.service",
+            "sealroot: switch root allowed: sealroot stood down",
+        ],
+    )?;
     Ok(())
+}
+
+/// `[boot] required = no` does not make a present but malformed selector
+/// optional: refused, emergency.
+#[test]
+fn optional_initramfs_refuses_a_malformed_selector() -> Result<()> {
+    let work = tmpdir();
+    let built = optional_initramfs(work.path())?;
+    let root = tmpdir();
+    let disk = physical_root(root.path())?;
+    let log = boot_until_emergency(
+        &built,
+        &[&disk],
+        &["sealroot=sha256:abc"],
+        "dracut-optional-malformed",
+    )?;
+    assert_stopped_in_emergency(
+        &log,
+        &[
+            "Starting sealroot-prepare.service",
+            "sealroot: error: kernel command line: sealroot=sha256:abc: expected 64 lower-case hex digits",
+            "Failed to start sealroot-prepare",
+        ],
+    )
 }
 
 /// Checks the sealed OS's init runs as pid 1 on the sealed root.
@@ -192,6 +416,15 @@ fn assert_sealed_root_mounted(log: &BootLog, root: &sealed::SealedRoot) -> Resul
             return Err(log.failure(&format!(
                 "the physical root /dev/vda (ext4) is not at /sysroot: {other:?}"
             )));
+        }
+    }
+    // What comes from the disk is mounted nosuid,nodev on the booted system.
+    for path in ["/etc", "/var", "/sysroot"] {
+        let f =
+            mounted_at(path).ok_or_else(|| log.failure(&format!("nothing mounted at {path}")))?;
+        let options: Vec<&str> = f[3].split(',').collect();
+        if !options.contains(&"nosuid") || !options.contains(&"nodev") {
+            return Err(log.failure(&format!("{path} is not nosuid,nodev: {}", f.join(" "))));
         }
     }
     let status = log.result("status")?.assert_ok()?;
@@ -241,7 +474,10 @@ fn dracut_refuses_private_keys_and_missing_certificates() -> Result<()> {
             &certs,
             "signer.pem contains a private key; only certificates belong in the initramfs",
         ),
-        (&empty, "no certificates (*.pem, *.crt, *.cer, *.der) in"),
+        (
+            &empty,
+            "no certificates (*.pem, *.crt, *.cer, *.cert, *.der) in",
+        ),
         (&missing, "no trusted certificate directory"),
     ] {
         let result = dracut::build(&dracut::Build {
@@ -372,14 +608,12 @@ fn assert_console_order(log: &BootLog, needles: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// With `sealroot=sha256:<manifest>`: systemd mounts the physical root,
-/// runs sealroot-prepare (after sysroot.mount, before
-/// initrd-root-fs.target), which verifies and mounts the sealed image at
-/// /sysroot; systemd switches into it and its init runs as pid 1 on an
-/// overlay root. ostree-prepare-root.service is in the same initramfs and
-/// `ostree=` on the command line, and stands down (our drop-in).
-#[test]
-fn sealed_root_boots_through_dracut_and_systemd() -> Result<()> {
+/// The sealed tiny OS (marker `sealed-root`, [`SEALED_CHECKS`]) deployed
+/// onto a fresh disk by `sealed::sealed_root` (`tamper` as there), with
+/// the keys that sealed it; the directory holds the keys.
+fn sealed_disk(
+    tamper: Option<&str>,
+) -> Result<(tempfile::TempDir, sealed::Keys, sealed::SealedRoot)> {
     let kernel = Kernel::get()?;
     let bins = static_binaries()?;
     let work = tmpdir();
@@ -390,8 +624,22 @@ fn sealed_root_boots_through_dracut_and_systemd() -> Result<()> {
         &keys,
         "sealed-root",
         SEALED_CHECKS,
-        None,
+        tamper,
     )?;
+    Ok((work, keys, root))
+}
+
+/// With `sealroot=sha256:<manifest>`: systemd mounts the physical root,
+/// runs sealroot-prepare (after sysroot.mount, before
+/// initrd-root-fs.target), which verifies and mounts the sealed image at
+/// /sysroot; systemd switches into it and its init runs as pid 1 on an
+/// overlay root. ostree-prepare-root.service is in the same initramfs and
+/// `ostree=` on the command line, and stands down (our drop-in).
+#[test]
+fn sealed_root_boots_through_dracut_and_systemd() -> Result<()> {
+    let kernel = Kernel::get()?;
+    let bins = static_binaries()?;
+    let (_work, keys, root) = sealed_disk(None)?;
     // Debian's ostree-boot dracut module puts ostree-prepare-root.service
     // into the same slot; with `ostree=` also on the command line only our
     // drop-in keeps it from acting as well.
@@ -426,7 +674,7 @@ fn sealed_root_boots_through_dracut_and_systemd() -> Result<()> {
     assert_sealed_root_mounted(&log, &root)?;
     let ostree = log.value("ostree-journal")?;
     if !ostree.contains(
-        "was skipped because of an unmet condition check (ConditionKernelCommandLine=!sealroot)",
+        "was skipped because of an unmet condition check (ConditionPathExists=/run/sealroot/stood-down)",
     ) {
         return Err(log.failure(&format!(
             "ostree-prepare-root.service was not stood down by our drop-in:\n{ostree}"
@@ -441,6 +689,46 @@ fn sealed_root_boots_through_dracut_and_systemd() -> Result<()> {
             "Reached target initrd-root-fs.target",
             "Starting initrd-parse-etc.service",
             "Reached target initrd-switch-root.target",
+            "Starting initrd-switch-root.service",
+            "sealroot: switch root allowed: /sysroot is the sealed root sealroot-prepare mounted",
+        ],
+    )?;
+    Ok(())
+}
+
+/// `mount.usr=` on an editable command line: systemd mounts the named
+/// partition at /sysusr/usr and binds it onto /sysroot/usr, over the sealed
+/// root's /usr, after sealroot-prepare verified and mounted it. Without the
+/// switch-root gate the sealed OS would run the attacker's /usr. The gate
+/// sees the extra mount below the sealed root and refuses the switch.
+#[test]
+fn mount_usr_cannot_shadow_the_sealed_usr() -> Result<()> {
+    let (_work, keys, root) = sealed_disk(None)?;
+    let attacker = tmpdir();
+    std::fs::create_dir_all(attacker.path().join("bin"))
+        .map_err(|e| kmods::io_error("cannot create", attacker.path(), e))?;
+    std::fs::write(attacker.path().join("attacker-usr"), "not signed\n")
+        .map_err(|e| kmods::io_error("cannot write", attacker.path(), e))?;
+    let usr = ext4_image(attacker.path(), 16 * MIB)?;
+    let built = build_initramfs(&keys.certs_dir, None)?;
+    let log = boot_until_emergency(
+        &built,
+        &[&root.disk, &usr],
+        &[
+            &root.kernel_arg,
+            "mount.usr=/dev/vdb",
+            "mount.usrfstype=ext4",
+        ],
+        "dracut-mount-usr",
+    )?;
+    assert_stopped_in_emergency(
+        &log,
+        &[
+            "Finished sealroot-prepare.service",
+            "Starting initrd-switch-root.service",
+            "sealroot: error: refusing to switch root: /sysroot/usr (ext4 from /dev/vdb, mount id ",
+            "was mounted below the sealed root after sealroot-prepare ran",
+            "Failed to start initrd-switch-root",
         ],
     )?;
     Ok(())
@@ -520,5 +808,68 @@ fn tampered_image_lands_in_emergency() -> Result<()> {
     ))?;
     log.assert_console_lacks("Reached target initrd-root-fs.target")?;
     log.assert_console_lacks("os init:")?;
+    Ok(())
+}
+
+/// The dracut module installs exactly the certificate files
+/// sealroot-prepare reads (`sealroot::crypto::cert::CERT_EXTENSIONS`):
+/// its `sealroot_certs` function, run by bash on a directory with one
+/// certificate per name that prepare reads and a few it does not, lists
+/// exactly the former. (Before issue 10 it skipped `*.cert`.)
+#[test]
+fn dracut_module_installs_exactly_the_certificate_names_prepare_reads() -> Result<()> {
+    use sealroot::crypto::cert::CERT_EXTENSIONS;
+    let work = tmpdir();
+    let certs = test_certs(work.path())?;
+    let pem = certs.join("test.pem");
+    let pem_bytes = std::fs::read(&pem).map_err(|e| kmods::io_error("cannot read", &pem, e))?;
+    std::fs::remove_file(&pem).map_err(|e| kmods::io_error("cannot remove", &pem, e))?;
+    let mut expected = Vec::new();
+    for ext in CERT_EXTENSIONS {
+        let name = format!("signer.{ext}");
+        std::fs::write(certs.join(&name), &pem_bytes)
+            .map_err(|e| kmods::io_error("cannot write", &certs, e))?;
+        expected.push(name);
+    }
+    for other in ["signer.txt", "signer.pem.bak", "signer.PEM", "README"] {
+        std::fs::write(certs.join(other), &pem_bytes)
+            .map_err(|e| kmods::io_error("cannot write", &certs, e))?;
+    }
+    expected.sort();
+    // What prepare's loader picks from the same directory: all of them.
+    let loaded = sealroot::crypto::Cert::load(&certs)
+        .map_err(|e| Error::Assertion(format!("Cert::load: {e}")))?;
+    assert!(!loaded.is_empty());
+    let module = host::workspace_root().join("dracut/90sealroot/module-setup.sh");
+    let script = r#"
+        derror() { echo "derror: $*" >&2; }
+        dwarning() { echo "dwarning: $*" >&2; }
+        . "$1"
+        sealroot_certs_dir=$2
+        sealroot_certs
+    "#;
+    let out = host::run(
+        std::process::Command::new("bash")
+            .args(["-c", script, "module-setup"])
+            .arg(&module)
+            .arg(&certs),
+        Some("the module's sealroot_certs failed"),
+    )?;
+    let mut listed: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.rsplit('/').next().unwrap_or(l).to_owned())
+        .collect();
+    listed.sort();
+    if listed != expected {
+        return Err(Error::Assertion(format!(
+            "the dracut module installs {listed:?}, sealroot-prepare reads {expected:?}"
+        )));
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !stderr.contains("skipping") || !stderr.contains(".pem, .crt, .cer, .cert, .der") {
+        return Err(Error::Assertion(format!(
+            "no warning naming the accepted names:\n{stderr}"
+        )));
+    }
     Ok(())
 }

@@ -94,6 +94,14 @@ fn build_fixtures() -> (Vec<Signer>, Vec<(String, DiskImage, Deployed)>) {
         Signing::new(&trusted, SigMode::Detached).with_object_signatures(),
         false,
     );
+    // Sealed inline (no artifact, so no bundle: `oci seal --inline`
+    // refuses --object-signatures).
+    make(
+        "inline",
+        "os-inline",
+        Signing::inline(&trusted, SigMode::Builtin),
+        false,
+    );
     let paths: Vec<&Path> = variants.iter().map(|(_, d, _)| d.path()).collect();
     let disks = seal_disks(&paths, DISK_SIZE).expect("sealing the fixture disks");
     let disks = variants
@@ -512,6 +520,52 @@ fn required_policy_missing_from_the_initramfs_is_refused() -> Result<()> {
     }
     .run(&disk)?;
     assert_refused(&log, 2, "[ipe] required = yes")?;
+    Ok(())
+}
+
+/// An inline-sealed image has no sealing artifact and so no object
+/// signature bundle: with `[ipe] required = yes` it is refused before the
+/// policy is loaded, and the message says why and what to do.
+#[test]
+fn ipe_required_refuses_an_inline_sealed_image() -> Result<()> {
+    let (disk, d) = fixture("inline");
+    let log = Boot {
+        name: "ipe-inline",
+        cmdline: cmdline(&d),
+        conf: Some("[ipe]\nrequired = yes\n"),
+        policy: Some(signed_policy(&fixtures().db, &[])),
+        checks: "",
+    }
+    .run(&disk)?;
+    assert_refused(&log, 1, "the image was sealed inline (no sealing artifact)")?;
+    log.result("prepare")?
+        .assert_stderr_contains("inline mode carries no per-object signatures")?
+        .assert_stderr_contains("sealroot oci seal --object-signatures")?;
+    Ok(())
+}
+
+/// `[boot] required = no` lets sealroot-prepare stand down when the
+/// command line names no image, but not when the initramfs requires IPE:
+/// the root would run without the policy. Refused (exit 2), no stand-down
+/// marker (so the switch-root gate refuses too: `src/prepare/gate.rs`,
+/// `stand_down_is_refused_when_ipe_is_required`).
+#[test]
+fn stand_down_is_refused_when_ipe_is_required() -> Result<()> {
+    let (disk, _) = fixture("signed");
+    let log = Boot {
+        name: "ipe-stand-down",
+        cmdline: String::new(),
+        conf: Some("[boot]\nrequired = no\n[ipe]\nrequired = yes\n"),
+        policy: Some(signed_policy(&fixtures().db, &[])),
+        checks: "bed_run no-marker test ! -e /run/sealroot/stood-down\n",
+    }
+    .run(&disk)?;
+    assert_refused(
+        &log,
+        2,
+        "standing down would boot a root sealroot did not verify",
+    )?;
+    log.result("no-marker")?.assert_ok()?;
     Ok(())
 }
 

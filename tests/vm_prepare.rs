@@ -99,12 +99,42 @@ fn build_fixtures() -> (Vec<Signer>, Vec<(String, DiskImage, Deployed)>) {
     let (dir, d) = make(ImageSpec::standard("os-n"), &builtin);
     skip_enable_verity(dir.path());
     push("no-verity", (dir, d));
+    // The same in a sha512 repository (signed files fsverity-sha512-12;
+    // the content objects are sha256 all the same).
+    let (dir, d) = make(
+        ImageSpec::standard("os-512"),
+        &Signing::new(&trusted, SigMode::Builtin).sha512(),
+    );
+    skip_enable_verity(dir.path());
+    push("sha512-no-verity", (dir, d));
     // A second image deployed into the same repository; the first
     // deployment's hint is pointed at the second image's artifact.
     let (dir, d) = make(ImageSpec::standard("os-x"), &detached);
     let other = deploy_fixture(dir.path(), &ImageSpec::standard("os-y"), &detached);
-    point_at_artifact(dir.path(), &d, other.artifact_digest);
+    point_at_artifact(dir.path(), &d, other.artifact_digest.unwrap());
     push("subject-mismatch", (dir, d));
+
+    // Binding (issue 10): sealed inline; an artifact without a binding
+    // record (as sealroot wrote them before); and the forged pairing of
+    // image NEW's manifest and config with image OLD's EROFS (both signed
+    // by the same key, deployed in one repository), without and with NEW's
+    // binding record.
+    push(
+        "inline",
+        make(
+            ImageSpec::standard("os-in"),
+            &Signing::inline(&trusted, SigMode::Builtin),
+        ),
+    );
+    let (dir, d) = make(ImageSpec::standard("os-ub"), &builtin);
+    let d = strip_binding(dir.path(), &d);
+    push("unbound", (dir, d));
+    for (name, keep_record) in [("forged-unbound", false), ("forged-record", true)] {
+        let (dir, new) = make(ImageSpec::standard("os-new"), &builtin);
+        let old = deploy_fixture(dir.path(), &ImageSpec::standard("os-old"), &builtin);
+        let d = pair_with_erofs_of(dir.path(), &new, &old, keep_record);
+        push(name, (dir, d));
+    }
 
     let paths: Vec<&std::path::Path> = variants.iter().map(|(_, d, _)| d.path()).collect();
     let disks = seal_disks(&paths, DISK_SIZE).expect("sealing the fixture disks");
@@ -133,6 +163,8 @@ struct Boot<'a> {
     before: &'a str,
     checks: &'a str,
     xz_modules: bool,
+    /// More files in the initramfs: (path, contents, mode).
+    extra_files: Vec<(&'a str, Vec<u8>, u32)>,
 }
 
 impl<'a> Boot<'a> {
@@ -145,6 +177,7 @@ impl<'a> Boot<'a> {
             before: "",
             checks: "",
             xz_modules: false,
+            extra_files: Vec::new(),
         }
     }
 
@@ -188,6 +221,9 @@ fi
         }
         if let Some(conf) = self.conf {
             image = image.file("/etc/sealroot/prepare.conf", conf, 0o644);
+        }
+        for (path, contents, mode) in &self.extra_files {
+            image = image.file(path, contents.clone(), *mode);
         }
         Vm::new(kernel, image)
             .name(self.name)
@@ -541,6 +577,47 @@ fn first_boot_without_verity_enables_it_on_objects_when_attaching() -> Result<()
     Ok(())
 }
 
+/// A hard link planted in `objects/` (an object's name linked to a file
+/// outside the repository, same filesystem) before the first boot of a
+/// deployment made without fs-verity: the first-boot walk refuses the boot
+/// before enabling fs-verity on it, and the outside file stays an ordinary
+/// writable file. Without the link-count check the walk gave that inode
+/// fs-verity (the outside file immutable for good) and the boot went on.
+#[test]
+fn first_boot_refuses_a_hardlinked_object() -> Result<()> {
+    let (disk, d) = fixture("no-verity");
+    let other = digest_bytes(&VerityParams::sha256(), &big_content("os-n-other"));
+    let object = format!("/sysroot/sealroot/objects/{}", object_path(&other));
+    let before = format!(
+        "cp {object} /sysroot/outside\n\
+         ln -f /sysroot/outside {object}\n\
+         bed_run links stat -c %h /sysroot/outside\n"
+    );
+    let mut boot = Boot::new(
+        "prepare-first-boot-hardlink",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    );
+    boot.conf = Some("[verify]\nattach-signatures = yes\n");
+    boot.before = &before;
+    boot.checks = "bed_run outside-writable sh -c 'echo appended >> /sysroot/outside'\n\
+                   bed_run outside-verity /bin/sealroot measure /sysroot/outside\n";
+    let log = boot.run(&disk)?;
+    log.result("links")?.assert_ok()?.assert_stdout_eq("2\n")?;
+    assert_refused(&log, 3, "has 2 hard links")?;
+    log.result("prepare")?
+        .assert_stderr_contains(&format!("{object}: has 2 hard links"))?;
+    // No fs-verity on the inode: writable, and nothing to measure.
+    log.result("outside-writable")?.assert_ok()?;
+    log.result("outside-verity")?.assert_failed()?;
+    let dj = disk.read_to_string(&format!("/sealroot/{}/deployment.json", d.deployment_dir()))?;
+    let dj = sealroot::repo::json::Deployment::parse(dj.as_bytes()).unwrap();
+    assert!(
+        !dj.verity,
+        "deployment.json says verity: true after a refusal"
+    );
+    Ok(())
+}
+
 #[test]
 fn kernel_policy_refuses_detached_signatures() -> Result<()> {
     let (disk, d) = fixture("detached");
@@ -745,5 +822,535 @@ exec switch_root /sysroot /sbin/init
         .run_unchecked()?;
     log.assert_console_contains("SEALROOT-SWITCHED ID=os-boot")?;
     log.assert_console_contains("root: composefs / overlay ro")?;
+    Ok(())
+}
+
+/// The attack of issue 10, as reproduced on the code before binding: an
+/// (unsigned) artifact for image NEW whose merged EROFS entry and signature
+/// are image OLD's. Every signature in it is genuine, so before binding
+/// records the boot mounted OLD's root while status.json named NEW; now
+/// nothing ties NEW's config to that EROFS and the default refuses it.
+#[test]
+fn refuses_an_artifact_pairing_the_manifest_with_another_images_erofs() -> Result<()> {
+    let (disk, d) = fixture("forged-unbound");
+    let mut boot = Boot::new(
+        "prepare-forged-pairing",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    );
+    boot.checks = "bed_run os-release cat /sysroot/etc/os-release\n";
+    let log = boot.run(&disk)?;
+    assert_refused(&log, 1, "not bound")?;
+    log.result("prepare")?
+        .assert_stderr_contains(&format!("merged EROFS {}", d.image_digest))?
+        .assert_stderr_contains("require-binding = no")?;
+    log.result("os-release")?.assert_failed()?;
+    Ok(())
+}
+
+/// The same forgery keeping NEW's binding record: the record is genuine
+/// and signed, but it names NEW's EROFS, not the one the artifact pairs.
+#[test]
+fn refuses_a_binding_record_that_names_another_erofs() -> Result<()> {
+    let (disk, d) = fixture("forged-record");
+    let log = Boot::new(
+        "prepare-forged-record",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    )
+    .run(&disk)?;
+    assert_refused(&log, 1, "binding record names merged EROFS")?;
+    log.result("prepare")?
+        .assert_stderr_contains(&format!("this image's merged EROFS is {}", d.image_digest))?;
+    Ok(())
+}
+
+/// `sealroot oci seal --inline`: no artifact, the signatures in the
+/// manifest's annotations, the EROFS bound by the signed config's label;
+/// booted in kernel mode with a rollback floor (which a label-bound image
+/// satisfies).
+#[test]
+fn boots_an_inline_sealed_image() -> Result<()> {
+    let (disk, d) = fixture("inline");
+    let dj = disk.read_to_string(&format!("/sealroot/{}/deployment.json", d.deployment_dir()))?;
+    assert!(
+        dj.contains("\"artifact\": null") && dj.contains("\"format\": 2"),
+        "{dj}"
+    );
+    let mut boot = Boot::new(
+        "prepare-inline",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    );
+    boot.conf = Some("[verify]\nsignatures = kernel\nmin-created = 2026-03-01T00:00:00Z\n");
+    boot.checks = COMMON_CHECKS;
+    let log = boot.run(&disk)?;
+    assert_common(&log, "os-in")?;
+    let s = status(&log);
+    assert_eq!(s["image"]["sealed"], "inline");
+    assert_eq!(s["image"]["artifact"], Value::Null);
+    assert_eq!(s["image"]["files"]["manifest"], Value::Null);
+    assert_eq!(s["image"]["files"]["config"]["signature"], "kernel");
+    assert_eq!(s["image"]["files"]["erofs"]["signature"], "kernel");
+    assert_eq!(s["verification"], "kernel");
+    assert_eq!(
+        s["image"]["binding"]["bound_by"],
+        serde_json::json!(["config-label"])
+    );
+    assert_eq!(s["image"]["binding"]["created"], CREATED);
+    assert_eq!(s["image"]["erofs"], d.image_digest.to_string());
+    Ok(())
+}
+
+/// An image sealed before binding records (genuine signatures, nothing
+/// tying them together) is refused under the default `require-binding`.
+#[test]
+fn refuses_an_unbound_image_by_default() -> Result<()> {
+    let (disk, d) = fixture("unbound");
+    let log = Boot::new(
+        "prepare-unbound",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    )
+    .run(&disk)?;
+    assert_refused(&log, 1, "not bound")?;
+    log.result("prepare")?
+        .assert_stderr_contains("Reseal the image with this sealroot")?
+        .assert_stderr_contains("require-binding = no")?;
+    Ok(())
+}
+
+#[test]
+fn boots_an_unbound_image_with_require_binding_no() -> Result<()> {
+    let (disk, d) = fixture("unbound");
+    let mut boot = Boot::new(
+        "prepare-unbound-allowed",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    );
+    boot.conf = Some("[verify]\nrequire-binding = no\n");
+    boot.checks = "bed_run os-release cat /sysroot/etc/os-release\n";
+    let log = boot.run(&disk)?;
+    log.result("prepare")?
+        .assert_ok()?
+        .assert_stderr_contains("is not bound")?;
+    log.result("os-release")?.assert_stdout_eq("ID=os-ub\n")?;
+    let s = status(&log);
+    assert_eq!(s["image"]["binding"]["bound_by"], serde_json::json!([]));
+    assert_eq!(s["config"]["require-binding"], false);
+    Ok(())
+}
+
+/// A floor needs a bound image: an unbound config's `created` says
+/// nothing about the EROFS it is paired with.
+#[test]
+fn refuses_an_unbound_image_when_a_rollback_floor_is_set() -> Result<()> {
+    let (disk, d) = fixture("unbound");
+    let mut boot = Boot::new(
+        "prepare-unbound-floor",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    );
+    boot.conf = Some("[verify]\nrequire-binding = no\nmin-created = 2020-01-01T00:00:00Z\n");
+    let log = boot.run(&disk)?;
+    assert_refused(
+        &log,
+        1,
+        "min-created = 2020-01-01T00:00:00Z is set, but the image is not bound",
+    )
+}
+
+/// The rollback floor: the image's signed `created` (CREATED) is one
+/// nanosecond below it.
+#[test]
+fn refuses_an_image_older_than_the_rollback_floor() -> Result<()> {
+    let (disk, d) = fixture("builtin");
+    let floor = "2026-03-01T00:00:00.000000001Z";
+    let mut boot = Boot::new(
+        "prepare-below-floor",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    );
+    let conf = format!("[verify]\nmin-created = {floor}\n");
+    boot.conf = Some(&conf);
+    let log = boot.run(&disk)?;
+    assert_refused(&log, 1, "older than [verify] min-created")?;
+    log.result("prepare")?
+        .assert_stderr_contains(&format!("created {CREATED}"))?
+        .assert_stderr_contains(&format!("min-created = {floor}"))?;
+    Ok(())
+}
+
+/// At the floor (the same instant, written with another offset) it boots.
+#[test]
+fn boots_an_image_at_the_rollback_floor() -> Result<()> {
+    let (disk, d) = fixture("builtin");
+    let mut boot = Boot::new(
+        "prepare-at-floor",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    );
+    boot.conf = Some("[verify]\nmin-created = 2026-03-01T01:00:00+01:00\n");
+    boot.checks = "bed_run os-release cat /sysroot/etc/os-release\n";
+    let log = boot.run(&disk)?;
+    log.result("prepare")?.assert_ok()?;
+    log.result("os-release")?.assert_stdout_eq("ID=os-a\n")?;
+    let s = status(&log);
+    assert_eq!(
+        s["image"]["binding"]["bound_by"],
+        serde_json::json!(["binding-record"])
+    );
+    assert_eq!(s["image"]["binding"]["created"], CREATED);
+    assert_eq!(
+        s["image"]["binding"]["min_created"],
+        "2026-03-01T01:00:00+01:00"
+    );
+    assert_eq!(
+        s["image"]["binding"]["record_trusted_by"]["fingerprint"],
+        Value::String(fixtures().trusted.cert.fingerprint().to_string())
+    );
+    Ok(())
+}
+
+/// A sha512 repository (`repo.json`: fsverity-sha512-12) deployed on a
+/// host without fs-verity, first boot with attaching allowed: the signed
+/// files get sha512 fs-verity with their signatures, the content objects
+/// (always sha256, the digests the EROFS records) get sha256 fs-verity,
+/// deployment.json then says `"verity": true`, and the files read. Before
+/// the objects' algorithm came from one place, the walk looked for
+/// 126-digit sha512 names, enabled nothing, recorded `"verity": true`
+/// anyway, and every file read as EIO. The second boot skips the walk.
+#[test]
+fn sha512_repository_first_boot_enables_the_sha256_objects() -> Result<()> {
+    let (disk, d) = fixture("sha512-no-verity");
+    assert_eq!(
+        d.image_digest.algorithm(),
+        sealroot::verity::HashAlgorithm::Sha512
+    );
+    let repo_json = disk.read_to_string("/sealroot/repo.json")?;
+    assert!(repo_json.contains("fsverity-sha512-12"), "{repo_json}");
+    let big = digest_bytes(&VerityParams::sha256(), &big_content("os-512"));
+    let checks = format!(
+        "bed_run big sha256sum /sysroot/usr/share/big.txt\n\
+         bed_run measure /bin/sealroot measure /sysroot/sysroot/sealroot/objects/{}\n",
+        object_path(&big)
+    );
+    let conf = "[verify]\nattach-signatures = yes\n";
+    let cmdline = format!("sealroot=sha256:{}", d.manifest_digest.to_hex());
+    let mut boot = Boot::new("prepare-sha512-first-boot", cmdline.clone());
+    boot.conf = Some(conf);
+    boot.checks = &checks;
+    let log = boot.run(&disk)?;
+    log.result("prepare")?
+        .assert_ok()?
+        .assert_stderr_contains("enabled fs-verity on")?;
+    log.result("big")?
+        .assert_ok()?
+        .assert_stdout_contains(&sha256_hex(&big_content("os-512")))?;
+    log.result("measure")?
+        .assert_ok()?
+        .assert_stdout_contains(&big.to_hex())?;
+    let s = status(&log);
+    assert_eq!(s["image"]["erofs"], d.image_digest.to_string());
+    assert_eq!(s["image"]["files"]["erofs"]["attached"], true);
+    assert_eq!(
+        s["objects_verity"]["enabled"].as_u64().unwrap(),
+        d.objects_added,
+        "every object deploy added gets fs-verity: {s:#}"
+    );
+    let dj = disk.read_to_string(&format!("/sealroot/{}/deployment.json", d.deployment_dir()))?;
+    let dj = sealroot::repo::json::Deployment::parse(dj.as_bytes()).unwrap();
+    assert!(dj.verity, "deployment.json still says verity: false");
+
+    let mut boot2 = Boot::new("prepare-sha512-second-boot", cmdline);
+    boot2.conf = Some(conf);
+    boot2.checks = "bed_run big sha256sum /sysroot/usr/share/big.txt\n";
+    let log = boot2.run(&disk)?;
+    log.result("prepare")?.assert_ok()?;
+    log.result("big")?
+        .assert_ok()?
+        .assert_stdout_contains(&sha256_hex(&big_content("os-512")))?;
+    let s = status(&log);
+    assert!(s["objects_verity"].is_null(), "{s:#}");
+    assert_eq!(s["image"]["files"]["erofs"]["attached"], false);
+    Ok(())
+}
+
+/// A static program that prints its real and effective uid
+/// (`musl-gcc -static`): busybox drops set-id privileges on its own
+/// (FEATURE_SUID) and cannot show whether the kernel honoured the bit.
+fn euid_program() -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("euid.c");
+    std::fs::write(
+        &src,
+        "#include <stdio.h>\n#include <unistd.h>\n\
+         int main(void) { printf(\"uid=%d euid=%d\\n\", (int)getuid(), (int)geteuid()); return 0; }\n",
+    )
+    .unwrap();
+    let out = dir.path().join("euid");
+    let cc = sealroot_testbed::host::tool("musl-gcc", "musl-tools").unwrap();
+    let status = std::process::Command::new(cc)
+        .args(["-static", "-Os", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(status.success(), "musl-gcc failed");
+    std::fs::read(&out).unwrap()
+}
+
+/// Item 3 of issue 10: a set-uid-root program and a device node (mode
+/// 0666, the VM's disk) planted in the deployment's persistent /var and
+/// /etc upper (as anyone with the disk could) do nothing on the booted
+/// system: run as `nobody`, the program keeps euid 65534; opening the
+/// node fails with EACCES, for root too; the same program and node on the
+/// initramfs' own root (the controls, in /controls) do elevate and open.
+/// Every mount below the sealed root, the physical root's bind included, is
+/// `nosuid,nodev` in /proc/self/mountinfo. (deploy leaves the deployment
+/// directory root-only, 0700; the attacker, who owns the disk, opens it so
+/// that `nobody` reaches the program through the physical root at all.)
+#[test]
+fn planted_setuid_programs_and_device_nodes_in_etc_and_var_are_inert() -> Result<()> {
+    let (disk, d) = fixture("builtin");
+    let dep = format!("/sysroot/sealroot/{}", d.deployment_dir());
+    let before = format!(
+        r#"
+dev=$(cat /sys/block/vda/dev)
+plant() {{
+    cp /controls/euid "$1/euid" && chown 0:0 "$1/euid" && chmod 4755 "$1/euid" &&
+    mknod -m 666 "$1/disk" b "${{dev%:*}}" "${{dev#*:}}"
+}}
+bed_run plant-var plant {dep}/var
+bed_run open-deployment chmod 755 {dep}
+bed_run plant-etc plant {dep}/etc/upper
+bed_run plant-control sh -c 'chmod 4755 /controls/euid && mknod -m 666 /controls/disk b "${{0%:*}}" "${{0#*:}}"' "$dev"
+"#
+    );
+    let nobody =
+        |name: &str, cmd: &str| format!("bed_run {name} su -s /bin/sh nobody -c '{cmd}'\n");
+    let mut checks = String::new();
+    for (name, path) in [
+        ("control", "/controls".to_string()),
+        ("var", "/sysroot/var".to_string()),
+        ("etc", "/sysroot/etc".to_string()),
+        (
+            "physical",
+            format!("/sysroot/sysroot/sealroot/{}/var", d.deployment_dir()),
+        ),
+    ] {
+        checks.push_str(&nobody(&format!("suid-{name}"), &format!("{path}/euid")));
+        checks.push_str(&nobody(
+            &format!("dev-{name}"),
+            &format!("dd if={path}/disk of=/dev/null bs=512 count=1"),
+        ));
+        checks.push_str(&format!(
+            "bed_run dev-root-{name} dd if={path}/disk of=/dev/null bs=512 count=1\n"
+        ));
+    }
+    checks.push_str("bed_value mountinfo \"$(grep ' /sysroot' /proc/self/mountinfo)\"\n");
+    let mut boot = Boot::new(
+        "prepare-planted-privileges",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    );
+    boot.before = &before;
+    boot.checks = &checks;
+    boot.extra_files = vec![
+        ("/controls/euid", euid_program(), 0o755),
+        (
+            "/etc/passwd",
+            b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n".to_vec(),
+            0o644,
+        ),
+        (
+            "/etc/group",
+            b"root:x:0:\nnogroup:x:65534:\n".to_vec(),
+            0o644,
+        ),
+    ];
+    let log = boot.run(&disk)?;
+    for r in ["plant-var", "open-deployment", "plant-etc", "plant-control"] {
+        log.result(r)?.assert_ok()?;
+    }
+    log.result("prepare")?.assert_ok()?;
+    // The controls: the kernel honours both where the mount allows it.
+    log.result("suid-control")?
+        .assert_ok()?
+        .assert_stdout_eq("uid=65534 euid=0\n")?;
+    log.result("dev-control")?.assert_ok()?;
+    log.result("dev-root-control")?.assert_ok()?;
+    for name in ["var", "etc", "physical"] {
+        log.result(&format!("suid-{name}"))?
+            .assert_ok()?
+            .assert_stdout_eq("uid=65534 euid=65534\n")?;
+        for who in ["dev", "dev-root"] {
+            log.result(&format!("{who}-{name}"))?
+                .assert_failed()?
+                .assert_stderr_contains("Permission denied")?;
+        }
+    }
+    let mountinfo = log.value("mountinfo")?;
+    let below: Vec<&str> = mountinfo
+        .lines()
+        .filter(|l| {
+            l.split(' ')
+                .nth(4)
+                .is_some_and(|mp| mp.starts_with("/sysroot/"))
+        })
+        .collect();
+    assert!(below.len() >= 3, "{mountinfo}");
+    for line in below {
+        let options: Vec<&str> = line.split(' ').nth(5).unwrap().split(',').collect();
+        assert!(
+            options.contains(&"nosuid") && options.contains(&"nodev"),
+            "not nosuid,nodev: {line}"
+        );
+    }
+    Ok(())
+}
+
+/// A FIFO where the merged EROFS should be (an attacker's `mkfifo` on the
+/// disk): the real binary refuses it at once, naming the file, instead of
+/// waiting forever in open(2) for a writer (the unit has no start timeout).
+#[test]
+fn fifo_planted_in_the_repository_is_refused_not_waited_on() -> Result<()> {
+    let (disk, d) = fixture("builtin");
+    let image = format!("/sysroot/sealroot/{}", d.image_path());
+    let before = format!("bed_run plant sh -c 'rm -f {image} && mkfifo {image}'\n");
+    let mut boot = Boot::new(
+        "prepare-fifo-erofs",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    );
+    boot.before = &before;
+    let log = boot.run(&disk)?;
+    log.result("plant")?.assert_ok()?;
+    assert_refused(
+        &log,
+        1,
+        &format!("{image}: cannot open: it is a FIFO (named pipe), not a regular file"),
+    )?;
+    log.result("prepare")?
+        .assert_stderr_contains(&format!("merged EROFS {}", d.image_digest))?;
+    assert!(log.result("prepare")?.ms < 60_000);
+    Ok(())
+}
+
+/// The repository directory replaced by a symlink to another directory on
+/// the disk (which could as well lead into the initramfs or another
+/// disk): refused, nothing followed.
+#[test]
+fn refuses_a_symlink_at_the_repository_root() -> Result<()> {
+    let (disk, d) = fixture("builtin");
+    let before = "bed_run plant sh -c 'mv /sysroot/sealroot /sysroot/elsewhere && ln -s elsewhere /sysroot/sealroot'\n";
+    let mut boot = Boot::new(
+        "prepare-symlinked-repository",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    );
+    boot.before = before;
+    let log = boot.run(&disk)?;
+    log.result("plant")?.assert_ok()?;
+    assert_refused(
+        &log,
+        1,
+        "/sysroot/sealroot: cannot open the repository: the path contains a symlink, which is refused",
+    )
+}
+
+/// `[boot] required = no` and a command line without any sealroot
+/// parameter: sealroot-prepare does nothing but say so (exit 0, status
+/// `not-selected`, /run/sealroot/stood-down for the other units' drop-ins),
+/// and the switch-root gate lets the boot go on. A misspelled sealroot
+/// parameter on the same initramfs is still refused, and the gate then
+/// refuses the switch.
+#[test]
+fn stands_down_only_when_the_initramfs_allows_it_and_nothing_names_sealroot() -> Result<()> {
+    let (disk, d) = fixture("builtin");
+    let conf = "[boot]\nrequired = no\n";
+    let gate = "bed_run gate /bin/sealroot-prepare --check-switch-root\n\
+                bed_run marker cat /run/sealroot/stood-down\n";
+    let mut boot = Boot::new("prepare-stand-down", "quiet".into());
+    boot.conf = Some(conf);
+    boot.checks = gate;
+    let log = boot.run(&disk)?;
+    log.result("prepare")?.assert_ok()?.assert_stderr_contains(
+        "[boot] required = no in /etc/sealroot/prepare.conf: standing down",
+    )?;
+    assert_eq!(log.value("sysroot_mounts")?, "1", "nothing mounted");
+    let s = status(&log);
+    assert_eq!(s["result"], "not-selected");
+    assert_eq!(s["exit_code"], 0);
+    assert!(s["selector"].is_null() && s["image"].is_null(), "{s:#}");
+    assert_eq!(s["config"]["boot"]["required"], false);
+    log.result("marker")?.assert_ok()?;
+    log.result("gate")?
+        .assert_ok()?
+        .assert_stderr_contains("switch root allowed: sealroot stood down")?;
+
+    let mut boot = Boot::new(
+        "prepare-stand-down-misspelled",
+        format!("sealroot.conf=sha256:{}", d.manifest_digest.to_hex()),
+    );
+    boot.conf = Some(conf);
+    boot.checks = gate;
+    let log = boot.run(&disk)?;
+    assert_refused(&log, 2, "unknown sealroot parameter")?;
+    log.result("marker")?.assert_failed()?;
+    log.result("gate")?.assert_rc(1)?.assert_stderr_contains(
+        "refusing to switch root: sealroot-prepare did not mount a sealed root (result \"refused\"",
+    )?;
+    Ok(())
+}
+
+/// The switch-root gate on a real kernel, after sealroot-prepare mounted
+/// the sealed root: it allows the untouched root, and refuses (exit 1,
+/// the reason on stderr) while something is mounted below it (a tmpfs at
+/// /usr, as systemd's mount.usr= bind would be), while a mount below the
+/// physical root lacks nosuid,nodev, while something is mounted over the
+/// sealed root, and when there is no status record at all.
+#[test]
+fn switch_root_gate_allows_only_the_untouched_sealed_root() -> Result<()> {
+    let (disk, d) = fixture("builtin");
+    let checks = r#"
+gate() { bed_run "gate-$1" /bin/sealroot-prepare --check-switch-root; }
+gate untouched
+mount -t tmpfs -o nosuid,nodev tmpfs /sysroot/usr && gate usr; umount /sysroot/usr
+mkdir -p /sysroot/sysroot/gate-test
+mount -t tmpfs tmpfs /sysroot/sysroot/gate-test && gate physical-suid; umount /sysroot/sysroot/gate-test
+mount -t tmpfs -o nosuid,nodev tmpfs /sysroot/sysroot/gate-test && gate physical-nosuid; umount /sysroot/sysroot/gate-test
+mount --bind /sysroot/sysroot /sysroot && gate over; umount /sysroot
+mv /run/sealroot/status.json /run/sealroot/status.saved && gate no-record
+mv /run/sealroot/status.saved /run/sealroot/status.json
+gate again
+"#;
+    let mut boot = Boot::new(
+        "prepare-switch-root-gate",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    );
+    boot.checks = checks;
+    let log = boot.run(&disk)?;
+    log.result("prepare")?.assert_ok()?;
+    let root = status(&log)["mount"]["ids"]["root"].as_u64().unwrap();
+    for ok in ["untouched", "physical-nosuid", "again"] {
+        log.result(&format!("gate-{ok}"))?
+            .assert_ok()?
+            .assert_stderr_contains(&format!(
+                "switch root allowed: /sysroot is the sealed root sealroot-prepare mounted (mount id {root})"
+            ))?;
+    }
+    for (refused, why) in [
+        ("usr", "/sysroot/usr (tmpfs from tmpfs, mount id "),
+        (
+            "physical-suid",
+            "/sysroot/sysroot/gate-test (tmpfs from tmpfs, mount id ",
+        ),
+        (
+            "over",
+            &format!(
+                "/sysroot is no longer the sealed root sealroot-prepare mounted (mount id {root})"
+            ),
+        ),
+        ("no-record", "sealroot-prepare has not run in this boot"),
+    ] {
+        log.result(&format!("gate-{refused}"))?
+            .assert_rc(1)?
+            .assert_stderr_contains("sealroot: error: refusing to switch root: ")?
+            .assert_stderr_contains(why)?;
+    }
+    log.result("gate-usr")?
+        .assert_stderr_contains("was mounted below the sealed root after sealroot-prepare ran")?;
+    log.result("gate-physical-suid")?
+        .assert_stderr_contains("is not nosuid,nodev")?;
     Ok(())
 }

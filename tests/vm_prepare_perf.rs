@@ -116,7 +116,7 @@ fn userspace_work_natively() {
         let certs = sealroot::crypto::Cert::load(&certs_dir).unwrap();
         let artifact = Stored::<ImageManifest>::parse(read(format!(
             "blobs/sha256/{}",
-            d.artifact_digest.to_hex()
+            d.artifact_digest.unwrap().to_hex()
         )))
         .unwrap();
         let artifact = SealArtifact::parse(&artifact).unwrap();
@@ -124,11 +124,11 @@ fn userspace_work_natively() {
         let config = read(d.config_path());
         let _ = Stored::<ImageConfig>::parse(config).unwrap();
         artifact
-            .check_subject(d.artifact_digest, &manifest)
+            .check_subject(d.artifact_digest.unwrap(), &manifest)
             .unwrap();
         for (role, blob) in [Role::Manifest, Role::Config, Role::Merged]
             .into_iter()
-            .zip(d.signature_blobs)
+            .zip(d.signature_blobs.iter())
         {
             let entry = artifact.entry(role).unwrap();
             let sig = read(format!("blobs/sha256/{}", blob.to_hex()));

@@ -8,7 +8,9 @@
 #
 # Build-host locations, overridable in any dracut.conf.d snippet:
 #   sealroot_prepare=/usr/bin/sealroot-prepare   the static initramfs binary
-#   sealroot_certs_dir=/etc/sealroot/certs.d     trusted X.509 certs (PEM or DER)
+#   sealroot_certs_dir=/etc/sealroot/certs.d     trusted X.509 certs (PEM or DER:
+#                                                *.pem, *.crt, *.cer, *.cert, *.der,
+#                                                the names sealroot-prepare reads)
 #   sealroot_config=/etc/sealroot/prepare.conf   optional configuration
 #   sealroot_unit_dir=$systemdsystemunitdir      sealroot-prepare.service and drop-ins
 #   sealroot_ipe_policy=/etc/sealroot/ipe/policy.p7s   optional signed IPE policy
@@ -16,6 +18,20 @@
 # The certificates, the configuration and the IPE policy are policy: they
 # are copied into the image exactly, to the same paths (/etc/sealroot/...).
 # Private keys are refused, and so is an unsigned IPE policy.
+#
+# An initramfs with this module boots sealed roots only: sealroot-prepare
+# runs on every boot (no selector is an error), ostree-prepare-root and
+# composefs-setup-root act only if it stood down as prepare.conf allows
+# ([boot] required = no), and initrd-switch-root.service switches only into
+# what sealroot-prepare mounted (drop-in: sealroot-prepare --check-switch-root).
+
+# The file names sealroot-prepare reads from certs.d (src/crypto/cert.rs,
+# cert_files_in(): CERT_EXTENSIONS); tests check that the lists agree.
+sealroot_cert_extensions=(pem crt cer cert der)
+
+# The drop-ins installed next to the unit: who may act in its slot, and the
+# switch-root gate.
+sealroot_dropins=(ostree-prepare-root composefs-setup-root initrd-switch-root)
 
 sealroot_defaults() {
     : "${sealroot_prepare:=/usr/bin/sealroot-prepare}"
@@ -64,15 +80,15 @@ sealroot_certs() {
         derror "sealroot: no trusted certificate directory $sealroot_certs_dir: sealroot-prepare would refuse every image (set sealroot_certs_dir=)"
         return 1
     fi
+    local names
+    names=$(printf '.%s, ' "${sealroot_cert_extensions[@]}")
+    names=${names%, }
     for cert in "$sealroot_certs_dir"/*; do
         [[ -f $cert ]] || continue
-        case $cert in
-            *.pem | *.crt | *.cer | *.der) ;;
-            *)
-                dwarning "sealroot: skipping $cert (certificates must end in .pem, .crt, .cer or .der)"
-                continue
-                ;;
-        esac
+        if ! sealroot_is_cert_name "$cert"; then
+            dwarning "sealroot: skipping $cert (sealroot-prepare reads only files ending in $names)"
+            continue
+        fi
         if grep -qa -- "PRIVATE KEY" "$cert"; then
             derror "sealroot: $cert contains a private key; only certificates belong in the initramfs"
             return 1
@@ -81,9 +97,18 @@ sealroot_certs() {
         count=$((count + 1))
     done
     if ((count == 0)); then
-        derror "sealroot: no certificates (*.pem, *.crt, *.cer, *.der) in $sealroot_certs_dir: sealroot-prepare would refuse every image"
+        derror "sealroot: no certificates (*${names//, /, *}) in $sealroot_certs_dir: sealroot-prepare would refuse every image"
         return 1
     fi
+}
+
+# Whether FILE's name ends in one of sealroot_cert_extensions.
+sealroot_is_cert_name() {
+    local ext
+    for ext in "${sealroot_cert_extensions[@]}"; do
+        [[ $1 == *."$ext" ]] && return 0
+    done
+    return 1
 }
 
 # called by dracut. Everything that can make the image useless or unsafe is
@@ -98,10 +123,13 @@ check() {
         derror "sealroot: $sealroot_prepare is missing or not executable (set sealroot_prepare= in dracut.conf.d)"
         return 1
     fi
-    if [[ ! -f $sealroot_unit_dir/sealroot-prepare.service ]]; then
-        derror "sealroot: no $sealroot_unit_dir/sealroot-prepare.service (set sealroot_unit_dir=)"
-        return 1
-    fi
+    local unit
+    for unit in sealroot-prepare.service "${sealroot_dropins[@]/%/.service.d/50-sealroot.conf}"; do
+        if [[ ! -f $sealroot_unit_dir/$unit ]]; then
+            derror "sealroot: no $sealroot_unit_dir/$unit (set sealroot_unit_dir=)"
+            return 1
+        fi
+    done
     sealroot_certs >/dev/null || return 1
     sealroot_ipe_check || return 1
     return 255
@@ -144,11 +172,20 @@ install() {
     local unit=sealroot-prepare.service other
     inst_simple "$sealroot_prepare" /usr/bin/sealroot-prepare || return 1
     inst_simple "$sealroot_unit_dir/$unit" "$systemdsystemunitdir/$unit" || return 1
-    # Stand the other root-preparing units down when our keys are present.
-    for other in ostree-prepare-root composefs-setup-root; do
+    # ostree-prepare-root/composefs-setup-root act only when sealroot stood
+    # down; the switch root happens only into what sealroot-prepare mounted.
+    for other in "${sealroot_dropins[@]}"; do
         inst_simple "$sealroot_unit_dir/$other.service.d/50-sealroot.conf" \
             "$systemdsystemunitdir/$other.service.d/50-sealroot.conf" || return 1
     done
+    # systemd.run= (systemd-run-generator) would run any command in the
+    # initrd from an editable command line, `systemctl switch-root` included,
+    # past the gate. dracut does not install it; make sure nobody did.
+    local generator="$initdir$systemdutildir/system-generators/systemd-run-generator"
+    if [[ -e $generator ]]; then
+        rm -f -- "$generator"
+        dinfo "sealroot: removed systemd-run-generator (systemd.run= on the kernel command line would run commands in the initrd)"
+    fi
     # Load the filesystems early (systemd-modules-load.service, which the
     # unit is ordered after) instead of relying on on-demand module requests.
     inst_dir /usr/lib/modules-load.d

@@ -1,11 +1,17 @@
 //! Layer application on arbitrary change lists: two fuzzed tar layers are
 //! read and applied to a tiny in-memory tree. Never panics; errors are
 //! fine.
+//!
+//! Input: a 2-byte little-endian count of 512-byte blocks in the first
+//! layer, then the first layer, then the second. Seeds: real layer pairs
+//! (fuzz/seeds/oci_apply, from GNU tar and umoci: whiteouts, opaque
+//! directories, hardlinks, symlinks). The custom mutator repairs the tar
+//! header checksums of both layers after most mutations.
 #![no_main]
 
 use std::collections::BTreeMap;
 
-use libfuzzer_sys::fuzz_target;
+use libfuzzer_sys::{fuzz_mutator, fuzz_target};
 use sealroot::oci::apply::{LayerTarget, NodeType, apply_layer};
 use sealroot::oci::import::import_layer;
 use sealroot::oci::layer::{EntryKind, LayerReader, Metadata};
@@ -65,16 +71,22 @@ impl LayerTarget for Tree {
     }
 }
 
+/// The two layers of an input: the 2-byte block count, clamped.
+fn split(data: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (head, rest) = data.split_first_chunk::<2>()?;
+    let cut = (usize::from(u16::from_le_bytes(*head)) * 512).min(rest.len());
+    Some(rest.split_at(cut))
+}
+
 fuzz_target!(|data: &[u8]| {
     let mut tree = Tree {
         nodes: vec![(true, None, BTreeMap::new())],
     };
     let sink = DigestOnlySink::default();
-    // Split the input into two layers at a fuzzed 512-byte boundary.
-    let cut = data
-        .first()
-        .map_or(0, |&b| (b as usize * 512).min(data.len()));
-    for tar in [&data[..cut], &data[cut..]] {
+    let Some((first, second)) = split(data) else {
+        return;
+    };
+    for tar in [first, second] {
         let desc = Descriptor::for_bytes(MediaType::OCI_LAYER_TAR, tar);
         let blob = VerifyingReader::new(tar, "fuzz", desc.digest, desc.size);
         let Ok(reader) = LayerReader::new(blob, &desc, DiffId(Sha256Digest::of(tar))) else {
@@ -87,4 +99,16 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
     }
+});
+
+fuzz_mutator!(|data: &mut [u8], size: usize, max_size: usize, seed: u32| {
+    let size = libfuzzer_sys::fuzzer_mutate(data, size, max_size);
+    // One mutation in eight keeps its broken checksums.
+    if seed % 8 != 0 && size >= 2 {
+        let cut = (usize::from(u16::from_le_bytes([data[0], data[1]])) * 512).min(size - 2);
+        let (first, second) = data[2..size].split_at_mut(cut);
+        sealroot_fuzz::fix_tar_checksums(first);
+        sealroot_fuzz::fix_tar_checksums(second);
+    }
+    size
 });

@@ -1,9 +1,11 @@
-//! OCI JSON documents (index, manifest, config) and the sealing artifact
-//! model: arbitrary bytes never panic; what parses keeps its exact bytes.
+//! OCI JSON documents (index, manifest, config), the sealing artifact model
+//! (with sealroot's binding record in its annotations) and inline sealing
+//! metadata: arbitrary bytes never panic; what parses keeps its exact bytes.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use sealroot::oci::artifact::SealArtifact;
+use sealroot::oci::inline::InlineSeal;
 use sealroot::oci::{ImageConfig, ImageIndex, ImageManifest, Stored};
 
 fuzz_target!(|data: &[u8]| {
@@ -23,6 +25,15 @@ fuzz_target!(|data: &[u8]| {
                 if let Ok(a) = SealArtifact::parse(&m) {
                     assert!(!a.entries.is_empty());
                     let _ = a.check_subject(m.digest(), &m);
+                    if let Some(b) = &a.binding {
+                        assert_eq!(b.record.algorithm, a.algorithm);
+                        assert_eq!(b.record.to_bytes(), b.bytes);
+                    }
+                }
+                // ... and as an inline-sealed image.
+                if let Ok(Some(s)) = InlineSeal::parse(&m) {
+                    assert_eq!(s.config.digest.algorithm(), s.algorithm.hash);
+                    assert_eq!(s.merged.digest.algorithm(), s.algorithm.hash);
                 }
             }
         }

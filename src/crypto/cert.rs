@@ -513,6 +513,11 @@ pub(crate) fn read_limited(path: &Path) -> Result<Vec<u8>, Error> {
     Ok(bytes)
 }
 
+/// The file name extensions of certificate files in a directory
+/// ([`Cert::load`], and so `sealroot-prepare`'s `certs.d`). The dracut
+/// module and `mkosi.postinst` install exactly these (tests compare).
+pub const CERT_EXTENSIONS: &[&str] = &["pem", "crt", "cer", "cert", "der"];
+
 /// Certificate files in a directory, sorted by name.
 pub(crate) fn cert_files_in(dir: &Path) -> Result<Vec<std::path::PathBuf>, Error> {
     let mut files = Vec::new();
@@ -522,7 +527,7 @@ pub(crate) fn cert_files_in(dir: &Path) -> Result<Vec<std::path::PathBuf>, Error
         let is_cert = path
             .extension()
             .and_then(|e| e.to_str())
-            .is_some_and(|e| matches!(e, "pem" | "crt" | "cer" | "cert" | "der"));
+            .is_some_and(|e| CERT_EXTENSIONS.contains(&e));
         let is_file = std::fs::metadata(&path)
             .map(|m| m.is_file())
             .unwrap_or(false);

@@ -4,10 +4,14 @@
 //! fields (PATH SIZE MODE NLINK UID GID RDEV MTIME PAYLOAD CONTENT DIGEST)
 //! then `KEY=VALUE` xattrs, all space-separated and escaped; a MODE starting
 //! with `@` makes the line a hardlink to the path in PAYLOAD (resolved after
-//! the whole file is read, so targets may come later). Where mkcomposefs
-//! silently accepts nonsense (numbers with signs or garbage the C parser
-//! ignores, digests that are not 64 hex digits, uid/gid beyond 32 bits) we
-//! reject it with the line number. *Strict* mode (mkcomposefs:
+//! the whole file is read, so targets may come later), and the inode is
+//! placed at the target's (non-`@`) line, as mkcomposefs places it
+//! ([`Tree::pin_primary`]). Where mkcomposefs silently accepts nonsense or
+//! writes bytes that do not follow from the line (numbers with signs,
+//! leading whitespace or garbage `strtoull` skips, digests that are not 64
+//! hex digits, an empty DIGEST on an external file, uid/gid beyond 32
+//! bits, nanoseconds beyond 999999999) we reject it with the line number:
+//! sealroot gives mkcomposefs' bytes or a refusal, never other bytes. *Strict* mode (mkcomposefs:
 //! `CFS_PARSE_STRICT`) also rejects a missing final newline, a non-zero
 //! RDEV on a non-device and a symlink whose SIZE is not its target length
 //! or that has CONTENT.
@@ -70,6 +74,12 @@ pub enum LineError {
     SymlinkContent,
     #[error("DIGEST must be 64 hex digits (an fs-verity sha256 digest), got {0:?}")]
     Digest(String),
+    #[error(
+        "DIGEST is empty or missing on a file stored outside the image; write `-` for no \
+         digest or the object's 64-hex fs-verity digest (mkcomposefs 1.0.8 records \
+         uninitialized memory as the digest of such a line)"
+    )]
+    EmptyDigest,
     #[error("xattr {0:?} has no '=' (escape '=' in xattr names as \\x3d)")]
     XattrNoEquals(String),
     #[error("xattrs take {0} bytes on one line; mkcomposefs allows at most 65535")]
@@ -106,8 +116,6 @@ struct Pending {
 struct Parser {
     opts: ParseOptions,
     tree: Option<Tree>,
-    /// Placeholder inode of each pending hardlink -> index in `pending`.
-    placeholders: HashMap<InodeId, usize>,
     pending: Vec<Pending>,
     /// The last parent directory looked up: dumpfiles list siblings together.
     last_parent: (Vec<u8>, Option<InodeId>),
@@ -120,7 +128,6 @@ pub fn parse(mut input: impl BufRead, opts: ParseOptions) -> Result<Tree, Error>
     let mut p = Parser {
         opts,
         tree: None,
-        placeholders: HashMap::new(),
         pending: Vec::new(),
         last_parent: (Vec::new(), None),
         scratch: Vec::new(),
@@ -212,6 +219,29 @@ fn mtime(raw: &[u8]) -> Result<Timestamp, LineError> {
     Ok(Timestamp { sec, nsec })
 }
 
+/// The directory and name of the entry `path` names, if its directory
+/// exists (trailing slashes ignored, as [`Tree::lookup_path`] does).
+fn entry_of<'p>(tree: &Tree, path: &'p [u8]) -> Option<(InodeId, &'p [u8])> {
+    let mut p = path;
+    while let Some(rest) = p.strip_suffix(b"/") {
+        p = rest;
+    }
+    let (dir, name) = split_path(p);
+    Some((tree.lookup_path(dir)?, name))
+}
+
+/// `(directory, name)` of a path, ignoring leading slashes.
+fn split_path(path: &[u8]) -> (&[u8], &[u8]) {
+    let mut p = path;
+    while let Some(rest) = p.strip_prefix(b"/") {
+        p = rest;
+    }
+    match p.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&p[..i], &p[i + 1..]),
+        None => (&b""[..], p),
+    }
+}
+
 fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -234,17 +264,7 @@ impl Parser {
     /// The parent directory of `path` and the entry name.
     fn parent_of(&mut self, path: &[u8]) -> Result<(InodeId, Vec<u8>), LineError> {
         let tree = self.tree.as_ref().ok_or(LineError::NoRoot)?;
-        let trimmed = {
-            let mut p = path;
-            while let Some(rest) = p.strip_prefix(b"/") {
-                p = rest;
-            }
-            p
-        };
-        let (dir, name) = match trimmed.iter().rposition(|&b| b == b'/') {
-            Some(i) => (&trimmed[..i], &trimmed[i + 1..]),
-            None => (&b""[..], trimmed),
-        };
+        let (dir, name) = split_path(path);
         let parent = if self.last_parent.1.is_some() && self.last_parent.0 == dir {
             self.last_parent.1
         } else {
@@ -305,7 +325,6 @@ impl Parser {
                 tree::Error::Exists { .. } => tree::Error::Exists { path: lossy(&path) },
                 e => e,
             })?;
-            self.placeholders.insert(placeholder, self.pending.len());
             self.pending.push(Pending {
                 line: self.lineno,
                 parent,
@@ -323,9 +342,13 @@ impl Parser {
         let mtime = mtime(f[7])?;
         let payload = self.optional("PAYLOAD", f[8])?;
         let content = self.optional("CONTENT", f[9])?;
+        let mut empty_digest = false;
         let digest = match self.optional("DIGEST", f[10])? {
             None => None,
-            Some(hex) if hex.is_empty() => None,
+            Some(hex) if hex.is_empty() => {
+                empty_digest = true;
+                None
+            }
             Some(hex) => Some(
                 std::str::from_utf8(&hex)
                     .ok()
@@ -367,6 +390,11 @@ impl Parser {
             }
             FileType::Regular => match &content {
                 Some(c) if !c.is_empty() => NewContent::Inline(c),
+                // mkcomposefs hex-decodes an empty DIGEST into an
+                // uninitialized buffer (`digest_to_raw` writes nothing) and
+                // records that buffer as the object's digest; the image
+                // would differ from ours, so refuse.
+                _ if size > 0 && empty_digest => return Err(LineError::EmptyDigest),
                 _ if payload.is_some() || digest.is_some() => NewContent::External {
                     payload: payload.as_deref(),
                     digest,
@@ -429,19 +457,24 @@ impl Parser {
     fn finish(mut self) -> Result<Tree, Error> {
         let mut tree = self.tree.take().ok_or(Error::Empty)?;
         let err = |line, error| Error::Line { line, error };
+        // The `@` lines by their entry, to follow chains of links to links
+        // to the non-`@` line (libcomposefs `follow_links`).
+        let at_lines: HashMap<(InodeId, &[u8]), usize> = self
+            .pending
+            .iter()
+            .enumerate()
+            .map(|(j, p)| ((p.parent, &p.name[..]), j))
+            .collect();
         // Resolve in reverse order of appearance, as mkcomposefs does, so
         // the same error wins when several lines are wrong.
         for i in (0..self.pending.len()).rev() {
             let p = &self.pending[i];
             let own = tree.lookup(p.parent, &p.name);
-            let mut target_path = p.target.clone();
+            let mut target_path = &p.target[..];
             let mut steps = 0;
-            let target = loop {
-                let t = tree.lookup_path(&target_path).ok_or_else(|| {
-                    err(
-                        p.line,
-                        LineError::HardlinkTargetMissing(lossy(&target_path)),
-                    )
+            let (target, entry) = loop {
+                let t = tree.lookup_path(target_path).ok_or_else(|| {
+                    err(p.line, LineError::HardlinkTargetMissing(lossy(target_path)))
                 })?;
                 if steps == 0 && Some(t) == own {
                     return Err(err(
@@ -452,15 +485,16 @@ impl Parser {
                         .into(),
                     ));
                 }
-                match self.placeholders.get(&t) {
+                let entry = entry_of(&tree, target_path);
+                match entry.and_then(|(dir, name)| at_lines.get(&(dir, name))) {
                     Some(&j) => {
                         steps += 1;
                         if steps > self.pending.len() {
                             return Err(err(p.line, LineError::HardlinkCycle(lossy(&p.target))));
                         }
-                        target_path = self.pending[j].target.clone();
+                        target_path = &self.pending[j].target;
                     }
-                    None => break t,
+                    None => break (t, entry),
                 }
             };
             if tree.is_dir(target) {
@@ -473,6 +507,12 @@ impl Parser {
                 ));
             }
             tree.retarget(p.parent, &p.name, target);
+            // mkcomposefs places the inode at its non-`@` line, wherever
+            // that is in depth-first order.
+            let (dir, name) = entry
+                .ok_or_else(|| err(p.line, LineError::HardlinkTargetMissing(lossy(target_path))))?;
+            tree.pin_primary(dir, name)
+                .map_err(|e| err(p.line, e.into()))?;
         }
         Ok(tree)
     }

@@ -1,20 +1,28 @@
 //! [`Tree`] to composefs-dump(5), exactly as `composefs-info dump` prints
 //! (`dump_node` in `tools/composefs-info.c`): depth-first in name order, the
-//! root as `/`; a hardlink line carries its inode's fields with `@` before
-//! the mode and the path of the inode's primary entry as PAYLOAD; xattrs in
-//! the order the tree holds them.
+//! root as `/`; a hardlinked inode's full line at its primary entry
+//! ([`Tree::primaries`]: the first in this order unless pinned), the other
+//! entries as lines with `@` before the mode and the primary's path as
+//! PAYLOAD; xattrs in the order the tree holds them.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
 
 use super::escape::{Style, escape_into};
-use crate::tree::{Content, InodeId, Tree};
+use crate::tree::{Content, InodeId, Primaries, Tree};
 
 /// Visits every entry depth-first in name order, calling `f(path, entry
-/// inode, is_link)`; the root comes first with path `/`. Iterative, so
-/// deep trees cannot overflow the stack.
-pub fn walk(
+/// inode, is_link)`, where `is_link` says the entry is not its inode's
+/// primary one ([`Tree::primaries`]); the root comes first with path `/`.
+/// Iterative, so deep trees cannot overflow the stack.
+pub fn walk(tree: &Tree, f: impl FnMut(&[u8], InodeId, bool) -> io::Result<()>) -> io::Result<()> {
+    walk_with(tree, &tree.primaries(), f)
+}
+
+/// [`walk`] with the tree's primaries already computed.
+fn walk_with(
     tree: &Tree,
+    primaries: &Primaries,
     mut f: impl FnMut(&[u8], InodeId, bool) -> io::Result<()>,
 ) -> io::Result<()> {
     f(b"/", tree.root(), false)?;
@@ -32,8 +40,9 @@ pub fn walk(
         let len = path.len();
         path.push(b'/');
         path.extend_from_slice(e.name);
-        f(&path, e.inode, e.is_link)?;
-        if !e.is_link && tree.is_dir(e.inode) {
+        let is_link = !primaries.is_primary(dir, idx, e.inode);
+        f(&path, e.inode, is_link)?;
+        if !is_link && tree.is_dir(e.inode) {
             stack.push((e.inode, 0, len));
         } else {
             path.truncate(len);
@@ -43,18 +52,18 @@ pub fn walk(
 }
 
 /// Paths of the primary entries of inodes that have hardlinks.
-pub fn primary_paths(tree: &Tree) -> HashMap<InodeId, Vec<u8>> {
+fn primary_paths(tree: &Tree, primaries: &Primaries) -> HashMap<InodeId, Vec<u8>> {
     let mut linked = HashMap::new();
-    let _ = walk(tree, |_, id, is_link| {
+    if primaries.is_empty() {
+        return linked;
+    }
+    let _ = walk_with(tree, primaries, |_, id, is_link| {
         if is_link {
             linked.insert(id, Vec::new());
         }
         Ok(())
     });
-    if linked.is_empty() {
-        return linked;
-    }
-    let _ = walk(tree, |path, id, is_link| {
+    let _ = walk_with(tree, primaries, |path, id, is_link| {
         if !is_link {
             if let Some(p) = linked.get_mut(&id) {
                 *p = path.to_vec();
@@ -114,12 +123,13 @@ pub fn format_line(
 
 /// Writes the whole tree as a dumpfile.
 pub fn write_dump(tree: &Tree, w: &mut impl Write) -> io::Result<()> {
-    let primaries = primary_paths(tree);
+    let primaries = tree.primaries();
+    let paths = primary_paths(tree, &primaries);
     let mut line = Vec::with_capacity(256);
-    walk(tree, |path, id, is_link| {
+    walk_with(tree, &primaries, |path, id, is_link| {
         line.clear();
         let target = if is_link {
-            primaries.get(&id).map(|p| p.as_slice())
+            paths.get(&id).map(|p| p.as_slice())
         } else {
             None
         };

@@ -16,7 +16,16 @@ fn parses_every_file_type() {
     let t = parse_bytes(SAMPLE, ParseOptions { strict: true }).unwrap();
     let file = t.lookup_path(b"/dir/file").unwrap();
     assert_eq!(t.lookup_path(b"/link"), Some(file));
-    assert!(t.entries(t.root()).any(|e| e.name == b"link" && e.is_link));
+    {
+        let root = t.root();
+        let p = t.primaries();
+        let (k, e) = t
+            .entries(root)
+            .enumerate()
+            .find(|(_, e)| e.name == b"link")
+            .unwrap();
+        assert!(!p.is_primary(root, k, e.inode));
+    }
     match t.content(file) {
         Content::External { payload, digest } => {
             assert_eq!(payload, Some(&b"ab/cdef"[..]));
@@ -205,4 +214,45 @@ fn hardlinks_to_symlinks_parse_and_round_trip() {
     );
     let t2 = parse_bytes(&d1, ParseOptions { strict: true }).unwrap();
     assert_eq!(to_bytes(&t2), d1);
+}
+
+/// mkcomposefs places a hardlinked inode at its non-`@` line, even when an
+/// `@` line comes first depth-first; the dump printed back keeps that.
+#[test]
+fn the_non_at_line_is_the_primary_wherever_it_is() {
+    let dump = b"/ 4096 40755 2 0 0 0 0.0 - - -
+/a 0 @100644 3 0 0 0 0.0 /b - -
+/b 0 @100644 3 0 0 0 0.0 /c - -
+/c 0 100644 3 0 0 0 0.0 - - -
+";
+    let t = parse_bytes(dump, ParseOptions { strict: true }).unwrap();
+    let root = t.root();
+    let p = t.primaries();
+    let c = t.lookup(root, b"c").unwrap();
+    assert!(p.is_primary(root, 2, c));
+    assert!(!p.is_primary(root, 0, c));
+    let printed = String::from_utf8(to_bytes(&t)).unwrap();
+    assert!(
+        printed.contains("/a 0 @100644 3 0 0 0 0.0 /c - -\n"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("/c 0 100644 3 0 0 0 0.0 - - -\n"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn an_empty_digest_on_an_external_file_is_refused() {
+    let e = err_of(
+        "/ 4096 40755 2 0 0 0 0.0 - - -\n/f 9 100644 1 0 0 0 0.0 ab/cd - \n",
+        false,
+    );
+    assert!(e.contains("line 2: DIGEST is empty or missing"), "{e}");
+    // Where the digest is unused (inline or empty files), it is harmless.
+    parse_bytes(
+        b"/ 4096 40755 2 0 0 0 0.0 - - -\n/f 0 100644 1 0 0 0 0.0 ab/cd - \n",
+        ParseOptions::default(),
+    )
+    .unwrap();
 }

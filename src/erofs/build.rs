@@ -15,7 +15,8 @@
 //! - every directory gets `.` and `..`; directory link counts become 2 +
 //!   subdirectories;
 //! - inodes are numbered breadth-first, children in name order, each
-//!   hardlinked inode at the place of its primary entry.
+//!   hardlinked inode at the place of its primary entry (`Tree::primaries`:
+//!   the first in depth-first name order unless a dumpfile pinned another).
 
 use std::collections::HashMap;
 
@@ -37,8 +38,9 @@ const USER_OPAQUE: &[u8] = b"user.overlay.opaque";
 const ACL_ACCESS: &[u8] = b"system.posix_acl_access";
 const ACL_DEFAULT: &[u8] = b"system.posix_acl_default";
 
-/// `FS_VERITY_HASH_ALG_SHA256`, the algorithm byte of the metacopy xattr.
-const METACOPY_ALG_SHA256: u8 = 1;
+/// Size of `struct ovl_metacopy`'s header (`OVL_METACOPY_MIN_SIZE`):
+/// version, len, flags, digest_algo.
+const METACOPY_HEADER: usize = 4;
 
 /// Byte strings stored once each, in one arena: an image has a few
 /// distinct xattr names but up to two distinct values (digest, backing
@@ -149,9 +151,6 @@ pub fn choose_version(tree: &Tree, min: u32, max: u32) -> u32 {
     let mut stack = vec![tree.root()];
     while let Some(dir) = stack.pop() {
         for e in tree.entries(dir) {
-            if e.is_link {
-                continue;
-            }
             if is_whiteout(tree, e.inode) {
                 return 1;
             }
@@ -237,7 +236,13 @@ impl<'t> Image<'t> {
             };
             if !matches!(tree.content(id), Content::Inline(_)) {
                 if let Some(d) = digest {
-                    metacopy.extend_from_slice(&[0, 4 + 32, 0, METACOPY_ALG_SHA256]);
+                    // `struct ovl_metacopy` (fs/overlayfs/overlayfs.h):
+                    // version 0, len = header + digest bytes, flags 0,
+                    // digest_algo = FS_VERITY_HASH_ALG_* of the digest;
+                    // `ovl_validate_verity` requires algorithm, length and
+                    // bytes to equal the data file's fs-verity digest.
+                    let len = (METACOPY_HEADER + d.as_bytes().len()) as u8;
+                    metacopy.extend_from_slice(&[0, len, 0, d.algorithm().kernel_id()]);
                     metacopy.extend_from_slice(d.as_bytes());
                 }
                 list.set(METACOPY, metacopy.as_slice());
@@ -303,6 +308,13 @@ impl<'t> Image<'t> {
             }
             _ => Data::None,
         };
+        match tree.file_type(id) {
+            FileType::Symlink | FileType::Regular | FileType::Directory => {}
+            // Devices, fifos and sockets have no content: mkcomposefs
+            // writes i_size 0 whatever the dump's SIZE says
+            // (`write_erofs_inode`, lcfs-writer-erofs.c).
+            _ => node.size = 0,
+        }
         if let Data::Symlink(t) = node.data {
             node.size = t.len() as u64;
         }
@@ -352,6 +364,7 @@ impl<'t> Image<'t> {
         };
         img.nodes
             .push(Self::node_for(tree, root, 0, b"").map_err(|_| WriteError::Internal("root"))?);
+        let primaries = tree.primaries();
         // Tree inode -> node, for resolving hardlinks.
         let mut node_of: Vec<u32> = vec![u32::MAX; tree.inode_count()];
         let mut tree_inode: Vec<Option<InodeId>> = vec![Some(root)];
@@ -371,9 +384,9 @@ impl<'t> Image<'t> {
             };
             let is_dir = matches!(img.nodes[i].data, Data::Dir { .. });
             let holds_whiteouts = is_dir
-                && tree
-                    .entries(id)
-                    .any(|e| !e.is_link && is_whiteout(tree, e.inode));
+                && tree.entries(id).enumerate().any(|(k, e)| {
+                    is_whiteout(tree, e.inode) && primaries.is_primary(id, k, e.inode)
+                });
             let (mut redirect, mut metacopy) = (Vec::new(), Vec::new());
             let list = Self::rewritten_xattrs(
                 tree,
@@ -395,8 +408,9 @@ impl<'t> Image<'t> {
             scratch.clear();
             scratch.push((b".", Kind::Dot));
             scratch.push((b"..", Kind::DotDot));
-            for e in tree.entries(id) {
-                scratch.push((e.name, Kind::Entry(e.inode, e.is_link)));
+            for (k, e) in tree.entries(id).enumerate() {
+                let is_link = !primaries.is_primary(id, k, e.inode);
+                scratch.push((e.name, Kind::Entry(e.inode, is_link)));
             }
             if i == 0 {
                 for name in WHITEOUT_NAMES.iter() {

@@ -493,8 +493,18 @@ fn node_parts<'a>(
                 }
             }
         } else if name == METACOPY {
-            if ft == FileType::Regular && value.len() == 36 {
-                let d = FsVerityDigest::new(HashAlgorithm::Sha256, &value[4..])
+            // 36 bytes: a sha256 digest, taken as libcomposefs does
+            // (`lcfs_node_set_fsverity_digest`, whatever the algorithm
+            // byte). 68 bytes with algorithm 2: a sha512 digest, as
+            // composefs-rs writes for sha512 repositories (libcomposefs
+            // 1.0 ignores those).
+            let algorithm = match value.len() {
+                36 => Some(HashAlgorithm::Sha256),
+                68 if value[3] == HashAlgorithm::Sha512.kernel_id() => Some(HashAlgorithm::Sha512),
+                _ => None,
+            };
+            if let (FileType::Regular, Some(algorithm)) = (ft, algorithm) {
+                let d = FsVerityDigest::new(algorithm, &value[4..])
                     .map_err(|e| bad(nid, e.to_string()))?;
                 match &mut parsed {
                     Parsed::External { digest, .. } => *digest = Some(d),

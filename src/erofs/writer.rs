@@ -50,9 +50,7 @@ pub enum WriteError {
     FileTooLarge { path: String, size: u64 },
     #[error("{path}: its xattrs need {size} bytes, more than an EROFS inode can index; drop some")]
     XattrsTooLarge { path: String, size: u64 },
-    #[error(
-        "a hardlink names an inode that has no primary entry; call Tree::normalize_links() after removing entries"
-    )]
+    #[error("internal error in the EROFS writer: a hardlink names an inode placed nowhere")]
     OrphanLink,
     #[error("hardlink {name:?} points to a directory; directories cannot be hardlinked")]
     DirectoryHardlink { name: String },

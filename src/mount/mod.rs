@@ -215,6 +215,24 @@ impl DetachedMount {
         })
     }
 
+    /// Sets mount attributes (`MOUNT_ATTR_NOSUID`, `MOUNT_ATTR_NODEV`, ...)
+    /// on this detached mount, and on every mount below it when
+    /// `recursive` (`mount_setattr(2)`, `AT_RECURSIVE`): a clone keeps the
+    /// flags of its original, so a bind of untrusted storage gets its
+    /// `nosuid,nodev` here, before it is attached anywhere.
+    pub fn set_attrs(&self, attrs: MountAttrFlags, recursive: bool) -> Result<()> {
+        crate::sys::mount::set_attrs(&self.fd, attrs, recursive).map_err(|e| {
+            Error::new(
+                format!(
+                    "mount_setattr({}, {attrs:?}{})",
+                    self.what,
+                    if recursive { ", AT_RECURSIVE" } else { "" }
+                ),
+                e,
+            )
+        })
+    }
+
     /// Attaches the mount at `target` (`move_mount`).
     pub fn attach(self, target: &Path) -> Result<()> {
         rustix::mount::move_mount(
@@ -280,22 +298,25 @@ pub fn detach(path: &Path) -> Result<()> {
         .map_err(|e| Error::new(format!("umount2({}, MNT_DETACH)", path.display()), e))
 }
 
+/// The id of the mount `path` is on (`statx(STATX_MNT_ID)`; the same ids
+/// as the first field of `/proc/self/mountinfo`). The last component is
+/// not followed if it is a symlink.
+pub fn mount_id(path: &Path) -> std::io::Result<u64> {
+    use rustix::fs::{AtFlags, StatxFlags, statx};
+    statx(
+        rustix::fs::CWD,
+        path,
+        AtFlags::SYMLINK_NOFOLLOW,
+        StatxFlags::MNT_ID,
+    )
+    .map(|s| s.stx_mnt_id)
+    .map_err(std::io::Error::from)
+}
+
 /// Whether `path` is a mount point: its mount id differs from its parent's
 /// (`statx(STATX_MNT_ID)`).
 pub fn is_mount_point(path: &Path) -> std::io::Result<bool> {
-    use rustix::fs::{AtFlags, StatxFlags, statx};
-    let parent = path.join("..");
-    let id = |p: &Path| {
-        statx(
-            rustix::fs::CWD,
-            p,
-            AtFlags::SYMLINK_NOFOLLOW,
-            StatxFlags::MNT_ID,
-        )
-        .map(|s| s.stx_mnt_id)
-        .map_err(std::io::Error::from)
-    };
-    Ok(id(path)? != id(&parent)?)
+    Ok(mount_id(path)? != mount_id(&path.join(".."))?)
 }
 
 /// A NUL-free C string of a path (for messages from callers that build

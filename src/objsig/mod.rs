@@ -42,9 +42,9 @@ use crate::verity::{BlockSize, FsVerityDigest, HashAlgorithm};
 use splice::Template;
 
 /// The artifact layer's media type.
-pub const MEDIA_TYPE: &str = "application/vnd.sealroot.object-signatures.v1";
+pub const MEDIA_TYPE: &str = crate::oci::MediaType::SEALROOT_OBJECT_SIGNATURES;
 /// The annotation on that layer: the number of entries (informational).
-pub const COUNT_ANNOTATION: &str = "sealroot.object-signatures.count";
+pub const COUNT_ANNOTATION: &str = crate::oci::keys::OBJECT_SIGNATURES_COUNT;
 
 const MAGIC: &[u8; 8] = b"SRObjSig";
 const VERSION: u8 = 1;

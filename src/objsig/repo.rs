@@ -9,18 +9,34 @@ use crate::oci::stored::Stored;
 use crate::oci::{Descriptor, Sha256Digest};
 use crate::repo::Repository;
 use crate::repo::json::Deployment;
+use crate::repo::store::MAX_BLOB_SIZE;
 use crate::verity::FsVerityDigest;
 
 use super::{Bundle, MAX_BUNDLE, MEDIA_TYPE};
 
-/// The bundle of deployment `d` (`None`: its artifact has none), read and
-/// checked (sha256 against the artifact's descriptor, format).
+/// The bundle of deployment `d` (`None`: its artifact has none, or it was
+/// sealed inline and has no artifact), read and checked (sha256 against the
+/// artifact's descriptor, format). Both files are read through the
+/// repository's [`Dir`](crate::repo::dir::Dir) (no symlink, no special or
+/// hard-linked file, nothing outside the repository).
 pub fn deployment_bundle(repo: &Repository, d: &Deployment) -> Result<Option<Bundle>, String> {
-    let apath = repo.blob_path(&d.artifact);
-    let bytes = std::fs::read(&apath).map_err(|e| format!("{}: {e}", apath.display()))?;
+    let Some(artifact) = &d.artifact else {
+        return Ok(None);
+    };
+    let arel = repo.blob_rel(artifact);
+    let bytes = repo
+        .read_file(&arel, MAX_BLOB_SIZE)
+        .map_err(|e| e.to_string())?;
+    let apath = repo.display(&arel);
+    if Sha256Digest::of(&bytes) != *artifact {
+        return Err(format!(
+            "{}: sha256 of the content differs from the name (altered)",
+            apath.display()
+        ));
+    }
     let stored =
         Stored::<ImageManifest>::parse(bytes).map_err(|e| format!("{}: {e}", apath.display()))?;
-    let artifact = SealArtifact::parse(&stored).map_err(|e| e.to_string())?;
+    let artifact = SealArtifact::parse(&stored).map_err(|e| format!("{}: {e}", apath.display()))?;
     let Some(desc) = artifact.extension(MEDIA_TYPE) else {
         return Ok(None);
     };
@@ -28,7 +44,8 @@ pub fn deployment_bundle(repo: &Repository, d: &Deployment) -> Result<Option<Bun
 }
 
 fn read_blob(repo: &Repository, desc: &Descriptor) -> Result<Bundle, String> {
-    let path = repo.blob_path(&desc.digest);
+    let rel = repo.blob_rel(&desc.digest);
+    let path = repo.display(&rel);
     if desc.size > MAX_BUNDLE as u64 {
         return Err(format!(
             "{}: {} bytes, too large",
@@ -36,11 +53,11 @@ fn read_blob(repo: &Repository, desc: &Descriptor) -> Result<Bundle, String> {
             desc.size
         ));
     }
-    let bytes = std::fs::read(&path).map_err(|e| {
+    let bytes = repo.read_file(&rel, desc.size).map_err(|e| {
+        let missing = matches!(&e, crate::repo::Error::Path(p) if p.is_not_found());
         format!(
-            "object signature bundle {}: {e}{}",
-            path.display(),
-            if e.kind() == std::io::ErrorKind::NotFound {
+            "object signature bundle: {e}{}",
+            if missing {
                 " (deployed by a sealroot without object signature support? deploy again)"
             } else {
                 ""
@@ -63,18 +80,18 @@ pub struct RepoBundles(Vec<Bundle>);
 impl RepoBundles {
     pub fn load(repo: &Repository) -> Result<RepoBundles, crate::repo::Error> {
         let mut out = Vec::new();
-        for (dir, d) in repo.deployments()? {
-            let Ok(d) = d else { continue };
+        for found in repo.deployments()? {
+            let Ok(d) = &found.deployment else { continue };
             if d.signatures == crate::repo::SignatureMode::Detached {
                 continue;
             }
-            match deployment_bundle(repo, &d) {
+            match deployment_bundle(repo, d) {
                 Ok(Some(b)) => out.push(b),
                 Ok(None) => {}
                 Err(e) => {
                     return Err(crate::repo::Error::Refused(format!(
                         "{}: {e}",
-                        dir.display()
+                        found.path.display()
                     )));
                 }
             }

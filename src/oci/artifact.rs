@@ -26,14 +26,24 @@
 //! Validation is strict: wrong order, duplicate roles, mixed algorithms,
 //! mixed spellings, unknown roles and missing required roles are errors.
 //!
-//! sealroot extensions: layers whose media type starts with
-//! [`EXTENSION_PREFIX`] (`application/vnd.sealroot.`) may follow the
-//! signature layers (e.g. the per-object signature bundle, `objsig`);
-//! they are kept in [`SealArtifact::extensions`] and carry no role. Other
-//! readers may ignore them (docs/sealing.md).
 //! The spec makes manifest and config signatures optional only when there
 //! are no signatures at all; since every layer of this artifact *is* a
 //! signature, manifest, config and merged are all required.
+//!
+//! sealroot's extensions, which readers that do not know them ignore:
+//! - a signed binding record in the artifact's top-level annotations
+//!   (`sealroot.binding.v1*`, [`super::binding`]); any other `sealroot.*`
+//!   key there is an error;
+//! - extension layers after all signature layers, of a media type below
+//!   [`EXTENSION_PREFIX`] (`application/vnd.sealroot.`) that this module
+//!   knows ([`EXTENSION_LAYERS`]: today the per-object signature bundle,
+//!   `objsig`, docs/sealing.md), each at most once; they carry no role and
+//!   are kept in [`SealArtifact::extensions`]. An unknown sealroot media
+//!   type, a signature layer after an extension, or an extension in a
+//!   draft artifact is an error.
+//!
+//! Layers are told apart by media type in [`layer_kind`], the one place
+//! that knows them.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -41,8 +51,10 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
+use super::binding::SignedBinding;
 use super::descriptor::Descriptor;
 use super::digest::{ManifestDigest, Sha256Digest};
+use super::keys::{self, KeyRole};
 use super::manifest::ImageManifest;
 use super::media_type::MediaType;
 use super::stored::Stored;
@@ -59,6 +71,13 @@ pub const EMPTY_JSON: &[u8] = b"{}";
 
 /// Media type prefix of sealroot's extension layers.
 pub const EXTENSION_PREFIX: &str = "application/vnd.sealroot.";
+
+/// The extension layers this sealroot knows: media type, and the
+/// `sealroot.*` annotation keys such a layer may carry.
+pub const EXTENSION_LAYERS: &[(&str, &[&str])] = &[(
+    MediaType::SEALROOT_OBJECT_SIGNATURES,
+    &[keys::OBJECT_SIGNATURES_COUNT],
+)];
 
 const DRAFT_ALGORITHM: &str = "composefs.algorithm";
 const DRAFT_TYPE: &str = "composefs.signature.type";
@@ -202,7 +221,10 @@ pub struct SealArtifact {
     /// The signed image manifest.
     pub subject: Descriptor,
     pub entries: Vec<SignatureEntry>,
-    /// sealroot extension layers after the signatures, in order.
+    /// sealroot's signed binding record, when the artifact carries one.
+    pub binding: Option<SignedBinding>,
+    /// sealroot's extension layers after the signatures, in order (each
+    /// media type at most once).
     pub extensions: Vec<Descriptor>,
 }
 
@@ -286,22 +308,20 @@ impl SealArtifact {
                 subject.media_type
             )));
         }
-        let is_extension = |d: &Descriptor| d.media_type.as_str().starts_with(EXTENSION_PREFIX);
         let split = manifest
             .layers
             .iter()
-            .position(is_extension)
+            .position(|d| layer_kind(d) == LayerKind::Extension)
             .unwrap_or(manifest.layers.len());
         let (layers, extensions) = manifest.layers.split_at(split);
-        if let Some(i) = extensions.iter().position(|d| !is_extension(d)) {
-            return Err(ArtifactError::Entry {
-                artifact,
-                index: split + i,
-                reason: format!(
-                    "a {} layer after the sealroot extensions; extensions come last",
-                    extensions[i].media_type
-                ),
-            });
+        for (i, d) in extensions.iter().enumerate() {
+            check_extension(artifact, split + i, d, &extensions[..i])?;
+        }
+        if !extensions.is_empty() && format == ArtifactFormat::SignatureDraft {
+            return Err(structure(format!(
+                "a {} layer: sealroot's extension layers belong only in a metadata.v1 artifact",
+                extensions[0].media_type
+            )));
         }
         if layers.is_empty() {
             return Err(structure("no signature layers".into()));
@@ -346,11 +366,30 @@ impl SealArtifact {
         if let Some(&role) = required.iter().find(|&&r| !has(r)) {
             return Err(ArtifactError::Missing { artifact, role });
         }
+        let binding = match format {
+            ArtifactFormat::MetadataV1 => {
+                SignedBinding::from_annotations(&manifest.annotations, algorithm)
+                    .map_err(structure)?
+            }
+            ArtifactFormat::SignatureDraft => {
+                if let Some(k) = manifest
+                    .annotations
+                    .keys()
+                    .find(|k| k.starts_with(keys::SEALROOT))
+                {
+                    return Err(structure(format!(
+                        "{k}: a binding record belongs only in a metadata.v1 artifact"
+                    )));
+                }
+                None
+            }
+        };
         Ok(SealArtifact {
             format,
             algorithm,
             subject,
             entries,
+            binding,
             extensions: extensions.to_vec(),
         })
     }
@@ -404,7 +443,93 @@ impl SealArtifact {
     }
 }
 
-fn check_blob(
+/// What a layer of a sealing artifact is, by its media type: the one place
+/// layer kinds are told apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LayerKind {
+    /// The spec's signature layer (one DER PKCS#7).
+    Signature,
+    /// A sealroot extension layer (known or not: [`check_extension`]
+    /// decides).
+    Extension,
+    Unknown,
+}
+
+fn layer_kind(d: &Descriptor) -> LayerKind {
+    let t = d.media_type.as_str();
+    if t == MediaType::COMPOSEFS_SIGNATURE_PKCS7 {
+        LayerKind::Signature
+    } else if t.starts_with(EXTENSION_PREFIX) {
+        LayerKind::Extension
+    } else {
+        LayerKind::Unknown
+    }
+}
+
+/// Checks extension layer `index` (after all signature layers; `before`
+/// are the extensions ahead of it): a media type this sealroot knows, once,
+/// not empty, and only its own annotations.
+fn check_extension(
+    artifact: Sha256Digest,
+    index: usize,
+    d: &Descriptor,
+    before: &[Descriptor],
+) -> Result<(), ArtifactError> {
+    let entry = |reason: String| ArtifactError::Entry {
+        artifact,
+        index,
+        reason,
+    };
+    match layer_kind(d) {
+        LayerKind::Extension => {}
+        LayerKind::Signature => {
+            return Err(entry(
+                "a signature layer after sealroot's extension layers; extensions come last".into(),
+            ));
+        }
+        LayerKind::Unknown => {
+            return Err(entry(format!(
+                "media type is {}, after sealroot's extension layers (which come last)",
+                d.media_type
+            )));
+        }
+    }
+    let Some((_, allowed)) = EXTENSION_LAYERS
+        .iter()
+        .find(|(t, _)| *t == d.media_type.as_str())
+    else {
+        return Err(entry(format!(
+            "unknown sealroot extension layer {} (this sealroot knows {}); written by a newer \
+             sealroot?",
+            d.media_type,
+            EXTENSION_LAYERS
+                .iter()
+                .map(|(t, _)| *t)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    };
+    if before.iter().any(|b| b.media_type == d.media_type) {
+        return Err(entry(format!("a second {} layer", d.media_type)));
+    }
+    if d.size == 0 {
+        return Err(entry(format!("an empty {} layer", d.media_type)));
+    }
+    for key in d.annotations.keys() {
+        if key.starts_with(keys::COMPOSEFS)
+            || (key.starts_with(keys::SEALROOT) && !allowed.contains(&key.as_str()))
+        {
+            return Err(entry(format!(
+                "annotation {key} does not belong on a {} layer",
+                d.media_type
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a signature layer.
+fn check_layer(
     artifact: Sha256Digest,
     index: usize,
     blob: &Descriptor,
@@ -414,9 +539,10 @@ fn check_blob(
         index,
         reason,
     };
-    if blob.media_type != MediaType::COMPOSEFS_SIGNATURE_PKCS7 {
+    if layer_kind(blob) != LayerKind::Signature {
         return Err(entry(format!(
-            "media type is {}, expected {}",
+            "media type is {}, expected {}: a sealing artifact carries signature layers (and \
+             sealroot's extension layers after them) only",
             blob.media_type,
             MediaType::COMPOSEFS_SIGNATURE_PKCS7
         )));
@@ -436,46 +562,37 @@ fn parse_digest(
     alg: VerityAlgorithm,
     hex: &str,
 ) -> Result<FsVerityDigest, ArtifactError> {
-    let ok = hex.len() == 2 * alg.hash.digest_size()
-        && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    let parsed = ok
-        .then(|| FsVerityDigest::from_hex(alg.hash, hex).ok())
-        .flatten();
-    parsed.ok_or_else(|| ArtifactError::Entry {
+    keys::parse_digest(alg, hex).map_err(|reason| ArtifactError::Entry {
         artifact,
         index,
-        reason: format!(
-            "digest {hex:?} is not {} lower-case hex digits ({} fs-verity digest)",
-            2 * alg.hash.digest_size(),
-            alg.hash
-        ),
+        reason,
     })
 }
 
-/// Splits `composefs.<role>.<fsverity-alg-bits>`.
-fn parse_role_key(key: &str) -> Result<(Role, &str), String> {
-    let rest = key
-        .strip_prefix("composefs.")
-        .ok_or("not a composefs key")?;
-    let at = rest
-        .find(".fsverity-")
-        .ok_or_else(|| format!("annotation {key:?} names no fsverity-<alg>-<bits> algorithm"))?;
-    let (role, alg) = (&rest[..at], &rest[at + 1..]);
-    let role = match role {
-        "manifest" => Role::Manifest,
-        "config" => Role::Config,
-        "merged.erofs.v1" => Role::Merged,
-        "merged.bootable.erofs.v1" => Role::MergedBootable,
-        "layer.erofs.v1" => {
+/// The role of a signature layer's `composefs.<role>.<alg>` key.
+fn parse_role_key(key: &str) -> Result<(Role, VerityAlgorithm), String> {
+    let k = keys::parse(key)?.ok_or("not a composefs key")?;
+    if k.signature {
+        return Err(format!(
+            "{key}: a signature layer's annotation names the digest it signs, without .sig"
+        ));
+    }
+    let role = match k.role {
+        KeyRole::Manifest => Role::Manifest,
+        KeyRole::Config => Role::Config,
+        KeyRole::Merged => Role::Merged,
+        KeyRole::MergedBootable => Role::MergedBootable,
+        KeyRole::Layer => {
             return Err("per-layer EROFS entries belong in image manifests (inline mode), not in a sealing artifact".into());
         }
-        other => {
+        KeyRole::Binding => {
             return Err(format!(
-                "unknown role {other:?} (known: manifest, config, merged.erofs.v1, merged.bootable.erofs.v1)"
+                "{key}: the binding record travels in the artifact's annotations, not as a \
+                 signature layer"
             ));
         }
     };
-    Ok((role, alg))
+    Ok((role, k.algorithm))
 }
 
 fn parse_current(
@@ -497,7 +614,7 @@ fn parse_current(
             index,
             reason,
         };
-        check_blob(artifact, index, layer)?;
+        check_layer(artifact, index, layer)?;
         if layer.annotations.contains_key(DRAFT_TYPE)
             || layer.annotations.contains_key(DRAFT_DIGEST)
         {
@@ -508,7 +625,7 @@ fn parse_current(
         let keys: Vec<(&String, &String)> = layer
             .annotations
             .iter()
-            .filter(|(k, _)| k.starts_with("composefs."))
+            .filter(|(k, _)| k.starts_with(keys::COMPOSEFS) || k.starts_with(keys::SEALROOT))
             .collect();
         let (key, value) = match keys.as_slice() {
             [one] => *one,
@@ -525,9 +642,6 @@ fn parse_current(
             }
         };
         let (role, alg) = parse_role_key(key).map_err(entry)?;
-        let alg: VerityAlgorithm = alg
-            .parse()
-            .map_err(|e: AlgorithmError| entry(e.to_string()))?;
         match algorithm {
             None => algorithm = Some(alg),
             Some(first) if first != alg => {
@@ -573,7 +687,7 @@ fn parse_draft(
             index,
             reason,
         };
-        check_blob(artifact, index, layer)?;
+        check_layer(artifact, index, layer)?;
         if let Some(k) = layer
             .annotations
             .keys()
@@ -630,25 +744,31 @@ struct ManifestOut<'a> {
     config: &'a Descriptor,
     layers: &'a [Descriptor],
     subject: &'a Descriptor,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<String, String>,
 }
 
 /// Builds a current-format artifact signing `subject` (the descriptor of
 /// the image manifest's stored bytes). `signatures` are (role, signed
-/// fs-verity digest, DER PKCS#7) in the required order.
+/// fs-verity digest, DER PKCS#7) in the required order; `binding`, when
+/// given, goes into the artifact's annotations.
 pub fn build(
     subject: &Descriptor,
     algorithm: VerityAlgorithm,
     signatures: &[(Role, FsVerityDigest, Vec<u8>)],
+    binding: Option<&SignedBinding>,
 ) -> Result<BuiltArtifact, ArtifactError> {
-    build_with_extensions(subject, algorithm, signatures, &[])
+    build_with_extensions(subject, algorithm, signatures, binding, &[])
 }
 
 /// [`build`] plus sealroot extension layers (descriptor with its media type
-/// and annotations, blob), appended after the signatures.
+/// and annotations, blob), appended after the signatures; only the kinds
+/// [`EXTENSION_LAYERS`] lists (the built artifact is parsed back).
 pub fn build_with_extensions(
     subject: &Descriptor,
     algorithm: VerityAlgorithm,
     signatures: &[(Role, FsVerityDigest, Vec<u8>)],
+    binding: Option<&SignedBinding>,
     extensions: &[(Descriptor, Vec<u8>)],
 ) -> Result<BuiltArtifact, ArtifactError> {
     let err = |s: String| ArtifactError::Build(s);
@@ -674,7 +794,7 @@ pub fn build_with_extensions(
         blobs.push((d, der.clone()));
     }
     for (d, blob) in extensions {
-        if !d.media_type.as_str().starts_with(EXTENSION_PREFIX) {
+        if layer_kind(d) != LayerKind::Extension {
             return Err(err(format!(
                 "extension layer of type {} does not start with {EXTENSION_PREFIX}",
                 d.media_type
@@ -683,8 +803,7 @@ pub fn build_with_extensions(
         let mut layer = Descriptor::for_bytes(d.media_type.as_str(), blob);
         layer.annotations = d.annotations.clone();
         layers.push(layer.clone());
-        let d = layer;
-        blobs.push((d, blob.clone()));
+        blobs.push((layer, blob.clone()));
     }
     let bare_subject = subject.bare();
     let out = ManifestOut {
@@ -694,6 +813,7 @@ pub fn build_with_extensions(
         config: &config,
         layers: &layers,
         subject: &bare_subject,
+        annotations: binding.map(SignedBinding::annotations).unwrap_or_default(),
     };
     let manifest = serde_json::to_vec(&out).map_err(|e| err(e.to_string()))?;
     // Validate what we built with the same rules a reader applies.

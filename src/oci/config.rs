@@ -9,6 +9,13 @@ use super::digest::DiffId;
 use super::platform::Platform;
 use super::stored::Document;
 
+/// The label composefs-rs puts into a sealed image's config
+/// (`config.Labels`): the merged EROFS's fs-verity digest in hex
+/// (composefs-rs `crates/composefs-oci/src/oci_image.rs`). A signed config
+/// carrying it binds config and EROFS; `sealroot oci seal --inline`
+/// writes it.
+pub const COMPOSEFS_SEAL_LABEL: &str = "containers.composefs.fsverity";
+
 /// The parts of an image config sealroot reads. Everything else stays in the
 /// stored bytes untouched.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +82,16 @@ impl Document for ImageConfig {
 }
 
 impl ImageConfig {
+    /// The [`COMPOSEFS_SEAL_LABEL`] value, if the config has one.
+    pub fn seal_label(&self) -> Option<&str> {
+        self.config
+            .as_ref()?
+            .labels
+            .as_ref()?
+            .get(COMPOSEFS_SEAL_LABEL)
+            .map(String::as_str)
+    }
+
     pub fn platform(&self) -> Platform {
         Platform {
             architecture: self.architecture.clone(),

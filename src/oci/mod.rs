@@ -9,7 +9,9 @@
 //! [`config`], [`stored`] (documents kept as their exact bytes),
 //! [`verify`] (blob verification while reading), [`reference`]
 //! (`oci:DIR[:TAG|@sha256:D]`, `oci-archive:FILE[:TAG]`), [`artifact`]
-//! (sealing artifact model, parse, build).
+//! (sealing artifact model, parse, build), [`inline`] (inline sealing
+//! metadata in an image manifest), [`binding`] (sealroot's signed binding
+//! record), [`keys`] (the annotation key scheme all three share).
 //!
 //! Host side (`host` feature): `layout` and `archive` (reading images),
 //! `layer` (one layer as a stream of validated changes), `sink` (where file
@@ -75,10 +77,13 @@
 //! sequential.
 
 pub mod artifact;
+pub mod binding;
 pub mod config;
 pub mod descriptor;
 pub mod digest;
 pub mod index;
+pub mod inline;
+pub mod keys;
 pub mod manifest;
 pub mod media_type;
 pub mod platform;
@@ -100,6 +105,8 @@ pub use stored::Stored;
 pub mod apply;
 #[cfg(feature = "host")]
 pub mod archive;
+#[cfg(feature = "host")]
+pub mod canonical;
 #[cfg(feature = "host")]
 pub mod import;
 #[cfg(feature = "host")]

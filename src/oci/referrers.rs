@@ -16,6 +16,7 @@
 //!   shared index blob per subject and pollutes the tag list.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 
 use super::artifact::{ArtifactError, SealArtifact};
 use super::descriptor::Descriptor;
@@ -105,4 +106,46 @@ pub fn seal_artifacts(
         out.push((r.descriptor, parsed));
     }
     Ok(out)
+}
+
+/// What adding a referrer to index.json did to skopeo's view of the layout,
+/// as one line for the user, or `None` when nothing changed for it.
+///
+/// skopeo (containers/image, `oci/layout` `getManifestDescriptor`) resolves
+/// `oci:DIR` without a tag only while index.json has exactly one entry; with
+/// two it fails with "more than one image in oci, choose an image" (checked
+/// with skopeo 1.9.3 and 1.18.0). So the note applies when `before` had one
+/// entry and `after` has more: a tagged image is then named `oci:DIR:TAG`;
+/// an untagged one `oci:DIR:@N` (its position in index.json), which skopeo
+/// 1.18 accepts and 1.9 does not. umoci names images only by tag, before and
+/// after sealing alike; sealroot skips referrers (`Selector::Only`).
+pub fn skopeo_reference_note(
+    dir: &Path,
+    before: &ImageIndex,
+    after: &ImageIndex,
+) -> Option<String> {
+    let [entry] = before.manifests.as_slice() else {
+        return None;
+    };
+    if after.manifests.len() < 2 {
+        return None;
+    }
+    let dir = dir.display();
+    Some(match entry.ref_name() {
+        Some(tag) => format!(
+            "note: skopeo now needs the tag: oci:{dir}:{tag} (without it, it finds more than \
+             one index.json entry now that the artifact is listed)"
+        ),
+        None => {
+            let position = after
+                .manifests
+                .iter()
+                .position(|d| d.digest == entry.digest)?;
+            format!(
+                "note: skopeo no longer resolves the untagged oci:{dir} (index.json lists the \
+                 artifact too): name the image oci:{dir}:@{position} (skopeo 1.18; bookworm's \
+                 skopeo 1.9 needs a tagged image, docs/oci.md)"
+            )
+        }
+    })
 }

@@ -123,8 +123,9 @@ impl LayerTarget for Tree {
     }
 }
 
-/// A tree holding the merged filesystem of `layers` (lowest first), with
-/// hardlink primaries and link counts settled for the writers.
+/// A tree holding the merged filesystem of `layers` (lowest first) in its
+/// canonical form ([`super::canonical`]), with link counts settled for the
+/// writers.
 pub fn merged_tree(layers: &[ImportedLayer]) -> Result<Tree, ImportError> {
     let meta = super::apply::implicit_dir_metadata();
     let root = stat_for(&EntryKind::Directory, &meta);
@@ -140,7 +141,7 @@ pub fn merged_tree(layers: &[ImportedLayer]) -> Result<Tree, ImportError> {
             source: Box::new(e),
         })?;
     }
-    tree.normalize_links();
+    super::canonical::canonicalize(&mut tree);
     tree.recount_nlinks();
     Ok(tree)
 }

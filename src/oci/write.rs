@@ -19,7 +19,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::artifact::BuiltArtifact;
-use super::descriptor::Descriptor;
+use super::descriptor::{ANNOTATION_REF_NAME, Descriptor};
 use super::digest::{Sha256Digest, Sha256Hasher};
 use super::index::ImageIndex;
 use super::stored::Stored;
@@ -37,6 +37,15 @@ pub enum WriteError {
     NotALayout { path: PathBuf },
     #[error("{path}/index.json is not a valid image index, refusing to rewrite it: {reason}")]
     BadIndex { path: PathBuf, reason: String },
+    #[error(
+        "{path}: tag {tag:?} already names {digest}; choose another tag, or replace it \
+         (sealroot oci seal --replace-tag)"
+    )]
+    TagExists {
+        path: PathBuf,
+        tag: String,
+        digest: Sha256Digest,
+    },
 }
 
 /// Writes into an existing layout directory.
@@ -114,6 +123,73 @@ impl LayoutWriter {
     /// Appends `desc` to index.json unless an entry with its digest is
     /// already there. Returns whether it was added.
     pub fn add_to_index(&self, desc: &Descriptor) -> Result<bool, WriteError> {
+        self.edit_index(|index, entries| {
+            if index.manifests.iter().any(|d| d.digest == desc.digest) {
+                return Ok(false);
+            }
+            entries.push(serde_json::to_value(desc).map_err(|e| e.to_string())?);
+            Ok(true)
+        })
+    }
+
+    /// Lists `desc` in index.json under the tag `tag`
+    /// (`org.opencontainers.image.ref.name`). If the tag already names
+    /// another manifest: an error, or with `replace` that entry is removed
+    /// (as `skopeo copy` to `oci:DIR:TAG` does). Returns the digest the tag
+    /// named before, if it was replaced.
+    pub fn tag(
+        &self,
+        desc: &Descriptor,
+        tag: &str,
+        replace: bool,
+    ) -> Result<Option<Sha256Digest>, WriteError> {
+        let mut entry = desc.clone();
+        entry
+            .annotations
+            .insert(ANNOTATION_REF_NAME.to_owned(), tag.to_owned());
+        let mut replaced = None;
+        let mut conflict = None;
+        self.edit_index(|index, entries| {
+            let tagged: Vec<&Descriptor> = index
+                .manifests
+                .iter()
+                .filter(|d| d.ref_name() == Some(tag))
+                .collect();
+            if tagged.iter().any(|d| d.digest == desc.digest) {
+                return Ok(false);
+            }
+            if let Some(old) = tagged.first() {
+                if !replace {
+                    conflict = Some(old.digest);
+                    return Ok(false);
+                }
+                replaced = Some(old.digest);
+                entries.retain(|e| {
+                    e.pointer("/annotations/org.opencontainers.image.ref.name")
+                        .and_then(serde_json::Value::as_str)
+                        != Some(tag)
+                });
+            }
+            entries.push(serde_json::to_value(&entry).map_err(|e| e.to_string())?);
+            Ok(true)
+        })?;
+        if let Some(digest) = conflict {
+            return Err(WriteError::TagExists {
+                path: self.dir.clone(),
+                tag: tag.to_owned(),
+                digest,
+            });
+        }
+        Ok(replaced)
+    }
+
+    /// Read-modify-write of index.json under the layout lock: `edit` sees
+    /// the validated index and its `manifests` array as JSON values (so
+    /// fields we do not model survive) and says whether it changed them.
+    fn edit_index(
+        &self,
+        edit: impl FnOnce(&ImageIndex, &mut Vec<serde_json::Value>) -> Result<bool, String>,
+    ) -> Result<bool, WriteError> {
         let lock = File::open(&self.dir).map_err(io_at(&self.dir))?;
         rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
             .map_err(|e| io_at(&self.dir)(e.into()))?;
@@ -126,17 +202,15 @@ impl LayoutWriter {
         // Validate with the typed model, edit the untyped one (keeps fields
         // we do not model).
         let index = Stored::<ImageIndex>::parse(bytes.clone()).map_err(|e| bad(e.to_string()))?;
-        if index.manifests.iter().any(|d| d.digest == desc.digest) {
-            return Ok(false);
-        }
         let mut value: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
-        let entry = serde_json::to_value(desc).map_err(|e| bad(e.to_string()))?;
-        value
+        let entries = value
             .get_mut("manifests")
             .and_then(serde_json::Value::as_array_mut)
-            .ok_or_else(|| bad("no manifests array".into()))?
-            .push(entry);
+            .ok_or_else(|| bad("no manifests array".into()))?;
+        if !edit(&index, entries).map_err(bad)? {
+            return Ok(false);
+        }
         let out = serde_json::to_vec(&value).map_err(|e| bad(e.to_string()))?;
         write_atomic(&self.dir, "index.json", &out)?;
         // The lock is released when `lock` is dropped.

@@ -145,6 +145,30 @@ pub fn split(cmdline: &str) -> Vec<(String, Option<String>)> {
     out
 }
 
+/// Whether `key` is in sealroot's namespace: `sealroot`, `sealroot.*`,
+/// and the look-alikes a user may type for them (`sealroot_*`,
+/// `sealroot-*`: systemd treats `-` and `_` in its own keys alike;
+/// `rd.sealroot*`: dracut's prefix for initrd-only options). Any of them
+/// that is not a known selector is an error, never ignored.
+fn is_sealroot_key(key: &str) -> bool {
+    let key = key.strip_prefix("rd.").unwrap_or(key);
+    match key.strip_prefix("sealroot") {
+        Some(rest) => rest.is_empty() || rest.starts_with(['.', '_', '-']),
+        None => false,
+    }
+}
+
+/// Whether the command line names anything in sealroot's namespace
+/// (`sealroot`, `sealroot.*`, `sealroot_*`, `sealroot-*`, `rd.sealroot*`),
+/// well-formed or not. With `[boot] required = no`
+/// this alone decides whether sealroot-prepare acts: a present but
+/// malformed or misspelled selector must be refused, not stood down for.
+/// `composefs=`/`composefs.digest=` do not count: without a sealroot key
+/// they belong to composefs-setup-root.
+pub fn names_sealroot(cmdline: &str) -> bool {
+    split(cmdline).iter().any(|(key, _)| is_sealroot_key(key))
+}
+
 /// Parses a command line (the contents of `/proc/cmdline`).
 pub fn parse(cmdline: &str) -> Result<Selector, CmdlineError> {
     let mut sealroot: Vec<(String, Selector)> = Vec::new();
@@ -165,7 +189,7 @@ pub fn parse(cmdline: &str) -> Result<Selector, CmdlineError> {
             "sealroot" | "sealroot.config" | "sealroot.image" | "composefs" | "composefs.digest"
         );
         if !is_ours {
-            if key.starts_with("sealroot.") || key.starts_with("sealroot_") {
+            if is_sealroot_key(&key) {
                 return Err(CmdlineError::Unknown { argument });
             }
             continue;
@@ -447,5 +471,40 @@ mod tests {
         // A malformed composefs argument is an error even when sealroot= wins.
         assert!(err(&format!("sealroot=sha256:{M} composefs=xyz")).contains("composefs=xyz"));
         assert!(err("sealroot.image=abc").contains("64 (sha256) or 128"));
+        // Misspellings and look-alikes of our keys are refused, not ignored.
+        for key in [
+            "sealroot.conf",
+            "sealroot_image",
+            "sealroot-config",
+            "rd.sealroot",
+            "rd.sealroot.image",
+        ] {
+            assert!(
+                err(&format!("{key}=sha256:{M}")).contains("unknown sealroot parameter"),
+                "{key}"
+            );
+        }
+        // Other keys that merely start with the same letters are not ours.
+        assert!(parse(&format!("sealrootfs=1 sealroot=sha256:{M}")).is_ok());
+    }
+
+    #[test]
+    fn names_sealroot_counts_any_key_of_ours() {
+        assert!(!names_sealroot("root=/dev/vda rw quiet"));
+        assert!(!names_sealroot(&format!(
+            "composefs={M} ostree=/ostree/boot.1/x"
+        )));
+        assert!(!names_sealroot("sealrootfs=1 xsealroot=1"));
+        for cmdline in [
+            format!("sealroot=sha256:{M}"),
+            "sealroot".to_string(),
+            "sealroot=".to_string(),
+            "sealroot.conf=x".to_string(),
+            "sealroot_image=x".to_string(),
+            "\"sealroot.config=a b\"".to_string(),
+            "rd.sealroot=x".to_string(),
+        ] {
+            assert!(names_sealroot(&cmdline), "{cmdline}");
+        }
     }
 }

@@ -16,6 +16,9 @@
 //! [verify]
 //! signatures = auto          # auto | kernel | userspace
 //! attach-signatures = no     # yes: enable fs-verity with the signature at boot
+//! require-binding = yes      # no: also boot images whose config and EROFS no
+//!                            #   signature ties together (older seals)
+//! min-created = 2026-01-01T00:00:00Z   # rollback floor (default: none)
 //!
 //! [etc]
 //! mode = persistent          # persistent | transient | image
@@ -29,6 +32,9 @@
 //! [ipe]
 //! policy = /etc/sealroot/ipe/policy.p7s   # the signed IPE policy (docs/ipe.md)
 //! required = no              # yes: refuse to boot without an active policy
+//! [boot]
+//! required = yes             # no: stand down when the command line names
+//!                            #   no sealroot image (another unit boots)
 //! ```
 //!
 //! The parser is strict: an unknown section or key, a repeated key, a key
@@ -38,6 +44,8 @@
 
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
+
+use crate::timestamp::Timestamp;
 
 /// Where the file is read from.
 pub const CONFIG_PATH: &str = "/etc/sealroot/prepare.conf";
@@ -130,9 +138,36 @@ impl Default for IpeConfig {
     }
 }
 
+/// Why `[boot] required = no` does not stand down when `[ipe] required =
+/// yes` (sealroot-prepare and the switch-root gate say the same).
+pub const STAND_DOWN_WITH_IPE_REQUIRED: &str = "the kernel command line names no sealroot \
+    image and [boot] required = no, but [ipe] required = yes: standing down would boot a root \
+    sealroot did not verify, without the IPE policy; refusing (select an image with \
+    sealroot=, or set [ipe] required = no in the initramfs)";
+
 /// Where the dracut module and the mkosi integration install the signed
 /// policy.
 pub const IPE_POLICY_PATH: &str = "/etc/sealroot/ipe/policy.p7s";
+
+/// `[boot]`: whether this initramfs boots only sealed roots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BootConfig {
+    /// `yes` (default): every boot must select a sealroot image; without
+    /// one sealroot-prepare fails and the boot stops (emergency.target).
+    /// `no`: when the kernel command line names no `sealroot*` parameter
+    /// at all, sealroot-prepare records that it stood down and another
+    /// root-preparing unit (ostree-prepare-root, composefs-setup-root) or
+    /// the plain physical root boots. Only the initramfs decides this;
+    /// the command line can select, never opt out.
+    pub required: bool,
+}
+
+impl Default for BootConfig {
+    fn default() -> Self {
+        BootConfig { required: true }
+    }
+}
 
 /// All settings.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -144,10 +179,17 @@ pub struct Config {
     pub seal: SealMode,
     pub signatures: SignaturePolicy,
     pub attach_signatures: bool,
+    /// Refuse images whose config and merged EROFS no trusted signature
+    /// ties together (docs/sealing.md, "Binding").
+    pub require_binding: bool,
+    /// Rollback floor: refuse images whose config says they were created
+    /// before this.
+    pub min_created: Option<Timestamp>,
     pub etc: EtcMode,
     pub var: VarMode,
     pub erofs_backing: ErofsBacking,
     pub ipe: IpeConfig,
+    pub boot: BootConfig,
 }
 
 impl Default for Config {
@@ -158,10 +200,13 @@ impl Default for Config {
             seal: SealMode::RejectAll,
             signatures: SignaturePolicy::Auto,
             attach_signatures: false,
+            require_binding: true,
+            min_created: None,
             etc: EtcMode::Persistent,
             var: VarMode::Persistent,
             erofs_backing: ErofsBacking::Auto,
             ipe: IpeConfig::default(),
+            boot: BootConfig::default(),
         }
     }
 }
@@ -261,10 +306,11 @@ enum Section {
     Var,
     Mount,
     Ipe,
+    Boot,
 }
 
 impl Section {
-    const ALL: [Section; 7] = [
+    const ALL: [Section; 8] = [
         Section::Sysroot,
         Section::Keyring,
         Section::Verify,
@@ -272,6 +318,7 @@ impl Section {
         Section::Var,
         Section::Mount,
         Section::Ipe,
+        Section::Boot,
     ];
 
     fn name(self) -> &'static str {
@@ -283,6 +330,7 @@ impl Section {
             Section::Var => "var",
             Section::Mount => "mount",
             Section::Ipe => "ipe",
+            Section::Boot => "boot",
         }
     }
 
@@ -382,6 +430,10 @@ impl Config {
                 )?
             }
             (Section::Verify, "attach-signatures") => self.attach_signatures = boolean(value)?,
+            (Section::Verify, "require-binding") => self.require_binding = boolean(value)?,
+            (Section::Verify, "min-created") => {
+                self.min_created = Some(Timestamp::parse(value).map_err(|e| e.to_string())?)
+            }
             (Section::Etc, "mode") => {
                 self.etc = choice(
                     value,
@@ -413,14 +465,21 @@ impl Config {
             }
             (Section::Ipe, "policy") => self.ipe.policy = absolute_path(value)?,
             (Section::Ipe, "required") => self.ipe.required = boolean(value)?,
+            (Section::Boot, "required") => self.boot.required = boolean(value)?,
             _ => {
                 let known: &[&str] = match section {
                     Section::Sysroot => &["path", "repository"],
                     Section::Keyring => &["seal"],
-                    Section::Verify => &["signatures", "attach-signatures"],
+                    Section::Verify => &[
+                        "signatures",
+                        "attach-signatures",
+                        "require-binding",
+                        "min-created",
+                    ],
                     Section::Etc | Section::Var => &["mode"],
                     Section::Mount => &["erofs-backing"],
                     Section::Ipe => &["policy", "required"],
+                    Section::Boot => &["required"],
                 };
                 return Err(format!("unknown key (known: {})", known.join(", ")));
             }
@@ -477,8 +536,9 @@ mod tests {
         let c = parse(
             "[sysroot]\npath = /mnt/root # inline comment\nrepository=os/repo\r\n\
              [keyring]\nseal = ca-chain\n[verify]\nsignatures = kernel\nattach-signatures = yes\n\
+             require-binding = no\nmin-created = 2026-01-31T12:00:00+01:00 # floor\n\
              [etc]\nmode = transient\n[var]\nmode=transient\n[mount]\nerofs-backing = loop\n\
-             [ipe]\npolicy = /etc/ipe.p7s\nrequired = yes\n",
+             [ipe]\npolicy = /etc/ipe.p7s\nrequired = yes\n[boot]\nrequired = no\n",
             "f",
         )
         .unwrap();
@@ -490,6 +550,8 @@ mod tests {
                 seal: SealMode::CaChain,
                 signatures: SignaturePolicy::Kernel,
                 attach_signatures: true,
+                require_binding: false,
+                min_created: Some(Timestamp::parse("2026-01-31T11:00:00Z").unwrap()),
                 etc: EtcMode::Transient,
                 var: VarMode::Transient,
                 erofs_backing: ErofsBacking::Loop,
@@ -497,6 +559,7 @@ mod tests {
                     policy: "/etc/ipe.p7s".into(),
                     required: true,
                 },
+                boot: BootConfig { required: false },
             }
         );
         assert_eq!(c.repository_path(), PathBuf::from("/mnt/root/os/repo"));
@@ -517,7 +580,7 @@ mod tests {
             "/etc/sealroot/prepare.conf:3: [etc] mode: \"sometimes\" is not one of persistent, transient, image"
         );
         assert!(e("mode = image\n").contains(":1: `mode` outside any [section]"));
-        assert!(e("[boot]\n").contains(":1: unknown section [boot]"));
+        assert!(e("[bootloader]\n").contains(":1: unknown section [bootloader]"));
         assert!(e("[etc\n").contains("malformed section header"));
         assert!(e("[etc]\nmode\n").contains(":2: expected `key = value`"));
         assert!(e("[etc]\nmode = image\nmode = image\n").contains(":3: [etc] mode is set twice"));
@@ -530,6 +593,87 @@ mod tests {
         assert!(e("[verify]\nattach-signatures = maybe\n").contains("not one of yes, true"));
         assert!(e("[ipe]\npolicy = ipe.p7s\n").contains("must be an absolute path"));
         assert!(e("[ipe]\nenforce = yes\n").contains("unknown key (known: policy, required)"));
+        assert!(e("[verify]\nrequire-binding = maybe\n").contains("not one of yes, true"));
+        assert_eq!(
+            e("[verify]\nmin-created = 2026-01-31\n"),
+            "/etc/sealroot/prepare.conf:2: [verify] min-created: \"2026-01-31\" is not an RFC \
+             3339 timestamp ('T' between date and time); expected e.g. 2026-01-31T12:00:00Z or \
+             2026-01-31T13:00:00.5+01:00"
+        );
+    }
+
+    #[test]
+    fn boot_required_defaults_to_yes() {
+        assert!(Config::default().boot.required);
+        assert!(
+            parse("[boot]\nrequired = yes\n", "f")
+                .unwrap()
+                .boot
+                .required
+        );
+        assert!(!parse("[boot]\nrequired = no\n", "f").unwrap().boot.required);
+        let e = parse("[boot]\nrequired = maybe\n", "f").unwrap_err();
+        assert!(e.to_string().contains("[boot] required: \"maybe\""), "{e}");
+        let e = parse("[boot]\noptional = yes\n", "f").unwrap_err();
+        assert!(
+            e.to_string().contains("unknown key (known: required)"),
+            "{e}"
+        );
+    }
+
+    /// `[ipe]`, `[boot]` and `[verify]` (the three sections the IPE and
+    /// boot-edge work added keys to) in one file, in any order; an unknown
+    /// key in any of them is refused with that section's own key list, and
+    /// a key of one section is not accepted in another.
+    #[test]
+    fn ipe_boot_verify_sections_together() {
+        let c = parse(
+            "[boot]\nrequired = no\n[ipe]\nrequired = yes\npolicy = /etc/sealroot/ipe/p.p7s\n\
+             [verify]\nrequire-binding = yes\nmin-created = 2026-02-01T00:00:00Z\n",
+            "f",
+        )
+        .unwrap();
+        assert!(!c.boot.required);
+        assert!(c.ipe.required);
+        assert_eq!(c.ipe.policy, PathBuf::from("/etc/sealroot/ipe/p.p7s"));
+        assert!(c.require_binding);
+        assert_eq!(
+            c.min_created,
+            Some(Timestamp::parse("2026-02-01T00:00:00Z").unwrap())
+        );
+        // Defaults of the three sections when the file names none of them.
+        let d = Config::default();
+        assert!(d.boot.required && !d.ipe.required && d.require_binding);
+        assert_eq!(d.ipe.policy, PathBuf::from(IPE_POLICY_PATH));
+        assert_eq!(d.min_created, None);
+
+        let e = |t: &str| parse(t, "f").unwrap_err().to_string();
+        let valid =
+            "[boot]\nrequired = no\n[ipe]\nrequired = yes\n[verify]\nrequire-binding = no\n";
+        for (extra, known) in [
+            (
+                "[ipe]\nmin-created = 2026-02-01T00:00:00Z\n",
+                "policy, required",
+            ),
+            ("[boot]\npolicy = /p\n", "required"),
+            (
+                "[verify]\nrequired = yes\n",
+                "signatures, attach-signatures, require-binding, min-created",
+            ),
+        ] {
+            let err = e(&format!("{valid}{extra}"));
+            assert!(
+                err.contains(&format!("unknown key (known: {known})")),
+                "{extra:?}: {err}"
+            );
+            // The line number points at the unknown key (after the valid part).
+            assert!(err.starts_with("f:8: "), "{extra:?}: {err}");
+        }
+        // A repeated section header does not allow setting a key twice.
+        assert!(
+            e("[ipe]\nrequired = yes\n[boot]\nrequired = no\n[ipe]\nrequired = no\n")
+                .contains("[ipe] required is set twice")
+        );
     }
 
     #[test]

@@ -360,12 +360,22 @@ const SAMPLE: usize = 8;
 /// whatever is unsigned when it is executed.
 pub fn object_signatures(
     repo: &super::repo::Repo,
-    artifact: &crate::oci::Sha256Digest,
+    artifact: Option<&crate::oci::Sha256Digest>,
     bundle: Option<&crate::objsig::Bundle>,
     hint: &crate::repo::json::Deployment,
     attached: Option<&super::objects::ObjectsEnabled>,
 ) -> ObjectSignatures {
     use crate::repo::json::SignatureMode;
+    let Some(artifact) = artifact else {
+        return ObjectSignatures::Missing(format!(
+            "the image was sealed inline (no sealing artifact), and inline mode carries no \
+             per-object signatures ({} is an artifact layer): no file of the sealed root \
+             carries the builtin signature the IPE policy requires (fsverity_signature=TRUE) \
+             and the policy would refuse every program; seal the image in artifact mode with \
+             `sealroot oci seal --object-signatures` and deploy it again",
+            crate::objsig::MEDIA_TYPE
+        ));
+    };
     let Some(bundle) = bundle else {
         return ObjectSignatures::Missing(format!(
             "the image was sealed without per-object signatures: its sealing artifact {artifact} \

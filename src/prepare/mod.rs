@@ -8,8 +8,9 @@
 //! 2. [`modules`]: erofs and overlay (loop for the fallback), if not built in;
 //! 3. every certificate into `.fs-verity`, then the keyring sealed — before
 //!    any signed file is opened;
-//! 4. [`verify`]: manifest, artifact, config, EROFS ([`repo`] reads the
-//!    untrusted disk); on the first boot of a deployment made without
+//! 4. [`verify`]: manifest, artifact or inline signatures ([`signatures`]),
+//!    config, binding and rollback floor ([`binding`]), EROFS ([`files`]
+//!    opens and measures; [`repo`] reads the untrusted disk); on the first boot of a deployment made without
 //!    fs-verity, with attaching allowed, [`objects`] gives the object store
 //!    fs-verity;
 //! 5. [`ipe`] (when the initramfs carries a policy): the kernel enforces
@@ -22,9 +23,19 @@
 //!
 //! Fail closed: the first problem stops the flow with one [`Error`], whose
 //! message is the one line the binary prints, and nothing is left mounted.
+//! No selector is such a problem, unless the initramfs says `[boot]
+//! required = no` and the command line names nothing of sealroot's: then
+//! the flow stands down after step 1 ([`Outcome::StoodDown`]).
+//!
+//! [`gate`] is the second mode of the binary: run just before systemd
+//! switches root, it allows the switch only into the root this flow
+//! mounted (or after it stood down as allowed).
 
+pub mod binding;
 pub mod cmdline;
 pub mod config;
+pub mod files;
+pub mod gate;
 pub mod ipe;
 pub mod log;
 pub mod modules;
@@ -32,6 +43,7 @@ pub mod mountroot;
 pub mod objects;
 pub mod record;
 pub mod repo;
+pub mod signatures;
 pub mod verify;
 
 use std::path::Path;
@@ -40,7 +52,7 @@ use std::time::Instant;
 use crate::crypto::Cert;
 use crate::keyring::{FsVerityKeyring, Restriction};
 use config::{Config, SealMode, SignaturePolicy};
-use record::{ImageRecord, KeyringRecord, Status};
+use record::{KeyringRecord, Status};
 
 pub use crate::sys::rusage::{CpuTime, cpu_time};
 
@@ -90,6 +102,13 @@ pub enum Error {
     Objects(repo::RepoError),
     #[error("{0}")]
     Ipe(#[from] ipe::IpeError),
+    #[error("refusing to switch root: {0}")]
+    Gate(String),
+    #[error("cannot leave the stand-down marker {path}: {reason}")]
+    Marker {
+        path: &'static str,
+        reason: std::io::Error,
+    },
 }
 
 impl Error {
@@ -99,10 +118,12 @@ impl Error {
                 exit::CONFIG
             }
             Error::Mount(e) if e.is_refusal() => exit::REFUSED,
-            Error::Module(_) | Error::Keyring(_) | Error::Mount(_) | Error::Objects(_) => {
-                exit::SYSTEM
-            }
-            Error::Verify(_) | Error::Repo(_) => exit::REFUSED,
+            Error::Module(_)
+            | Error::Keyring(_)
+            | Error::Mount(_)
+            | Error::Objects(_)
+            | Error::Marker { .. } => exit::SYSTEM,
+            Error::Verify(_) | Error::Repo(_) | Error::Gate(_) => exit::REFUSED,
             Error::Ipe(ipe::IpeError::PolicyFile { .. }) => exit::CONFIG,
             Error::Ipe(ipe::IpeError::Kernel(_)) => exit::SYSTEM,
             Error::Ipe(ipe::IpeError::ObjectSignatures(_)) => exit::REFUSED,
@@ -132,13 +153,24 @@ fn micros(since: Instant) -> u64 {
     since.elapsed().as_micros() as u64
 }
 
+/// How the flow ended, when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The sealed root is mounted at the sysroot.
+    Mounted,
+    /// `[boot] required = no` and the command line names no sealroot
+    /// parameter: nothing was done; the caller records it and leaves the
+    /// marker other units wait for.
+    StoodDown,
+}
+
 /// Runs the whole flow; `status` is filled as far as it got.
 pub fn run(
     inputs: &Inputs<'_>,
     log: &mut log::Log,
     status: &mut Status,
     started: Instant,
-) -> Result<(), Error> {
+) -> Result<Outcome, Error> {
     status.format = 1;
     status.version = env!("CARGO_PKG_VERSION");
     status.kernel = rustix::system::uname()
@@ -151,6 +183,28 @@ pub fn run(
     let config = config::load(inputs.config_file)?;
     status.config = Some(config.clone());
     let cmdline = std::fs::read_to_string(inputs.cmdline_file).map_err(Error::ProcCmdline)?;
+    // Standing down is the initramfs' decision; the command line can only
+    // keep sealroot in (any sealroot parameter, even a malformed one, is
+    // parsed and must select an image).
+    if !config.boot.required && !cmdline::names_sealroot(&cmdline) {
+        // Standing down boots a root sealroot did not verify, without the
+        // IPE policy: an initramfs that requires IPE never allows that
+        // (the gate checks the same).
+        if config.ipe.required {
+            return Err(Error::Config(config::ConfigError::File {
+                file: inputs.config_file.display().to_string(),
+                reason: config::STAND_DOWN_WITH_IPE_REQUIRED.into(),
+            }));
+        }
+        status.timings_us.config = micros(t);
+        log.notice(&format!(
+            "no sealroot parameter on the kernel command line and [boot] required = no in {}: \
+             standing down (sealroot verified and mounted nothing; another unit prepares the \
+             root)",
+            inputs.config_file.display()
+        ));
+        return Ok(Outcome::StoodDown);
+    }
     let selector = cmdline::parse(&cmdline)?;
     status.selector = Some(selector.to_string());
     let certs = load_certs(inputs.certs_dir)?;
@@ -182,36 +236,30 @@ pub fn run(
     let verified = verify::verify(
         &repo,
         &selector,
-        &verify::Policy {
-            certs: &certs,
-            signatures: config.signatures,
-            attach: config.attach_signatures,
-            kernel_signatures,
-        },
+        &verify::Policy::new(&config, &certs, kernel_signatures),
     )?;
     status.verification = Some(verified.mode());
-    status.image = Some(ImageRecord {
-        manifest: verified.manifest.to_string(),
-        config: verified.config.to_string(),
-        artifact: verified.artifact.to_string(),
-        erofs: verified.image.to_string(),
-        repository: repo.path().display().to_string(),
-        deployment: verified.deployment.clone(),
-        files: record::Files {
-            manifest: verified.manifest_proof.clone(),
-            config: verified.config_proof.clone(),
-            erofs: verified.image_proof.clone(),
-        },
-    });
+    status.image = Some(verified.record(&repo));
     status.timings_us.verify = micros(t);
     log.info(&format!(
-        "verified image {} (config {}, EROFS {}): {} signatures by '{}'",
+        "verified image {} (config {}, EROFS {}): {} signatures by '{}', {}",
         verified.manifest,
         verified.config,
         verified.image,
         verified.mode(),
-        verified.image_proof.signer.subject
+        verified.image_proof.signer.subject,
+        match verified.binding.bound_by.as_slice() {
+            [] => "NOT bound (require-binding = no)".to_string(),
+            by => format!("bound by {}", by.join(" and ")),
+        }
     ));
+    if verified.binding.bound_by.is_empty() {
+        log.notice(&format!(
+            "image {} is not bound: its EROFS is trusted only per file signature \
+             ([verify] require-binding = no)",
+            verified.manifest
+        ));
+    }
 
     // 4b. A deployment made without fs-verity, booted for the first time
     //     with attaching allowed: its objects get fs-verity now, with their
@@ -220,18 +268,17 @@ pub fn run(
     let hint = repo.deployment(&verified.deployment)?;
     let first_boot = config.attach_signatures && !hint.verity;
     let bundle = if first_boot || ipe_plan.is_some() {
-        objects::load_bundle(&repo, &verified.artifact)?
+        objects::load_bundle(&repo, verified.artifact.as_ref())?
     } else {
         None
     };
     if first_boot {
         let t = Instant::now();
-        let params = hint.algorithm.params();
         let attach = objects::Attach {
             bundle: bundle.as_ref(),
             require_signatures: ipe_plan.is_some(),
         };
-        let done = objects::enable_missing(&repo, &verified.deployment, &hint, &params, &attach)
+        let done = objects::enable_missing(&repo, &verified.deployment, &hint, &attach)
             .map_err(Error::Objects)?;
         log.info(&format!(
             "first boot of {}: enabled fs-verity on {} objects ({} with their builtin \
@@ -250,7 +297,7 @@ pub fn run(
             let t = Instant::now();
             let objects = ipe::object_signatures(
                 &repo,
-                &verified.artifact,
+                verified.artifact.as_ref(),
                 bundle.as_ref(),
                 &hint,
                 status.objects_verity.as_ref(),
@@ -315,7 +362,7 @@ pub fn run(
         kebab(&config.etc),
         kebab(&config.var),
     ));
-    Ok(())
+    Ok(Outcome::Mounted)
 }
 
 fn kebab<T: serde::Serialize>(v: &T) -> String {

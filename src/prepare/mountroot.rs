@@ -17,6 +17,14 @@
 //! ```
 //! then `.stage/root` moves onto the sysroot and the EROFS/tmpfs helper
 //! mounts are detached (overlayfs keeps private clones of its layers).
+//!
+//! Everything but the sealed root itself comes from the untrusted disk (or
+//! is writable at run time) and is mounted `nosuid,nodev`
+//! ([`UNTRUSTED`]): the /etc overlay, /var, and the physical root with
+//! every submount. A set-id program or a device node planted there is
+//! inert; only the signed image's own set-id programs keep their bits.
+//! The ids of the four mounts are recorded so that the switch-root gate
+//! ([`super::gate`]) can tell the sealed root from anything mounted later.
 
 use std::fs::File;
 use std::os::fd::AsFd;
@@ -33,6 +41,13 @@ use crate::mount::{self, DetachedMount, FsContext, fd_path};
 
 /// Where the staging mount goes.
 pub const STAGE: &str = "/run/sealroot/.stage";
+
+/// Mount attributes of everything below the sealed root that comes from
+/// the disk or is writable: set-id bits and device nodes there are not
+/// honoured (`MS_NOSUID`, `MS_NODEV`: `fs/exec.c` `bprm_fill_uid()`,
+/// `fs/namei.c` `may_open_dev()`).
+pub const UNTRUSTED: MountAttrFlags =
+    MountAttrFlags::MOUNT_ATTR_NOSUID.union(MountAttrFlags::MOUNT_ATTR_NODEV);
 
 /// A mount problem.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +92,23 @@ pub struct Mounted {
     pub var: VarMode,
     /// The physical root, reachable below the new root.
     pub physical_root: String,
+    /// Mount ids of what was mounted (`/proc/self/mountinfo`'s first
+    /// field), for the switch-root gate.
+    pub ids: MountIds,
+}
+
+/// Mount ids of the sealed root and the mounts prepare put below it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MountIds {
+    /// The composefs overlay (the new root).
+    pub root: u64,
+    /// The /etc overlay (`None` with `[etc] mode = image`).
+    pub etc: Option<u64>,
+    /// /var (bind or tmpfs).
+    pub var: u64,
+    /// The bind of the physical root at `<root>/sysroot` (its submounts
+    /// are below it).
+    pub physical_root: u64,
 }
 
 /// The staging area; detached (with everything below it) unless
@@ -205,22 +237,46 @@ pub fn mount_root(
             let var = format!("{deployment}/var");
             repo.create_dirs(&var, 0o755)?;
             let fd = repo.open_dir(&var, "cannot open the /var state")?;
-            DetachedMount::clone_of(fd.as_fd(), Path::new(""), false)?
-                .attach(&root_dir.join("var"))?;
+            let bind = DetachedMount::clone_of(fd.as_fd(), Path::new(""), false)?;
+            bind.set_attrs(UNTRUSTED, false)?;
+            bind.attach(&root_dir.join("var"))?;
             // Not a peer of the physical root (see make_private_recursive).
             mount::make_private_recursive(&root_dir.join("var"))?;
         }
         VarMode::Transient => tmpfs("0755")?.attach(&root_dir.join("var"))?,
     }
 
-    // The physical root stays reachable at /sysroot of the new root.
-    DetachedMount::clone_of(rustix::fs::CWD, &config.sysroot, true)?
-        .attach(&root_dir.join("sysroot"))?;
+    // The physical root stays reachable at /sysroot of the new root; the
+    // clone and every submount of it nosuid,nodev (the originals keep
+    // their flags).
+    let physical = DetachedMount::clone_of(rustix::fs::CWD, &config.sysroot, true)?;
+    physical.set_attrs(UNTRUSTED, true)?;
+    physical.attach(&root_dir.join("sysroot"))?;
     // Private: as a peer of the physical root mount, the clone would
     // receive a copy of the new root when it is mounted on top of that
     // mount below (with systemd's shared mounts: the whole tree again at
     // /sysroot/sysroot).
     mount::make_private_recursive(&root_dir.join("sysroot"))?;
+
+    // Mount ids do not change when the tree moves.
+    let id = |sub: &str| {
+        let path = root_dir.join(sub);
+        mount::mount_id(&path).map_err(|e| {
+            other(
+                format!("statx(STATX_MNT_ID) of {}", path.display()),
+                e.to_string(),
+            )
+        })
+    };
+    let ids = MountIds {
+        root: id("")?,
+        etc: match config.etc {
+            EtcMode::Image => None,
+            _ => Some(id("etc")?),
+        },
+        var: id("var")?,
+        physical_root: id("sysroot")?,
+    };
 
     // The one step that changes what the caller sees.
     mount::move_mount(&root_dir, &config.sysroot)?;
@@ -231,26 +287,27 @@ pub fn mount_root(
         etc: config.etc,
         var: config.var,
         physical_root: format!("{}/sysroot", config.sysroot.display()),
+        ids,
     })
 }
 
-/// A fresh tmpfs with the given root mode.
+/// A fresh tmpfs with the given root mode, `nosuid,nodev`.
 fn tmpfs(mode: &str) -> Result<DetachedMount, MountError> {
     let ctx = FsContext::new("tmpfs")?;
     ctx.set("mode", mode)?;
     ctx.set("source", "tmpfs")?;
-    Ok(ctx.mount(MountAttrFlags::MOUNT_ATTR_NODEV | MountAttrFlags::MOUNT_ATTR_NOSUID)?)
+    Ok(ctx.mount(UNTRUSTED)?)
 }
 
-/// The writable /etc overlay over the image's /etc.
+/// The writable /etc overlay over the image's /etc, `nosuid,nodev`: its
+/// upper layer is the disk's (or a tmpfs).
 fn etc_overlay(root: &Path, upper: &Path, work: &Path) -> Result<(), MountError> {
     let ctx = FsContext::new("overlay")?;
     ctx.set("source", "sealroot-etc")?;
     ctx.set_path("lowerdir+", &root.join("etc"))?;
     ctx.set_path("upperdir", upper)?;
     ctx.set_path("workdir", work)?;
-    ctx.mount(MountAttrFlags::empty())?
-        .attach(&root.join("etc"))?;
+    ctx.mount(UNTRUSTED)?.attach(&root.join("etc"))?;
     Ok(())
 }
 

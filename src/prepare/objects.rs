@@ -16,7 +16,19 @@
 //! the bytes on the disk, and overlayfs compares it with the digest the
 //! signed EROFS records for the file (`trusted.overlay.metacopy`): an
 //! object altered before this boot reads as EIO all the same; a signature
-//! the kernel accepts covers exactly those bytes. Afterwards
+//! the kernel accepts covers exactly those bytes. Objects use
+//! [`object_params`] (sha256, as the bundle's entries), not the
+//! repository's algorithm for the signed files: in a sha512 repository,
+//! sha512 parameters would match no object name and enable nothing.
+//!
+//! An object with more than one hard link is refused (the boot stops)
+//! before anything is done to it: the disk is the attacker's, and an
+//! `objects/XX/…` name linked to a file elsewhere on the physical root
+//! would make this walk give that outside file fs-verity (read-only from
+//! then on, and signed if its bytes match a bundle entry). The host's
+//! deploy never creates such links (`repo::dir` requires single-link
+//! files), and `sealroot repo fsck` reports them.
+//! Afterwards
 //! `deployment.json` says `"verity": true`, so later boots skip the walk
 //! (the flag only saves work: a lying flag leaves objects without
 //! fs-verity, which overlayfs refuses).
@@ -30,8 +42,9 @@ use crate::oci::Sha256Digest;
 use crate::oci::artifact::SealArtifact;
 use crate::oci::stored::Stored;
 use crate::repo::json::Deployment;
+use crate::tree::object_params;
+use crate::verity::FsVerityDigest;
 use crate::verity::ioctl as vioctl;
-use crate::verity::{FsVerityDigest, VerityParams};
 
 /// What the walk did.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
@@ -59,9 +72,9 @@ pub fn enable_missing(
     repo: &Repo,
     deployment_dir: &str,
     deployment: &Deployment,
-    params: &VerityParams,
     attach: &Attach<'_>,
 ) -> Result<ObjectsEnabled, RepoError> {
+    let params = object_params();
     let mut done = ObjectsEnabled::default();
     let mut fanout = repo.list_dir("objects", "cannot list the object store")?;
     fanout.sort();
@@ -74,6 +87,7 @@ pub fn enable_missing(
             }
             let rel = format!("{dir}/{name}");
             let file = repo.open_file(&rel, "cannot open object")?;
+            refuse_hard_links(repo, &rel, &file)?;
             let kernel = |e: vioctl::Error| RepoError::Invalid {
                 path: repo.display(&rel),
                 reason: format!("cannot enable fs-verity: {e}"),
@@ -88,7 +102,7 @@ pub fn enable_missing(
                     .and_then(|d| b.pkcs7(&d))
             });
             if let Some(sig) = &signature {
-                match vioctl::enable(&file, params, Some(sig)) {
+                match vioctl::enable(&file, &params, Some(sig)) {
                     Ok(()) => {
                         done.enabled += 1;
                         done.signed += 1;
@@ -112,7 +126,7 @@ pub fn enable_missing(
                     Err(_) => {}
                 }
             }
-            match vioctl::enable(&file, params, None) {
+            match vioctl::enable(&file, &params, None) {
                 Ok(()) => done.enabled += 1,
                 // Enabled meanwhile (another prepare would be a bug, but
                 // the result is what is wanted).
@@ -134,9 +148,17 @@ pub const MAX_BUNDLE_AT_BOOT: u64 = 64 << 20;
 
 /// The object signature bundle of the sealing artifact `artifact` (a
 /// sealroot extension layer; `None` when the image was sealed without
-/// per-object signatures). The artifact's sha256 is checked again here, and
-/// the bundle's against the artifact's descriptor.
-pub fn load_bundle(repo: &Repo, artifact: &Sha256Digest) -> Result<Option<Bundle>, RepoError> {
+/// per-object signatures, or inline: an inline-sealed image has no
+/// artifact and carries no bundle, docs/sealing.md). The artifact's sha256
+/// is checked again here, and the bundle's against the artifact's
+/// descriptor.
+pub fn load_bundle(
+    repo: &Repo,
+    artifact: Option<&Sha256Digest>,
+) -> Result<Option<Bundle>, RepoError> {
+    let Some(artifact) = artifact else {
+        return Ok(None);
+    };
     let rel = blob_path(artifact);
     let mut f = repo.open_file(&rel, "cannot open the signature artifact")?;
     let bytes = repo.read_limited(&mut f, &rel, 1 << 20)?;
@@ -167,6 +189,30 @@ pub fn load_bundle(repo: &Repo, artifact: &Sha256Digest) -> Result<Option<Bundle
     Bundle::parse(bytes)
         .map(Some)
         .map_err(|e| invalid(&brel, e.to_string()))
+}
+
+/// Refuses an object that has another name somewhere on the filesystem
+/// (the open went through `O_PATH` and `/proc/self/fd`, so `file` is the
+/// inode below `objects/`; its link count says whether it is also
+/// elsewhere).
+fn refuse_hard_links(repo: &Repo, rel: &str, file: &std::fs::File) -> Result<(), RepoError> {
+    let stat = rustix::fs::fstat(file).map_err(|errno| RepoError::Io {
+        path: repo.display(rel),
+        what: "cannot stat object",
+        errno,
+    })?;
+    if stat.st_nlink > 1 {
+        return Err(RepoError::Invalid {
+            path: repo.display(rel),
+            reason: format!(
+                "has {} hard links: an object must have no other name, or enabling fs-verity \
+                 on it would change a file outside the repository; refusing to enable \
+                 fs-verity on the object store (remove the extra link, or redeploy)",
+                stat.st_nlink
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn is_hex(name: &str, len: usize) -> bool {

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use super::binding::BindingProof;
 use super::config::Config;
 use super::mountroot::Mounted;
 use super::verify::FileProof;
@@ -18,12 +19,22 @@ use crate::crypto::CertInfo;
 pub const RUN_DIR: &str = "/run/sealroot";
 /// The record.
 pub const STATUS_FILE: &str = "/run/sealroot/status.json";
+/// Left when sealroot-prepare stood down (`[boot] required = no`, no
+/// sealroot parameter on the command line): the drop-ins of
+/// ostree-prepare-root.service and composefs-setup-root.service require
+/// it, so they act only when sealroot explicitly let them.
+pub const STOOD_DOWN_FILE: &str = "/run/sealroot/stood-down";
+
+/// `result` values.
+pub const RESULT_MOUNTED: &str = "mounted";
+pub const RESULT_REFUSED: &str = "refused";
+pub const RESULT_NOT_SELECTED: &str = "not-selected";
 
 /// The whole record.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Status {
     pub format: u32,
-    /// `mounted` or `refused`.
+    /// `mounted`, `refused` or `not-selected` (stood down).
     pub result: &'static str,
     pub exit_code: u8,
     /// The error line, when refused.
@@ -58,17 +69,23 @@ pub struct Status {
 pub struct ImageRecord {
     pub manifest: String,
     pub config: String,
-    pub artifact: String,
+    /// The sealing artifact; `null` for an image sealed inline.
+    pub artifact: Option<String>,
+    /// `artifact` or `inline`: where the signatures came from.
+    pub sealed: &'static str,
     /// fs-verity digest of the merged EROFS (`sha256:<hex>`).
     pub erofs: String,
     pub repository: String,
     pub deployment: String,
     pub files: Files,
+    /// What binds config and EROFS, and the rollback floor check.
+    pub binding: BindingProof,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Files {
-    pub manifest: FileProof,
+    /// `null` for an image sealed inline (no manifest signature).
+    pub manifest: Option<FileProof>,
     pub config: FileProof,
     pub erofs: FileProof,
 }
@@ -121,6 +138,19 @@ pub fn uptime_ms() -> u64 {
             Some(s * 1000 + frac)
         })
         .unwrap_or(0)
+}
+
+/// Writes the stand-down marker ([`STOOD_DOWN_FILE`]) into `dir`.
+pub fn write_stood_down(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("stood-down");
+    let tmp = dir.join(".stood-down.tmp");
+    std::fs::write(
+        &tmp,
+        "sealroot-prepare stood down: [boot] required = no and no sealroot parameter on \
+         the kernel command line\n",
+    )?;
+    std::fs::rename(&tmp, path)
 }
 
 /// Writes the record atomically into `dir`.

@@ -4,13 +4,22 @@
 //! Every path is resolved with `openat2(RESOLVE_IN_ROOT |
 //! RESOLVE_NO_MAGICLINKS)` below the repository directory, so a symlink on
 //! the disk (`by-config/<hex>`, or a planted one) can never lead outside
-//! the repository, e.g. into the initramfs. Nothing read here is trusted:
+//! the repository, e.g. into the initramfs. The repository directory
+//! itself is opened without following any symlink
+//! (`RESOLVE_NO_SYMLINKS`): a symlink at `<sysroot>/sealroot` (or at any
+//! component of the configured path) is refused, not followed.
+//!
+//! Files are opened as `O_PATH` first and must be regular files before
+//! they are really opened: a FIFO (whose open blocks until a writer
+//! comes), a device node (whose open may act on hardware), a socket or a
+//! directory planted where a file is expected is refused at once. Every
+//! read is bounded ([`Repo::read_limited`]). Nothing read here is trusted:
 //! `deployment.json` and `repo.json` only say where to look, and the
 //! verification in [`super::verify`] re-checks every digest.
 
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
@@ -32,6 +41,29 @@ pub enum RepoError {
     },
     #[error("{path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
+    #[error(
+        "{path}: {what}: it is {kind}, not a regular file; something was planted in the \
+         repository (remove it and redeploy)"
+    )]
+    NotAFile {
+        path: PathBuf,
+        what: &'static str,
+        kind: &'static str,
+    },
+}
+
+/// What a non-regular file is, for messages.
+fn file_kind(mode: u32) -> &'static str {
+    match rustix::fs::FileType::from_raw_mode(mode) {
+        rustix::fs::FileType::RegularFile => "a regular file",
+        rustix::fs::FileType::Directory => "a directory",
+        rustix::fs::FileType::Symlink => "a symlink",
+        rustix::fs::FileType::Fifo => "a FIFO (named pipe)",
+        rustix::fs::FileType::Socket => "a socket",
+        rustix::fs::FileType::CharacterDevice => "a character device",
+        rustix::fs::FileType::BlockDevice => "a block device",
+        rustix::fs::FileType::Unknown => "of unknown type",
+    }
 }
 
 fn explain(errno: Errno) -> String {
@@ -65,17 +97,32 @@ pub struct Repo {
 }
 
 impl Repo {
-    /// Opens the repository at `path` (an absolute path in the initramfs).
+    /// Opens the repository at `path` (an absolute path: the sysroot,
+    /// where the initramfs mounted the disk, joined with the repository's
+    /// place on it). No component may be a symlink: one planted on the
+    /// disk could send everything below to another directory (another
+    /// disk, the initramfs); ELOOP says so.
     pub fn open(path: &Path) -> Result<Repo, RepoError> {
-        let dir = rustix::fs::open(
+        let dir = rustix::fs::openat2(
+            rustix::fs::CWD,
             path,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
+            ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
         )
-        .map_err(|errno| RepoError::Io {
-            path: path.to_owned(),
-            what: "cannot open the repository",
-            errno,
+        .map_err(|errno| match errno {
+            Errno::LOOP => RepoError::Invalid {
+                path: path.to_owned(),
+                reason: "cannot open the repository: the path contains a symlink, which is \
+                         refused (the repository must be a real directory on the physical \
+                         root; a symlink there is not sealroot's doing)"
+                    .into(),
+            },
+            errno => RepoError::Io {
+                path: path.to_owned(),
+                what: "cannot open the repository",
+                errno,
+            },
         })?;
         Ok(Repo {
             dir,
@@ -117,9 +164,35 @@ impl Repo {
         })
     }
 
-    /// Opens a file read-only.
+    /// Opens a regular file read-only. It is looked up as `O_PATH` first
+    /// (no open of a FIFO, device or socket happens) and reopened through
+    /// `/proc/self/fd` only if `fstat` says it is a regular file; that
+    /// reopen is the real open (the kernel checks a builtin fs-verity
+    /// signature there) of exactly the inode that was checked.
     pub fn open_file(&self, rel: &str, what: &'static str) -> Result<File, RepoError> {
-        self.openat(rel, OFlags::RDONLY, what).map(File::from)
+        let handle = self.openat(rel, OFlags::PATH, what)?;
+        let io = |errno| RepoError::Io {
+            path: self.display(rel),
+            what,
+            errno,
+        };
+        let stat = rustix::fs::fstat(&handle).map_err(io)?;
+        let kind = rustix::fs::FileType::from_raw_mode(stat.st_mode);
+        if kind != rustix::fs::FileType::RegularFile {
+            return Err(RepoError::NotAFile {
+                path: self.display(rel),
+                what,
+                kind: file_kind(stat.st_mode),
+            });
+        }
+        let proc_path = format!("/proc/self/fd/{}", handle.as_raw_fd());
+        rustix::fs::open(
+            proc_path.as_str(),
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY,
+            Mode::empty(),
+        )
+        .map(File::from)
+        .map_err(io)
     }
 
     /// Opens a directory as an `O_PATH` handle.
@@ -258,10 +331,17 @@ impl Repo {
             what,
             errno,
         };
+        // Whatever has the temporary name (a leftover, or a FIFO planted
+        // so that opening it for writing would block) goes first; the new
+        // file is then created, never opened.
+        match rustix::fs::unlinkat(&dir_fd, tmp.as_str(), rustix::fs::AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => {}
+            Err(errno) => return Err(io(errno)),
+        }
         let fd = rustix::fs::openat(
             &dir_fd,
             tmp.as_str(),
-            OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::from_raw_mode(0o644),
         )
         .map_err(io)?;
@@ -300,4 +380,128 @@ fn read_limited(file: &mut File, limit: u64) -> Result<Vec<u8>, ReadLimit> {
 /// `blobs/sha256/<hex>`.
 pub fn blob_path(d: &Sha256Digest) -> String {
     format!("blobs/sha256/{}", d.to_hex())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// Runs `f` on a thread; fails the test if it takes longer than 10 s
+    /// (an open that blocks on a FIFO never returns).
+    fn within_10s<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("{what} did not return within 10 s (blocked?)"))
+    }
+
+    fn real_tempdir() -> (tempfile::TempDir, PathBuf) {
+        let t = tempfile::tempdir().unwrap();
+        let path = t.path().canonicalize().unwrap();
+        (t, path)
+    }
+
+    #[test]
+    fn open_file_refuses_what_is_not_a_regular_file_without_opening_it() {
+        let (_t, dir) = real_tempdir();
+        std::fs::write(dir.join("file"), b"content").unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            dir.join("fifo"),
+            rustix::fs::FileType::Fifo,
+            Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        // /dev/null's numbers: a real device, whose open would succeed.
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            dir.join("null"),
+            rustix::fs::FileType::CharacterDevice,
+            Mode::from_raw_mode(0o666),
+            rustix::fs::makedev(1, 3),
+        )
+        .unwrap();
+        let _listener = std::os::unix::net::UnixListener::bind(dir.join("socket")).unwrap();
+        std::fs::create_dir(dir.join("dir")).unwrap();
+        std::os::unix::fs::symlink("fifo", dir.join("link-to-fifo")).unwrap();
+
+        let d = dir.clone();
+        let results = within_10s("open_file", move || {
+            let repo = Repo::open(&d).unwrap();
+            ["file", "fifo", "null", "socket", "dir", "link-to-fifo"].map(|name| {
+                repo.open_file(name, "cannot open")
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+        });
+        assert!(results[0].is_ok(), "{:?}", results[0]);
+        for (i, kind) in [
+            (1, "a FIFO (named pipe)"),
+            (2, "a character device"),
+            (3, "a socket"),
+            (4, "a directory"),
+            (5, "a FIFO (named pipe)"),
+        ] {
+            let e = results[i].as_ref().unwrap_err();
+            assert!(
+                e.contains(&format!("it is {kind}, not a regular file")),
+                "{i}: {e}"
+            );
+            assert!(e.starts_with(&dir.display().to_string()), "{e}");
+        }
+        let repo = Repo::open(&dir).unwrap();
+        let mut f = repo.open_file("file", "cannot open").unwrap();
+        assert_eq!(repo.read_limited(&mut f, "file", 7).unwrap(), b"content");
+        let mut f = repo.open_file("file", "cannot open").unwrap();
+        assert!(repo.read_limited(&mut f, "file", 6).is_err());
+    }
+
+    #[test]
+    fn replace_file_does_not_block_on_a_planted_fifo() {
+        let (_t, dir) = real_tempdir();
+        std::fs::create_dir(dir.join("d")).unwrap();
+        std::fs::write(dir.join("d/deployment.json"), b"old").unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            dir.join("d/.deployment.json.tmp"),
+            rustix::fs::FileType::Fifo,
+            Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        let d = dir.clone();
+        within_10s("replace_file", move || {
+            Repo::open(&d)
+                .unwrap()
+                .replace_file("d", "deployment.json", b"new")
+                .unwrap()
+        });
+        assert_eq!(
+            std::fs::read(dir.join("d/deployment.json")).unwrap(),
+            b"new"
+        );
+        assert!(!dir.join("d/.deployment.json.tmp").exists());
+    }
+
+    #[test]
+    fn refuses_a_repository_path_through_a_symlink() {
+        let (_t, dir) = real_tempdir();
+        std::fs::create_dir_all(dir.join("elsewhere")).unwrap();
+        std::fs::create_dir_all(dir.join("sysroot/real")).unwrap();
+        std::os::unix::fs::symlink("../elsewhere", dir.join("sysroot/sealroot")).unwrap();
+        std::os::unix::fs::symlink("sysroot", dir.join("linked-sysroot")).unwrap();
+        assert!(Repo::open(&dir.join("sysroot/real")).is_ok());
+        for path in ["sysroot/sealroot", "linked-sysroot/real"] {
+            let e = Repo::open(&dir.join(path)).err().unwrap().to_string();
+            assert!(
+                e.contains("the path contains a symlink, which is refused"),
+                "{e}"
+            );
+        }
+    }
 }

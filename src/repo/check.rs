@@ -1,16 +1,19 @@
 //! Offline verification of a sealed image: for every sealing artifact
-//! attached to it (current and draft format), check the subject, compare
-//! each signed digest with the one recomputed here (manifest and config from
-//! their stored bytes, the merged EROFS regenerated from the layers), and
-//! verify every PKCS#7 against the trusted certificates the way the kernel
-//! would.
+//! attached to it (current and draft format) and for its inline metadata,
+//! check the subject, compare each signed digest with the one recomputed
+//! here (manifest and config from their stored bytes, the merged EROFS
+//! regenerated from the layers), and verify every PKCS#7 against the
+//! trusted certificates the way the kernel would; then say whether config
+//! and EROFS are bound ([`Binding`], docs/sealing.md "Binding").
 
 use std::io::Read;
 
 use serde::Serialize;
 
 use crate::crypto::{Cert, CertInfo};
-use crate::oci::artifact::{ArtifactFormat, Role, SealArtifact, SignatureEntry};
+use crate::oci::artifact::{ArtifactFormat, Role, SealArtifact, SignatureEntry, VerityAlgorithm};
+use crate::oci::binding::BindingError;
+use crate::oci::inline::InlineSeal;
 use crate::oci::layout::{ImageLayout, ResolvedImage};
 use crate::oci::referrers::seal_artifacts;
 use crate::oci::{Descriptor, Sha256Digest};
@@ -20,6 +23,7 @@ use crate::verity::FsVerityDigest;
 use super::Error;
 use super::image::MergedImage;
 use super::seal::SealDigests;
+use super::source::{BoundBy, expected_record, label_binding, record_binding};
 
 /// The verdict on one signature of an artifact.
 #[derive(Debug, Clone, Serialize)]
@@ -51,26 +55,72 @@ pub struct ArtifactCheck {
     /// Why the artifact as a whole is invalid (structure, subject).
     pub problem: Option<String>,
     pub roles: Vec<RoleCheck>,
-    /// The per-object signatures (sealroot extension, `objsig`), if the
-    /// artifact carries them.
+    /// The binding record, if the artifact carries one.
+    pub binding: Option<RecordCheck>,
+    /// The per-object signatures (sealroot extension layer, `objsig`), if
+    /// the artifact carries them.
     pub object_signatures: Option<crate::objsig::check::BundleCheck>,
-    /// Every signature checked out (digests and trust), object signatures
-    /// included.
+    /// Every signature checked out (digests and trust), the binding record
+    /// and the object signatures included.
     pub verified: bool,
+}
+
+/// The verdict on an artifact's binding record.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordCheck {
+    /// The trusted certificate its signature verifies against.
+    pub verified_by: Option<CertInfo>,
+    pub problem: Option<String>,
+    /// The problem is only an untrusted signer.
+    pub untrusted_only: bool,
+}
+
+/// The verdict on the image's inline metadata (`oci seal --inline`).
+#[derive(Debug, Clone, Serialize)]
+pub struct InlineCheck {
+    pub algorithm: Option<String>,
+    /// Why the metadata as a whole is invalid.
+    pub problem: Option<String>,
+    /// Config and merged EROFS (and the boot variant).
+    pub roles: Vec<RoleCheck>,
+    pub verified: bool,
+}
+
+/// Whether the image's config and merged EROFS are tied together by a
+/// trusted signature, and by what.
+#[derive(Debug, Clone, Serialize)]
+pub struct Binding {
+    pub bound: bool,
+    pub by: Vec<BoundBy>,
+    /// Evidence against the pairing (a label naming another EROFS).
+    pub problem: Option<String>,
+}
+
+fn is_broken(problem: &Option<String>, roles: &[RoleCheck]) -> bool {
+    problem.is_some()
+        || roles
+            .iter()
+            .any(|r| r.problem.is_some() && !r.untrusted_only)
 }
 
 impl ArtifactCheck {
     /// Whether a problem is evidence of tampering or breakage, as opposed
     /// to an artifact signed by a key that is simply not trusted here.
     pub fn is_broken(&self) -> bool {
-        self.problem.is_some()
+        is_broken(&self.problem, &self.roles)
             || self
-                .roles
-                .iter()
-                .any(|r| r.problem.is_some() && !r.untrusted_only)
+                .binding
+                .as_ref()
+                .is_some_and(|b| b.problem.is_some() && !b.untrusted_only)
             || self.object_signatures.as_ref().is_some_and(|o| {
                 o.missing > 0 || o.bad > 0 || (o.problem.is_some() && !o.untrusted_only)
             })
+    }
+}
+
+impl InlineCheck {
+    pub fn is_broken(&self) -> bool {
+        is_broken(&self.problem, &self.roles)
     }
 }
 
@@ -93,6 +143,7 @@ pub fn check_artifacts(
                 algorithm: None,
                 problem: Some(e.to_string()),
                 roles: Vec::new(),
+                binding: None,
                 object_signatures: None,
                 verified: false,
             },
@@ -114,8 +165,33 @@ fn check_one(
     let roles: Vec<RoleCheck> = a
         .entries
         .iter()
-        .map(|e| check_role(layout, desc.digest, e, digests.get(e.role), trusted))
+        .map(|e| {
+            let sig = read_signature(layout, desc.digest, e);
+            check_role(e.role, &e.digest, sig, digests.get(e.role), trusted)
+        })
         .collect();
+    let binding = a.binding.as_ref().map(|b| {
+        let merged = merged.digest(a.algorithm);
+        let bootable = a.entry(Role::MergedBootable).map(|e| e.digest);
+        let expected = expected_record(image, a.algorithm, merged, bootable);
+        match record_binding(b, &expected, trusted) {
+            Ok(verified_by) => RecordCheck {
+                verified_by,
+                problem: None,
+                untrusted_only: false,
+            },
+            Err(e) => RecordCheck {
+                verified_by: None,
+                untrusted_only: matches!(
+                    e,
+                    BindingError::Signature(
+                        VerifyError::UnknownSigner { .. } | VerifyError::UntrustedRoot { .. }
+                    )
+                ),
+                problem: Some(e.to_string()),
+            },
+        }
+    });
     let object_signatures = crate::objsig::check::read_bundle(layout, a).map(|bundle| {
         let objects = crate::objsig::build::tree_objects(&merged.tree);
         match bundle {
@@ -129,6 +205,7 @@ fn check_one(
     });
     let verified = !trusted.is_empty()
         && roles.iter().all(|r| r.problem.is_none())
+        && binding.as_ref().is_none_or(|b| b.problem.is_none())
         && object_signatures.as_ref().is_none_or(|o| o.complete());
     ArtifactCheck {
         artifact: desc.digest,
@@ -139,8 +216,92 @@ fn check_one(
         algorithm: Some(a.algorithm.to_string()),
         problem: None,
         roles,
+        binding,
         object_signatures,
         verified,
+    }
+}
+
+/// Checks the image's inline metadata, if it has any.
+pub fn check_inline(
+    image: &ResolvedImage,
+    merged: &MergedImage,
+    trusted: &[Cert],
+) -> Option<InlineCheck> {
+    let seal = match InlineSeal::parse(&image.manifest) {
+        Ok(None) => return None,
+        Ok(Some(s)) => s,
+        Err(e) => {
+            return Some(InlineCheck {
+                algorithm: None,
+                problem: Some(e.to_string()),
+                roles: Vec::new(),
+                verified: false,
+            });
+        }
+    };
+    let digests = SealDigests::of(image, seal.algorithm, Some(merged.digest(seal.algorithm)));
+    let roles: Vec<RoleCheck> = seal
+        .entries()
+        .map(|e| {
+            let sig = e.signature.clone().ok_or_else(|| {
+                format!(
+                    "the inline {} digest has no .sig: digest-only metadata is not a seal",
+                    e.role
+                )
+            });
+            check_role(e.role, &e.digest, sig, digests.get(e.role), trusted)
+        })
+        .collect();
+    let verified = !trusted.is_empty() && roles.iter().all(|r| r.problem.is_none());
+    Some(InlineCheck {
+        algorithm: Some(seal.algorithm.to_string()),
+        problem: None,
+        roles,
+        verified,
+    })
+}
+
+/// Binding of the image (after [`check_artifacts`] and [`check_inline`]):
+/// the config label, or a verified (or, without certificates, matching)
+/// binding record of an artifact that is not broken.
+pub fn binding(
+    image: &ResolvedImage,
+    merged: &MergedImage,
+    artifacts: &[ArtifactCheck],
+) -> Binding {
+    let mut by = Vec::new();
+    let mut problem = None;
+    // The label's length says its algorithm.
+    let label_alg = image.config.seal_label().and_then(|l| match l.len() {
+        64 => Some(VerityAlgorithm::SHA256_12),
+        128 => "fsverity-sha512-12".parse().ok(),
+        _ => None,
+    });
+    if let Some(alg) = label_alg {
+        match label_binding(&image.config, &merged.digest(alg)) {
+            Ok(true) => by.push(BoundBy::ConfigLabel),
+            Ok(false) => {}
+            Err(e) => problem = Some(e),
+        }
+    }
+    for a in artifacts.iter().filter(|a| !a.is_broken()) {
+        if let Some(RecordCheck {
+            problem: None,
+            verified_by,
+            ..
+        }) = &a.binding
+        {
+            by.push(BoundBy::BindingRecord {
+                artifact: a.artifact,
+                signer: verified_by.clone(),
+            });
+        }
+    }
+    Binding {
+        bound: problem.is_none() && !by.is_empty(),
+        by,
+        problem,
     }
 }
 
@@ -160,40 +321,39 @@ pub fn read_signature(
 }
 
 fn check_role(
-    layout: &ImageLayout,
-    artifact: Sha256Digest,
-    e: &SignatureEntry,
+    role: Role,
+    signed: &FsVerityDigest,
+    sig: Result<Vec<u8>, String>,
     actual: Option<FsVerityDigest>,
     trusted: &[Cert],
 ) -> RoleCheck {
     let mut check = RoleCheck {
-        role: e.role.to_string(),
-        signed_digest: e.digest.to_hex(),
+        role: role.to_string(),
+        signed_digest: signed.to_hex(),
         actual_digest: actual.map(|d| d.to_hex()),
         verified_by: None,
         signer: None,
         problem: None,
         untrusted_only: false,
     };
-    let what = match e.role {
+    let what = match role {
         Role::Manifest => "the stored image manifest",
         Role::Config => "the stored image config",
         Role::Merged => "the merged EROFS regenerated from the layers",
         _ => "",
     };
     if let Some(actual) = actual
-        && actual != e.digest
+        && actual != *signed
     {
         check.problem = Some(format!(
-            "{} signature covers fs-verity digest {}, but {what} has {}: the artifact \
+            "{role} signature covers fs-verity digest {}, but {what} has {}: the signature \
              does not belong to this image content (or sealroot generated a different EROFS)",
-            e.role,
-            e.digest.to_hex(),
+            signed.to_hex(),
             actual.to_hex()
         ));
         return check;
     }
-    let sig = match read_signature(layout, artifact, e) {
+    let sig = match sig {
         Ok(s) => s,
         Err(err) => {
             check.problem = Some(err);
@@ -201,12 +361,11 @@ fn check_role(
         }
     };
     if trusted.is_empty() {
-        check.problem = None;
         return check;
     }
     // The signature must be over the digest of the content we have, not
     // merely the one the annotation claims.
-    let digest = actual.unwrap_or(e.digest);
+    let digest = actual.unwrap_or(*signed);
     match verify_fsverity(&sig, &digest, trusted) {
         Ok(v) => {
             check.verified_by = Some(v.trusted);
@@ -217,7 +376,7 @@ fn check_role(
                 err,
                 VerifyError::UnknownSigner { .. } | VerifyError::UntrustedRoot { .. }
             );
-            check.problem = Some(format!("{} signature: {err}", e.role));
+            check.problem = Some(format!("{role} signature: {err}"));
         }
     }
     check

@@ -9,25 +9,21 @@
 //! (assembled under `deployments/.tmp-*` and renamed, or for a re-deploy
 //! only its `deployment.json` replaced), then the symlinks (renamed over).
 
-use std::fs;
 use std::io;
-use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 
 use crate::crypto::{Cert, CertInfo};
-use crate::oci::artifact::{Role, SealArtifact};
+use crate::oci::artifact::Role;
 use crate::oci::layout::{ImageLayout, ResolvedImage};
-use crate::oci::manifest::ImageManifest;
-use crate::oci::referrers::seal_artifacts;
-use crate::oci::stored::Stored;
 use crate::oci::{Descriptor, ManifestDigest, Sha256Digest};
-use crate::pkcs7::verify_fsverity;
 use crate::verity::{FsVerityDigest, ioctl};
 
 use super::check::read_signature;
+use super::dir::FileKind;
 use super::image::{MergedImage, build_merged};
 use super::json::{Deployment, SignatureMode};
 use super::seal::SealDigests;
+use super::source::{self, BoundBy, Choice, SealSource};
 use super::store::{
     ObjectSigning, ObjectStats, Repository, SigningMode, VerityRequest, VerityState, is_unsupported,
 };
@@ -53,6 +49,8 @@ pub struct DeployOptions<'a> {
     pub trusted: &'a [Cert],
     /// Pick this artifact when the image has several.
     pub artifact: Option<Sha256Digest>,
+    /// Deploy an image nothing binds (docs/sealing.md, "Binding").
+    pub allow_unbound: bool,
     /// Copy the image's `/var` into a new deployment's `var/`.
     pub seed_var: bool,
 }
@@ -71,112 +69,9 @@ pub struct DeployReport {
     pub var_entries: u64,
     /// Trusted certificates the signatures verified against (userspace).
     pub verified_by: Vec<CertInfo>,
+    /// What binds config and EROFS (`None`: unbound, `--allow-unbound`).
+    pub bound_by: Option<BoundBy>,
     pub kernel_cmdline: String,
-}
-
-/// A chosen artifact with its raw bytes and signature blobs.
-struct Chosen {
-    descriptor: Descriptor,
-    manifest: Stored<ImageManifest>,
-    artifact: SealArtifact,
-    /// (role, signed digest, DER) for manifest, config, merged.
-    signatures: Vec<(Role, FsVerityDigest, Vec<u8>)>,
-    verified_by: Vec<CertInfo>,
-}
-
-fn choose_artifact(
-    repo: &Repository,
-    layout: &ImageLayout,
-    image: &ResolvedImage,
-    digests: &SealDigests,
-    opts: &DeployOptions<'_>,
-) -> Result<Chosen, Error> {
-    let alg = repo.algorithm();
-    let mut reasons = Vec::new();
-    for (desc, parsed) in seal_artifacts(layout, &image.manifest)? {
-        if let Some(want) = opts.artifact
-            && desc.digest != want
-        {
-            continue;
-        }
-        let a = match parsed {
-            Ok(a) => a,
-            Err(e) => {
-                reasons.push(e.to_string());
-                continue;
-            }
-        };
-        if a.algorithm != alg {
-            reasons.push(format!(
-                "artifact {} uses {}, the repository {alg}",
-                desc.digest, a.algorithm
-            ));
-            continue;
-        }
-        match load_signatures(layout, &desc, &a, digests, opts.trusted) {
-            Ok((signatures, verified_by)) => {
-                let manifest: Stored<ImageManifest> =
-                    layout.read_json(&desc, "sealing artifact")?;
-                return Ok(Chosen {
-                    descriptor: desc,
-                    manifest,
-                    artifact: a,
-                    signatures,
-                    verified_by,
-                });
-            }
-            Err(e) => reasons.push(format!("artifact {}: {e}", desc.digest)),
-        }
-    }
-    let why = if reasons.is_empty() {
-        match opts.artifact {
-            Some(d) => format!("no sealing artifact {d} refers to it"),
-            None => "no sealing artifact refers to it; seal it with `sealroot oci seal`".into(),
-        }
-    } else {
-        reasons.join("; ")
-    };
-    Err(Error::Refused(format!(
-        "image {} cannot be deployed: {why}",
-        image.manifest_digest()
-    )))
-}
-
-type Signatures = (Vec<(Role, FsVerityDigest, Vec<u8>)>, Vec<CertInfo>);
-
-fn load_signatures(
-    layout: &ImageLayout,
-    desc: &Descriptor,
-    a: &SealArtifact,
-    digests: &SealDigests,
-    trusted: &[Cert],
-) -> Result<Signatures, String> {
-    let mut out = Vec::new();
-    let mut verified_by = Vec::new();
-    for (role, actual) in digests.roles() {
-        let e = a
-            .entry(role)
-            .ok_or_else(|| format!("no {role} signature"))?;
-        // Unknown yet (checked again once the layers are imported).
-        let Some(actual) = actual else { continue };
-        if e.digest != actual {
-            return Err(format!(
-                "its {role} signature covers {}, but this image's {role} has fs-verity digest {}",
-                e.digest.to_hex(),
-                actual.to_hex()
-            ));
-        }
-        let der = read_signature(layout, desc.digest, e)?;
-        if !trusted.is_empty() {
-            let v = verify_fsverity(&der, &actual, trusted)
-                .map_err(|err| format!("{role} signature: {err}"))?;
-            if !verified_by.contains(&v.trusted) {
-                verified_by.push(v.trusted);
-            }
-        }
-        out.push((role, actual, der));
-    }
-    Ok((out, verified_by))
 }
 
 /// Deploys `image` (sealed, from `layout`) into `repo`.
@@ -187,21 +82,30 @@ pub fn deploy(
     opts: &DeployOptions<'_>,
 ) -> Result<DeployReport, Error> {
     let alg = repo.algorithm();
-    // Refuse before writing anything when no artifact can match: manifest
+    let choice = Choice {
+        algorithm: alg,
+        trusted: opts.trusted,
+        artifact: opts.artifact,
+        allow_unbound: opts.allow_unbound,
+    };
+    // Refuse before writing anything when no source can match: manifest
     // and config digests (and signatures) are known without the layers.
-    let first = choose_artifact(
-        repo,
-        layout,
-        image,
-        &SealDigests::of(image, alg, None),
-        opts,
-    )?;
+    let first = source::choose(layout, image, &SealDigests::of(image, alg, None), &choice)?;
     // Per-object signatures go onto the objects as they are written
     // (fs-verity takes its builtin signature when it is enabled, once).
-    let first_artifact = first.descriptor.digest;
-    let bundle = crate::objsig::check::read_bundle(layout, &first.artifact)
-        .transpose()
-        .map_err(|e| Error::Refused(format!("artifact {}: {e}", first.descriptor.digest)))?;
+    // Inline-sealed images have none (`oci seal --inline` refuses
+    // --object-signatures: docs/sealing.md, "Object signatures").
+    let first_artifact = first.artifact();
+    let bundle = match &first.source {
+        SealSource::Artifact {
+            descriptor,
+            artifact,
+            ..
+        } => crate::objsig::check::read_bundle(layout, artifact)
+            .transpose()
+            .map_err(|e| Error::Refused(format!("artifact {}: {e}", descriptor.digest)))?,
+        SealSource::Inline(_) => None,
+    };
     let signing = bundle.as_ref().and_then(|b| {
         let mode = match opts.mode {
             ModeChoice::Fixed(SignatureMode::Builtin) => SigningMode::Required,
@@ -212,7 +116,7 @@ pub fn deploy(
         Some(ObjectSigning { bundle: b, mode })
     });
     let attach_objects = signing.is_some();
-    let sink = repo.object_sink_signed(signing);
+    let sink = repo.object_sink_signed(signing)?;
     let merged = build_merged(layout, image, &sink)?;
     if let (Some(b), true) = (&bundle, attach_objects) {
         // The bundle must cover the merged image (`oci verify` checks the
@@ -227,83 +131,82 @@ pub fn deploy(
                  of its objects, e.g. {first}: it does not belong to this image; seal it again \
                  with `sealroot oci seal --object-signatures`",
                 image.manifest_digest(),
-                first_artifact,
+                first_artifact.map(|d| d.to_string()).unwrap_or_default(),
                 missing.len()
             )));
         }
     }
     let digests = SealDigests::of(image, alg, Some(merged.digest(alg)));
-    let chosen = choose_artifact(repo, layout, image, &digests, opts)?;
-    if chosen.descriptor.digest != first.descriptor.digest && bundle.is_some() {
+    let chosen = source::choose(layout, image, &digests, &choice)?;
+    if chosen.artifact() != first_artifact && bundle.is_some() {
         return Err(Error::Refused(format!(
-            "image {}: the layers match sealing artifact {}, not {} whose object signatures \
-             were attached; pick one with --artifact",
+            "image {}: the layers match the signatures of {}, not artifact {} whose object \
+             signatures were attached; pick one with --artifact",
             image.manifest_digest(),
-            chosen.descriptor.digest,
-            first.descriptor.digest
+            chosen
+                .artifact()
+                .map(|d| format!("artifact {d}"))
+                .unwrap_or_else(|| "its inline metadata".into()),
+            first_artifact.map(|d| d.to_string()).unwrap_or_default(),
         )));
     }
     let params = repo.params();
 
-    // Unreferenced blobs first: the artifact and its signatures.
-    for d in &chosen.manifest.layers {
-        let e = chosen
-            .artifact
-            .entries
-            .iter()
-            .find(|e| e.blob.digest == d.digest);
-        if let Some(e) = e {
-            let der =
-                read_signature(layout, chosen.descriptor.digest, e).map_err(Error::Refused)?;
-            repo.put_file(&repo.blob_path(&d.digest), &der, VerityRequest::Off)?;
+    // Unreferenced blobs first: the artifact and its signatures (inline:
+    // the manifest carries them).
+    if let SealSource::Artifact {
+        descriptor,
+        manifest,
+        artifact,
+    } = &chosen.source
+    {
+        for e in &artifact.entries {
+            let der = read_signature(layout, descriptor.digest, e).map_err(Error::Refused)?;
+            repo.put_file(&repo.blob_rel(&e.blob.digest), &der, VerityRequest::Off)?;
         }
+        // sealroot's extension layers (the object signature bundle):
+        // enable-verity, fsck and the initramfs read them from the
+        // repository. Read from the layout again, sha256-checked.
+        for d in &artifact.extensions {
+            let mut blob = Vec::new();
+            std::io::Read::read_to_end(
+                &mut layout.open_blob(d, "sealing artifact extension layer")?,
+                &mut blob,
+            )
+            .map_err(Error::io(
+                "reading the sealing artifact extension layer",
+                layout_path(layout, d),
+            ))?;
+            repo.put_file(&repo.blob_rel(&d.digest), &blob, VerityRequest::Off)?;
+        }
+        let empty = crate::oci::artifact::EMPTY_JSON;
+        repo.put_file(
+            &repo.blob_rel(&Sha256Digest::of(empty)),
+            empty,
+            VerityRequest::Off,
+        )?;
+        repo.put_file(
+            &repo.blob_rel(&descriptor.digest),
+            manifest.bytes(),
+            VerityRequest::Off,
+        )?;
     }
-    // sealroot extension layers (the object signature bundle): the
-    // initramfs reads them from the repository.
-    for d in &chosen.artifact.extensions {
-        let mut blob = Vec::new();
-        std::io::Read::read_to_end(
-            &mut layout.open_blob(d, "sealing artifact extension")?,
-            &mut blob,
-        )
-        .map_err(Error::io("reading extension layer", layout_path(layout, d)))?;
-        repo.put_file(&repo.blob_path(&d.digest), &blob, VerityRequest::Off)?;
-    }
-    let empty = crate::oci::artifact::EMPTY_JSON;
-    repo.put_file(
-        &repo.blob_path(&Sha256Digest::of(empty)),
-        empty,
-        VerityRequest::Off,
-    )?;
-    repo.put_file(
-        &repo.blob_path(&chosen.descriptor.digest),
-        chosen.manifest.bytes(),
-        VerityRequest::Off,
-    )?;
 
-    // The three signed files.
-    let sig = |role: Role| -> &[u8] {
-        chosen
-            .signatures
-            .iter()
-            .find(|(r, _, _)| *r == role)
-            .map(|(_, _, d)| d.as_slice())
-            .unwrap_or_default()
-    };
+    // The signed files (inline: the manifest has no signature).
     let files: [(Role, std::path::PathBuf, &[u8]); 3] = [
         (
             Role::Manifest,
-            repo.blob_path(&image.manifest.digest()),
+            repo.blob_rel(&image.manifest.digest()),
             image.manifest.bytes(),
         ),
         (
             Role::Config,
-            repo.blob_path(&image.config.digest()),
+            repo.blob_rel(&image.config.digest()),
             image.config.bytes(),
         ),
         (
             Role::Merged,
-            repo.image_path(&merged.digest(alg)),
+            repo.image_rel(&merged.digest(alg)),
             &merged.erofs,
         ),
     ];
@@ -314,15 +217,17 @@ pub fn deploy(
     let mut mode = opts.mode;
     let mut verity = true;
     for (role, path, bytes) in &files {
+        let signature = chosen.signature(*role);
         let state = match mode {
             ModeChoice::Fixed(SignatureMode::AttachAtBoot) => {
                 repo.put_file(path, bytes, VerityRequest::Off)?
             }
+            _ if signature.is_none() => repo.put_file(path, bytes, unsigned)?,
             ModeChoice::Fixed(SignatureMode::Detached) => repo.put_file(path, bytes, unsigned)?,
             ModeChoice::Fixed(SignatureMode::Builtin) => {
                 let request = VerityRequest::On {
                     params: &params,
-                    signature: Some(sig(*role)),
+                    signature,
                 };
                 match repo.put_file(path, bytes, request) {
                     // No fs-verity here (a build host): the deployment
@@ -342,7 +247,7 @@ pub fn deploy(
                 // temporary file is discarded) and we fall back.
                 let request = VerityRequest::On {
                     params: &params,
-                    signature: Some(sig(*role)),
+                    signature,
                 };
                 match repo.put_file(path, bytes, request) {
                     Ok(s) => {
@@ -391,7 +296,7 @@ pub fn deploy(
     let deployment = Deployment {
         manifest: image.manifest_digest(),
         config: image.manifest.config_digest(),
-        artifact: chosen.descriptor.digest,
+        artifact: chosen.artifact(),
         image: merged.digest(alg),
         algorithm: alg,
         signatures: mode,
@@ -422,11 +327,11 @@ pub fn deploy(
         created,
         var_entries,
         verified_by: chosen.verified_by,
+        bound_by: chosen.bound_by,
     })
 }
 
-/// ENOKEY / EKEYREJECTED / EBADMSG: the kernel checked the builtin
-/// signature and did not accept it (signer not in `.fs-verity`).
+/// Where blob `d` of `layout` is, for messages.
 fn layout_path(layout: &ImageLayout, d: &Descriptor) -> std::path::PathBuf {
     layout
         .dir()
@@ -434,6 +339,8 @@ fn layout_path(layout: &ImageLayout, d: &Descriptor) -> std::path::PathBuf {
         .unwrap_or_else(|| std::path::PathBuf::from(d.digest.to_string()))
 }
 
+/// ENOKEY / EKEYREJECTED / EBADMSG: the kernel checked the builtin
+/// signature and did not accept it (signer not in `.fs-verity`).
 fn kernel_refused(e: &ioctl::Error) -> bool {
     use rustix::io::Errno;
     matches!(
@@ -448,79 +355,96 @@ fn write_deployment(
     merged: &MergedImage,
     opts: &DeployOptions<'_>,
 ) -> Result<(std::path::PathBuf, bool, u64), Error> {
-    let dir = repo.deployment_dir(&d.manifest);
-    if dir.is_dir() {
+    let deployments = repo.dir().open_dir("deployments")?;
+    let hex = d.manifest.0.to_hex();
+    let path = deployments.display(&hex);
+    if let Some(meta) = deployments.stat(&hex)? {
+        if meta.kind != FileKind::Directory {
+            return Err(deployments
+                .unexpected(&hex, meta.kind, FileKind::Directory)
+                .into());
+        }
         // Re-deploy: state directories stay; only the index is replaced.
+        // They must be what the initramfs mounts (never a symlink).
+        let existing = deployments.open_dir(&hex)?;
+        for sub in ["etc/upper", "etc/work", "var"] {
+            existing.open_dir(sub)?;
+        }
+        if let Some(meta) = existing.stat("deployment.json")? {
+            existing.require_file("deployment.json", &meta)?;
+        }
         replace_deployment_json(repo, d)?;
-        return Ok((dir, false, 0));
+        return Ok((path, false, 0));
     }
-    let parent = repo.root().join("deployments");
-    let tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempdir_in(&parent)
-        .map_err(Error::io("creating a temporary directory in", &parent))?;
-    let t = tmp.path();
-    for sub in ["etc/upper", "etc/work"] {
-        fs::create_dir_all(t.join(sub)).map_err(Error::io("creating", t.join(sub)))?;
-    }
-    // overlayfs requires an empty workdir it owns; root-only like /etc.
-    for sub in ["etc", "etc/upper", "etc/work"] {
-        fs::set_permissions(t.join(sub), fs::Permissions::from_mode(0o755))
-            .map_err(Error::io("setting permissions of", t.join(sub)))?;
-    }
-    let var_entries = if opts.seed_var {
-        var::seed(repo, &merged.tree, &t.join("var"))?
-    } else {
-        fs::create_dir(t.join("var")).map_err(Error::io("creating", t.join("var")))?;
-        0
+    // Assembled under a temporary name; removed again on failure.
+    let tmp_name = deployments.create_temp_dir(".tmp-", 0o700)?;
+    let assemble = || -> Result<u64, Error> {
+        let t = deployments.open_dir(&tmp_name)?;
+        // overlayfs requires an empty workdir it owns; root-only like /etc.
+        let etc = t.ensure_dir("etc")?;
+        etc.set_mode(0o755)?;
+        for sub in ["upper", "work"] {
+            etc.create_dir(sub, 0o755)?;
+        }
+        let var_entries = if opts.seed_var {
+            var::seed(repo, &merged.tree, &t)?
+        } else {
+            t.create_dir("var", 0o755)?;
+            0
+        };
+        let mut f = t.create_temp(".deployment.json", 0o644)?;
+        let fpath = f.path();
+        let file = f.file()?;
+        io::Write::write_all(file, &d.to_json())
+            .and_then(|()| file.sync_all())
+            .map_err(Error::io("writing", &fpath))?;
+        f.persist(&t, "deployment.json")?;
+        deployments.rename(&tmp_name, &deployments, &hex)?;
+        Ok(var_entries)
     };
-    let path = t.join("deployment.json");
-    fs::write(&path, d.to_json())
-        .and_then(|()| fs::File::open(&path)?.sync_all())
-        .map_err(Error::io("writing", &path))?;
-    let t = tmp.keep();
-    fs::rename(&t, &dir).map_err(|e| {
-        let _ = fs::remove_dir_all(&t);
-        Error::io("renaming into place", &dir)(e)
-    })?;
-    super::store::sync_dir(&dir)?;
-    Ok((dir, true, var_entries))
+    let var_entries = match assemble() {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = deployments.remove_tree(&tmp_name);
+            return Err(e);
+        }
+    };
+    deployments.sync()?;
+    Ok((path, true, var_entries))
 }
 
-/// Atomically replaces the `deployment.json` of an existing deployment.
+/// Atomically replaces the `deployment.json` of an existing deployment
+/// (renamed over whatever is there, never written through it).
 pub fn replace_deployment_json(repo: &Repository, d: &Deployment) -> Result<(), Error> {
-    let dir = repo.deployment_dir(&d.manifest);
-    let path = dir.join("deployment.json");
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".deployment.json")
-        .tempfile_in(&dir)
-        .map_err(Error::io("creating a temporary file in", &dir))?;
-    io::Write::write_all(&mut tmp, &d.to_json())
-        .and_then(|()| tmp.as_file().sync_all())
+    let dir = repo.dir().open_dir(repo.deployment_rel(&d.manifest))?;
+    let mut tmp = dir.create_temp(".deployment.json", 0o644)?;
+    let path = dir.display("deployment.json");
+    let file = tmp.file()?;
+    io::Write::write_all(file, &d.to_json())
+        .and_then(|()| file.sync_all())
         .map_err(Error::io("writing", &path))?;
-    tmp.persist(&path)
-        .map_err(|e| Error::io("renaming into place", &path)(e.error))?;
-    super::store::sync_dir(&path)
+    tmp.persist(&dir, "deployment.json")?;
+    Ok(dir.sync()?)
 }
 
-/// `<kind>/<name>` -> `../deployments/<manifest hex>`, replaced atomically.
+/// `<kind>/<name>` -> `../deployments/<manifest hex>`, replaced atomically
+/// (the old entry is read as a symlink and renamed over, never followed).
 fn link_name(
     repo: &Repository,
     kind: &str,
     name: &str,
     manifest: &ManifestDigest,
 ) -> Result<(), Error> {
-    let dir = repo.root().join(kind);
-    let dest = dir.join(name);
+    let dir = repo.dir().open_dir(kind)?;
     let target = Path::new("../deployments").join(manifest.0.to_hex());
-    if fs::read_link(&dest).ok().as_deref() == Some(target.as_path()) {
+    if dir.read_link(name).ok().as_deref() == Some(target.as_path()) {
         return Ok(());
     }
-    let tmp = dir.join(format!(".tmp-{name}-{}", std::process::id()));
-    let _ = fs::remove_file(&tmp);
-    symlink(&target, &tmp).map_err(Error::io("creating symlink", &tmp))?;
-    fs::rename(&tmp, &dest).map_err(Error::io("renaming into place", &dest))?;
-    super::store::sync_dir(&dest)
+    let tmp = format!(".tmp-{name}-{}", std::process::id());
+    dir.unlink(&tmp)?;
+    dir.symlink(&target, &tmp)?;
+    dir.rename(&tmp, &dir, name)?;
+    Ok(dir.sync()?)
 }
 
 /// The current time as RFC 3339 UTC (`2026-01-31T12:00:00Z`).

@@ -6,15 +6,23 @@
 //! - every image's fs-verity digest equals its name, it reads as a
 //!   composefs EROFS, and every object it references is present;
 //! - every deployment is complete: `deployment.json` parses; manifest,
-//!   config, artifact and image are present and agree (the config is the
-//!   manifest's, the artifact's subject is the manifest, its signed digests
-//!   are the files' digests); the state directories and `by-*` names exist;
-//!   with trusted certificates, every signature verifies.
+//!   config, artifact (none for an image sealed inline: its manifest's
+//!   annotations carry the signatures) and image are present and agree
+//!   (the config is the manifest's, the artifact's subject is the manifest,
+//!   the signed digests are the files' digests); the state directories and
+//!   `by-*` names exist; with trusted certificates, every signature
+//!   verifies;
+//! - the layout itself: its directories are directories, `tmp/` holds
+//!   regular files, `by-*/` symlinks of the form deploy writes (read, never
+//!   followed), and no symlink, special file or hard-linked file sits where
+//!   the layout has a file or directory (each is a problem naming it;
+//!   nothing is read through it).
 //!
 //! Hashing runs on all cores.
 
 use std::collections::BTreeSet;
-use std::fs;
+use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -23,18 +31,21 @@ use serde::Serialize;
 use crate::crypto::Cert;
 use crate::dumpfile::print::walk;
 use crate::erofs::reader::read_tree;
-use crate::oci::artifact::{Role, SealArtifact};
+use crate::oci::artifact::Role;
 use crate::oci::manifest::ImageManifest;
 use crate::oci::stored::Stored;
 use crate::oci::{ImageConfig, Sha256Digest};
 use crate::pkcs7::verify_fsverity;
 use crate::tree::Content;
-use crate::verity::digest::digest_file;
+use crate::verity::digest::{digest_bytes, digest_open_file};
 use crate::verity::{FsVerityDigest, VerityParams, ioctl};
 
 use super::Error;
+use super::dir::{FileKind, PathError};
 use super::json::{Deployment, SignatureMode, parse_verity_hex};
-use super::store::Repository;
+use super::scan::{self, Found, Listing};
+use super::source::{DeployedError, deployed};
+use super::store::{FoundDeployment, LAYOUT_DIRS, MAX_BLOB_SIZE, MAX_IMAGE_SIZE, Repository};
 
 /// One problem found, with the file it concerns.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -58,6 +69,16 @@ pub struct FsckReport {
     pub problems: Vec<Problem>,
 }
 
+impl Problem {
+    /// A path that could not be used, as a problem of that path.
+    fn of(e: &PathError) -> Problem {
+        Problem {
+            path: e.path().to_owned(),
+            problem: e.reason(),
+        }
+    }
+}
+
 impl FsckReport {
     fn problem(&mut self, path: impl Into<PathBuf>, problem: impl Into<String>) {
         self.problems.push(Problem {
@@ -67,49 +88,10 @@ impl FsckReport {
     }
 }
 
-/// Lists the regular files two levels below `objects/` (`XX/rest`).
-pub fn list_objects(repo: &Repository) -> Result<Vec<(String, PathBuf)>, Error> {
-    let dir = repo.root().join("objects");
-    let mut out = Vec::new();
-    for d in fs::read_dir(&dir).map_err(Error::io("listing", &dir))? {
-        let d = d.map_err(Error::io("listing", &dir))?;
-        let sub = d.path();
-        if !sub.is_dir() {
-            out.push((d.file_name().to_string_lossy().into_owned(), sub));
-            continue;
-        }
-        for f in fs::read_dir(&sub).map_err(Error::io("listing", &sub))? {
-            let f = f.map_err(Error::io("listing", &sub))?;
-            out.push((
-                format!(
-                    "{}{}",
-                    d.file_name().to_string_lossy(),
-                    f.file_name().to_string_lossy()
-                ),
-                f.path(),
-            ));
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// Files directly in `dir`, by name.
-pub fn list_dir(dir: &Path) -> Result<Vec<(String, PathBuf)>, Error> {
-    let mut out = Vec::new();
-    for e in fs::read_dir(dir).map_err(Error::io("listing", dir))? {
-        let e = e.map_err(Error::io("listing", dir))?;
-        out.push((e.file_name().to_string_lossy().into_owned(), e.path()));
-    }
-    out.sort();
-    Ok(out)
-}
-
 /// The objects (`XX/rest` names, as hex without the slash) a composefs
-/// image references.
-pub fn image_objects(path: &Path) -> Result<BTreeSet<String>, String> {
-    let data = fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-    let tree = read_tree(&data).map_err(|e| format!("not a readable composefs EROFS: {e}"))?;
+/// image (its bytes) references.
+pub fn image_objects(data: &[u8]) -> Result<BTreeSet<String>, String> {
+    let tree = read_tree(data).map_err(|e| format!("not a readable composefs EROFS: {e}"))?;
     let mut set = BTreeSet::new();
     walk(&tree, |_, id, is_link| {
         if let (
@@ -127,21 +109,46 @@ pub fn image_objects(path: &Path) -> Result<BTreeSet<String>, String> {
     Ok(set)
 }
 
-/// Checks the whole repository.
+/// Checks the whole repository. Whatever is not what the layout puts
+/// there (a symlink, a special file, a hard-linked file) is a problem
+/// naming it; nothing is followed or read through it.
 pub fn fsck(repo: &Repository, trusted: &[Cert]) -> Result<FsckReport, Error> {
     let mut r = FsckReport::default();
 
-    // Objects: fs-verity sha256 of the content equals the name; builtin
-    // signatures verify against the trust; objects IPE needs signed are.
-    let objects = list_objects(repo)?;
+    // The layout's directories are directories.
+    for d in LAYOUT_DIRS {
+        if let Err(e) = repo.dir().open_dir(d) {
+            r.problem(e.path(), e.reason());
+        }
+    }
+    // A listing that cannot even start (its directory is a symlink) was
+    // reported just above.
+    let list = |l: Result<Listing, Error>, r: &mut FsckReport| -> Vec<Found> {
+        match l {
+            Ok(l) => {
+                for e in l.unexpected {
+                    r.problem(e.path(), e.reason());
+                }
+                l.found
+            }
+            Err(Error::Path(_)) => Vec::new(),
+            Err(e) => {
+                r.problem(repo.root(), e.to_string());
+                Vec::new()
+            }
+        }
+    };
+
+    // Objects: fs-verity sha256 of the content equals the name.
+    let objects = list(scan::objects(repo), &mut r);
     r.objects = objects.len() as u64;
     let sha256 = VerityParams::sha256();
     let need_signature = objects_needing_signatures(repo);
     let results: Vec<Result<bool, Problem>> = objects
         .par_iter()
-        .map(|(name, path)| {
-            check_object(&sha256, name, path)?;
-            check_object_signature(name, path, trusted, need_signature.get(name.as_str()))
+        .map(|f| {
+            let file = check_object(&sha256, f)?;
+            check_object_signature(f, &file, trusted, need_signature.get(f.name.as_str()))
         })
         .collect();
     for res in results {
@@ -151,28 +158,27 @@ pub fn fsck(repo: &Repository, trusted: &[Cert]) -> Result<FsckReport, Error> {
             Err(p) => r.problems.push(p),
         }
     }
-    let present: BTreeSet<&str> = objects.iter().map(|(n, _)| n.as_str()).collect();
+    let present: BTreeSet<&str> = objects.iter().map(|f| f.name.as_str()).collect();
 
     // Blobs: sha256 equals the name.
-    let blobs = list_dir(&repo.root().join("blobs/sha256"))?;
+    let blobs = list(
+        scan::entries(repo, "blobs/sha256", FileKind::Regular),
+        &mut r,
+    );
     r.blobs = blobs.len() as u64;
     let bad: Vec<Problem> = blobs
         .par_iter()
-        .filter_map(|(name, path)| {
-            let ok = fs::read(path)
-                .map(|b| Sha256Digest::of(&b).to_hex() == *name)
-                .map_err(|e| e.to_string());
-            match ok {
-                Ok(true) => None,
-                Ok(false) => Some(Problem {
-                    path: path.clone(),
-                    problem: "sha256 of the content differs from the name (corrupted or tampered)"
-                        .into(),
-                }),
-                Err(e) => Some(Problem {
-                    path: path.clone(),
-                    problem: format!("cannot read: {e}"),
-                }),
+        .filter_map(|f| {
+            let problem = |p: String| Problem {
+                path: f.path(),
+                problem: p,
+            };
+            match f.read(MAX_BLOB_SIZE) {
+                Ok(b) if Sha256Digest::of(&b).to_hex() == f.name => None,
+                Ok(_) => Some(problem(
+                    "sha256 of the content differs from the name (corrupted or tampered)".into(),
+                )),
+                Err(e) => Some(Problem::of(&e)),
             }
         })
         .collect();
@@ -180,22 +186,29 @@ pub fn fsck(repo: &Repository, trusted: &[Cert]) -> Result<FsckReport, Error> {
 
     // Images: digest equals the name, readable, objects present.
     let params = repo.params();
-    let images = list_dir(&repo.root().join("images"))?;
+    let images = list(scan::entries(repo, "images", FileKind::Regular), &mut r);
     r.images = images.len() as u64;
-    for (name, path) in &images {
-        match digest_file(&params, path) {
-            Ok(d) if d.to_hex() == *name => {}
-            Ok(d) => r.problem(
-                path,
+    for f in &images {
+        let path = f.path();
+        let data = match f.read(MAX_IMAGE_SIZE) {
+            Ok(d) => d,
+            Err(e) => {
+                r.problems.push(Problem::of(&e));
+                continue;
+            }
+        };
+        let d = digest_bytes(&params, &data);
+        if d.to_hex() != f.name {
+            r.problem(
+                &path,
                 format!(
                     "fs-verity digest ({}) is {}, not its name",
                     repo.algorithm(),
                     d.to_hex()
                 ),
-            ),
-            Err(e) => r.problem(path, format!("cannot read: {e}")),
+            );
         }
-        match image_objects(path) {
+        match image_objects(&data) {
             Ok(objs) => {
                 let missing: Vec<&String> = objs
                     .iter()
@@ -203,7 +216,7 @@ pub fn fsck(repo: &Repository, trusted: &[Cert]) -> Result<FsckReport, Error> {
                     .collect();
                 if let Some(first) = missing.first() {
                     r.problem(
-                        path,
+                        &path,
                         format!(
                             "{} referenced objects are missing from objects/, e.g. {}/{}",
                             missing.len(),
@@ -213,42 +226,87 @@ pub fn fsck(repo: &Repository, trusted: &[Cert]) -> Result<FsckReport, Error> {
                     );
                 }
             }
-            Err(e) => r.problem(path, e),
+            Err(e) => r.problem(&path, e),
         }
     }
 
-    for (dir, d) in repo.deployments()? {
-        r.deployments += 1;
-        match d {
-            Ok(d) => check_deployment(repo, &dir, &d, trusted, &mut r),
-            Err(e) => r.problem(&dir, e.to_string()),
+    // tmp/ holds only leftovers of interrupted writes (regular files).
+    list(scan::entries(repo, "tmp", FileKind::Regular), &mut r);
+
+    // by-config/, by-image/: symlinks of the form deploy writes, never
+    // followed (the initramfs resolves them inside the repository only).
+    for kind in ["by-config", "by-image"] {
+        for f in list(scan::entries(repo, kind, FileKind::Symlink), &mut r) {
+            match f.dir.read_link(&f.file_name) {
+                Ok(t) if link_target_ok(&t) => {}
+                Ok(t) => r.problem(
+                    f.path(),
+                    format!(
+                        "symlink to {}, not ../deployments/<manifest hex> as deploy writes it",
+                        t.display()
+                    ),
+                ),
+                Err(e) => r.problems.push(Problem::of(&e)),
+            }
+        }
+    }
+
+    if let Ok(deployments) = repo.dir().open_dir("deployments") {
+        // Interrupted deploys' directories (gc removes them) must be
+        // directories: gc refuses anything else.
+        for e in deployments.entries()? {
+            if e.name_lossy().starts_with('.') && e.kind != FileKind::Directory {
+                let err = deployments.unexpected(Path::new(&e.name), e.kind, FileKind::Directory);
+                r.problem(err.path(), err.reason());
+            }
+        }
+        for found in repo.deployments()? {
+            r.deployments += 1;
+            match &found.deployment {
+                Ok(d) => check_deployment(repo, &found, d, trusted, &mut r),
+                Err(Error::Path(e)) => r.problem(e.path(), e.reason()),
+                Err(e) => r.problem(&found.path, e.to_string()),
+            }
         }
     }
     Ok(r)
 }
 
+/// `../deployments/<64 lower-case hex>`: what deploy writes in `by-*/`.
+fn link_target_ok(t: &Path) -> bool {
+    t.to_str()
+        .and_then(|s| s.strip_prefix("../deployments/"))
+        .is_some_and(|h| {
+            h.len() == 64
+                && h.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        })
+}
+
 /// Objects (by name) of deployments that promise every object a builtin
 /// signature (`builtin`, fs-verity enabled, an object signature bundle),
-/// with one such deployment's directory for messages.
+/// with one such deployment's directory for messages. Everything is read
+/// through the repository's `Dir`; what cannot be read is reported by the
+/// deployment and image checks.
 fn objects_needing_signatures(repo: &Repository) -> std::collections::HashMap<String, PathBuf> {
     let mut out = std::collections::HashMap::new();
     let Ok(deployments) = repo.deployments() else {
         return out;
     };
-    for (dir, d) in deployments {
-        let Ok(d) = d else { continue };
+    for found in deployments {
+        let Ok(d) = &found.deployment else { continue };
         if d.signatures != SignatureMode::Builtin || !d.verity {
             continue;
         }
-        if !matches!(
-            crate::objsig::repo::deployment_bundle(repo, &d),
-            Ok(Some(_))
-        ) {
+        if !matches!(crate::objsig::repo::deployment_bundle(repo, d), Ok(Some(_))) {
             continue;
         }
-        if let Ok(objs) = image_objects(&repo.image_path(&d.image)) {
+        let Ok(data) = repo.read_file(repo.image_rel(&d.image), MAX_IMAGE_SIZE) else {
+            continue;
+        };
+        if let Ok(objs) = image_objects(&data) {
             for o in objs {
-                out.entry(o).or_insert_with(|| dir.clone());
+                out.entry(o).or_insert_with(|| found.path.clone());
             }
         }
     }
@@ -260,39 +318,25 @@ fn objects_needing_signatures(repo: &Repository) -> std::collections::HashMap<St
 /// `.fs-verity`, and keeps one signature per file: every image sharing the
 /// object depends on it); an object a `builtin` deployment with object
 /// signatures uses must have one (IPE refuses to execute it otherwise).
-/// `Ok(true)`: a signature verified.
+/// `file` is the object as [`check_object`] opened it. `Ok(true)`: a
+/// signature verified.
 fn check_object_signature(
-    name: &str,
-    path: &Path,
+    f: &Found,
+    file: &File,
     trusted: &[Cert],
     needed_by: Option<&PathBuf>,
 ) -> Result<bool, Problem> {
     let problem = |p: String| Problem {
-        path: path.to_owned(),
+        path: f.path(),
         problem: p,
     };
     if trusted.is_empty() && needed_by.is_none() {
         return Ok(false);
     }
-    let f = match fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) => {
-            return Err(problem(format!(
-                "cannot open: {e}{}",
-                match rustix::io::Errno::from_io_error(&e) {
-                    Some(rustix::io::Errno::NOKEY | rustix::io::Errno::KEYREJECTED) =>
-                        ": the kernel refuses its builtin signature (its signer is not in \
-                         .fs-verity); every image using this object fails to read it — deploy \
-                         an image with object signatures by a trusted key to replace it",
-                    _ => "",
-                }
-            )));
-        }
-    };
-    if !ioctl::has_verity(&f).unwrap_or(false) {
+    if !ioctl::has_verity(file).unwrap_or(false) {
         return Ok(false);
     }
-    let sig = match ioctl::read_signature(&f) {
+    let sig = match ioctl::read_signature(file) {
         Ok(Some(sig)) => sig,
         Ok(None) => {
             return match needed_by {
@@ -311,7 +355,7 @@ fn check_object_signature(
     if trusted.is_empty() {
         return Ok(false);
     }
-    let digest = parse_verity_hex(name, crate::oci::artifact::VerityAlgorithm::SHA256_12)
+    let digest = parse_verity_hex(&f.name, crate::oci::artifact::VerityAlgorithm::SHA256_12)
         .map_err(|e| problem(format!("not an object name: {e}")))?;
     match verify_fsverity(&sig, &digest, trusted) {
         Ok(_) => Ok(true),
@@ -323,44 +367,52 @@ fn check_object_signature(
     }
 }
 
-fn check_object(params: &VerityParams, name: &str, path: &Path) -> Result<(), Problem> {
+/// Checks the object's fs-verity digest against its name and returns it
+/// open (read-only, through the repository's `Dir`).
+fn check_object(params: &VerityParams, f: &Found) -> Result<File, Problem> {
     let problem = |p: String| Problem {
-        path: path.to_owned(),
+        path: f.path(),
         problem: p,
     };
     let alg = crate::oci::artifact::VerityAlgorithm::SHA256_12;
     let expected =
-        parse_verity_hex(name, alg).map_err(|e| problem(format!("not an object name: {e}")))?;
-    let actual = digest_file(params, path).map_err(|e| problem(format!("cannot read: {e}")))?;
+        parse_verity_hex(&f.name, alg).map_err(|e| problem(format!("not an object name: {e}")))?;
+    let file = f.open().map_err(|e| match e.errno() {
+        Some(rustix::io::Errno::NOKEY | rustix::io::Errno::KEYREJECTED) => problem(format!(
+            "{}: the kernel refuses its builtin signature (its signer is not in .fs-verity); \
+             every image using this object fails to read it — deploy an image with object \
+             signatures by a trusted key to replace it",
+            e.reason()
+        )),
+        _ => Problem::of(&e),
+    })?;
+    let actual =
+        digest_open_file(params, &file).map_err(|e| problem(format!("cannot read: {e}")))?;
     if actual != expected {
         return Err(problem(format!(
             "content has fs-verity digest {}, not its name (corrupted or tampered)",
             actual.to_hex()
         )));
     }
-    if let Ok(f) = fs::File::open(path)
-        && let Ok(measured) = ioctl::measure(&f)
+    if let Ok(measured) = ioctl::measure(&file)
         && measured != expected
     {
         return Err(problem(format!(
             "the kernel measures fs-verity digest {measured}, not its name"
         )));
     }
-    Ok(())
+    Ok(file)
 }
 
 fn check_deployment(
     repo: &Repository,
-    dir: &Path,
+    found: &FoundDeployment,
     d: &Deployment,
     trusted: &[Cert],
     r: &mut FsckReport,
 ) {
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if name != d.manifest.0.to_hex() {
+    let dir = &found.path;
+    if found.name != d.manifest.0.to_hex() {
         r.problem(
             dir,
             format!("deployment.json names manifest {}", d.manifest.0),
@@ -372,127 +424,151 @@ fn check_deployment(
             format!("uses {}, the repository {}", d.algorithm, repo.algorithm()),
         );
     }
+    let rel = Path::new("deployments").join(&found.name);
     for sub in ["etc/upper", "etc/work", "var"] {
-        if !dir.join(sub).is_dir() {
-            r.problem(dir.join(sub), "state directory missing");
+        match repo.dir().open_dir(rel.join(sub)) {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => r.problem(dir.join(sub), "state directory missing"),
+            Err(e) => r.problem(e.path(), e.reason()),
         }
     }
     for (kind, n) in [
         ("by-config", d.config.0.to_hex()),
         ("by-image", d.image.to_hex()),
     ] {
-        let link = repo.root().join(kind).join(&n);
+        let link = Path::new(kind).join(&n);
         let want = Path::new("../deployments").join(d.manifest.0.to_hex());
-        if fs::read_link(&link).ok().as_deref() != Some(want.as_path()) {
+        if repo.dir().read_link(&link).ok().as_deref() != Some(want.as_path()) {
             r.problem(
-                &link,
+                repo.display(&link),
                 format!("missing or not pointing to {}", want.display()),
             );
         }
     }
-    let read = |path: &Path, r: &mut FsckReport| match fs::read(path) {
-        Ok(b) => Some(b),
+    let open = |rel: &Path, r: &mut FsckReport| match repo.dir().open_file(rel) {
+        Ok(f) => Some(f),
         Err(e) => {
             r.problem(
-                path,
-                format!("referenced by {}: cannot read: {e}", dir.display()),
+                e.path(),
+                format!("referenced by {}: {}", dir.display(), e.reason()),
             );
             None
         }
     };
-    let mpath = repo.blob_path(&d.manifest.0);
-    let Some(manifest) = read(&mpath, r) else {
+    let read = |rel: &Path, r: &mut FsckReport| {
+        let mut f = open(rel, r)?;
+        let mut b = Vec::new();
+        match (&mut f).take(MAX_BLOB_SIZE).read_to_end(&mut b) {
+            Ok(_) => Some(b),
+            Err(e) => {
+                r.problem(repo.display(rel), format!("cannot read: {e}"));
+                None
+            }
+        }
+    };
+    let mrel = repo.blob_rel(&d.manifest.0);
+    let Some(manifest) = read(&mrel, r) else {
         return;
     };
     let manifest = match Stored::<ImageManifest>::parse(manifest) {
         Ok(m) => m,
-        Err(e) => return r.problem(&mpath, format!("not an image manifest: {e}")),
+        Err(e) => return r.problem(repo.display(&mrel), format!("not an image manifest: {e}")),
     };
     if manifest.config_digest() != d.config {
         r.problem(
-            &mpath,
+            repo.display(&mrel),
             format!(
                 "its config is {}, deployment.json says {}",
                 manifest.config.digest, d.config.0
             ),
         );
     }
-    let cpath = repo.blob_path(&d.config.0);
-    let config = read(&cpath, r);
+    let crel = repo.blob_rel(&d.config.0);
+    let config = read(&crel, r);
     if let Some(c) = &config
         && let Err(e) = Stored::<ImageConfig>::parse(c.clone())
     {
-        r.problem(&cpath, format!("not an image config: {e}"));
+        r.problem(repo.display(&crel), format!("not an image config: {e}"));
     }
-    let ipath = repo.image_path(&d.image);
-    let apath = repo.blob_path(&d.artifact);
-    let Some(abytes) = read(&apath, r) else {
-        return;
+    let irel = repo.image_rel(&d.image);
+    // The signatures: from the artifact, or (inline) from the manifest.
+    // A file that cannot be read is named with the deployment that needs it.
+    let unusable = |e: &DeployedError, what: &str, r: &mut FsckReport| match e {
+        DeployedError::Path(_) => r.problem(
+            e.path(),
+            format!("{what}referenced by {}: {}", dir.display(), e.reason()),
+        ),
+        DeployedError::Invalid { .. } => r.problem(e.path(), format!("{what}{}", e.reason())),
     };
-    let artifact = Stored::<ImageManifest>::parse(abytes)
-        .map_err(|e| e.to_string())
-        .and_then(|m| {
-            let a = SealArtifact::parse(&m).map_err(|e| e.to_string())?;
-            a.check_subject(d.artifact, &manifest)
-                .map_err(|e| e.to_string())?;
-            Ok(a)
-        });
-    let artifact = match artifact {
-        Ok(a) => a,
-        Err(e) => return r.problem(&apath, e),
+    let sigs = match deployed(repo, d, &manifest) {
+        Ok(s) => s,
+        Err(e) => return unusable(&e, "", r),
     };
     let params = d.algorithm.params();
-    for (role, path) in [
-        (Role::Manifest, &mpath),
-        (Role::Config, &cpath),
-        (Role::Merged, &ipath),
+    for (role, rel) in [
+        (Role::Manifest, &mrel),
+        (Role::Config, &crel),
+        (Role::Merged, &irel),
     ] {
-        let Some(entry) = artifact.entry(role) else {
+        let Some(sig) = sigs.iter().find(|s| s.role == role) else {
             continue;
         };
-        let actual = match digest_file(&params, path) {
+        let signed = &sig.signed;
+        let path = repo.display(rel);
+        let Some(file) = open(rel, r) else {
+            continue;
+        };
+        let actual = match digest_open_file(&params, &file) {
             Ok(a) => a,
             Err(e) => {
-                r.problem(path, format!("{role}: cannot read: {e}"));
+                r.problem(&path, format!("{role}: cannot read: {e}"));
                 continue;
             }
         };
-        if actual != entry.digest {
+        if actual != *signed {
             r.problem(
-                path,
+                &path,
                 format!(
                     "{role}: fs-verity digest {} differs from the signed {}",
                     actual.to_hex(),
-                    entry.digest.to_hex()
+                    signed.to_hex()
                 ),
             );
             continue;
         }
-        check_verity_state(path, d, &actual, r);
-        let spath = repo.blob_path(&entry.blob.digest);
-        let Some(sig) = read(&spath, r) else {
-            continue;
+        check_verity_state(&path, &file, d, &actual, r);
+        let der = match &sig.der {
+            Ok(der) => der,
+            Err(e) => {
+                unusable(e, &format!("{role} signature: "), r);
+                continue;
+            }
         };
         if !trusted.is_empty() {
-            match verify_fsverity(&sig, &actual, trusted) {
+            match verify_fsverity(der, &actual, trusted) {
                 Ok(_) => r.signatures_verified += 1,
-                Err(e) => r.problem(&spath, format!("{role} signature: {e}")),
+                Err(e) => r.problem(&sig.at, format!("{role} signature: {e}")),
             }
         }
     }
 }
 
-fn check_verity_state(path: &Path, d: &Deployment, digest: &FsVerityDigest, r: &mut FsckReport) {
-    let Ok(f) = fs::File::open(path) else { return };
-    let enabled = ioctl::has_verity(&f).unwrap_or(false);
+fn check_verity_state(
+    path: &Path,
+    f: &File,
+    d: &Deployment,
+    digest: &FsVerityDigest,
+    r: &mut FsckReport,
+) {
+    let enabled = ioctl::has_verity(f).unwrap_or(false);
     if enabled {
-        match ioctl::measure(&f) {
+        match ioctl::measure(f) {
             Ok(m) if m == *digest => {}
             Ok(m) => r.problem(path, format!("the kernel measures {m}, expected {digest}")),
             Err(e) => r.problem(path, e.to_string()),
         }
         if d.signatures == SignatureMode::Builtin
-            && !matches!(ioctl::read_signature(&f), Ok(Some(_)))
+            && !matches!(ioctl::read_signature(f), Ok(Some(_)))
         {
             r.problem(
                 path,

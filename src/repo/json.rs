@@ -16,8 +16,16 @@ use crate::oci::artifact::VerityAlgorithm;
 use crate::oci::{ConfigDigest, ManifestDigest, Sha256Digest};
 use crate::verity::FsVerityDigest;
 
-/// The only repository format this code reads and writes.
+/// The repository format (`repo.json`), and the `deployment.json` format
+/// of a deployment sealed with an artifact.
 pub const FORMAT: u32 = 1;
+
+/// `deployment.json` format 2: as 1, and `artifact` may be `null` for an
+/// image sealed inline (its signatures are in its own manifest). Written
+/// only for such deployments, so sealroot-prepare releases that read
+/// format 1 still boot every artifact-sealed deployment, and refuse an
+/// inline one with "upgrade sealroot" instead of misreading it.
+pub const FORMAT_INLINE: u32 = 2;
 
 /// Neither document is legitimately anywhere near this size.
 pub const MAX_JSON_SIZE: usize = 64 << 10;
@@ -31,6 +39,11 @@ pub enum JsonError {
     Invalid { what: &'static str, reason: String },
     #[error("{what} has format {found}; this sealroot reads format {FORMAT} (upgrade sealroot)")]
     Format { what: &'static str, found: u32 },
+    #[error(
+        "deployment.json has format {found}; this sealroot reads formats {FORMAT} and \
+         {FORMAT_INLINE} (upgrade sealroot)"
+    )]
+    DeploymentFormat { found: u32 },
 }
 
 /// `repo.json`.
@@ -120,8 +133,9 @@ impl FromStr for SignatureMode {
 pub struct Deployment {
     pub manifest: ManifestDigest,
     pub config: ConfigDigest,
-    /// The signature artifact's manifest.
-    pub artifact: Sha256Digest,
+    /// The signature artifact's manifest; `None` for an image sealed
+    /// inline (its manifest's annotations carry the signatures).
+    pub artifact: Option<Sha256Digest>,
     /// fs-verity digest (repository algorithm) of the merged EROFS:
     /// `images/<hex>`.
     pub image: FsVerityDigest,
@@ -143,7 +157,7 @@ struct DeploymentJson {
     format: u32,
     manifest: String,
     config: String,
-    artifact: String,
+    artifact: Option<String>,
     image: String,
     algorithm: String,
     signatures: String,
@@ -156,11 +170,8 @@ impl Deployment {
     pub fn parse(bytes: &[u8]) -> Result<Self, JsonError> {
         const WHAT: &str = "deployment.json";
         let j: DeploymentJson = parse_json(WHAT, bytes)?;
-        if j.format != FORMAT {
-            return Err(JsonError::Format {
-                what: WHAT,
-                found: j.format,
-            });
+        if j.format != FORMAT && j.format != FORMAT_INLINE {
+            return Err(JsonError::DeploymentFormat { found: j.format });
         }
         let invalid = |field: &str, e: String| JsonError::Invalid {
             what: WHAT,
@@ -172,10 +183,20 @@ impl Deployment {
         };
         let algorithm = parse_algorithm(WHAT, &j.algorithm)?;
         let image = parse_verity_hex(&j.image, algorithm).map_err(|e| invalid("image", e))?;
+        let artifact = match (&j.artifact, j.format) {
+            (Some(a), _) => Some(sha("artifact", a)?),
+            (None, FORMAT_INLINE) => None,
+            (None, _) => {
+                return Err(invalid(
+                    "artifact",
+                    format!("null is an inline deployment, which needs format {FORMAT_INLINE}"),
+                ));
+            }
+        };
         Ok(Deployment {
             manifest: ManifestDigest(sha("manifest", &j.manifest)?),
             config: ConfigDigest(sha("config", &j.config)?),
-            artifact: sha("artifact", &j.artifact)?,
+            artifact,
             image,
             algorithm,
             signatures: j.signatures.parse().map_err(|e| invalid("signatures", e))?,
@@ -187,10 +208,14 @@ impl Deployment {
 
     fn to_struct(&self) -> DeploymentJson {
         DeploymentJson {
-            format: FORMAT,
+            format: if self.artifact.is_some() {
+                FORMAT
+            } else {
+                FORMAT_INLINE
+            },
             manifest: self.manifest.0.to_string(),
             config: self.config.0.to_string(),
-            artifact: self.artifact.to_string(),
+            artifact: self.artifact.map(|a| a.to_string()),
             image: self.image.to_hex(),
             algorithm: self.algorithm.to_string(),
             signatures: self.signatures.to_string(),
@@ -271,7 +296,7 @@ mod tests {
         Deployment {
             manifest: ManifestDigest(Sha256Digest::of(b"m")),
             config: ConfigDigest(Sha256Digest::of(b"c")),
-            artifact: Sha256Digest::of(b"a"),
+            artifact: Some(Sha256Digest::of(b"a")),
             image: FsVerityDigest::new(HashAlgorithm::Sha512, &[0xab; 64]).unwrap(),
             algorithm: "fsverity-sha512-12".parse().unwrap(),
             signatures: SignatureMode::AttachAtBoot,
@@ -289,6 +314,39 @@ mod tests {
             algorithm: VerityAlgorithm::SHA256_12,
         };
         assert_eq!(RepoConfig::parse(&r.to_json()).unwrap(), r);
+    }
+
+    #[test]
+    fn inline_deployments_are_format_2_and_others_stay_format_1() {
+        let d = sample();
+        let v: serde_json::Value = serde_json::from_slice(&d.to_json()).unwrap();
+        assert_eq!(v["format"], 1);
+        let inline = Deployment {
+            artifact: None,
+            ..sample()
+        };
+        let j = inline.to_json();
+        let v: serde_json::Value = serde_json::from_slice(&j).unwrap();
+        assert_eq!(
+            (v["format"].clone(), v["artifact"].clone()),
+            (2.into(), serde_json::Value::Null)
+        );
+        assert_eq!(Deployment::parse(&j).unwrap(), inline);
+        // null needs format 2; format 2 may still name an artifact.
+        let text = String::from_utf8(j).unwrap();
+        let e = Deployment::parse(text.replace("\"format\": 2", "\"format\": 1").as_bytes())
+            .unwrap_err();
+        assert!(e.to_string().contains("format 2"), "{e}");
+        let named = String::from_utf8(d.to_json())
+            .unwrap()
+            .replace("\"format\": 1", "\"format\": 2");
+        assert_eq!(Deployment::parse(named.as_bytes()).unwrap(), d);
+        let e = Deployment::parse(named.replace("\"format\": 2", "\"format\": 3").as_bytes())
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("formats 1 and 2 (upgrade sealroot)"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -4,20 +4,29 @@
 //! is `docs/repository.md`; this module writes it (`deploy`), checks it
 //! (`fsck`) and prunes it (`gc`).
 //!
-//! Map: [`json`] (`repo.json`, `deployment.json`; no host dependencies, the
-//! initramfs parses them too), `store` (the repository directory, atomic
-//! content-addressed writes, the object sink that imports stream into),
-//! `image` (OCI image -> merged composefs EROFS), `seal` (signing an image
-//! into a sealing artifact), `check` (offline verification of sealed
-//! images), `deploy`, `fsck`, `gc`; `command_signer` lives in
+//! Map: [`dir`] (every path inside the repository, resolved so that no
+//! symlink, hard link or special file leads outside it; no host
+//! dependencies), [`json`] (`repo.json`, `deployment.json`; no host
+//! dependencies, the initramfs parses them too), `store` (the repository
+//! directory, its lock, atomic content-addressed writes, the object sink
+//! that imports stream into), `scan` (listing the layout's directories for
+//! fsck, gc and enable-verity), `image` (OCI image -> merged composefs
+//! EROFS), `seal` (signing an image into a sealing artifact),
+//! `seal_inline` (signing it into a new, annotated manifest), `source`
+//! (where a sealed image's signatures come from, and what binds it),
+//! `check` (offline verification of sealed images), `deploy`, `fsck`,
+//! `gc`, `enable` (`repo enable-verity`); `command_signer` lives in
 //! [`crate::crypto`].
 
+pub mod dir;
 pub mod json;
 
 #[cfg(feature = "host")]
 pub mod check;
 #[cfg(feature = "host")]
 pub mod deploy;
+#[cfg(feature = "host")]
+pub mod enable;
 #[cfg(feature = "host")]
 pub mod fsck;
 #[cfg(feature = "host")]
@@ -27,7 +36,13 @@ pub mod image;
 #[cfg(feature = "host")]
 pub mod pipeline;
 #[cfg(feature = "host")]
+pub mod scan;
+#[cfg(feature = "host")]
 pub mod seal;
+#[cfg(feature = "host")]
+pub mod seal_inline;
+#[cfg(feature = "host")]
+pub mod source;
 #[cfg(feature = "host")]
 pub mod store;
 #[cfg(feature = "host")]
@@ -36,7 +51,7 @@ mod var;
 pub use json::{Deployment, JsonError, RepoConfig, SignatureMode};
 
 #[cfg(feature = "host")]
-pub use store::Repository;
+pub use store::{Access, Location, Repository};
 
 /// The repository directory inside a sysroot (docs/repository.md).
 pub const SYSROOT_DIR: &str = "sealroot";
@@ -68,9 +83,36 @@ mod error {
         },
         #[error(
             "{path} is not a sealroot repository (no repo.json); create one with \
-             `sealroot repo init {path}` or let `sealroot deploy` create it"
+             `sealroot repo init {location}`, or let `sealroot deploy IMAGE {location}` \
+             create it"
         )]
-        NotARepository { path: PathBuf },
+        NotARepository { path: PathBuf, location: String },
+        #[error(
+            "{path} does not exist: sealroot creates only the repository inside an existing \
+             {what}, never its parents; check the path (for --sysroot: mount the target's \
+             root filesystem there first)"
+        )]
+        NoParent { path: PathBuf, what: &'static str },
+        /// A path in the repository that is unsafe to use (a symlink,
+        /// special file or hard link where the layout has none) or could
+        /// not be resolved.
+        #[error(transparent)]
+        Path(#[from] super::dir::PathError),
+        /// A command that must see the whole repository found entries that
+        /// are unsafe to work through; it did nothing.
+        #[error(
+            "{command} refused, nothing was changed: {first}{}",
+            if *more > 0 {
+                format!(" ({more} more such entries: `sealroot repo fsck` lists them all)")
+            } else {
+                String::new()
+            }
+        )]
+        Unsafe {
+            command: String,
+            first: super::dir::PathError,
+            more: usize,
+        },
         #[error(
             "repository {path} uses {found}, not {wanted}: the algorithm is fixed when a \
              repository is created; seal with --algorithm={found} or use another repository"
@@ -103,6 +145,19 @@ mod error {
     }
 
     impl Error {
+        /// A path error that says the repository is unsafe to work on
+        /// becomes [`Error::Unsafe`] for `command` (which did nothing).
+        pub fn refusing(self, command: &str) -> Error {
+            match self {
+                Error::Path(first) if first.is_unsafe() => Error::Unsafe {
+                    command: command.to_owned(),
+                    first,
+                    more: 0,
+                },
+                e => e,
+            }
+        }
+
         pub(crate) fn io(
             action: &'static str,
             path: impl Into<PathBuf>,

@@ -1,6 +1,9 @@
 //! Sealing: sign the fs-verity digests of an image's stored manifest, its
 //! config and its merged EROFS, and attach the signatures to the image as a
-//! composefs sealing artifact (a referrer in the same layout).
+//! composefs sealing artifact (a referrer in the same layout), with a
+//! signed binding record that ties the three together
+//! (`oci::binding`). Inline sealing (a new, annotated manifest) is in
+//! `seal_inline`.
 //!
 //! Nothing of the image changes: the artifact is new blobs plus one new,
 //! untagged index.json entry (`oci::write`). Sealing again with another key
@@ -11,6 +14,7 @@ use std::path::Path;
 
 use crate::crypto::{Cert, Signer};
 use crate::oci::artifact::{self, Role, VerityAlgorithm};
+use crate::oci::binding::{BindingRecord, SignedBinding};
 use crate::oci::layout::ResolvedImage;
 use crate::oci::write::LayoutWriter;
 use crate::oci::{Descriptor, Sha256Digest};
@@ -66,6 +70,8 @@ pub struct Sealed {
     pub digests: SealDigests,
     /// sha256 of each signature blob, in role order.
     pub signature_blobs: Vec<(Role, Sha256Digest)>,
+    /// The signed binding record (in the artifact's annotations).
+    pub binding: SignedBinding,
 }
 
 /// Signs `digests` with `signer` (certificate `cert`) and writes the
@@ -91,10 +97,32 @@ pub fn seal(
         let der = sign_fsverity(&digest, signer, cert, options)?;
         signatures.push((role, digest, der));
     }
+    // The binding record names all three, signed like them
+    // (docs/sealing.md, "Binding").
+    let merged = digests.merged.ok_or_else(|| {
+        Error::Refused("cannot seal: the merged EROFS digest is not known".into())
+    })?;
+    let record = BindingRecord {
+        manifest: image.manifest_digest(),
+        config: image.manifest.config_digest(),
+        algorithm,
+        merged,
+        bootable: None,
+    };
+    let digest = SignedBinding::digest_of(&record)
+        .ok_or_else(|| Error::Refused("the binding record exceeds one fs-verity block".into()))?;
+    let der = sign_fsverity(&digest, signer, cert, options)?;
+    let binding = SignedBinding::new(record, digest, der);
     let subject = image
         .manifest
         .descriptor(image.descriptor.media_type.clone());
-    let built = artifact::build_with_extensions(&subject, algorithm, &signatures, extensions)?;
+    let built = artifact::build_with_extensions(
+        &subject,
+        algorithm,
+        &signatures,
+        Some(&binding),
+        extensions,
+    )?;
     let writer = LayoutWriter::open(layout_dir)?;
     let descriptor = writer.write_artifact(&built)?;
     Ok(Sealed {
@@ -105,5 +133,6 @@ pub fn seal(
             .iter()
             .map(|(r, _, der)| (*r, Sha256Digest::of(der)))
             .collect(),
+        binding,
     })
 }

@@ -10,31 +10,170 @@
 //! it writes the deployment that references them, so after a crash no
 //! deployment names an object whose data was not on disk. Existing objects
 //! are kept (dedup); `fsck` re-hashes them.
+//!
+//! Every path inside the repository goes through [`super::dir`]: nothing
+//! on the disk (a symlink, a hard link, a FIFO) leads a host tool outside
+//! the repository. A [`Repository`] holds the repository's lock for as long
+//! as it lives (docs/repository.md, "Path resolution, hard links and
+//! locking").
 
-use std::fs::{self, File};
-use std::io::{self, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::ffi::OsStr;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use rustix::io::Errno;
 
 use super::Error;
-use super::json::{Deployment, RepoConfig};
+use super::dir::{Dir, LockHolder, LockMode, PathError, TempFile, optional};
+use super::json::{Deployment, MAX_JSON_SIZE, RepoConfig};
 use crate::oci::artifact::VerityAlgorithm;
 use crate::oci::sink::{ObjectSink, copy_exact};
 use crate::oci::{ManifestDigest, Sha256Digest};
 use crate::verity::digest::MerkleHasher;
 use crate::verity::{FsVerityDigest, VerityParams, ioctl};
 
-/// A deployment directory and its parsed `deployment.json` (or why it
-/// could not be read).
-pub type FoundDeployment = (PathBuf, Result<Deployment, Error>);
+/// Largest blob read back (manifests, configs, artifacts, signatures:
+/// the OCI JSON limit).
+pub const MAX_BLOB_SIZE: u64 = crate::oci::stored::MAX_JSON_SIZE;
+/// Largest merged EROFS read back whole (fsck, gc).
+pub const MAX_IMAGE_SIZE: u64 = 4 << 30;
 
-/// A repository (`<sysroot>/sealroot`).
+/// The directories of the layout, in creation order (docs/repository.md).
+pub const LAYOUT_DIRS: [&str; 8] = [
+    "objects",
+    "images",
+    "blobs",
+    "blobs/sha256",
+    "deployments",
+    "by-config",
+    "by-image",
+    "tmp",
+];
+
+/// A deployment directory and its parsed `deployment.json` (or why it
+/// could not be read, e.g. the entry is a symlink).
+#[derive(Debug)]
+pub struct FoundDeployment {
+    /// The directory's name (the manifest hex when intact).
+    pub name: String,
+    /// `deployments/<name>`, for messages.
+    pub path: PathBuf,
+    pub deployment: Result<Deployment, Error>,
+}
+
+/// Where the repository is, as the user named it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// `<sysroot>/sealroot`: the sysroot must exist (it is the target's
+    /// root filesystem); `sealroot` in it must be a directory, not a
+    /// symlink.
+    Sysroot(PathBuf),
+    /// The repository directory itself: the path up to its last component
+    /// is the user's (resolved normally), the last component must be a
+    /// directory, not a symlink.
+    Repo(PathBuf),
+}
+
+impl Location {
+    /// The repository's path, for messages.
+    pub fn path(&self) -> PathBuf {
+        match self {
+            Location::Sysroot(s) => s.join(super::SYSROOT_DIR),
+            Location::Repo(r) => r.clone(),
+        }
+    }
+
+    /// Opens the repository directory, creating it (only it, never a
+    /// parent) when `create`.
+    fn open(&self, create: bool) -> Result<Dir, Error> {
+        let not_a_repo = || Error::NotARepository {
+            path: self.path(),
+            location: self.to_string(),
+        };
+        let (parent, name, what) = match self {
+            Location::Sysroot(s) => (
+                s.as_path(),
+                OsStr::new(super::SYSROOT_DIR),
+                "root filesystem (--sysroot)",
+            ),
+            Location::Repo(r) => match (r.parent(), r.file_name()) {
+                (Some(p), Some(n)) if !p.as_os_str().is_empty() => (p, n, "directory"),
+                (_, Some(n)) => (Path::new("."), n, "directory"),
+                // `/`, `.` or `..`: nothing to create, nothing to refuse.
+                _ => {
+                    return Dir::open_path(r).map_err(|e| {
+                        if e.is_not_found() {
+                            not_a_repo()
+                        } else {
+                            e.into()
+                        }
+                    });
+                }
+            },
+        };
+        let parent_dir = Dir::open_followed(parent).map_err(|e| {
+            if e.is_not_found() {
+                Error::NoParent {
+                    path: parent.to_owned(),
+                    what,
+                }
+            } else {
+                e.into()
+            }
+        })?;
+        if create {
+            parent_dir.create_dir(name, 0o755)?;
+        }
+        parent_dir.open_dir(Path::new(name)).map_err(|e| {
+            if e.is_not_found() {
+                not_a_repo()
+            } else {
+                e.into()
+            }
+        })
+    }
+}
+
+impl fmt::Display for Location {
+    /// As command-line arguments: `--sysroot DIR` or `--repo DIR`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (flag, p) = match self {
+            Location::Sysroot(s) => ("--sysroot", s),
+            Location::Repo(r) => ("--repo", r),
+        };
+        let s = p.to_string_lossy();
+        if !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/._-+,:@".contains(&b))
+        {
+            write!(f, "{flag} {s}")
+        } else {
+            write!(f, "{flag} '{}'", s.replace('\'', r"'\''"))
+        }
+    }
+}
+
+/// Which lock a command takes on the repository (docs/repository.md,
+/// "Locking").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No lock: only reads files that writers replace atomically
+    /// (`repo list`).
+    Unlocked,
+    /// Shared: readers that must see a stable repository (`fsck`).
+    Shared,
+    /// Exclusive: every writer (`deploy`, `gc`, `enable-verity`, `init`).
+    Exclusive,
+}
+
+/// A repository (`<sysroot>/sealroot`), locked as opened.
 #[derive(Debug, Clone)]
 pub struct Repository {
-    root: PathBuf,
+    root: Dir,
     config: RepoConfig,
 }
 
@@ -70,53 +209,61 @@ pub fn is_unsupported(e: &ioctl::Error) -> bool {
 }
 
 impl Repository {
-    /// Opens an existing repository.
-    pub fn open(root: impl Into<PathBuf>) -> Result<Self, Error> {
-        let root = root.into();
-        let path = root.join("repo.json");
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(Error::NotARepository { path: root });
-            }
-            Err(e) => return Err(Error::io("reading", &path)(e)),
+    /// Opens an existing repository and takes the lock `access` asks for;
+    /// `waiting` is told who holds a conflicting lock before this waits
+    /// for it.
+    pub fn open(
+        location: &Location,
+        access: Access,
+        waiting: &mut dyn FnMut(&[LockHolder]),
+    ) -> Result<Self, Error> {
+        let root = location.open(false)?;
+        match access {
+            Access::Unlocked => {}
+            Access::Shared => root.lock(LockMode::Shared, waiting)?,
+            Access::Exclusive => root.lock(LockMode::Exclusive, waiting)?,
+        }
+        let Some(config) = read_config(&root)? else {
+            return Err(Error::NotARepository {
+                path: location.path(),
+                location: location.to_string(),
+            });
         };
-        let config = RepoConfig::parse(&bytes).map_err(|source| Error::Json { path, source })?;
         Ok(Repository { root, config })
     }
 
-    /// Opens the repository at `root`, creating it with `algorithm` (default
-    /// sha256) if it does not exist. An existing repository must use
-    /// `algorithm` when one is given.
+    /// Opens the repository at `location` (exclusively locked), creating it
+    /// with `algorithm` (default sha256) if it does not exist. An existing
+    /// repository must use `algorithm` when one is given. Only the
+    /// repository directory is created: its parent (the sysroot) must
+    /// exist.
     pub fn open_or_create(
-        root: impl Into<PathBuf>,
+        location: &Location,
         algorithm: Option<VerityAlgorithm>,
+        waiting: &mut dyn FnMut(&[LockHolder]),
     ) -> Result<Self, Error> {
-        let root = root.into();
-        let repo = match Repository::open(&root) {
-            Ok(r) => r,
-            Err(Error::NotARepository { .. }) => {
-                fs::create_dir_all(&root).map_err(Error::io("creating", &root))?;
-                let config = RepoConfig {
-                    algorithm: algorithm.unwrap_or(VerityAlgorithm::SHA256_12),
-                };
-                let repo = Repository { root, config };
-                repo.create_dirs()?;
-                // repo.json last: its presence means the layout is complete.
-                repo.put_file(
-                    &repo.root.join("repo.json"),
-                    &config.to_json(),
-                    VerityRequest::Off,
-                )?;
-                return Ok(repo);
-            }
-            Err(e) => return Err(e),
+        let root = location.open(true)?;
+        root.lock(LockMode::Exclusive, waiting)?;
+        let Some(config) = read_config(&root)? else {
+            let config = RepoConfig {
+                algorithm: algorithm.unwrap_or(VerityAlgorithm::SHA256_12),
+            };
+            let repo = Repository { root, config };
+            repo.create_dirs()?;
+            // repo.json last: its presence means the layout is complete.
+            repo.put_file(
+                Path::new("repo.json"),
+                &config.to_json(),
+                VerityRequest::Off,
+            )?;
+            return Ok(repo);
         };
+        let repo = Repository { root, config };
         if let Some(wanted) = algorithm
             && wanted != repo.config.algorithm
         {
             return Err(Error::AlgorithmMismatch {
-                path: repo.root,
+                path: repo.root().to_owned(),
                 found: repo.config.algorithm,
                 wanted,
             });
@@ -125,23 +272,22 @@ impl Repository {
         Ok(repo)
     }
 
+    /// Creates the layout's directories that are missing; the existing
+    /// ones must be directories (not symlinks).
     fn create_dirs(&self) -> Result<(), Error> {
-        for d in [
-            "objects",
-            "images",
-            "blobs/sha256",
-            "deployments",
-            "by-config",
-            "by-image",
-            "tmp",
-        ] {
-            let p = self.root.join(d);
-            fs::create_dir_all(&p).map_err(Error::io("creating", &p))?;
+        for d in LAYOUT_DIRS {
+            self.root.ensure_dir(d)?;
         }
         Ok(())
     }
 
+    /// The repository's path, for messages.
     pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// The repository directory: every path below it resolves safely.
+    pub fn dir(&self) -> &Dir {
         &self.root
     }
 
@@ -154,114 +300,128 @@ impl Repository {
         self.config.algorithm.params()
     }
 
-    /// `objects/XX/<rest>`.
-    pub fn object_path(&self, digest: &FsVerityDigest) -> PathBuf {
+    /// `objects/XX/<rest>` (relative to the repository).
+    pub fn object_rel(&self, digest: &FsVerityDigest) -> PathBuf {
         let hex = digest.to_hex();
-        self.root.join("objects").join(&hex[..2]).join(&hex[2..])
+        Path::new("objects").join(&hex[..2]).join(&hex[2..])
     }
 
     /// `images/<hex>`.
-    pub fn image_path(&self, digest: &FsVerityDigest) -> PathBuf {
-        self.root.join("images").join(digest.to_hex())
+    pub fn image_rel(&self, digest: &FsVerityDigest) -> PathBuf {
+        Path::new("images").join(digest.to_hex())
     }
 
     /// `blobs/sha256/<hex>`.
-    pub fn blob_path(&self, digest: &Sha256Digest) -> PathBuf {
-        self.root.join("blobs/sha256").join(digest.to_hex())
+    pub fn blob_rel(&self, digest: &Sha256Digest) -> PathBuf {
+        Path::new("blobs/sha256").join(digest.to_hex())
     }
 
     /// `deployments/<manifest hex>`.
-    pub fn deployment_dir(&self, manifest: &ManifestDigest) -> PathBuf {
-        self.root.join("deployments").join(manifest.0.to_hex())
+    pub fn deployment_rel(&self, manifest: &ManifestDigest) -> PathBuf {
+        Path::new("deployments").join(manifest.0.to_hex())
     }
 
-    pub fn tmp_dir(&self) -> PathBuf {
-        self.root.join("tmp")
+    /// `rel` as a full path, for messages.
+    pub fn display(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.root.display(rel)
     }
 
-    /// Every deployment, with its parsed `deployment.json` (or why it could
-    /// not be read), sorted by directory name. Temporary `.tmp-*`
+    /// Opens the regular file `rel` (one link, no symlink on the way).
+    pub fn open_file(&self, rel: impl AsRef<Path>) -> Result<File, Error> {
+        Ok(self.root.open_file(rel)?)
+    }
+
+    /// Reads the regular file `rel` whole (at most `limit` bytes).
+    pub fn read_file(&self, rel: impl AsRef<Path>, limit: u64) -> Result<Vec<u8>, Error> {
+        Ok(self.root.read_file(rel, limit)?)
+    }
+
+    /// `tmp/`.
+    pub fn tmp_dir(&self) -> Result<Dir, Error> {
+        Ok(self.root.open_dir("tmp")?)
+    }
+
+    /// Every deployment, with its parsed `deployment.json` (or why it
+    /// could not be read), sorted by directory name. Temporary `.tmp-*`
     /// directories of interrupted deploys are skipped.
     pub fn deployments(&self) -> Result<Vec<FoundDeployment>, Error> {
-        let dir = self.root.join("deployments");
+        let dir = self.root.open_dir("deployments")?;
         let mut out = Vec::new();
-        for e in fs::read_dir(&dir).map_err(Error::io("listing", &dir))? {
-            let e = e.map_err(Error::io("listing", &dir))?;
-            if e.file_name().to_string_lossy().starts_with('.') {
+        for e in dir.entries()? {
+            let name = e.name_lossy();
+            if name.starts_with('.') {
                 continue;
             }
-            let path = e.path().join("deployment.json");
-            let parsed = fs::read(&path)
-                .map_err(Error::io("reading", &path))
+            let deployment = dir
+                .open_dir(Path::new(&e.name))
+                .and_then(|d| d.read_file("deployment.json", MAX_JSON_SIZE as u64))
+                .map_err(Error::from)
                 .and_then(|b| {
                     Deployment::parse(&b).map_err(|source| Error::Json {
-                        path: path.clone(),
+                        path: dir.display(&e.name).join("deployment.json"),
                         source,
                     })
                 });
-            out.push((e.path(), parsed));
+            out.push(FoundDeployment {
+                path: dir.display(&e.name),
+                name,
+                deployment,
+            });
         }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(out)
     }
 
-    /// A temporary file in `tmp/`.
-    pub fn tempfile(&self) -> Result<tempfile::NamedTempFile, Error> {
-        let dir = self.tmp_dir();
-        tempfile::Builder::new()
-            .prefix("w")
-            .tempfile_in(&dir)
-            .map_err(Error::io("creating a temporary file in", &dir))
-    }
-
-    /// Writes `bytes` as `dest` (content-addressed: `dest`'s name is
-    /// derived from the content) with the requested fs-verity. An existing
-    /// file with the same bytes and at least the requested verity is kept;
-    /// otherwise it is replaced atomically.
+    /// Writes `bytes` as `rel` (content-addressed: its name is derived
+    /// from the content) with the requested fs-verity. An existing file
+    /// with the same bytes and at least the requested verity is kept;
+    /// otherwise it is replaced atomically. A symlink, special file or
+    /// hard-linked file at `rel` is an error, never written through.
     pub fn put_file(
         &self,
-        dest: &Path,
+        rel: &Path,
         bytes: &[u8],
         verity: VerityRequest<'_>,
     ) -> Result<VerityState, Error> {
-        if let Some(state) = existing_state(dest, bytes, verity) {
+        let (parent, name) = match rel.parent() {
+            Some(p) if !p.as_os_str().is_empty() => (
+                self.root.ensure_dir(p)?,
+                rel.file_name().unwrap_or(rel.as_os_str()),
+            ),
+            _ => (self.root.clone(), rel.as_os_str()),
+        };
+        if let Some(state) = existing_state(&parent, name, bytes, verity)? {
             return Ok(state);
         }
-        let mut tmp = self.tempfile()?;
-        let tpath = tmp.path().to_owned();
-        tmp.write_all(bytes)
-            .and_then(|()| {
-                tmp.as_file()
-                    .set_permissions(fs::Permissions::from_mode(0o644))
-            })
-            .and_then(|()| tmp.as_file().sync_all())
+        let mut tmp = self.tmp_dir()?.create_temp("w", 0o644)?;
+        let tpath = tmp.path();
+        let f = tmp.file()?;
+        f.write_all(bytes)
+            .and_then(|()| f.sync_all())
             .map_err(Error::io("writing", &tpath))?;
         // fs-verity needs the file open read-only with no writer left.
-        let path = tmp.into_temp_path();
-        let state = enable(&path, verity)?;
-        if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).map_err(Error::io("creating", parent))?;
-        }
-        path.persist(dest)
-            .map_err(|e| Error::io("renaming into place", dest)(e.error))?;
-        sync_dir(dest)?;
+        tmp.close();
+        let state = enable(&tmp, &self.display(rel), verity)?;
+        tmp.persist(&parent, name)?;
+        parent.sync()?;
         Ok(state)
     }
 
     /// A sink that stores file contents as objects while an image is
     /// imported.
-    pub fn object_sink(&self) -> ObjectWriter<'_> {
+    pub fn object_sink(&self) -> Result<ObjectWriter<'static>, Error> {
         self.object_sink_signed(None)
     }
 
     /// An object sink that gives each object its builtin signature from a
     /// bundle (`objsig`), as `signing` says.
-    pub fn object_sink_signed<'r>(
-        &'r self,
-        signing: Option<ObjectSigning<'r>>,
-    ) -> ObjectWriter<'r> {
-        ObjectWriter {
-            repo: self,
+    pub fn object_sink_signed<'b>(
+        &self,
+        signing: Option<ObjectSigning<'b>>,
+    ) -> Result<ObjectWriter<'b>, Error> {
+        Ok(ObjectWriter {
+            tmp: self.tmp_dir()?,
+            objects: self.root.open_dir("objects")?,
+            fanout: (0..256).map(|_| OnceLock::new()).collect(),
             params: VerityParams::sha256(),
             try_verity: AtomicBool::new(true),
             added: AtomicU64::new(0),
@@ -275,45 +435,72 @@ impl Repository {
             resigned: AtomicU64::new(0),
             signature_kept: AtomicU64::new(0),
             unsigned: AtomicU64::new(0),
-        }
+        })
     }
 
     /// `syncfs` of the repository's filesystem: makes every object written
     /// so far durable before a deployment references them.
     pub fn sync(&self) -> Result<(), Error> {
-        let f = File::open(&self.root).map_err(Error::io("opening", &self.root))?;
-        rustix::fs::syncfs(&f)
-            .map_err(|e| Error::io("syncing the filesystem of", &self.root)(e.into()))
+        Ok(self.root.syncfs()?)
     }
 }
 
-/// Enables fs-verity on the closed temporary file `path` as requested.
-pub fn enable(path: &Path, verity: VerityRequest<'_>) -> Result<VerityState, Error> {
+/// `repo.json`, or `None` when there is none.
+fn read_config(root: &Dir) -> Result<Option<RepoConfig>, Error> {
+    let Some(bytes) = optional(root.read_file("repo.json", MAX_JSON_SIZE as u64))? else {
+        return Ok(None);
+    };
+    RepoConfig::parse(&bytes)
+        .map(Some)
+        .map_err(|source| Error::Json {
+            path: root.display("repo.json"),
+            source,
+        })
+}
+
+/// Enables fs-verity on the closed temporary file `tmp` as requested
+/// (`dest` names it in messages).
+fn enable(tmp: &TempFile, dest: &Path, verity: VerityRequest<'_>) -> Result<VerityState, Error> {
     let VerityRequest::On { params, signature } = verity else {
         return Ok(VerityState::Off);
     };
-    let f = File::open(path).map_err(Error::io("opening", path))?;
+    let f = tmp.reopen()?;
     match ioctl::enable(&f, params, signature) {
         Ok(()) if signature.is_some() => Ok(VerityState::Signed),
         Ok(()) => Ok(VerityState::Enabled),
         Err(e) if is_unsupported(&e) && signature.is_none() => Ok(VerityState::Unsupported),
         Err(source) => Err(Error::Verity {
-            path: path.to_owned(),
-            source: source.at(path),
+            path: dest.to_owned(),
+            source: source.at(dest),
         }),
     }
 }
 
-/// The state of an existing `dest` if it holds `bytes` with at least the
-/// requested verity; `None` when it must be (re)written.
-fn existing_state(dest: &Path, bytes: &[u8], verity: VerityRequest<'_>) -> Option<VerityState> {
-    let have = fs::read(dest).ok()?;
-    if have != bytes {
-        return None;
+/// The state of an existing `name` in `dir` if it holds `bytes` with at
+/// least the requested verity; `None` when it must be (re)written. A
+/// symlink, special file or hard-linked file there is an error.
+fn existing_state(
+    dir: &Dir,
+    name: &OsStr,
+    bytes: &[u8],
+    verity: VerityRequest<'_>,
+) -> Result<Option<VerityState>, Error> {
+    let Some(meta) = dir.stat(name)? else {
+        return Ok(None);
+    };
+    dir.require_file(name, &meta)?;
+    if meta.size != bytes.len() as u64 {
+        return Ok(None);
     }
-    let f = File::open(dest).ok()?;
+    let mut f = dir.open_file(name)?;
+    let mut have = Vec::with_capacity(bytes.len());
+    // Unreadable (e.g. EIO from a file whose content no longer matches its
+    // Merkle tree): rewrite it.
+    if f.read_to_end(&mut have).is_err() || have != bytes {
+        return Ok(None);
+    }
     let enabled = ioctl::has_verity(&f).unwrap_or(false);
-    match verity {
+    Ok(match verity {
         VerityRequest::Off => Some(if enabled {
             VerityState::Enabled
         } else {
@@ -321,35 +508,32 @@ fn existing_state(dest: &Path, bytes: &[u8], verity: VerityRequest<'_>) -> Optio
         }),
         VerityRequest::On { params, signature } => {
             if !enabled {
-                return None;
+                return Ok(None);
             }
-            let d = ioctl::measure(&f).ok()?;
-            if d.algorithm() != params.algorithm {
-                return None;
+            match ioctl::measure(&f) {
+                Ok(d) if d.algorithm() == params.algorithm => {}
+                _ => return Ok(None),
             }
             match signature {
                 None => Some(VerityState::Enabled),
-                Some(sig) => (ioctl::read_signature(&f).ok()?.as_deref() == Some(sig))
-                    .then_some(VerityState::Signed),
+                Some(sig) => {
+                    let have = ioctl::read_signature(&f).ok().flatten();
+                    (have.as_deref() == Some(sig)).then_some(VerityState::Signed)
+                }
             }
         }
-    }
-}
-
-/// fsyncs the directory holding `path` (the rename is durable).
-pub fn sync_dir(path: &Path) -> Result<(), Error> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(Error::io("syncing directory", dir))
+    })
 }
 
 /// Stores file content as `objects/XX/<rest>` while layers are imported
 /// (an [`ObjectSink`]): one pass streams the content into a temporary file
 /// and through the fs-verity hasher; the object is then named by the digest.
 #[derive(Debug)]
-pub struct ObjectWriter<'r> {
-    repo: &'r Repository,
+pub struct ObjectWriter<'b> {
+    tmp: Dir,
+    objects: Dir,
+    /// `objects/00` .. `objects/ff`, each opened (and checked) once.
+    fanout: Vec<OnceLock<Dir>>,
     params: VerityParams,
     /// Cleared at the first "not supported" so 50,000 objects do not each
     /// make a failing ioctl.
@@ -359,7 +543,7 @@ pub struct ObjectWriter<'r> {
     bytes: AtomicU64,
     verity_enabled: AtomicU64,
     without_verity: AtomicU64,
-    signing: Option<ObjectSigning<'r>>,
+    signing: Option<ObjectSigning<'b>>,
     /// Cleared at the first kernel refusal in [`SigningMode::Try`], so the
     /// other objects do not each make a failing signature check.
     try_signing: AtomicBool,
@@ -434,11 +618,24 @@ impl ObjectWriter<'_> {
         }
     }
 
+    /// `objects/XX`, created if missing.
+    fn fanout_dir(&self, hex: &str) -> Result<Dir, PathError> {
+        let i = usize::from_str_radix(&hex[..2], 16).unwrap_or(0);
+        if let Some(d) = self.fanout.get(i).and_then(OnceLock::get) {
+            return Ok(d.clone());
+        }
+        let d = self.objects.ensure_dir(&hex[..2])?;
+        Ok(match self.fanout.get(i) {
+            Some(slot) => slot.get_or_init(|| d).clone(),
+            None => d,
+        })
+    }
+
     fn store_inner(&self, content: &mut dyn io::Read, size: u64) -> io::Result<FsVerityDigest> {
-        let mut tmp = self.repo.tempfile().map_err(io::Error::other)?;
+        let mut tmp = self.tmp.create_temp("w", 0o644).map_err(io::Error::other)?;
         let mut hasher = MerkleHasher::new(&self.params);
         {
-            let file = tmp.as_file_mut();
+            let file = tmp.file().map_err(io::Error::other)?;
             copy_exact(content, size, |chunk| {
                 hasher.update(chunk);
                 file.write_all(chunk)
@@ -446,30 +643,35 @@ impl ObjectWriter<'_> {
         }
         self.bytes.fetch_add(size, Ordering::Relaxed);
         let digest = hasher.finish();
-        let dest = self.repo.object_path(&digest);
-        let signature = self.signature_for(&digest)?;
-        if fs::symlink_metadata(&dest).is_ok() {
+        let hex = digest.to_hex();
+        let dir = self.fanout_dir(&hex).map_err(io::Error::other)?;
+        let rest = &hex[2..];
+        let signature = self.signature_for(&digest);
+        if let Some(meta) = dir.stat(rest).map_err(io::Error::other)? {
+            // A symlink or hard link here would make the in-place
+            // fs-verity below act on a file outside the repository.
+            dir.require_file(rest, &meta).map_err(io::Error::other)?;
             self.existing.fetch_add(1, Ordering::Relaxed);
             match signature {
-                Some(Signature::Attach(sig)) => self.ensure_signed(&dest, tmp, &sig)?,
+                Some(Signature::Attach(sig)) => self.ensure_signed(&dir, rest, tmp, &sig)?,
                 Some(Signature::LeaveOff) => {}
-                None => self.ensure_verity(&dest),
+                None => self.ensure_verity(&dir, rest).map_err(io::Error::other)?,
             }
             return Ok(digest);
         }
-        tmp.as_file()
-            .set_permissions(fs::Permissions::from_mode(0o644))?;
-        let path = tmp.into_temp_path();
+        tmp.close();
         if let Some(signature) = signature {
             if let Signature::Attach(sig) = signature {
-                self.enable_signed(&path, &sig)?;
+                let f = tmp.reopen().map_err(io::Error::other)?;
+                self.enable_signed(&f, &dir.display(rest), &sig)?;
             }
         } else if self.try_verity.load(Ordering::Relaxed) {
             let request = VerityRequest::On {
                 params: &self.params,
                 signature: None,
             };
-            match enable(&path, request).map_err(io::Error::other)? {
+            let dest = dir.display(rest);
+            match enable(&tmp, &dest, request).map_err(io::Error::other)? {
                 VerityState::Unsupported => {
                     self.try_verity.store(false, Ordering::Relaxed);
                     self.without_verity.fetch_add(1, Ordering::Relaxed);
@@ -481,13 +683,7 @@ impl ObjectWriter<'_> {
         } else {
             self.without_verity.fetch_add(1, Ordering::Relaxed);
         }
-        if let Some(parent) = dest.parent() {
-            match fs::create_dir(parent) {
-                Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
-                _ => {}
-            }
-        }
-        path.persist(&dest).map_err(|e| e.error)?;
+        tmp.persist(&dir, rest).map_err(io::Error::other)?;
         self.added.fetch_add(1, Ordering::Relaxed);
         Ok(digest)
     }
@@ -503,33 +699,31 @@ enum Signature {
 
 impl ObjectWriter<'_> {
     /// The signature decision for `digest`; `None` when not signing.
-    fn signature_for(&self, digest: &FsVerityDigest) -> io::Result<Option<Signature>> {
-        let Some(s) = self.signing else {
-            return Ok(None);
-        };
+    fn signature_for(&self, digest: &FsVerityDigest) -> Option<Signature> {
+        let s = self.signing?;
         if s.mode == SigningMode::AttachAtBoot {
-            return Ok(Some(Signature::LeaveOff));
+            return Some(Signature::LeaveOff);
         }
         if s.mode == SigningMode::Try && !self.try_signing.load(Ordering::Relaxed) {
             self.unsigned.fetch_add(1, Ordering::Relaxed);
-            return Ok(None);
+            return None;
         }
         // No entry: content a later layer replaced or removed (stored all
         // the same, but not in the merged image the bundle covers); the
         // deploy checks the merged image's coverage once it is known.
-        Ok(s.bundle.pkcs7(digest).map(Signature::Attach))
+        s.bundle.pkcs7(digest).map(Signature::Attach)
     }
 
-    /// Enables fs-verity with `sig` on the closed file `path`; in `Try`
-    /// mode a kernel refusal falls back to fs-verity without a signature
-    /// (and stops further attempts).
-    fn enable_signed(&self, path: &Path, sig: &[u8]) -> io::Result<()> {
+    /// Enables fs-verity with `sig` on `f`, a read-only descriptor of a
+    /// checked repository file with no writer (`path` names it in
+    /// messages); in `Try` mode a kernel refusal falls back to fs-verity
+    /// without a signature (and stops further attempts).
+    fn enable_signed(&self, f: &File, path: &Path, sig: &[u8]) -> io::Result<()> {
         if !self.try_verity.load(Ordering::Relaxed) {
             self.without_verity.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
-        let f = File::open(path)?;
-        match ioctl::enable(&f, &self.params, Some(sig)) {
+        match ioctl::enable(f, &self.params, Some(sig)) {
             // No fs-verity here (a build host): like unsigned objects, left
             // for `sealroot repo enable-verity` on the target, which
             // attaches the bundle's signatures.
@@ -552,7 +746,7 @@ impl ObjectWriter<'_> {
             {
                 self.try_signing.store(false, Ordering::Relaxed);
                 self.unsigned.fetch_add(1, Ordering::Relaxed);
-                match ioctl::enable(&f, &self.params, None) {
+                match ioctl::enable(f, &self.params, None) {
                     Ok(()) => {
                         self.verity_enabled.fetch_add(1, Ordering::Relaxed);
                         Ok(())
@@ -568,65 +762,67 @@ impl ObjectWriter<'_> {
         }
     }
 
-    /// An existing object, to carry a builtin signature: without fs-verity
-    /// it gets it with `sig` in place; with fs-verity and a signature the
-    /// kernel accepts (at open) it is kept — one builtin signature per file,
-    /// the first wins; with fs-verity but no signature, or one the kernel
+    /// An existing object (`name` in `dir`, checked to be a regular file
+    /// with one link), to carry a builtin signature: without fs-verity it
+    /// gets it with `sig` in place, on a descriptor opened through
+    /// [`Dir::open_file`] (one link, checked on the open file: never a file
+    /// outside the repository); with fs-verity and a signature the kernel
+    /// accepts (at open) it is kept — one builtin signature per file, the
+    /// first wins; with fs-verity but no signature, or one the kernel
     /// refuses, the freshly written copy `tmp` (same content) gets it and
-    /// is renamed over the object.
+    /// is renamed over the object (replacing the name, never writing
+    /// through it).
     fn ensure_signed(
         &self,
-        dest: &Path,
-        tmp: tempfile::NamedTempFile,
+        dir: &Dir,
+        name: &str,
+        mut tmp: TempFile,
         sig: &[u8],
     ) -> io::Result<()> {
-        let keep = match File::open(dest) {
+        let dest = dir.display(name);
+        let keep = match dir.open_file(name) {
             Ok(f) => match ioctl::has_verity(&f) {
-                Ok(false) => {
-                    drop(f);
-                    return self.enable_signed(dest, sig);
-                }
+                Ok(false) => return self.enable_signed(&f, &dest, sig),
                 Ok(true) => matches!(ioctl::read_signature(&f), Ok(Some(_))),
-                Err(e) => return Err(io::Error::other(e.at(dest))),
+                Err(e) => return Err(io::Error::other(e.at(&dest))),
             },
             // The kernel checks a builtin signature at open: refused now.
             Err(e)
                 if matches!(
-                    Errno::from_io_error(&e),
+                    e.errno(),
                     Some(Errno::NOKEY | Errno::KEYREJECTED | Errno::BADMSG)
                 ) =>
             {
                 false
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(io::Error::other(e)),
         };
         if keep {
             self.signature_kept.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
-        tmp.as_file()
-            .set_permissions(fs::Permissions::from_mode(0o644))?;
-        let path = tmp.into_temp_path();
-        self.enable_signed(&path, sig)?;
-        path.persist(dest).map_err(|e| e.error)?;
+        tmp.close();
+        let f = tmp.reopen().map_err(io::Error::other)?;
+        self.enable_signed(&f, &dest, sig)?;
+        drop(f);
+        tmp.persist(dir, name).map_err(io::Error::other)?;
         self.resigned.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
     /// An existing object lacking fs-verity (e.g. written where the
     /// filesystem had none, or by an older deploy) gets it in place:
-    /// objects are immutable, so no writer can hold it open.
-    fn ensure_verity(&self, dest: &Path) {
-        let Ok(f) = File::open(dest) else {
-            self.without_verity.fetch_add(1, Ordering::Relaxed);
-            return;
-        };
+    /// objects are immutable, so no writer can hold it open. It is opened
+    /// as a regular file with one link (checked on the open descriptor),
+    /// so this never makes a file outside the repository immutable.
+    fn ensure_verity(&self, dir: &Dir, name: &str) -> Result<(), PathError> {
+        let f = dir.open_file(name)?;
         if ioctl::has_verity(&f).unwrap_or(false) {
-            return;
+            return Ok(());
         }
         if !self.try_verity.load(Ordering::Relaxed) {
             self.without_verity.fetch_add(1, Ordering::Relaxed);
-            return;
+            return Ok(());
         }
         match ioctl::enable(&f, &self.params, None) {
             Ok(()) => {
@@ -639,6 +835,7 @@ impl ObjectWriter<'_> {
                 self.without_verity.fetch_add(1, Ordering::Relaxed);
             }
         }
+        Ok(())
     }
 }
 

@@ -1,15 +1,24 @@
 //! Loop devices (`include/uapi/linux/loop.h`, `drivers/block/loop.c`): the
 //! fallback for kernels whose EROFS cannot mount a regular file directly.
-//! rustix has no loop wrappers, so the two ioctls are made here.
+//! rustix has no loop wrappers; the two ioctls go through `rustix::ioctl`.
 
 use std::os::fd::{AsFd, AsRawFd};
 
 use rustix::io::Errno;
+use rustix::ioctl::{self, Ioctl, IoctlOutput, Opcode, opcode};
 
 /// `LOOP_CTL_GET_FREE` on `/dev/loop-control`: the number of a free device.
-const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
-/// `LOOP_CONFIGURE` (Linux 5.8): attach a file and set flags in one call.
-const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
+/// loop.h defines the loop ioctls as plain numbers (`0x4C82`), which is
+/// `_IO('L', 0x82)`.
+const LOOP_CTL_GET_FREE: Opcode = opcode::none(b'L', 0x82);
+/// `LOOP_CONFIGURE` (Linux 5.8, `0x4C0A`): attach a file and set flags in
+/// one call.
+const LOOP_CONFIGURE: Opcode = opcode::none(b'L', 0x0A);
+
+const _: () = {
+    assert!(LOOP_CTL_GET_FREE == 0x4C82);
+    assert!(LOOP_CONFIGURE == 0x4C0A);
+};
 
 /// `LO_FLAGS_READ_ONLY`.
 pub const LO_FLAGS_READ_ONLY: u32 = 1;
@@ -45,19 +54,43 @@ struct LoopConfig {
 
 /// Asks `/dev/loop-control` for a free loop device number.
 pub fn get_free(control: impl AsFd) -> Result<u32, Errno> {
-    // SAFETY: LOOP_CTL_GET_FREE takes no argument and returns the device
-    // number or -1; the fd is valid for the call.
-    let ret = unsafe { libc::ioctl(control.as_fd().as_raw_fd(), LOOP_CTL_GET_FREE as _) };
-    if ret < 0 {
-        return Err(Errno::from_raw_os_error(errno()));
+    // SAFETY: LOOP_CTL_GET_FREE takes no argument (`GetFree` passes a null
+    // pointer, which loop_control_ioctl ignores) and returns the device
+    // number or fails with an errno; the fd is borrowed for the call.
+    unsafe { ioctl::ioctl(control, GetFree) }
+}
+
+/// `LOOP_CTL_GET_FREE`: no argument, the result is the ioctl's return value,
+/// which none of rustix's ready-made patterns passes through.
+struct GetFree;
+
+// SAFETY: the opcode takes no argument and the kernel writes no memory; the
+// output is the non-negative return value.
+unsafe impl Ioctl for GetFree {
+    type Output = u32;
+    const IS_MUTATING: bool = false;
+
+    fn opcode(&self) -> Opcode {
+        LOOP_CTL_GET_FREE
     }
-    Ok(ret as u32)
+
+    fn as_ptr(&mut self) -> *mut std::ffi::c_void {
+        std::ptr::null_mut()
+    }
+
+    unsafe fn output_from_ptr(
+        out: IoctlOutput,
+        _: *mut std::ffi::c_void,
+    ) -> rustix::io::Result<u32> {
+        // rustix turns a negative return into an Err before this is called.
+        u32::try_from(out).map_err(|_| Errno::RANGE)
+    }
 }
 
 /// Attaches `backing` to the loop device `device` with `flags`
 /// (`LO_FLAGS_*`), 4096-byte logical blocks.
 pub fn configure(device: impl AsFd, backing: impl AsFd, flags: u32) -> Result<(), Errno> {
-    let mut config = LoopConfig {
+    let config = LoopConfig {
         fd: backing.as_fd().as_raw_fd() as u32,
         block_size: 0,
         info: LoopInfo64 {
@@ -78,36 +111,17 @@ pub fn configure(device: impl AsFd, backing: impl AsFd, flags: u32) -> Result<()
         reserved: [0; 8],
     };
     // SAFETY: LOOP_CONFIGURE reads a `struct loop_config` whose layout is
-    // reproduced above (repr(C), 304 bytes, checked by a test); the pointer
-    // is valid for the duration of the call and the kernel does not keep it.
-    let ret = unsafe {
-        libc::ioctl(
-            device.as_fd().as_raw_fd(),
-            LOOP_CONFIGURE as _,
-            &mut config as *mut LoopConfig,
-        )
-    };
-    if ret < 0 {
-        return Err(Errno::from_raw_os_error(errno()));
-    }
-    Ok(())
-}
-
-fn errno() -> i32 {
-    std::io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EIO)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn struct_sizes_match_the_uapi() {
-        // sizeof(struct loop_info64) == 232, sizeof(struct loop_config) ==
-        // 304 on every architecture (include/uapi/linux/loop.h).
-        assert_eq!(std::mem::size_of::<LoopInfo64>(), 232);
-        assert_eq!(std::mem::size_of::<LoopConfig>(), 304);
+    // reproduced above (repr(C), 304 bytes, checked below); `Setter` passes
+    // a pointer to its own copy, valid for the duration of the call, and the
+    // kernel copies it (copy_from_user in lo_ioctl) without keeping it.
+    // `backing` stays open for the call; the kernel takes its own reference.
+    unsafe {
+        let ctl = ioctl::Setter::<LOOP_CONFIGURE, LoopConfig>::new(config);
+        ioctl::ioctl(device, ctl)
     }
 }
+
+// sizeof(struct loop_info64) == 232, sizeof(struct loop_config) == 304 on
+// every architecture (include/uapi/linux/loop.h).
+const _: () = assert!(std::mem::size_of::<LoopInfo64>() == 232);
+const _: () = assert!(std::mem::size_of::<LoopConfig>() == 304);

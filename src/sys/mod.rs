@@ -9,6 +9,7 @@
 
 pub(crate) mod keyctl;
 pub(crate) mod loopdev;
+pub(crate) mod mount;
 pub mod rusage;
 pub mod sha256x2;
 pub mod verity;

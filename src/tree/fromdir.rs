@@ -22,7 +22,7 @@ use rayon::prelude::*;
 
 use super::store::{ObjectStore, StoreError, Stored, object_path};
 use super::{InodeId, NewContent, Stat, Timestamp, Tree};
-use crate::verity::{VerityParams, digest};
+use crate::verity::digest;
 
 /// Regular files up to this size are stored in the image
 /// (`LCFS_RECOMMENDED_INLINE_CONTENT_MAX`).
@@ -257,7 +257,7 @@ fn hash_and_store(
     files: &[(InodeId, PathBuf)],
     opts: &DirOptions,
 ) -> Result<Vec<Hashed>, ImportError> {
-    let params = VerityParams::sha256();
+    let params = crate::tree::object_params();
     let work = || {
         files
             .par_iter()

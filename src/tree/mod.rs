@@ -13,28 +13,51 @@
 //! xattr lists are interned ([`xattr`]). An inode costs about 80 bytes plus
 //! 16 bytes per directory entry, so a 1,000,000-entry tree fits in ~100 MB.
 //!
-//! Hardlinks: every inode has at most one *primary* entry; the others are
-//! links. Writers that must match `mkcomposefs` byte for byte place an inode
-//! where its primary entry is (mkcomposefs serializes a hardlinked inode at
-//! the position of the non-`@` dumpfile line). Removing a primary entry
-//! leaves the inode without one until [`Tree::normalize_links`] promotes the
-//! first remaining link in depth-first order.
+//! Hardlinks: an inode named by several entries has one *primary* entry,
+//! where writers place the inode (the EROFS inode slot, the full dumpfile
+//! line); the other entries are links to it. The primary is a property of
+//! the tree's shape, not of the order it was filled in: the first entry in
+//! depth-first, name-sorted order — composefs' canonical order, the one
+//! `composefs-info dump` prints and composefs-rs places inodes by
+//! (`collect_tree` in `crates/composefs/src/erofs/writer.rs`) — unless an
+//! importer *pins* another entry ([`Tree::pin_primary`]: a dumpfile's
+//! non-`@` line, which `mkcomposefs` serializes the inode at). So the same
+//! filesystem, whatever the order of the tar members or layers that built
+//! it, gives the same image ([`links`]).
 
 #[cfg(feature = "host")]
 pub mod fromdir;
+mod links;
 #[cfg(feature = "host")]
 pub mod store;
 mod validate;
 mod xattr;
 
+pub use links::Primaries;
 pub use validate::{
     MAX_INLINE_CONTENT, MAX_NAME_LEN, MAX_SYMLINK_LEN, MAX_XATTR_NAME_LEN, MAX_XATTR_VALUE_LEN,
     validate_name,
 };
 pub use xattr::XattrSetId;
 
-use crate::verity::{FsVerityDigest, HashAlgorithm};
+use crate::verity::{FsVerityDigest, HashAlgorithm, VerityParams};
 use xattr::XattrPool;
+
+/// The unit [`DigestRef`] counts in: a sha256 digest's length, of which a
+/// sha512 digest is two.
+const DIGEST_UNIT: usize = 32;
+
+/// The fs-verity parameters of external content objects: their names in an
+/// object store, the digests the EROFS records for them
+/// (`trusted.overlay.metacopy`, which overlayfs `verity=require` compares),
+/// and the parameters fs-verity is enabled with. sealroot writes sha256
+/// objects (C composefs' convention) whatever the repository's algorithm
+/// for its *signed* files (`repo.json`); the two must not be confused. This
+/// is the one place that says so: a per-repository object algorithm
+/// changes only this function (and gives it the repository).
+pub fn object_params() -> VerityParams {
+    VerityParams::sha256()
+}
 
 /// `S_IFMT` and the file type bits of `st_mode` (`include/uapi/linux/stat.h`).
 pub mod mode {
@@ -85,8 +108,8 @@ pub enum Error {
     InlineTooLarge { len: usize },
     #[error("inode table full (more than 2^32 inodes)")]
     TooManyInodes,
-    #[error("composefs digests are fs-verity sha256 digests, got {0}")]
-    UnsupportedDigest(HashAlgorithm),
+    #[error("{path}: cannot pin it as its inode's primary entry: {reason}")]
+    Pin { path: String, reason: &'static str },
 }
 
 /// Seconds and nanoseconds since the epoch, as in `struct timespec`.
@@ -162,6 +185,14 @@ struct Span {
     len: u32,
 }
 
+/// An fs-verity digest in [`Tree::digests`]: its algorithm and where its
+/// bytes start, in units of 32 bytes (sha256 takes one unit, sha512 two).
+#[derive(Debug, Clone, Copy)]
+struct DigestRef {
+    algorithm: HashAlgorithm,
+    unit: u32,
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Data {
     None,
@@ -170,7 +201,7 @@ enum Data {
     Inline(Span),
     External {
         payload: Option<Span>,
-        digest: Option<u32>,
+        digest: Option<DigestRef>,
     },
 }
 
@@ -179,8 +210,10 @@ struct InodeRec {
     stat: Stat,
     xattrs: XattrSetId,
     data: Data,
-    /// Whether one entry is this inode's primary one.
-    has_primary: bool,
+    /// Entries naming this inode, counting those in detached subtrees.
+    refs: u32,
+    /// One of its entries was pinned as primary ([`Tree::pin_primary`]).
+    pinned: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -188,7 +221,8 @@ struct Entry {
     name_off: u64,
     inode: InodeId,
     name_len: u8,
-    link: bool,
+    /// This entry is its inode's pinned primary.
+    pinned: bool,
 }
 
 /// What a regular file, symlink or directory holds, when creating an inode.
@@ -221,13 +255,12 @@ pub enum Content<'a> {
     },
 }
 
-/// One directory entry.
+/// One directory entry. Whether it is its inode's primary entry is a
+/// property of the whole tree: see [`Tree::primaries`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DirEntry<'a> {
     pub name: &'a [u8],
     pub inode: InodeId,
-    /// `true` for hardlinks other than the inode's primary entry.
-    pub is_link: bool,
 }
 
 /// The filesystem tree. See the module documentation.
@@ -236,9 +269,12 @@ pub struct Tree {
     inodes: Vec<InodeRec>,
     dirs: Vec<Vec<Entry>>,
     arena: Vec<u8>,
-    digests: Vec<[u8; 32]>,
+    /// Object digests, back to back (see [`DigestRef`]).
+    digests: Vec<u8>,
     xattrs: XattrPool,
     entries: usize,
+    /// Some inode was named by more than one entry at some point.
+    hardlinks: bool,
 }
 
 impl Tree {
@@ -251,12 +287,13 @@ impl Tree {
             digests: Vec::new(),
             xattrs: XattrPool::default(),
             entries: 0,
+            hardlinks: false,
         };
         if FileType::from_mode(root.mode) != Some(FileType::Directory) {
             return Err(Error::NotADirectory { path: "/".into() });
         }
         let id = tree.add_inode(root, NewContent::Directory)?;
-        tree.inodes[id.index()].has_primary = true;
+        tree.inodes[id.index()].refs = 1;
         Ok(tree)
     }
 
@@ -327,13 +364,12 @@ impl Tree {
                 };
                 let digest = match digest {
                     Some(d) => {
-                        if d.algorithm() != HashAlgorithm::Sha256 {
-                            return Err(Error::UnsupportedDigest(d.algorithm()));
-                        }
-                        let mut raw = [0u8; 32];
-                        raw.copy_from_slice(d.as_bytes());
-                        self.digests.push(raw);
-                        Some(self.digests.len() as u32 - 1)
+                        let unit = (self.digests.len() / DIGEST_UNIT) as u32;
+                        self.digests.extend_from_slice(d.as_bytes());
+                        Some(DigestRef {
+                            algorithm: d.algorithm(),
+                            unit,
+                        })
                     }
                     None => None,
                 };
@@ -359,7 +395,8 @@ impl Tree {
             stat,
             xattrs: XattrSetId::EMPTY,
             data,
-            has_primary: false,
+            refs: 0,
+            pinned: false,
         });
         Ok(InodeId(self.inodes.len() as u32 - 1))
     }
@@ -407,12 +444,16 @@ impl Tree {
             Data::Inline(s) => Content::Inline(self.bytes(s)),
             Data::External { payload, digest } => Content::External {
                 payload: payload.map(|p| self.bytes(p)),
-                digest: digest.map(|d| {
-                    FsVerityDigest::new(HashAlgorithm::Sha256, &self.digests[d as usize])
-                        .expect("32-byte sha256 digest")
-                }),
+                digest: digest.map(|d| self.digest(d)),
             },
         }
+    }
+
+    fn digest(&self, d: DigestRef) -> FsVerityDigest {
+        let start = d.unit as usize * DIGEST_UNIT;
+        let bytes = &self.digests[start..start + d.algorithm.digest_size()];
+        // The bytes were copied from a digest of this algorithm.
+        FsVerityDigest::new(d.algorithm, bytes).expect("stored digest has its algorithm's length")
     }
 
     fn dir_index(&self, id: InodeId) -> Option<usize> {
@@ -440,20 +481,15 @@ impl Tree {
         entries.binary_search_by(|e| self.entry_name(e).cmp(name))
     }
 
-    /// Names `inode` as `name` in directory `parent`. The first entry of
-    /// an inode becomes its primary one, later ones are hardlinks.
+    /// Names `inode` as `name` in directory `parent`. A directory can be
+    /// named once; other inodes any number of times (hardlinks).
     pub fn link(&mut self, parent: InodeId, name: &[u8], inode: InodeId) -> Result<(), Error> {
         validate_name(name)?;
         let dir = self.dir_index(parent).ok_or_else(|| Error::NotADirectory {
             path: String::from_utf8_lossy(name).into_owned(),
         })?;
-        let is_link = self.inodes[inode.index()].has_primary;
-        if is_link && self.is_dir(inode) {
-            return Err(Error::DirectoryHardlink {
-                path: String::from_utf8_lossy(name).into_owned(),
-            });
-        }
-        if inode == parent || inode == self.root() {
+        let refs = self.inodes[inode.index()].refs;
+        if (refs > 0 && self.is_dir(inode)) || inode == parent || inode == self.root() {
             return Err(Error::DirectoryHardlink {
                 path: String::from_utf8_lossy(name).into_owned(),
             });
@@ -471,12 +507,28 @@ impl Tree {
             name_off: span.off,
             inode,
             name_len: name.len() as u8,
-            link: is_link,
+            pinned: false,
         };
         self.dirs[dir].insert(pos, entry);
-        self.inodes[inode.index()].has_primary = true;
+        self.add_ref(inode);
         self.entries += 1;
         Ok(())
+    }
+
+    fn add_ref(&mut self, inode: InodeId) {
+        let rec = &mut self.inodes[inode.index()];
+        rec.refs += 1;
+        if rec.refs > 1 {
+            self.hardlinks = true;
+        }
+    }
+
+    fn drop_ref(&mut self, entry: &Entry) {
+        let rec = &mut self.inodes[entry.inode.index()];
+        rec.refs = rec.refs.saturating_sub(1);
+        if entry.pinned {
+            rec.pinned = false;
+        }
     }
 
     /// Removes the entry `name` from `parent` and returns the inode it
@@ -488,25 +540,75 @@ impl Tree {
         let dir = self.dir_index(parent).ok_or_else(not_found)?;
         let pos = self.search(dir, name).map_err(|_| not_found())?;
         let entry = self.dirs[dir].remove(pos);
-        if !entry.link {
-            self.inodes[entry.inode.index()].has_primary = false;
-        }
+        self.drop_ref(&entry);
         self.entries -= 1;
         Ok(entry.inode)
     }
 
-    /// Points the existing entry `name` in `parent` at `inode`, as a
-    /// hardlink (not its primary entry). Used by importers that resolve
-    /// hardlink targets after reserving the link's name. No-op if there is
-    /// no such entry.
-    pub fn retarget(&mut self, parent: InodeId, name: &[u8], inode: InodeId) {
-        if let Some(dir) = self.dir_index(parent) {
-            if let Ok(pos) = self.search(dir, name) {
-                let e = &mut self.dirs[dir][pos];
-                e.inode = inode;
-                e.link = true;
-            }
+    /// Removes every entry of a directory (detaching subdirectories with
+    /// their subtrees); no-op on other inodes.
+    pub fn clear_dir(&mut self, dir: InodeId) {
+        let Some(d) = self.dir_index(dir) else {
+            return;
+        };
+        let removed = std::mem::take(&mut self.dirs[d]);
+        self.entries -= removed.len();
+        for e in &removed {
+            self.drop_ref(e);
         }
+    }
+
+    /// Points the existing entry `name` in `parent` at `inode`. Used by
+    /// importers that resolve hardlink targets after reserving the link's
+    /// name. No-op if there is no such entry.
+    pub fn retarget(&mut self, parent: InodeId, name: &[u8], inode: InodeId) {
+        let Some(dir) = self.dir_index(parent) else {
+            return;
+        };
+        let Ok(pos) = self.search(dir, name) else {
+            return;
+        };
+        let old = self.dirs[dir][pos];
+        self.drop_ref(&old);
+        let e = &mut self.dirs[dir][pos];
+        e.inode = inode;
+        e.pinned = false;
+        self.add_ref(inode);
+    }
+
+    /// Makes the entry `name` in `parent` its inode's primary entry, where
+    /// writers place the inode whatever its other entries' positions (a
+    /// dumpfile's non-`@` line: `mkcomposefs` serializes a hardlinked inode
+    /// there). Without a pin the primary is the canonical one, the first
+    /// entry in depth-first name order; a pinned entry that is removed, or
+    /// no longer reachable, falls back to that.
+    pub fn pin_primary(&mut self, parent: InodeId, name: &[u8]) -> Result<(), Error> {
+        let path = || String::from_utf8_lossy(name).into_owned();
+        let dir = self
+            .dir_index(parent)
+            .ok_or_else(|| Error::NotFound { path: path() })?;
+        let pos = self
+            .search(dir, name)
+            .map_err(|_| Error::NotFound { path: path() })?;
+        let inode = self.dirs[dir][pos].inode;
+        if self.is_dir(inode) {
+            return Err(Error::Pin {
+                path: path(),
+                reason: "directories have a single entry",
+            });
+        }
+        if self.inodes[inode.index()].pinned {
+            if self.dirs[dir][pos].pinned {
+                return Ok(());
+            }
+            return Err(Error::Pin {
+                path: path(),
+                reason: "another entry of the same inode is pinned",
+            });
+        }
+        self.dirs[dir][pos].pinned = true;
+        self.inodes[inode.index()].pinned = true;
+        Ok(())
     }
 
     pub fn lookup(&self, parent: InodeId, name: &[u8]) -> Option<InodeId> {
@@ -536,7 +638,6 @@ impl Tree {
         list.iter().map(move |e| DirEntry {
             name: self.entry_name(e),
             inode: e.inode,
-            is_link: e.link,
         })
     }
 
@@ -546,7 +647,6 @@ impl Tree {
         Some(DirEntry {
             name: self.entry_name(e),
             inode: e.inode,
-            is_link: e.link,
         })
     }
 
@@ -591,9 +691,30 @@ impl Tree {
         }
     }
 
+    /// Gives `to` the xattrs of `from` (replacing its own).
+    pub fn copy_xattrs(&mut self, from: InodeId, to: InodeId) {
+        self.inodes[to.index()].xattrs = self.inodes[from.index()].xattrs;
+    }
+
     /// Removes all xattrs of an inode.
     pub fn clear_xattrs(&mut self, id: InodeId) {
         self.inodes[id.index()].xattrs = XattrSetId::EMPTY;
+    }
+
+    /// Keeps, on every inode, only the xattrs whose name `keep` accepts.
+    /// Each distinct xattr list is filtered once.
+    pub fn retain_xattrs(&mut self, keep: impl Fn(&[u8]) -> bool) {
+        let mut memo: std::collections::HashMap<XattrSetId, XattrSetId> =
+            std::collections::HashMap::new();
+        for rec in &mut self.inodes {
+            if rec.xattrs == XattrSetId::EMPTY {
+                continue;
+            }
+            let pool = &mut self.xattrs;
+            rec.xattrs = *memo
+                .entry(rec.xattrs)
+                .or_insert_with(|| pool.retain(rec.xattrs, &keep));
+        }
     }
 
     /// Number of distinct xattr lists in the tree.
@@ -601,71 +722,44 @@ impl Tree {
         self.xattrs.distinct_sets()
     }
 
-    /// Gives every reachable inode exactly one primary entry: the first in
-    /// depth-first, name-sorted order wins where none (or, after edits,
-    /// an unreachable one) is primary. Importers that remove entries call
-    /// this before handing the tree to a writer.
-    pub fn normalize_links(&mut self) {
-        for rec in &mut self.inodes {
-            rec.has_primary = false;
-        }
-        self.inodes[0].has_primary = true;
-        // Keep existing primaries that are still reachable first.
-        let mut order = Vec::new();
-        let mut stack = vec![0usize];
-        while let Some(dir) = stack.pop() {
-            order.push(dir);
-            for e in self.dirs[dir].iter().rev() {
-                if let Data::Dir(d) = self.inodes[e.inode.index()].data {
-                    if !e.link {
-                        stack.push(d as usize);
-                    }
-                }
-            }
-        }
-        for &dir in &order {
-            for e in &self.dirs[dir] {
-                if !e.link {
-                    self.inodes[e.inode.index()].has_primary = true;
-                }
-            }
-        }
-        for &dir in &order {
-            for i in 0..self.dirs[dir].len() {
-                let e = self.dirs[dir][i];
-                if e.link && !self.inodes[e.inode.index()].has_primary {
-                    self.dirs[dir][i].link = false;
-                    self.inodes[e.inode.index()].has_primary = true;
-                }
-            }
-        }
-    }
-
-    /// Sets every non-directory inode's `nlink` to the number of entries
-    /// naming it, and every directory's to 2 + its subdirectories, as the
-    /// kernel counts them. (Dumpfiles carry their own counts, which
-    /// mkcomposefs keeps as given; importers of real filesystems call this.)
+    /// Sets every reachable non-directory inode's `nlink` to the number of
+    /// reachable entries naming it, and every directory's to 2 + its
+    /// subdirectories, as the kernel counts them. Entries in detached
+    /// subtrees (whited out, replaced) do not count: composefs-rs counts
+    /// the entries of the final tree (`FileSystem::nlinks`). (Dumpfiles
+    /// carry their own counts, which mkcomposefs keeps as given; importers
+    /// of real filesystems call this.)
     pub fn recount_nlinks(&mut self) {
         let mut counts = vec![0u32; self.inodes.len()];
         counts[0] = 1;
-        for dir in &self.dirs {
-            for e in dir {
-                counts[e.inode.index()] += 1;
+        let mut stack = vec![0usize];
+        while let Some(i) = stack.pop() {
+            let Data::Dir(d) = self.inodes[i].data else {
+                continue;
+            };
+            for e in &self.dirs[d as usize] {
+                let child = e.inode.index();
+                counts[child] += 1;
+                // A directory has one entry, so it is pushed once.
+                if matches!(self.inodes[child].data, Data::Dir(_)) {
+                    stack.push(child);
+                }
             }
         }
-        for (rec, &count) in self.inodes.iter_mut().zip(&counts) {
-            if !matches!(rec.data, Data::Dir(_)) && count > 0 {
-                rec.stat.nlink = count;
+        for (i, &count) in counts.iter().enumerate() {
+            if count == 0 {
+                continue;
             }
-        }
-        for i in 0..self.inodes.len() {
-            if let Data::Dir(d) = self.inodes[i].data {
-                let subdirs = self.dirs[d as usize]
-                    .iter()
-                    .filter(|e| matches!(self.inodes[e.inode.index()].data, Data::Dir(_)))
-                    .count() as u32;
-                self.inodes[i].stat.nlink = 2 + subdirs;
-            }
+            self.inodes[i].stat.nlink = match self.inodes[i].data {
+                Data::Dir(d) => {
+                    let subdirs = self.dirs[d as usize]
+                        .iter()
+                        .filter(|e| matches!(self.inodes[e.inode.index()].data, Data::Dir(_)))
+                        .count() as u32;
+                    2 + subdirs
+                }
+                _ => count,
+            };
         }
     }
 }

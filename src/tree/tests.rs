@@ -60,20 +60,107 @@ fn hardlinks_have_one_primary_and_directories_none() {
         Err(Error::DirectoryHardlink { .. })
     ));
     let f = t.add_inode(file(), NewContent::None).unwrap();
-    t.link(d, b"f", f).unwrap();
+    // Linked at /g first, then at /d/f: the primary is /d/f, the first in
+    // depth-first name order, whatever the order of linking.
     t.link(t.root(), b"g", f).unwrap();
-    let links: Vec<_> = t
-        .entries(t.root())
-        .map(|e| (e.name.to_vec(), e.is_link))
-        .collect();
-    assert_eq!(links, [(b"d".to_vec(), false), (b"g".to_vec(), true)]);
-    // Removing the primary promotes the remaining link.
+    t.link(d, b"f", f).unwrap();
+    let p = t.primaries();
+    assert_eq!(p.len(), 1);
+    assert!(p.is_primary(d, 0, f));
+    assert!(!p.is_primary(t.root(), 1, f));
+    // Removing the primary makes the remaining entry primary.
     t.unlink(d, b"f").unwrap();
-    t.normalize_links();
-    assert!(!t.entries(t.root()).nth(1).unwrap().is_link);
+    assert!(t.primaries().is_primary(t.root(), 1, f));
     t.recount_nlinks();
     assert_eq!(t.stat(f).nlink, 1);
     assert_eq!(t.stat(t.root()).nlink, 3);
+}
+
+#[test]
+fn a_pinned_primary_wins_until_it_is_removed() {
+    let mut t = Tree::new(dir()).unwrap();
+    let f = t.add_inode(file(), NewContent::None).unwrap();
+    for name in [&b"a"[..], b"b", b"c"] {
+        t.link(t.root(), name, f).unwrap();
+    }
+    assert!(t.primaries().is_primary(t.root(), 0, f));
+    t.pin_primary(t.root(), b"b").unwrap();
+    assert!(t.primaries().is_primary(t.root(), 1, f));
+    t.pin_primary(t.root(), b"b").unwrap();
+    assert!(matches!(
+        t.pin_primary(t.root(), b"c"),
+        Err(Error::Pin { .. })
+    ));
+    t.unlink(t.root(), b"b").unwrap();
+    let p = t.primaries();
+    assert!(p.is_primary(t.root(), 0, f));
+    assert!(!p.is_primary(t.root(), 1, f));
+    // Now another entry can be pinned.
+    t.pin_primary(t.root(), b"c").unwrap();
+    assert!(t.primaries().is_primary(t.root(), 1, f));
+}
+
+#[test]
+fn a_pinned_primary_in_a_detached_subtree_falls_back() {
+    let mut t = Tree::new(dir()).unwrap();
+    let d = t.add_inode(dir(), NewContent::Directory).unwrap();
+    t.link(t.root(), b"d", d).unwrap();
+    let f = t.add_inode(file(), NewContent::None).unwrap();
+    t.link(d, b"f", f).unwrap();
+    t.link(t.root(), b"x", f).unwrap();
+    t.link(t.root(), b"y", f).unwrap();
+    t.pin_primary(d, b"f").unwrap();
+    assert!(t.primaries().is_primary(d, 0, f));
+    t.unlink(t.root(), b"d").unwrap();
+    let p = t.primaries();
+    assert!(p.is_primary(t.root(), 0, f), "/x is now the first entry");
+    assert!(!p.is_primary(t.root(), 1, f));
+}
+
+#[test]
+fn sha512_object_digests_are_kept() {
+    use crate::verity::{FsVerityDigest, HashAlgorithm};
+    let mut t = Tree::new(dir()).unwrap();
+    let d512 = FsVerityDigest::new(HashAlgorithm::Sha512, &[0xab; 64]).unwrap();
+    let d256 = FsVerityDigest::new(HashAlgorithm::Sha256, &[0xcd; 32]).unwrap();
+    let mut sized = file();
+    sized.size = 100;
+    let a = t
+        .add_inode(
+            sized,
+            NewContent::External {
+                payload: None,
+                digest: Some(d256),
+            },
+        )
+        .unwrap();
+    let b = t
+        .add_inode(
+            sized,
+            NewContent::External {
+                payload: None,
+                digest: Some(d512),
+            },
+        )
+        .unwrap();
+    let c = t
+        .add_inode(
+            sized,
+            NewContent::External {
+                payload: None,
+                digest: Some(d256),
+            },
+        )
+        .unwrap();
+    for (id, want) in [(a, d256), (b, d512), (c, d256)] {
+        assert_eq!(
+            t.content(id),
+            Content::External {
+                payload: None,
+                digest: Some(want)
+            }
+        );
+    }
 }
 
 #[test]

@@ -97,6 +97,16 @@ impl XattrPool {
         Some(self.intern_set(pairs))
     }
 
+    /// The list `set` with only the names `keep` accepts.
+    pub(crate) fn retain(&mut self, set: XattrSetId, keep: &dyn Fn(&[u8]) -> bool) -> XattrSetId {
+        let pairs: Vec<Pair> = self.sets[set.0 as usize]
+            .iter()
+            .copied()
+            .filter(|&(n, _)| keep(self.names.get(n)))
+            .collect();
+        self.intern_set(pairs)
+    }
+
     pub(crate) fn iter(&self, set: XattrSetId) -> impl ExactSizeIterator<Item = (&[u8], &[u8])> {
         self.sets[set.0 as usize]
             .iter()

@@ -150,6 +150,35 @@ pub fn digest_bytes(params: &VerityParams, data: &[u8]) -> FsVerityDigest {
     h.finish()
 }
 
+/// Digest of data of at most one block, or `None` for more: such a file's
+/// root hash is the hash of its one zero-padded block (all zeros when
+/// empty), so no tree is built, and only the portable `sha2` hashes are
+/// used. For the initramfs, which digests a few hundred bytes (sealroot's
+/// binding record, `oci::binding`) and should not link [`MerkleHasher`]'s
+/// tree and SIMD code for that (about 60 KB of `sealroot-prepare`).
+pub fn digest_small(params: &VerityParams, data: &[u8]) -> Option<FsVerityDigest> {
+    fn root<D: Digest + Clone>(params: &VerityParams, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        if data.is_empty() {
+            out.resize(<D as Digest>::output_size(), 0);
+        } else {
+            let mut block = data.to_vec();
+            block.resize(params.block_size.get() as usize, 0);
+            Salted::<D>::new(params).hash(&block, &mut out);
+        }
+        out
+    }
+    if data.len() as u64 > u64::from(params.block_size.get()) {
+        return None;
+    }
+    let root = match params.algorithm {
+        HashAlgorithm::Sha256 => root::<Sha256>(params, data),
+        HashAlgorithm::Sha512 => root::<Sha512>(params, data),
+    };
+    let root = RootHash::new(params.algorithm, &root).ok()?;
+    Some(Descriptor::new(params.clone(), data.len() as u64, root).digest())
+}
+
 /// Read size for streaming digests: large enough that syscalls vanish in
 /// the profile, small enough to stay in L2 between the copy and the hash.
 const READ_CHUNK: usize = 256 * 1024;
@@ -187,6 +216,19 @@ pub fn digest_file_full(
     keep_tree: bool,
 ) -> io::Result<MerkleOutput> {
     let file = std::fs::File::open(path)?;
+    digest_open_file_full(params, &file, keep_tree)
+}
+
+/// Digest of an open file's content (read from its current position).
+pub fn digest_open_file(params: &VerityParams, file: &std::fs::File) -> io::Result<FsVerityDigest> {
+    Ok(digest_open_file_full(params, file, false)?.digest)
+}
+
+fn digest_open_file_full(
+    params: &VerityParams,
+    file: &std::fs::File,
+    keep_tree: bool,
+) -> io::Result<MerkleOutput> {
     // Small files get a buffer their size (plus one byte to see EOF in one
     // read), so hashing many small files does not allocate 256 KiB each.
     let size = file.metadata()?.len();
@@ -194,10 +236,10 @@ pub fn digest_file_full(
     if size > READ_CHUNK as u64 {
         // Tell readahead the whole file is wanted, in order. Advisory only:
         // a failure changes nothing but speed.
-        let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::Sequential);
+        let _ = rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::Sequential);
     }
     let mut h = MerkleHasher::build(params, keep_tree);
-    feed(&mut h, &file, chunk)?;
+    feed(&mut h, file, chunk)?;
     Ok(h.finish_full())
 }
 
@@ -462,6 +504,25 @@ mod tests {
 
     fn hex_digest(params: &VerityParams, data: &[u8]) -> String {
         digest_bytes(params, data).to_hex()
+    }
+
+    #[test]
+    fn small_digest_equals_the_tree_digest() {
+        let salted = VerityParams {
+            salt: Salt::from_hex("0011223344").unwrap(),
+            ..VerityParams::sha256()
+        };
+        for params in [VerityParams::sha256(), VerityParams::sha512(), salted] {
+            for len in [0, 1, 100, 2048, 4095, 4096] {
+                let data = vec![0x5a; len];
+                assert_eq!(
+                    digest_small(&params, &data),
+                    Some(digest_bytes(&params, &data)),
+                    "{len} bytes, {params:?}"
+                );
+            }
+            assert_eq!(digest_small(&params, &[0; 4097]), None);
+        }
     }
 
     /// Vectors printed by `fsverity digest` (fsverity-utils 1.5, Debian

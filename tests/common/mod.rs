@@ -28,8 +28,8 @@ pub fn reference() -> &'static Reference {
         assert!(
             out.status.success(),
             "scripts/reference-tools failed ({}); the composefs tests need mkcomposefs, composefs-info and \
-             fsck.erofs from Debian (network access to deb.debian.org, or set SEALROOT_REF_BIN and \
-             SEALROOT_REF_ASSETS)",
+             fsck.erofs from Debian (network access to the Debian mirror apt uses, see scripts/debian-mirror, or set \
+             SEALROOT_REF_BIN and SEALROOT_REF_ASSETS)",
             out.status
         );
         let text = String::from_utf8_lossy(&out.stdout);

@@ -44,6 +44,24 @@ impl LayerBuilder {
         self
     }
 
+    /// A directory with its owner and mtime.
+    pub fn dir_with(&mut self, path: &str, mode: u32, uid: u64, gid: u64, mtime: u64) -> &mut Self {
+        let mut h = header(tar::EntryType::Directory, mode);
+        h.set_uid(uid);
+        h.set_gid(gid);
+        h.set_mtime(mtime);
+        self.b.append_data(&mut h, path, &[][..]).unwrap();
+        self
+    }
+
+    /// PAX records (`SCHILY.xattr.*`, `mtime`, ...) for the next member.
+    pub fn pax(&mut self, records: &[(&str, &[u8])]) -> &mut Self {
+        self.b
+            .append_pax_extensions(records.iter().copied())
+            .unwrap();
+        self
+    }
+
     pub fn file(&mut self, path: &str, content: &[u8], mode: u32) -> &mut Self {
         self.file_owned(path, content, mode, 0, 0)
     }
@@ -66,10 +84,7 @@ impl LayerBuilder {
 
     /// A file with PAX records (xattrs as `SCHILY.xattr.*`, `mtime`, ...).
     pub fn file_pax(&mut self, path: &str, content: &[u8], records: &[(&str, &[u8])]) -> &mut Self {
-        self.b
-            .append_pax_extensions(records.iter().copied())
-            .unwrap();
-        self.file(path, content, 0o644)
+        self.pax(records).file(path, content, 0o644)
     }
 
     /// A file whose name is carried only by a PAX `path` record.
@@ -215,6 +230,8 @@ pub struct ImageBuilder {
     pub arch: String,
     /// Overrides for diff_ids (to build inconsistent images).
     pub diff_ids: Option<Vec<Sha256Digest>>,
+    /// The config's `created` (none by default).
+    pub created: Option<String>,
 }
 
 impl ImageBuilder {
@@ -223,6 +240,7 @@ impl ImageBuilder {
             layers: Vec::new(),
             arch: "amd64".into(),
             diff_ids: None,
+            created: None,
         }
     }
 
@@ -253,13 +271,16 @@ impl ImageBuilder {
             }));
         }
         let ids = self.diff_ids.clone().unwrap_or_else(|| diff_ids.clone());
-        let config = serde_json::to_vec_pretty(&json!({
+        let mut config = json!({
             "architecture": self.arch, "os": "linux",
             "config": {"Env": ["PATH=/usr/bin"], "Labels": {"containers.bootc": "1"}},
             "rootfs": {"type": "layers", "diff_ids": ids.iter().map(|d| d.to_string()).collect::<Vec<_>>()},
             "history": [{"created_by": "sealroot test fixture"}]
-        }))
-        .unwrap();
+        });
+        if let Some(c) = &self.created {
+            config["created"] = json!(c);
+        }
+        let config = serde_json::to_vec_pretty(&config).unwrap();
         let config_digest = write_blob(dir, &config);
         let manifest_bytes = serde_json::to_vec_pretty(&json!({
             "schemaVersion": 2,

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fixture;
+pub mod images;
 pub mod memtree;
 
 use std::path::Path;
@@ -38,4 +39,34 @@ pub fn flip_byte(path: &Path, offset: usize) {
     let mut data = std::fs::read(path).unwrap();
     data[offset] ^= 0x20;
     std::fs::write(path, data).unwrap();
+}
+
+/// composefs-rs' `cfsctl`, from SEALROOT_CFSCTL or `scripts/reference-tools
+/// --cfsctl` (which builds it from crates.io once). Fails, never skips,
+/// when it cannot be had.
+pub fn cfsctl() -> &'static Path {
+    static CFSCTL: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    CFSCTL.get_or_init(|| {
+        if let Some(p) = std::env::var_os("SEALROOT_CFSCTL") {
+            return p.into();
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/reference-tools");
+        let out = Command::new(&script)
+            .arg("--cfsctl")
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+        assert!(
+            out.status.success(),
+            "`scripts/reference-tools --cfsctl` failed ({}): this test compares with composefs-rs' \
+             cfsctl 0.9.4, built with cargo from crates.io; set SEALROOT_CFSCTL to a built cfsctl \
+             or give the machine cargo and crates.io",
+            out.status
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("SEALROOT_CFSCTL="))
+            .expect("scripts/reference-tools --cfsctl printed no SEALROOT_CFSCTL=")
+            .into()
+    })
 }

@@ -195,3 +195,32 @@ pub fn seal(dir: &Path, keys: &Keys, extra: &[&str]) -> serde_json::Value {
     args.extend_from_slice(extra);
     serde_json::from_str(&sr_ok(&args)).unwrap()
 }
+
+/// openssl (the reference for the kernel's PKCS#7 profile) accepts `der` as
+/// a detached PKCS#7 by `cert` over the kernel's formatted sha256 fs-verity
+/// digest (`"FSVerity" | le16 1 | le16 32 | digest`). Files go to `tmp`.
+pub fn openssl_verifies(tmp: &Path, name: &str, der: &[u8], digest_hex: &str, cert: &str) {
+    let sig = tmp.join(format!("{name}.p7s"));
+    std::fs::write(&sig, der).unwrap();
+    let mut content = b"FSVerity".to_vec();
+    content.extend([1, 0, 32, 0]);
+    content.extend(hex::decode(digest_hex).unwrap());
+    let cpath = tmp.join(format!("{name}.bin"));
+    std::fs::write(&cpath, content).unwrap();
+    crate::oci_support::run(Command::new("openssl").args([
+        "cms",
+        "-verify",
+        "-binary",
+        "-inform",
+        "DER",
+        "-noverify",
+        "-in",
+        sig.to_str().unwrap(),
+        "-content",
+        cpath.to_str().unwrap(),
+        "-certfile",
+        cert,
+        "-out",
+        "/dev/null",
+    ]));
+}

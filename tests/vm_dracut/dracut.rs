@@ -84,6 +84,19 @@ impl Built {
     }
 }
 
+impl Built {
+    /// The contents of `path` (relative, no `/`) in the initramfs
+    /// (`lsinitrd -f`).
+    pub fn read(&self, path: &str) -> Result<String> {
+        let lsinitrd = host::tool("lsinitrd", "dracut-core")?;
+        let out = host::run(
+            Command::new(lsinitrd).arg(&self.image).args(["-f", path]),
+            None,
+        )?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
 /// Runs dracut as described in the module docs.
 pub fn build(spec: &Build) -> Result<Built> {
     let dracut = host::tool(

@@ -43,8 +43,9 @@ pub fn write_tree(dir: &Path, marker: &str, scenario: &str) -> Result<()> {
     let busybox = busybox()?;
     // sealroot-prepare mounts the deployment's /etc and /var and the
     // physical root (/sysroot) onto directories of the sealed image.
+    // /usr as every real OS has one (mount.usr= binds onto it).
     for sub in [
-        "bin", "sbin", "etc", "lib", "proc", "sys", "dev", "run", "tmp", "var", "sysroot",
+        "bin", "sbin", "etc", "lib", "proc", "sys", "dev", "run", "tmp", "var", "sysroot", "usr",
     ] {
         let path = dir.join(sub);
         fs::create_dir_all(&path).map_err(|e| io_error("cannot create", &path, e))?;

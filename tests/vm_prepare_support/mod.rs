@@ -11,7 +11,10 @@
 //!
 //! Refusal tests need states the real tools refuse to produce; those are
 //! forged here ON TOP of a real deployment, and say so: [`resign_erofs`]
-//! (an EROFS signature by another key), [`point_at_artifact`] (a hint
+//! (an EROFS signature by another key), [`strip_binding`] (the artifact as
+//! sealroot wrote it before binding records), [`pair_with_erofs_of`] (the
+//! issue-10 attack: an artifact pairing one image's manifest and config
+//! with another image's EROFS), [`point_at_artifact`] (a hint
 //! naming another image's artifact), [`tamper`] (a signed file replaced by
 //! other bytes with unsigned fs-verity, as an attacker with write access to
 //! the disk would: applied in the sealing boot after enable-verity),
@@ -30,6 +33,7 @@ use sealroot::crypto::builder::{Issuer, Role as CertRole, issue};
 use sealroot::crypto::key::KeySigner;
 use sealroot::crypto::{Cert, KeyAlgorithm, PrivateKey};
 use sealroot::oci::artifact::{self, Role, SealArtifact};
+use sealroot::oci::binding::SignedBinding;
 use sealroot::oci::{Compression, ImageManifest, MediaType, Sha256Digest, Stored};
 use sealroot::pkcs7::{SignOptions, sign_fsverity};
 use sealroot::repo::json::Deployment;
@@ -106,13 +110,19 @@ impl SigMode {
     }
 }
 
-/// Who signs, and how it is deployed.
+/// Who signs, how (`sealroot oci seal` with or without `--inline`), and
+/// how it is deployed.
 pub struct Signing<'a> {
     pub signer: &'a Signer,
     pub mode: SigMode,
     /// `sealroot oci seal --object-signatures` (per-object signatures for
     /// IPE).
     pub objects: bool,
+    /// `sealroot oci seal --inline --tag sealed`, then deploy that tag.
+    pub inline: bool,
+    /// `--algorithm` of `sealroot oci seal` and of the new repository
+    /// (`sealroot deploy --algorithm`); `None`: the default (sha256).
+    pub algorithm: Option<&'static str>,
 }
 
 impl<'a> Signing<'a> {
@@ -121,6 +131,8 @@ impl<'a> Signing<'a> {
             signer,
             mode,
             objects: false,
+            inline: false,
+            algorithm: None,
         }
     }
 
@@ -129,7 +141,27 @@ impl<'a> Signing<'a> {
         self.objects = true;
         self
     }
+
+    pub fn inline(signer: &'a Signer, mode: SigMode) -> Self {
+        Signing {
+            signer,
+            mode,
+            objects: false,
+            inline: true,
+            algorithm: None,
+        }
+    }
+
+    /// Seals with, and creates the repository for, `fsverity-sha512-12`.
+    pub fn sha512(mut self) -> Self {
+        self.algorithm = Some("fsverity-sha512-12");
+        self
+    }
 }
+
+/// The `created` time of every fixture image's config (for the rollback
+/// floor tests).
+pub const CREATED: &str = "2026-03-01T00:00:00Z";
 
 /// The image to deploy: one tar layer.
 pub struct ImageSpec {
@@ -268,9 +300,10 @@ pub struct Deployed {
     pub manifest_digest: Sha256Digest,
     pub config_digest: Sha256Digest,
     pub image_digest: FsVerityDigest,
-    pub artifact_digest: Sha256Digest,
-    /// The PKCS#7 blobs of manifest, config, EROFS.
-    pub signature_blobs: [Sha256Digest; 3],
+    /// `None` for an image sealed inline.
+    pub artifact_digest: Option<Sha256Digest>,
+    /// The PKCS#7 blobs of manifest, config, EROFS (none inline).
+    pub signature_blobs: Vec<Sha256Digest>,
     /// Objects `sealroot deploy` added to the repository.
     pub objects_added: u64,
 }
@@ -307,18 +340,29 @@ pub fn repo_dir(sysroot: &Path) -> PathBuf {
 pub fn deploy_fixture(sysroot: &Path, spec: &ImageSpec, signing: &Signing<'_>) -> Deployed {
     let work = tempfile::tempdir().unwrap();
     let layout = work.path().join("layout");
-    oci_fixture::ImageBuilder::new()
-        .layer(spec.layer.clone(), Compression::Gzip)
-        .write(&layout, "latest");
-    let image = format!("oci:{}:latest", layout.display());
+    let mut builder = oci_fixture::ImageBuilder::new().layer(spec.layer.clone(), Compression::Gzip);
+    builder.created = Some(CREATED.into());
+    builder.write(&layout, "latest");
+    let mut image = format!("oci:{}:latest", layout.display());
     let (key, cert) = signing.signer.write_files(work.path());
     let (key, cert) = (key.to_str().unwrap(), cert.to_str().unwrap());
+    let algorithm: Vec<&str> = match signing.algorithm {
+        Some(a) => vec!["--algorithm", a],
+        None => Vec::new(),
+    };
     let mut seal = vec!["oci", "seal", &image, "--key", key, "--cert", cert];
+    seal.extend_from_slice(&algorithm);
+    if signing.inline {
+        seal.extend_from_slice(&["--inline", "--tag", "sealed"]);
+    }
     if signing.objects {
         seal.push("--object-signatures");
     }
     sr_ok(&seal);
-    let report = sr_ok(&[
+    if signing.inline {
+        image = format!("oci:{}:sealed", layout.display());
+    }
+    let mut deploy = vec![
         "deploy",
         &image,
         "--sysroot",
@@ -328,7 +372,9 @@ pub fn deploy_fixture(sysroot: &Path, spec: &ImageSpec, signing: &Signing<'_>) -
         "--cert",
         cert,
         "--json",
-    ]);
+    ];
+    deploy.extend_from_slice(&algorithm);
+    let report = sr_ok(&deploy);
     let report: serde_json::Value = serde_json::from_str(&report).unwrap();
     let repo = repo_dir(sysroot);
     let manifest: Sha256Digest = report["deployment"]["manifest"]
@@ -343,14 +389,26 @@ pub fn deploy_fixture(sysroot: &Path, spec: &ImageSpec, signing: &Signing<'_>) -
     let d = Deployment::parse(&fs::read(&dj).unwrap()).unwrap();
     assert_eq!(d.signatures.as_str(), signing.mode.as_arg(), "{report}");
     add_cert(sysroot, signing.signer);
-    let artifact = read_artifact(&repo, &d.artifact);
+    assert_eq!(d.artifact.is_none(), signing.inline, "{report}");
+    let signature_blobs = match d.artifact {
+        None => Vec::new(),
+        Some(a) => {
+            let artifact = read_artifact(&repo, &a);
+            assert!(
+                artifact.binding.is_some(),
+                "new seals carry a binding record"
+            );
+            [Role::Manifest, Role::Config, Role::Merged]
+                .map(|r| artifact.entry(r).unwrap().blob.digest)
+                .to_vec()
+        }
+    };
     Deployed {
         manifest_digest: d.manifest.0,
         config_digest: d.config.0,
         image_digest: d.image,
         artifact_digest: d.artifact,
-        signature_blobs: [Role::Manifest, Role::Config, Role::Merged]
-            .map(|r| artifact.entry(r).unwrap().blob.digest),
+        signature_blobs,
         objects_added: report["objects"]["added"].as_u64().unwrap(),
     }
 }
@@ -370,32 +428,32 @@ fn read_artifact(repo: &Path, digest: &Sha256Digest) -> SealArtifact {
     SealArtifact::parse(&Stored::<ImageManifest>::parse(bytes).unwrap()).unwrap()
 }
 
-/// FORGED on top of a real deployment (no real tool signs one file of an
-/// image with another key): a new artifact whose manifest and config
-/// signatures are the deployed ones and whose EROFS signature is by
-/// `signer`; `deployment.json` is pointed at it. Done before the sealing
-/// boot, so `enable-verity` attaches the forged EROFS signature as the
-/// builtin one (`signer`'s certificate is loaded there too).
-pub fn resign_erofs(sysroot: &Path, d: &Deployed, signer: &Signer) -> Deployed {
+/// FORGED: replaces the artifact of deployment `d` by one built from it
+/// with `edit` applied to its (role, digest, PKCS#7) entries and binding
+/// record, writes its blobs into the repository and points
+/// `deployment.json` at it (done before the sealing boot, so
+/// `enable-verity` attaches the edited signatures as builtin ones).
+fn rebuild_artifact(
+    sysroot: &Path,
+    d: &Deployed,
+    edit: impl FnOnce(&mut Vec<(Role, FsVerityDigest, Vec<u8>)>, &mut Option<SignedBinding>),
+) -> Deployed {
     let repo = repo_dir(sysroot);
     let blob = |digest: &Sha256Digest| fs::read(repo.join("blobs/sha256").join(digest.to_hex()));
-    let old = read_artifact(&repo, &d.artifact_digest);
-    let sigs: Vec<(Role, FsVerityDigest, Vec<u8>)> = old
+    let old = read_artifact(&repo, &d.artifact_digest.expect("an artifact deployment"));
+    let mut sigs: Vec<(Role, FsVerityDigest, Vec<u8>)> = old
         .entries
         .iter()
-        .map(|e| {
-            let der = match e.role {
-                Role::Merged => signer.sign(&e.digest),
-                _ => blob(&e.blob.digest).unwrap(),
-            };
-            (e.role, e.digest, der)
-        })
+        .map(|e| (e.role, e.digest, blob(&e.blob.digest).unwrap()))
         .collect();
+    let mut binding = old.binding.clone();
+    edit(&mut sigs, &mut binding);
     let manifest = Stored::<ImageManifest>::parse(blob(&d.manifest_digest).unwrap()).unwrap();
     let built = artifact::build(
         &manifest.descriptor(MediaType::OCI_MANIFEST),
         old.algorithm,
         &sigs,
+        binding.as_ref(),
     )
     .unwrap();
     for bytes in std::iter::once(&built.manifest).chain(built.blobs.iter().map(|(_, b)| b)) {
@@ -403,12 +461,70 @@ pub fn resign_erofs(sysroot: &Path, d: &Deployed, signer: &Signer) -> Deployed {
         fs::write(repo.join("blobs/sha256").join(digest.to_hex()), bytes).unwrap();
     }
     let mut dep = Deployment::parse(&fs::read(d.deployment_json(sysroot)).unwrap()).unwrap();
-    dep.artifact = built.descriptor.digest;
+    dep.artifact = Some(built.descriptor.digest);
     fs::write(d.deployment_json(sysroot), dep.to_json()).unwrap();
-    add_cert(sysroot, signer);
     let mut forged = d.clone();
     forged.artifact_digest = dep.artifact;
-    forged.signature_blobs[2] = Sha256Digest::of(&sigs[2].2);
+    forged.signature_blobs = sigs
+        .iter()
+        .map(|(_, _, der)| Sha256Digest::of(der))
+        .collect();
+    forged
+}
+
+/// FORGED on top of a real deployment (no real tool signs one file of an
+/// image with another key): the EROFS signature is by `signer`; manifest
+/// and config signatures and the binding record stay the deployed ones.
+pub fn resign_erofs(sysroot: &Path, d: &Deployed, signer: &Signer) -> Deployed {
+    add_cert(sysroot, signer);
+    rebuild_artifact(sysroot, d, |sigs, _| {
+        for (role, digest, der) in sigs.iter_mut() {
+            if *role == Role::Merged {
+                *der = signer.sign(digest);
+            }
+        }
+    })
+}
+
+/// The artifact as sealroot wrote it before binding records (every
+/// signature genuine, nothing tying them together): FORGED from a new
+/// seal by dropping the record.
+pub fn strip_binding(sysroot: &Path, d: &Deployed) -> Deployed {
+    rebuild_artifact(sysroot, d, |_, binding| *binding = None)
+}
+
+/// FORGED, the attack of issue 10: an artifact for image `d` whose merged
+/// EROFS entry and signature are `other`'s (another image signed by the
+/// same key, deployed in the same repository). `keep_record`: keep `d`'s
+/// binding record (which names `d`'s own EROFS); else drop it, as an
+/// artifact from before binding records would look.
+pub fn pair_with_erofs_of(
+    sysroot: &Path,
+    d: &Deployed,
+    other: &Deployed,
+    keep_record: bool,
+) -> Deployed {
+    let repo = repo_dir(sysroot);
+    let theirs = read_artifact(&repo, &other.artifact_digest.unwrap());
+    let merged = theirs.entry(Role::Merged).unwrap();
+    let der = fs::read(repo.join("blobs/sha256").join(merged.blob.digest.to_hex())).unwrap();
+    let mut forged = rebuild_artifact(sysroot, d, |sigs, binding| {
+        for (role, digest, sig) in sigs.iter_mut() {
+            if *role == Role::Merged {
+                *digest = merged.digest;
+                *sig = der.clone();
+            }
+        }
+        if !keep_record {
+            *binding = None;
+        }
+    });
+    // The attacker rewrites the hint too (enable-verity attaches EROFS
+    // signatures to the image deployment.json names).
+    let mut dep = Deployment::parse(&fs::read(d.deployment_json(sysroot)).unwrap()).unwrap();
+    dep.image = merged.digest;
+    fs::write(d.deployment_json(sysroot), dep.to_json()).unwrap();
+    forged.image_digest = merged.digest;
     forged
 }
 
@@ -418,7 +534,7 @@ pub fn resign_erofs(sysroot: &Path, d: &Deployed, signer: &Signer) -> Deployed {
 /// image's signatures to a builtin one, which the kernel refuses.
 pub fn point_at_artifact(sysroot: &Path, d: &Deployed, artifact: Sha256Digest) {
     let mut dep = Deployment::parse(&fs::read(d.deployment_json(sysroot)).unwrap()).unwrap();
-    dep.artifact = artifact;
+    dep.artifact = Some(artifact);
     fs::write(d.deployment_json(sysroot), dep.to_json()).unwrap();
 }
 
@@ -598,8 +714,8 @@ impl Deployed {
             "manifest": self.manifest_digest.to_string(),
             "config": self.config_digest.to_string(),
             "image": self.image_digest.to_hex(),
-            "artifact": self.artifact_digest.to_string(),
-            "signature_blobs": self.signature_blobs.map(|d| d.to_string()),
+            "artifact": self.artifact_digest.map(|d| d.to_string()),
+            "signature_blobs": self.signature_blobs.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
             "objects_added": self.objects_added,
         })
     }
@@ -609,13 +725,22 @@ impl Deployed {
         Deployed {
             manifest_digest: sha(&j["manifest"]),
             config_digest: sha(&j["config"]),
-            image_digest: FsVerityDigest::from_hex(
-                sealroot::verity::HashAlgorithm::Sha256,
-                j["image"].as_str().unwrap(),
-            )
-            .unwrap(),
-            artifact_digest: sha(&j["artifact"]),
-            signature_blobs: [0, 1, 2].map(|i| sha(&j["signature_blobs"][i])),
+            image_digest: {
+                let hex = j["image"].as_str().unwrap();
+                let algorithm = if hex.len() == 128 {
+                    sealroot::verity::HashAlgorithm::Sha512
+                } else {
+                    sealroot::verity::HashAlgorithm::Sha256
+                };
+                FsVerityDigest::from_hex(algorithm, hex).unwrap()
+            },
+            artifact_digest: (!j["artifact"].is_null()).then(|| sha(&j["artifact"])),
+            signature_blobs: j["signature_blobs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(sha)
+                .collect(),
             objects_added: j["objects_added"].as_u64().unwrap(),
         }
     }

@@ -1,6 +1,7 @@
 //! `sealroot-prepare`: the initramfs binary (see `src/prepare` and
 //! `docs/prepare.md`). Built static, without the `host` feature; no CLI
-//! framework: it takes no arguments besides `--help` and `--version`.
+//! framework: it takes no arguments besides `--help`, `--version` and
+//! `--check-switch-root` (the gate `initrd-switch-root.service` runs).
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -11,6 +12,7 @@ const HELP: &str = "\
 sealroot-prepare: mount the sealed root in the initramfs, or refuse to.
 
 Usage: sealroot-prepare            (no arguments; run as root in the initramfs)
+       sealroot-prepare --check-switch-root
        sealroot-prepare --help | --version
 
 Runs between \"the physical root is mounted at /sysroot\" and \"switch root\".
@@ -22,6 +24,10 @@ The kernel command line only selects the image, one of:
   sealroot.config=sha256:<config digest>
   sealroot.image=<EROFS fs-verity digest>
   composefs=<hex>, composefs.digest=v1-sha256-12:<hex>   (composefs-rs forms)
+No selector is an error, unless prepare.conf says [boot] required = no and
+the command line names no sealroot parameter at all: then it stands down
+(exit 0, result \"not-selected\", marker /run/sealroot/stood-down) and
+another unit (ostree-prepare-root, composefs-setup-root) may prepare the root.
 
 It loads erofs/overlay if needed, puts the certificates into the kernel's
 .fs-verity keyring and seals it, verifies the deployed manifest, config,
@@ -39,8 +45,16 @@ Exit status:
   3  system: kernel features, modules, keyring, mounts
 On any failure nothing new is mounted at /sysroot.
 
+--check-switch-root: run right before switching root (systemd:
+initrd-switch-root.service, ExecStartPre=). Exit 0 only if the mount at
+/sysroot is the sealed root sealroot-prepare recorded, with nothing mounted
+below it since (except below the physical root, nosuid,nodev), or if
+sealroot-prepare stood down as prepare.conf allows; else exit 1 with the
+reason: the switch must not happen.
+
 Example (what an initramfs runs):
-  mount /dev/vda2 /sysroot && sealroot-prepare && exec switch_root /sysroot /sbin/init
+  mount /dev/vda2 /sysroot && sealroot-prepare &&
+    sealroot-prepare --check-switch-root && exec switch_root /sysroot /sbin/init
 ";
 
 fn main() -> ExitCode {
@@ -57,6 +71,7 @@ fn main() -> ExitCode {
                 println!("sealroot-prepare {}", env!("CARGO_PKG_VERSION"));
                 exit::OK
             }
+            Some("--check-switch-root") if args.next().is_none() => check_switch_root(),
             _ => {
                 eprintln!(
                     "sealroot: sealroot-prepare takes no arguments (got {arg:?}); its settings \
@@ -80,14 +95,29 @@ fn main() -> ExitCode {
     if status.timings_us.total == 0 {
         status.timings_us.total = started.elapsed().as_micros() as u64;
     }
+    let result = result.and_then(|outcome| {
+        if outcome == prepare::Outcome::StoodDown {
+            record::write_stood_down(std::path::Path::new(record::RUN_DIR)).map_err(|reason| {
+                prepare::Error::Marker {
+                    path: record::STOOD_DOWN_FILE,
+                    reason,
+                }
+            })?;
+        }
+        Ok(outcome)
+    });
     let code = match &result {
-        Ok(()) => {
-            status.result = "mounted";
+        Ok(prepare::Outcome::Mounted) => {
+            status.result = record::RESULT_MOUNTED;
+            exit::OK
+        }
+        Ok(prepare::Outcome::StoodDown) => {
+            status.result = record::RESULT_NOT_SELECTED;
             exit::OK
         }
         Err(e) => {
             log.error(&e.to_string());
-            status.result = "refused";
+            status.result = record::RESULT_REFUSED;
             status.error = Some(e.to_string());
             e.exit_code()
         }
@@ -97,4 +127,30 @@ fn main() -> ExitCode {
         log.warn(&format!("cannot write {}: {e}", record::STATUS_FILE));
     }
     ExitCode::from(code)
+}
+
+/// `--check-switch-root`: the gate (see `sealroot::prepare::gate`).
+fn check_switch_root() -> u8 {
+    let mut log = Log::open();
+    let inputs = prepare::Inputs::default();
+    match prepare::gate::run(inputs.config_file, inputs.cmdline_file) {
+        Ok(prepare::gate::Allowed::Sealed { root }) => {
+            log.info(&format!(
+                "switch root allowed: /sysroot is the sealed root sealroot-prepare mounted \
+                 (mount id {root})"
+            ));
+            exit::OK
+        }
+        Ok(prepare::gate::Allowed::StoodDown) => {
+            log.notice(
+                "switch root allowed: sealroot stood down ([boot] required = no, no sealroot \
+                 parameter); /sysroot was not verified by sealroot",
+            );
+            exit::OK
+        }
+        Err(e) => {
+            log.error(&e.to_string());
+            e.exit_code()
+        }
+    }
 }

@@ -148,7 +148,7 @@ pub fn mkcomposefs(args: MkcomposefsArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Writes `path` through a temporary file in its directory and a rename.
-fn write_atomically<T>(
+pub(crate) fn write_atomically<T>(
     path: &Path,
     f: impl FnOnce(&mut BufWriter<&fs::File>) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
@@ -260,7 +260,6 @@ fn load(path: &Path, filter: &[String]) -> anyhow::Result<Tree> {
         for name in drop {
             tree.unlink(root, &name)?;
         }
-        tree.normalize_links();
     }
     Ok(tree)
 }

@@ -7,10 +7,12 @@ use sealroot::oci::Sha256Digest;
 use sealroot::oci::artifact::VerityAlgorithm;
 use sealroot::repo::deploy::{DeployOptions, ModeChoice, deploy};
 use sealroot::repo::json::SignatureMode;
-use sealroot::repo::store::Repository;
 
 use crate::oci::{ImageArgs, open};
 use crate::repo::{EXIT_FAILED, Progress, RepoLocation, TrustArgs};
+
+/// Exit status of a command line that cannot run (as clap's own errors).
+const EXIT_USAGE: u8 = 2;
 
 const DEPLOY_HELP: &str = "\
 Deploy a sealed image into the root filesystem the initramfs will see (--sysroot DIR; \
@@ -28,6 +30,14 @@ the repository is DIR/sealroot, laid out as docs/repository.md describes):
 deploy); re-deploying the same image never touches etc/ or var/. --no-seed-var leaves \
 it empty.
 
+Sealed images: with a sealing artifact (`sealroot oci seal`), or sealed inline \
+(`sealroot oci seal --inline`: the signatures are in the manifest; deploy the new tag). \
+The image must be bound: a signed binding record (written by `sealroot oci seal`) or the \
+config's containers.composefs.fsverity label (written by `--inline`) must tie its config \
+to its merged EROFS, as sealroot-prepare requires by default; images sealed by older \
+sealroot releases are refused unless --allow-unbound (for an initramfs whose prepare.conf \
+says `require-binding = no`). Reseal them instead.
+
 Signatures (--signatures):
   auto            (default) builtin when the running kernel accepts the signature (the
                   signer's certificate is in .fs-verity), otherwise detached
@@ -43,6 +53,11 @@ Where the filesystem or kernel has no fs-verity (e.g. deploying from a build hos
 files are written without it and deployment.json says \"verity\": false; run \
 `sealroot repo enable-verity --sysroot DIR` on the target, or deploy there.
 
+Trust (one is required): --cert FILE / --certs-dir DIR verify every signature of the \
+sealing artifact against these certificates before anything is written (use the ones the \
+initramfs will trust); --no-verify deploys without checking the signatures (the digests are \
+still checked; sealroot-prepare verifies the signatures at boot) and says so.
+
 Writes are atomic: content first, then the deployment, then the names; a failed or \
 interrupted deploy leaves the previous deployments intact (leftovers: `sealroot repo gc`).
 
@@ -56,8 +71,8 @@ Example (the whole flow):
   # kernel command line: sealroot=sha256:<manifest hex>; the certificate goes into the
   # initramfs, whose sealroot-prepare loads it into .fs-verity and seals the keyring
 
-Exit status: 0 deployed; 1 refused (not sealed, digests or signatures do not verify); \
-3 unusable input.";
+Exit status: 0 deployed; 1 refused (not sealed, not bound, digests or signatures do not \
+verify); 2 neither --cert/--certs-dir nor --no-verify (or both); 3 unusable input.";
 
 /// Deploy a sealed OCI image into a sysroot
 #[derive(Args)]
@@ -70,6 +85,9 @@ pub struct DeployArgs {
     /// Verify the artifact's signatures against these before deploying
     #[command(flatten)]
     trust: TrustArgs,
+    /// Deploy without verifying the signatures (instead of --cert/--certs-dir)
+    #[arg(long)]
+    no_verify: bool,
     /// auto, builtin, detached or attach-at-boot (see above)
     #[arg(long, default_value = "auto")]
     signatures: String,
@@ -82,6 +100,10 @@ pub struct DeployArgs {
     /// Leave a new deployment's var/ empty instead of copying the image's /var
     #[arg(long)]
     no_seed_var: bool,
+    /// Deploy an image whose config and EROFS no signature binds (for an initramfs
+    /// with `require-binding = no`)
+    #[arg(long)]
+    allow_unbound: bool,
 }
 
 pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
@@ -94,14 +116,42 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
         ),
     };
     let trusted = args.trust.load()?;
+    match (trusted.is_empty(), args.no_verify) {
+        (true, false) => {
+            return Ok(crate::sign::fail(
+                EXIT_USAGE,
+                &anyhow::anyhow!(
+                    "deploy needs the certificates to verify the image's signatures with: pass \
+                     --cert FILE or --certs-dir DIR (the certificates the initramfs will trust), \
+                     or --no-verify to deploy without checking them"
+                ),
+            ));
+        }
+        (false, true) => {
+            return Ok(crate::sign::fail(
+                EXIT_USAGE,
+                &anyhow::anyhow!(
+                    "--no-verify and --cert/--certs-dir contradict each other; pass one of them"
+                ),
+            ));
+        }
+        _ => {}
+    }
+    if args.no_verify {
+        eprintln!(
+            "sealroot: warning: --no-verify: the sealing artifact's signatures are not checked \
+             against any certificate (only the digests are); sealroot-prepare checks them at boot"
+        );
+    }
     let (layout, image) = open(&args.image)?;
-    let repo = Repository::open_or_create(args.location.path(), args.algorithm)?;
+    let repo = args.location.open_or_create(args.algorithm)?;
     let opts = DeployOptions {
         source: args.image.image.to_string(),
         mode,
         trusted: &trusted,
         artifact: args.artifact,
         seed_var: !args.no_seed_var,
+        allow_unbound: args.allow_unbound,
     };
     let progress = Progress::new("deploy");
     progress.stage("importing layers into the repository");
@@ -128,7 +178,17 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
     println!("  config     {}", d.config.0);
     println!("  image      {} ({})", d.image.to_hex(), d.algorithm);
     println!("  composefs  {}", report.composefs_digest);
-    println!("  artifact   {}", d.artifact);
+    match d.artifact {
+        Some(a) => println!("  artifact   {a}"),
+        None => println!("  artifact   none: sealed inline (signatures in the manifest)"),
+    }
+    match &report.bound_by {
+        Some(by) => println!("  bound      by {by}"),
+        None => println!(
+            "  UNBOUND    nothing ties config and EROFS together (--allow-unbound): \
+             sealroot-prepare boots it only with `require-binding = no`"
+        ),
+    }
     println!(
         "  objects    {} new, {} already present, {} MiB",
         report.objects.added,
@@ -138,6 +198,9 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
     println!("  signatures {}", d.signatures);
     for c in &report.verified_by {
         println!("  verified   by {c}");
+    }
+    if args.no_verify {
+        println!("  verified   NOT verified (--no-verify): no certificate was given");
     }
     if report.created {
         println!(

@@ -7,12 +7,15 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use sealroot::oci::artifact::VerityAlgorithm;
+use sealroot::oci::inline::InlineSeal;
 use sealroot::oci::layer::{Change, EntryKind};
 use sealroot::oci::layout::{ImageLayout, ResolvedImage};
 use sealroot::oci::referrers::seal_artifacts;
 use sealroot::oci::sink::{DigestOnlySink, FileContent};
 use sealroot::oci::{ImageReference, Platform};
-use sealroot::repo::check::{ArtifactCheck, check_artifacts};
+use sealroot::repo::check::{
+    ArtifactCheck, Binding, InlineCheck, binding, check_artifacts, check_inline,
+};
 use sealroot::repo::image::merged_from_layers;
 use sealroot::repo::pipeline::import_layers;
 use serde_json::json;
@@ -51,6 +54,21 @@ each as an fs-verity builtin signature (PKCS#7), and writes a composefs sealing 
 image: new blobs and one untagged index.json entry; nothing of the image changes. Sealing \
 again with another key adds a second artifact. The layout must be a directory (oci:DIR).
 
+Binding: the artifact also carries a signed binding record (annotation sealroot.binding.v1) \
+naming the manifest, config and merged EROFS together, so that nobody can pair this image's \
+signed config with another image's signed EROFS; sealroot-prepare refuses images without \
+such a binding by default (docs/sealing.md).
+
+Inline mode (--inline --tag TAG): instead of an artifact, write a NEW manifest, tagged TAG, \
+that carries the signatures in its own annotations (the composefs sealing spec's inline \
+mode: composefs.merged.erofs.v1.<alg>[.sig] on the manifest, composefs.config.<alg>[.sig] on \
+the config descriptor), with a NEW config that carries the label \
+containers.composefs.fsverity=<merged EROFS digest>, so the signed config binds the EROFS. \
+The layers are shared; the original manifest, config and tags are untouched; the new \
+manifest digest is printed (that is what sealroot=sha256:... selects). Inline metadata \
+survives a plain `skopeo copy`; there is no manifest signature (it would sign itself). An \
+existing TAG is refused unless --replace-tag.
+
 Signing with an external command (HSM, KMS, smartcard): --sign-command CMD runs \
 `/bin/sh -c CMD` once per signature with the bytes to sign on stdin, and the environment \
 SEALROOT_SIGN_DIGEST_ALGORITHM (sha256|sha384|sha512), SEALROOT_SIGN_DIGEST (that hash of \
@@ -60,6 +78,7 @@ print it, and exit 0. Every signature is checked against --cert before it is use
 
 Examples:
   sealroot oci seal oci:/srv/img:41 --key keys/signer.key.pem --cert keys/signer.crt.pem
+  sealroot oci seal oci:/srv/img:41 --inline --tag 41-sealed --key k.pem --cert c.pem
   sealroot oci seal oci:/srv/img:41 --cert signer.crt.pem \\
       --sign-command 'openssl dgst -\"$SEALROOT_SIGN_DIGEST_ALGORITHM\" -sign /keys/signer.key.pem'
   sealroot oci seal oci:/srv/img:41 --cert signer.crt.pem --sign-command \\
@@ -114,6 +133,51 @@ struct SealArgs {
     /// fsverity_signature=TRUE, docs/ipe.md), as one extra artifact layer
     #[arg(long)]
     object_signatures: bool,
+    /// Seal inline: write a new, signed manifest (and labelled config) tagged --tag
+    #[arg(long, requires = "tag")]
+    inline: bool,
+    /// The tag of the inline-sealed manifest
+    #[arg(long, value_name = "TAG", requires = "inline")]
+    tag: Option<String>,
+    /// With --inline: move TAG if it already names another manifest
+    #[arg(long, requires = "inline")]
+    replace_tag: bool,
+}
+
+const COMPUTE_ID_HELP: &str = "\
+Print the image's composefs digest: the fs-verity digest of its merged composefs EROFS, \
+what `cfsctl oci compute-id` prints for the same image in a composefs-rs repository \
+initialised with `cfsctl init --algorithm ALGORITHM`, and what bootc pins as `composefs=`. \
+--algorithm is the repository's: the EROFS records its objects' fs-verity digests in it \
+(trusted.overlay.metacopy, and the redirect path XX/<rest of hex>), and the image digest \
+is computed with it too. Nothing is written except --erofs/--dump.
+
+The digest is reproducible (any machine, any layout copy) and follows composefs-rs's \
+canonical form of an OCI image: `/` takes `/usr`'s metadata, `/run` is emptied, only \
+security.capability xattrs are kept (docs/sealing.md, \"The merged EROFS\").
+
+`oci seal` signs the fsverity-sha256-12 form of the EROFS (sha256 objects, what `deploy` \
+stores) whatever its --algorithm; only its image digest follows --algorithm.
+
+Examples:
+  sealroot oci compute-id oci:/srv/img:41
+  sealroot oci compute-id oci:/srv/img:41 --algorithm fsverity-sha512-12 --erofs img.erofs
+
+Exit status: 0 printed, 1 the image does not verify (blob, diff_id, tar), 3 unusable input.";
+
+#[derive(Args)]
+struct ComputeIdArgs {
+    #[command(flatten)]
+    image: ImageArgs,
+    /// fs-verity algorithm of the objects and of the image digest (cfsctl init --algorithm)
+    #[arg(long, default_value = "fsverity-sha256-12")]
+    algorithm: VerityAlgorithm,
+    /// Also write the merged EROFS to FILE
+    #[arg(long, value_name = "FILE")]
+    erofs: Option<std::path::PathBuf>,
+    /// Also write its composefs-dump(5) to FILE
+    #[arg(long, value_name = "FILE")]
+    dump: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -123,17 +187,26 @@ enum OciCommand {
     Seal(SealArgs),
     /// Show the image's manifest, config, layers and attached sealing artifacts
     Inspect(ImageArgs),
+    /// Print the image's composefs digest (as `cfsctl oci compute-id`)
+    #[command(long_about = COMPUTE_ID_HELP)]
+    ComputeId(ComputeIdArgs),
     /// Read every layer, checking blob digests, diff_ids and tar members
     #[command(
         long_about = "Read every layer of the image completely, in parallel: blob \
         sha256 and size against the manifest, uncompressed sha256 against the config's \
         diff_ids, every tar member against the rules sealing applies (no path escapes, no \
         malformed headers, valid whiteouts). Nothing is written.\n\n\
-        Sealing artifacts attached to the image are checked too: the subject, and every \
-        signed fs-verity digest against the manifest and config bytes and the merged EROFS \
-        regenerated from the layers. With --cert/--certs-dir every PKCS#7 signature is \
-        verified against those certificates (as the kernel would), and the output says \
-        which certificate verified which artifact.\n\n\
+        Sealing artifacts attached to the image, and inline sealing metadata in its \
+        manifest, are checked too: the subject, and every signed fs-verity digest against \
+        the manifest and config bytes and the merged EROFS regenerated from the layers. \
+        With --cert/--certs-dir every PKCS#7 signature is verified against those \
+        certificates (as the kernel would), and the output says which certificate verified \
+        which artifact.\n\n\
+        Binding: the report says whether the image is bound, i.e. whether a signature ties \
+        its config to its merged EROFS (a binding record of an artifact, or the config's \
+        containers.composefs.fsverity label), and by what. sealroot-prepare refuses unbound \
+        images unless its prepare.conf sets `require-binding = no`; an unbound image does \
+        not make this command fail.\n\n\
         Exit status: 0 intact (and, with certificates, at least one artifact fully verified \
         and none tampered); 1 verification failed, with a message naming the blob, member, \
         artifact or signature; 3 unreadable input.\n\n\
@@ -153,6 +226,7 @@ enum OciCommand {
 pub fn run(args: OciArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         OciCommand::Inspect(a) => inspect(&a),
+        OciCommand::ComputeId(a) => compute_id(&a),
         OciCommand::Verify {
             image,
             changes,
@@ -188,6 +262,7 @@ fn inspect(a: &ImageArgs) -> anyhow::Result<ExitCode> {
             Ok(s) => json!({
                 "digest": d.digest, "valid": true, "algorithm": s.algorithm.to_string(),
                 "roles": s.entries.iter().map(|e| json!({"role": e.role.to_string(), "digest": e.digest.to_hex()})).collect::<Vec<_>>(),
+                "bindingRecord": s.binding.as_ref().map(|b| b.digest.to_hex()),
             }),
             Err(e) => json!({"digest": d.digest, "valid": false, "error": e.to_string()}),
         })
@@ -200,6 +275,15 @@ fn inspect(a: &ImageArgs) -> anyhow::Result<ExitCode> {
         "indexes": image.indexes.iter().map(|d| d.digest.to_string()).collect::<Vec<_>>(),
         "layers": layers,
         "sealingArtifacts": seals,
+        "inline": match InlineSeal::parse(&image.manifest) {
+            Ok(None) => json!(null),
+            Ok(Some(i)) => json!({
+                "valid": true, "algorithm": i.algorithm.to_string(), "signed": i.is_signed(),
+                "roles": i.entries().map(|e| json!({"role": e.role.to_string(), "digest": e.digest.to_hex()})).collect::<Vec<_>>(),
+            }),
+            Err(e) => json!({"valid": false, "error": e.to_string()}),
+        },
+        "sealLabel": image.config.seal_label(),
     });
     let mut stdout = std::io::stdout().lock();
     if a.json {
@@ -238,6 +322,9 @@ fn inspect(a: &ImageArgs) -> anyhow::Result<ExitCode> {
     for s in &seals {
         writeln!(stdout, "sealed:   {}", serde_json::to_string(s)?)?;
     }
+    if !out["inline"].is_null() {
+        writeln!(stdout, "inline:   {}", out["inline"])?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -247,7 +334,20 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
     use sealroot::crypto::{Cert, Signer};
     use sealroot::pkcs7::SignOptions;
     use sealroot::repo::seal::{SealDigests, seal};
+    use sealroot::repo::seal_inline::{InlineOptions, seal_inline};
 
+    if a.inline && a.object_signatures {
+        // Inline mode has no artifact to hold the bundle's layer, and
+        // manifest annotations are no place for megabytes of signatures
+        // (docs/sealing.md, "Object signatures").
+        anyhow::bail!(
+            "--object-signatures needs the sealing artifact (the bundle is one of its layers), \
+             and --inline writes none: seal without --inline to get per-object signatures (the \
+             artifact's signed binding record binds the EROFS as inline mode does), or drop \
+             --object-signatures (then an initramfs with [ipe] required = yes refuses to boot \
+             the image)"
+        );
+    }
     let (layout, image) = open(&a.image)?;
     let Some(dir) = layout.dir() else {
         anyhow::bail!(
@@ -275,6 +375,7 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
         (None, Some(cmd)) => Box::new(CommandSigner::new(cmd.clone(), cert.key_algorithm())),
         (None, None) => anyhow::bail!("give --key or --sign-command"),
     };
+    let index_before = layout.index()?;
     let progress = Progress::new("seal");
     let sink = CountingSink {
         inner: DigestOnlySink::default(),
@@ -283,12 +384,29 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
     let layers = import_layers(&layout, &image, &sink)?;
     progress.stage("writing the merged EROFS");
     let merged = merged_from_layers(&layers)?;
-    let digests = SealDigests::of(&image, a.algorithm, Some(merged.digest(a.algorithm)));
     progress.stage("signing");
     let options = SignOptions {
         embed_signer_cert: a.embed_cert,
         extra_certs: Vec::new(),
     };
+    if a.inline {
+        let tag = a.tag.as_deref().unwrap_or_default();
+        let sealed = seal_inline(
+            &dir,
+            &image,
+            a.algorithm,
+            merged.digest(a.algorithm),
+            signer.as_ref(),
+            &cert,
+            &InlineOptions {
+                tag,
+                replace_tag: a.replace_tag,
+                sign: &options,
+            },
+        )?;
+        progress.finish();
+        return print_inline(a, &image, &merged.composefs_digest.to_hex(), &sealed, &cert);
+    }
     let mut extensions = Vec::new();
     let mut object_report = serde_json::Value::Null;
     if a.object_signatures {
@@ -305,6 +423,7 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
         object_report["seconds"] = json!(t.elapsed().as_secs_f64());
         extensions.push(layer);
     }
+    let digests = SealDigests::of(&image, a.algorithm, Some(merged.digest(a.algorithm)));
     let sealed = seal(
         &dir,
         &image,
@@ -316,6 +435,8 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
         &extensions,
     )?;
     progress.finish();
+    let index_after = layout.index()?;
+    let note = sealroot::oci::referrers::skopeo_reference_note(&dir, &index_before, &index_after);
     let out = json!({
         "image": a.image.image.to_string(),
         "manifest": image.manifest.digest(),
@@ -327,6 +448,7 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
             "config": digests.config.to_hex(),
             "merged": merged.digest(a.algorithm).to_hex(),
         },
+        "binding": {"digest": sealed.binding.digest.to_hex()},
         "composefsDigest": merged.composefs_digest.to_hex(),
         "signer": cert.info(),
         "objectSignatures": object_report,
@@ -335,7 +457,8 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!(
-            "sealed {} (manifest {})\n  artifact {}\n  {}: manifest {}\n  {}: config {}\n  {}: merged EROFS {}\n  signed by {}",
+            "sealed {} (manifest {})\n  artifact {}\n  {}: manifest {}\n  {}: config {}\n  {}: merged EROFS {}\n  \
+             binding record (manifest, config, merged EROFS) {}\n  signed by {}",
             a.image.image,
             image.manifest.digest(),
             sealed.artifact.digest,
@@ -345,6 +468,7 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
             digests.config.to_hex(),
             a.algorithm,
             merged.digest(a.algorithm).to_hex(),
+            sealed.binding.digest.to_hex(),
             cert.subject()
         );
         if !object_report.is_null() {
@@ -355,6 +479,104 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
                 object_report["digest"].as_str().unwrap_or_default()
             );
         }
+    }
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn compute_id(a: &ComputeIdArgs) -> anyhow::Result<ExitCode> {
+    let (layout, image) = match open(&a.image) {
+        Ok(x) => x,
+        Err(e) => return Ok(crate::sign::fail(crate::sign::EXIT_INPUT, &e)),
+    };
+    let progress = Progress::new("compute-id");
+    let sink = CountingSink {
+        inner: DigestOnlySink::new(a.algorithm.params()),
+        progress: &progress,
+    };
+    let layers = match import_layers(&layout, &image, &sink) {
+        Ok(l) => l,
+        Err(e) => return Ok(crate::sign::fail(EXIT_FAILED, &e.into())),
+    };
+    progress.stage("writing the merged EROFS");
+    let merged = merged_from_layers(&layers)?;
+    let digest = merged.digest(a.algorithm);
+    if let Some(path) = &a.erofs {
+        crate::composefs::write_atomically(path, |w| Ok(w.write_all(&merged.erofs)?))
+            .with_context(|| format!("writing the EROFS to {}", path.display()))?;
+    }
+    if let Some(path) = &a.dump {
+        crate::composefs::write_atomically(path, |w| {
+            Ok(sealroot::dumpfile::write_dump(&merged.tree, w)?)
+        })
+        .with_context(|| format!("writing the dump to {}", path.display()))?;
+    }
+    progress.finish();
+    if a.image.json {
+        let out = json!({
+            "image": a.image.image.to_string(),
+            "manifest": image.manifest.digest(),
+            "algorithm": a.algorithm.to_string(),
+            "digest": digest.to_hex(),
+            "erofsSize": merged.erofs.len(),
+            "inodes": merged.inodes,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("{}", digest.to_hex());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_inline(
+    a: &SealArgs,
+    image: &ResolvedImage,
+    composefs_digest: &str,
+    sealed: &sealroot::repo::seal_inline::InlineSealed,
+    cert: &sealroot::crypto::Cert,
+) -> anyhow::Result<ExitCode> {
+    let new_ref = format!("oci:{}:{}", a.image.image.path.display(), sealed.tag);
+    let out = json!({
+        "image": a.image.image.to_string(),
+        "inline": true,
+        "sealed": new_ref,
+        "tag": sealed.tag,
+        "manifest": sealed.manifest.digest,
+        "config": sealed.config.digest,
+        "originalManifest": image.manifest.digest(),
+        "originalConfig": image.config.digest(),
+        "replacedTag": sealed.replaced,
+        "algorithm": sealed.algorithm.to_string(),
+        "digests": {
+            "config": sealed.config_fsverity.to_hex(),
+            "merged": sealed.merged.to_hex(),
+        },
+        "composefsDigest": composefs_digest,
+        "signer": cert.info(),
+    });
+    if a.image.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "sealed {} inline as {new_ref}\n  manifest {} (new; the original {} is unchanged)\n  \
+         config   {} (new: label containers.composefs.fsverity={})\n  {}: config {}\n  \
+         {}: merged EROFS {}\n  signed by {}",
+        a.image.image,
+        sealed.manifest.digest,
+        image.manifest.digest(),
+        sealed.config.digest,
+        sealed.merged.to_hex(),
+        sealed.algorithm,
+        sealed.config_fsverity.to_hex(),
+        sealed.algorithm,
+        sealed.merged.to_hex(),
+        cert.subject()
+    );
+    if let Some(old) = sealed.replaced {
+        println!("  tag {} moved from {old}", sealed.tag);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -432,6 +654,8 @@ fn verify(a: &ImageArgs, list: bool, trust: &TrustArgs) -> anyhow::Result<ExitCo
     progress.stage("regenerating the merged EROFS");
     let merged = merged_from_layers(&layers)?;
     let checks = check_artifacts(&layout, &image, &merged, &trusted)?;
+    let inline = check_inline(&image, &merged, &trusted);
+    let bound = binding(&image, &merged, &checks);
     progress.finish();
     let elapsed = start.elapsed();
     let mut stdout = std::io::stdout().lock();
@@ -450,15 +674,22 @@ fn verify(a: &ImageArgs, list: bool, trust: &TrustArgs) -> anyhow::Result<ExitCo
         }));
     }
     let tar: u64 = layers.iter().map(|l| l.tar_size).sum();
-    let broken = checks.iter().any(ArtifactCheck::is_broken);
-    let any_verified = checks.iter().any(|c| c.verified);
+    let broken = checks.iter().any(ArtifactCheck::is_broken)
+        || inline.as_ref().is_some_and(InlineCheck::is_broken)
+        || bound.problem.is_some();
+    let any_verified =
+        checks.iter().any(|c| c.verified) || inline.as_ref().is_some_and(|i| i.verified);
     let ok = !broken && (trusted.is_empty() || any_verified);
-    let mut verified_by: Vec<String> = checks
+    let verified_roles = checks
         .iter()
         .filter(|c| c.verified)
-        .flat_map(|c| c.roles.iter().filter_map(|r| r.verified_by.as_ref()))
+        .flat_map(|c| &c.roles)
+        .chain(inline.iter().filter(|i| i.verified).flat_map(|i| &i.roles));
+    let mut verified_by: Vec<String> = verified_roles
+        .filter_map(|r| r.verified_by.as_ref())
         .map(|c| c.to_string())
         .collect();
+    verified_by.sort();
     verified_by.dedup();
     if a.json {
         serde_json::to_writer_pretty(
@@ -466,8 +697,8 @@ fn verify(a: &ImageArgs, list: bool, trust: &TrustArgs) -> anyhow::Result<ExitCo
             &json!({"image": a.image.to_string(), "manifest": image.manifest.digest(), "ok": ok,
                     "seconds": elapsed.as_secs_f64(), "layers": report,
                     "composefsDigest": merged.composefs_digest.to_hex(),
-                    "artifacts": checks, "verifiedBy": verified_by,
-                    "signaturesChecked": !trusted.is_empty()}),
+                    "artifacts": checks, "inline": inline, "binding": bound,
+                    "verifiedBy": verified_by, "signaturesChecked": !trusted.is_empty()}),
         )?;
         writeln!(stdout)?;
     } else {
@@ -482,19 +713,73 @@ fn verify(a: &ImageArgs, list: bool, trust: &TrustArgs) -> anyhow::Result<ExitCo
             elapsed.as_secs_f64()
         )?;
         print_checks(&mut stdout, &checks, trusted.is_empty())?;
+        print_inline_check(&mut stdout, inline.as_ref(), trusted.is_empty())?;
+        print_binding(&mut stdout, &bound)?;
     }
     if !ok {
         let why = if broken {
-            "a sealing artifact does not match the image or is damaged (see above)".to_string()
-        } else if checks.is_empty() {
-            "the image has no sealing artifact; seal it with `sealroot oci seal`".to_string()
+            "a sealing artifact or the inline metadata does not match the image or is damaged \
+             (see above)"
+                .to_string()
+        } else if checks.is_empty() && inline.is_none() {
+            "the image has no sealing artifact and no inline signatures; seal it with \
+             `sealroot oci seal`"
+                .to_string()
         } else {
-            "no sealing artifact is signed by a trusted certificate".to_string()
+            "no sealing artifact or inline metadata is signed by a trusted certificate".to_string()
         };
         eprintln!("sealroot: error: verification failed: {why}");
         return Ok(ExitCode::from(EXIT_FAILED));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn verdict(verified: bool, broken: bool, no_certs: bool) -> &'static str {
+    if verified {
+        "VERIFIED"
+    } else if broken {
+        "FAILED"
+    } else if no_certs {
+        "digests match (signatures not checked: no --cert)"
+    } else {
+        "NOT TRUSTED"
+    }
+}
+
+fn print_inline_check(
+    out: &mut impl Write,
+    inline: Option<&InlineCheck>,
+    no_certs: bool,
+) -> std::io::Result<()> {
+    let Some(i) = inline else {
+        return writeln!(out, "inline sealing metadata: none");
+    };
+    writeln!(
+        out,
+        "inline sealing metadata [{}]: {}",
+        i.algorithm.as_deref().unwrap_or("?"),
+        verdict(i.verified, i.is_broken(), no_certs)
+    )?;
+    if let Some(p) = &i.problem {
+        writeln!(out, "  problem: {p}")?;
+    }
+    print_roles(out, &i.roles)
+}
+
+fn print_binding(out: &mut impl Write, b: &Binding) -> std::io::Result<()> {
+    if let Some(p) = &b.problem {
+        return writeln!(out, "bound: FAILED: {p}");
+    }
+    if b.bound {
+        let by: Vec<String> = b.by.iter().map(|x| x.to_string()).collect();
+        return writeln!(out, "bound: yes, by {}", by.join("; "));
+    }
+    writeln!(
+        out,
+        "bound: NO: no signed binding record or config label ties the config to the merged \
+         EROFS; sealroot-prepare refuses it unless prepare.conf sets require-binding = no \
+         (reseal it with this sealroot)"
+    )
 }
 
 fn print_checks(
@@ -506,15 +791,7 @@ fn print_checks(
         writeln!(out, "sealing artifacts: none")?;
     }
     for c in checks {
-        let verdict = if c.verified {
-            "VERIFIED"
-        } else if c.is_broken() {
-            "FAILED"
-        } else if no_certs {
-            "digests match (signatures not checked: no --cert)"
-        } else {
-            "NOT TRUSTED"
-        };
+        let verdict = verdict(c.verified, c.is_broken(), no_certs);
         writeln!(
             out,
             "artifact {} [{}{}]: {verdict}",
@@ -528,24 +805,14 @@ fn print_checks(
         if let Some(p) = &c.problem {
             writeln!(out, "  problem: {p}")?;
         }
-        for r in &c.roles {
-            match (&r.problem, &r.verified_by) {
-                (Some(p), _) => writeln!(out, "  {:<14} FAILED: {p}", r.role)?,
-                (None, Some(by)) => {
-                    let signer = r.signer.as_ref().filter(|s| *s != by);
-                    writeln!(
-                        out,
-                        "  {:<14} ok {} signed by {}{}",
-                        r.role,
-                        r.signed_digest,
-                        signer.unwrap_or(by),
-                        signer
-                            .map(|_| format!(", trusted via {by}"))
-                            .unwrap_or_default()
-                    )?
-                }
-                (None, None) => writeln!(out, "  {:<14} digest ok {}", r.role, r.signed_digest)?,
-            }
+        print_roles(out, &c.roles)?;
+        match &c.binding {
+            None => writeln!(out, "  binding record: none")?,
+            Some(b) => match (&b.problem, &b.verified_by) {
+                (Some(p), _) => writeln!(out, "  binding record FAILED: {p}")?,
+                (None, Some(by)) => writeln!(out, "  binding record ok, signed by {by}")?,
+                (None, None) => writeln!(out, "  binding record names this image")?,
+            },
         }
         if let Some(o) = &c.object_signatures {
             let state = if o.complete() && o.verified_by.is_some() {
@@ -556,6 +823,32 @@ fn print_checks(
                 "coverage ok"
             };
             writeln!(out, "  {:<14} {state}: {}", "objects", o.summary())?;
+        }
+    }
+    Ok(())
+}
+
+fn print_roles(
+    out: &mut impl Write,
+    roles: &[sealroot::repo::check::RoleCheck],
+) -> std::io::Result<()> {
+    for r in roles {
+        match (&r.problem, &r.verified_by) {
+            (Some(p), _) => writeln!(out, "  {:<14} FAILED: {p}", r.role)?,
+            (None, Some(by)) => {
+                let signer = r.signer.as_ref().filter(|s| *s != by);
+                writeln!(
+                    out,
+                    "  {:<14} ok {} signed by {}{}",
+                    r.role,
+                    r.signed_digest,
+                    signer.unwrap_or(by),
+                    signer
+                        .map(|_| format!(", trusted via {by}"))
+                        .unwrap_or_default()
+                )?
+            }
+            (None, None) => writeln!(out, "  {:<14} digest ok {}", r.role, r.signed_digest)?,
         }
     }
     Ok(())

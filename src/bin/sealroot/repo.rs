@@ -8,15 +8,13 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use sealroot::crypto::Cert;
 use sealroot::oci::artifact::VerityAlgorithm;
 use sealroot::oci::sink::ObjectSink;
-use sealroot::repo::json::SignatureMode;
-use sealroot::repo::store::{Repository, VerityRequest, VerityState};
-use sealroot::repo::{SYSROOT_DIR, fsck, gc};
+use sealroot::repo::dir::LockHolder;
+use sealroot::repo::{Access, Location, Repository, enable, fsck, gc};
 use sealroot::verity::{FsVerityDigest, VerityParams};
 use serde_json::json;
 
@@ -29,7 +27,7 @@ pub struct TrustArgs {
     /// A trusted certificate (PEM or DER, may hold several); repeatable
     #[arg(long = "cert", value_name = "CERT")]
     certs: Vec<PathBuf>,
-    /// Trust every certificate in this directory (*.pem, *.crt, *.cer, *.der)
+    /// Trust every certificate in this directory (*.pem, *.crt, *.cer, *.cert, *.der)
     #[arg(long, value_name = "DIR")]
     certs_dir: Vec<PathBuf>,
 }
@@ -122,22 +120,52 @@ impl<S: ObjectSink> ObjectSink for CountingSink<'_, S> {
 #[derive(Args, Debug, Clone)]
 #[group(required = true, multiple = false)]
 pub struct RepoLocation {
-    /// The root filesystem the initramfs will see (the repository is DIR/sealroot)
+    /// The root filesystem the initramfs will see (the repository is DIR/sealroot); DIR must
+    /// exist, DIR/sealroot must not be a symlink
     #[arg(long, value_name = "DIR")]
     sysroot: Option<PathBuf>,
-    /// The repository directory itself
+    /// The repository directory itself; its parent must exist, DIR itself must not be a symlink
     #[arg(long, value_name = "DIR")]
     repo: Option<PathBuf>,
 }
 
 impl RepoLocation {
-    pub fn path(&self) -> PathBuf {
+    pub fn location(&self) -> Location {
         match (&self.repo, &self.sysroot) {
-            (Some(r), _) => r.clone(),
-            (None, Some(s)) => s.join(SYSROOT_DIR),
-            (None, None) => PathBuf::from(SYSROOT_DIR),
+            (Some(r), _) => Location::Repo(r.clone()),
+            (None, Some(s)) => Location::Sysroot(s.clone()),
+            (None, None) => Location::Sysroot(PathBuf::from("/")),
         }
     }
+
+    /// Opens the repository with the lock `access` asks for, saying on
+    /// stderr who holds a conflicting one while waiting for it.
+    pub fn open(&self, access: Access) -> anyhow::Result<Repository> {
+        Ok(Repository::open(&self.location(), access, &mut waiting)?)
+    }
+
+    /// Opens the repository exclusively, creating it (never its parent).
+    pub fn open_or_create(&self, algorithm: Option<VerityAlgorithm>) -> anyhow::Result<Repository> {
+        Ok(Repository::open_or_create(
+            &self.location(),
+            algorithm,
+            &mut waiting,
+        )?)
+    }
+}
+
+/// Tells the user whom a command waits for (docs/repository.md, "Locking").
+pub fn waiting(holders: &[LockHolder]) {
+    let who = if holders.is_empty() {
+        "another process".to_owned()
+    } else {
+        holders
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    eprintln!("sealroot: waiting for the repository lock, held by {who}");
 }
 
 const REPO_HELP: &str = "\
@@ -153,10 +181,24 @@ Maintain a sealroot repository (the layout is docs/repository.md):
   enable-verity  enable fs-verity on every repository file that lacks it, e.g. after
                  deploying on a machine whose kernel or filesystem had none
 
+Nothing on the disk steers these commands outside the repository: every path inside it is \
+resolved without following symlinks, and a symlink, FIFO, device or hard-linked file where \
+the layout has a file or directory is an error naming it (fsck reports it as a problem; gc \
+and enable-verity refuse before changing anything). --sysroot DIR must exist and \
+DIR/sealroot must be a directory, not a symlink; with --repo DIR the path up to DIR is \
+yours, DIR itself must not be a symlink. Only init (and deploy) create the repository, and \
+never its parent.
+
+Locking: init, gc and enable-verity (like deploy) lock the repository exclusively, fsck takes \
+a shared lock, list none. A command waits for a conflicting lock and says who holds it.
+
+Exit status: 0 success; 1 fsck found problems, or the command refused or failed (the message \
+names the file and why); 2 usage error.
+
 Examples:
   sealroot repo fsck --sysroot /mnt/root --cert keys/signer.crt.pem
   sealroot repo gc --sysroot /mnt/root --dry-run
-  sealroot repo enable-verity --repo /sysroot/sealroot";
+  sealroot repo enable-verity --sysroot /sysroot";
 
 #[derive(Args)]
 #[command(long_about = REPO_HELP)]
@@ -216,7 +258,7 @@ pub fn run(args: RepoArgs) -> anyhow::Result<ExitCode> {
             location,
             algorithm,
         } => {
-            let repo = Repository::open_or_create(location.path(), Some(algorithm))?;
+            let repo = location.open_or_create(Some(algorithm))?;
             println!(
                 "repository {} ({})",
                 repo.root().display(),
@@ -230,8 +272,8 @@ pub fn run(args: RepoArgs) -> anyhow::Result<ExitCode> {
             trust,
             json,
         } => {
-            let repo = Repository::open(location.path())?;
             let trusted = trust.load()?;
+            let repo = location.open(Access::Shared)?;
             let progress = Progress::new("fsck");
             progress.stage("hashing objects, blobs and images");
             let report = fsck::fsck(&repo, &trusted)?;
@@ -271,7 +313,7 @@ pub fn run(args: RepoArgs) -> anyhow::Result<ExitCode> {
             dry_run,
             json,
         } => {
-            let repo = Repository::open(location.path())?;
+            let repo = location.open(Access::Exclusive)?;
             let report = gc::gc(&repo, dry_run)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -300,21 +342,25 @@ pub fn run(args: RepoArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn list(location: &RepoLocation, as_json: bool) -> anyhow::Result<ExitCode> {
-    let repo = Repository::open(location.path())?;
-    let mut out = Vec::new();
-    for (dir, d) in repo.deployments()? {
-        match d {
-            Ok(d) => out.push(json!({
-                "deployment": d, "cmdline": format!("sealroot={}", d.manifest.0),
-            })),
-            Err(e) => out.push(json!({"directory": dir, "error": e.to_string()})),
-        }
-    }
+    // No lock: list reads only deployment.json files, which writers
+    // replace atomically, so it never waits behind a long deploy.
+    let repo = location.open(Access::Unlocked)?;
+    let found = repo.deployments()?;
     if as_json {
+        let mut out = Vec::new();
+        for f in &found {
+            match &f.deployment {
+                Ok(d) => out.push(json!({
+                    "deployment": d, "cmdline": format!("sealroot={}", d.manifest.0),
+                })),
+                Err(e) => out.push(json!({"directory": f.path, "error": e.to_string()})),
+            }
+        }
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        for (dir, d) in repo.deployments()? {
-            match d {
+        for f in &found {
+            let dir = &f.path;
+            match &f.deployment {
                 Ok(d) => println!(
                     "sealroot={}  image {}  {} signatures{}  from {} at {}",
                     d.manifest.0,
@@ -335,114 +381,21 @@ fn list(location: &RepoLocation, as_json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Enables verity where missing: objects (sha256), and the signed files of
-/// each deployment (repository algorithm; builtin signature when the
-/// deployment says builtin). Files are re-created atomically (a copy gets
-/// verity, then is renamed over) because verity needs a file with no
-/// writer, which an in-place file may have.
+/// `repo enable-verity` (`sealroot::repo::enable`).
 fn enable_verity(location: &RepoLocation, as_json: bool) -> anyhow::Result<ExitCode> {
-    let repo = Repository::open(location.path())?;
+    let repo = location.open(Access::Exclusive)?;
     let progress = Progress::new("enable-verity");
-    let sha256 = VerityParams::sha256();
-    let counts = std::cell::Cell::new([0u64; 2]); // enabled, already
-    let counts_signed = std::cell::Cell::new(0u64);
-    let bump = |i: usize| {
-        let mut c = counts.get();
-        c[i] += 1;
-        counts.set(c);
-    };
-    let redo = |path: &Path, request: VerityRequest<'_>| -> anyhow::Result<()> {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        match repo.put_file(path, &bytes, request)? {
-            VerityState::Unsupported => anyhow::bail!(
-                "{}: this filesystem or kernel has no fs-verity (EOPNOTSUPP); run this on the \
-                 target system (ext4 with -O verity, btrfs, f2fs)",
-                path.display()
-            ),
-            _ => bump(0),
-        }
-        Ok(())
-    };
-    // Objects get the builtin signature a deployment's bundle has for them
-    // (per-object signatures, docs/ipe.md), else none.
-    let bundles = sealroot::objsig::repo::RepoBundles::load(&repo)?;
-    for (name, path) in fsck::list_objects(&repo)? {
-        let f = std::fs::File::open(&path)?;
-        if sealroot::verity::ioctl::has_verity(&f).unwrap_or(false) {
-            bump(1);
-            continue;
-        }
-        progress.stage(&path.display().to_string());
-        let signature = sealroot::repo::json::parse_verity_hex(
-            &name,
-            sealroot::oci::artifact::VerityAlgorithm::SHA256_12,
-        )
-        .ok()
-        .and_then(|d| bundles.pkcs7(&d));
-        if signature.is_some() {
-            counts_signed.set(counts_signed.get() + 1);
-        }
-        redo(
-            &path,
-            VerityRequest::On {
-                params: &sha256,
-                signature: signature.as_deref(),
-            },
-        )?;
-    }
-    let params = repo.params();
-    for (_, d) in repo.deployments()? {
-        let mut d = d?;
-        if d.signatures == SignatureMode::AttachAtBoot {
-            // The initramfs enables verity with the signature at boot.
-            continue;
-        }
-        let artifact = std::fs::read(repo.blob_path(&d.artifact))?;
-        let artifact = sealroot::oci::Stored::<sealroot::oci::ImageManifest>::parse(artifact)?;
-        let artifact = sealroot::oci::artifact::SealArtifact::parse(&artifact)?;
-        use sealroot::oci::artifact::Role;
-        for (role, path) in [
-            (Role::Manifest, repo.blob_path(&d.manifest.0)),
-            (Role::Config, repo.blob_path(&d.config.0)),
-            (Role::Merged, repo.image_path(&d.image)),
-        ] {
-            let f = std::fs::File::open(&path)?;
-            if sealroot::verity::ioctl::has_verity(&f).unwrap_or(false) {
-                bump(1);
-                continue;
-            }
-            let sig = match (d.signatures, artifact.entry(role)) {
-                (SignatureMode::Builtin, Some(e)) => {
-                    Some(std::fs::read(repo.blob_path(&e.blob.digest))?)
-                }
-                _ => None,
-            };
-            redo(
-                &path,
-                VerityRequest::On {
-                    params: &params,
-                    signature: sig.as_deref(),
-                },
-            )?;
-        }
-        if !d.verity {
-            d.verity = true;
-            sealroot::repo::deploy::replace_deployment_json(&repo, &d)?;
-        }
-    }
+    let report = enable::enable_verity(&repo, &mut |p: &Path| {
+        progress.stage(&p.display().to_string())
+    })?;
     progress.finish();
-    let counts = counts.get();
     if as_json {
-        println!(
-            "{}",
-            json!({"enabled": counts[0], "already": counts[1], "objectsSigned": counts_signed.get()})
-        );
+        println!("{}", json!(report));
     } else {
         println!(
-            "fs-verity enabled on {} files ({} already had it); {} objects with their builtin signature",
-            counts[0],
-            counts[1],
-            counts_signed.get()
+            "fs-verity enabled on {} files ({} already had it); {} objects with their builtin \
+             signature",
+            report.enabled, report.already, report.objects_signed
         );
     }
     let _ = std::io::stdout().flush();

@@ -24,7 +24,7 @@ fn parse_json(v: &Value) -> Result<SealArtifact, ArtifactError> {
 }
 
 fn built_json() -> Value {
-    let b = build(&subject(), VerityAlgorithm::SHA256_12, &sigs()).unwrap();
+    let b = build(&subject(), VerityAlgorithm::SHA256_12, &sigs(), None).unwrap();
     serde_json::from_slice(&b.manifest).unwrap()
 }
 
@@ -56,7 +56,7 @@ fn algorithm_identifiers() {
 
 #[test]
 fn build_parse_round_trip() {
-    let b = build(&subject(), VerityAlgorithm::SHA256_12, &sigs()).unwrap();
+    let b = build(&subject(), VerityAlgorithm::SHA256_12, &sigs(), None).unwrap();
     assert_eq!(
         b.descriptor.artifact_type.as_ref().unwrap(),
         MediaType::COMPOSEFS_METADATA_V1
@@ -88,15 +88,15 @@ fn build_parse_round_trip() {
 fn build_refuses_inconsistent_input() {
     let mut s = sigs();
     s[1].1 = FsVerityDigest::new(HashAlgorithm::Sha512, &[2; 64]).unwrap();
-    assert!(build(&subject(), VerityAlgorithm::SHA256_12, &s).is_err());
+    assert!(build(&subject(), VerityAlgorithm::SHA256_12, &s, None).is_err());
     let mut s = sigs();
     s.swap(0, 1);
-    let e = build(&subject(), VerityAlgorithm::SHA256_12, &s)
+    let e = build(&subject(), VerityAlgorithm::SHA256_12, &s, None)
         .unwrap_err()
         .to_string();
     assert!(e.contains("after"), "{e}");
     let s = sigs()[..2].to_vec();
-    let e = build(&subject(), VerityAlgorithm::SHA256_12, &s)
+    let e = build(&subject(), VerityAlgorithm::SHA256_12, &s, None)
         .unwrap_err()
         .to_string();
     assert!(e.contains("no merged EROFS signature"), "{e}");
@@ -140,14 +140,16 @@ fn spec_example_shape_with_bootable_and_sha512() {
     assert_eq!(a.subject.size, 7682);
 }
 
-#[test]
-fn draft_format() {
-    let layer = |t: &str, b: u8| {
-        json!({"mediaType": MediaType::COMPOSEFS_SIGNATURE_PKCS7,
-               "digest": Sha256Digest::of(&[b]).to_string(), "size": 100,
-               "annotations": {"composefs.signature.type": t, "composefs.digest": hex::encode([b; 64])}})
-    };
-    let mut v = json!({
+fn draft_layer(t: &str, b: u8) -> Value {
+    json!({"mediaType": MediaType::COMPOSEFS_SIGNATURE_PKCS7,
+           "digest": Sha256Digest::of(&[b]).to_string(), "size": 100,
+           "annotations": {"composefs.signature.type": t, "composefs.digest": hex::encode([b; 64])}})
+}
+
+/// A valid draft-format artifact (manifest, config, two layers, merged).
+fn draft_json() -> Value {
+    let layer = draft_layer;
+    json!({
         "schemaVersion": 2,
         "mediaType": MediaType::OCI_MANIFEST,
         "artifactType": MediaType::COMPOSEFS_SIGNATURE_V1,
@@ -156,7 +158,13 @@ fn draft_format() {
         "layers": [layer("manifest", 1), layer("config", 2), layer("layer", 3), layer("layer", 4), layer("merged", 5)],
         "subject": subject(),
         "annotations": {"composefs.algorithm": "fsverity-sha512-12"}
-    });
+    })
+}
+
+#[test]
+fn draft_format() {
+    let layer = draft_layer;
+    let mut v = draft_json();
     let a = parse_json(&v).unwrap();
     assert_eq!(a.format, ArtifactFormat::SignatureDraft);
     let roles: Vec<Role> = a.entries.iter().map(|e| e.role).collect();
@@ -304,6 +312,7 @@ fn subject_check() {
         &image.descriptor(MediaType::OCI_MANIFEST),
         VerityAlgorithm::SHA256_12,
         &sigs(),
+        None,
     )
     .unwrap();
     let stored = Stored::<ImageManifest>::parse(b.manifest).unwrap();
@@ -315,48 +324,211 @@ fn subject_check() {
     assert!(matches!(e, ArtifactError::WrongSubject { .. }));
 }
 
+fn binding() -> SignedBinding {
+    use crate::oci::binding::BindingRecord;
+    use crate::oci::{ConfigDigest, ManifestDigest};
+    let record = BindingRecord {
+        manifest: ManifestDigest(subject().digest),
+        config: ConfigDigest(Sha256Digest::of(b"c")),
+        algorithm: VerityAlgorithm::SHA256_12,
+        merged: d256(3),
+        bootable: None,
+    };
+    let digest = SignedBinding::digest_of(&record).unwrap();
+    SignedBinding::new(record, digest, vec![0x30, 4])
+}
+
 #[test]
-fn sealroot_extension_layers() {
-    let mut ext = Descriptor::for_bytes("application/vnd.sealroot.test.v1", b"x");
-    ext.annotations
-        .insert("sealroot.test".into(), "annotated".into());
-    let b = build_with_extensions(
+fn binding_record_travels_in_the_artifact_annotations() {
+    let b = build(
         &subject(),
         VerityAlgorithm::SHA256_12,
         &sigs(),
-        &[(ext, b"extension bytes".to_vec())],
+        Some(&binding()),
     )
     .unwrap();
+    let v: Value = serde_json::from_slice(&b.manifest).unwrap();
+    // The spec's layers are unchanged: three signatures, no extra layer.
+    assert_eq!(v["layers"].as_array().unwrap().len(), 3);
+    let ann = v["annotations"].as_object().unwrap();
+    assert_eq!(
+        ann.keys().collect::<Vec<_>>(),
+        [
+            "sealroot.binding.v1",
+            "sealroot.binding.v1.fsverity-sha256-12",
+            "sealroot.binding.v1.fsverity-sha256-12.sig"
+        ]
+    );
+    let a = parse_json(&v).unwrap();
+    assert_eq!(a.binding, Some(binding()));
+    assert_eq!(a.entries.len(), 3);
+    // Without the record: no binding, still a valid artifact.
+    assert_eq!(parse_json(&built_json()).unwrap().binding, None);
+}
+
+#[test]
+fn binding_record_strictness() {
+    let with_binding = || {
+        let b = build(
+            &subject(),
+            VerityAlgorithm::SHA256_12,
+            &sigs(),
+            Some(&binding()),
+        )
+        .unwrap();
+        serde_json::from_slice::<Value>(&b.manifest).unwrap()
+    };
+    let check = |f: &dyn Fn(&mut Value), needle: &str| {
+        let mut v = with_binding();
+        f(&mut v);
+        let e = parse_json(&v).unwrap_err().to_string();
+        assert!(e.contains(needle), "expected {needle:?} in {e}");
+    };
+    check(
+        &|v| {
+            v["annotations"]
+                .as_object_mut()
+                .unwrap()
+                .remove("sealroot.binding.v1.fsverity-sha256-12.sig");
+        },
+        "incomplete binding record",
+    );
+    check(
+        &|v| v["annotations"]["sealroot.unknown.v1.fsverity-sha256-12"] = json!("00"),
+        "unknown role",
+    );
+    check(
+        &|v| v["annotations"]["sealroot.note"] = json!("x"),
+        "names no fsverity",
+    );
+    check(
+        &|v| {
+            let rec = v["annotations"]["sealroot.binding.v1"].as_str().unwrap();
+            v["annotations"]["sealroot.binding.v1"] =
+                json!(rec.replace(&d256(3).to_hex(), &d256(9).to_hex()));
+        },
+        "the record's fs-verity digest is",
+    );
+    // Unknown layers stay refused, before and after the signature layers.
+    check(
+        &|v| {
+            let extra = json!({"mediaType": "application/vnd.sealroot.binding.v1+json",
+                "digest": Sha256Digest::of(b"x").to_string(), "size": 1});
+            v["layers"].as_array_mut().unwrap().push(extra);
+        },
+        "unknown sealroot extension layer application/vnd.sealroot.binding.v1+json",
+    );
+    check(
+        &|v| {
+            v["layers"][2]["annotations"] =
+                json!({"sealroot.binding.v1.fsverity-sha256-12": d256(3).to_hex()});
+        },
+        "not as a signature layer",
+    );
+    check(
+        &|v| {
+            v["layers"][2]["annotations"] =
+                json!({"composefs.merged.erofs.v1.fsverity-sha256-12.sig": "AAAA"});
+        },
+        "without .sig",
+    );
+}
+
+#[test]
+fn sealroot_extension_layers() {
+    let objsig = MediaType::SEALROOT_OBJECT_SIGNATURES;
+    let mut ext = Descriptor::for_bytes(objsig, b"x");
+    ext.annotations
+        .insert(keys::OBJECT_SIGNATURES_COUNT.into(), "7".into());
+    let build_ext = |binding: Option<&SignedBinding>, ext: Descriptor| {
+        build_with_extensions(
+            &subject(),
+            VerityAlgorithm::SHA256_12,
+            &sigs(),
+            binding,
+            &[(ext, b"extension bytes".to_vec())],
+        )
+    };
+    // Both extensions at once: the binding record in the annotations, the
+    // bundle as the last layer.
+    let b = build_ext(Some(&binding()), ext.clone()).unwrap();
     let a = parse_json(&serde_json::from_slice(&b.manifest).unwrap()).unwrap();
     assert_eq!(a.entries.len(), 3);
-    let e = a.extension("application/vnd.sealroot.test.v1").unwrap();
+    assert_eq!(a.binding, Some(binding()));
+    let e = a.extension(objsig).unwrap();
     assert_eq!(e.digest, Sha256Digest::of(b"extension bytes"));
-    assert_eq!(e.annotations["sealroot.test"], "annotated");
+    assert_eq!(e.annotations[keys::OBJECT_SIGNATURES_COUNT], "7");
     assert!(
         b.blobs
             .iter()
             .any(|(d, blob)| d.digest == e.digest && blob == b"extension bytes")
     );
+    let built: Value = serde_json::from_slice(&b.manifest).unwrap();
+    let check = |f: &dyn Fn(&mut Value), needle: &str| {
+        let mut v = built.clone();
+        f(&mut v);
+        let e = parse_json(&v).unwrap_err().to_string();
+        assert!(e.contains(needle), "expected {needle:?} in {e}");
+    };
     // Extensions come last: one before a signature layer is refused.
-    let mut v: Value = serde_json::from_slice(&b.manifest).unwrap();
-    let layers = v["layers"].as_array_mut().unwrap();
-    let last = layers.pop().unwrap();
-    layers.insert(1, last);
-    let err = parse_json(&v).unwrap_err().to_string();
-    assert!(err.contains("after the sealroot extensions"), "{err}");
-    // Other unknown layer types are still refused.
-    let mut v = built_json();
-    v["layers"][2]["mediaType"] = json!("application/vnd.example.other");
-    assert!(parse_json(&v).is_err());
-    // Not a sealroot media type: not an extension.
-    let bad = Descriptor::for_bytes("application/vnd.example.v1", b"x");
-    assert!(
-        build_with_extensions(
-            &subject(),
-            VerityAlgorithm::SHA256_12,
-            &sigs(),
-            &[(bad, vec![])]
-        )
-        .is_err()
+    check(
+        &|v| {
+            let layers = v["layers"].as_array_mut().unwrap();
+            let last = layers.pop().unwrap();
+            layers.insert(1, last);
+        },
+        "a signature layer after sealroot's extension layers",
     );
+    // Once each.
+    check(
+        &|v| {
+            let layers = v["layers"].as_array_mut().unwrap();
+            let last = layers.last().unwrap().clone();
+            layers.push(last);
+        },
+        "a second application/vnd.sealroot.object-signatures.v1 layer",
+    );
+    // Unknown sealroot media types and foreign layers after it are refused.
+    check(
+        &|v| v["layers"][3]["mediaType"] = json!("application/vnd.sealroot.other.v1"),
+        "unknown sealroot extension layer application/vnd.sealroot.other.v1",
+    );
+    check(
+        &|v| {
+            let extra = json!({"mediaType": "application/vnd.example.other",
+                "digest": Sha256Digest::of(b"x").to_string(), "size": 1});
+            v["layers"].as_array_mut().unwrap().push(extra);
+        },
+        "after sealroot's extension layers",
+    );
+    // Only its own annotations.
+    check(
+        &|v| v["layers"][3]["annotations"]["sealroot.binding.v1"] = json!("x"),
+        "annotation sealroot.binding.v1 does not belong",
+    );
+    check(
+        &|v| {
+            v["layers"][3]["annotations"]["composefs.merged.erofs.v1.fsverity-sha256-12"] =
+                json!("00")
+        },
+        "does not belong on a application/vnd.sealroot.object-signatures.v1 layer",
+    );
+    check(&|v| v["layers"][3]["size"] = json!(0), "an empty");
+    // Not a sealroot media type: not an extension; unknown ones are not built.
+    let bad = Descriptor::for_bytes("application/vnd.example.v1", b"x");
+    assert!(build_ext(None, bad).is_err());
+    let unknown = Descriptor::for_bytes("application/vnd.sealroot.other.v1", b"x");
+    assert!(build_ext(None, unknown).is_err());
+    // Other readers' view: an artifact without them is still complete.
+    assert!(parse_json(&built_json()).unwrap().extensions.is_empty());
+}
+
+#[test]
+fn extension_layers_only_in_the_current_format() {
+    let mut v = draft_json();
+    let extra = json!({"mediaType": MediaType::SEALROOT_OBJECT_SIGNATURES,
+        "digest": Sha256Digest::of(b"x").to_string(), "size": 1});
+    v["layers"].as_array_mut().unwrap().push(extra);
+    let e = parse_json(&v).unwrap_err().to_string();
+    assert!(e.contains("belong only in a metadata.v1 artifact"), "{e}");
 }

@@ -57,7 +57,7 @@ pub struct RawEntry {
     pub gid: u64,
     pub mtime: (i64, u32),
     pub device: Option<(u32, u32)>,
-    /// `(name, value)` from `SCHILY.xattr.*` and `LIBARCHIVE.xattr.*`.
+    /// `(name, value)` from `SCHILY.xattr.*`.
     pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
@@ -296,12 +296,6 @@ impl<R: Read> TarReader<R> {
                     k if k.starts_with(b"SCHILY.xattr.") => {
                         xattrs.push((k[b"SCHILY.xattr.".len()..].to_vec(), value.to_vec()));
                     }
-                    k if k.starts_with(b"LIBARCHIVE.xattr.") => {
-                        let name = percent_decode(&k[b"LIBARCHIVE.xattr.".len()..])
-                            .ok_or_else(|| bad("xattr name"))?;
-                        let value = base64_decode(value).ok_or_else(|| bad("base64 xattr"))?;
-                        xattrs.push((name, value));
-                    }
                     k if k.starts_with(b"GNU.sparse.") => {
                         return Err(
                             self.malformed(offset, "sparse files are not supported in layers")
@@ -310,6 +304,10 @@ impl<R: Read> TarReader<R> {
                     // atime, ctime, uname, gname, comment, charset, hdrcharset,
                     // SCHILY.acl.*, ...: POSIX says unknown keywords are ignored,
                     // and none of these end up in a composefs image.
+                    // LIBARCHIVE.xattr.* too: Go's archive/tar users (containerd,
+                    // containers/storage, umoci) and composefs-rs (tar-core) read
+                    // xattrs from SCHILY.xattr.* only, which libarchive also
+                    // writes for every xattr.
                     _ => {}
                 }
             }
@@ -464,33 +462,6 @@ fn cstr(mut v: Vec<u8>) -> Vec<u8> {
     v
 }
 
-/// libarchive URL-encodes xattr names in `LIBARCHIVE.xattr.` keys
-/// (`archive_write_set_format_pax.c`, `url_encode`).
-fn percent_decode(s: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while i < s.len() {
-        if s[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(s[i]);
-            i += 1;
-        }
-    }
-    Some(out)
-}
-
-fn base64_decode(v: &[u8]) -> Option<Vec<u8>> {
-    use base64::Engine as _;
-    // libarchive writes unpadded base64.
-    base64::engine::general_purpose::STANDARD_NO_PAD
-        .decode(v)
-        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(v))
-        .ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -551,7 +522,8 @@ mod tests {
         assert_eq!(e.mtime, (1700000000, 250_000_000));
         assert_eq!(e.uid, 4294967295);
         assert_eq!(e.xattrs[0], (b"user.bin".to_vec(), b"\n\x00\n".to_vec()));
-        assert_eq!(e.xattrs[1], (b"user.a=b".to_vec(), b"hi".to_vec()));
+        // LIBARCHIVE.xattr.* is ignored, as containerd and composefs-rs do.
+        assert_eq!(e.xattrs.len(), 1);
         assert_eq!(es[1].1, b"x");
     }
 

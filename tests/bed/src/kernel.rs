@@ -304,7 +304,7 @@ fn debian_fetch() -> Result<Command> {
     Ok(cmd)
 }
 
-const FETCH_HINT: &str = "the kernel comes from Debian's bookworm-backports; check network access to the Debian mirror (SEALROOT_DEBIAN_MIRROR overrides it)";
+const FETCH_HINT: &str = "the kernel comes from Debian's bookworm-backports; check network access to the Debian mirror apt uses (scripts/debian-mirror prints it; SEALROOT_DEBIAN_MIRROR overrides it)";
 
 fn latest_package() -> Result<String> {
     let output = host::run(
