@@ -1,7 +1,10 @@
 //! `sealroot repo fsck`: re-verify a repository from its bytes.
 //!
 //! - every object's fs-verity digest equals its name (and, where verity is
-//!   enabled, the kernel's measurement agrees);
+//!   enabled, the kernel's measurement agrees); its builtin signature, if
+//!   it has one, verifies against the trusted certificates (the kernel
+//!   keeps the first one attached), and an object a `builtin` deployment
+//!   with object signatures uses has one (IPE needs it);
 //! - every blob's sha256 equals its name;
 //! - every image's fs-verity digest equals its name, it reads as a
 //!   composefs EROFS, and every object it references is present;
