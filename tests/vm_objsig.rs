@@ -69,7 +69,11 @@ fn deploy_attaches_object_signatures_and_the_first_one_stays() -> Result<()> {
     // What the kernel must hold as builtin signatures.
     std::fs::write(disk_dir.join("shared.by-b.p7s"), bb.pkcs7(&shared).unwrap()).unwrap();
     std::fs::write(disk_dir.join("shared.by-a.p7s"), ba.pkcs7(&shared).unwrap()).unwrap();
-    // A deployment of A made on the host (no fs-verity here).
+    // A deployment of A made on the host (no fs-verity here). Sysroots
+    // must exist (deploy creates only the repository in them).
+    for d in ["hostroot", "root"] {
+        std::fs::create_dir_all(disk_dir.join(d)).unwrap();
+    }
     let host: Value = serde_json::from_str(&sr_ok(&[
         "deploy",
         &format!("oci:{}:{TAG}", la.display()),
@@ -77,6 +81,8 @@ fn deploy_attaches_object_signatures_and_the_first_one_stays() -> Result<()> {
         disk_dir.join("hostroot").to_str().unwrap(),
         "--signatures",
         "builtin",
+        "--cert",
+        &ka.cert(),
         "--json",
     ]))
     .unwrap();
@@ -91,7 +97,7 @@ fn deploy_attaches_object_signatures_and_the_first_one_stays() -> Result<()> {
 S=/bin/sealroot; D=/mnt/disk; R=$D/root/sealroot; H=$D/hostroot/sealroot
 bed_run keyring_add $S keyring add $D/ka $D/kb
 # A detached: its objects get fs-verity without signatures.
-bed_run deploy_a_detached $S deploy oci:$D/a:$TAG --sysroot $D/root --signatures detached --json
+bed_run deploy_a_detached $S deploy oci:$D/a:$TAG --sysroot $D/root --signatures detached --cert $D/ka --json
 bed_run shared_unsigned $S show-signature --out /tmp/sig $R/objects/$SHARED
 # B builtin: shared objects are re-created with B's signature.
 bed_run deploy_b $S deploy oci:$D/b:$TAG --sysroot $D/root --signatures builtin --cert $D/kb --json
