@@ -353,3 +353,51 @@ fn inline_seal_refuses_object_signatures() {
         blobs
     );
 }
+
+/// The bundle is read from the repository like every other file: a
+/// symlink planted at its blob (to a copy outside the repository, so that
+/// following it would succeed) is never followed. `repo enable-verity`
+/// refuses, naming the blob; `repo fsck` reports it.
+#[test]
+fn bundle_planted_as_a_symlink_is_never_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("layout");
+    sample_image(&dir);
+    let keys = Keys::new(&tmp.path().join("k"), "p256", "CN=objects");
+    let out = seal(&dir, &keys, &["--object-signatures"]);
+    let sysroot = tmp.path().join("sysroot");
+    std::fs::create_dir_all(&sysroot).unwrap();
+    let sys = sysroot.to_str().unwrap();
+    sr_ok(&[
+        "deploy",
+        &image_ref(&dir),
+        "--sysroot",
+        sys,
+        "--signatures",
+        "builtin",
+        "--cert",
+        &keys.cert(),
+    ]);
+    let hex = out["objectSignatures"]["digest"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("sha256:")
+        .unwrap()
+        .to_owned();
+    let blob = sysroot.join("sealroot/blobs/sha256").join(&hex);
+    let outside = tmp.path().join("outside-bundle");
+    std::fs::copy(&blob, &outside).unwrap();
+    std::fs::remove_file(&blob).unwrap();
+    std::os::unix::fs::symlink(&outside, &blob).unwrap();
+
+    let e = sr_fails(&["repo", "enable-verity", "--sysroot", sys], 1);
+    assert!(e.contains(&hex) && e.contains("symlink"), "{e}");
+    let fsck = sr(&["repo", "fsck", "--sysroot", sys, "--cert", &keys.cert()]);
+    let text = String::from_utf8_lossy(&fsck.stdout);
+    assert_eq!(fsck.status.code(), Some(1), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("PROBLEM") && l.contains(&hex) && l.contains("symlink")),
+        "{text}"
+    );
+}
