@@ -437,7 +437,10 @@ fn inline_metadata_survives_skopeo_copy_and_deploys() {
     );
     // fsck verifies the inline signatures; gc keeps manifest, config, image.
     let fsck = sr_ok(&["repo", "fsck", "--sysroot", sys, "--cert", &cert]);
-    assert!(fsck.contains("2 signatures verified; 0 problems"), "{fsck}");
+    assert!(
+        fsck.contains("2 signatures verified; 0 object signatures verified; 0 problems"),
+        "{fsck}"
+    );
     let gc: Value =
         serde_json::from_str(&sr_ok(&["repo", "gc", "--sysroot", sys, "--json"])).unwrap();
     // (It removes objects of files a later layer deleted: deploy stores

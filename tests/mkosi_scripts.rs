@@ -71,6 +71,7 @@ sealroot_prepare=$BUILDROOT/usr/bin/sealroot-prepare
 sealroot_certs_dir=$BUILDROOT/etc/sealroot/certs.d
 sealroot_config=$BUILDROOT/etc/sealroot/prepare.conf
 sealroot_unit_dir=$BUILDROOT/usr/lib/systemd/system
+sealroot_ipe_policy=$BUILDROOT/etc/sealroot/ipe/policy.p7s
 EOF
 dracutbasedir=$work/base dracut --conf /dev/null --confdir "$work/conf.d" \
 	--kmoddir "$BUILDROOT/usr/lib/modules/$kver" "$@"
@@ -259,6 +260,29 @@ fn mkosi_scripts_seal_deploy_and_build_the_initramfs_from_a_real_tree() -> Resul
     ] {
         fs::copy(from, &to).map_err(|e| io_error("cannot copy", from, e))?;
     }
+    // A signed IPE policy: installed into the tree and the initramfs, and
+    // the image sealed with per-object signatures (docs/ipe.md).
+    let ipe = inputs.join("ipe");
+    fs::create_dir_all(&ipe).map_err(|e| io_error("cannot create", &ipe, e))?;
+    let policy_text = work.path().join("policy.ipe");
+    host::run(
+        Command::new(&bins.sealroot)
+            .args(["ipe", "policy", "--out"])
+            .arg(&policy_text),
+        None,
+    )?;
+    host::run(
+        Command::new(&bins.sealroot)
+            .args(["ipe", "sign"])
+            .arg(&policy_text)
+            .arg("--key")
+            .arg(&keys.key)
+            .arg("--cert")
+            .arg(&keys.cert)
+            .arg("--out")
+            .arg(ipe.join("policy.p7s")),
+        None,
+    )?;
     write_exec(&bin.join("mkosi-chroot"), MKOSI_CHROOT)?;
 
     let scripts = host::workspace_root().join("mkosi");
@@ -289,7 +313,11 @@ fn mkosi_scripts_seal_deploy_and_build_the_initramfs_from_a_real_tree() -> Resul
     contains_all(
         "mkosi.postinst's output",
         &log,
-        &["installed 1 trusted certificate(s) into /etc/sealroot/certs.d"],
+        &[
+            "installed 1 trusted certificate(s) into /etc/sealroot/certs.d",
+            "installed the signed IPE policy as /etc/sealroot/ipe/policy.p7s",
+            "prepare.conf: [ipe] required = yes",
+        ],
     )?;
     // Without a prepare.conf in the inputs, the default lets the first
     // boot give the build host's repository fs-verity.
@@ -298,9 +326,9 @@ fn mkosi_scripts_seal_deploy_and_build_the_initramfs_from_a_real_tree() -> Resul
         fs::read_to_string(&conf_path).map_err(|e| io_error("cannot read", &conf_path, e))?;
     let parsed = sealroot::prepare::config::parse(&conf, "prepare.conf")
         .map_err(|e| Error::Assertion(format!("the default prepare.conf does not parse: {e}")))?;
-    if !parsed.attach_signatures {
+    if !parsed.attach_signatures || !parsed.ipe.required {
         return Err(Error::Assertion(format!(
-            "the default prepare.conf does not allow attaching:\n{conf}"
+            "the default prepare.conf does not allow attaching or require IPE:\n{conf}"
         )));
     }
 
@@ -350,6 +378,31 @@ fn mkosi_scripts_seal_deploy_and_build_the_initramfs_from_a_real_tree() -> Resul
         return Err(Error::Assertion(format!(
             "unexpected deployment.json: {deployment}"
         )));
+    }
+
+    // Sealed with per-object signatures: the artifact carries the bundle.
+    let artifact_hex = deployment["artifact"]
+        .as_str()
+        .and_then(|a| a.strip_prefix("sha256:"))
+        .unwrap_or_default();
+    let artifact_path = tree.join("sealroot/blobs/sha256").join(artifact_hex);
+    let artifact = sealroot::oci::Stored::<sealroot::oci::ImageManifest>::parse(
+        fs::read(&artifact_path).map_err(|e| io_error("cannot read", &artifact_path, e))?,
+    )
+    .map_err(|e| Error::Invalid(format!("{}: {e}", artifact_path.display())))?;
+    let artifact = sealroot::oci::artifact::SealArtifact::parse(&artifact)
+        .map_err(|e| Error::Invalid(format!("{}: {e}", artifact_path.display())))?;
+    let bundle = artifact
+        .extension(sealroot::objsig::MEDIA_TYPE)
+        .ok_or_else(|| Error::Assertion("the image was sealed without object signatures".into()))?;
+    if !tree
+        .join("sealroot/blobs/sha256")
+        .join(bundle.digest.to_hex())
+        .is_file()
+    {
+        return Err(Error::Assertion(
+            "the object signature bundle was not deployed".into(),
+        ));
     }
 
     // The sealed image is the finished tree (reference: composefs-info).
@@ -409,6 +462,7 @@ fn mkosi_scripts_seal_deploy_and_build_the_initramfs_from_a_real_tree() -> Resul
         "usr/lib/systemd/system/initrd-switch-root.service.d/50-sealroot.conf",
         "usr/lib/modules-load.d/sealroot.conf",
         "etc/sealroot/certs.d/signer.pem",
+        "etc/sealroot/ipe/policy.p7s",
     ] {
         if !files.contains(&wanted) {
             return Err(Error::Assertion(format!(

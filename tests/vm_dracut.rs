@@ -84,6 +84,15 @@ fn physical_root(dir: &Path) -> Result<sealroot_testbed::DiskImage> {
 /// Builds the initramfs (our module, the trusted certificates in
 /// `certs_dir`, `config` as prepare.conf).
 fn build_initramfs(certs_dir: &Path, config: Option<&Path>) -> Result<dracut::Built> {
+    build_initramfs_with_policy(certs_dir, config, None)
+}
+
+/// [`build_initramfs`] with a signed IPE policy (`sealroot_ipe_policy=`).
+fn build_initramfs_with_policy(
+    certs_dir: &Path,
+    config: Option<&Path>,
+    ipe_policy: Option<&Path>,
+) -> Result<dracut::Built> {
     let kernel = Kernel::get()?;
     let bins = static_binaries()?;
     let built = dracut::build(&dracut::Build {
@@ -92,6 +101,7 @@ fn build_initramfs(certs_dir: &Path, config: Option<&Path>) -> Result<dracut::Bu
         certs_dir,
         config,
         extra_modules: &[],
+        ipe_policy,
     })?;
     eprintln!(
         "dracut built {} ({} KiB) in {:.1} s",
@@ -164,7 +174,9 @@ fn assert_stopped_in_emergency(log: &BootLog, steps: &[&str]) -> Result<()> {
 fn dracut_initramfs_without_a_selector_stops_in_emergency() -> Result<()> {
     let work = tmpdir();
     let certs = test_certs_named(work.path(), "test.cert")?;
-    let built = build_initramfs(&certs, None)?;
+    // A signed IPE policy (`sealroot ipe sign`) goes in as it is.
+    let policy = signed_ipe_policy(work.path())?;
+    let built = build_initramfs_with_policy(&certs, None, Some(&policy))?;
     if !built.log.contains("sealroot: 1 trusted certificate(s)") {
         return Err(Error::Assertion(format!(
             "dracut did not run the sealroot module's install(); log:\n{}",
@@ -180,6 +192,7 @@ fn dracut_initramfs_without_a_selector_stops_in_emergency() -> Result<()> {
         "usr/lib/systemd/system/initrd-switch-root.service.d/50-sealroot.conf",
         "usr/lib/modules-load.d/sealroot.conf",
         "etc/sealroot/certs.d/test.cert",
+        "etc/sealroot/ipe/policy.p7s",
         "usr/lib/systemd/system/emergency.target",
         "usr/lib/systemd/system/initrd-root-fs.target",
     ] {
@@ -473,6 +486,7 @@ fn dracut_refuses_private_keys_and_missing_certificates() -> Result<()> {
             certs_dir: dir,
             config: None,
             extra_modules: &[],
+            ipe_policy: None,
         });
         match result {
             Ok(built) => {
@@ -494,7 +508,87 @@ fn dracut_refuses_private_keys_and_missing_certificates() -> Result<()> {
             }
         }
     }
+    // IPE: an unsigned (plain-text) policy, and prepare.conf requiring a
+    // policy the build host does not have.
+    let good = test_certs(&work.path().join("good"))?;
+    let plain = work.path().join("policy.ipe");
+    std::fs::write(
+        &plain,
+        "policy_name=x policy_version=1.0.0\nDEFAULT action=ALLOW\n",
+    )
+    .map_err(|e| kmods::io_error("cannot write", &plain, e))?;
+    let requiring = work.path().join("prepare.conf");
+    std::fs::write(&requiring, "[ipe]\nrequired = yes # no policy without it\n")
+        .map_err(|e| kmods::io_error("cannot write", &requiring, e))?;
+    for (config, policy, message) in [
+        (
+            None,
+            Some(plain.as_path()),
+            "is not a signed IPE policy (DER PKCS#7)",
+        ),
+        (
+            Some(requiring.as_path()),
+            None,
+            "says [ipe] required = yes, but there is no",
+        ),
+    ] {
+        let result = dracut::build(&dracut::Build {
+            kernel,
+            sealroot_prepare: &bins.sealroot_prepare,
+            certs_dir: &good,
+            config,
+            extra_modules: &[],
+            ipe_policy: policy,
+        });
+        match result {
+            Ok(built) => {
+                return Err(Error::Assertion(format!(
+                    "dracut built {} although the IPE policy is unusable ({message})",
+                    built.image.display()
+                )));
+            }
+            Err(e) => {
+                let text = e.to_string();
+                if !text.contains(message)
+                    || !text.contains("Module 'sealroot' cannot be installed")
+                {
+                    return Err(Error::Assertion(format!(
+                        "dracut failed without saying `{message}`:\n{text}"
+                    )));
+                }
+            }
+        }
+    }
     Ok(())
+}
+
+/// `sealroot ipe policy`, signed by `sealroot ipe sign` with a throwaway
+/// P-256 key: `dir/policy.p7s`.
+fn signed_ipe_policy(dir: &Path) -> Result<std::path::PathBuf> {
+    let bins = static_binaries()?;
+    let (key, cert) = (dir.join("ipe.key"), dir.join("ipe.crt"));
+    host::self_signed_p256(&key, &cert, "sealroot vm_dracut IPE policy")?;
+    let text = dir.join("policy.ipe");
+    let signed = dir.join("policy.p7s");
+    host::run(
+        std::process::Command::new(&bins.sealroot)
+            .args(["ipe", "policy", "--out"])
+            .arg(&text),
+        None,
+    )?;
+    host::run(
+        std::process::Command::new(&bins.sealroot)
+            .args(["ipe", "sign"])
+            .arg(&text)
+            .arg("--key")
+            .arg(&key)
+            .arg("--cert")
+            .arg(&cert)
+            .arg("--out")
+            .arg(&signed),
+        None,
+    )?;
+    Ok(signed)
 }
 
 /// Fails unless the console lines containing `needles` appear in this order.
@@ -555,6 +649,7 @@ fn sealed_root_boots_through_dracut_and_systemd() -> Result<()> {
         certs_dir: &keys.certs_dir,
         config: None,
         extra_modules: &["ostree"],
+        ipe_policy: None,
     })?;
     built.assert_contains(
         "etc/systemd/system/initrd-root-fs.target.wants/ostree-prepare-root.service",
@@ -677,6 +772,7 @@ fn tampered_image_lands_in_emergency() -> Result<()> {
         certs_dir: &keys.certs_dir,
         config: None,
         extra_modules: &[],
+        ipe_policy: None,
     })?;
     // emergency.service waits on the console for a root login: stop there.
     let log = Vm::with_initrd_file(kernel, &built.image)

@@ -577,6 +577,47 @@ fn first_boot_without_verity_enables_it_on_objects_when_attaching() -> Result<()
     Ok(())
 }
 
+/// A hard link planted in `objects/` (an object's name linked to a file
+/// outside the repository, same filesystem) before the first boot of a
+/// deployment made without fs-verity: the first-boot walk refuses the boot
+/// before enabling fs-verity on it, and the outside file stays an ordinary
+/// writable file. Without the link-count check the walk gave that inode
+/// fs-verity (the outside file immutable for good) and the boot went on.
+#[test]
+fn first_boot_refuses_a_hardlinked_object() -> Result<()> {
+    let (disk, d) = fixture("no-verity");
+    let other = digest_bytes(&VerityParams::sha256(), &big_content("os-n-other"));
+    let object = format!("/sysroot/sealroot/objects/{}", object_path(&other));
+    let before = format!(
+        "cp {object} /sysroot/outside\n\
+         ln -f /sysroot/outside {object}\n\
+         bed_run links stat -c %h /sysroot/outside\n"
+    );
+    let mut boot = Boot::new(
+        "prepare-first-boot-hardlink",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    );
+    boot.conf = Some("[verify]\nattach-signatures = yes\n");
+    boot.before = &before;
+    boot.checks = "bed_run outside-writable sh -c 'echo appended >> /sysroot/outside'\n\
+                   bed_run outside-verity /bin/sealroot measure /sysroot/outside\n";
+    let log = boot.run(&disk)?;
+    log.result("links")?.assert_ok()?.assert_stdout_eq("2\n")?;
+    assert_refused(&log, 3, "has 2 hard links")?;
+    log.result("prepare")?
+        .assert_stderr_contains(&format!("{object}: has 2 hard links"))?;
+    // No fs-verity on the inode: writable, and nothing to measure.
+    log.result("outside-writable")?.assert_ok()?;
+    log.result("outside-verity")?.assert_failed()?;
+    let dj = disk.read_to_string(&format!("/sealroot/{}/deployment.json", d.deployment_dir()))?;
+    let dj = sealroot::repo::json::Deployment::parse(dj.as_bytes()).unwrap();
+    assert!(
+        !dj.verity,
+        "deployment.json says verity: true after a refusal"
+    );
+    Ok(())
+}
+
 #[test]
 fn kernel_policy_refuses_detached_signatures() -> Result<()> {
     let (disk, d) = fixture("detached");

@@ -147,3 +147,67 @@ fn userspace_work_natively() {
         t.elapsed()
     );
 }
+
+/// The first boot of an image deployed on a build host (mkosi's
+/// `attach-at-boot`: no fs-verity anywhere) and sealed with per-object
+/// signatures: how long `sealroot-prepare` takes to give 20,000 objects
+/// fs-verity with their builtin signatures (`timings_us.objects`; the
+/// kernel checks each PKCS#7 as it enables fs-verity), the one-time cost
+/// docs/ipe.md and docs/boot-chains.md speak of.
+#[test]
+#[ignore = "measurement: ~3-6 min under TCG (seal 20,000 object signatures, deploy, two boots); run explicitly"]
+fn first_boot_attach_with_object_signatures() -> Result<()> {
+    let signer = Signer::generate("perf-objects");
+    let dir = tempfile::tempdir().unwrap();
+    // 20,000 distinct 4 KiB objects (no small files): one signature each.
+    let spec = ImageSpec::many_files("perf-objects", 20_000, 0, 20_000);
+    let d = deploy_fixture(
+        dir.path(),
+        &spec,
+        &Signing::new(&signer, SigMode::AttachAtBoot).with_object_signatures(),
+    );
+    skip_enable_verity(dir.path());
+    let disk = seal_disks(&[dir.path()], 256 * MIB)?.remove(0);
+
+    let kernel = Kernel::get()?;
+    let scenario = r#"
+bed_run prepare /bin/sealroot-prepare
+bed_value status "$(cat /run/sealroot/status.json)"
+cd / && umount -l /sysroot
+"#;
+    let image = Initramfs::test(kernel, scenario)?
+        .load_modules(kernel, &["virtio_blk"])?
+        .static_binaries(static_binaries()?)
+        .mount("/dev/vda", "/sysroot", "ext4", "")
+        .dir("/etc/sealroot/certs.d", 0o755)
+        .file(
+            "/etc/sealroot/certs.d/perf.der",
+            signer.cert.der().to_vec(),
+            0o644,
+        )
+        .file(
+            "/etc/sealroot/prepare.conf",
+            "[verify]\nattach-signatures = yes\n",
+            0o644,
+        );
+    let log = Vm::new(kernel, image)
+        .name("prepare-perf-attach-objects")
+        .cmdline(&format!("sealroot=sha256:{}", d.manifest_digest.to_hex()))
+        .timeout(std::time::Duration::from_secs(1200))
+        .disk(&disk)
+        .run()?;
+    log.result("prepare")?.assert_ok()?;
+    let status: serde_json::Value = serde_json::from_str(log.value("status")?).unwrap();
+    let objects = &status["objects_verity"];
+    assert!(objects["signed"].as_u64().unwrap() >= 20_000, "{objects}");
+    println!(
+        "first boot: {} objects given fs-verity ({} with their builtin signature) in {} ms; \
+         prepare total {} ms; timings_us: {}",
+        objects["enabled"],
+        objects["signed"],
+        status["timings_us"]["objects"].as_u64().unwrap_or(0) / 1000,
+        status["timings_us"]["total"].as_u64().unwrap_or(0) / 1000,
+        status["timings_us"]
+    );
+    Ok(())
+}

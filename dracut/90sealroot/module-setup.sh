@@ -13,9 +13,11 @@
 #                                                the names sealroot-prepare reads)
 #   sealroot_config=/etc/sealroot/prepare.conf   optional configuration
 #   sealroot_unit_dir=$systemdsystemunitdir      sealroot-prepare.service and drop-ins
-# The certificates and the configuration are policy: they are copied into
-# the image exactly, to the same paths (/etc/sealroot/...). Private keys are
-# refused.
+#   sealroot_ipe_policy=/etc/sealroot/ipe/policy.p7s   optional signed IPE policy
+#                                                (`sealroot ipe sign`, docs/ipe.md)
+# The certificates, the configuration and the IPE policy are policy: they
+# are copied into the image exactly, to the same paths (/etc/sealroot/...).
+# Private keys are refused, and so is an unsigned IPE policy.
 #
 # An initramfs with this module boots sealed roots only: sealroot-prepare
 # runs on every boot (no selector is an error), ostree-prepare-root and
@@ -36,6 +38,38 @@ sealroot_defaults() {
     : "${sealroot_certs_dir:=/etc/sealroot/certs.d}"
     : "${sealroot_config:=/etc/sealroot/prepare.conf}"
     : "${sealroot_unit_dir:=${systemdsystemunitdir:-/usr/lib/systemd/system}}"
+    : "${sealroot_ipe_policy:=/etc/sealroot/ipe/policy.p7s}"
+}
+
+# Whether prepare.conf says `[ipe] required = yes` (or true/1).
+sealroot_ipe_required() {
+    [[ -f $sealroot_config ]] || return 1
+    awk '
+        { sub(/(^|[ \t])[#;].*/, "") }
+        /^[ \t]*\[/ { gsub(/[][ \t]/, ""); section = $0; next }
+        section == "ipe" && $0 ~ /^[ \t]*required[ \t]*=/ {
+            v = $0; sub(/^[^=]*=[ \t]*/, "", v); sub(/[ \t]+$/, "", v)
+            if (v == "yes" || v == "true" || v == "1") found = 1
+        }
+        END { exit found ? 0 : 1 }' "$sealroot_config"
+}
+
+# The IPE policy, if any, must be signed (DER PKCS#7: the kernel refuses a
+# plain-text policy) and hold no key; prepare.conf requiring IPE needs one.
+sealroot_ipe_check() {
+    if [[ -e $sealroot_ipe_policy ]]; then
+        if grep -qa -- "PRIVATE KEY" "$sealroot_ipe_policy"; then
+            derror "sealroot: $sealroot_ipe_policy contains a private key; only the signed policy belongs in the initramfs"
+            return 1
+        fi
+        if [[ $(head -c 1 "$sealroot_ipe_policy" | od -An -tx1 | tr -d ' \n') != 30 ]]; then
+            derror "sealroot: $sealroot_ipe_policy is not a signed IPE policy (DER PKCS#7); sign it with 'sealroot ipe sign' (the kernel refuses unsigned policies, and so would sealroot-prepare)"
+            return 1
+        fi
+    elif sealroot_ipe_required; then
+        derror "sealroot: $sealroot_config says [ipe] required = yes, but there is no $sealroot_ipe_policy (set sealroot_ipe_policy=): every boot would be refused"
+        return 1
+    fi
 }
 
 # Prints the certificates to install, one per line; fails (with the reason
@@ -97,6 +131,7 @@ check() {
         fi
     done
     sealroot_certs >/dev/null || return 1
+    sealroot_ipe_check || return 1
     return 255
 }
 
@@ -161,4 +196,8 @@ install() {
         inst_simple "$sealroot_config" /etc/sealroot/prepare.conf || return 1
     fi
     sealroot_install_certs || return 1
+    if [[ -e $sealroot_ipe_policy ]]; then
+        inst_simple "$sealroot_ipe_policy" /etc/sealroot/ipe/policy.p7s || return 1
+        dinfo "sealroot: IPE policy $sealroot_ipe_policy"
+    fi
 }

@@ -25,17 +25,25 @@
 //!
 //! Validation is strict: wrong order, duplicate roles, mixed algorithms,
 //! mixed spellings, unknown roles and missing required roles are errors.
+//!
 //! The spec makes manifest and config signatures optional only when there
 //! are no signatures at all; since every layer of this artifact *is* a
 //! signature, manifest, config and merged are all required.
 //!
-//! sealroot's one extension: a signed binding record in the artifact's
-//! top-level annotations (`sealroot.binding.v1*`, [`super::binding`]),
-//! which readers that do not know it ignore. Any other `sealroot.*` key is
-//! an error. Layers are told apart by media type in [`check_layer`]; only
-//! the spec's signature layers are known, so an extension that needs a
-//! layer of its own (its own media type, after the signature layers) is
-//! added there and nowhere else.
+//! sealroot's extensions, which readers that do not know them ignore:
+//! - a signed binding record in the artifact's top-level annotations
+//!   (`sealroot.binding.v1*`, [`super::binding`]); any other `sealroot.*`
+//!   key there is an error;
+//! - extension layers after all signature layers, of a media type below
+//!   [`EXTENSION_PREFIX`] (`application/vnd.sealroot.`) that this module
+//!   knows ([`EXTENSION_LAYERS`]: today the per-object signature bundle,
+//!   `objsig`, docs/sealing.md), each at most once; they carry no role and
+//!   are kept in [`SealArtifact::extensions`]. An unknown sealroot media
+//!   type, a signature layer after an extension, or an extension in a
+//!   draft artifact is an error.
+//!
+//! Layers are told apart by media type in [`layer_kind`], the one place
+//! that knows them.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -60,6 +68,16 @@ pub const MAX_SIGNATURE_SIZE: u64 = 16128;
 /// The empty JSON blob `{}` and its digest (image-spec manifest.md,
 /// "Guidance for an Empty Descriptor").
 pub const EMPTY_JSON: &[u8] = b"{}";
+
+/// Media type prefix of sealroot's extension layers.
+pub const EXTENSION_PREFIX: &str = "application/vnd.sealroot.";
+
+/// The extension layers this sealroot knows: media type, and the
+/// `sealroot.*` annotation keys such a layer may carry.
+pub const EXTENSION_LAYERS: &[(&str, &[&str])] = &[(
+    MediaType::SEALROOT_OBJECT_SIGNATURES,
+    &[keys::OBJECT_SIGNATURES_COUNT],
+)];
 
 const DRAFT_ALGORITHM: &str = "composefs.algorithm";
 const DRAFT_TYPE: &str = "composefs.signature.type";
@@ -205,6 +223,9 @@ pub struct SealArtifact {
     pub entries: Vec<SignatureEntry>,
     /// sealroot's signed binding record, when the artifact carries one.
     pub binding: Option<SignedBinding>,
+    /// sealroot's extension layers after the signatures, in order (each
+    /// media type at most once).
+    pub extensions: Vec<Descriptor>,
 }
 
 /// Why a manifest is not a valid sealing artifact.
@@ -287,13 +308,28 @@ impl SealArtifact {
                 subject.media_type
             )));
         }
-        if manifest.layers.is_empty() {
+        let split = manifest
+            .layers
+            .iter()
+            .position(|d| layer_kind(d) == LayerKind::Extension)
+            .unwrap_or(manifest.layers.len());
+        let (layers, extensions) = manifest.layers.split_at(split);
+        for (i, d) in extensions.iter().enumerate() {
+            check_extension(artifact, split + i, d, &extensions[..i])?;
+        }
+        if !extensions.is_empty() && format == ArtifactFormat::SignatureDraft {
+            return Err(structure(format!(
+                "a {} layer: sealroot's extension layers belong only in a metadata.v1 artifact",
+                extensions[0].media_type
+            )));
+        }
+        if layers.is_empty() {
             return Err(structure("no signature layers".into()));
         }
 
         let (algorithm, entries) = match format {
-            ArtifactFormat::MetadataV1 => parse_current(manifest)?,
-            ArtifactFormat::SignatureDraft => parse_draft(manifest)?,
+            ArtifactFormat::MetadataV1 => parse_current(manifest, layers)?,
+            ArtifactFormat::SignatureDraft => parse_draft(manifest, layers)?,
         };
 
         // Order and uniqueness (Layer(i) entries are numbered in order).
@@ -354,7 +390,13 @@ impl SealArtifact {
             subject,
             entries,
             binding,
+            extensions: extensions.to_vec(),
         })
+    }
+
+    /// The first extension layer of `media_type`, if any.
+    pub fn extension(&self, media_type: &str) -> Option<&Descriptor> {
+        self.extensions.iter().find(|d| d.media_type == media_type)
     }
 
     /// The signature for `role`, if present.
@@ -401,8 +443,92 @@ impl SealArtifact {
     }
 }
 
-/// Checks a layer by its media type: the one place layer kinds are told
-/// apart (today: the spec's signature layers only).
+/// What a layer of a sealing artifact is, by its media type: the one place
+/// layer kinds are told apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LayerKind {
+    /// The spec's signature layer (one DER PKCS#7).
+    Signature,
+    /// A sealroot extension layer (known or not: [`check_extension`]
+    /// decides).
+    Extension,
+    Unknown,
+}
+
+fn layer_kind(d: &Descriptor) -> LayerKind {
+    let t = d.media_type.as_str();
+    if t == MediaType::COMPOSEFS_SIGNATURE_PKCS7 {
+        LayerKind::Signature
+    } else if t.starts_with(EXTENSION_PREFIX) {
+        LayerKind::Extension
+    } else {
+        LayerKind::Unknown
+    }
+}
+
+/// Checks extension layer `index` (after all signature layers; `before`
+/// are the extensions ahead of it): a media type this sealroot knows, once,
+/// not empty, and only its own annotations.
+fn check_extension(
+    artifact: Sha256Digest,
+    index: usize,
+    d: &Descriptor,
+    before: &[Descriptor],
+) -> Result<(), ArtifactError> {
+    let entry = |reason: String| ArtifactError::Entry {
+        artifact,
+        index,
+        reason,
+    };
+    match layer_kind(d) {
+        LayerKind::Extension => {}
+        LayerKind::Signature => {
+            return Err(entry(
+                "a signature layer after sealroot's extension layers; extensions come last".into(),
+            ));
+        }
+        LayerKind::Unknown => {
+            return Err(entry(format!(
+                "media type is {}, after sealroot's extension layers (which come last)",
+                d.media_type
+            )));
+        }
+    }
+    let Some((_, allowed)) = EXTENSION_LAYERS
+        .iter()
+        .find(|(t, _)| *t == d.media_type.as_str())
+    else {
+        return Err(entry(format!(
+            "unknown sealroot extension layer {} (this sealroot knows {}); written by a newer \
+             sealroot?",
+            d.media_type,
+            EXTENSION_LAYERS
+                .iter()
+                .map(|(t, _)| *t)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    };
+    if before.iter().any(|b| b.media_type == d.media_type) {
+        return Err(entry(format!("a second {} layer", d.media_type)));
+    }
+    if d.size == 0 {
+        return Err(entry(format!("an empty {} layer", d.media_type)));
+    }
+    for key in d.annotations.keys() {
+        if key.starts_with(keys::COMPOSEFS)
+            || (key.starts_with(keys::SEALROOT) && !allowed.contains(&key.as_str()))
+        {
+            return Err(entry(format!(
+                "annotation {key} does not belong on a {} layer",
+                d.media_type
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a signature layer.
 fn check_layer(
     artifact: Sha256Digest,
     index: usize,
@@ -413,15 +539,13 @@ fn check_layer(
         index,
         reason,
     };
-    match blob.media_type.as_str() {
-        MediaType::COMPOSEFS_SIGNATURE_PKCS7 => {}
-        other => {
-            return Err(entry(format!(
-                "media type is {other}, expected {}: a sealing artifact carries signature \
-                 layers only",
-                MediaType::COMPOSEFS_SIGNATURE_PKCS7
-            )));
-        }
+    if layer_kind(blob) != LayerKind::Signature {
+        return Err(entry(format!(
+            "media type is {}, expected {}: a sealing artifact carries signature layers (and \
+             sealroot's extension layers after them) only",
+            blob.media_type,
+            MediaType::COMPOSEFS_SIGNATURE_PKCS7
+        )));
     }
     if blob.size == 0 || blob.size > MAX_SIGNATURE_SIZE {
         return Err(entry(format!(
@@ -473,6 +597,7 @@ fn parse_role_key(key: &str) -> Result<(Role, VerityAlgorithm), String> {
 
 fn parse_current(
     manifest: &Stored<ImageManifest>,
+    layers: &[Descriptor],
 ) -> Result<(VerityAlgorithm, Vec<SignatureEntry>), ArtifactError> {
     let artifact = manifest.digest();
     if manifest.annotations.contains_key(DRAFT_ALGORITHM) {
@@ -483,7 +608,7 @@ fn parse_current(
     }
     let mut algorithm: Option<VerityAlgorithm> = None;
     let mut entries = Vec::new();
-    for (index, layer) in manifest.layers.iter().enumerate() {
+    for (index, layer) in layers.iter().enumerate() {
         let entry = |reason: String| ArtifactError::Entry {
             artifact,
             index,
@@ -542,6 +667,7 @@ fn parse_current(
 
 fn parse_draft(
     manifest: &Stored<ImageManifest>,
+    layers: &[Descriptor],
 ) -> Result<(VerityAlgorithm, Vec<SignatureEntry>), ArtifactError> {
     let artifact = manifest.digest();
     let structure = |reason: String| ArtifactError::Structure { artifact, reason };
@@ -555,7 +681,7 @@ fn parse_draft(
         .map_err(|e: AlgorithmError| structure(e.to_string()))?;
     let mut entries = Vec::new();
     let mut layer_no = 0;
-    for (index, layer) in manifest.layers.iter().enumerate() {
+    for (index, layer) in layers.iter().enumerate() {
         let entry = |reason: String| ArtifactError::Entry {
             artifact,
             index,
@@ -632,6 +758,19 @@ pub fn build(
     signatures: &[(Role, FsVerityDigest, Vec<u8>)],
     binding: Option<&SignedBinding>,
 ) -> Result<BuiltArtifact, ArtifactError> {
+    build_with_extensions(subject, algorithm, signatures, binding, &[])
+}
+
+/// [`build`] plus sealroot extension layers (descriptor with its media type
+/// and annotations, blob), appended after the signatures; only the kinds
+/// [`EXTENSION_LAYERS`] lists (the built artifact is parsed back).
+pub fn build_with_extensions(
+    subject: &Descriptor,
+    algorithm: VerityAlgorithm,
+    signatures: &[(Role, FsVerityDigest, Vec<u8>)],
+    binding: Option<&SignedBinding>,
+    extensions: &[(Descriptor, Vec<u8>)],
+) -> Result<BuiltArtifact, ArtifactError> {
     let err = |s: String| ArtifactError::Build(s);
     if !subject.media_type.is_manifest() {
         return Err(err(format!(
@@ -653,6 +792,18 @@ pub fn build(
         d.annotations = BTreeMap::from([(key, digest.to_hex())]);
         layers.push(d.clone());
         blobs.push((d, der.clone()));
+    }
+    for (d, blob) in extensions {
+        if layer_kind(d) != LayerKind::Extension {
+            return Err(err(format!(
+                "extension layer of type {} does not start with {EXTENSION_PREFIX}",
+                d.media_type
+            )));
+        }
+        let mut layer = Descriptor::for_bytes(d.media_type.as_str(), blob);
+        layer.annotations = d.annotations.clone();
+        layers.push(layer.clone());
+        blobs.push((layer, blob.clone()));
     }
     let bare_subject = subject.bare();
     let out = ManifestOut {

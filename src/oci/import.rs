@@ -60,12 +60,11 @@ pub enum ImportError {
     Layout(#[from] LayoutError),
     #[error(transparent)]
     Layer(#[from] LayerError),
-    #[error("applying layer {index} ({layer}): {source}")]
+    #[error("applying layer {index} ({layer}): {error}")]
     Apply {
         index: usize,
         layer: LayerDigest,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        error: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
@@ -174,7 +173,7 @@ pub fn apply_layers<T: LayerTarget>(
             ImportError::Apply {
                 index: index + 1,
                 layer: LayerDigest(layer.descriptor.digest),
-                source: Box::new(e),
+                error: Box::new(e),
             }
         })?;
     }

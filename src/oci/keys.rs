@@ -19,6 +19,9 @@ use crate::verity::FsVerityDigest;
 pub const COMPOSEFS: &str = "composefs.";
 /// Prefix of sealroot's extension keys.
 pub const SEALROOT: &str = "sealroot.";
+/// On the object signature bundle's layer: its number of entries
+/// (informational).
+pub const OBJECT_SIGNATURES_COUNT: &str = "sealroot.object-signatures.count";
 
 /// The object a key describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -71,6 +71,10 @@ impl MediaType {
     /// Layer type of one DER PKCS#7 signature in a sealing artifact.
     pub const COMPOSEFS_SIGNATURE_PKCS7: &'static str =
         "application/vnd.composefs.signature.v1+pkcs7";
+    /// sealroot's extension layer of a sealing artifact: the per-object
+    /// signature bundle (`objsig`, docs/sealing.md "Object signatures").
+    pub const SEALROOT_OBJECT_SIGNATURES: &'static str =
+        "application/vnd.sealroot.object-signatures.v1";
 
     pub fn new(s: impl Into<String>) -> Self {
         MediaType(s.into())

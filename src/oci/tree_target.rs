@@ -132,13 +132,13 @@ pub fn merged_tree(layers: &[ImportedLayer]) -> Result<Tree, ImportError> {
     let mut tree = Tree::new(root).map_err(|e| ImportError::Apply {
         index: 0,
         layer: LayerDigest(crate::oci::Sha256Digest::of(b"")),
-        source: Box::new(e),
+        error: Box::new(e),
     })?;
     for (index, layer) in layers.iter().enumerate() {
         apply_layer(&mut tree, &layer.changes).map_err(|e| ImportError::Apply {
             index: index + 1,
             layer: LayerDigest(layer.descriptor.digest),
-            source: Box::new(e),
+            error: Box::new(e),
         })?;
     }
     super::canonical::canonicalize(&mut tree);

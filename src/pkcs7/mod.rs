@@ -13,8 +13,8 @@ pub mod verify;
 
 pub use profile::{ProfileError, SignedMessage, SignerId};
 #[cfg(feature = "host")]
-pub use sign::{SignError, SignOptions, sign, sign_fsverity};
-pub use verify::{Verified, VerifyError, verify, verify_fsverity};
+pub use sign::{SignError, SignOptions, sign, sign_attached, sign_fsverity};
+pub use verify::{Verified, VerifyError, verify, verify_attached, verify_fsverity};
 
 #[cfg(all(test, feature = "host"))]
 mod tests;

@@ -131,6 +131,12 @@ pub enum ProfileError {
          (the kernel refuses attached content with EBADMSG); sign with -binary/-nodetach off"
     )]
     AttachedContent,
+    /// Content detached where it must be attached (an IPE policy).
+    #[error(
+        "the signature carries no content: an IPE policy must be signed with its text \
+         attached (openssl smime -sign -nodetach, or `sealroot ipe sign`)"
+    )]
+    DetachedContent,
     /// Not exactly one SignerInfo.
     #[error("the message has {0} SignerInfos; sealroot requires exactly one")]
     SignerCount(usize),
@@ -166,8 +172,27 @@ pub enum ProfileError {
     },
 }
 
-/// Parses a DER PKCS#7 message and checks it against the profile.
+/// Parses a DER PKCS#7 message and checks it against the profile (content
+/// detached, as fs-verity requires).
 pub fn parse(der_bytes: &[u8]) -> Result<SignedMessage, ProfileError> {
+    let (msg, content) = parse_message(der_bytes)?;
+    if content.is_some() {
+        return Err(ProfileError::AttachedContent);
+    }
+    Ok(msg)
+}
+
+/// Parses a DER PKCS#7 message that carries its content (`openssl smime
+/// -sign -nodetach`, what IPE takes for a policy: `verify_pkcs7_signature()`
+/// with no detached data, `security/ipe/policy.c`), checks it against the
+/// same profile, and returns the content.
+pub fn parse_attached(der_bytes: &[u8]) -> Result<(SignedMessage, Vec<u8>), ProfileError> {
+    let (msg, content) = parse_message(der_bytes)?;
+    let content = content.ok_or(ProfileError::DetachedContent)?;
+    Ok((msg, content))
+}
+
+fn parse_message(der_bytes: &[u8]) -> Result<(SignedMessage, Option<Vec<u8>>), ProfileError> {
     let info = ContentInfo::from_der(der_bytes)
         .map_err(|e| ProfileError::Malformed(format!("ContentInfo: {e}")))?;
     // Everything below re-encodes parts of the message (signed attributes,
@@ -195,9 +220,14 @@ pub fn parse(der_bytes: &[u8]) -> Result<SignedMessage, ProfileError> {
             &sd.encap_content_info.econtent_type,
         )));
     }
-    if sd.encap_content_info.econtent.is_some() {
-        return Err(ProfileError::AttachedContent);
-    }
+    let content = match &sd.encap_content_info.econtent {
+        None => None,
+        Some(any) => Some(
+            any.decode_as::<der::asn1::OctetString>()
+                .map_err(|e| ProfileError::Malformed(format!("eContent: {e}")))?
+                .into_bytes(),
+        ),
+    };
     let mut certificates = Vec::new();
     for (i, choice) in sd.certificates.iter().flat_map(|s| s.0.iter()).enumerate() {
         let index = i + 1;
@@ -228,14 +258,17 @@ pub fn parse(der_bytes: &[u8]) -> Result<SignedMessage, ProfileError> {
         .as_ref()
         .map(signed_attributes)
         .transpose()?;
-    Ok(SignedMessage {
-        digest_algorithm,
-        signature_algorithm,
-        signer,
-        signed_attributes,
-        signature: si.signature.as_bytes().to_vec(),
-        certificates,
-    })
+    Ok((
+        SignedMessage {
+            digest_algorithm,
+            signature_algorithm,
+            signer,
+            signed_attributes,
+            signature: si.signature.as_bytes().to_vec(),
+            certificates,
+        },
+        content,
+    ))
 }
 
 fn signer_id(si: &SignerInfo, sd_version: CmsVersion) -> Result<SignerId, ProfileError> {

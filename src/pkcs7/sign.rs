@@ -123,6 +123,31 @@ pub fn sign(
     cert: &Cert,
     options: &SignOptions,
 ) -> Result<Vec<u8>, SignError> {
+    sign_message(content, false, digest_algorithm, signer, cert, options)
+}
+
+/// Signs `content` and carries it inside the message (eContent), the shape
+/// IPE takes for a policy: what `openssl smime -sign -noattr -nodetach
+/// -nosmimecap -binary -outform der` writes (with `embed_signer_cert`, as
+/// openssl embeds the signer certificate unless told `-nocerts`).
+pub fn sign_attached(
+    content: &[u8],
+    digest_algorithm: DigestAlgorithm,
+    signer: &dyn Signer,
+    cert: &Cert,
+    options: &SignOptions,
+) -> Result<Vec<u8>, SignError> {
+    sign_message(content, true, digest_algorithm, signer, cert, options)
+}
+
+fn sign_message(
+    content: &[u8],
+    attach: bool,
+    digest_algorithm: DigestAlgorithm,
+    signer: &dyn Signer,
+    cert: &Cert,
+    options: &SignOptions,
+) -> Result<Vec<u8>, SignError> {
     if let Some(key) = signer.public_key()
         && &key != cert.public_key()
     {
@@ -192,7 +217,11 @@ pub fn sign(
         digest_algorithms: SetOfVec::try_from(vec![digest_algorithm.identifier()])?,
         encap_content_info: EncapsulatedContentInfo {
             econtent_type: oid::ID_DATA,
-            econtent: None,
+            econtent: if attach {
+                Some(Any::encode_from(&OctetString::new(content)?)?)
+            } else {
+                None
+            },
         },
         certificates,
         crls: None,
@@ -205,6 +234,16 @@ pub fn sign(
     .to_der()?;
     // The message must pass our own verifier with the signer's certificate
     // trusted; anything else is a bug worth stopping for.
-    verify(&message, content, std::slice::from_ref(cert)).map_err(SignError::SelfCheck)?;
+    if attach {
+        let (_, carried) = super::verify::verify_attached(&message, std::slice::from_ref(cert))
+            .map_err(SignError::SelfCheck)?;
+        if carried != content {
+            return Err(SignError::SelfCheck(VerifyError::Profile(
+                super::ProfileError::Malformed("the carried content differs".into()),
+            )));
+        }
+    } else {
+        verify(&message, content, std::slice::from_ref(cert)).map_err(SignError::SelfCheck)?;
+    }
     Ok(message)
 }

@@ -50,6 +50,11 @@ pub struct Verified {
     pub digest_algorithm: DigestAlgorithm,
     /// The signature algorithm.
     pub signature_algorithm: SignatureAlgorithm,
+    /// The public key that verified the message's signature (of
+    /// `signer`): what checks other signatures by the same signer (the
+    /// per-object signatures of a bundle share one signer and chain).
+    #[serde(skip)]
+    pub signer_key: crate::crypto::PublicKey,
 }
 
 /// Why a signature was refused. Each variant names its evidence.
@@ -127,6 +132,17 @@ pub enum VerifyError {
 pub fn verify(signature: &[u8], content: &[u8], trusted: &[Cert]) -> Result<Verified, VerifyError> {
     let msg = profile::parse(signature)?;
     verify_message(&msg, content, trusted)
+}
+
+/// Verifies a DER PKCS#7 message with attached content (an IPE policy)
+/// against `trusted` certificates; returns the verdict and the content.
+pub fn verify_attached(
+    signature: &[u8],
+    trusted: &[Cert],
+) -> Result<(Verified, Vec<u8>), VerifyError> {
+    let (msg, content) = profile::parse_attached(signature)?;
+    let verified = verify_message(&msg, &content, trusted)?;
+    Ok((verified, content))
 }
 
 /// Verifies an fs-verity builtin signature for a file digest: the content
@@ -369,5 +385,6 @@ fn report(msg: &SignedMessage, trusted: &Cert, chain: &[&Cert], signer: &Cert) -
         chain: chain.iter().map(|c| c.info()).collect(),
         digest_algorithm: msg.digest_algorithm,
         signature_algorithm: msg.signature_algorithm,
+        signer_key: signer.public_key().clone(),
     }
 }

@@ -29,6 +29,9 @@
 //! [mount]
 //! erofs-backing = auto       # auto | file | loop
 //!
+//! [ipe]
+//! policy = /etc/sealroot/ipe/policy.p7s   # the signed IPE policy (docs/ipe.md)
+//! required = no              # yes: refuse to boot without an active policy
 //! [boot]
 //! required = yes             # no: stand down when the command line names
 //!                            #   no sealroot image (another unit boots)
@@ -113,6 +116,39 @@ pub enum ErofsBacking {
     Loop,
 }
 
+/// `[ipe]`: the IPE policy sealroot-prepare loads and activates once the
+/// sealed root is mounted (`prepare::ipe`, docs/ipe.md).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IpeConfig {
+    /// The signed policy in the initramfs; a missing file means no IPE
+    /// unless `required`.
+    pub policy: PathBuf,
+    /// Refuse to boot unless the policy is loaded and active. A policy file
+    /// that exists is always required to work: nothing on the kernel
+    /// command line (e.g. `lsm=` without ipe) may switch it off.
+    pub required: bool,
+}
+
+impl Default for IpeConfig {
+    fn default() -> Self {
+        IpeConfig {
+            policy: PathBuf::from(IPE_POLICY_PATH),
+            required: false,
+        }
+    }
+}
+
+/// Why `[boot] required = no` does not stand down when `[ipe] required =
+/// yes` (sealroot-prepare and the switch-root gate say the same).
+pub const STAND_DOWN_WITH_IPE_REQUIRED: &str = "the kernel command line names no sealroot \
+    image and [boot] required = no, but [ipe] required = yes: standing down would boot a root \
+    sealroot did not verify, without the IPE policy; refusing (select an image with \
+    sealroot=, or set [ipe] required = no in the initramfs)";
+
+/// Where the dracut module and the mkosi integration install the signed
+/// policy.
+pub const IPE_POLICY_PATH: &str = "/etc/sealroot/ipe/policy.p7s";
+
 /// `[boot]`: whether this initramfs boots only sealed roots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -152,6 +188,7 @@ pub struct Config {
     pub etc: EtcMode,
     pub var: VarMode,
     pub erofs_backing: ErofsBacking,
+    pub ipe: IpeConfig,
     pub boot: BootConfig,
 }
 
@@ -168,6 +205,7 @@ impl Default for Config {
             etc: EtcMode::Persistent,
             var: VarMode::Persistent,
             erofs_backing: ErofsBacking::Auto,
+            ipe: IpeConfig::default(),
             boot: BootConfig::default(),
         }
     }
@@ -267,17 +305,19 @@ enum Section {
     Etc,
     Var,
     Mount,
+    Ipe,
     Boot,
 }
 
 impl Section {
-    const ALL: [Section; 7] = [
+    const ALL: [Section; 8] = [
         Section::Sysroot,
         Section::Keyring,
         Section::Verify,
         Section::Etc,
         Section::Var,
         Section::Mount,
+        Section::Ipe,
         Section::Boot,
     ];
 
@@ -289,6 +329,7 @@ impl Section {
             Section::Etc => "etc",
             Section::Var => "var",
             Section::Mount => "mount",
+            Section::Ipe => "ipe",
             Section::Boot => "boot",
         }
     }
@@ -422,6 +463,8 @@ impl Config {
                     ],
                 )?
             }
+            (Section::Ipe, "policy") => self.ipe.policy = absolute_path(value)?,
+            (Section::Ipe, "required") => self.ipe.required = boolean(value)?,
             (Section::Boot, "required") => self.boot.required = boolean(value)?,
             _ => {
                 let known: &[&str] = match section {
@@ -435,6 +478,7 @@ impl Config {
                     ],
                     Section::Etc | Section::Var => &["mode"],
                     Section::Mount => &["erofs-backing"],
+                    Section::Ipe => &["policy", "required"],
                     Section::Boot => &["required"],
                 };
                 return Err(format!("unknown key (known: {})", known.join(", ")));
@@ -494,7 +538,7 @@ mod tests {
              [keyring]\nseal = ca-chain\n[verify]\nsignatures = kernel\nattach-signatures = yes\n\
              require-binding = no\nmin-created = 2026-01-31T12:00:00+01:00 # floor\n\
              [etc]\nmode = transient\n[var]\nmode=transient\n[mount]\nerofs-backing = loop\n\
-             [boot]\nrequired = no\n",
+             [ipe]\npolicy = /etc/ipe.p7s\nrequired = yes\n[boot]\nrequired = no\n",
             "f",
         )
         .unwrap();
@@ -511,6 +555,10 @@ mod tests {
                 etc: EtcMode::Transient,
                 var: VarMode::Transient,
                 erofs_backing: ErofsBacking::Loop,
+                ipe: IpeConfig {
+                    policy: "/etc/ipe.p7s".into(),
+                    required: true,
+                },
                 boot: BootConfig { required: false },
             }
         );
@@ -543,6 +591,8 @@ mod tests {
         assert!(e("[sysroot]\nrepository = /abs\n").contains("must be relative"));
         assert!(e("[sysroot]\nrepository = ../x\n").contains("may not contain"));
         assert!(e("[verify]\nattach-signatures = maybe\n").contains("not one of yes, true"));
+        assert!(e("[ipe]\npolicy = ipe.p7s\n").contains("must be an absolute path"));
+        assert!(e("[ipe]\nenforce = yes\n").contains("unknown key (known: policy, required)"));
         assert!(e("[verify]\nrequire-binding = maybe\n").contains("not one of yes, true"));
         assert_eq!(
             e("[verify]\nmin-created = 2026-01-31\n"),
@@ -568,6 +618,61 @@ mod tests {
         assert!(
             e.to_string().contains("unknown key (known: required)"),
             "{e}"
+        );
+    }
+
+    /// `[ipe]`, `[boot]` and `[verify]` (the three sections the IPE and
+    /// boot-edge work added keys to) in one file, in any order; an unknown
+    /// key in any of them is refused with that section's own key list, and
+    /// a key of one section is not accepted in another.
+    #[test]
+    fn ipe_boot_verify_sections_together() {
+        let c = parse(
+            "[boot]\nrequired = no\n[ipe]\nrequired = yes\npolicy = /etc/sealroot/ipe/p.p7s\n\
+             [verify]\nrequire-binding = yes\nmin-created = 2026-02-01T00:00:00Z\n",
+            "f",
+        )
+        .unwrap();
+        assert!(!c.boot.required);
+        assert!(c.ipe.required);
+        assert_eq!(c.ipe.policy, PathBuf::from("/etc/sealroot/ipe/p.p7s"));
+        assert!(c.require_binding);
+        assert_eq!(
+            c.min_created,
+            Some(Timestamp::parse("2026-02-01T00:00:00Z").unwrap())
+        );
+        // Defaults of the three sections when the file names none of them.
+        let d = Config::default();
+        assert!(d.boot.required && !d.ipe.required && d.require_binding);
+        assert_eq!(d.ipe.policy, PathBuf::from(IPE_POLICY_PATH));
+        assert_eq!(d.min_created, None);
+
+        let e = |t: &str| parse(t, "f").unwrap_err().to_string();
+        let valid =
+            "[boot]\nrequired = no\n[ipe]\nrequired = yes\n[verify]\nrequire-binding = no\n";
+        for (extra, known) in [
+            (
+                "[ipe]\nmin-created = 2026-02-01T00:00:00Z\n",
+                "policy, required",
+            ),
+            ("[boot]\npolicy = /p\n", "required"),
+            (
+                "[verify]\nrequired = yes\n",
+                "signatures, attach-signatures, require-binding, min-created",
+            ),
+        ] {
+            let err = e(&format!("{valid}{extra}"));
+            assert!(
+                err.contains(&format!("unknown key (known: {known})")),
+                "{extra:?}: {err}"
+            );
+            // The line number points at the unknown key (after the valid part).
+            assert!(err.starts_with("f:8: "), "{extra:?}: {err}");
+        }
+        // A repeated section header does not allow setting a key twice.
+        assert!(
+            e("[ipe]\nrequired = yes\n[boot]\nrequired = no\n[ipe]\nrequired = no\n")
+                .contains("[ipe] required is set twice")
         );
     }
 

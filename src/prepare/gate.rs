@@ -273,6 +273,12 @@ fn check_stood_down(facts: &Facts<'_>) -> Result<Allowed, String> {
             super::config::CONFIG_PATH
         ));
     }
+    if facts.config.ipe.required {
+        return Err(format!(
+            "sealroot-prepare stood down, but {}",
+            super::config::STAND_DOWN_WITH_IPE_REQUIRED
+        ));
+    }
     if cmdline::names_sealroot(facts.cmdline) {
         return Err(
             "sealroot-prepare stood down, but the kernel command line names a sealroot \
@@ -514,5 +520,22 @@ mod tests {
         f.cmdline = "root=/dev/vda rw";
         f.stood_down_marker = true;
         assert!(check(&f).unwrap_err().contains("[boot] required = yes"));
+    }
+
+    /// `[ipe] required = yes` makes standing down a refusal even with
+    /// `[boot] required = no`, the marker and a command line without
+    /// sealroot: the root would run without the IPE policy.
+    #[test]
+    fn stand_down_is_refused_when_ipe_is_required() {
+        let not_selected = r#"{"result": "not-selected", "error": null, "mount": null}"#;
+        let ipe =
+            crate::prepare::config::parse("[boot]\nrequired = no\n[ipe]\nrequired = yes\n", "f")
+                .unwrap();
+        let mut f = facts(&ipe, Some(not_selected), SEALED, 30);
+        f.cmdline = "root=/dev/vda rw";
+        f.stood_down_marker = true;
+        let e = check(&f).unwrap_err();
+        assert!(e.contains("[ipe] required = yes"), "{e}");
+        assert!(e.contains("without the IPE policy"), "{e}");
     }
 }

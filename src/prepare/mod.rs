@@ -13,9 +13,13 @@
 //!    opens and measures; [`repo`] reads the untrusted disk); on the first boot of a deployment made without
 //!    fs-verity, with attaching allowed, [`objects`] gives the object store
 //!    fs-verity;
-//! 5. [`mountroot`]: composefs (EROFS + overlayfs `verity=require`), /etc,
-//!    /var, /sysroot, moved onto the sysroot in one step;
-//! 6. [`record`] writes `/run/sealroot/status.json`.
+//! 5. [`ipe`] (when the initramfs carries a policy): the kernel enforces
+//!    IPE, the objects carry their signatures, the kernel accepts the
+//!    policy (loaded, not active);
+//! 6. [`mountroot`]: composefs (EROFS + overlayfs `verity=require`), /etc,
+//!    /var, /sysroot, moved onto the sysroot in one step; then the IPE
+//!    policy is activated (or the new root unmounted again);
+//! 7. [`record`] writes `/run/sealroot/status.json`.
 //!
 //! Fail closed: the first problem stops the flow with one [`Error`], whose
 //! message is the one line the binary prints, and nothing is left mounted.
@@ -32,6 +36,7 @@ pub mod cmdline;
 pub mod config;
 pub mod files;
 pub mod gate;
+pub mod ipe;
 pub mod log;
 pub mod modules;
 pub mod mountroot;
@@ -95,6 +100,8 @@ pub enum Error {
          verity feature): {0}"
     )]
     Objects(repo::RepoError),
+    #[error(transparent)]
+    Ipe(#[from] ipe::IpeError),
     #[error("refusing to switch root: {0}")]
     Gate(String),
     #[error("cannot leave the stand-down marker {path}: {reason}")]
@@ -137,6 +144,9 @@ impl Error {
             | Error::Objects(_)
             | Error::Marker { .. } => exit::SYSTEM,
             Error::Verify(_) | Error::Repo(_) | Error::Gate(_) => exit::REFUSED,
+            Error::Ipe(ipe::IpeError::PolicyFile { .. }) => exit::CONFIG,
+            Error::Ipe(ipe::IpeError::Kernel(_)) => exit::SYSTEM,
+            Error::Ipe(ipe::IpeError::ObjectSignatures(_)) => exit::REFUSED,
         }
     }
 }
@@ -198,6 +208,15 @@ pub fn run(
     // keep sealroot in (any sealroot parameter, even a malformed one, is
     // parsed and must select an image).
     if !config.boot.required && !cmdline::names_sealroot(&cmdline) {
+        // Standing down boots a root sealroot did not verify, without the
+        // IPE policy: an initramfs that requires IPE never allows that
+        // (the gate checks the same).
+        if config.ipe.required {
+            return Err(Error::Config(config::ConfigError::File {
+                file: inputs.config_file.display().to_string(),
+                reason: config::STAND_DOWN_WITH_IPE_REQUIRED.into(),
+            }));
+        }
         status.timings_us.config = micros(t);
         log.notice(&format!(
             "no sealroot parameter on the kernel command line and [boot] required = no in {}: \
@@ -210,6 +229,8 @@ pub fn run(
     let selector = cmdline::parse(&cmdline)?;
     status.selector = Some(selector.to_string());
     let certs = load_certs(inputs.certs_dir)?;
+    let mut ipe_plan = ipe::read_policy(&config.ipe)?;
+    status.ipe = ipe_plan.as_ref().map(|p| p.record.clone());
     status.timings_us.config = micros(t);
 
     // 2. Modules.
@@ -262,24 +283,54 @@ pub fn run(
     }
 
     // 4b. A deployment made without fs-verity, booted for the first time
-    //     with attaching allowed: its objects get fs-verity now (see
+    //     with attaching allowed: its objects get fs-verity now, with their
+    //     builtin signatures when the image has per-object signatures (see
     //     `objects`). The hint decides only whether to do the work.
-    if config.attach_signatures {
+    let hint = repo.deployment(&verified.deployment)?;
+    let first_boot = config.attach_signatures && !hint.verity;
+    let bundle = if first_boot || ipe_plan.is_some() {
+        objects::load_bundle(&repo, verified.artifact.as_ref())?
+    } else {
+        None
+    };
+    if first_boot {
         let t = Instant::now();
-        let hint = repo.deployment(&verified.deployment)?;
-        if !hint.verity {
-            let done = objects::enable_missing(&repo, &verified.deployment, &hint)
-                .map_err(Error::Objects)?;
-            log.info(&format!(
-                "first boot of {}: enabled fs-verity on {} objects ({} had it)",
-                verified.deployment, done.enabled, done.present
-            ));
-            status.objects_verity = Some(done);
-        }
+        let attach = objects::Attach {
+            bundle: bundle.as_ref(),
+            require_signatures: ipe_plan.is_some(),
+        };
+        let done = objects::enable_missing(&repo, &verified.deployment, &hint, &attach)
+            .map_err(Error::Objects)?;
+        log.info(&format!(
+            "first boot of {}: enabled fs-verity on {} objects ({} with their builtin \
+             signature; {} had it)",
+            verified.deployment, done.enabled, done.signed, done.present
+        ));
+        status.objects_verity = Some(done);
         status.timings_us.objects = micros(t);
     }
 
-    // 5. Mount.
+    // 5. IPE, before anything is mounted: kernel support, object
+    //    signatures, the kernel's verdict on the policy (loaded, inactive).
+    let loaded = match ipe_plan.as_mut() {
+        None => None,
+        Some(plan) => {
+            let t = Instant::now();
+            let objects = ipe::object_signatures(
+                &repo,
+                verified.artifact.as_ref(),
+                bundle.as_ref(),
+                &hint,
+                status.objects_verity.as_ref(),
+            );
+            let loaded = ipe::load(plan, kernel_signatures, objects);
+            status.ipe = Some(plan.record.clone());
+            status.timings_us.ipe = micros(t);
+            Some(loaded?)
+        }
+    };
+
+    // 6. Mount.
     let t = Instant::now();
     let mounted = mountroot::mount_root(
         &config,
@@ -287,10 +338,43 @@ pub fn run(
         &verified.image_file,
         &verified.deployment,
         &mut loader,
-    )?;
+    );
     status.modules_loaded = loader.loaded.clone();
+    let mounted = match mounted {
+        Ok(m) => m,
+        Err(e) => {
+            if let Some(l) = loaded {
+                l.discard();
+            }
+            return Err(e.into());
+        }
+    };
     status.mount = Some(mounted);
     status.timings_us.mount = micros(t);
+
+    // 6b. The policy becomes active only now that the sealed root is in
+    //     place; if that fails, the new root goes away again.
+    if let (Some(loaded), Some(plan)) = (loaded, ipe_plan.as_mut()) {
+        let activated = loaded.activate(&mut plan.record);
+        status.ipe = Some(plan.record.clone());
+        if let Err(e) = activated {
+            let _ = crate::mount::detach(&config.sysroot);
+            status.mount = None;
+            return Err(e.into());
+        }
+        log.info(&format!(
+            "IPE policy '{}' {} (signed by {}) is active and enforcing{}; objects: {}",
+            plan.record.name,
+            plan.record.version,
+            plan.policy.signer_description(),
+            if plan.record.enforce_overridden {
+                " (ipe.enforce=0 on the kernel command line was overridden)"
+            } else {
+                ""
+            },
+            plan.record.objects.as_deref().unwrap_or("")
+        ));
+    }
     status.timings_us.total = micros(started);
     log.info(&format!(
         "mounted the sealed root at {} in {} ms (/etc {}, /var {})",

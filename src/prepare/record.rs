@@ -53,6 +53,9 @@ pub struct Status {
     /// Set on the first boot of a deployment made without fs-verity (with
     /// `attach-signatures = yes`): objects given fs-verity now.
     pub objects_verity: Option<super::objects::ObjectsEnabled>,
+    /// The IPE policy from the initramfs, when there is one: what was
+    /// loaded and whether it is active (docs/ipe.md).
+    pub ipe: Option<super::ipe::IpeRecord>,
     pub timings_us: Timings,
     /// CPU time of the process at the end: `user` is the binary's own work
     /// (parsing, userspace signature checks), `system` the kernel's on its
@@ -108,6 +111,9 @@ pub struct Timings {
     pub verify: u64,
     /// Enabling fs-verity on objects (first boot without it; else ~0).
     pub objects: u64,
+    /// IPE checks and loading the policy (activation is in `mount`'s
+    /// wake, a single write).
+    pub ipe: u64,
     pub mount: u64,
     /// From the start of `main` to the root mounted (or the refusal).
     pub total: u64,

@@ -57,7 +57,11 @@ pub struct ArtifactCheck {
     pub roles: Vec<RoleCheck>,
     /// The binding record, if the artifact carries one.
     pub binding: Option<RecordCheck>,
-    /// Every signature checked out (digests and trust).
+    /// The per-object signatures (sealroot extension layer, `objsig`), if
+    /// the artifact carries them.
+    pub object_signatures: Option<crate::objsig::check::BundleCheck>,
+    /// Every signature checked out (digests and trust), the binding record
+    /// and the object signatures included.
     pub verified: bool,
 }
 
@@ -108,6 +112,9 @@ impl ArtifactCheck {
                 .binding
                 .as_ref()
                 .is_some_and(|b| b.problem.is_some() && !b.untrusted_only)
+            || self.object_signatures.as_ref().is_some_and(|o| {
+                o.missing > 0 || o.bad > 0 || (o.problem.is_some() && !o.untrusted_only)
+            })
     }
 }
 
@@ -137,6 +144,7 @@ pub fn check_artifacts(
                 problem: Some(e.to_string()),
                 roles: Vec::new(),
                 binding: None,
+                object_signatures: None,
                 verified: false,
             },
             Ok(a) => check_one(layout, image, merged, &desc, &a, trusted),
@@ -184,9 +192,21 @@ fn check_one(
             },
         }
     });
+    let object_signatures = crate::objsig::check::read_bundle(layout, a).map(|bundle| {
+        let objects = crate::objsig::build::tree_objects(&merged.tree);
+        match bundle {
+            Ok(b) => crate::objsig::check::check_bundle(&b, &objects, trusted),
+            Err(e) => crate::objsig::check::BundleCheck {
+                objects: objects.len(),
+                problem: Some(e),
+                ..Default::default()
+            },
+        }
+    });
     let verified = !trusted.is_empty()
         && roles.iter().all(|r| r.problem.is_none())
-        && binding.as_ref().is_none_or(|b| b.problem.is_none());
+        && binding.as_ref().is_none_or(|b| b.problem.is_none())
+        && object_signatures.as_ref().is_none_or(|o| o.complete());
     ArtifactCheck {
         artifact: desc.digest,
         format: match a.format {
@@ -197,6 +217,7 @@ fn check_one(
         problem: None,
         roles,
         binding,
+        object_signatures,
         verified,
     }
 }

@@ -15,8 +15,8 @@ use std::path::Path;
 use crate::crypto::{Cert, CertInfo};
 use crate::oci::artifact::Role;
 use crate::oci::layout::{ImageLayout, ResolvedImage};
-use crate::oci::{ManifestDigest, Sha256Digest};
-use crate::verity::ioctl;
+use crate::oci::{Descriptor, ManifestDigest, Sha256Digest};
+use crate::verity::{FsVerityDigest, ioctl};
 
 use super::check::read_signature;
 use super::dir::FileKind;
@@ -24,7 +24,9 @@ use super::image::{MergedImage, build_merged};
 use super::json::{Deployment, SignatureMode};
 use super::seal::SealDigests;
 use super::source::{self, BoundBy, Choice, SealSource};
-use super::store::{ObjectStats, Repository, VerityRequest, VerityState, is_unsupported};
+use super::store::{
+    ObjectSigning, ObjectStats, Repository, SigningMode, VerityRequest, VerityState, is_unsupported,
+};
 use super::{Error, var};
 
 /// How to attach signatures (docs/repository.md, "Signature modes").
@@ -92,12 +94,67 @@ pub fn deploy(
     };
     // Refuse before writing anything when no source can match: manifest
     // and config digests (and signatures) are known without the layers.
-    source::choose(layout, image, &SealDigests::of(image, alg, None), &choice)?;
-    let sink = repo.object_sink()?;
+    let first = source::choose(layout, image, &SealDigests::of(image, alg, None), &choice)?;
+    // Per-object signatures go onto the objects as they are written
+    // (fs-verity takes its builtin signature when it is enabled, once).
+    // Inline-sealed images have none (`oci seal --inline` refuses
+    // --object-signatures: docs/sealing.md, "Object signatures").
+    let first_artifact = first.artifact();
+    let bundle = match &first.source {
+        SealSource::Artifact {
+            descriptor,
+            artifact,
+            ..
+        } => crate::objsig::check::read_bundle(layout, artifact)
+            .transpose()
+            .map_err(|e| Error::Refused(format!("artifact {}: {e}", descriptor.digest)))?,
+        SealSource::Inline(_) => None,
+    };
+    let signing = bundle.as_ref().and_then(|b| {
+        let mode = match opts.mode {
+            ModeChoice::Fixed(SignatureMode::Builtin) => SigningMode::Required,
+            ModeChoice::Fixed(SignatureMode::AttachAtBoot) => SigningMode::AttachAtBoot,
+            ModeChoice::Fixed(SignatureMode::Detached) => return None,
+            ModeChoice::Auto => SigningMode::Try,
+        };
+        Some(ObjectSigning { bundle: b, mode })
+    });
+    let attach_objects = signing.is_some();
+    let sink = repo.object_sink_signed(signing)?;
     let merged = build_merged(layout, image, &sink)?;
     let warnings: Vec<String> = missing_mount_points(&merged.tree).into_iter().collect();
+    if let (Some(b), true) = (&bundle, attach_objects) {
+        // The bundle must cover the merged image (`oci verify` checks the
+        // same): a missing entry would be an object IPE refuses to run.
+        let missing: Vec<FsVerityDigest> = crate::objsig::build::tree_objects(&merged.tree)
+            .into_iter()
+            .filter(|d| b.signature(d).is_none())
+            .collect();
+        if let Some(first) = missing.first() {
+            return Err(Error::Refused(format!(
+                "image {}: its object signature bundle (artifact {}) has no signature for {} \
+                 of its objects, e.g. {first}: it does not belong to this image; seal it again \
+                 with `sealroot oci seal --object-signatures`",
+                image.manifest_digest(),
+                first_artifact.map(|d| d.to_string()).unwrap_or_default(),
+                missing.len()
+            )));
+        }
+    }
     let digests = SealDigests::of(image, alg, Some(merged.digest(alg)));
     let chosen = source::choose(layout, image, &digests, &choice)?;
+    if chosen.artifact() != first_artifact && bundle.is_some() {
+        return Err(Error::Refused(format!(
+            "image {}: the layers match the signatures of {}, not artifact {} whose object \
+             signatures were attached; pick one with --artifact",
+            image.manifest_digest(),
+            chosen
+                .artifact()
+                .map(|d| format!("artifact {d}"))
+                .unwrap_or_else(|| "its inline metadata".into()),
+            first_artifact.map(|d| d.to_string()).unwrap_or_default(),
+        )));
+    }
     let params = repo.params();
 
     // Unreferenced blobs first: the artifact and its signatures (inline:
@@ -111,6 +168,21 @@ pub fn deploy(
         for e in &artifact.entries {
             let der = read_signature(layout, descriptor.digest, e).map_err(Error::Refused)?;
             repo.put_file(&repo.blob_rel(&e.blob.digest), &der, VerityRequest::Off)?;
+        }
+        // sealroot's extension layers (the object signature bundle):
+        // enable-verity, fsck and the initramfs read them from the
+        // repository. Read from the layout again, sha256-checked.
+        for d in &artifact.extensions {
+            let mut blob = Vec::new();
+            std::io::Read::read_to_end(
+                &mut layout.open_blob(d, "sealing artifact extension layer")?,
+                &mut blob,
+            )
+            .map_err(Error::io(
+                "reading the sealing artifact extension layer",
+                layout_path(layout, d),
+            ))?;
+            repo.put_file(&repo.blob_rel(&d.digest), &blob, VerityRequest::Off)?;
         }
         let empty = crate::oci::artifact::EMPTY_JSON;
         repo.put_file(
@@ -209,6 +281,18 @@ pub fn deploy(
     if objects.without_verity > 0 {
         verity = false;
     }
+    // "builtin" promises IPE that every object carries its signature
+    // (docs/ipe.md): with auto, the files' signer was accepted but the
+    // objects' was not.
+    if bundle.is_some() && mode == SignatureMode::Builtin && objects.unsigned > 0 {
+        return Err(Error::Refused(format!(
+            "image {}: the kernel accepted the signer of the manifest, config and EROFS but \
+             refused {} object signatures (another signer, not in .fs-verity); load its \
+             certificate (`sealroot keyring add`) or deploy with --signatures=detached",
+            image.manifest_digest(),
+            objects.unsigned
+        )));
+    }
     if mode == SignatureMode::AttachAtBoot {
         verity = false;
     }
@@ -282,6 +366,14 @@ fn missing_mount_points(tree: &crate::tree::Tree) -> Option<String> {
          boot; add them to the image (e.g. `RUN mkdir -p /etc /var /sysroot` in its \
          Containerfile), then seal and deploy it again"
     ))
+}
+
+/// Where blob `d` of `layout` is, for messages.
+fn layout_path(layout: &ImageLayout, d: &Descriptor) -> std::path::PathBuf {
+    layout
+        .dir()
+        .map(|p| p.join("blobs/sha256").join(d.digest.to_hex()))
+        .unwrap_or_else(|| std::path::PathBuf::from(d.digest.to_string()))
 }
 
 /// ENOKEY / EKEYREJECTED / EBADMSG: the kernel checked the builtin

@@ -3,7 +3,9 @@
 //! signed files of each deployment (the repository algorithm, with the
 //! PKCS#7 of the artifact, or of the inline-sealed manifest, as builtin
 //! signature when the deployment says builtin), then record
-//! `"verity": true`.
+//! `"verity": true`. An object gets the builtin signature the first
+//! deployment's object signature bundle (`objsig`) has for it, if any
+//! (docs/ipe.md): IPE's `fsverity_signature=TRUE` needs one.
 //!
 //! Files are re-created atomically (a copy gets verity, then is renamed
 //! over) because verity needs a file with no writer, which an in-place file
@@ -17,14 +19,15 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::oci::artifact::Role;
+use crate::objsig::repo::RepoBundles;
+use crate::oci::artifact::{Role, VerityAlgorithm};
 use crate::oci::manifest::ImageManifest;
 use crate::oci::stored::Stored;
 use crate::verity::{VerityParams, ioctl};
 
 use super::Error;
 use super::deploy::replace_deployment_json;
-use super::json::{Deployment, SignatureMode};
+use super::json::{Deployment, SignatureMode, parse_verity_hex};
 use super::scan;
 use super::source::deployed;
 use super::store::{MAX_BLOB_SIZE, MAX_IMAGE_SIZE, Repository, VerityRequest, VerityState};
@@ -33,11 +36,15 @@ const COMMAND: &str = "enable-verity";
 
 /// What enable-verity did.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct EnableReport {
     /// Files that got fs-verity now.
     pub enabled: u64,
     /// Files that had it already.
     pub already: u64,
+    /// Of `enabled`, objects that got their builtin signature from a
+    /// deployment's object signature bundle.
+    pub objects_signed: u64,
 }
 
 /// A file that lacks fs-verity and what it should get.
@@ -66,14 +73,21 @@ fn run(repo: &Repository, progress: &mut dyn FnMut(&Path)) -> Result<EnableRepor
 
     // Inspect.
     let mut pending = Vec::new();
+    let bundles = RepoBundles::load(repo)?;
     for f in scan::objects(repo)?.refuse_unexpected(COMMAND)? {
         if ioctl::has_verity(&f.open()?).unwrap_or(false) {
             report.already += 1;
         } else {
+            let signature = parse_verity_hex(&f.name, VerityAlgorithm::SHA256_12)
+                .ok()
+                .and_then(|d| bundles.pkcs7(&d));
+            if signature.is_some() {
+                report.objects_signed += 1;
+            }
             pending.push(Pending {
                 rel: f.rel,
                 params: VerityParams::sha256(),
-                signature: None,
+                signature,
                 limit: MAX_IMAGE_SIZE,
             });
         }

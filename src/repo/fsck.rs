@@ -1,7 +1,10 @@
 //! `sealroot repo fsck`: re-verify a repository from its bytes.
 //!
 //! - every object's fs-verity digest equals its name (and, where verity is
-//!   enabled, the kernel's measurement agrees);
+//!   enabled, the kernel's measurement agrees); its builtin signature, if
+//!   it has one, verifies against the trusted certificates (the kernel
+//!   keeps the first one attached), and an object a `builtin` deployment
+//!   with object signatures uses has one (IPE needs it);
 //! - every blob's sha256 equals its name;
 //! - every image's fs-verity digest equals its name, it reads as a
 //!   composefs EROFS, and every object it references is present;
@@ -63,6 +66,9 @@ pub struct FsckReport {
     pub deployments: u64,
     /// Signatures verified against the trusted certificates.
     pub signatures_verified: u64,
+    /// Objects whose builtin signature verified against the trusted
+    /// certificates (per-object signatures, docs/ipe.md).
+    pub object_signatures_verified: u64,
     pub problems: Vec<Problem>,
 }
 
@@ -140,11 +146,21 @@ pub fn fsck(repo: &Repository, trusted: &[Cert]) -> Result<FsckReport, Error> {
     let objects = list(scan::objects(repo), &mut r);
     r.objects = objects.len() as u64;
     let sha256 = VerityParams::sha256();
-    let bad: Vec<Problem> = objects
+    let need_signature = objects_needing_signatures(repo);
+    let results: Vec<Result<bool, Problem>> = objects
         .par_iter()
-        .filter_map(|f| check_object(&sha256, f).err())
+        .map(|f| {
+            let file = check_object(&sha256, f)?;
+            check_object_signature(f, &file, trusted, need_signature.get(f.name.as_str()))
+        })
         .collect();
-    r.problems.extend(bad);
+    for res in results {
+        match res {
+            Ok(true) => r.object_signatures_verified += 1,
+            Ok(false) => {}
+            Err(p) => r.problems.push(p),
+        }
+    }
     let present: BTreeSet<&str> = objects.iter().map(|f| f.name.as_str()).collect();
 
     // Blobs: sha256 equals the name.
@@ -270,7 +286,93 @@ fn link_target_ok(t: &Path) -> bool {
         })
 }
 
-fn check_object(params: &VerityParams, f: &Found) -> Result<(), Problem> {
+/// Objects (by name) of deployments that promise every object a builtin
+/// signature (`builtin`, fs-verity enabled, an object signature bundle),
+/// with one such deployment's directory for messages. Everything is read
+/// through the repository's `Dir`; what cannot be read is reported by the
+/// deployment and image checks.
+fn objects_needing_signatures(repo: &Repository) -> std::collections::HashMap<String, PathBuf> {
+    let mut out = std::collections::HashMap::new();
+    let Ok(deployments) = repo.deployments() else {
+        return out;
+    };
+    for found in deployments {
+        let Ok(d) = &found.deployment else { continue };
+        if d.signatures != SignatureMode::Builtin || !d.verity {
+            continue;
+        }
+        if !matches!(crate::objsig::repo::deployment_bundle(repo, d), Ok(Some(_))) {
+            continue;
+        }
+        let Ok(data) = repo.read_file(repo.image_rel(&d.image), MAX_IMAGE_SIZE) else {
+            continue;
+        };
+        if let Ok(objs) = image_objects(&data) {
+            for o in objs {
+                out.entry(o).or_insert_with(|| found.path.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The object's builtin signature, if it has one: it must verify against
+/// `trusted` (the kernel refuses to open an object whose signer is not in
+/// `.fs-verity`, and keeps one signature per file: every image sharing the
+/// object depends on it); an object a `builtin` deployment with object
+/// signatures uses must have one (IPE refuses to execute it otherwise).
+/// `file` is the object as [`check_object`] opened it. `Ok(true)`: a
+/// signature verified.
+fn check_object_signature(
+    f: &Found,
+    file: &File,
+    trusted: &[Cert],
+    needed_by: Option<&PathBuf>,
+) -> Result<bool, Problem> {
+    let problem = |p: String| Problem {
+        path: f.path(),
+        problem: p,
+    };
+    if trusted.is_empty() && needed_by.is_none() {
+        return Ok(false);
+    }
+    if !ioctl::has_verity(file).unwrap_or(false) {
+        return Ok(false);
+    }
+    let sig = match ioctl::read_signature(file) {
+        Ok(Some(sig)) => sig,
+        Ok(None) => {
+            return match needed_by {
+                Some(dir) => Err(problem(format!(
+                    "has fs-verity but no builtin signature, and deployment {} promises IPE \
+                     one on every object (fsverity_signature=TRUE): programs in it will not \
+                     run; deploy it again (sealroot deploy --signatures=builtin re-creates \
+                     such objects)",
+                    dir.display()
+                ))),
+                None => Ok(false),
+            };
+        }
+        Err(e) => return Err(problem(format!("cannot read its builtin signature: {e}"))),
+    };
+    if trusted.is_empty() {
+        return Ok(false);
+    }
+    let digest = parse_verity_hex(&f.name, crate::oci::artifact::VerityAlgorithm::SHA256_12)
+        .map_err(|e| problem(format!("not an object name: {e}")))?;
+    match verify_fsverity(&sig, &digest, trusted) {
+        Ok(_) => Ok(true),
+        Err(e) => Err(problem(format!(
+            "builtin signature does not verify against the trusted certificates: {e}; the \
+             kernel keeps one builtin signature per file (the first one attached), so every \
+             image sharing this object depends on that signer being trusted"
+        ))),
+    }
+}
+
+/// Checks the object's fs-verity digest against its name and returns it
+/// open (read-only, through the repository's `Dir`).
+fn check_object(params: &VerityParams, f: &Found) -> Result<File, Problem> {
     let problem = |p: String| Problem {
         path: f.path(),
         problem: p,
@@ -278,7 +380,15 @@ fn check_object(params: &VerityParams, f: &Found) -> Result<(), Problem> {
     let alg = crate::oci::artifact::VerityAlgorithm::SHA256_12;
     let expected =
         parse_verity_hex(&f.name, alg).map_err(|e| problem(format!("not an object name: {e}")))?;
-    let file = f.open().map_err(|e| Problem::of(&e))?;
+    let file = f.open().map_err(|e| match e.errno() {
+        Some(rustix::io::Errno::NOKEY | rustix::io::Errno::KEYREJECTED) => problem(format!(
+            "{}: the kernel refuses its builtin signature (its signer is not in .fs-verity); \
+             every image using this object fails to read it — deploy an image with object \
+             signatures by a trusted key to replace it",
+            e.reason()
+        )),
+        _ => Problem::of(&e),
+    })?;
     let actual =
         digest_open_file(params, &file).map_err(|e| problem(format!("cannot read: {e}")))?;
     if actual != expected {
@@ -294,7 +404,7 @@ fn check_object(params: &VerityParams, f: &Found) -> Result<(), Problem> {
             "the kernel measures fs-verity digest {measured}, not its name"
         )));
     }
-    Ok(())
+    Ok(file)
 }
 
 fn check_deployment(

@@ -76,7 +76,9 @@ pub struct Sealed {
 
 /// Signs `digests` with `signer` (certificate `cert`) and writes the
 /// artifact into the layout directory `layout_dir` as a referrer of
-/// `image`.
+/// `image`, with sealroot `extensions` (e.g. the per-object signature
+/// bundle, `objsig`) after the signature layers.
+#[allow(clippy::too_many_arguments)]
 pub fn seal(
     layout_dir: &Path,
     image: &ResolvedImage,
@@ -85,6 +87,7 @@ pub fn seal(
     signer: &dyn Signer,
     cert: &Cert,
     options: &SignOptions,
+    extensions: &[(Descriptor, Vec<u8>)],
 ) -> Result<Sealed, Error> {
     let mut signatures = Vec::new();
     for (role, digest) in digests.roles() {
@@ -113,7 +116,13 @@ pub fn seal(
     let subject = image
         .manifest
         .descriptor(image.descriptor.media_type.clone());
-    let built = artifact::build(&subject, algorithm, &signatures, Some(&binding))?;
+    let built = artifact::build_with_extensions(
+        &subject,
+        algorithm,
+        &signatures,
+        Some(&binding),
+        extensions,
+    )?;
     let writer = LayoutWriter::open(layout_dir)?;
     let descriptor = writer.write_artifact(&built)?;
     Ok(Sealed {

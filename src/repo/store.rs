@@ -408,7 +408,16 @@ impl Repository {
 
     /// A sink that stores file contents as objects while an image is
     /// imported.
-    pub fn object_sink(&self) -> Result<ObjectWriter, Error> {
+    pub fn object_sink(&self) -> Result<ObjectWriter<'static>, Error> {
+        self.object_sink_signed(None)
+    }
+
+    /// An object sink that gives each object its builtin signature from a
+    /// bundle (`objsig`), as `signing` says.
+    pub fn object_sink_signed<'b>(
+        &self,
+        signing: Option<ObjectSigning<'b>>,
+    ) -> Result<ObjectWriter<'b>, Error> {
         Ok(ObjectWriter {
             tmp: self.tmp_dir()?,
             objects: self.root.open_dir("objects")?,
@@ -420,6 +429,12 @@ impl Repository {
             bytes: AtomicU64::new(0),
             verity_enabled: AtomicU64::new(0),
             without_verity: AtomicU64::new(0),
+            signing,
+            try_signing: AtomicBool::new(true),
+            signed: AtomicU64::new(0),
+            resigned: AtomicU64::new(0),
+            signature_kept: AtomicU64::new(0),
+            unsigned: AtomicU64::new(0),
         })
     }
 
@@ -514,7 +529,7 @@ fn existing_state(
 /// (an [`ObjectSink`]): one pass streams the content into a temporary file
 /// and through the fs-verity hasher; the object is then named by the digest.
 #[derive(Debug)]
-pub struct ObjectWriter {
+pub struct ObjectWriter<'b> {
     tmp: Dir,
     objects: Dir,
     /// `objects/00` .. `objects/ff`, each opened (and checked) once.
@@ -528,6 +543,35 @@ pub struct ObjectWriter {
     bytes: AtomicU64,
     verity_enabled: AtomicU64,
     without_verity: AtomicU64,
+    signing: Option<ObjectSigning<'b>>,
+    /// Cleared at the first kernel refusal in [`SigningMode::Try`], so the
+    /// other objects do not each make a failing signature check.
+    try_signing: AtomicBool,
+    signed: AtomicU64,
+    resigned: AtomicU64,
+    signature_kept: AtomicU64,
+    unsigned: AtomicU64,
+}
+
+/// Per-object builtin signatures while objects are written (`objsig`;
+/// docs/repository.md, "Object signatures").
+#[derive(Debug, Clone, Copy)]
+pub struct ObjectSigning<'b> {
+    pub bundle: &'b crate::objsig::Bundle,
+    pub mode: SigningMode,
+}
+
+/// What to do with the bundle's signatures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigningMode {
+    /// Every object with an entry gets its builtin signature; a refusal by
+    /// the kernel (signer not in `.fs-verity`) is an error.
+    Required,
+    /// Builtin where the kernel accepts it, else fs-verity without.
+    Try,
+    /// No fs-verity at all: the initramfs attaches the signatures at the
+    /// first boot (`--signatures=attach-at-boot`).
+    AttachAtBoot,
 }
 
 /// What an [`ObjectWriter`] did.
@@ -544,9 +588,22 @@ pub struct ObjectStats {
     /// Objects (new or existing) left without fs-verity (none where the
     /// filesystem supports it).
     pub without_verity: u64,
+    /// Objects given their builtin signature now (new, existing without
+    /// fs-verity, or re-created: `resigned`).
+    pub signed: u64,
+    /// Existing objects re-created to carry their signature (they had
+    /// fs-verity without one, or one the kernel no longer accepts).
+    pub resigned: u64,
+    /// Existing objects that keep the builtin signature they have (another
+    /// trusted image signed the same content first: the kernel keeps one
+    /// signature per file).
+    pub signature_kept: u64,
+    /// Objects with an entry in the bundle left without their signature:
+    /// the kernel refused it in `Try` mode (signer not in `.fs-verity`).
+    pub unsigned: u64,
 }
 
-impl ObjectWriter {
+impl ObjectWriter<'_> {
     pub fn stats(&self) -> ObjectStats {
         ObjectStats {
             added: self.added.load(Ordering::Relaxed),
@@ -554,6 +611,10 @@ impl ObjectWriter {
             bytes: self.bytes.load(Ordering::Relaxed),
             verity_enabled: self.verity_enabled.load(Ordering::Relaxed),
             without_verity: self.without_verity.load(Ordering::Relaxed),
+            signed: self.signed.load(Ordering::Relaxed),
+            resigned: self.resigned.load(Ordering::Relaxed),
+            signature_kept: self.signature_kept.load(Ordering::Relaxed),
+            unsigned: self.unsigned.load(Ordering::Relaxed),
         }
     }
 
@@ -585,10 +646,22 @@ impl ObjectWriter {
         let dir = self
             .fanout_dir(&digest.to_hex())
             .map_err(io::Error::other)?;
-        if self.found_existing(&dir, &digest)? {
+        let signature = self.signature_for(&digest);
+        // The written copy serves either an existing object's re-signing
+        // or the new object, never both.
+        let mut written = Some(tmp);
+        let take = || {
+            written
+                .take()
+                .ok_or_else(|| io::Error::other("object copy used twice"))
+        };
+        if self.found_existing(&dir, &digest, signature.as_ref(), take)? {
             return Ok(digest);
         }
-        self.persist_new(tmp, &dir, &digest)?;
+        let tmp = written
+            .take()
+            .ok_or_else(|| io::Error::other("object copy used twice"))?;
+        self.persist_new(tmp, &dir, &digest, signature)?;
         Ok(digest)
     }
 
@@ -601,18 +674,31 @@ impl ObjectWriter {
         let dir = self
             .fanout_dir(&digest.to_hex())
             .map_err(io::Error::other)?;
-        if self.found_existing(&dir, &digest)? {
+        let signature = self.signature_for(&digest);
+        let copy = || -> io::Result<TempFile> {
+            let mut tmp = self.tmp.create_temp("w", 0o644).map_err(io::Error::other)?;
+            tmp.file().map_err(io::Error::other)?.write_all(data)?;
+            Ok(tmp)
+        };
+        if self.found_existing(&dir, &digest, signature.as_ref(), copy)? {
             return Ok(digest);
         }
-        let mut tmp = self.tmp.create_temp("w", 0o644).map_err(io::Error::other)?;
-        tmp.file().map_err(io::Error::other)?.write_all(data)?;
-        self.persist_new(tmp, &dir, &digest)?;
+        self.persist_new(copy()?, &dir, &digest, signature)?;
         Ok(digest)
     }
 
     /// Whether the object named by `digest` exists already in `dir` (its
-    /// fan-out directory); it then gets fs-verity if it lacks it.
-    fn found_existing(&self, dir: &Dir, digest: &FsVerityDigest) -> io::Result<bool> {
+    /// fan-out directory). It then gets fs-verity if it lacks it: with its
+    /// builtin signature when signing ([`Self::ensure_signed`], which may
+    /// need a fresh copy of the content: `copy` makes one), left off when
+    /// signatures are attached at boot.
+    fn found_existing(
+        &self,
+        dir: &Dir,
+        digest: &FsVerityDigest,
+        signature: Option<&Signature>,
+        copy: impl FnOnce() -> io::Result<TempFile>,
+    ) -> io::Result<bool> {
         let hex = digest.to_hex();
         let rest = &hex[2..];
         let Some(meta) = dir.stat(rest).map_err(io::Error::other)? else {
@@ -622,17 +708,34 @@ impl ObjectWriter {
         // below act on a file outside the repository.
         dir.require_file(rest, &meta).map_err(io::Error::other)?;
         self.existing.fetch_add(1, Ordering::Relaxed);
-        self.ensure_verity(dir, rest).map_err(io::Error::other)?;
+        match signature {
+            Some(Signature::Attach(sig)) => self.ensure_signed(dir, rest, copy, sig)?,
+            Some(Signature::LeaveOff) => {}
+            None => self.ensure_verity(dir, rest).map_err(io::Error::other)?,
+        }
         Ok(true)
     }
 
     /// Closes the fully written `tmp`, enables fs-verity on it where the
-    /// filesystem can, and links it in under its digest's name.
-    fn persist_new(&self, mut tmp: TempFile, dir: &Dir, digest: &FsVerityDigest) -> io::Result<()> {
+    /// filesystem can (with its builtin signature when signing; left off
+    /// when signatures are attached at boot), and links it in under its
+    /// digest's name.
+    fn persist_new(
+        &self,
+        mut tmp: TempFile,
+        dir: &Dir,
+        digest: &FsVerityDigest,
+        signature: Option<Signature>,
+    ) -> io::Result<()> {
         let hex = digest.to_hex();
         let rest = &hex[2..];
         tmp.close();
-        if self.try_verity.load(Ordering::Relaxed) {
+        if let Some(signature) = signature {
+            if let Signature::Attach(sig) = signature {
+                let f = tmp.reopen().map_err(io::Error::other)?;
+                self.enable_signed(&f, &dir.display(rest), &sig)?;
+            }
+        } else if self.try_verity.load(Ordering::Relaxed) {
             let request = VerityRequest::On {
                 params: &self.params,
                 signature: None,
@@ -652,6 +755,129 @@ impl ObjectWriter {
         }
         tmp.persist(dir, rest).map_err(io::Error::other)?;
         self.added.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// What a signing sink does with one object.
+enum Signature {
+    /// Enable fs-verity with this builtin signature.
+    Attach(Vec<u8>),
+    /// Leave fs-verity off (attach at boot).
+    LeaveOff,
+}
+
+impl ObjectWriter<'_> {
+    /// The signature decision for `digest`; `None` when not signing.
+    fn signature_for(&self, digest: &FsVerityDigest) -> Option<Signature> {
+        let s = self.signing?;
+        if s.mode == SigningMode::AttachAtBoot {
+            return Some(Signature::LeaveOff);
+        }
+        if s.mode == SigningMode::Try && !self.try_signing.load(Ordering::Relaxed) {
+            self.unsigned.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        // No entry: content a later layer replaced or removed (stored all
+        // the same, but not in the merged image the bundle covers); the
+        // deploy checks the merged image's coverage once it is known.
+        s.bundle.pkcs7(digest).map(Signature::Attach)
+    }
+
+    /// Enables fs-verity with `sig` on `f`, a read-only descriptor of a
+    /// checked repository file with no writer (`path` names it in
+    /// messages); in `Try` mode a kernel refusal falls back to fs-verity
+    /// without a signature (and stops further attempts).
+    fn enable_signed(&self, f: &File, path: &Path, sig: &[u8]) -> io::Result<()> {
+        if !self.try_verity.load(Ordering::Relaxed) {
+            self.without_verity.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        match ioctl::enable(f, &self.params, Some(sig)) {
+            // No fs-verity here (a build host): like unsigned objects, left
+            // for `sealroot repo enable-verity` on the target, which
+            // attaches the bundle's signatures.
+            Err(e) if is_unsupported(&e) => {
+                self.try_verity.store(false, Ordering::Relaxed);
+                self.without_verity.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Ok(()) => {
+                self.signed.fetch_add(1, Ordering::Relaxed);
+                self.verity_enabled.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e)
+                if self.signing.is_some_and(|s| s.mode == SigningMode::Try)
+                    && matches!(
+                        e.errno(),
+                        Some(Errno::NOKEY | Errno::KEYREJECTED | Errno::BADMSG | Errno::PERM)
+                    ) =>
+            {
+                self.try_signing.store(false, Ordering::Relaxed);
+                self.unsigned.fetch_add(1, Ordering::Relaxed);
+                match ioctl::enable(f, &self.params, None) {
+                    Ok(()) => {
+                        self.verity_enabled.fetch_add(1, Ordering::Relaxed);
+                        Ok(())
+                    }
+                    Err(e) => Err(io::Error::other(e.at(path))),
+                }
+            }
+            Err(e) => Err(io::Error::other(format!(
+                "{}; the object's builtin signature was refused (is the signer's certificate \
+                 in the .fs-verity keyring? `sealroot keyring add`)",
+                e.at(path)
+            ))),
+        }
+    }
+
+    /// An existing object (`name` in `dir`, checked to be a regular file
+    /// with one link), to carry a builtin signature: without fs-verity it
+    /// gets it with `sig` in place, on a descriptor opened through
+    /// [`Dir::open_file`] (one link, checked on the open file: never a file
+    /// outside the repository); with fs-verity and a signature the kernel
+    /// accepts (at open) it is kept — one builtin signature per file, the
+    /// first wins; with fs-verity but no signature, or one the kernel
+    /// refuses, a fresh copy of the content (`copy`) gets it and
+    /// is renamed over the object (replacing the name, never writing
+    /// through it).
+    fn ensure_signed(
+        &self,
+        dir: &Dir,
+        name: &str,
+        copy: impl FnOnce() -> io::Result<TempFile>,
+        sig: &[u8],
+    ) -> io::Result<()> {
+        let dest = dir.display(name);
+        let keep = match dir.open_file(name) {
+            Ok(f) => match ioctl::has_verity(&f) {
+                Ok(false) => return self.enable_signed(&f, &dest, sig),
+                Ok(true) => matches!(ioctl::read_signature(&f), Ok(Some(_))),
+                Err(e) => return Err(io::Error::other(e.at(&dest))),
+            },
+            // The kernel checks a builtin signature at open: refused now.
+            Err(e)
+                if matches!(
+                    e.errno(),
+                    Some(Errno::NOKEY | Errno::KEYREJECTED | Errno::BADMSG)
+                ) =>
+            {
+                false
+            }
+            Err(e) => return Err(io::Error::other(e)),
+        };
+        if keep {
+            self.signature_kept.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        let mut tmp = copy()?;
+        tmp.close();
+        let f = tmp.reopen().map_err(io::Error::other)?;
+        self.enable_signed(&f, &dest, sig)?;
+        drop(f);
+        tmp.persist(dir, name).map_err(io::Error::other)?;
+        self.resigned.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -684,7 +910,7 @@ impl ObjectWriter {
     }
 }
 
-impl ObjectSink for ObjectWriter {
+impl ObjectSink for ObjectWriter<'_> {
     fn params(&self) -> &VerityParams {
         &self.params
     }

@@ -42,6 +42,8 @@ pub struct Build<'a> {
     pub certs_dir: &'a Path,
     /// Optional `prepare.conf`.
     pub config: Option<&'a Path>,
+    /// Optional signed IPE policy (the module's `sealroot_ipe_policy`).
+    pub ipe_policy: Option<&'a Path>,
     /// More dracut modules to include (e.g. Debian ostree-boot's `ostree`).
     pub extra_modules: &'a [&'a str],
 }
@@ -135,6 +137,14 @@ pub fn build(spec: &Build) -> Result<Built> {
             dir.path().join("no-prepare.conf").display()
         ));
     }
+    // Likewise for the IPE policy: the given one, or none at all.
+    test_conf.push_str(&format!(
+        "sealroot_ipe_policy={}\n",
+        spec.ipe_policy
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| dir.path().join("no-policy.p7s"))
+            .display()
+    ));
     let test_conf_path = confdir.join("90-test.conf");
     fs::write(&test_conf_path, test_conf)
         .map_err(|e| io_error("cannot write", &test_conf_path, e))?;

@@ -79,7 +79,7 @@ impl Signer {
 
     /// Writes `<name>.key.pem` and `<name>.der` into `dir`; returns their
     /// paths, for `sealroot oci seal --key --cert`.
-    fn write_files(&self, dir: &Path) -> (PathBuf, PathBuf) {
+    pub fn write_files(&self, dir: &Path) -> (PathBuf, PathBuf) {
         let key = dir.join(format!("{}.key.pem", self.name));
         let cert = dir.join(format!("{}.der", self.name));
         fs::write(&key, self.key.to_pkcs8_pem().unwrap().as_bytes()).unwrap();
@@ -115,6 +115,9 @@ impl SigMode {
 pub struct Signing<'a> {
     pub signer: &'a Signer,
     pub mode: SigMode,
+    /// `sealroot oci seal --object-signatures` (per-object signatures for
+    /// IPE).
+    pub objects: bool,
     /// `sealroot oci seal --inline --tag sealed`, then deploy that tag.
     pub inline: bool,
     /// `--algorithm` of `sealroot oci seal` and of the new repository
@@ -127,15 +130,23 @@ impl<'a> Signing<'a> {
         Signing {
             signer,
             mode,
+            objects: false,
             inline: false,
             algorithm: None,
         }
+    }
+
+    /// Also signs every content object.
+    pub fn with_object_signatures(mut self) -> Self {
+        self.objects = true;
+        self
     }
 
     pub fn inline(signer: &'a Signer, mode: SigMode) -> Self {
         Signing {
             signer,
             mode,
+            objects: false,
             inline: true,
             algorithm: None,
         }
@@ -204,6 +215,32 @@ impl ImageSpec {
                 .as_bytes(),
                 0o755,
             );
+        ImageSpec { layer: b.finish() }
+    }
+
+    /// For IPE: a static busybox as `/bin/busybox` and again as
+    /// `/etc/busybox` (the same object, reached through the /etc overlay), and
+    /// the test kernel's uncompressed `loop.ko` as
+    /// `/usr/lib/modules-test/loop.ko` (a kernel module from the sealed
+    /// root).
+    pub fn ipe(tag: &str) -> ImageSpec {
+        let mut b = Self::base();
+        let busybox = fs::read(&sealroot_testbed::initramfs::busybox().unwrap().path).unwrap();
+        let kernel = Kernel::get().unwrap();
+        let loop_ko = fs::read(
+            kernel
+                .module("loop")
+                .unwrap()
+                .file(sealroot_testbed::ModuleForm::Plain),
+        )
+        .unwrap();
+        b.file("etc/os-release", format!("ID={tag}\n").as_bytes(), 0o644)
+            .file("usr/share/big.txt", &big_content(tag), 0o644)
+            .file("bin/busybox", &busybox, 0o755)
+            .symlink("bin/sh", "busybox")
+            .file("etc/busybox", &busybox, 0o755)
+            .dir("usr/lib/modules-test", 0o755)
+            .file("usr/lib/modules-test/loop.ko", &loop_ko, 0o644);
         ImageSpec { layer: b.finish() }
     }
 
@@ -317,6 +354,9 @@ pub fn deploy_fixture(sysroot: &Path, spec: &ImageSpec, signing: &Signing<'_>) -
     seal.extend_from_slice(&algorithm);
     if signing.inline {
         seal.extend_from_slice(&["--inline", "--tag", "sealed"]);
+    }
+    if signing.objects {
+        seal.push("--object-signatures");
     }
     sr_ok(&seal);
     if signing.inline {

@@ -28,6 +28,7 @@ macro_rules! out {
 
 mod composefs;
 mod deploy;
+mod ipe;
 mod keygen;
 mod keyring;
 mod mount;
@@ -95,6 +96,8 @@ enum Command {
     /// Seal ostree commits: compute-id, seal, verify, deploy, enable-verity
     #[command(long_about = ostree::LONG_HELP)]
     Ostree(ostree::OstreeArgs),
+    /// IPE policy for a sealed system: policy, sign, show
+    Ipe(ipe::IpeArgs),
 }
 
 fn main() -> ExitCode {
@@ -116,6 +119,7 @@ fn main() -> ExitCode {
         Command::Deploy(args) => deploy::run(args),
         Command::Repo(args) => repo::run(args),
         Command::Ostree(args) => ostree::run(args),
+        Command::Ipe(args) => ipe::run(args),
     };
     match result {
         Ok(code) => code,

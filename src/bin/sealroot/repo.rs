@@ -295,7 +295,7 @@ pub fn run(args: RepoArgs) -> anyhow::Result<ExitCode> {
                 }
                 outln!(
                     "{}: {} objects, {} blobs, {} images, {} deployments checked; {} signatures \
-                     verified{}; {}",
+                     verified{}; {} object signatures verified; {}",
                     repo.root().display(),
                     report.objects,
                     report.blobs,
@@ -307,6 +307,7 @@ pub fn run(args: RepoArgs) -> anyhow::Result<ExitCode> {
                     } else {
                         ""
                     },
+                    report.object_signatures_verified,
                     match report.problems.len() {
                         1 => "1 problem".to_string(),
                         n => format!("{n} problems"),
@@ -404,9 +405,11 @@ fn enable_verity(location: &RepoLocation, as_json: bool) -> anyhow::Result<ExitC
         outln!("{}", json!(report));
     } else {
         outln!(
-            "fs-verity enabled on {} files ({} already had it)",
+            "fs-verity enabled on {} files ({} already had it); {} objects with their builtin \
+             signature",
             report.enabled,
-            report.already
+            report.already,
+            report.objects_signed
         );
     }
     let _ = std::io::stdout().flush();

@@ -381,7 +381,7 @@ pub struct SignerArgs {
 /// A loaded signer: its certificate, the signer, the PKCS#7 options.
 pub struct LoadedSigner {
     pub cert: Cert,
-    pub signer: Box<dyn sealroot::crypto::Signer>,
+    pub signer: Box<dyn sealroot::crypto::Signer + Sync>,
     pub options: SignOptions,
 }
 
@@ -399,7 +399,8 @@ impl SignerArgs {
             );
         }
         let cert = certs.remove(0);
-        let signer: Box<dyn sealroot::crypto::Signer> = match (&self.key, &self.sign_command) {
+        let signer: Box<dyn sealroot::crypto::Signer + Sync> = match (&self.key, &self.sign_command)
+        {
             (Some(k), _) => {
                 let s = KeySigner::load(k)?;
                 s.key().check_matches(s.origin(), &cert)?;

@@ -140,14 +140,16 @@ fn spec_example_shape_with_bootable_and_sha512() {
     assert_eq!(a.subject.size, 7682);
 }
 
-#[test]
-fn draft_format() {
-    let layer = |t: &str, b: u8| {
-        json!({"mediaType": MediaType::COMPOSEFS_SIGNATURE_PKCS7,
-               "digest": Sha256Digest::of(&[b]).to_string(), "size": 100,
-               "annotations": {"composefs.signature.type": t, "composefs.digest": hex::encode([b; 64])}})
-    };
-    let mut v = json!({
+fn draft_layer(t: &str, b: u8) -> Value {
+    json!({"mediaType": MediaType::COMPOSEFS_SIGNATURE_PKCS7,
+           "digest": Sha256Digest::of(&[b]).to_string(), "size": 100,
+           "annotations": {"composefs.signature.type": t, "composefs.digest": hex::encode([b; 64])}})
+}
+
+/// A valid draft-format artifact (manifest, config, two layers, merged).
+fn draft_json() -> Value {
+    let layer = draft_layer;
+    json!({
         "schemaVersion": 2,
         "mediaType": MediaType::OCI_MANIFEST,
         "artifactType": MediaType::COMPOSEFS_SIGNATURE_V1,
@@ -156,7 +158,13 @@ fn draft_format() {
         "layers": [layer("manifest", 1), layer("config", 2), layer("layer", 3), layer("layer", 4), layer("merged", 5)],
         "subject": subject(),
         "annotations": {"composefs.algorithm": "fsverity-sha512-12"}
-    });
+    })
+}
+
+#[test]
+fn draft_format() {
+    let layer = draft_layer;
+    let mut v = draft_json();
     let a = parse_json(&v).unwrap();
     assert_eq!(a.format, ArtifactFormat::SignatureDraft);
     let roles: Vec<Role> = a.entries.iter().map(|e| e.role).collect();
@@ -408,7 +416,7 @@ fn binding_record_strictness() {
                 "digest": Sha256Digest::of(b"x").to_string(), "size": 1});
             v["layers"].as_array_mut().unwrap().push(extra);
         },
-        "signature layers only",
+        "unknown sealroot extension layer application/vnd.sealroot.binding.v1+json",
     );
     check(
         &|v| {
@@ -424,4 +432,103 @@ fn binding_record_strictness() {
         },
         "without .sig",
     );
+}
+
+#[test]
+fn sealroot_extension_layers() {
+    let objsig = MediaType::SEALROOT_OBJECT_SIGNATURES;
+    let mut ext = Descriptor::for_bytes(objsig, b"x");
+    ext.annotations
+        .insert(keys::OBJECT_SIGNATURES_COUNT.into(), "7".into());
+    let build_ext = |binding: Option<&SignedBinding>, ext: Descriptor| {
+        build_with_extensions(
+            &subject(),
+            VerityAlgorithm::SHA256_12,
+            &sigs(),
+            binding,
+            &[(ext, b"extension bytes".to_vec())],
+        )
+    };
+    // Both extensions at once: the binding record in the annotations, the
+    // bundle as the last layer.
+    let b = build_ext(Some(&binding()), ext.clone()).unwrap();
+    let a = parse_json(&serde_json::from_slice(&b.manifest).unwrap()).unwrap();
+    assert_eq!(a.entries.len(), 3);
+    assert_eq!(a.binding, Some(binding()));
+    let e = a.extension(objsig).unwrap();
+    assert_eq!(e.digest, Sha256Digest::of(b"extension bytes"));
+    assert_eq!(e.annotations[keys::OBJECT_SIGNATURES_COUNT], "7");
+    assert!(
+        b.blobs
+            .iter()
+            .any(|(d, blob)| d.digest == e.digest && blob == b"extension bytes")
+    );
+    let built: Value = serde_json::from_slice(&b.manifest).unwrap();
+    let check = |f: &dyn Fn(&mut Value), needle: &str| {
+        let mut v = built.clone();
+        f(&mut v);
+        let e = parse_json(&v).unwrap_err().to_string();
+        assert!(e.contains(needle), "expected {needle:?} in {e}");
+    };
+    // Extensions come last: one before a signature layer is refused.
+    check(
+        &|v| {
+            let layers = v["layers"].as_array_mut().unwrap();
+            let last = layers.pop().unwrap();
+            layers.insert(1, last);
+        },
+        "a signature layer after sealroot's extension layers",
+    );
+    // Once each.
+    check(
+        &|v| {
+            let layers = v["layers"].as_array_mut().unwrap();
+            let last = layers.last().unwrap().clone();
+            layers.push(last);
+        },
+        "a second application/vnd.sealroot.object-signatures.v1 layer",
+    );
+    // Unknown sealroot media types and foreign layers after it are refused.
+    check(
+        &|v| v["layers"][3]["mediaType"] = json!("application/vnd.sealroot.other.v1"),
+        "unknown sealroot extension layer application/vnd.sealroot.other.v1",
+    );
+    check(
+        &|v| {
+            let extra = json!({"mediaType": "application/vnd.example.other",
+                "digest": Sha256Digest::of(b"x").to_string(), "size": 1});
+            v["layers"].as_array_mut().unwrap().push(extra);
+        },
+        "after sealroot's extension layers",
+    );
+    // Only its own annotations.
+    check(
+        &|v| v["layers"][3]["annotations"]["sealroot.binding.v1"] = json!("x"),
+        "annotation sealroot.binding.v1 does not belong",
+    );
+    check(
+        &|v| {
+            v["layers"][3]["annotations"]["composefs.merged.erofs.v1.fsverity-sha256-12"] =
+                json!("00")
+        },
+        "does not belong on a application/vnd.sealroot.object-signatures.v1 layer",
+    );
+    check(&|v| v["layers"][3]["size"] = json!(0), "an empty");
+    // Not a sealroot media type: not an extension; unknown ones are not built.
+    let bad = Descriptor::for_bytes("application/vnd.example.v1", b"x");
+    assert!(build_ext(None, bad).is_err());
+    let unknown = Descriptor::for_bytes("application/vnd.sealroot.other.v1", b"x");
+    assert!(build_ext(None, unknown).is_err());
+    // Other readers' view: an artifact without them is still complete.
+    assert!(parse_json(&built_json()).unwrap().extensions.is_empty());
+}
+
+#[test]
+fn extension_layers_only_in_the_current_format() {
+    let mut v = draft_json();
+    let extra = json!({"mediaType": MediaType::SEALROOT_OBJECT_SIGNATURES,
+        "digest": Sha256Digest::of(b"x").to_string(), "size": 1});
+    v["layers"].as_array_mut().unwrap().push(extra);
+    let e = parse_json(&v).unwrap_err().to_string();
+    assert!(e.contains("belong only in a metadata.v1 artifact"), "{e}");
 }

@@ -129,6 +129,15 @@ impl PathError {
         }
     }
 
+    /// The errno of an I/O failure (e.g. `ENOKEY` when the kernel refused
+    /// a file's builtin fs-verity signature at open).
+    pub fn errno(&self) -> Option<Errno> {
+        match self {
+            PathError::Io { errno, .. } => Some(*errno),
+            _ => None,
+        }
+    }
+
     /// Whether this is "no such file or directory".
     pub fn is_not_found(&self) -> bool {
         matches!(
