@@ -30,6 +30,8 @@
 //! erofs-backing = auto       # auto | file | loop
 //!
 //! [boot]
+//! layout = repository        # ostree: boot the ostree deployment `ostree=`
+//!                            #   names (docs/boot-chains.md, "ostree")
 //! required = yes             # no: stand down when the command line names
 //!                            #   no sealroot image (another unit boots)
 //! ```
@@ -125,11 +127,28 @@ pub struct BootConfig {
     /// the plain physical root boots. Only the initramfs decides this;
     /// the command line can select, never opt out.
     pub required: bool,
+    /// What the physical root holds and the command line selects from.
+    pub layout: Layout,
+}
+
+/// `[boot] layout`: the on-disk layout this initramfs boots. Only the
+/// initramfs decides it; the command line then selects within it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    /// sealroot's repository (`[sysroot] repository`), selected by
+    /// `sealroot=` and the other digests of [`super::cmdline`].
+    Repository,
+    /// An ostree deployment, selected by `ostree=` ([`super::ostree`]).
+    Ostree,
 }
 
 impl Default for BootConfig {
     fn default() -> Self {
-        BootConfig { required: true }
+        BootConfig {
+            required: true,
+            layout: Layout::Repository,
+        }
     }
 }
 
@@ -240,6 +259,17 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         config
             .set(s, key, value)
             .map_err(|reason| err(format!("[{s}] {key}: {reason}")))?;
+    }
+    // sealroot-prepare replaces ostree-prepare-root in this layout: there
+    // is no other unit to stand down for, and `ostree=` is on every ostree
+    // command line, so standing down could only boot an unverified root.
+    if config.boot.layout == Layout::Ostree && !config.boot.required {
+        return Err(ConfigError::File {
+            file: file.to_owned(),
+            reason: "[boot] layout = ostree needs [boot] required = yes: sealroot-prepare \
+                     replaces ostree-prepare-root and never stands down for it"
+                .into(),
+        });
     }
     Ok(config)
 }
@@ -423,6 +453,15 @@ impl Config {
                 )?
             }
             (Section::Boot, "required") => self.boot.required = boolean(value)?,
+            (Section::Boot, "layout") => {
+                self.boot.layout = choice(
+                    value,
+                    &[
+                        ("repository", Layout::Repository),
+                        ("ostree", Layout::Ostree),
+                    ],
+                )?
+            }
             _ => {
                 let known: &[&str] = match section {
                     Section::Sysroot => &["path", "repository"],
@@ -435,7 +474,7 @@ impl Config {
                     ],
                     Section::Etc | Section::Var => &["mode"],
                     Section::Mount => &["erofs-backing"],
-                    Section::Boot => &["required"],
+                    Section::Boot => &["required", "layout"],
                 };
                 return Err(format!("unknown key (known: {})", known.join(", ")));
             }
@@ -511,7 +550,10 @@ mod tests {
                 etc: EtcMode::Transient,
                 var: VarMode::Transient,
                 erofs_backing: ErofsBacking::Loop,
-                boot: BootConfig { required: false },
+                boot: BootConfig {
+                    required: false,
+                    layout: Layout::Repository,
+                },
             }
         );
         assert_eq!(c.repository_path(), PathBuf::from("/mnt/root/os/repo"));
@@ -566,7 +608,28 @@ mod tests {
         assert!(e.to_string().contains("[boot] required: \"maybe\""), "{e}");
         let e = parse("[boot]\noptional = yes\n", "f").unwrap_err();
         assert!(
-            e.to_string().contains("unknown key (known: required)"),
+            e.to_string()
+                .contains("unknown key (known: required, layout)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn ostree_layout_is_the_initramfs_choice_and_never_stands_down() {
+        assert_eq!(Config::default().boot.layout, Layout::Repository);
+        let c = parse("[boot]\nlayout = ostree\n", "f").unwrap();
+        assert_eq!(c.boot.layout, Layout::Ostree);
+        assert!(c.boot.required);
+        let e = parse("[boot]\nlayout = ostree\nrequired = no\n", "f").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("[boot] layout = ostree needs [boot] required = yes"),
+            "{e}"
+        );
+        let e = parse("[boot]\nlayout = bootc\n", "f").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("\"bootc\" is not one of repository, ostree"),
             "{e}"
         );
     }

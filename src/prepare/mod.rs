@@ -36,6 +36,7 @@ pub mod log;
 pub mod modules;
 pub mod mountroot;
 pub mod objects;
+pub mod ostree;
 pub mod record;
 pub mod repo;
 pub mod signatures;
@@ -97,6 +98,8 @@ pub enum Error {
     Objects(repo::RepoError),
     #[error("refusing to switch root: {0}")]
     Gate(String),
+    #[error("{0}")]
+    Ostree(#[from] ostree::OstreeError),
     #[error("cannot leave the stand-down marker {path}: {reason}")]
     Marker {
         path: &'static str,
@@ -117,6 +120,7 @@ impl Error {
             | Error::Objects(_)
             | Error::Marker { .. } => exit::SYSTEM,
             Error::Verify(_) | Error::Repo(_) | Error::Gate(_) => exit::REFUSED,
+            Error::Ostree(e) => e.exit_code(),
         }
     }
 }
@@ -186,8 +190,9 @@ pub fn run(
         ));
         return Ok(Outcome::StoodDown);
     }
-    let selector = cmdline::parse(&cmdline)?;
-    status.selector = Some(selector.to_string());
+    // The initramfs' layout decides what selects (`[boot] layout`).
+    let selected = ostree::Selected::parse(&config, &cmdline)?;
+    status.selector = Some(selected.to_string());
     let certs = load_certs(inputs.certs_dir)?;
     status.timings_us.config = micros(t);
 
@@ -208,6 +213,15 @@ pub fn run(
     let kernel_signatures = keyring.serial.is_some();
     status.keyring = Some(keyring);
     status.timings_us.keyring = micros(t);
+
+    // 4.–5. Per layout: an ostree deployment goes its own way from here.
+    let selector = match selected {
+        ostree::Selected::Repository(s) => s,
+        ostree::Selected::Ostree(arg) => {
+            let policy = verify::Policy::new(&config, &certs, kernel_signatures);
+            return ostree::boot(&config, &arg, &policy, &mut loader, log, status, started);
+        }
+    };
 
     // 4. Verification.
     let t = Instant::now();
