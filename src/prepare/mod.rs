@@ -17,6 +17,10 @@
 //!    /var, /sysroot, moved onto the sysroot in one step;
 //! 6. [`record`] writes `/run/sealroot/status.json`.
 //!
+//! With `[boot] layout = ostree` the command line selects an ostree
+//! deployment, and steps 4–5 are [`ostree`]'s (same keyring, same
+//! [`mountroot::assemble`], same record).
+//!
 //! Fail closed: the first problem stops the flow with one [`Error`], whose
 //! message is the one line the binary prints, and nothing is left mounted.
 //! No selector is such a problem, unless the initramfs says `[boot]

@@ -219,9 +219,10 @@ pub fn parse_deployment_name(name: &str) -> Option<(Checksum, u32)> {
 #[derive(Debug, thiserror::Error)]
 pub enum LocateError {
     #[error(
-        "{arg}: no such deployment below {sysroot} ({errno:?}): the boot entry names a \
+        "{arg}: no such deployment below {sysroot} ({}): the boot entry names a \
          deployment that does not exist (removed by ostree admin cleanup?) or a symlink on \
-         the disk leads nowhere; boot another entry or fix the command line"
+         the disk leads nowhere; boot another entry or fix the command line",
+        crate::errno::errno_name(*errno)
     )]
     Missing {
         arg: String,
