@@ -171,6 +171,27 @@ fn debugfs(disk: &Path, cmd: &str) {
     assert!(out.status.success(), "debugfs {cmd}: {out:?}");
 }
 
+/// Runs the debugfs commands `cmds` (one per line) on a disk image.
+fn debugfs_script(disk: &Path, cmds: &str) {
+    use std::io::Write;
+    let mut child = Command::new("debugfs")
+        .args(["-w", "-f", "-"])
+        .arg(disk)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(cmds.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "debugfs {cmds}: {out:?}");
+}
+
 /// One boot: a copy of the sealed disk, mounted, its `root` bound at
 /// /sysroot; `before` (shell) runs first, then sealroot-prepare, then
 /// `checks`.
@@ -224,6 +245,17 @@ bed_value sysroot_mounts "$(grep -c ' /sysroot' /proc/mounts)"
         .timeout(Duration::from_secs(600))
         .run()?;
     Ok(log)
+}
+
+/// The EROFS digest (hex) of the sealed deployment, from its record on
+/// the disk.
+fn status_erofs(f: &Fixture) -> String {
+    let rec = f
+        .disk
+        .read_to_string(&format!("/root{}/.sealroot.binding", f.deployment()))
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&rec).unwrap();
+    v["erofs"].as_str().unwrap().to_owned()
 }
 
 fn status(log: &BootLog) -> serde_json::Value {
@@ -372,6 +404,27 @@ fn refuses_unsigned_untrusted_altered_escaping_and_missing_deployments() -> Resu
     let before = format!("cp /root/untrusted.sig /mnt/disk/root{sig} || exit 1");
     let log = boot("ostree-boot-untrusted", &ok, &before, "", |_| {})?;
     assert_refused(&log, ".sealroot.binding.sig of the binding record")?;
+
+    // The record replaced by one naming another commit (same EROFS): the
+    // record the initramfs builds from the directory's name differs.
+    let other_commit: String = f
+        .commit
+        .chars()
+        .map(|c| if c == '0' { '1' } else { '0' })
+        .collect();
+    let forged = tempfile::NamedTempFile::new().unwrap();
+    let erofs = status_erofs(f);
+    fs::write(forged.path(), record(&other_commit, &erofs)).unwrap();
+    let log = boot("ostree-boot-record", &ok, "", "", |d| {
+        debugfs_script(
+            d,
+            &format!(
+                "cd /root{dep}\nrm .sealroot.binding\nwrite {} .sealroot.binding\n",
+                forged.path().display()
+            ),
+        )
+    })?;
+    assert_refused(&log, ".sealroot.binding does not bind commit")?;
 
     // The EROFS altered below fs-verity: its data fails verification.
     let log = boot("ostree-boot-erofs", &ok, "", "", |d| {
