@@ -208,18 +208,13 @@ pub fn verify(
     Ok(Verified {
         image,
         erofs,
-        proof: FileProof {
-            path: dir.display(".sealroot.binding").display().to_string(),
-            fsverity: measured.to_string(),
-            signature: if kernel_checked {
-                SignatureCheck::Kernel
-            } else {
-                SignatureCheck::Userspace
-            },
+        proof: FileProof::new(
+            dir.display(".sealroot.binding").display().to_string(),
+            &measured,
+            kernel_checked,
             attached,
-            signer: verified.signer,
-            trusted_by: verified.trusted,
-        },
+            verified,
+        ),
         deployment,
     })
 }
