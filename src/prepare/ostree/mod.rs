@@ -351,3 +351,45 @@ pub fn boot(
     ));
     Ok(super::Outcome::Mounted)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OSTREE: &str = "ostree=/ostree/boot.1/os/0f5c2d6e3a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d/0";
+    const SEALROOT: &str =
+        "sealroot=sha256:e5095691ba024e3b2a86999faeec6ded57d52d6474080c3f0540e30fbaa8f4c0";
+
+    #[test]
+    fn the_initramfs_layout_decides_what_selects() {
+        let repository = Config::default();
+        let ostree = super::super::config::parse("[boot]\nlayout = ostree\n", "f").unwrap();
+        // Repository layout: ostree= is not ours; sealroot= selects.
+        let both = format!("{OSTREE} {SEALROOT}");
+        assert!(matches!(
+            Selected::parse(&repository, &both),
+            Ok(Selected::Repository(_))
+        ));
+        assert!(Selected::parse(&repository, OSTREE).is_err());
+        // Ostree layout: ostree= selects; a sealroot selector is an error,
+        // and so is no ostree= at all.
+        let s = Selected::parse(&ostree, OSTREE).unwrap();
+        assert_eq!(s.to_string(), OSTREE);
+        let e = Selected::parse(&ostree, &both).err().unwrap().to_string();
+        assert!(
+            e.contains("do not apply with [boot] layout = ostree"),
+            "{e}"
+        );
+        let e = Selected::parse(&ostree, SEALROOT)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("do not apply"), "{e}");
+        let e = Selected::parse(&ostree, "root=/dev/vda").err().unwrap();
+        assert_eq!(e.exit_code(), super::super::exit::CONFIG);
+        assert!(
+            e.to_string().contains("no ostree deployment selected"),
+            "{e}"
+        );
+    }
+}
