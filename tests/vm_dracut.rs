@@ -696,6 +696,49 @@ fn sealed_root_boots_through_dracut_and_systemd() -> Result<()> {
     Ok(())
 }
 
+/// `[boot] layout = ostree` in the initramfs (sealroot-prepare replaces
+/// ostree-prepare-root, whose unit Debian's ostree module also installs):
+/// an `ostree=` that names no deployment on the disk stops the boot in
+/// emergency mode with sealroot-prepare's reason; ostree-prepare-root never
+/// starts in its place and the physical root never runs.
+#[test]
+fn ostree_layout_initramfs_stops_on_a_missing_deployment() -> Result<()> {
+    let kernel = Kernel::get()?;
+    let bins = static_binaries()?;
+    let work = tmpdir();
+    let certs = test_certs(work.path())?;
+    let conf = work.path().join("prepare.conf");
+    std::fs::write(&conf, "[boot]\nlayout = ostree\n")
+        .map_err(|e| kmods::io_error("cannot write", &conf, e))?;
+    let built = dracut::build(&dracut::Build {
+        kernel,
+        sealroot_prepare: &bins.sealroot_prepare,
+        certs_dir: &certs,
+        config: Some(&conf),
+        extra_modules: &["ostree"],
+        ipe_policy: None,
+    })?;
+    built.assert_contains(
+        "etc/systemd/system/initrd-root-fs.target.wants/ostree-prepare-root.service",
+    )?;
+    let root = tmpdir();
+    let disk = physical_root(root.path())?;
+    let arg = format!("ostree=/ostree/boot.1/testos/{}/0", "ab".repeat(32));
+    let log = boot_until_emergency(&built, &[&disk], &[&arg], "dracut-ostree-missing")?;
+    assert_stopped_in_emergency(
+        &log,
+        &[
+            "Mounted sysroot.mount",
+            "Starting sealroot-prepare.service",
+            &format!("sealroot: error: {arg}: no such deployment below /sysroot (ENOENT)"),
+            "Failed to start sealroot-prepare",
+        ],
+    )?;
+    log.assert_console_lacks("Starting ostree-prepare-root")?;
+    log.assert_console_lacks("Reached target initrd-root-fs.target")?;
+    Ok(())
+}
+
 /// `mount.usr=` on an editable command line: systemd mounts the named
 /// partition at /sysusr/usr and binds it onto /sysroot/usr, over the sealed
 /// root's /usr, after sealroot-prepare verified and mounted it. Without the

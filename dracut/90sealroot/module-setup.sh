@@ -200,4 +200,25 @@ install() {
         inst_simple "$sealroot_ipe_policy" /etc/sealroot/ipe/policy.p7s || return 1
         dinfo "sealroot: IPE policy $sealroot_ipe_policy"
     fi
+    # [boot] layout = ostree: sealroot-prepare replaces ostree-prepare-root
+    # (whose unit the drop-in keeps from acting) and reads ostree's own
+    # prepare-root.conf from the initramfs, as ostree's dracut module
+    # installs it; copied here too, so the ostree module is not needed.
+    if [[ -f $sealroot_config ]] && sealroot_ostree_layout "$sealroot_config"; then
+        local conf
+        for conf in /usr/lib/ostree/prepare-root.conf /etc/ostree/prepare-root.conf; do
+            if [[ -f $conf ]]; then
+                inst_simple "$conf" "$conf" || return 1
+            fi
+        done
+    fi
+}
+
+# Whether prepare.conf FILE says `layout = ostree` (in [boot]).
+sealroot_ostree_layout() {
+    awk '
+        /^[[:space:]]*\[/ { section = $0; gsub(/[][[:space:]]/, "", section); next }
+        section == "boot" && /^[[:space:]]*layout[[:space:]]*=[[:space:]]*ostree([[:space:]]|$)/ { found = 1 }
+        END { exit !found }
+    ' "$1"
 }

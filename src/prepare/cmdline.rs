@@ -84,6 +84,12 @@ pub enum CmdlineError {
          sealroot.image=, composefs=) to the kernel command line"
     )]
     NoSelector,
+    #[error(
+        "no ostree deployment selected: [boot] layout = ostree in prepare.conf, and the kernel \
+         command line has no ostree=/ostree/boot.N/<os>/<bootcsum>/<serial> (boot an entry \
+         ostree admin deploy wrote)"
+    )]
+    NoOstreeSelector,
     #[error("{argument}: {reason}")]
     Malformed { argument: String, reason: String },
     #[error("{first} and {second} select different images; pass exactly one selector")]
@@ -150,7 +156,7 @@ pub fn split(cmdline: &str) -> Vec<(String, Option<String>)> {
 /// `sealroot-*`: systemd treats `-` and `_` in its own keys alike;
 /// `rd.sealroot*`: dracut's prefix for initrd-only options). Any of them
 /// that is not a known selector is an error, never ignored.
-fn is_sealroot_key(key: &str) -> bool {
+pub(crate) fn is_sealroot_key(key: &str) -> bool {
     let key = key.strip_prefix("rd.").unwrap_or(key);
     match key.strip_prefix("sealroot") {
         Some(rest) => rest.is_empty() || rest.starts_with(['.', '_', '-']),

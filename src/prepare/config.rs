@@ -32,7 +32,10 @@
 //! [ipe]
 //! policy = /etc/sealroot/ipe/policy.p7s   # the signed IPE policy (docs/ipe.md)
 //! required = no              # yes: refuse to boot without an active policy
+//!
 //! [boot]
+//! layout = repository        # ostree: boot the ostree deployment `ostree=`
+//!                            #   names (docs/boot-chains.md, "ostree")
 //! required = yes             # no: stand down when the command line names
 //!                            #   no sealroot image (another unit boots)
 //! ```
@@ -161,11 +164,28 @@ pub struct BootConfig {
     /// the plain physical root boots. Only the initramfs decides this;
     /// the command line can select, never opt out.
     pub required: bool,
+    /// What the physical root holds and the command line selects from.
+    pub layout: Layout,
+}
+
+/// `[boot] layout`: the on-disk layout this initramfs boots. Only the
+/// initramfs decides it; the command line then selects within it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    /// sealroot's repository (`[sysroot] repository`), selected by
+    /// `sealroot=` and the other digests of [`super::cmdline`].
+    Repository,
+    /// An ostree deployment, selected by `ostree=` ([`super::ostree`]).
+    Ostree,
 }
 
 impl Default for BootConfig {
     fn default() -> Self {
-        BootConfig { required: true }
+        BootConfig {
+            required: true,
+            layout: Layout::Repository,
+        }
     }
 }
 
@@ -279,8 +299,35 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
             .set(s, key, value)
             .map_err(|reason| err(format!("[{s}] {key}: {reason}")))?;
     }
+    // sealroot-prepare replaces ostree-prepare-root in this layout: there
+    // is no other unit to stand down for, and `ostree=` is on every ostree
+    // command line, so standing down could only boot an unverified root.
+    if config.boot.layout == Layout::Ostree && !config.boot.required {
+        return Err(ConfigError::File {
+            file: file.to_owned(),
+            reason: "[boot] layout = ostree needs [boot] required = yes: sealroot-prepare \
+                     replaces ostree-prepare-root and never stands down for it"
+                .into(),
+        });
+    }
+    if config.boot.layout == Layout::Ostree && config.ipe.required {
+        return Err(ConfigError::File {
+            file: file.to_owned(),
+            reason: OSTREE_WITH_IPE.into(),
+        });
+    }
     Ok(config)
 }
+
+/// Why the ostree layout and an IPE policy do not go together (yet): the
+/// policy allows only objects with their own builtin signature, and
+/// `sealroot ostree` signs the EROFS and binding record, not the objects.
+/// Activating the policy would make the root unbootable; skipping it would
+/// boot without the enforcement the initramfs asked for.
+pub const OSTREE_WITH_IPE: &str = "[boot] layout = ostree cannot enforce an IPE policy: \
+    ostree objects carry no per-object signatures (docs/ipe.md), so the policy would refuse \
+    every program of the root; remove [ipe] required and the policy file from the initramfs, \
+    or boot a sealroot repository (layout = repository)";
 
 /// Cuts a comment: a line starting with `#`/`;`, or ` #`/` ;` later on.
 fn strip_comment(line: &str) -> &str {
@@ -466,6 +513,15 @@ impl Config {
             (Section::Ipe, "policy") => self.ipe.policy = absolute_path(value)?,
             (Section::Ipe, "required") => self.ipe.required = boolean(value)?,
             (Section::Boot, "required") => self.boot.required = boolean(value)?,
+            (Section::Boot, "layout") => {
+                self.boot.layout = choice(
+                    value,
+                    &[
+                        ("repository", Layout::Repository),
+                        ("ostree", Layout::Ostree),
+                    ],
+                )?
+            }
             _ => {
                 let known: &[&str] = match section {
                     Section::Sysroot => &["path", "repository"],
@@ -479,7 +535,7 @@ impl Config {
                     Section::Etc | Section::Var => &["mode"],
                     Section::Mount => &["erofs-backing"],
                     Section::Ipe => &["policy", "required"],
-                    Section::Boot => &["required"],
+                    Section::Boot => &["required", "layout"],
                 };
                 return Err(format!("unknown key (known: {})", known.join(", ")));
             }
@@ -559,7 +615,10 @@ mod tests {
                     policy: "/etc/ipe.p7s".into(),
                     required: true,
                 },
-                boot: BootConfig { required: false },
+                boot: BootConfig {
+                    required: false,
+                    layout: Layout::Repository,
+                },
             }
         );
         assert_eq!(c.repository_path(), PathBuf::from("/mnt/root/os/repo"));
@@ -616,7 +675,30 @@ mod tests {
         assert!(e.to_string().contains("[boot] required: \"maybe\""), "{e}");
         let e = parse("[boot]\noptional = yes\n", "f").unwrap_err();
         assert!(
-            e.to_string().contains("unknown key (known: required)"),
+            e.to_string()
+                .contains("unknown key (known: required, layout)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn ostree_layout_is_the_initramfs_choice_and_never_stands_down() {
+        assert_eq!(Config::default().boot.layout, Layout::Repository);
+        let c = parse("[boot]\nlayout = ostree\n", "f").unwrap();
+        assert_eq!(c.boot.layout, Layout::Ostree);
+        assert!(c.boot.required);
+        let e = parse("[boot]\nlayout = ostree\n[ipe]\nrequired = yes\n", "f").unwrap_err();
+        assert!(e.to_string().contains(OSTREE_WITH_IPE), "{e}");
+        let e = parse("[boot]\nlayout = ostree\nrequired = no\n", "f").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("[boot] layout = ostree needs [boot] required = yes"),
+            "{e}"
+        );
+        let e = parse("[boot]\nlayout = bootc\n", "f").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("\"bootc\" is not one of repository, ostree"),
             "{e}"
         );
     }

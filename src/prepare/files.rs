@@ -9,7 +9,7 @@ use rustix::io::Errno;
 
 use super::repo::{Repo, RepoError, blob_path};
 use super::signatures::{Pkcs7, Signed};
-use super::verify::{FileProof, Policy, SignatureCheck, VerifyError, refused};
+use super::verify::{FileProof, Policy, VerifyError, refused};
 use crate::oci::Sha256Digest;
 use crate::oci::stored::{Document, Stored};
 use crate::repo::json::{Deployment, SignatureMode};
@@ -214,17 +214,12 @@ pub fn open_signed(
     };
     Ok((
         file,
-        FileProof {
-            path: rel.to_owned(),
-            fsverity: measured.to_string(),
-            signature: if kernel_checked {
-                SignatureCheck::Kernel
-            } else {
-                SignatureCheck::Userspace
-            },
+        FileProof::new(
+            rel.to_owned(),
+            &measured,
+            kernel_checked,
             attached,
-            signer: verified.signer,
-            trusted_by: verified.trusted,
-        },
+            verified,
+        ),
     ))
 }

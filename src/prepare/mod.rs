@@ -21,6 +21,11 @@
 //!    policy is activated (or the new root unmounted again);
 //! 7. [`record`] writes `/run/sealroot/status.json`.
 //!
+//! With `[boot] layout = ostree` the command line selects an ostree
+//! deployment, and steps 4–7 are [`ostree`]'s (same keyring, same
+//! [`mountroot::assemble`], same record; no IPE policy, which the
+//! configuration refuses for this layout).
+//!
 //! Fail closed: the first problem stops the flow with one [`Error`], whose
 //! message is the one line the binary prints, and nothing is left mounted.
 //! No selector is such a problem, unless the initramfs says `[boot]
@@ -41,6 +46,7 @@ pub mod log;
 pub mod modules;
 pub mod mountroot;
 pub mod objects;
+pub mod ostree;
 pub mod record;
 pub mod repo;
 pub mod signatures;
@@ -104,6 +110,8 @@ pub enum Error {
     Ipe(#[from] ipe::IpeError),
     #[error("refusing to switch root: {0}")]
     Gate(String),
+    #[error(transparent)]
+    Ostree(#[from] ostree::OstreeError),
     #[error("cannot leave the stand-down marker {path}: {reason}")]
     Marker {
         path: &'static str,
@@ -147,6 +155,7 @@ impl Error {
             Error::Ipe(ipe::IpeError::PolicyFile { .. }) => exit::CONFIG,
             Error::Ipe(ipe::IpeError::Kernel(_)) => exit::SYSTEM,
             Error::Ipe(ipe::IpeError::ObjectSignatures(_)) => exit::REFUSED,
+            Error::Ostree(e) => e.exit_code(),
         }
     }
 }
@@ -226,11 +235,20 @@ pub fn run(
         ));
         return Ok(Outcome::StoodDown);
     }
-    let selector = cmdline::parse(&cmdline)?;
-    status.selector = Some(selector.to_string());
+    // The initramfs' layout decides what selects (`[boot] layout`).
+    let selected = ostree::Selected::parse(&config, &cmdline)?;
+    status.selector = Some(selected.to_string());
     let certs = load_certs(inputs.certs_dir)?;
     let mut ipe_plan = ipe::read_policy(&config.ipe)?;
     status.ipe = ipe_plan.as_ref().map(|p| p.record.clone());
+    // A policy file present is always enforced; the ostree layout cannot
+    // (config.rs refuses `[ipe] required` with it; this is the file alone).
+    if ipe_plan.is_some() && matches!(selected, ostree::Selected::Ostree(_)) {
+        return Err(Error::Config(config::ConfigError::File {
+            file: config.ipe.policy.display().to_string(),
+            reason: config::OSTREE_WITH_IPE.into(),
+        }));
+    }
     status.timings_us.config = micros(t);
 
     // 2. Modules.
@@ -250,6 +268,15 @@ pub fn run(
     let kernel_signatures = keyring.serial.is_some();
     status.keyring = Some(keyring);
     status.timings_us.keyring = micros(t);
+
+    // 4.–5. Per layout: an ostree deployment goes its own way from here.
+    let selector = match selected {
+        ostree::Selected::Repository(s) => s,
+        ostree::Selected::Ostree(arg) => {
+            let policy = verify::Policy::new(&config, &certs, kernel_signatures);
+            return ostree::boot(&config, &arg, &policy, &mut loader, log, status, started);
+        }
+    };
 
     // 4. Verification.
     let t = Instant::now();

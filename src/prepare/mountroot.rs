@@ -27,7 +27,7 @@
 //! ([`super::gate`]) can tell the sealed root from anything mounted later.
 
 use std::fs::File;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use rustix::io::Errno;
@@ -92,6 +92,9 @@ pub struct Mounted {
     pub var: VarMode,
     /// The physical root, reachable below the new root.
     pub physical_root: String,
+    /// Whether it is mounted read-only there (ostree layout,
+    /// `sysroot.readonly`).
+    pub physical_root_read_only: bool,
     /// Mount ids of what was mounted (`/proc/self/mountinfo`'s first
     /// field), for the switch-root gate.
     pub ids: MountIds,
@@ -161,7 +164,47 @@ impl Drop for Stage {
     }
 }
 
-/// Mounts the verified image onto `config.sysroot`.
+/// What goes where below the sealed root: the layout's part of the mount
+/// (sealroot's repository: [`mount_root`]; ostree deployments:
+/// `super::ostree`). Every handle was opened below the physical root
+/// without following anything out of it.
+#[derive(Debug)]
+pub struct Plan<'a> {
+    /// The verified EROFS, open: mount exactly this.
+    pub image: &'a File,
+    /// The directory the EROFS's redirects point into.
+    pub objects: OwnedFd,
+    pub etc: EtcPlan,
+    pub var: VarPlan,
+    /// Whether the physical root at `<root>/sysroot` is read-only (ostree's
+    /// `sysroot.readonly`); its submounts keep their own setting.
+    pub physical_read_only: bool,
+}
+
+/// How `/etc` is mounted.
+#[derive(Debug)]
+pub enum EtcPlan {
+    /// The image's `/etc`, read-only.
+    Image,
+    /// overlayfs over the image's `/etc` with this upper and work directory.
+    Overlay { upper: OwnedFd, work: OwnedFd },
+    /// overlayfs over the image's `/etc` with a tmpfs upper layer.
+    Transient,
+    /// A bind mount of this directory (ostree's deployment `etc`).
+    Bind(OwnedFd),
+}
+
+/// How `/var` is mounted.
+#[derive(Debug)]
+pub enum VarPlan {
+    /// A bind mount of this directory.
+    Bind(OwnedFd),
+    /// An empty tmpfs.
+    Transient,
+}
+
+/// Mounts the verified image of sealroot's repository onto
+/// `config.sysroot`.
 pub fn mount_root(
     config: &Config,
     repo: &Repo,
@@ -169,27 +212,73 @@ pub fn mount_root(
     deployment: &str,
     loader: &mut Loader,
 ) -> Result<Mounted, MountError> {
+    let etc = match config.etc {
+        EtcMode::Image => EtcPlan::Image,
+        EtcMode::Transient => EtcPlan::Transient,
+        EtcMode::Persistent => {
+            let upper = format!("{deployment}/etc/upper");
+            let work = format!("{deployment}/etc/work");
+            repo.create_dirs(&upper, 0o755)?;
+            repo.create_dirs(&work, 0o700)?;
+            EtcPlan::Overlay {
+                upper: repo.open_dir(&upper, "cannot open the /etc state")?,
+                work: repo.open_dir(&work, "cannot open the /etc state")?,
+            }
+        }
+    };
+    let var = match config.var {
+        VarMode::Transient => VarPlan::Transient,
+        VarMode::Persistent => {
+            let var = format!("{deployment}/var");
+            repo.create_dirs(&var, 0o755)?;
+            VarPlan::Bind(repo.open_dir(&var, "cannot open the /var state")?)
+        }
+    };
+    let plan = Plan {
+        image,
+        objects: repo.open_dir("objects", "cannot open the object store")?,
+        etc,
+        var,
+        physical_read_only: false,
+    };
+    let (erofs_backing, ids) = assemble(&config.sysroot, config.erofs_backing, plan, loader)?;
+    Ok(Mounted {
+        erofs_backing,
+        etc: config.etc,
+        var: config.var,
+        physical_root: format!("{}/sysroot", config.sysroot.display()),
+        physical_root_read_only: false,
+        ids,
+    })
+}
+
+/// Mounts `plan` onto `sysroot` in one step (see the module comment);
+/// returns the EROFS backing and the mount ids.
+pub fn assemble(
+    sysroot: &Path,
+    erofs_backing: ErofsBacking,
+    plan: Plan<'_>,
+    loader: &mut Loader,
+) -> Result<(String, MountIds), MountError> {
     let mut stage = Stage::new()?;
 
     // The EROFS, then the composefs overlay over it and the object store.
     let erofs_dir = stage.dir("erofs")?;
-    let (erofs, backing) =
-        mount_erofs(image, config.erofs_backing, loader).map_err(|e| match e {
-            // fs-verity turns a block that does not match its Merkle tree
-            // into EIO (fs/verity/verify.c), and the EROFS superblock is the
-            // first thing read.
-            MountError::Mount(e) if e.errno == Errno::IO => MountError::AlteredImage(e),
-            e => e,
-        })?;
+    let (erofs, backing) = mount_erofs(plan.image, erofs_backing, loader).map_err(|e| match e {
+        // fs-verity turns a block that does not match its Merkle tree
+        // into EIO (fs/verity/verify.c), and the EROFS superblock is the
+        // first thing read.
+        MountError::Mount(e) if e.errno == Errno::IO => MountError::AlteredImage(e),
+        e => e,
+    })?;
     erofs.attach(&erofs_dir)?;
-    let objects = repo.open_dir("objects", "cannot open the object store")?;
     let root_dir = stage.dir("root")?;
-    composefs::overlay(&erofs_dir, &[fd_path(objects.as_fd())])?.attach(&root_dir)?;
+    composefs::overlay(&erofs_dir, &[fd_path(plan.objects.as_fd())])?.attach(&root_dir)?;
     mount::detach(&erofs_dir)?;
 
     for dir in ["etc", "var", "sysroot"] {
         let wanted = match dir {
-            "etc" => config.etc != EtcMode::Image,
+            "etc" => !matches!(plan.etc, EtcPlan::Image),
             _ => true,
         };
         if wanted && !root_dir.join(dir).is_dir() {
@@ -204,22 +293,13 @@ pub fn mount_root(
     }
 
     // /etc.
-    match config.etc {
-        EtcMode::Image => {}
-        EtcMode::Persistent => {
-            let upper = format!("{deployment}/etc/upper");
-            let work = format!("{deployment}/etc/work");
-            repo.create_dirs(&upper, 0o755)?;
-            repo.create_dirs(&work, 0o700)?;
-            let upper_fd = repo.open_dir(&upper, "cannot open the /etc state")?;
-            let work_fd = repo.open_dir(&work, "cannot open the /etc state")?;
-            etc_overlay(
-                &root_dir,
-                &fd_path(upper_fd.as_fd()),
-                &fd_path(work_fd.as_fd()),
-            )?;
+    let etc_mounted = match &plan.etc {
+        EtcPlan::Image => false,
+        EtcPlan::Overlay { upper, work } => {
+            etc_overlay(&root_dir, &fd_path(upper.as_fd()), &fd_path(work.as_fd()))?;
+            true
         }
-        EtcMode::Transient => {
+        EtcPlan::Transient => {
             let tmp = stage.dir("etc-tmp")?;
             tmpfs("0755")?.attach(&tmp)?;
             for d in ["upper", "work"] {
@@ -228,29 +308,31 @@ pub fn mount_root(
             }
             etc_overlay(&root_dir, &tmp.join("upper"), &tmp.join("work"))?;
             mount::detach(&tmp)?;
+            true
         }
-    }
+        EtcPlan::Bind(fd) => {
+            bind_untrusted(fd, &root_dir.join("etc"))?;
+            true
+        }
+    };
 
     // /var.
-    match config.var {
-        VarMode::Persistent => {
-            let var = format!("{deployment}/var");
-            repo.create_dirs(&var, 0o755)?;
-            let fd = repo.open_dir(&var, "cannot open the /var state")?;
-            let bind = DetachedMount::clone_of(fd.as_fd(), Path::new(""), false)?;
-            bind.set_attrs(UNTRUSTED, false)?;
-            bind.attach(&root_dir.join("var"))?;
-            // Not a peer of the physical root (see make_private_recursive).
-            mount::make_private_recursive(&root_dir.join("var"))?;
-        }
-        VarMode::Transient => tmpfs("0755")?.attach(&root_dir.join("var"))?,
+    match &plan.var {
+        VarPlan::Bind(fd) => bind_untrusted(fd, &root_dir.join("var"))?,
+        VarPlan::Transient => tmpfs("0755")?.attach(&root_dir.join("var"))?,
     }
 
     // The physical root stays reachable at /sysroot of the new root; the
     // clone and every submount of it nosuid,nodev (the originals keep
     // their flags).
-    let physical = DetachedMount::clone_of(rustix::fs::CWD, &config.sysroot, true)?;
+    let physical = DetachedMount::clone_of(rustix::fs::CWD, sysroot, true)?;
     physical.set_attrs(UNTRUSTED, true)?;
+    if plan.physical_read_only {
+        // Only the top mount, as ostree-prepare-root's
+        // `MS_BIND | MS_REMOUNT | MS_RDONLY` of "sysroot": ostree's tools
+        // remount it read-write in a private namespace to deploy.
+        physical.set_attrs(MountAttrFlags::MOUNT_ATTR_RDONLY, false)?;
+    }
     physical.attach(&root_dir.join("sysroot"))?;
     // Private: as a peer of the physical root mount, the clone would
     // receive a copy of the new root when it is mounted on top of that
@@ -270,25 +352,26 @@ pub fn mount_root(
     };
     let ids = MountIds {
         root: id("")?,
-        etc: match config.etc {
-            EtcMode::Image => None,
-            _ => Some(id("etc")?),
-        },
+        etc: if etc_mounted { Some(id("etc")?) } else { None },
         var: id("var")?,
         physical_root: id("sysroot")?,
     };
 
     // The one step that changes what the caller sees.
-    mount::move_mount(&root_dir, &config.sysroot)?;
+    mount::move_mount(&root_dir, sysroot)?;
     // Failing to clean up the (now empty) staging area is harmless.
     let _ = stage.remove();
-    Ok(Mounted {
-        erofs_backing: backing,
-        etc: config.etc,
-        var: config.var,
-        physical_root: format!("{}/sysroot", config.sysroot.display()),
-        ids,
-    })
+    Ok((backing, ids))
+}
+
+/// A bind mount of `dir` at `target`, `nosuid,nodev`, private (not a peer
+/// of the physical root, see `make_private_recursive`).
+fn bind_untrusted(dir: &OwnedFd, target: &Path) -> Result<(), MountError> {
+    let bind = DetachedMount::clone_of(dir.as_fd(), Path::new(""), false)?;
+    bind.set_attrs(UNTRUSTED, false)?;
+    bind.attach(target)?;
+    mount::make_private_recursive(target)?;
+    Ok(())
 }
 
 /// A fresh tmpfs with the given root mode, `nosuid,nodev`.

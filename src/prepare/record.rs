@@ -47,6 +47,9 @@ pub struct Status {
     /// established.
     pub verification: Option<&'static str>,
     pub image: Option<ImageRecord>,
+    /// The ostree deployment booted (`[boot] layout = ostree`); `image` is
+    /// then `null`.
+    pub ostree: Option<super::ostree::OstreeRecord>,
     pub keyring: Option<KeyringRecord>,
     pub modules_loaded: Vec<String>,
     pub mount: Option<Mounted>,

@@ -70,7 +70,9 @@ fn explain(errno: Errno) -> String {
     match errno {
         Errno::NOENT => "no such file or directory".into(),
         Errno::XDEV => "the path leaves the repository".into(),
-        Errno::LOOP => "too many symlinks, or a /proc magic link".into(),
+        Errno::LOOP => {
+            "a symlink where none is allowed, too many symlinks, or a /proc magic link".into()
+        }
         Errno::IO => "I/O error (for a file with fs-verity: its content does not match its \
                       Merkle tree, i.e. the disk was altered)"
             .into(),
@@ -95,6 +97,8 @@ fn explain(errno: Errno) -> String {
 pub struct Repo {
     dir: OwnedFd,
     path: PathBuf,
+    /// How paths below it are resolved.
+    resolve: ResolveFlags,
 }
 
 impl Repo {
@@ -128,7 +132,19 @@ impl Repo {
         Ok(Repo {
             dir,
             path: path.to_owned(),
+            resolve: ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
         })
+    }
+
+    /// As [`Repo::open`], but paths below it are resolved with
+    /// `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`: a symlink anywhere below is
+    /// refused (ELOOP), not followed (an ostree deployment's signed files,
+    /// the object store: docs/ostree.md, "On-disk contract").
+    pub fn open_beneath(path: &Path) -> Result<Repo, RepoError> {
+        let mut repo = Repo::open(path)?;
+        repo.resolve =
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+        Ok(repo)
     }
 
     /// The repository's path (for messages and records).
@@ -143,7 +159,8 @@ impl Repo {
 
     fn openat(&self, rel: &str, flags: OFlags, what: &'static str) -> Result<OwnedFd, RepoError> {
         // RESOLVE_IN_ROOT: ".." and absolute symlinks stay inside the
-        // repository; RESOLVE_NO_MAGICLINKS: no /proc-style jumps.
+        // repository; RESOLVE_NO_MAGICLINKS: no /proc-style jumps (or, for
+        // `open_beneath`, no symlink at all).
         // openat2() refuses O_PATH with flags other than O_DIRECTORY,
         // O_NOFOLLOW and O_CLOEXEC (EINVAL, fs/open.c build_open_flags()).
         let flags = if flags.contains(OFlags::PATH) {
@@ -151,17 +168,12 @@ impl Repo {
         } else {
             flags | OFlags::CLOEXEC | OFlags::NOCTTY
         };
-        rustix::fs::openat2(
-            &self.dir,
-            rel,
-            flags,
-            Mode::empty(),
-            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-        )
-        .map_err(|errno| RepoError::Io {
-            path: self.display(rel),
-            what,
-            errno,
+        rustix::fs::openat2(&self.dir, rel, flags, Mode::empty(), self.resolve).map_err(|errno| {
+            RepoError::Io {
+                path: self.display(rel),
+                what,
+                errno,
+            }
         })
     }
 

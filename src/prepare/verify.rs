@@ -87,6 +87,32 @@ pub struct FileProof {
     pub trusted_by: CertInfo,
 }
 
+impl FileProof {
+    /// The proof of a file at `path` whose fs-verity digest the kernel
+    /// measured and whose signature `verified` checked (by the kernel too
+    /// when `kernel_checked`).
+    pub fn new(
+        path: String,
+        measured: &FsVerityDigest,
+        kernel_checked: bool,
+        attached: bool,
+        verified: crate::pkcs7::Verified,
+    ) -> FileProof {
+        FileProof {
+            path,
+            fsverity: measured.to_string(),
+            signature: if kernel_checked {
+                SignatureCheck::Kernel
+            } else {
+                SignatureCheck::Userspace
+            },
+            attached,
+            signer: verified.signer,
+            trusted_by: verified.trusted,
+        }
+    }
+}
+
 /// A verified image, ready to mount.
 #[derive(Debug)]
 pub struct Verified {
