@@ -737,7 +737,7 @@ mod tests {
                 "[ipe]\nmin-created = 2026-02-01T00:00:00Z\n",
                 "policy, required",
             ),
-            ("[boot]\npolicy = /p\n", "required"),
+            ("[boot]\npolicy = /p\n", "required, layout"),
             (
                 "[verify]\nrequired = yes\n",
                 "signatures, attach-signatures, require-binding, min-created",
