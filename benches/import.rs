@@ -55,6 +55,8 @@ use sealroot::verity::digest::MerkleHasher;
 use serde_json::json;
 use sha2::Digest;
 
+#[path = "../tests/common/reference_tools.rs"]
+mod reference_tools;
 /// The sequential reference importer, shared with `tests/repo_import.rs`.
 #[path = "../tests/oci_support/sequential.rs"]
 mod sequential;
@@ -288,20 +290,11 @@ fn cfsctl() -> Option<PathBuf> {
             return (p != "none").then(|| p.into());
         }
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/reference-tools");
-    let out = Command::new(&script)
-        .arg("--cfsctl")
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-    assert!(
-        out.status.success(),
-        "`scripts/reference-tools --cfsctl` failed; set CFSCTL to a built cfsctl 0.9.4 or CFSCTL=none"
+    let out = reference_tools::run(
+        &["--cfsctl"],
+        "set CFSCTL to a built cfsctl 0.9.4 or CFSCTL=none",
     );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("SEALROOT_CFSCTL="))
-        .map(PathBuf::from)
+    Some(reference_tools::value(&out, "SEALROOT_CFSCTL"))
 }
 
 /// Removes `path` (a previous run's output) and flushes the filesystem

@@ -7,6 +7,10 @@
 //! image also equals mkcomposefs' image of sealroot's own dump of it.
 //! (tests/cfsctl_interop.rs compares fixed orders with cfsctl.)
 
+// Both support modules (common, oci_support) load the one
+// tests/common/reference_tools.rs.
+#![allow(clippy::duplicate_mod)]
+
 mod common;
 mod oci_support;
 

@@ -12,6 +12,10 @@
 //! the artifact (it is reachable from index.json). Real tools throughout:
 //! the host's skopeo 1.9 and umoci, and Debian trixie's skopeo 1.18.
 
+// Both support modules (common, oci_support) load the one
+// tests/common/reference_tools.rs.
+#![allow(clippy::duplicate_mod)]
+
 mod common;
 mod oci_support;
 mod repo_support;

@@ -3,9 +3,11 @@
 //! run them. Tests FAIL when the tools cannot be set up: no silent skip.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Output};
 use std::sync::OnceLock;
+
+pub mod reference_tools;
 
 pub struct Reference {
     pub bin: PathBuf,
@@ -17,29 +19,26 @@ pub struct Reference {
 pub fn reference() -> &'static Reference {
     static REF: OnceLock<Reference> = OnceLock::new();
     REF.get_or_init(|| {
-        if let (Ok(bin), Ok(assets)) = (std::env::var("SEALROOT_REF_BIN"), std::env::var("SEALROOT_REF_ASSETS")) {
-            return Reference { bin: bin.into(), assets: assets.into() };
+        if let (Ok(bin), Ok(assets)) = (
+            std::env::var("SEALROOT_REF_BIN"),
+            std::env::var("SEALROOT_REF_ASSETS"),
+        ) {
+            return Reference {
+                bin: bin.into(),
+                assets: assets.into(),
+            };
         }
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/reference-tools");
-        let out = Command::new(&script)
-            .stderr(Stdio::inherit())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-        assert!(
-            out.status.success(),
-            "scripts/reference-tools failed ({}); the composefs tests need mkcomposefs, composefs-info and \
-             fsck.erofs from Debian (network access to the Debian mirror apt uses, see scripts/debian-mirror, or set \
+        let text = reference_tools::run(
+            &[],
+            "the composefs tests need mkcomposefs, composefs-info and fsck.erofs from Debian \
+             (network access to the Debian mirror apt uses, see scripts/debian-mirror, or set \
              SEALROOT_REF_BIN and SEALROOT_REF_ASSETS)",
-            out.status
         );
-        let text = String::from_utf8_lossy(&out.stdout);
-        let get = |k: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(k))
-                .unwrap_or_else(|| panic!("scripts/reference-tools printed no {k}"))
-                .into()
-        };
-        Reference { bin: get("SEALROOT_REF_BIN="), assets: get("SEALROOT_REF_ASSETS=") }
+        let get = |k: &str| reference_tools::value(&text, k);
+        Reference {
+            bin: get("SEALROOT_REF_BIN"),
+            assets: get("SEALROOT_REF_ASSETS"),
+        }
     })
 }
 

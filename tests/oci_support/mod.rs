@@ -7,6 +7,9 @@ pub mod images;
 pub mod memtree;
 pub mod sequential;
 
+#[path = "../common/reference_tools.rs"]
+mod reference_tools;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -51,23 +54,12 @@ pub fn cfsctl() -> &'static Path {
         if let Some(p) = std::env::var_os("SEALROOT_CFSCTL") {
             return p.into();
         }
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/reference-tools");
-        let out = Command::new(&script)
-            .arg("--cfsctl")
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-        assert!(
-            out.status.success(),
-            "`scripts/reference-tools --cfsctl` failed ({}): this test compares with composefs-rs' \
-             cfsctl 0.9.4, built with cargo from crates.io; set SEALROOT_CFSCTL to a built cfsctl \
-             or give the machine cargo and crates.io",
-            out.status
+        let out = reference_tools::run(
+            &["--cfsctl"],
+            "this test compares with composefs-rs' cfsctl 0.9.4, built with cargo from \
+             crates.io; set SEALROOT_CFSCTL to a built cfsctl or give the machine cargo and \
+             crates.io",
         );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find_map(|l| l.strip_prefix("SEALROOT_CFSCTL="))
-            .expect("scripts/reference-tools --cfsctl printed no SEALROOT_CFSCTL=")
-            .into()
+        reference_tools::value(&out, "SEALROOT_CFSCTL")
     })
 }
