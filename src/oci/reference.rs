@@ -145,10 +145,13 @@ impl FromStr for ImageReference {
             }
         };
 
-        // `@sha256:<64 hex>` at the very end selects by digest.
+        // `@sha256:<64 hex>` at the very end selects by digest. A path ends
+        // at its first ':', so `DIR@sha256:…` with no ':' before the '@' can
+        // only mean a digest: a malformed one is refused as such, not read
+        // as directory `DIR@sha256` with tag `…`.
         if let Some(at) = details.rfind("@sha256:") {
             let (path, digest) = (&details[..at], &details[at + 1..]);
-            if digest.len() == "sha256:".len() + 64 {
+            if !path.contains(':') {
                 let digest: Sha256Digest =
                     digest.parse().map_err(|e: super::digest::DigestError| {
                         ReferenceError::BadDigest {
@@ -314,6 +317,12 @@ mod tests {
             Err(ReferenceError::BadDigest { .. })
         ));
         assert!(matches!(p("oci:d\0:x"), Err(ReferenceError::Nul(_))));
+        // A short digest is a bad digest, not directory `d@sha256`, tag `1234`.
+        let e = p("oci:d@sha256:1234").unwrap_err();
+        assert!(matches!(e, ReferenceError::BadDigest { .. }), "{e:?}");
+        // With a ':' before it, `@sha256:` is part of a tag.
+        let r = p("oci:img:v1@sha256:ab").unwrap();
+        assert_eq!(r.selector, Selector::Tag("v1@sha256:ab".into()));
     }
 
     #[test]
