@@ -1,6 +1,7 @@
-//! Replacing a file atomically: the one way sealroot's host tools write an
-//! output file by path (signatures, keys, certificates, EROFS images, OCI
-//! blobs and `index.json`, Merkle trees).
+//! Replacing a file atomically: the one way sealroot writes an output file
+//! by path (signatures, keys, certificates, EROFS images, OCI blobs and
+//! `index.json`, Merkle trees, and sealroot-prepare's `/run/sealroot`
+//! records).
 //!
 //! The content goes to a new temporary file in the target's directory
 //! (`O_CREAT|O_EXCL`, so nothing existing is ever written through), is

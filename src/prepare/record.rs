@@ -1,10 +1,9 @@
 //! `/run/sealroot/status.json`: what `sealroot-prepare` verified and
 //! mounted, for the booted system to audit (see `docs/prepare.md`).
 //!
-//! Written atomically (temporary file + rename) once, at the end, on
+//! Written atomically ([`crate::atomic`]: temporary file, fsync, rename) once, at the end, on
 //! success and on failure. `format` is bumped on incompatible changes.
 
-use std::io::Write;
 use std::path::Path;
 
 use serde::Serialize;
@@ -145,28 +144,27 @@ pub fn uptime_ms() -> u64 {
 
 /// Writes the stand-down marker ([`STOOD_DOWN_FILE`]) into `dir`.
 pub fn write_stood_down(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let path = dir.join("stood-down");
-    let tmp = dir.join(".stood-down.tmp");
-    std::fs::write(
-        &tmp,
-        "sealroot-prepare stood down: [boot] required = no and no sealroot parameter on \
-         the kernel command line\n",
-    )?;
-    std::fs::rename(&tmp, path)
+    write_file(
+        dir,
+        "stood-down",
+        b"sealroot-prepare stood down: [boot] required = no and no sealroot parameter on \
+          the kernel command line\n",
+    )
 }
 
 /// Writes the record atomically into `dir`.
 pub fn write(dir: &Path, status: &Status) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
     let mut json = serde_json::to_vec_pretty(status).map_err(std::io::Error::other)?;
     json.push(b'\n');
-    let tmp = dir.join(".status.json.tmp");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(&json)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, dir.join("status.json"))
+    write_file(dir, "status.json", &json)
+}
+
+/// `dir/name` through the one atomic writer ([`crate::atomic`]); the
+/// caller names the file, so the error keeps the failed step and its cause.
+fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    crate::atomic::write(&dir.join(name), crate::atomic::Mode::Umask, bytes)
+        .map_err(|e| std::io::Error::new(e.error.kind(), format!("{}: {}", e.what, e.error)))
 }
 
 #[cfg(test)]
@@ -190,7 +188,12 @@ mod tests {
         assert_eq!(v["result"], "refused");
         assert_eq!(v["exit_code"], 1);
         assert_eq!(v["timings_us"]["total"], 0);
-        assert!(!dir.path().join(".status.json.tmp").exists());
+        // Nothing but the record is left in the directory.
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["status.json"]);
         assert!(uptime_ms() > 0);
     }
 }
