@@ -123,7 +123,10 @@ fn sha512_repository_stores_sha512_objects_end_to_end() {
     let recorded: Vec<String> = recorded.digests().iter().map(|d| d.to_hex()).collect();
     let stored: Vec<String> = objs.iter().map(|(n, _)| n.clone()).collect();
     for r in &recorded {
-        assert!(stored.contains(r), "object {r} the EROFS records is not stored");
+        assert!(
+            stored.contains(r),
+            "object {r} the EROFS records is not stored"
+        );
     }
 
     let fsck = sr_ok(&["repo", "fsck", "--sysroot", sys, "--cert", &cert]);
@@ -168,10 +171,8 @@ fn mixing_algorithms_in_one_repository_is_refused() {
     // Also sealed sha512 now: a sha256 repository still takes the sha256
     // seal, and `oci verify` checks both (one EROFS per object algorithm).
     seal(&layout, &keys, &["--algorithm", SHA512]);
-    let verify: Value = serde_json::from_str(&sr_ok(&[
-        "oci", "verify", &r, "--cert", &cert, "--json",
-    ]))
-    .unwrap();
+    let verify: Value =
+        serde_json::from_str(&sr_ok(&["oci", "verify", &r, "--cert", &cert, "--json"])).unwrap();
     assert_eq!(verify["ok"], true, "{verify:#}");
     assert_eq!(verify["artifacts"].as_array().unwrap().len(), 2);
 
@@ -264,10 +265,7 @@ fn mixing_algorithms_in_one_repository_is_refused() {
     let planted_hex = fsverity_sha512(&erofs256);
     let planted = sys512.join("sealroot/images").join(&planted_hex);
     std::fs::copy(&erofs256, &planted).unwrap();
-    let t = sr_fails(
-        &["repo", "fsck", "--sysroot", sys512.to_str().unwrap()],
-        1,
-    );
+    let t = sr_fails(&["repo", "fsck", "--sysroot", sys512.to_str().unwrap()], 1);
     assert!(
         t.contains(&planted_hex) && t.contains("records sha256 object digests"),
         "{t}"
