@@ -272,3 +272,65 @@ fn mixing_algorithms_in_one_repository_is_refused() {
     );
     let _ = sealed256;
 }
+
+/// `oci seal --algorithm fsverity-sha512-12 --object-signatures` signs
+/// the sha512 digests the EROFS records (bundle algorithm sha512), and
+/// each rebuilt PKCS#7 is byte for byte what fsverity-utils' `fsverity
+/// sign --hash-alg=sha512` makes for the deployed object with the same
+/// RSA key (the reference for the kernel's profile).
+#[test]
+fn sha512_object_signatures_match_fsverity_sign() {
+    use sealroot::objsig::Bundle;
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("layout");
+    sample_image(&layout);
+    let keys = Keys::new(&tmp.path().join("k"), "rsa2048", "CN=sha512 objects");
+    let sealed = seal(
+        &layout,
+        &keys,
+        &["--algorithm", SHA512, "--object-signatures"],
+    );
+    let bundle_hex = &sealed["objectSignatures"]["digest"].as_str().unwrap()[7..];
+    let bundle =
+        Bundle::parse(std::fs::read(layout.join("blobs/sha256").join(bundle_hex)).unwrap())
+            .unwrap();
+    assert_eq!(bundle.algorithm(), HashAlgorithm::Sha512);
+
+    let sysroot = tmp.path().join("sysroot");
+    std::fs::create_dir(&sysroot).unwrap();
+    deploy(&layout, &sysroot, &keys, &["--algorithm", SHA512]);
+    let repo = sysroot.join("sealroot");
+    let recorded = ImageObjects::read(
+        &std::fs::read(
+            repo.join("images")
+                .join(sealed["digests"]["merged"].as_str().unwrap()),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(bundle.len(), recorded.digests().len());
+    let cert = sealroot::crypto::Cert::load(Path::new(&keys.cert())).unwrap();
+    for d in recorded.digests() {
+        let ours = bundle.pkcs7(d).expect("every recorded object is signed");
+        sealroot::pkcs7::verify_fsverity(&ours, d, &cert).unwrap();
+    }
+    // fsverity-utils on the first object.
+    let d = &recorded.digests()[0];
+    let hex = d.to_hex();
+    let object = repo.join("objects").join(&hex[..2]).join(&hex[2..]);
+    let sig = tmp.path().join("object.sig");
+    run(tool("fsverity", "fsverity").args([
+        "sign",
+        "--hash-alg=sha512",
+        "--key",
+        &keys.key(),
+        "--cert",
+        &keys.cert(),
+        object.to_str().unwrap(),
+        sig.to_str().unwrap(),
+    ]));
+    assert!(
+        std::fs::read(&sig).unwrap() == bundle.pkcs7(d).unwrap(),
+        "sealroot's sha512 object signature differs from `fsverity sign --hash-alg=sha512`"
+    );
+}
