@@ -100,10 +100,13 @@ fn build_fixtures() -> (Vec<Signer>, Vec<(String, DiskImage, Deployed)>) {
     skip_enable_verity(dir.path());
     push("no-verity", (dir, d));
     // The same in a sha512 repository (objects and signed files
-    // fsverity-sha512-12).
+    // fsverity-sha512-12), sealed with per-object signatures (of the
+    // objects' sha512 digests).
     let (dir, d) = make(
         ImageSpec::standard("os-512"),
-        &Signing::new(&trusted, SigMode::Builtin).sha512(),
+        &Signing::new(&trusted, SigMode::Builtin)
+            .sha512()
+            .with_object_signatures(),
     );
     skip_enable_verity(dir.path());
     push("sha512-no-verity", (dir, d));
@@ -1030,9 +1033,12 @@ fn boots_an_image_at_the_rollback_floor() -> Result<()> {
 ///    EROFS's metacopy digests, not from repo.json), measures it, and
 ///    refuses the boot naming it; deployment.json keeps `"verity": false`;
 /// 2. untouched: every object the EROFS records gets sha512 fs-verity
-///    (measured by the kernel equal to its 128-digit name), the signed
-///    files their signatures, deployment.json `"verity": true`; the files
-///    read through overlayfs `verity=require` with sha512 metacopy digests;
+///    (measured by the kernel equal to its 128-digit name) with its builtin
+///    signature from the bundle (a PKCS#7 over the sha512 digest,
+///    ecdsa-with-SHA512: the kernel checks it against `.fs-verity` as it
+///    enables fs-verity), the signed files their signatures,
+///    deployment.json `"verity": true`; the files read through overlayfs
+///    `verity=require` with sha512 metacopy digests;
 /// 3. the same disk again, an object altered below fs-verity: the walk is
 ///    skipped, the sealed root mounts, and that file reads as EIO.
 ///
@@ -1112,9 +1118,15 @@ fn sha512_repository_first_boot_enables_sha512_objects_and_refuses_altered_ones(
     assert_eq!(s["image"]["erofs"], d.image_digest.to_string());
     assert_eq!(s["image"]["files"]["erofs"]["attached"], true);
     assert_eq!(s["objects_verity"]["algorithm"], "sha512");
+    let enabled = s["objects_verity"]["enabled"].as_u64().unwrap();
     assert!(
-        s["objects_verity"]["enabled"].as_u64().unwrap() >= 2,
+        enabled >= 2,
         "every object the image records gets fs-verity: {s:#}"
+    );
+    assert_eq!(
+        s["objects_verity"]["signed"].as_u64().unwrap(),
+        enabled,
+        "the kernel accepts every sha512 object signature: {s:#}"
     );
     let dj = disk.read_to_string(&format!("/sealroot/{}/deployment.json", d.deployment_dir()))?;
     let dj = sealroot::repo::json::Deployment::parse(dj.as_bytes()).unwrap();

@@ -79,9 +79,26 @@ pub fn enable_missing(
     repo: &Repo,
     deployment_dir: &str,
     deployment: &Deployment,
-    (image, image_digest): (&std::fs::File, &FsVerityDigest),
+    image: (&std::fs::File, &FsVerityDigest),
     attach: &Attach<'_>,
 ) -> Result<ObjectsEnabled, RepoError> {
+    let objects = image_objects(repo, image)?;
+    let done = enable_objects(repo, &objects, attach)?;
+    let mut updated = deployment.clone();
+    updated.verity = true;
+    repo.replace_file(deployment_dir, "deployment.json", &updated.to_json())?;
+    Ok(done)
+}
+
+/// The objects the verified EROFS `image` (its open file, and the digest
+/// it was verified as, for messages) records, and their algorithm: what a
+/// first boot may trust about the object store (module docs). Any layout
+/// whose images name objects as `objects/XX/<rest>` (sealroot's,
+/// composefs-rs') can use it.
+pub fn image_objects(
+    repo: &Repo,
+    (image, image_digest): (&std::fs::File, &FsVerityDigest),
+) -> Result<ImageObjects, RepoError> {
     let image_rel = format!("images/{}", image_digest.to_hex());
     let erofs = read_whole(image, MAX_IMAGE_AT_BOOT).map_err(|e| match e {
         Some(errno) => RepoError::Io {
@@ -97,11 +114,21 @@ pub fn enable_missing(
             ),
         },
     })?;
-    let objects = ImageObjects::read(&erofs).map_err(|e| RepoError::Invalid {
+    ImageObjects::read(&erofs).map_err(|e| RepoError::Invalid {
         path: repo.display(&image_rel),
         reason: format!("cannot list the objects of the verified image: {e}"),
-    })?;
-    drop(erofs);
+    })
+}
+
+/// Gives every object of `objects` below `objects/` of `repo` fs-verity
+/// with their algorithm (and the bundle's builtin signature where there is
+/// one) unless it has it, and refuses any whose measured digest is not
+/// the one the image records.
+pub fn enable_objects(
+    repo: &Repo,
+    objects: &ImageObjects,
+    attach: &Attach<'_>,
+) -> Result<ObjectsEnabled, RepoError> {
     let mut done = ObjectsEnabled {
         algorithm: objects.algorithm().map(|a| a.name()),
         ..ObjectsEnabled::default()
@@ -111,9 +138,6 @@ pub fn enable_missing(
             enable_one(repo, digest, &params, attach, &mut done)?;
         }
     }
-    let mut updated = deployment.clone();
-    updated.verity = true;
-    repo.replace_file(deployment_dir, "deployment.json", &updated.to_json())?;
     Ok(done)
 }
 
@@ -168,8 +192,12 @@ fn enable_one(
             match vioctl::enable(&file, params, None) {
                 Ok(()) => true,
                 // Enabled meanwhile (another prepare would be a bug, but
-                // the result is what is wanted).
-                Err(e) if e.errno() == Some(Errno::EXIST) => false,
+                // the result is what is wanted; the digest is checked
+                // below all the same).
+                Err(e) if e.errno() == Some(Errno::EXIST) => {
+                    done.present += 1;
+                    false
+                }
                 Err(e) => return Err(kernel(e)),
             }
         }
