@@ -208,3 +208,105 @@ fn compute_id_cli_matches_cfsctl() {
     assert_eq!(String::from_utf8(out).unwrap().trim(), theirs);
     assert!(std::fs::read(&erofs).unwrap() == repo.image(&theirs));
 }
+
+/// A sha512 seal and deploy (`oci seal --algorithm fsverity-sha512-12`
+/// into a `repo init --algorithm fsverity-sha512-12` repository) sign and
+/// store exactly what cfsctl computes for a sha512 repository: the signed
+/// merged digest is `cfsctl oci compute-id`, `images/<hex>` has cfsctl's
+/// bytes, and every object the EROFS records sits at the path cfsctl's
+/// repository has it (`objects/XX/<126 hex>`, the same layout).
+#[test]
+fn sha512_seal_and_deploy_match_cfsctl() {
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    let shape = images::hardlinks_across_layers();
+    images::write_image(&layout, shape.name, &shape.layers);
+    let repo = CfsRepo::init(work.path().join("cfs"), SHA512_12);
+    repo.pull(&layout, shape.name);
+    let theirs = repo.compute_id(shape.name);
+
+    let sr = |args: &[&str]| -> String {
+        let out = run(Command::new(env!("CARGO_BIN_EXE_sealroot")).args(args));
+        String::from_utf8(out).unwrap()
+    };
+    let keys = work.path().join("keys");
+    sr(&[
+        "keygen",
+        "--out-dir",
+        keys.to_str().unwrap(),
+        "--type",
+        "p256",
+        "--self-signed",
+        "--subject",
+        "CN=cfsctl interop",
+    ]);
+    let find = |ext: &str| -> String {
+        std::fs::read_dir(&keys)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                let n = p.file_name().unwrap().to_string_lossy().into_owned();
+                n.starts_with("signer") && n.contains(ext)
+            })
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
+    };
+    let (key, cert) = (find(".key"), find(".crt"));
+    let image = format!("oci:{}:{}", layout.display(), shape.name);
+    let sealed: serde_json::Value = serde_json::from_str(&sr(&[
+        "oci",
+        "seal",
+        &image,
+        "--key",
+        &key,
+        "--cert",
+        &cert,
+        "--algorithm",
+        "fsverity-sha512-12",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(sealed["digests"]["merged"], theirs.as_str());
+    assert_eq!(sealed["composefsDigest"], theirs.as_str());
+
+    let ours = work.path().join("sealroot-repo");
+    sr(&[
+        "repo",
+        "init",
+        "--repo",
+        ours.to_str().unwrap(),
+        "--algorithm",
+        "fsverity-sha512-12",
+    ]);
+    let deployed: serde_json::Value = serde_json::from_str(&sr(&[
+        "deploy",
+        &image,
+        "--repo",
+        ours.to_str().unwrap(),
+        "--cert",
+        &cert,
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(deployed["deployment"]["image"], theirs.as_str());
+    let erofs = std::fs::read(ours.join("images").join(&theirs)).unwrap();
+    assert!(
+        erofs == repo.image(&theirs),
+        "images/{theirs} differs from cfsctl's"
+    );
+    let objects = sealroot::erofs::objects::ImageObjects::read(&erofs).unwrap();
+    assert!(!objects.digests().is_empty());
+    for d in objects.digests() {
+        let hex = d.to_hex();
+        let rel = format!("objects/{}/{}", &hex[..2], &hex[2..]);
+        assert_eq!(hex.len(), 128);
+        assert!(ours.join(&rel).is_file(), "sealroot has no {rel}");
+        assert!(repo.dir.join(&rel).is_file(), "cfsctl has no {rel}");
+        assert!(
+            std::fs::read(ours.join(&rel)).unwrap() == std::fs::read(repo.dir.join(&rel)).unwrap(),
+            "{rel} differs"
+        );
+    }
+}

@@ -99,11 +99,14 @@ fn build_fixtures() -> (Vec<Signer>, Vec<(String, DiskImage, Deployed)>) {
     let (dir, d) = make(ImageSpec::standard("os-n"), &builtin);
     skip_enable_verity(dir.path());
     push("no-verity", (dir, d));
-    // The same in a sha512 repository (signed files fsverity-sha512-12;
-    // the content objects are sha256 all the same).
+    // The same in a sha512 repository (objects and signed files
+    // fsverity-sha512-12), sealed with per-object signatures (of the
+    // objects' sha512 digests).
     let (dir, d) = make(
         ImageSpec::standard("os-512"),
-        &Signing::new(&trusted, SigMode::Builtin).sha512(),
+        &Signing::new(&trusted, SigMode::Builtin)
+            .sha512()
+            .with_object_signatures(),
     );
     skip_enable_verity(dir.path());
     push("sha512-no-verity", (dir, d));
@@ -531,42 +534,41 @@ fn refuses_deployment_without_verity_and_names_the_fix() -> Result<()> {
 /// The first boot of a deployment made without fs-verity (an mkosi image
 /// built on a host without it), with attaching allowed: the signed files
 /// get their builtin signatures, the objects fs-verity, deployment.json
-/// `"verity": true`; an object altered on the disk *before* that boot
-/// still reads as EIO (its digest is compared with the signed EROFS's).
+/// `"verity": true`. An object altered on the disk *before* that boot is
+/// caught as the walk measures it against the digest the signed EROFS
+/// records: the boot is refused naming it (before, the boot went on and
+/// the file read as EIO), and deployment.json keeps `"verity": false`.
 #[test]
 fn first_boot_without_verity_enables_it_on_objects_when_attaching() -> Result<()> {
     let (disk, d) = fixture("no-verity");
-    let big = digest_bytes(&VerityParams::sha256(), &big_content("os-n"));
-    disk.corrupt_byte(&format!("/sealroot/objects/{}", object_path(&big)), 10)?;
     let other = digest_bytes(&VerityParams::sha256(), &big_content("os-n-other"));
     let checks = format!(
-        "bed_run big cat /sysroot/usr/share/big.txt\n\
+        "bed_run big sha256sum /sysroot/usr/share/big.txt\n\
          bed_run other sha256sum /sysroot/usr/share/other.txt\n\
          bed_run measure /bin/sealroot measure /sysroot/sysroot/sealroot/objects/{}\n",
         object_path(&other)
     );
-    let mut boot = Boot::new(
-        "prepare-first-boot-objects",
-        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
-    );
+    let cmdline = format!("sealroot=sha256:{}", d.manifest_digest.to_hex());
+    let mut boot = Boot::new("prepare-first-boot-objects", cmdline.clone());
     boot.conf = Some("[verify]\nattach-signatures = yes\n");
     boot.checks = &checks;
     let log = boot.run(&disk)?;
     log.result("prepare")?
         .assert_ok()?
-        .assert_stderr_contains("enabled fs-verity on")?;
+        .assert_stderr_contains("enabled fs-verity (sha256, as the signed EROFS records) on")?;
     log.result("other")?
         .assert_ok()?
         .assert_stdout_contains(&sha256_hex(&big_content("os-n-other")))?;
+    log.result("big")?
+        .assert_ok()?
+        .assert_stdout_contains(&sha256_hex(&big_content("os-n")))?;
     log.result("measure")?
         .assert_ok()?
         .assert_stdout_contains(&other.to_hex())?;
-    log.result("big")?
-        .assert_failed()?
-        .assert_stderr_contains("Input/output error")?;
     let s = status(&log);
     assert_eq!(s["verification"], "kernel");
     assert_eq!(s["image"]["files"]["erofs"]["attached"], true);
+    assert_eq!(s["objects_verity"]["algorithm"], "sha256");
     assert!(
         s["objects_verity"]["enabled"].as_u64().unwrap() >= 2,
         "{s:#}"
@@ -574,6 +576,24 @@ fn first_boot_without_verity_enables_it_on_objects_when_attaching() -> Result<()
     let dj = disk.read_to_string(&format!("/sealroot/{}/deployment.json", d.deployment_dir()))?;
     let dj = sealroot::repo::json::Deployment::parse(dj.as_bytes()).unwrap();
     assert!(dj.verity, "deployment.json still says verity: false");
+
+    let (disk, _) = fixture("no-verity");
+    let big = digest_bytes(&VerityParams::sha256(), &big_content("os-n"));
+    let object = format!("/sealroot/objects/{}", object_path(&big));
+    disk.corrupt_byte(&object, 10)?;
+    let mut boot = Boot::new("prepare-first-boot-altered-object", cmdline);
+    boot.conf = Some("[verify]\nattach-signatures = yes\n");
+    let log = boot.run(&disk)?;
+    assert_refused(&log, 3, "the object was altered on the disk")?;
+    log.result("prepare")?
+        .assert_stderr_contains(&format!("/sysroot{object}: its fs-verity digest is"))?
+        .assert_stderr_contains(&format!("the signed image records {big}"))?;
+    let dj = disk.read_to_string(&format!("/sealroot/{}/deployment.json", d.deployment_dir()))?;
+    let dj = sealroot::repo::json::Deployment::parse(dj.as_bytes()).unwrap();
+    assert!(
+        !dj.verity,
+        "deployment.json says verity: true after a refusal"
+    );
     Ok(())
 }
 
@@ -1004,64 +1024,128 @@ fn boots_an_image_at_the_rollback_floor() -> Result<()> {
     Ok(())
 }
 
-/// A sha512 repository (`repo.json`: fsverity-sha512-12) deployed on a
-/// host without fs-verity, first boot with attaching allowed: the signed
-/// files get sha512 fs-verity with their signatures, the content objects
-/// (always sha256, the digests the EROFS records) get sha256 fs-verity,
-/// deployment.json then says `"verity": true`, and the files read. Before
-/// the objects' algorithm came from one place, the walk looked for
-/// 126-digit sha512 names, enabled nothing, recorded `"verity": true`
-/// anyway, and every file read as EIO. The second boot skips the walk.
+/// A sha512 repository (`repo.json` format 2: objects and signed files
+/// fsverity-sha512-12, as `cfsctl init` makes by default) deployed on a
+/// host without fs-verity, booted three times with attaching allowed:
+///
+/// 1. an object altered before the first boot: the first-boot walk
+///    enables sha512 fs-verity on it (the algorithm read from the signed
+///    EROFS's metacopy digests, not from repo.json), measures it, and
+///    refuses the boot naming it; deployment.json keeps `"verity": false`;
+/// 2. untouched: every object the EROFS records gets sha512 fs-verity
+///    (measured by the kernel equal to its 128-digit name) with its builtin
+///    signature from the bundle (a PKCS#7 over the sha512 digest,
+///    ecdsa-with-SHA512: the kernel checks it against `.fs-verity` as it
+///    enables fs-verity), the signed files their signatures,
+///    deployment.json `"verity": true`; the files read through overlayfs
+///    `verity=require` with sha512 metacopy digests;
+/// 3. the same disk again, an object altered below fs-verity: the walk is
+///    skipped, the sealed root mounts, and that file reads as EIO.
+///
+/// The repository's repo.json is rewritten to claim sha256 objects before
+/// the boots: the walk must not believe it (the disk is the attacker's).
 #[test]
-fn sha512_repository_first_boot_enables_the_sha256_objects() -> Result<()> {
-    let (disk, d) = fixture("sha512-no-verity");
+fn sha512_repository_first_boot_enables_sha512_objects_and_refuses_altered_ones() -> Result<()> {
+    let name = "sha512-no-verity";
+    let (_, d) = fixture(name);
     assert_eq!(
         d.image_digest.algorithm(),
         sealroot::verity::HashAlgorithm::Sha512
     );
-    let repo_json = disk.read_to_string("/sealroot/repo.json")?;
-    assert!(repo_json.contains("fsverity-sha512-12"), "{repo_json}");
-    let big = digest_bytes(&VerityParams::sha256(), &big_content("os-512"));
-    let checks = format!(
-        "bed_run big sha256sum /sysroot/usr/share/big.txt\n\
-         bed_run measure /bin/sealroot measure /sysroot/sysroot/sealroot/objects/{}\n",
-        object_path(&big)
-    );
+    let big = digest_bytes(&VerityParams::sha512(), &big_content("os-512"));
+    let other = digest_bytes(&VerityParams::sha512(), &big_content("os-512-other"));
+    let object = format!("/sealroot/objects/{}", object_path(&big));
     let conf = "[verify]\nattach-signatures = yes\n";
     let cmdline = format!("sealroot=sha256:{}", d.manifest_digest.to_hex());
+    // A lying hint, written in the VM before prepare runs: format-1
+    // repo.json means sha256 objects.
+    let lie = "printf '{\"format\": 1, \"algorithm\": \"fsverity-sha512-12\"}\\n' \
+               > /sysroot/sealroot/repo.json\n\
+               bed_run lie cat /sysroot/sealroot/repo.json\n";
+    let repo_json = fixture(name).0.read_to_string("/sealroot/repo.json")?;
+    assert!(
+        repo_json.contains("\"objects\": \"fsverity-sha512-12\""),
+        "{repo_json}"
+    );
+
+    // 1. Altered before the first boot.
+    let (disk, _) = fixture(name);
+    disk.corrupt_byte(&object, 10)?;
+    let mut boot = Boot::new("prepare-sha512-altered-first-boot", cmdline.clone());
+    boot.conf = Some(conf);
+    boot.before = lie;
+    let log = boot.run(&disk)?;
+    log.result("lie")?.assert_stdout_contains("\"format\": 1")?;
+    assert_refused(&log, 3, "the object was altered on the disk")?;
+    log.result("prepare")?
+        .assert_stderr_contains(&format!(
+            "/sysroot{object}: its fs-verity digest is sha512:"
+        ))?
+        .assert_stderr_contains(&format!("the signed image records {big}"))?;
+    let dj = disk.read_to_string(&format!("/sealroot/{}/deployment.json", d.deployment_dir()))?;
+    let dj = sealroot::repo::json::Deployment::parse(dj.as_bytes()).unwrap();
+    assert!(
+        !dj.verity,
+        "deployment.json says verity: true after a refusal"
+    );
+
+    // 2. Untouched.
+    let (disk, _) = fixture(name);
+    let checks = format!(
+        "bed_run big sha256sum /sysroot/usr/share/big.txt\n\
+         bed_run other sha256sum /sysroot/usr/share/other.txt\n\
+         bed_run measure /bin/sealroot measure /sysroot/sysroot/sealroot/objects/{}\n",
+        object_path(&other)
+    );
     let mut boot = Boot::new("prepare-sha512-first-boot", cmdline.clone());
     boot.conf = Some(conf);
+    boot.before = lie;
     boot.checks = &checks;
     let log = boot.run(&disk)?;
     log.result("prepare")?
         .assert_ok()?
-        .assert_stderr_contains("enabled fs-verity on")?;
+        .assert_stderr_contains("enabled fs-verity (sha512, as the signed EROFS records) on")?;
     log.result("big")?
         .assert_ok()?
         .assert_stdout_contains(&sha256_hex(&big_content("os-512")))?;
+    log.result("other")?
+        .assert_ok()?
+        .assert_stdout_contains(&sha256_hex(&big_content("os-512-other")))?;
     log.result("measure")?
         .assert_ok()?
-        .assert_stdout_contains(&big.to_hex())?;
+        .assert_stdout_contains(&other.to_string())?;
     let s = status(&log);
     assert_eq!(s["image"]["erofs"], d.image_digest.to_string());
     assert_eq!(s["image"]["files"]["erofs"]["attached"], true);
+    assert_eq!(s["objects_verity"]["algorithm"], "sha512");
+    let enabled = s["objects_verity"]["enabled"].as_u64().unwrap();
+    assert!(
+        enabled >= 2,
+        "every object the image records gets fs-verity: {s:#}"
+    );
     assert_eq!(
-        s["objects_verity"]["enabled"].as_u64().unwrap(),
-        d.objects_added,
-        "every object deploy added gets fs-verity: {s:#}"
+        s["objects_verity"]["signed"].as_u64().unwrap(),
+        enabled,
+        "the kernel accepts every sha512 object signature: {s:#}"
     );
     let dj = disk.read_to_string(&format!("/sealroot/{}/deployment.json", d.deployment_dir()))?;
     let dj = sealroot::repo::json::Deployment::parse(dj.as_bytes()).unwrap();
     assert!(dj.verity, "deployment.json still says verity: false");
 
+    // 3. Second boot, an object altered below fs-verity.
+    disk.corrupt_byte(&object, 10)?;
     let mut boot2 = Boot::new("prepare-sha512-second-boot", cmdline);
     boot2.conf = Some(conf);
-    boot2.checks = "bed_run big sha256sum /sysroot/usr/share/big.txt\n";
+    boot2.checks = "bed_run big cat /sysroot/usr/share/big.txt\n\
+                    bed_run other sha256sum /sysroot/usr/share/other.txt\n";
     let log = boot2.run(&disk)?;
     log.result("prepare")?.assert_ok()?;
     log.result("big")?
+        .assert_failed()?
+        .assert_stderr_contains("Input/output error")?;
+    log.result("other")?
         .assert_ok()?
-        .assert_stdout_contains(&sha256_hex(&big_content("os-512")))?;
+        .assert_stdout_contains(&sha256_hex(&big_content("os-512-other")))?;
     let s = status(&log);
     assert!(s["objects_verity"].is_null(), "{s:#}");
     assert_eq!(s["image"]["files"]["erofs"]["attached"], false);

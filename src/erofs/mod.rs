@@ -5,6 +5,7 @@
 #[cfg(feature = "host")]
 mod build;
 pub mod format;
+pub mod objects;
 pub mod reader;
 // Writing images is the host's job; sealroot-prepare only reads them.
 #[cfg(feature = "host")]

@@ -218,8 +218,8 @@ impl CommitImage {
 /// The fs-verity parameters of ostree's content objects: sha256, 4 KiB
 /// blocks, no salt, what ostree enables (`_ostree_tmpf_fsverity_core`,
 /// `ostree-repo-verity.c`) and records in `.ostree.cfs`. ostree fixes
-/// them, so they are not [`tree::object_params`] (sealroot's own object
-/// store's choice, which may change with it); byte-identity with
+/// them, whatever a sealroot repository's object algorithm
+/// (`crate::repo::RepoConfig::objects`); byte-identity with
 /// ostree's image depends on these.
 pub fn object_params() -> VerityParams {
     VerityParams::sha256()

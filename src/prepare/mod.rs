@@ -326,12 +326,22 @@ pub fn run(
             bundle: bundle.as_ref(),
             require_signatures: ipe_plan.is_some(),
         };
-        let done = objects::enable_missing(&repo, &verified.deployment, &hint, &attach)
-            .map_err(Error::Objects)?;
+        let done = objects::enable_missing(
+            &repo,
+            &verified.deployment,
+            &hint,
+            (&verified.image_file, &verified.image),
+            &attach,
+        )
+        .map_err(Error::Objects)?;
         log.info(&format!(
-            "first boot of {}: enabled fs-verity on {} objects ({} with their builtin \
-             signature; {} had it)",
-            verified.deployment, done.enabled, done.signed, done.present
+            "first boot of {}: enabled fs-verity ({}, as the signed EROFS records) on {} \
+             objects ({} with their builtin signature; {} had it)",
+            verified.deployment,
+            done.algorithm.unwrap_or("no objects"),
+            done.enabled,
+            done.signed,
+            done.present
         ));
         status.objects_verity = Some(done);
         status.timings_us.objects = micros(t);

@@ -12,43 +12,43 @@
 //! sealed `.fs-verity` keyring as it enables fs-verity); objects of other
 //! deployments, or without an entry, get fs-verity without one.
 //!
-//! This extends no trust. The kernel computes each object's digest from
-//! the bytes on the disk, and overlayfs compares it with the digest the
-//! signed EROFS records for the file (`trusted.overlay.metacopy`): an
-//! object altered before this boot reads as EIO all the same; a signature
-//! the kernel accepts covers exactly those bytes. Objects use
-//! [`object_params`] (sha256, as the bundle's entries), not the
-//! repository's algorithm for the signed files: in a sha512 repository,
-//! sha512 parameters would match no object name and enable nothing.
+//! Which objects, and with which fs-verity algorithm, comes from the
+//! *verified* EROFS (`erofs::objects::ImageObjects`): the digests it
+//! records in `trusted.overlay.metacopy` name the objects
+//! (`objects/XX/<rest>`) and fix their algorithm (sha256 or sha512), the
+//! same digests overlayfs `verity=require` compares at open. Neither
+//! `repo.json` nor `deployment.json` is asked: both are on the attacker's
+//! disk, and a lying algorithm would otherwise make this walk give objects
+//! fs-verity of the wrong algorithm, which can never be undone (fs-verity
+//! cannot be disabled) and leaves every file of the image unreadable.
 //!
-//! An object with more than one hard link is refused (the boot stops)
-//! before anything is done to it: the disk is the attacker's, and an
-//! `objects/XX/…` name linked to a file elsewhere on the physical root
-//! would make this walk give that outside file fs-verity (read-only from
-//! then on, and signed if its bytes match a bundle entry). The host's
-//! deploy never creates such links (`repo::dir` requires single-link
-//! files), and `sealroot repo fsck` reports them.
-//! Afterwards
-//! `deployment.json` says `"verity": true`, so later boots skip the walk
-//! (the flag only saves work: a lying flag leaves objects without
-//! fs-verity, which overlayfs refuses).
-
+//! This extends no trust. The kernel computes each object's digest from
+//! the bytes on the disk as it enables fs-verity; the walk then measures it
+//! and compares it with the digest the signed EROFS records: an object
+//! altered before this boot (or missing) refuses the boot, naming it,
+//! rather than leaving a root whose file reads as EIO; a signature the
+//! kernel accepts covers exactly those bytes. Objects of other deployments
+//! are left to their own first boot (or `sealroot repo enable-verity`).
+//!
 use rustix::io::Errno;
 
 use super::repo::{Repo, RepoError, blob_path};
+use crate::erofs::objects::ImageObjects;
 use crate::objsig::{self, Bundle};
 use crate::oci::ImageManifest;
 use crate::oci::Sha256Digest;
 use crate::oci::artifact::SealArtifact;
 use crate::oci::stored::Stored;
 use crate::repo::json::Deployment;
-use crate::tree::object_params;
 use crate::verity::FsVerityDigest;
 use crate::verity::ioctl as vioctl;
 
 /// What the walk did.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct ObjectsEnabled {
+    /// The objects' fs-verity hash (`sha256`, `sha512`), from the verified
+    /// EROFS; `None` when it has no external file.
+    pub algorithm: Option<&'static str>,
     /// Objects that got fs-verity now.
     pub enabled: u64,
     /// Of those, objects that got their builtin signature from the bundle.
@@ -66,80 +66,180 @@ pub struct Attach<'a> {
     pub require_signatures: bool,
 }
 
+/// The largest merged EROFS the first-boot walk reads into memory (its
+/// metadata only: about 100 bytes per file of the image).
+pub const MAX_IMAGE_AT_BOOT: u64 = 1 << 30;
+
 /// Enables fs-verity (with the bundle's builtin signature where there is
-/// one) on every object below `objects/` that lacks it, then records
+/// one) on every object the verified EROFS `image` (digest
+/// `image_digest`) references that lacks
+/// it, checks every one's measured digest against the EROFS, then records
 /// `"verity": true` in `<deployment>/deployment.json`.
 pub fn enable_missing(
     repo: &Repo,
     deployment_dir: &str,
     deployment: &Deployment,
+    image: (&std::fs::File, &FsVerityDigest),
     attach: &Attach<'_>,
 ) -> Result<ObjectsEnabled, RepoError> {
-    let params = object_params();
-    let mut done = ObjectsEnabled::default();
-    let mut fanout = repo.list_dir("objects", "cannot list the object store")?;
-    fanout.sort();
-    for sub in fanout.iter().filter(|n| is_hex(n, 2)) {
-        let dir = format!("objects/{sub}");
-        for name in repo.list_dir(&dir, "cannot list the object store")? {
-            // Objects only: leftovers of an interrupted deploy are not.
-            if !is_hex(&name, params.algorithm.digest_size() * 2 - 2) {
-                continue;
-            }
-            let rel = format!("{dir}/{name}");
-            let file = repo.open_file(&rel, "cannot open object")?;
-            refuse_hard_links(repo, &rel, &file)?;
-            let kernel = |e: vioctl::Error| RepoError::Invalid {
-                path: repo.display(&rel),
-                reason: format!("cannot enable fs-verity: {e}"),
-            };
-            if vioctl::has_verity(&file).map_err(kernel)? {
-                done.present += 1;
-                continue;
-            }
-            let signature = attach.bundle.and_then(|b| {
-                FsVerityDigest::from_hex(params.algorithm, &format!("{sub}{name}"))
-                    .ok()
-                    .and_then(|d| b.pkcs7(&d))
-            });
-            if let Some(sig) = &signature {
-                match vioctl::enable(&file, &params, Some(sig)) {
-                    Ok(()) => {
-                        done.enabled += 1;
-                        done.signed += 1;
-                        continue;
-                    }
-                    Err(e) if e.errno() == Some(Errno::EXIST) => {
-                        done.present += 1;
-                        continue;
-                    }
-                    Err(e) if attach.require_signatures => {
-                        return Err(RepoError::Invalid {
-                            path: repo.display(&rel),
-                            reason: format!(
-                                "the kernel refused the object's builtin signature from the \
-                                 image's object signature bundle: {e}; IPE needs it (is the \
-                                 bundle's signer in certs.d?)"
-                            ),
-                        });
-                    }
-                    // Refused (e.g. another signer): fs-verity without.
-                    Err(_) => {}
-                }
-            }
-            match vioctl::enable(&file, &params, None) {
-                Ok(()) => done.enabled += 1,
-                // Enabled meanwhile (another prepare would be a bug, but
-                // the result is what is wanted).
-                Err(e) if e.errno() == Some(Errno::EXIST) => done.present += 1,
-                Err(e) => return Err(kernel(e)),
-            }
-        }
-    }
+    let objects = image_objects(repo, image)?;
+    let done = enable_objects(repo, &objects, attach)?;
     let mut updated = deployment.clone();
     updated.verity = true;
     repo.replace_file(deployment_dir, "deployment.json", &updated.to_json())?;
     Ok(done)
+}
+
+/// The objects the verified EROFS `image` (its open file, and the digest
+/// it was verified as, for messages) records, and their algorithm: what a
+/// first boot may trust about the object store (module docs). Any layout
+/// whose images name objects as `objects/XX/<rest>` (sealroot's,
+/// composefs-rs') can use it.
+pub fn image_objects(
+    repo: &Repo,
+    (image, image_digest): (&std::fs::File, &FsVerityDigest),
+) -> Result<ImageObjects, RepoError> {
+    let image_rel = format!("images/{}", image_digest.to_hex());
+    let erofs = read_whole(image, MAX_IMAGE_AT_BOOT).map_err(|e| match e {
+        Some(errno) => RepoError::Io {
+            path: repo.display(&image_rel),
+            what: "cannot read the verified EROFS",
+            errno,
+        },
+        None => RepoError::Invalid {
+            path: repo.display(&image_rel),
+            reason: format!(
+                "larger than {MAX_IMAGE_AT_BOOT} bytes: too large to list its objects at \
+                 first boot; run `sealroot repo enable-verity` on it instead"
+            ),
+        },
+    })?;
+    ImageObjects::read(&erofs).map_err(|e| RepoError::Invalid {
+        path: repo.display(&image_rel),
+        reason: format!("cannot list the objects of the verified image: {e}"),
+    })
+}
+
+/// Gives every object of `objects` below `objects/` of `repo` fs-verity
+/// with their algorithm (and the bundle's builtin signature where there is
+/// one) unless it has it, and refuses any whose measured digest is not
+/// the one the image records.
+pub fn enable_objects(
+    repo: &Repo,
+    objects: &ImageObjects,
+    attach: &Attach<'_>,
+) -> Result<ObjectsEnabled, RepoError> {
+    let mut done = ObjectsEnabled {
+        algorithm: objects.algorithm().map(|a| a.name()),
+        ..ObjectsEnabled::default()
+    };
+    if let Some(params) = objects.params() {
+        for digest in objects.digests() {
+            enable_one(repo, digest, &params, attach, &mut done)?;
+        }
+    }
+    Ok(done)
+}
+
+/// `objects/XX/<rest>`: fs-verity on, then its measured digest compared
+/// with `digest` (the signed EROFS's).
+fn enable_one(
+    repo: &Repo,
+    digest: &FsVerityDigest,
+    params: &crate::verity::VerityParams,
+    attach: &Attach<'_>,
+    done: &mut ObjectsEnabled,
+) -> Result<(), RepoError> {
+    let hex = digest.to_hex();
+    let rel = format!("objects/{}/{}", &hex[..2], &hex[2..]);
+    let file = repo.open_file(
+        &rel,
+        "cannot open the object (the image needs it; redeploy)",
+    )?;
+    refuse_hard_links(repo, &rel, &file)?;
+    let kernel = |e: vioctl::Error| RepoError::Invalid {
+        path: repo.display(&rel),
+        reason: format!("cannot enable fs-verity: {e}"),
+    };
+    let enabled = if vioctl::has_verity(&file).map_err(kernel)? {
+        done.present += 1;
+        false
+    } else {
+        let signature = attach.bundle.and_then(|b| b.pkcs7(digest));
+        let mut signed = false;
+        if let Some(sig) = &signature {
+            match vioctl::enable(&file, params, Some(sig)) {
+                Ok(()) => signed = true,
+                Err(e) if e.errno() == Some(Errno::EXIST) => {}
+                Err(e) if attach.require_signatures => {
+                    return Err(RepoError::Invalid {
+                        path: repo.display(&rel),
+                        reason: format!(
+                            "the kernel refused the object's builtin signature from the \
+                             image's object signature bundle: {e}; IPE needs it (is the \
+                             bundle's signer in certs.d?)"
+                        ),
+                    });
+                }
+                // Refused (e.g. another signer): fs-verity without.
+                Err(_) => {}
+            }
+        }
+        if signed {
+            done.signed += 1;
+            true
+        } else {
+            match vioctl::enable(&file, params, None) {
+                Ok(()) => true,
+                // Enabled meanwhile (another prepare would be a bug, but
+                // the result is what is wanted; the digest is checked
+                // below all the same).
+                Err(e) if e.errno() == Some(Errno::EXIST) => {
+                    done.present += 1;
+                    false
+                }
+                Err(e) => return Err(kernel(e)),
+            }
+        }
+    };
+    if enabled {
+        done.enabled += 1;
+    }
+    let measured = vioctl::measure(&file).map_err(|e| RepoError::Invalid {
+        path: repo.display(&rel),
+        reason: format!("cannot measure its fs-verity digest: {e}"),
+    })?;
+    if measured != *digest {
+        return Err(RepoError::Invalid {
+            path: repo.display(&rel),
+            reason: format!(
+                "its fs-verity digest is {measured}, the signed image records {digest}: the \
+                 object was altered on the disk; refusing to boot a root whose files would \
+                 read as EIO (redeploy the image)"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The whole file, read with `pread` (the caller's file position, which
+/// the mount may use, is left alone): `Err(None)` if larger than `limit`.
+fn read_whole(file: &std::fs::File, limit: u64) -> Result<Vec<u8>, Option<Errno>> {
+    use std::os::unix::fs::FileExt;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file
+            .read_at(&mut buf, out.len() as u64)
+            .map_err(|e| Some(Errno::from_io_error(&e).unwrap_or(Errno::IO)))?;
+        if n == 0 {
+            return Ok(out);
+        }
+        if out.len() as u64 + n as u64 > limit {
+            return Err(None);
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
 }
 
 /// The largest bundle the initramfs reads (about 200,000 objects with
@@ -214,8 +314,4 @@ fn refuse_hard_links(repo: &Repo, rel: &str, file: &std::fs::File) -> Result<(),
         });
     }
     Ok(())
-}
-
-fn is_hex(name: &str, len: usize) -> bool {
-    name.len() == len && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }

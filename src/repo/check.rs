@@ -18,10 +18,10 @@ use crate::oci::layout::{ImageLayout, ResolvedImage};
 use crate::oci::referrers::seal_artifacts;
 use crate::oci::{Descriptor, Sha256Digest};
 use crate::pkcs7::{VerifyError, verify_fsverity};
-use crate::verity::FsVerityDigest;
+use crate::verity::{FsVerityDigest, HashAlgorithm};
 
 use super::Error;
-use super::image::MergedImage;
+use super::image::{MergedImage, MergedImages};
 use super::seal::SealDigests;
 use super::source::{BoundBy, expected_record, label_binding, record_binding};
 
@@ -131,7 +131,7 @@ impl InlineCheck {
 pub fn check_artifacts(
     layout: &ImageLayout,
     image: &ResolvedImage,
-    merged: &MergedImage,
+    merged: &MergedImages,
     trusted: &[Cert],
 ) -> Result<Vec<ArtifactCheck>, Error> {
     let mut out = Vec::new();
@@ -147,7 +147,14 @@ pub fn check_artifacts(
                 object_signatures: None,
                 verified: false,
             },
-            Ok(a) => check_one(layout, image, merged, &desc, &a, trusted),
+            Ok(a) => check_one(
+                layout,
+                image,
+                merged.for_algorithm(a.algorithm),
+                &desc,
+                &a,
+                trusted,
+            ),
         });
     }
     Ok(out)
@@ -225,7 +232,7 @@ fn check_one(
 /// Checks the image's inline metadata, if it has any.
 pub fn check_inline(
     image: &ResolvedImage,
-    merged: &MergedImage,
+    merged: &MergedImages,
     trusted: &[Cert],
 ) -> Option<InlineCheck> {
     let seal = match InlineSeal::parse(&image.manifest) {
@@ -240,6 +247,7 @@ pub fn check_inline(
             });
         }
     };
+    let merged = merged.for_algorithm(seal.algorithm);
     let digests = SealDigests::of(image, seal.algorithm, Some(merged.digest(seal.algorithm)));
     let roles: Vec<RoleCheck> = seal
         .entries()
@@ -267,19 +275,13 @@ pub fn check_inline(
 /// binding record of an artifact that is not broken.
 pub fn binding(
     image: &ResolvedImage,
-    merged: &MergedImage,
+    merged: &MergedImages,
     artifacts: &[ArtifactCheck],
 ) -> Binding {
     let mut by = Vec::new();
     let mut problem = None;
-    // The label's length says its algorithm.
-    let label_alg = image.config.seal_label().and_then(|l| match l.len() {
-        64 => Some(VerityAlgorithm::SHA256_12),
-        128 => "fsverity-sha512-12".parse().ok(),
-        _ => None,
-    });
-    if let Some(alg) = label_alg {
-        match label_binding(&image.config, &merged.digest(alg)) {
+    if let Some(alg) = label_algorithm(image) {
+        match label_binding(&image.config, &merged.for_algorithm(alg).digest(alg)) {
             Ok(true) => by.push(BoundBy::ConfigLabel),
             Ok(false) => {}
             Err(e) => problem = Some(e),
@@ -303,6 +305,44 @@ pub fn binding(
         by,
         problem,
     }
+}
+
+/// The algorithm of the config label `containers.composefs.fsverity`
+/// (its length says it).
+fn label_algorithm(image: &ResolvedImage) -> Option<VerityAlgorithm> {
+    image.config.seal_label().and_then(|l| match l.len() {
+        64 => Some(VerityAlgorithm::SHA256_12),
+        128 => "fsverity-sha512-12".parse().ok(),
+        _ => None,
+    })
+}
+
+/// The fs-verity hash algorithms of the image's seals (its sealing
+/// artifacts, its inline metadata, its config label), each once: the
+/// object algorithms [`check_artifacts`], [`check_inline`] and [`binding`]
+/// need a merged EROFS of ([`MergedImages`]). sha256 when it has none.
+pub fn seal_algorithms(
+    layout: &ImageLayout,
+    image: &ResolvedImage,
+) -> Result<Vec<HashAlgorithm>, Error> {
+    let mut out: Vec<HashAlgorithm> = seal_artifacts(layout, &image.manifest)?
+        .into_iter()
+        .filter_map(|(_, a)| a.ok().map(|a| a.algorithm.hash))
+        .collect();
+    if let Ok(Some(s)) = InlineSeal::parse(&image.manifest) {
+        out.push(s.algorithm.hash);
+    }
+    out.extend(label_algorithm(image).map(|a| a.hash));
+    if out.is_empty() {
+        out.push(HashAlgorithm::Sha256);
+    }
+    let first = out[0];
+    out.sort();
+    out.dedup();
+    // The first seal's algorithm first: its EROFS is the one reported.
+    out.retain(|&a| a != first);
+    out.insert(0, first);
+    Ok(out)
 }
 
 /// Reads a signature blob from the layout, verifying its sha256 and size.

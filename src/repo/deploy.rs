@@ -142,7 +142,22 @@ pub fn deploy(
         }
     }
     let digests = SealDigests::of(image, alg, Some(merged.digest(alg)));
-    let chosen = source::choose(layout, image, &digests, &choice)?;
+    let chosen = source::choose(layout, image, &digests, &choice).map_err(|e| match e {
+        // The seal signs the EROFS of sha512 objects; this repository
+        // stores sha256 ones (docs/repository.md, "repo.json").
+        Error::Refused(why) if repo.config().is_mixed() => Error::Refused(format!(
+            "{why}. Repository {} has {} signed files but sha256 objects (repo.json format 1, \
+             made by an older sealroot), so its EROFS records sha256 object digests; images \
+             sealed with --algorithm {} by this sealroot record {} ones: deploy them into a \
+             new repository (`sealroot repo init --algorithm {}`)",
+            repo.root().display(),
+            alg,
+            alg,
+            alg.hash,
+            alg
+        )),
+        e => e,
+    })?;
     if chosen.artifact() != first_artifact && bundle.is_some() {
         return Err(Error::Refused(format!(
             "image {}: the layers match the signatures of {}, not artifact {} whose object \

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::objsig::repo::RepoBundles;
-use crate::oci::artifact::{Role, VerityAlgorithm};
+use crate::oci::artifact::Role;
 use crate::oci::manifest::ImageManifest;
 use crate::oci::stored::Stored;
 use crate::verity::{VerityParams, ioctl};
@@ -74,11 +74,12 @@ fn run(repo: &Repository, progress: &mut dyn FnMut(&Path)) -> Result<EnableRepor
     // Inspect.
     let mut pending = Vec::new();
     let bundles = RepoBundles::load(repo)?;
+    let object_alg = repo.object_algorithm();
     for f in scan::objects(repo)?.refuse_unexpected(COMMAND)? {
         if ioctl::has_verity(&f.open()?).unwrap_or(false) {
             report.already += 1;
         } else {
-            let signature = parse_verity_hex(&f.name, VerityAlgorithm::SHA256_12)
+            let signature = parse_verity_hex(&f.name, object_alg)
                 .ok()
                 .and_then(|d| bundles.pkcs7(&d));
             if signature.is_some() {
@@ -86,7 +87,7 @@ fn run(repo: &Repository, progress: &mut dyn FnMut(&Path)) -> Result<EnableRepor
             }
             pending.push(Pending {
                 rel: f.rel,
-                params: VerityParams::sha256(),
+                params: object_alg.params(),
                 signature,
                 limit: MAX_IMAGE_SIZE,
             });

@@ -33,15 +33,16 @@ use serde::Serialize;
 
 use crate::crypto::Cert;
 use crate::dumpfile::print::walk;
+use crate::erofs::objects::ImageObjects;
 use crate::erofs::reader::read_tree;
-use crate::oci::artifact::Role;
+use crate::oci::artifact::{Role, VerityAlgorithm};
 use crate::oci::manifest::ImageManifest;
 use crate::oci::stored::Stored;
 use crate::oci::{ImageConfig, Sha256Digest};
 use crate::pkcs7::verify_fsverity;
 use crate::tree::Content;
 use crate::verity::digest::{digest_bytes, digest_open_file};
-use crate::verity::{FsVerityDigest, VerityParams, ioctl};
+use crate::verity::{FsVerityDigest, ioctl};
 
 use super::Error;
 use super::dir::{FileKind, PathError};
@@ -142,16 +143,23 @@ pub fn fsck(repo: &Repository, trusted: &[Cert]) -> Result<FsckReport, Error> {
         }
     };
 
-    // Objects: fs-verity sha256 of the content equals the name.
+    // Objects: fs-verity digest (the repository's object algorithm) of the
+    // content equals the name.
     let objects = list(scan::objects(repo), &mut r);
     r.objects = objects.len() as u64;
-    let sha256 = VerityParams::sha256();
+    let object_alg = repo.object_algorithm();
     let need_signature = objects_needing_signatures(repo);
     let results: Vec<Result<bool, Problem>> = objects
         .par_iter()
         .map(|f| {
-            let file = check_object(&sha256, f)?;
-            check_object_signature(f, &file, trusted, need_signature.get(f.name.as_str()))
+            let (file, digest) = check_object(object_alg, f)?;
+            check_object_signature(
+                f,
+                &file,
+                &digest,
+                trusted,
+                need_signature.get(f.name.as_str()),
+            )
         })
         .collect();
     for res in results {
@@ -210,6 +218,22 @@ pub fn fsck(repo: &Repository, trusted: &[Cert]) -> Result<FsckReport, Error> {
                     d.to_hex()
                 ),
             );
+        }
+        // The EROFS records its objects' digests: of the repository's
+        // object algorithm, or overlayfs refuses every file it stores outside.
+        match ImageObjects::read(&data) {
+            Ok(o) if o.algorithm().is_some_and(|a| a != object_alg.hash) => r.problem(
+                &path,
+                format!(
+                    "records {} object digests; the repository's objects are {} (repo.json): \
+                     no file of it stored outside the image can be read; it was not deployed \
+                     by sealroot into this repository (remove its deployment and redeploy)",
+                    o.algorithm().map(|a| a.name()).unwrap_or_default(),
+                    object_alg
+                ),
+            ),
+            Ok(_) => {}
+            Err(e) => r.problem(&path, e.to_string()),
         }
         match image_objects(&data) {
             Ok(objs) => {
@@ -326,6 +350,7 @@ fn objects_needing_signatures(repo: &Repository) -> std::collections::HashMap<St
 fn check_object_signature(
     f: &Found,
     file: &File,
+    digest: &FsVerityDigest,
     trusted: &[Cert],
     needed_by: Option<&PathBuf>,
 ) -> Result<bool, Problem> {
@@ -358,9 +383,7 @@ fn check_object_signature(
     if trusted.is_empty() {
         return Ok(false);
     }
-    let digest = parse_verity_hex(&f.name, crate::oci::artifact::VerityAlgorithm::SHA256_12)
-        .map_err(|e| problem(format!("not an object name: {e}")))?;
-    match verify_fsverity(&sig, &digest, trusted) {
+    match verify_fsverity(&sig, digest, trusted) {
         Ok(_) => Ok(true),
         Err(e) => Err(problem(format!(
             "builtin signature does not verify against the trusted certificates: {e}; the \
@@ -372,12 +395,12 @@ fn check_object_signature(
 
 /// Checks the object's fs-verity digest against its name and returns it
 /// open (read-only, through the repository's `Dir`).
-fn check_object(params: &VerityParams, f: &Found) -> Result<File, Problem> {
+fn check_object(alg: VerityAlgorithm, f: &Found) -> Result<(File, FsVerityDigest), Problem> {
     let problem = |p: String| Problem {
         path: f.path(),
         problem: p,
     };
-    let alg = crate::oci::artifact::VerityAlgorithm::SHA256_12;
+    let params = &alg.params();
     let expected =
         parse_verity_hex(&f.name, alg).map_err(|e| problem(format!("not an object name: {e}")))?;
     let file = f.open().map_err(|e| match e.errno() {
@@ -404,7 +427,7 @@ fn check_object(params: &VerityParams, f: &Found) -> Result<File, Problem> {
             "the kernel measures fs-verity digest {measured}, not its name"
         )));
     }
-    Ok(file)
+    Ok((file, expected))
 }
 
 fn check_deployment(

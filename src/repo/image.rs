@@ -14,6 +14,7 @@
 //! Checked by hand against cfsctl 0.9.0 built from composefs-rs f22ecda: the
 //! same image gives the same digest.
 
+use crate::erofs::objects::ImageObjects;
 use crate::erofs::{self, WriteOptions};
 use crate::oci::artifact::VerityAlgorithm;
 use crate::oci::import::ImportedLayer;
@@ -21,8 +22,8 @@ use crate::oci::layout::{ImageLayout, ResolvedImage};
 use crate::oci::sink::ObjectSink;
 use crate::oci::tree_target::merged_tree;
 use crate::tree::Tree;
-use crate::verity::FsVerityDigest;
 use crate::verity::digest::digest_bytes;
+use crate::verity::{FsVerityDigest, HashAlgorithm, VerityParams};
 
 use super::Error;
 
@@ -40,9 +41,14 @@ pub fn write_options() -> WriteOptions {
 #[derive(Debug)]
 pub struct MergedImage {
     pub erofs: Vec<u8>,
-    /// fs-verity sha256/4096 digest: what composefs calls the image digest
-    /// (`composefs=<hex>`).
+    /// fs-verity digest of the EROFS with its objects' algorithm (4096-byte
+    /// blocks): what composefs calls the image digest (`composefs=<hex>`,
+    /// `cfsctl oci compute-id` in a repository of that algorithm).
     pub composefs_digest: FsVerityDigest,
+    /// The algorithm of the object digests the EROFS records (that of the
+    /// sink the layers were imported through); sha256 for an image
+    /// without external files.
+    pub objects: HashAlgorithm,
     /// Uncompressed tar bytes read.
     pub tar_bytes: u64,
     /// Inodes in the merged tree.
@@ -54,7 +60,7 @@ impl MergedImage {
     /// fs-verity digest of the EROFS with `alg` (what a sealing artifact
     /// signs and `images/<hex>` is named by).
     pub fn digest(&self, alg: VerityAlgorithm) -> FsVerityDigest {
-        if alg == VerityAlgorithm::SHA256_12 {
+        if alg.params() == VerityParams::with_algorithm(self.objects) {
             return self.composefs_digest;
         }
         digest_bytes(&alg.params(), &self.erofs)
@@ -76,11 +82,51 @@ pub fn build_merged(
 pub fn merged_from_layers(layers: &[ImportedLayer]) -> Result<MergedImage, Error> {
     let tree = merged_tree(layers)?;
     let erofs = erofs::image_bytes(&tree, &write_options())?;
+    // The sink hashes every object with one algorithm, so the tree cannot
+    // mix them; an image of inline files only has none and counts as sha256.
+    let objects = ImageObjects::of_tree(&tree)
+        .map_err(|e| Error::Refused(format!("the merged image: {e}")))?
+        .algorithm()
+        .unwrap_or(HashAlgorithm::Sha256);
     Ok(MergedImage {
-        composefs_digest: digest_bytes(&VerityAlgorithm::SHA256_12.params(), &erofs),
+        composefs_digest: digest_bytes(&VerityParams::with_algorithm(objects), &erofs),
+        objects,
         erofs,
         tar_bytes: layers.iter().map(|l| l.tar_size).sum(),
         inodes: tree.inode_count(),
         tree,
     })
+}
+
+/// An image's merged EROFS for each object algorithm its seals use: a
+/// seal of `fsverity-sha512-12` signs the EROFS whose objects are sha512
+/// (composefs-rs: one algorithm per repository, `cfsctl init --algorithm`),
+/// so checking an image sealed with both algorithms needs both.
+#[derive(Debug)]
+pub struct MergedImages(Vec<MergedImage>);
+
+impl MergedImages {
+    pub fn new(first: MergedImage) -> Self {
+        MergedImages(vec![first])
+    }
+
+    /// Adds the EROFS of another object algorithm.
+    pub fn push(&mut self, merged: MergedImage) {
+        self.0.push(merged);
+    }
+
+    /// The first one added.
+    pub fn first(&self) -> &MergedImage {
+        &self.0[0]
+    }
+
+    /// The EROFS a seal of `alg` signs: the one whose objects use `alg`'s
+    /// hash; the first when none does (its digests then simply differ
+    /// from the signed ones, and the check says so).
+    pub fn for_algorithm(&self, alg: VerityAlgorithm) -> &MergedImage {
+        self.0
+            .iter()
+            .find(|m| m.objects == alg.hash)
+            .unwrap_or(&self.0[0])
+    }
 }

@@ -37,7 +37,10 @@ pub enum JsonError {
     TooLarge { what: &'static str, size: usize },
     #[error("{what} is not valid: {reason}")]
     Invalid { what: &'static str, reason: String },
-    #[error("{what} has format {found}; this sealroot reads format {FORMAT} (upgrade sealroot)")]
+    #[error(
+        "{what} has format {found}; this sealroot reads formats {FORMAT} and \
+         {REPO_FORMAT_OBJECTS} (upgrade sealroot)"
+    )]
     Format { what: &'static str, found: u32 },
     #[error(
         "deployment.json has format {found}; this sealroot reads formats {FORMAT} and \
@@ -46,11 +49,26 @@ pub enum JsonError {
     DeploymentFormat { found: u32 },
 }
 
+/// `repo.json` format 2: as 1, plus `objects`, the fs-verity algorithm of
+/// the content objects. Written only for a repository whose objects are
+/// not sha256 (format 1 means sha256 objects), so every sha256 repository
+/// stays readable by sealroot releases that read format 1, and one of them
+/// meeting a sha512 repository refuses it ("upgrade sealroot") instead of
+/// enabling sha256 fs-verity on its objects.
+pub const REPO_FORMAT_OBJECTS: u32 = 2;
+
 /// `repo.json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RepoConfig {
-    /// fs-verity algorithm of the signed files (manifest, config, EROFS).
+    /// fs-verity algorithm of the signed files (manifest, config, EROFS)
+    /// and of the `images/<hex>` names.
     pub algorithm: VerityAlgorithm,
+    /// fs-verity algorithm of the content objects: their `objects/XX/<rest>`
+    /// names, the digests the EROFS records for them, the parameters
+    /// fs-verity is enabled with. Equal to `algorithm`, except in format-1
+    /// repositories created with sha512 signed files by sealroot releases
+    /// that stored sha256 objects whatever the algorithm ([`RepoConfig::is_mixed`]).
+    pub objects: VerityAlgorithm,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -58,27 +76,86 @@ pub struct RepoConfig {
 struct RepoConfigJson {
     format: u32,
     algorithm: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    objects: Option<String>,
 }
 
 impl RepoConfig {
+    /// A new repository: one algorithm for objects and signed files (as a
+    /// composefs-rs repository, `cfsctl init --algorithm`).
+    pub fn new(algorithm: VerityAlgorithm) -> Self {
+        RepoConfig {
+            algorithm,
+            objects: algorithm,
+        }
+    }
+
+    /// A format-1 repository with sha512 signed files and sha256 objects
+    /// (sealroot before per-repository object algorithms). It keeps
+    /// working for the images sealed that way; images sealed since (whose
+    /// EROFS records objects of the artifact's algorithm) need a
+    /// repository created with that algorithm.
+    pub fn is_mixed(&self) -> bool {
+        self.algorithm != self.objects
+    }
+
     pub fn parse(bytes: &[u8]) -> Result<Self, JsonError> {
         const WHAT: &str = "repo.json";
         let j: RepoConfigJson = parse_json(WHAT, bytes)?;
-        if j.format != FORMAT {
-            return Err(JsonError::Format {
-                what: WHAT,
-                found: j.format,
-            });
-        }
-        Ok(RepoConfig {
-            algorithm: parse_algorithm(WHAT, &j.algorithm)?,
-        })
+        let algorithm = parse_algorithm(WHAT, &j.algorithm)?;
+        let invalid = |reason: String| JsonError::Invalid { what: WHAT, reason };
+        let objects = match (j.format, &j.objects) {
+            (FORMAT, None) => VerityAlgorithm::SHA256_12,
+            (FORMAT, Some(_)) => {
+                return Err(invalid(format!(
+                    "objects: only format {REPO_FORMAT_OBJECTS} names the objects' algorithm \
+                     (format {FORMAT} means sha256 objects)"
+                )));
+            }
+            (REPO_FORMAT_OBJECTS, Some(o)) => {
+                let objects = parse_algorithm(WHAT, o).map_err(|e| match e {
+                    JsonError::Invalid { what, reason } => JsonError::Invalid {
+                        what,
+                        reason: format!("objects: {reason}"),
+                    },
+                    e => e,
+                })?;
+                // One algorithm per repository: a format-2 file naming two
+                // was not written by sealroot.
+                if objects != algorithm {
+                    return Err(invalid(format!(
+                        "objects {objects} differs from algorithm {algorithm}: a repository \
+                         uses one fs-verity algorithm for its objects and its signed files"
+                    )));
+                }
+                if objects == VerityAlgorithm::SHA256_12 {
+                    return Err(invalid(format!(
+                        "format {REPO_FORMAT_OBJECTS} with sha256 objects: such a repository \
+                         is format {FORMAT}"
+                    )));
+                }
+                objects
+            }
+            (REPO_FORMAT_OBJECTS, None) => {
+                return Err(invalid(format!(
+                    "format {REPO_FORMAT_OBJECTS} needs the objects' algorithm (\"objects\")"
+                )));
+            }
+            (found, _) => return Err(JsonError::Format { what: WHAT, found }),
+        };
+        Ok(RepoConfig { algorithm, objects })
     }
 
     pub fn to_json(&self) -> Vec<u8> {
+        let sha256_objects = self.objects == VerityAlgorithm::SHA256_12;
         let j = RepoConfigJson {
-            format: FORMAT,
+            format: if sha256_objects {
+                FORMAT
+            } else {
+                REPO_FORMAT_OBJECTS
+            },
             algorithm: self.algorithm.to_string(),
+            objects: (!sha256_objects).then(|| self.objects.to_string()),
         };
         let mut v = serde_json::to_vec_pretty(&j).unwrap_or_default();
         v.push(b'\n');
@@ -310,10 +387,17 @@ mod tests {
     fn deployment_round_trip() {
         let d = sample();
         assert_eq!(Deployment::parse(&d.to_json()).unwrap(), d);
-        let r = RepoConfig {
-            algorithm: VerityAlgorithm::SHA256_12,
-        };
-        assert_eq!(RepoConfig::parse(&r.to_json()).unwrap(), r);
+        let sha512 = "fsverity-sha512-12".parse().unwrap();
+        for r in [
+            RepoConfig::new(VerityAlgorithm::SHA256_12),
+            RepoConfig::new(sha512),
+            RepoConfig {
+                algorithm: sha512,
+                objects: VerityAlgorithm::SHA256_12,
+            },
+        ] {
+            assert_eq!(RepoConfig::parse(&r.to_json()).unwrap(), r);
+        }
     }
 
     #[test]
@@ -360,9 +444,63 @@ mod tests {
         assert!(Deployment::parse(extra.as_bytes()).is_err());
         let upper = j.replace(&"ab".repeat(64), &"AB".repeat(64));
         assert!(Deployment::parse(upper.as_bytes()).is_err());
-        let e = RepoConfig::parse(br#"{"format":2,"algorithm":"fsverity-sha256-12"}"#).unwrap_err();
-        assert!(matches!(e, JsonError::Format { found: 2, .. }));
+        let e = RepoConfig::parse(br#"{"format":3,"algorithm":"fsverity-sha256-12"}"#).unwrap_err();
+        assert!(matches!(e, JsonError::Format { found: 3, .. }));
         let e = RepoConfig::parse(br#"{"format":1,"algorithm":"fsverity-sha256-16"}"#).unwrap_err();
         assert!(e.to_string().contains("4096"), "{e}");
+    }
+
+    #[test]
+    fn repo_json_records_the_object_algorithm() {
+        let sha512: VerityAlgorithm = "fsverity-sha512-12".parse().unwrap();
+        // sha256 repositories stay format 1 (older readers boot them).
+        let v: serde_json::Value =
+            serde_json::from_slice(&RepoConfig::new(VerityAlgorithm::SHA256_12).to_json()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"format": 1, "algorithm": "fsverity-sha256-12"})
+        );
+        let v: serde_json::Value =
+            serde_json::from_slice(&RepoConfig::new(sha512).to_json()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"format": 2, "algorithm": "fsverity-sha512-12",
+                               "objects": "fsverity-sha512-12"})
+        );
+        // Format 1 with sha512 signed files: sha256 objects (older sealroot).
+        let legacy =
+            RepoConfig::parse(br#"{"format":1,"algorithm":"fsverity-sha512-12"}"#).unwrap();
+        assert_eq!(legacy.objects, VerityAlgorithm::SHA256_12);
+        assert!(legacy.is_mixed());
+        assert!(!RepoConfig::new(sha512).is_mixed());
+        for (bad, why) in [
+            (
+                r#"{"format":1,"algorithm":"fsverity-sha256-12","objects":"fsverity-sha256-12"}"#,
+                "only format 2",
+            ),
+            (
+                r#"{"format":2,"algorithm":"fsverity-sha512-12"}"#,
+                "needs the objects' algorithm",
+            ),
+            (
+                r#"{"format":2,"algorithm":"fsverity-sha256-12","objects":"fsverity-sha512-12"}"#,
+                "one fs-verity algorithm",
+            ),
+            (
+                r#"{"format":2,"algorithm":"fsverity-sha256-12","objects":"fsverity-sha256-12"}"#,
+                "is format 1",
+            ),
+            (
+                r#"{"format":2,"algorithm":"fsverity-sha512-12","objects":"fsverity-sha512-16"}"#,
+                "4096",
+            ),
+            (
+                r#"{"format":2,"algorithm":"fsverity-sha512-12","objects":"sha512"}"#,
+                "objects",
+            ),
+        ] {
+            let e = RepoConfig::parse(bad.as_bytes()).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 }

@@ -245,9 +245,7 @@ impl Repository {
         let root = location.open(true)?;
         root.lock(LockMode::Exclusive, waiting)?;
         let Some(config) = read_config(&root)? else {
-            let config = RepoConfig {
-                algorithm: algorithm.unwrap_or(VerityAlgorithm::SHA256_12),
-            };
+            let config = RepoConfig::new(algorithm.unwrap_or(VerityAlgorithm::SHA256_12));
             let repo = Repository { root, config };
             repo.create_dirs()?;
             // repo.json last: its presence means the layout is complete.
@@ -298,6 +296,23 @@ impl Repository {
     /// fs-verity parameters of the signed files.
     pub fn params(&self) -> VerityParams {
         self.config.algorithm.params()
+    }
+
+    /// The repository's `repo.json`.
+    pub fn config(&self) -> &RepoConfig {
+        &self.config
+    }
+
+    /// fs-verity algorithm of the content objects (`repo.json`): their
+    /// names, the digests the EROFS records, the parameters fs-verity is
+    /// enabled with.
+    pub fn object_algorithm(&self) -> VerityAlgorithm {
+        self.config.objects
+    }
+
+    /// fs-verity parameters of the content objects.
+    pub fn object_params(&self) -> VerityParams {
+        self.config.objects.params()
     }
 
     /// `objects/XX/<rest>` (relative to the repository).
@@ -422,7 +437,7 @@ impl Repository {
             tmp: self.tmp_dir()?,
             objects: self.root.open_dir("objects")?,
             fanout: (0..256).map(|_| OnceLock::new()).collect(),
-            params: VerityParams::sha256(),
+            params: self.object_params(),
             try_verity: AtomicBool::new(true),
             added: AtomicU64::new(0),
             existing: AtomicU64::new(0),

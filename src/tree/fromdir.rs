@@ -312,7 +312,7 @@ fn hash_and_store(
     files: &[(InodeId, PathBuf)],
     opts: &DirOptions,
 ) -> Result<Vec<Hashed>, ImportError> {
-    let params = crate::tree::object_params();
+    let params = crate::tree::mkcomposefs_object_params();
     let work = || {
         files
             .par_iter()

@@ -47,15 +47,13 @@ use xattr::XattrPool;
 /// sha512 digest is two.
 const DIGEST_UNIT: usize = 32;
 
-/// The fs-verity parameters of external content objects: their names in an
-/// object store, the digests the EROFS records for them
-/// (`trusted.overlay.metacopy`, which overlayfs `verity=require` compares),
-/// and the parameters fs-verity is enabled with. sealroot writes sha256
-/// objects (C composefs' convention) whatever the repository's algorithm
-/// for its *signed* files (`repo.json`); the two must not be confused. This
-/// is the one place that says so: a per-repository object algorithm
-/// changes only this function (and gives it the repository).
-pub fn object_params() -> VerityParams {
+/// The fs-verity parameters `mkcomposefs` gives external content objects
+/// (sha256, 4096-byte blocks: `libcomposefs` computes no other), used by
+/// the directory importer and its `--digest-store` ([`fromdir`],
+/// [`store`]). A repository's objects use the algorithm its `repo.json`
+/// records (`crate::repo::RepoConfig::objects`), and the initramfs takes
+/// it from the signed EROFS (`crate::erofs::objects`): neither uses this.
+pub fn mkcomposefs_object_params() -> VerityParams {
     VerityParams::sha256()
 }
 

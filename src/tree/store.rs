@@ -14,7 +14,7 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::object_params;
+use super::mkcomposefs_object_params;
 use crate::verity::FsVerityDigest;
 
 /// Why an object could not be stored.
@@ -117,7 +117,7 @@ impl ObjectStore {
         // fs-verity needs the file open read-only with no writer left.
         let path = tmp.into_temp_path();
         let verity = File::open(&path)
-            .map(|f| crate::verity::ioctl::enable(&f, &object_params(), None).is_ok())
+            .map(|f| crate::verity::ioctl::enable(&f, &mkcomposefs_object_params(), None).is_ok())
             .unwrap_or(false);
         path.persist(&dest).map_err(|e| e.error)?;
         Ok(Stored::Added { reflinked, verity })

@@ -132,7 +132,8 @@ pub struct DeployArgs {
     /// Deploy this sealing artifact (sha256:...) when the image has several
     #[arg(long, value_name = "DIGEST")]
     artifact: Option<Sha256Digest>,
-    /// fs-verity algorithm for a new repository (an existing one keeps its own)
+    /// fs-verity algorithm of a new repository, its objects and signed files (an existing
+    /// one keeps its own; the image must be sealed with it)
     #[arg(long)]
     algorithm: Option<VerityAlgorithm>,
     /// Leave a new deployment's var/ empty instead of copying the image's /var

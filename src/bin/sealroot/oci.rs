@@ -18,7 +18,7 @@ use sealroot::oci::{ImageReference, Platform};
 use sealroot::repo::check::{
     ArtifactCheck, Binding, InlineCheck, binding, check_artifacts, check_inline,
 };
-use sealroot::repo::image::merged_from_layers;
+use sealroot::repo::image::{MergedImages, merged_from_layers};
 use serde_json::json;
 
 use crate::repo::{CountingSink, EXIT_FAILED, Progress, TrustArgs};
@@ -49,7 +49,10 @@ pub const LONG_HELP: &str = "Read OCI images from an image layout directory or a
 const SEAL_HELP: &str = "\
 Sign an image for sealed boot: computes the fs-verity digests (--algorithm) of the \
 image's stored manifest and config bytes and of its merged composefs EROFS (regenerated \
-from the layers, reproducibly: the same image gives the same EROFS on any machine), signs \
+from the layers, reproducibly: the same image gives the same EROFS on any machine; it \
+records its files' objects by their --algorithm fs-verity digests, as `cfsctl oci \
+compute-id` in a composefs-rs repository of that algorithm, so the image deploys into a \
+sealroot repository of --algorithm: `sealroot repo init --algorithm`), signs \
 each as an fs-verity builtin signature (PKCS#7), and writes a composefs sealing artifact \
 (artifactType application/vnd.composefs.metadata.v1) into the layout as a referrer of the \
 image: new blobs and one untagged index.json entry; nothing of the image changes. Sealing \
@@ -113,7 +116,8 @@ struct SealArgs {
     image: ImageArgs,
     #[command(flatten)]
     signer: crate::sign::SignerArgs,
-    /// fs-verity algorithm to sign with: fsverity-sha256-12 or fsverity-sha512-12
+    /// fs-verity algorithm of the signed digests and of the objects the EROFS records,
+    /// that of the repository it deploys into: fsverity-sha256-12 or fsverity-sha512-12
     #[arg(long, default_value = "fsverity-sha256-12")]
     algorithm: VerityAlgorithm,
     /// Also sign every content object (fs-verity builtin signatures for IPE's
@@ -143,8 +147,8 @@ The digest is reproducible (any machine, any layout copy) and follows composefs-
 canonical form of an OCI image: `/` takes `/usr`'s metadata, `/run` is emptied, only \
 security.capability xattrs are kept (docs/sealing.md, \"The merged EROFS\").
 
-`oci seal` signs the fsverity-sha256-12 form of the EROFS (sha256 objects, what `deploy` \
-stores) whatever its --algorithm; only its image digest follows --algorithm.
+`oci seal --algorithm ALGORITHM` signs this very EROFS and digest, and `deploy` stores \
+it into a repository of that algorithm (`sealroot repo init --algorithm`).
 
 Examples:
   sealroot oci compute-id oci:/srv/img:41
@@ -390,8 +394,11 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
     } = a.signer.load()?;
     let index_before = layout.index()?;
     let progress = Progress::new("seal");
+    // The EROFS records the objects' digests in the seal's algorithm, as a
+    // composefs-rs repository of that algorithm does (and `deploy` into a
+    // repository of it stores them).
     let sink = CountingSink {
-        inner: DigestOnlySink::default(),
+        inner: DigestOnlySink::new(a.algorithm.params()),
         progress: &progress,
     };
     let layers = import_layers(&layout, &image, &sink)?;
@@ -650,16 +657,33 @@ fn verify(a: &ImageArgs, list: bool, trust: &TrustArgs) -> anyhow::Result<ExitCo
     };
     let start = Instant::now();
     let progress = Progress::new("verify");
-    let sink = CountingSink {
-        inner: DigestOnlySink::default(),
-        progress: &progress,
+    // One merged EROFS per object algorithm the seals use (a sha512 seal
+    // signs the EROFS of sha512 objects): the layers are read once each.
+    let algorithms = sealroot::repo::check::seal_algorithms(&layout, &image)?;
+    let mut layers = Vec::new();
+    let mut merged: Option<MergedImages> = None;
+    for alg in algorithms {
+        let sink = CountingSink {
+            inner: DigestOnlySink::new(sealroot::verity::VerityParams::with_algorithm(alg)),
+            progress: &progress,
+        };
+        let these = match import_layers(&layout, &image, &sink) {
+            Ok(l) => l,
+            Err(e) => return Ok(crate::sign::fail(EXIT_FAILED, &e.into())),
+        };
+        progress.stage("regenerating the merged EROFS");
+        let m = merged_from_layers(&these)?;
+        match merged.as_mut() {
+            None => {
+                merged = Some(MergedImages::new(m));
+                layers = these;
+            }
+            Some(all) => all.push(m),
+        }
+    }
+    let Some(merged) = merged else {
+        anyhow::bail!("no fs-verity algorithm to regenerate the merged EROFS with");
     };
-    let layers = match import_layers(&layout, &image, &sink) {
-        Ok(l) => l,
-        Err(e) => return Ok(crate::sign::fail(EXIT_FAILED, &e.into())),
-    };
-    progress.stage("regenerating the merged EROFS");
-    let merged = merged_from_layers(&layers)?;
     let checks = check_artifacts(&layout, &image, &merged, &trusted)?;
     let inline = check_inline(&image, &merged, &trusted);
     let bound = binding(&image, &merged, &checks);
@@ -703,7 +727,7 @@ fn verify(a: &ImageArgs, list: bool, trust: &TrustArgs) -> anyhow::Result<ExitCo
             &mut stdout,
             &json!({"image": a.image.to_string(), "manifest": image.manifest.digest(), "ok": ok,
                     "seconds": elapsed.as_secs_f64(), "layers": report,
-                    "composefsDigest": merged.composefs_digest.to_hex(),
+                    "composefsDigest": merged.first().composefs_digest.to_hex(),
                     "artifacts": checks, "inline": inline, "binding": bound,
                     "verifiedBy": verified_by, "signaturesChecked": !trusted.is_empty()}),
         )?;

@@ -222,7 +222,8 @@ enum RepoCommand {
     Init {
         #[command(flatten)]
         location: RepoLocation,
-        /// fs-verity algorithm of the signed files: fsverity-sha256-12 or fsverity-sha512-12
+        /// fs-verity algorithm of the objects and signed files: fsverity-sha256-12 or
+        /// fsverity-sha512-12 (as `cfsctl init --algorithm`; images must be sealed with it)
         #[arg(long, default_value = "fsverity-sha256-12")]
         algorithm: VerityAlgorithm,
     },
@@ -268,11 +269,20 @@ pub fn run(args: RepoArgs) -> anyhow::Result<ExitCode> {
             algorithm,
         } => {
             let repo = location.open_or_create(Some(algorithm))?;
-            outln!(
-                "repository {} ({})",
-                repo.root().display(),
-                repo.algorithm()
-            );
+            if repo.config().is_mixed() {
+                outln!(
+                    "repository {} ({} signed files, {} objects: created by an older sealroot)",
+                    repo.root().display(),
+                    repo.algorithm(),
+                    repo.object_algorithm()
+                );
+            } else {
+                outln!(
+                    "repository {} ({})",
+                    repo.root().display(),
+                    repo.algorithm()
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         RepoCommand::List { location, json } => list(&location, json),
