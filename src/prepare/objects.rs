@@ -9,8 +9,8 @@
 //! file without it (fs/overlayfs/util.c, `ovl_validate_verity()`). When the
 //! image was sealed with per-object signatures, each object gets its
 //! builtin signature from the bundle (the kernel checks it against the
-//! sealed `.fs-verity` keyring as it enables fs-verity); objects of other
-//! deployments, or without an entry, get fs-verity without one.
+//! sealed `.fs-verity` keyring as it enables fs-verity); objects without
+//! an entry get fs-verity without one.
 //!
 //! Which objects, and with which fs-verity algorithm, comes from the
 //! *verified* EROFS (`erofs::objects::ImageObjects`): the digests it
@@ -30,6 +30,18 @@
 //! kernel accepts covers exactly those bytes. Objects of other deployments
 //! are left to their own first boot (or `sealroot repo enable-verity`).
 //!
+//! An object with more than one hard link is refused (the boot stops)
+//! before anything is done to it: the disk is the attacker's, and an
+//! `objects/XX/…` name linked to a file elsewhere on the physical root
+//! would make this walk give that outside file fs-verity (read-only from
+//! then on, and signed if its bytes match a bundle entry). The host's
+//! deploy never creates such links (`repo::dir` requires single-link
+//! files), and `sealroot repo fsck` reports them.
+//!
+//! Afterwards `deployment.json` says `"verity": true`, so later boots skip
+//! the walk (the flag only saves work: a lying flag leaves objects without
+//! fs-verity, which overlayfs refuses).
+
 use rustix::io::Errno;
 
 use super::repo::{Repo, RepoError, blob_path};
