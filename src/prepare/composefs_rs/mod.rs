@@ -19,9 +19,11 @@
 //! kernel-measured fs-verity digest is the one the command line names
 //! (composefs-setup-root checks that too, unless `?`); unless
 //! `[composefs-rs] require-signature = no`, the image must carry a builtin
-//! signature by a trusted certificate, checked in userspace against
-//! `certs.d` (and by the kernel when it enabled fs-verity); a signature
-//! present is always checked. Then the same [`super::mountroot::assemble`]
+//! signature by a trusted certificate, which the kernel checks when the
+//! file is opened (against the sealed keyring: ENOKEY otherwise,
+//! `fs/verity/open.c`) and this module again in userspace against
+//! `certs.d` (for kernels without builtin signatures); a signature present
+//! is always checked. Then the same [`super::mountroot::assemble`]
 //! as the other layouts: overlayfs `verity=require` over the repository's
 //! objects, /etc and /var as `setup-root-conf.toml` says ([`conf`]), all of
 //! it `nosuid,nodev`, and the same status record and switch-root gate.
