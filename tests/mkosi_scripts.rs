@@ -242,7 +242,7 @@ fn mkosi_scripts_seal_deploy_and_build_the_initramfs_from_a_real_tree() -> Resul
         fs::write(&path, content).map_err(|e| io_error("cannot write", &path, e))?;
     }
     let extra = apply_extra_trees(&tree)?;
-    assert_eq!(extra, 6, "mkosi.conf's ExtraTrees= lines");
+    assert_eq!(extra, 7, "mkosi.conf's ExtraTrees= lines");
 
     // The project's mkosi.sealroot/ inputs (docs/boot-chains.md).
     let inputs = src.join("mkosi.sealroot");
