@@ -242,7 +242,7 @@ fn mkosi_scripts_seal_deploy_and_build_the_initramfs_from_a_real_tree() -> Resul
         fs::write(&path, content).map_err(|e| io_error("cannot write", &path, e))?;
     }
     let extra = apply_extra_trees(&tree)?;
-    assert_eq!(extra, 6, "mkosi.conf's ExtraTrees= lines");
+    assert_eq!(extra, 7, "mkosi.conf's ExtraTrees= lines");
 
     // The project's mkosi.sealroot/ inputs (docs/boot-chains.md).
     let inputs = src.join("mkosi.sealroot");
@@ -459,6 +459,7 @@ fn mkosi_scripts_seal_deploy_and_build_the_initramfs_from_a_real_tree() -> Resul
         "etc/systemd/system/initrd-root-fs.target.wants/sealroot-prepare.service",
         "usr/lib/systemd/system/ostree-prepare-root.service.d/50-sealroot.conf",
         "usr/lib/systemd/system/composefs-setup-root.service.d/50-sealroot.conf",
+        "usr/lib/systemd/system/bootc-root-setup.service.d/50-sealroot.conf",
         "usr/lib/systemd/system/initrd-switch-root.service.d/50-sealroot.conf",
         "usr/lib/modules-load.d/sealroot.conf",
         "etc/sealroot/certs.d/signer.pem",

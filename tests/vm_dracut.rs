@@ -189,6 +189,7 @@ fn dracut_initramfs_without_a_selector_stops_in_emergency() -> Result<()> {
         "etc/systemd/system/initrd-root-fs.target.wants/sealroot-prepare.service",
         "usr/lib/systemd/system/ostree-prepare-root.service.d/50-sealroot.conf",
         "usr/lib/systemd/system/composefs-setup-root.service.d/50-sealroot.conf",
+        "usr/lib/systemd/system/bootc-root-setup.service.d/50-sealroot.conf",
         "usr/lib/systemd/system/initrd-switch-root.service.d/50-sealroot.conf",
         "usr/lib/modules-load.d/sealroot.conf",
         "etc/sealroot/certs.d/test.cert",

@@ -20,8 +20,9 @@
 # Private keys are refused, and so is an unsigned IPE policy.
 #
 # An initramfs with this module boots sealed roots only: sealroot-prepare
-# runs on every boot (no selector is an error), ostree-prepare-root and
-# composefs-setup-root act only if it stood down as prepare.conf allows
+# runs on every boot (no selector is an error), ostree-prepare-root,
+# composefs-setup-root and bootc-root-setup act only if it stood down as
+# prepare.conf allows
 # ([boot] required = no), and initrd-switch-root.service switches only into
 # what sealroot-prepare mounted (drop-in: sealroot-prepare --check-switch-root).
 
@@ -31,7 +32,7 @@ sealroot_cert_extensions=(pem crt cer cert der)
 
 # The drop-ins installed next to the unit: who may act in its slot, and the
 # switch-root gate.
-sealroot_dropins=(ostree-prepare-root composefs-setup-root initrd-switch-root)
+sealroot_dropins=(ostree-prepare-root composefs-setup-root bootc-root-setup initrd-switch-root)
 
 sealroot_defaults() {
     : "${sealroot_prepare:=/usr/bin/sealroot-prepare}"
@@ -204,7 +205,7 @@ install() {
     # (whose unit the drop-in keeps from acting) and reads ostree's own
     # prepare-root.conf from the initramfs, as ostree's dracut module
     # installs it; copied here too, so the ostree module is not needed.
-    if [[ -f $sealroot_config ]] && sealroot_ostree_layout "$sealroot_config"; then
+    if [[ -f $sealroot_config ]] && sealroot_layout_is ostree "$sealroot_config"; then
         local conf
         for conf in /usr/lib/ostree/prepare-root.conf /etc/ostree/prepare-root.conf; do
             if [[ -f $conf ]]; then
@@ -212,13 +213,27 @@ install() {
             fi
         done
     fi
+    # [boot] layout = composefs-rs: sealroot-prepare replaces
+    # composefs-setup-root / bootc's initramfs-setup and, like them, reads
+    # the image's setup-root-conf.toml from the initramfs (bootc's 51bootc
+    # module copies the build root's; so does this one).
+    local cfs_conf=/usr/lib/composefs/setup-root-conf.toml
+    if [[ -f $sealroot_config ]] && sealroot_layout_is composefs-rs "$sealroot_config" \
+        && [[ -f $cfs_conf ]]; then
+        inst_simple "$cfs_conf" "$cfs_conf" || return 1
+        dinfo "sealroot: $cfs_conf"
+    fi
 }
 
-# Whether prepare.conf FILE says `layout = ostree` (in [boot]).
-sealroot_ostree_layout() {
-    awk '
+# Whether prepare.conf FILE says `layout = LAYOUT` (in [boot]).
+sealroot_layout_is() {
+    awk -v want="$1" '
+        { sub(/(^|[ \t])[#;].*/, "") }
         /^[[:space:]]*\[/ { section = $0; gsub(/[][[:space:]]/, "", section); next }
-        section == "boot" && /^[[:space:]]*layout[[:space:]]*=[[:space:]]*ostree([[:space:]]|$)/ { found = 1 }
+        section == "boot" && $0 ~ /^[[:space:]]*layout[[:space:]]*=/ {
+            v = $0; sub(/^[^=]*=[[:space:]]*/, "", v); sub(/[[:space:]]+$/, "", v)
+            if (v == want) found = 1
+        }
         END { exit !found }
-    ' "$1"
+    ' "$2"
 }

@@ -35,9 +35,16 @@
 //!
 //! [boot]
 //! layout = repository        # ostree: boot the ostree deployment `ostree=`
-//!                            #   names (docs/boot-chains.md, "ostree")
+//!                            #   names (docs/boot-chains.md, "ostree");
+//!                            # composefs-rs: boot the image composefs-rs or
+//!                            #   bootc deployed (docs/boot-chains.md, "bootc")
 //! required = yes             # no: stand down when the command line names
 //!                            #   no sealroot image (another unit boots)
+//!
+//! [composefs-rs]
+//! require-signature = yes    # no: with layout = composefs-rs, boot an image
+//!                            #   whose only anchor is the composefs= digest
+//!                            #   (sound only when the command line is sealed)
 //! ```
 //!
 //! The parser is strict: an unknown section or key, a repeated key, a key
@@ -104,6 +111,9 @@ pub enum VarMode {
     Persistent,
     /// An empty tmpfs.
     Transient,
+    /// The image's `/var`, read-only (only composefs-rs `[var] mount =
+    /// "none"`; not a `prepare.conf` value).
+    Image,
 }
 
 /// How the EROFS image is mounted.
@@ -178,6 +188,29 @@ pub enum Layout {
     Repository,
     /// An ostree deployment, selected by `ostree=` ([`super::ostree`]).
     Ostree,
+    /// A composefs-rs / bootc repository (`<sysroot>/composefs`), selected
+    /// by `composefs.digest=` / `composefs=` ([`super::composefs_rs`]).
+    ComposefsRs,
+}
+
+/// `[composefs-rs]`: settings of `[boot] layout = composefs-rs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ComposefsRsConfig {
+    /// `yes` (default): the EROFS image the command line names must carry
+    /// an fs-verity builtin signature by a trusted certificate. `no`: the
+    /// image's fs-verity digest equal to the command line's is enough (a
+    /// signature present is still checked): only as trustworthy as the
+    /// command line, i.e. for a UKI whose command line is signed.
+    pub require_signature: bool,
+}
+
+impl Default for ComposefsRsConfig {
+    fn default() -> Self {
+        ComposefsRsConfig {
+            require_signature: true,
+        }
+    }
 }
 
 impl Default for BootConfig {
@@ -210,6 +243,7 @@ pub struct Config {
     pub erofs_backing: ErofsBacking,
     pub ipe: IpeConfig,
     pub boot: BootConfig,
+    pub composefs_rs: ComposefsRsConfig,
 }
 
 impl Default for Config {
@@ -227,6 +261,7 @@ impl Default for Config {
             erofs_backing: ErofsBacking::Auto,
             ipe: IpeConfig::default(),
             boot: BootConfig::default(),
+            composefs_rs: ComposefsRsConfig::default(),
         }
     }
 }
@@ -316,6 +351,22 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
             reason: OSTREE_WITH_IPE.into(),
         });
     }
+    // As for ostree: composefs-setup-root's own selector is on every such
+    // command line, so standing down could only boot an unverified root.
+    if config.boot.layout == Layout::ComposefsRs && !config.boot.required {
+        return Err(ConfigError::File {
+            file: file.to_owned(),
+            reason: "[boot] layout = composefs-rs needs [boot] required = yes: sealroot-prepare \
+                     replaces composefs-setup-root and never stands down for it"
+                .into(),
+        });
+    }
+    if config.boot.layout == Layout::ComposefsRs && config.ipe.required {
+        return Err(ConfigError::File {
+            file: file.to_owned(),
+            reason: COMPOSEFS_RS_WITH_IPE.into(),
+        });
+    }
     Ok(config)
 }
 
@@ -328,6 +379,15 @@ pub const OSTREE_WITH_IPE: &str = "[boot] layout = ostree cannot enforce an IPE 
     ostree objects carry no per-object signatures (docs/ipe.md), so the policy would refuse \
     every program of the root; remove [ipe] required and the policy file from the initramfs, \
     or boot a sealroot repository (layout = repository)";
+
+/// Why the composefs-rs layout and an IPE policy do not go together:
+/// composefs-rs enables fs-verity on its objects without builtin
+/// signatures, and the policy admits only signed objects
+/// (`fsverity_signature=TRUE`, docs/ipe.md).
+pub const COMPOSEFS_RS_WITH_IPE: &str = "[boot] layout = composefs-rs cannot enforce an IPE \
+    policy: composefs-rs objects carry no per-object builtin signatures (docs/ipe.md), so the \
+    policy would refuse every program of the root; remove [ipe] required and the policy file \
+    from the initramfs, or boot a sealroot repository (layout = repository)";
 
 /// Cuts a comment: a line starting with `#`/`;`, or ` #`/` ;` later on.
 fn strip_comment(line: &str) -> &str {
@@ -354,10 +414,11 @@ enum Section {
     Mount,
     Ipe,
     Boot,
+    ComposefsRs,
 }
 
 impl Section {
-    const ALL: [Section; 8] = [
+    const ALL: [Section; 9] = [
         Section::Sysroot,
         Section::Keyring,
         Section::Verify,
@@ -366,6 +427,7 @@ impl Section {
         Section::Mount,
         Section::Ipe,
         Section::Boot,
+        Section::ComposefsRs,
     ];
 
     fn name(self) -> &'static str {
@@ -378,6 +440,7 @@ impl Section {
             Section::Mount => "mount",
             Section::Ipe => "ipe",
             Section::Boot => "boot",
+            Section::ComposefsRs => "composefs-rs",
         }
     }
 
@@ -519,8 +582,12 @@ impl Config {
                     &[
                         ("repository", Layout::Repository),
                         ("ostree", Layout::Ostree),
+                        ("composefs-rs", Layout::ComposefsRs),
                     ],
                 )?
+            }
+            (Section::ComposefsRs, "require-signature") => {
+                self.composefs_rs.require_signature = boolean(value)?
             }
             _ => {
                 let known: &[&str] = match section {
@@ -536,6 +603,7 @@ impl Config {
                     Section::Mount => &["erofs-backing"],
                     Section::Ipe => &["policy", "required"],
                     Section::Boot => &["required", "layout"],
+                    Section::ComposefsRs => &["require-signature"],
                 };
                 return Err(format!("unknown key (known: {})", known.join(", ")));
             }
@@ -594,7 +662,8 @@ mod tests {
              [keyring]\nseal = ca-chain\n[verify]\nsignatures = kernel\nattach-signatures = yes\n\
              require-binding = no\nmin-created = 2026-01-31T12:00:00+01:00 # floor\n\
              [etc]\nmode = transient\n[var]\nmode=transient\n[mount]\nerofs-backing = loop\n\
-             [ipe]\npolicy = /etc/ipe.p7s\nrequired = yes\n[boot]\nrequired = no\n",
+             [ipe]\npolicy = /etc/ipe.p7s\nrequired = yes\n[boot]\nrequired = no\n\
+             [composefs-rs]\nrequire-signature = no\n",
             "f",
         )
         .unwrap();
@@ -618,6 +687,9 @@ mod tests {
                 boot: BootConfig {
                     required: false,
                     layout: Layout::Repository,
+                },
+                composefs_rs: ComposefsRsConfig {
+                    require_signature: false,
                 },
             }
         );
@@ -698,7 +770,39 @@ mod tests {
         let e = parse("[boot]\nlayout = bootc\n", "f").unwrap_err();
         assert!(
             e.to_string()
-                .contains("\"bootc\" is not one of repository, ostree"),
+                .contains("\"bootc\" is not one of repository, ostree, composefs-rs"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn composefs_rs_layout_requires_signatures_by_default_and_never_stands_down() {
+        assert!(Config::default().composefs_rs.require_signature);
+        let c = parse("[boot]\nlayout = composefs-rs\n", "f").unwrap();
+        assert_eq!(c.boot.layout, Layout::ComposefsRs);
+        assert!(c.boot.required && c.composefs_rs.require_signature);
+        let c = parse(
+            "[composefs-rs]\nrequire-signature = no\n[boot]\nlayout = composefs-rs\n",
+            "f",
+        )
+        .unwrap();
+        assert!(!c.composefs_rs.require_signature);
+        let e = parse("[boot]\nlayout = composefs-rs\nrequired = no\n", "f").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("layout = composefs-rs needs [boot] required = yes"),
+            "{e}"
+        );
+        let e = parse(
+            "[boot]\nlayout = composefs-rs\n[ipe]\nrequired = yes\n",
+            "f",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains(COMPOSEFS_RS_WITH_IPE), "{e}");
+        let e = parse("[composefs-rs]\nrequire-signatures = no\n", "f").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("unknown key (known: require-signature)"),
             "{e}"
         );
     }

@@ -239,7 +239,7 @@ pub fn check(facts: &Facts<'_>) -> Result<Allowed, String> {
             root.describe()
         ));
     }
-    let ours = [Some(ids.var), Some(ids.physical_root), ids.etc];
+    let ours = [ids.var, Some(ids.physical_root), ids.etc];
     for e in entries
         .iter()
         .filter(|e| e.id != ids.root && is_below(&entries, e.id, ids.root))

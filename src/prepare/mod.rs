@@ -24,7 +24,10 @@
 //! With `[boot] layout = ostree` the command line selects an ostree
 //! deployment, and steps 4–7 are [`ostree`]'s (same keyring, same
 //! [`mountroot::assemble`], same record; no IPE policy, which the
-//! configuration refuses for this layout).
+//! configuration refuses for this layout). With `[boot] layout =
+//! composefs-rs` they are [`composefs_rs`]'s: the image composefs-rs or
+//! bootc deployed, named by `composefs.digest=`/`composefs=` (likewise
+//! without IPE).
 //!
 //! Fail closed: the first problem stops the flow with one [`Error`], whose
 //! message is the one line the binary prints, and nothing is left mounted.
@@ -38,6 +41,7 @@
 
 pub mod binding;
 pub mod cmdline;
+pub mod composefs_rs;
 pub mod config;
 pub mod files;
 pub mod gate;
@@ -112,6 +116,8 @@ pub enum Error {
     Gate(String),
     #[error(transparent)]
     Ostree(#[from] ostree::OstreeError),
+    #[error(transparent)]
+    ComposefsRs(composefs_rs::ComposefsRsError),
     #[error("cannot leave the stand-down marker {path}: {reason}")]
     Marker {
         path: &'static str,
@@ -156,6 +162,7 @@ impl Error {
             Error::Ipe(ipe::IpeError::Kernel(_)) => exit::SYSTEM,
             Error::Ipe(ipe::IpeError::ObjectSignatures(_)) => exit::REFUSED,
             Error::Ostree(e) => e.exit_code(),
+            Error::ComposefsRs(e) => e.exit_code(),
         }
     }
 }
@@ -241,12 +248,18 @@ pub fn run(
     let certs = load_certs(inputs.certs_dir)?;
     let mut ipe_plan = ipe::read_policy(&config.ipe)?;
     status.ipe = ipe_plan.as_ref().map(|p| p.record.clone());
-    // A policy file present is always enforced; the ostree layout cannot
-    // (config.rs refuses `[ipe] required` with it; this is the file alone).
-    if ipe_plan.is_some() && matches!(selected, ostree::Selected::Ostree(_)) {
+    // A policy file present is always enforced; the ostree and
+    // composefs-rs layouts cannot (config.rs refuses `[ipe] required` with
+    // them; this is the file alone).
+    let no_ipe = match selected {
+        ostree::Selected::Repository(_) => None,
+        ostree::Selected::Ostree(_) => Some(config::OSTREE_WITH_IPE),
+        ostree::Selected::ComposefsRs(_) => Some(config::COMPOSEFS_RS_WITH_IPE),
+    };
+    if let (Some(_), Some(reason)) = (&ipe_plan, no_ipe) {
         return Err(Error::Config(config::ConfigError::File {
             file: config.ipe.policy.display().to_string(),
-            reason: config::OSTREE_WITH_IPE.into(),
+            reason: reason.into(),
         }));
     }
     status.timings_us.config = micros(t);
@@ -275,6 +288,18 @@ pub fn run(
         ostree::Selected::Ostree(arg) => {
             let policy = verify::Policy::new(&config, &certs, kernel_signatures);
             return ostree::boot(&config, &arg, &policy, &mut loader, log, status, started);
+        }
+        ostree::Selected::ComposefsRs(selection) => {
+            let policy = verify::Policy::new(&config, &certs, kernel_signatures);
+            return composefs_rs::boot(
+                &config,
+                &selection,
+                &policy,
+                &mut loader,
+                log,
+                status,
+                started,
+            );
         }
     };
 

@@ -13,6 +13,7 @@
 //!                   metacopy=on, redirect_dir=on, verity=require
 //! .stage/root/etc   overlayfs: upper in deployments/<m>/etc (persistent) or a tmpfs
 //! .stage/root/var   bind of deployments/<m>/var (persistent) or a tmpfs
+//!                   (composefs-rs also: none, or an overlay as for /etc)
 //! .stage/root/sysroot  recursive bind of the physical root
 //! ```
 //! then `.stage/root` moves onto the sysroot and the EROFS/tmpfs helper
@@ -107,8 +108,9 @@ pub struct MountIds {
     pub root: u64,
     /// The /etc overlay (`None` with `[etc] mode = image`).
     pub etc: Option<u64>,
-    /// /var (bind or tmpfs).
-    pub var: u64,
+    /// /var (bind, overlay or tmpfs; `None` when the image's own /var
+    /// stays, composefs-rs `[var] mount = "none"`).
+    pub var: Option<u64>,
     /// The bind of the physical root at `<root>/sysroot` (its submounts
     /// are below it).
     pub physical_root: u64,
@@ -201,6 +203,14 @@ pub enum VarPlan {
     Bind(OwnedFd),
     /// An empty tmpfs.
     Transient,
+    /// The image's `/var`, read-only (composefs-rs `mount = "none"`).
+    Image,
+    /// overlayfs over the image's `/var` with this upper and work
+    /// directory (composefs-rs `mount = "overlay"`).
+    Overlay { upper: OwnedFd, work: OwnedFd },
+    /// overlayfs over the image's `/var` with a tmpfs upper layer
+    /// (composefs-rs `mount = "transient"`).
+    OverlayTransient,
 }
 
 /// Mounts the verified image of sealroot's repository onto
@@ -228,6 +238,8 @@ pub fn mount_root(
     };
     let var = match config.var {
         VarMode::Transient => VarPlan::Transient,
+        // Not a prepare.conf value (composefs-rs `mount = "none"` only).
+        VarMode::Image => VarPlan::Image,
         VarMode::Persistent => {
             let var = format!("{deployment}/var");
             repo.create_dirs(&var, 0o755)?;
@@ -279,6 +291,7 @@ pub fn assemble(
     for dir in ["etc", "var", "sysroot"] {
         let wanted = match dir {
             "etc" => !matches!(plan.etc, EtcPlan::Image),
+            "var" => !matches!(plan.var, VarPlan::Image),
             _ => true,
         };
         if wanted && !root_dir.join(dir).is_dir() {
@@ -296,18 +309,16 @@ pub fn assemble(
     let etc_mounted = match &plan.etc {
         EtcPlan::Image => false,
         EtcPlan::Overlay { upper, work } => {
-            etc_overlay(&root_dir, &fd_path(upper.as_fd()), &fd_path(work.as_fd()))?;
+            dir_overlay(
+                &root_dir,
+                "etc",
+                &fd_path(upper.as_fd()),
+                &fd_path(work.as_fd()),
+            )?;
             true
         }
         EtcPlan::Transient => {
-            let tmp = stage.dir("etc-tmp")?;
-            tmpfs("0755")?.attach(&tmp)?;
-            for d in ["upper", "work"] {
-                std::fs::create_dir(tmp.join(d))
-                    .map_err(|e| other(format!("creating {}/{d}", tmp.display()), e.to_string()))?;
-            }
-            etc_overlay(&root_dir, &tmp.join("upper"), &tmp.join("work"))?;
-            mount::detach(&tmp)?;
+            transient_overlay(&stage, &root_dir, "etc")?;
             true
         }
         EtcPlan::Bind(fd) => {
@@ -317,10 +328,30 @@ pub fn assemble(
     };
 
     // /var.
-    match &plan.var {
-        VarPlan::Bind(fd) => bind_untrusted(fd, &root_dir.join("var"))?,
-        VarPlan::Transient => tmpfs("0755")?.attach(&root_dir.join("var"))?,
-    }
+    let var_mounted = match &plan.var {
+        VarPlan::Image => false,
+        VarPlan::Bind(fd) => {
+            bind_untrusted(fd, &root_dir.join("var"))?;
+            true
+        }
+        VarPlan::Transient => {
+            tmpfs("0755")?.attach(&root_dir.join("var"))?;
+            true
+        }
+        VarPlan::Overlay { upper, work } => {
+            dir_overlay(
+                &root_dir,
+                "var",
+                &fd_path(upper.as_fd()),
+                &fd_path(work.as_fd()),
+            )?;
+            true
+        }
+        VarPlan::OverlayTransient => {
+            transient_overlay(&stage, &root_dir, "var")?;
+            true
+        }
+    };
 
     // The physical root stays reachable at /sysroot of the new root; the
     // clone and every submount of it nosuid,nodev (the originals keep
@@ -353,7 +384,7 @@ pub fn assemble(
     let ids = MountIds {
         root: id("")?,
         etc: if etc_mounted { Some(id("etc")?) } else { None },
-        var: id("var")?,
+        var: if var_mounted { Some(id("var")?) } else { None },
         physical_root: id("sysroot")?,
     };
 
@@ -382,15 +413,30 @@ fn tmpfs(mode: &str) -> Result<DetachedMount, MountError> {
     Ok(ctx.mount(UNTRUSTED)?)
 }
 
-/// The writable /etc overlay over the image's /etc, `nosuid,nodev`: its
-/// upper layer is the disk's (or a tmpfs).
-fn etc_overlay(root: &Path, upper: &Path, work: &Path) -> Result<(), MountError> {
+/// A writable overlay over the image's `dir` (/etc, or /var for
+/// composefs-rs), `nosuid,nodev`: its upper layer is the disk's (or a
+/// tmpfs).
+fn dir_overlay(root: &Path, dir: &str, upper: &Path, work: &Path) -> Result<(), MountError> {
     let ctx = FsContext::new("overlay")?;
-    ctx.set("source", "sealroot-etc")?;
-    ctx.set_path("lowerdir+", &root.join("etc"))?;
+    ctx.set("source", &format!("sealroot-{dir}"))?;
+    ctx.set_path("lowerdir+", &root.join(dir))?;
     ctx.set_path("upperdir", upper)?;
     ctx.set_path("workdir", work)?;
-    ctx.mount(UNTRUSTED)?.attach(&root.join("etc"))?;
+    ctx.mount(UNTRUSTED)?.attach(&root.join(dir))?;
+    Ok(())
+}
+
+/// [`dir_overlay`] with a fresh tmpfs as upper layer: changes vanish at
+/// shutdown.
+fn transient_overlay(stage: &Stage, root: &Path, dir: &str) -> Result<(), MountError> {
+    let tmp = stage.dir(&format!("{dir}-tmp"))?;
+    tmpfs("0755")?.attach(&tmp)?;
+    for d in ["upper", "work"] {
+        std::fs::create_dir(tmp.join(d))
+            .map_err(|e| other(format!("creating {}/{d}", tmp.display()), e.to_string()))?;
+    }
+    dir_overlay(root, dir, &tmp.join("upper"), &tmp.join("work"))?;
+    mount::detach(&tmp)?;
     Ok(())
 }
 

@@ -49,6 +49,9 @@ pub struct Status {
     /// The ostree deployment booted (`[boot] layout = ostree`); `image` is
     /// then `null`.
     pub ostree: Option<super::ostree::OstreeRecord>,
+    /// The composefs-rs / bootc image booted (`[boot] layout =
+    /// composefs-rs`); `image` is then `null`.
+    pub composefs_rs: Option<super::composefs_rs::ComposefsRsRecord>,
     pub keyring: Option<KeyringRecord>,
     pub modules_loaded: Vec<String>,
     pub mount: Option<Mounted>,

@@ -26,6 +26,9 @@ The kernel command line only selects the image, one of:
   composefs=<hex>, composefs.digest=v1-sha256-12:<hex>   (composefs-rs forms)
 or, with [boot] layout = ostree in prepare.conf (replacing ostree-prepare-root),
   ostree=/ostree/boot.N/<os>/<bootcsum>/<serial>   (ostree's boot entry)
+or, with [boot] layout = composefs-rs (replacing composefs-setup-root),
+  composefs=<hex>, composefs.digest=v1-<sha256|sha512>-12:<hex>
+  naming an image in <sysroot>/composefs (composefs-rs, bootc)
 No selector is an error, unless prepare.conf says [boot] required = no and
 the command line names no sealroot parameter at all: then it stands down
 (exit 0, result \"not-selected\", marker /run/sealroot/stood-down) and
@@ -34,7 +37,8 @@ another unit (ostree-prepare-root, composefs-setup-root) may prepare the root.
 It loads erofs/overlay if needed, puts the certificates into the kernel's
 .fs-verity keyring and seals it, verifies the deployed manifest, config,
 signature artifact and EROFS image in <sysroot>/sealroot (ostree layout: the
-deployment's .ostree.cfs and its signed binding record), mounts the root as a
+deployment's .ostree.cfs and its signed binding record; composefs-rs layout:
+the image's fs-verity digest and builtin signature), mounts the root as a
 composefs (read-only, overlayfs verity=require) with /etc, /var and the
 physical root at /sysroot, and moves it onto /sysroot.
 

@@ -272,6 +272,8 @@ pub enum Selected {
     Repository(super::cmdline::Selector),
     /// An ostree deployment ([`select`]).
     Ostree(select::BootArg),
+    /// A composefs-rs / bootc image ([`super::composefs_rs::select`]).
+    ComposefsRs(super::composefs_rs::select::Selection),
 }
 
 impl Selected {
@@ -282,6 +284,10 @@ impl Selected {
                 Selected::Repository(super::cmdline::parse(cmdline)?)
             }
             super::config::Layout::Ostree => Selected::Ostree(select::parse(cmdline)?),
+            super::config::Layout::ComposefsRs => Selected::ComposefsRs(
+                super::composefs_rs::select::parse(cmdline)
+                    .map_err(super::composefs_rs::ComposefsRsError::from)?,
+            ),
         })
     }
 }
@@ -291,6 +297,7 @@ impl std::fmt::Display for Selected {
         match self {
             Selected::Repository(s) => s.fmt(f),
             Selected::Ostree(a) => a.fmt(f),
+            Selected::ComposefsRs(s) => s.fmt(f),
         }
     }
 }
