@@ -289,8 +289,8 @@ impl PrivateKey {
                     .map_err(|e| fail(&e))
             }
             // The same bytes as `k.sign_prehash(hash)`, with a precomputed
-            // table for k·G (about ten times faster; sealing signs every
-            // content object).
+            // table for k·G (several times faster; sealing signs every
+            // content object, in batches: `sign_prehashes`).
             PrivateKey::P256(k) => {
                 super::p256_fixed_base::sign_prehash(k, hash).map_err(|e| fail(&e))
             }
