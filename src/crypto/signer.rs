@@ -47,6 +47,20 @@ pub trait Signer {
     /// ECDSA) over `request.message`.
     fn sign(&self, request: &SignRequest<'_>) -> Result<Vec<u8>, SignerError>;
 
+    /// Signs several requests: one result per request, in order, each the
+    /// bytes [`Signer::sign`] gives for it. The default signs them one by
+    /// one; an in-process P-256 key shares its costly inversions across
+    /// the batch (`crypto::p256_fixed_base`).
+    fn sign_batch(&self, requests: &[SignRequest<'_>]) -> Vec<Result<Vec<u8>, SignerError>> {
+        requests.iter().map(|r| self.sign(r)).collect()
+    }
+
+    /// How many requests [`Signer::sign_batch`] is best given at a time
+    /// (1: no gain from batching).
+    fn batch_size(&self) -> usize {
+        1
+    }
+
     /// For messages: "RSA-2048 key /path/key.pem", "command 'kms-sign ...'".
     fn description(&self) -> String;
 

@@ -156,6 +156,30 @@ fn round_trip_and_kernel_profile() {
     }
 }
 
+/// Objects are signed in batches (P-256: shared inversions); every
+/// signature in the bundle is the one p256's own signer gives for that
+/// object's formatted digest, and the one sealroot signs one by one.
+#[test]
+fn batch_signed_bundle_holds_the_one_by_one_signatures() {
+    use signature::hazmat::PrehashSigner;
+    let k = key(KeyAlgorithm::EcdsaP256);
+    let PrivateKey::P256(p256_key) = &k.key else {
+        unreachable!("a P-256 key")
+    };
+    for hash in [HashAlgorithm::Sha256, HashAlgorithm::Sha512] {
+        let (ds, bytes) = bundle_of(KeyAlgorithm::EcdsaP256, hash, 300);
+        let b = Bundle::parse(bytes).unwrap();
+        assert_eq!(b.len(), ds.len());
+        for (d, signature) in b.iter() {
+            let alg = DigestAlgorithm::for_fsverity(d.algorithm());
+            let prehash = alg.digest(&FormattedDigest::new(d).to_bytes());
+            let reference: p256::ecdsa::Signature = p256_key.sign_prehash(&prehash).unwrap();
+            assert_eq!(signature, reference.to_der().as_bytes(), "{d}");
+            assert_eq!(signature, raw_signature(k, &d), "{d}");
+        }
+    }
+}
+
 #[test]
 fn check_reports_missing_bad_and_untrusted() {
     let alg = KeyAlgorithm::EcdsaP256;

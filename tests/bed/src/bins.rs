@@ -165,6 +165,10 @@ fn cargo_build(args: &[&str], extra_rustflags: &str, output: &str) -> Result<Pat
             "RUSTFLAGS",
             format!("-C target-feature=+crt-static {extra_rustflags}").trim_end(),
         )
+        // The release profile's thin LTO (faster P-256 object signing,
+        // Cargo.toml) lengthens every rebuild's link; the VMs sign a
+        // handful of objects, so the test bed builds without it.
+        .env("CARGO_PROFILE_RELEASE_LTO", "false")
         // These would override RUSTFLAGS.
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_BUILD_RUSTFLAGS");
