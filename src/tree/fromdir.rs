@@ -17,6 +17,7 @@
 
 mod scan;
 
+use std::collections::HashSet;
 use std::io;
 use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::OsStrExt;
@@ -26,7 +27,7 @@ use rustix::fs::{AtFlags, Statx};
 
 use super::store::{ObjectStore, StoreError, Stored, object_path};
 use super::{InodeId, NewContent, Stat, Timestamp, Tree};
-use scan::{Kind, Scanned};
+use scan::{Kind, Walk};
 
 /// Regular files up to this size are stored in the image
 /// (`LCFS_RECOMMENDED_INLINE_CONTENT_MAX`).
@@ -227,43 +228,66 @@ pub fn import_dir(src: &Path, opts: &DirOptions) -> Result<(Tree, ImportStats), 
     {
         return Err(ImportError::NotADirectory(src.to_owned()));
     }
-    let scanned = match opts.threads {
-        None => scan::scan(src, root, opts)?,
-        Some(threads) => rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(|e| ImportError::Threads {
-                threads,
-                reason: e.to_string(),
-            })?
-            .install(|| scan::scan(src, root, opts))?,
+    let pool = match opts.threads {
+        None => None,
+        Some(threads) => Some(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .map_err(|e| ImportError::Threads {
+                    threads,
+                    reason: e.to_string(),
+                })?,
+        ),
     };
-    build(scanned, opts)
+    let walk = Walk::new(opts);
+    // The walk runs on the pool; this thread builds the tree from what it
+    // has found so far, so building overlaps reading and hashing and each
+    // directory's records are freed once in the tree.
+    let built = std::thread::scope(|s| {
+        let walker = s.spawn(|| match &pool {
+            Some(pool) => pool.install(|| walk.run(src, &root)),
+            None => walk.run(src, &root),
+        });
+        let built = build(stat_of(&root, opts), &walk, opts);
+        if !matches!(built, Ok(Some(_))) {
+            walk.stop();
+        }
+        if let Err(panic) = walker.join() {
+            std::panic::resume_unwind(panic);
+        }
+        built
+    });
+    let totals = walk.finish()?;
+    let (tree, mut stats) = built?.expect("the build stops only when the walk failed");
+    stats.hashed_files = totals.hashed_files;
+    stats.hashed_bytes = totals.hashed_bytes;
+    Ok((tree, stats))
 }
 
-/// The tree of what [`scan::scan`] found, built depth-first with each
-/// directory's entries in name order (the order of the serial walk this
-/// replaced, so inode numbering is unchanged).
-fn build(mut scanned: Scanned, opts: &DirOptions) -> Result<(Tree, ImportStats), ImportError> {
+/// The tree of what the walk finds, built as it finds it: depth-first,
+/// each directory's entries in name order (the order of the serial walk
+/// this replaced, so inode numbering and xattr interning are unchanged).
+/// `Ok(None)`: the walk stopped on an error, which [`Walk::finish`] gives.
+fn build(
+    root_stat: Stat,
+    walk: &Walk<'_>,
+    opts: &DirOptions,
+) -> Result<Option<(Tree, ImportStats)>, ImportError> {
     let mut stats = ImportStats::default();
-    for h in scanned.hashed.values() {
-        stats.hashed_files += 1;
-        stats.hashed_bytes += h.size;
+    let mut count_stored = |h: &scan::Hashed| {
         if let Some(Stored::Added { reflinked, verity }) = h.stored {
             stats.stored_new += 1;
             stats.reflinked += reflinked as u64;
             stats.verity_enabled += verity as u64;
         }
-    }
-    let mut take_dir = |key: usize| {
-        // Every directory the walk queued was read, or the walk failed.
-        scanned.dirs[key]
-            .take()
-            .expect("the walk reads every directory it finds")
     };
-    let top = take_dir(0);
+    let mut linked_seen = HashSet::new();
+    let Some(top) = walk.take_dir(0) else {
+        return Ok(None);
+    };
     let tree_err = |path: PathBuf| move |error| ImportError::Tree { path, error };
-    let mut tree = Tree::new(stat_of(&scanned.root, opts)).map_err(tree_err(top.path.clone()))?;
+    let mut tree = Tree::new(root_stat).map_err(tree_err(top.path.clone()))?;
     let root = tree.root();
     set_xattrs(&mut tree, root, &top.xattrs, &top.path, opts)?;
     let mut stack = vec![(top, root)];
@@ -271,26 +295,33 @@ fn build(mut scanned: Scanned, opts: &DirOptions) -> Result<(Tree, ImportStats),
         let mut subdirs = Vec::new();
         for e in &dir.entries {
             let path = || dir.path.join(std::ffi::OsStr::from_bytes(&e.name));
-            let stat = stat_of(&e.stat, opts);
-            let payload;
+            let mut payload = String::new();
+            let hashed_link;
             let (content, xattrs) = match &e.kind {
                 Kind::Directory(_) => (NewContent::Directory, &e.xattrs),
                 Kind::Symlink(target) => (NewContent::Symlink(target), &e.xattrs),
                 Kind::Inline(data) => (NewContent::Inline(data), &e.xattrs),
-                Kind::External(key) => {
-                    let h = &scanned.hashed[key];
-                    payload = object_path(&h.digest);
-                    let content = NewContent::External {
-                        payload: Some(payload.as_bytes()),
-                        digest: Some(h.digest),
+                Kind::External(h) => {
+                    count_stored(h);
+                    external(h, &mut payload)
+                }
+                Kind::Linked(key) => {
+                    let Some(h) = walk.linked(*key) else {
+                        return Ok(None);
                     };
-                    (content, &h.xattrs)
+                    if linked_seen.insert(*key) {
+                        count_stored(&h);
+                    }
+                    hashed_link = h;
+                    external(&hashed_link, &mut payload)
                 }
                 Kind::Other => (NewContent::None, &e.xattrs),
             };
-            let id = tree.add_inode(stat, content).map_err(tree_err(path()))?;
+            let id = tree.add_inode(e.stat, content).map_err(tree_err(path()))?;
             if let Kind::Directory(key) = e.kind {
-                let sub = take_dir(key);
+                let Some(sub) = walk.take_dir(key) else {
+                    return Ok(None);
+                };
                 set_xattrs(&mut tree, id, &sub.xattrs, &sub.path, opts)?;
                 subdirs.push((sub, id));
             } else {
@@ -301,7 +332,17 @@ fn build(mut scanned: Scanned, opts: &DirOptions) -> Result<(Tree, ImportStats),
         }
         stack.extend(subdirs);
     }
-    Ok((tree, stats))
+    Ok(Some((tree, stats)))
+}
+
+/// The content of an external file, its object path kept in `payload`.
+fn external<'a>(h: &'a scan::Hashed, payload: &'a mut String) -> (NewContent<'a>, &'a XattrList) {
+    *payload = object_path(&h.digest);
+    let content = NewContent::External {
+        payload: Some(payload.as_bytes()),
+        digest: Some(h.digest),
+    };
+    (content, &h.xattrs)
 }
 
 fn set_xattrs(

@@ -26,13 +26,16 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use rayon::prelude::*;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir, Statx, StatxFlags};
 
-use super::{DirOptions, INLINE_MAX, ImportError, XattrList, XattrSource, read_xattr_list};
+use super::{
+    DirOptions, INLINE_MAX, ImportError, XattrList, XattrSource, read_xattr_list, stat_of,
+};
+use crate::tree::Stat;
 use crate::tree::store::Stored;
 use crate::verity::FsVerityDigest;
 use crate::verity::VerityParams;
@@ -41,7 +44,7 @@ use crate::verity::digest;
 /// A file's identity: device and inode number.
 pub(super) type InodeKey = (u64, u64);
 
-/// Index of a directory in [`Scanned::dirs`].
+/// Index of a directory in the walk's list, in the order found.
 pub(super) type DirKey = usize;
 
 /// One directory: where it is (for messages), its own xattrs, and its
@@ -53,11 +56,12 @@ pub(super) struct ScannedDir {
     pub entries: Vec<Entry>,
 }
 
-/// One directory entry as the walk found it.
+/// One directory entry as the walk found it (kept small: a root
+/// filesystem has a million).
 #[derive(Debug)]
 pub(super) struct Entry {
-    pub name: Vec<u8>,
-    pub stat: Statx,
+    pub name: Box<[u8]>,
+    pub stat: Stat,
     pub kind: Kind,
     /// Empty for directories and external files, whose xattrs are in
     /// [`ScannedDir::xattrs`] and [`Hashed::xattrs`].
@@ -70,40 +74,61 @@ pub(super) enum Kind {
     Directory(DirKey),
     Symlink(Vec<u8>),
     Inline(Vec<u8>),
-    /// A file over [`INLINE_MAX`] bytes: its digest is in [`Scanned::hashed`].
-    External(InodeKey),
+    /// A file over [`INLINE_MAX`] bytes with one link, hashed.
+    External(Box<Hashed>),
+    /// A file over [`INLINE_MAX`] bytes with several links: hashed once,
+    /// by [`Walk::linked`].
+    Linked(InodeKey),
+
     /// Devices, fifos, sockets, empty regular files.
     Other,
 }
 
 /// The digest of one inode's content, its xattrs, and what the object
 /// store did with it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Hashed {
     pub digest: FsVerityDigest,
     pub xattrs: XattrList,
     pub stored: Option<Stored>,
-    pub size: u64,
 }
 
-/// Everything the walk found; `dirs[0]` is the source directory.
+/// The walk, shared by its tasks and by the thread that builds the tree
+/// while it runs ([`Walk::take_dir`], [`Walk::linked`]).
 #[derive(Debug)]
-pub(super) struct Scanned {
-    pub root: Statx,
-    pub dirs: Vec<Option<ScannedDir>>,
-    pub hashed: HashMap<InodeKey, Hashed>,
-}
-
-/// State shared by the walk's tasks.
-struct Walk<'a> {
+pub(super) struct Walk<'a> {
     opts: &'a DirOptions,
     params: VerityParams,
-    dirs: Mutex<Vec<Option<ScannedDir>>>,
-    hashed: Mutex<HashMap<InodeKey, Hashed>>,
-    /// Inodes with more than one link that some task took on.
+    found: Mutex<Found>,
+    /// Signalled when a directory or a linked inode is added to `found`,
+    /// and when the walk ends.
+    ready: Condvar,
+    /// Inodes with several links that some task took on.
     claimed: Mutex<HashSet<InodeKey>>,
+    hashed_files: AtomicU64,
+    hashed_bytes: AtomicU64,
     error: Mutex<Option<ImportError>>,
-    failed: AtomicBool,
+    /// A task failed or the builder gave up: remaining tasks do nothing.
+    stopped: AtomicBool,
+}
+
+/// What the walk has found so far.
+#[derive(Debug, Default)]
+struct Found {
+    /// By [`DirKey`]; `None` until read (and again once taken). `dirs[0]`
+    /// is the source directory.
+    dirs: Vec<Option<ScannedDir>>,
+    /// Digests of inodes with several links.
+    linked: HashMap<InodeKey, Hashed>,
+    /// The walk has returned.
+    done: bool,
+}
+
+/// Files and bytes hashed (each inode once).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Totals {
+    pub hashed_files: u64,
+    pub hashed_bytes: u64,
 }
 
 /// A directory still to read: its parent's open fd and its name there
@@ -181,56 +206,117 @@ fn open_checked(
     Ok(fd)
 }
 
-/// Reads `src` on the current rayon pool.
-pub(super) fn scan(src: &Path, root: Statx, opts: &DirOptions) -> Result<Scanned, ImportError> {
-    let walk = Walk {
-        opts,
-        params: crate::tree::object_params(),
-        dirs: Mutex::new(vec![None]),
-        hashed: Mutex::new(HashMap::new()),
-        claimed: Mutex::new(HashSet::new()),
-        error: Mutex::new(None),
-        failed: AtomicBool::new(false),
-    };
-    let name = CString::new(src.as_os_str().as_bytes()).map_err(|_| ImportError::Io {
-        path: src.to_owned(),
-        what: "opening",
-        error: io::Error::new(io::ErrorKind::InvalidInput, "the path contains a NUL byte"),
-    })?;
-    let first = Pending {
-        parent: None,
-        name,
-        path: src.to_owned(),
-        key: 0,
-        expect: key_of(&root),
-    };
-    rayon::scope(|s| walk.directory(s, first));
-    if let Some(e) = walk
-        .error
-        .into_inner()
-        .unwrap_or_else(PoisonError::into_inner)
-    {
-        return Err(e);
-    }
-    Ok(Scanned {
-        root,
-        dirs: walk
-            .dirs
-            .into_inner()
-            .unwrap_or_else(PoisonError::into_inner),
-        hashed: walk
-            .hashed
-            .into_inner()
-            .unwrap_or_else(PoisonError::into_inner),
-    })
-}
-
 impl<'a> Walk<'a> {
+    pub(super) fn new(opts: &'a DirOptions) -> Self {
+        Walk {
+            opts,
+            params: crate::tree::object_params(),
+            found: Mutex::new(Found {
+                dirs: vec![None],
+                ..Found::default()
+            }),
+            ready: Condvar::new(),
+            claimed: Mutex::new(HashSet::new()),
+            hashed_files: AtomicU64::new(0),
+            hashed_bytes: AtomicU64::new(0),
+            error: Mutex::new(None),
+            stopped: AtomicBool::new(false),
+        }
+    }
+
+    fn found(&self) -> MutexGuard<'_, Found> {
+        self.found.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Reads `src` (whose `statx` is `root`) on the current rayon pool.
+    pub(super) fn run(&self, src: &Path, root: &Statx) {
+        match CString::new(src.as_os_str().as_bytes()) {
+            Ok(name) => {
+                let first = Pending {
+                    parent: None,
+                    name,
+                    path: src.to_owned(),
+                    key: 0,
+                    expect: key_of(root),
+                };
+                rayon::scope(|s| self.directory(s, first));
+            }
+            Err(_) => self.fail(ImportError::Io {
+                path: src.to_owned(),
+                what: "opening",
+                error: io::Error::new(io::ErrorKind::InvalidInput, "the path contains a NUL byte"),
+            }),
+        }
+        self.found().done = true;
+        self.ready.notify_all();
+    }
+
+    /// Records the first error and stops the walk.
+    fn fail(&self, e: ImportError) {
+        self.error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(e);
+        self.stop();
+    }
+
+    /// Stops the walk (tasks not started yet do nothing) and wakes the
+    /// builder.
+    pub(super) fn stop(&self) {
+        self.stopped.store(true, Ordering::Relaxed);
+        let _found = self.found();
+        self.ready.notify_all();
+    }
+
+    /// Waits until `pick` finds something in what the walk found, or the
+    /// walk stopped or ended without it (`None`).
+    fn wait_for<T>(&self, mut pick: impl FnMut(&mut Found) -> Option<T>) -> Option<T> {
+        let mut found = self.found();
+        loop {
+            if let Some(t) = pick(&mut found) {
+                return Some(t);
+            }
+            if found.done || self.stopped.load(Ordering::Relaxed) {
+                return None;
+            }
+            found = self
+                .ready
+                .wait(found)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Directory `key`, once read; `None` if the walk stopped.
+    pub(super) fn take_dir(&self, key: DirKey) -> Option<ScannedDir> {
+        self.wait_for(|f| f.dirs.get_mut(key).and_then(Option::take))
+    }
+
+    /// The digest and xattrs of the inode `key`, which has several links,
+    /// once hashed; `None` if the walk stopped.
+    pub(super) fn linked(&self, key: InodeKey) -> Option<Hashed> {
+        self.wait_for(|f| f.linked.get(&key).cloned())
+    }
+
+    /// The walk's outcome, once [`Walk::run`] has returned.
+    pub(super) fn finish(self) -> Result<Totals, ImportError> {
+        if let Some(e) = self
+            .error
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+        {
+            return Err(e);
+        }
+        Ok(Totals {
+            hashed_files: self.hashed_files.into_inner(),
+            hashed_bytes: self.hashed_bytes.into_inner(),
+        })
+    }
+
     /// Reads one directory, then queues its subdirectories as tasks of
     /// their own (a queue, not recursion: a hostile depth cannot exhaust
     /// the stack).
     fn directory<'s>(&'s self, s: &rayon::Scope<'s>, d: Pending) {
-        if self.failed.load(Ordering::Relaxed) {
+        if self.stopped.load(Ordering::Relaxed) {
             return;
         }
         match self.read_directory(d) {
@@ -244,11 +330,7 @@ impl<'a> Walk<'a> {
                     s.spawn(move |s| self.directory(s, sub));
                 }
             }
-            Err(e) => {
-                self.failed.store(true, Ordering::Relaxed);
-                let mut first = self.error.lock().unwrap_or_else(PoisonError::into_inner);
-                first.get_or_insert(e);
-            }
+            Err(e) => self.fail(e),
         }
     }
 
@@ -268,52 +350,45 @@ impl<'a> Walk<'a> {
         let xattrs = self.xattrs(XattrSource::Fd(fd.as_fd()), &d.path)?;
         let mut names = read_names(&fd).map_err(errno(&d.path, "reading directory"))?;
         names.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        let entries: Vec<(Option<Entry>, Option<CString>)> = names
-            .into_par_iter()
-            .map(|name| {
-                let entry = self.entry(fd.as_fd(), &d.path, &name)?;
-                let is_dir = matches!(
-                    entry,
-                    Some(Entry {
-                        kind: Kind::Directory(_),
-                        ..
-                    })
-                );
-                Ok((entry, is_dir.then_some(name)))
-            })
+        let entries: Vec<Option<(Entry, Option<InodeKey>)>> = names
+            .par_iter()
+            .map(|name| self.entry(fd.as_fd(), &d.path, name))
             .collect::<Result<_, ImportError>>()?;
         let mut subdirs = Vec::new();
         let mut kept = Vec::with_capacity(entries.len());
-        for (entry, dir_name) in entries {
-            let Some(entry) = entry else { continue };
-            if let (Kind::Directory(key), Some(name)) = (&entry.kind, dir_name) {
+        for (name, found) in names.into_iter().zip(entries) {
+            let Some((entry, subdir)) = found else {
+                continue;
+            };
+            if let (Kind::Directory(key), Some(expect)) = (&entry.kind, subdir) {
                 subdirs.push(Pending {
                     parent: None,
                     path: d.path.join(OsStr::from_bytes(&entry.name)),
                     name,
                     key: *key,
-                    expect: key_of(&entry.stat),
+                    expect,
                 });
             }
             kept.push(entry);
         }
-        let mut dirs = self.dirs.lock().unwrap_or_else(PoisonError::into_inner);
-        dirs[d.key] = Some(ScannedDir {
+        self.found().dirs[d.key] = Some(ScannedDir {
             path: d.path,
             xattrs,
             entries: kept,
         });
+        self.ready.notify_all();
         Ok((fd, subdirs))
     }
 
-    /// One entry of the directory `dir` (at `dir_path`); `None` for a
-    /// device left out by `--skip-devices`.
+    /// One entry of the directory `dir` (at `dir_path`), and for a
+    /// subdirectory the inode the walk must find when it opens it; `None`
+    /// for a device left out by `--skip-devices`.
     fn entry(
         &self,
         dir: BorrowedFd<'_>,
         dir_path: &Path,
         name: &CStr,
-    ) -> Result<Option<Entry>, ImportError> {
+    ) -> Result<Option<(Entry, Option<InodeKey>)>, ImportError> {
         let path = || dir_path.join(OsStr::from_bytes(name.to_bytes()));
         let st = statx_at(dir, name).map_err(|e| errno(&path(), "stat")(e))?;
         let ty = file_type(&st);
@@ -321,9 +396,9 @@ impl<'a> Walk<'a> {
         let mut xattrs = XattrList::new();
         let kind = match ty {
             FileType::Directory => {
-                let mut dirs = self.dirs.lock().unwrap_or_else(PoisonError::into_inner);
-                dirs.push(None);
-                Kind::Directory(dirs.len() - 1)
+                let mut found = self.found();
+                found.dirs.push(None);
+                Kind::Directory(found.dirs.len() - 1)
             }
             FileType::Symlink => {
                 let target = rustix::fs::readlinkat(dir, name, Vec::new())
@@ -331,18 +406,21 @@ impl<'a> Walk<'a> {
                 xattrs = self.xattrs(XattrSource::Path(&path()), &path())?;
                 Kind::Symlink(target.into_bytes())
             }
+            FileType::RegularFile if size > INLINE_MAX && st.stx_nlink <= 1 => Kind::External(
+                Box::new(self.hash(dir, name, &path(), key_of(&st), size)?),
+            ),
             FileType::RegularFile if size > INLINE_MAX => {
                 let key = key_of(&st);
-                let first = st.stx_nlink <= 1 || {
+                let first = {
                     let mut claimed = self.claimed.lock().unwrap_or_else(PoisonError::into_inner);
                     claimed.insert(key)
                 };
                 if first {
                     let hashed = self.hash(dir, name, &path(), key, size)?;
-                    let mut all = self.hashed.lock().unwrap_or_else(PoisonError::into_inner);
-                    all.insert(key, hashed);
+                    self.found().linked.insert(key, hashed);
+                    self.ready.notify_all();
                 }
-                Kind::External(key)
+                Kind::Linked(key)
             }
             FileType::RegularFile if size > 0 => {
                 let path = path();
@@ -374,12 +452,14 @@ impl<'a> Walk<'a> {
                 Kind::Other
             }
         };
-        Ok(Some(Entry {
-            name: name.to_bytes().to_vec(),
-            stat: st,
+        let subdir = matches!(kind, Kind::Directory(_)).then(|| key_of(&st));
+        let entry = Entry {
+            name: name.to_bytes().into(),
+            stat: stat_of(&st, self.opts),
             kind,
             xattrs,
-        }))
+        };
+        Ok(Some((entry, subdir)))
     }
 
     /// Digest (and xattrs, and the object store copy) of the regular file
@@ -416,11 +496,12 @@ impl<'a> Walk<'a> {
             Some(store) => Some(store.insert_file(path, &out.digest)?),
             None => None,
         };
+        self.hashed_files.fetch_add(1, Ordering::Relaxed);
+        self.hashed_bytes.fetch_add(size, Ordering::Relaxed);
         Ok(Hashed {
             digest: out.digest,
             xattrs,
             stored,
-            size,
         })
     }
 
@@ -498,7 +579,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &tmp.path().join("f"),
+            tmp.path().join("f"),
             FileType::Fifo,
             Mode::from_raw_mode(0o644),
             0,
@@ -600,5 +681,25 @@ mod tests {
         let (tree, stats) = import_dir(tmp.path(), &opts).unwrap();
         assert_eq!(stats.entries, DEPTH + 1);
         assert_eq!(tree.inode_count() as u64, DEPTH + 2);
+    }
+
+    #[test]
+    fn a_file_shorter_than_its_stat_stops_the_import_with_its_path() {
+        // sysfs attributes stat as 4096 bytes and read as a few: a file
+        // that "changed size while read", without a race to arrange. The
+        // error has to reach the caller while the tree is being built.
+        let src = Path::new("/sys/kernel/mm/transparent_hugepage");
+        let err = import_dir(src, &DirOptions::default())
+            .map(|_| ())
+            .expect_err("sysfs files are not what their stat says");
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("/sys/kernel/mm/transparent_hugepage/"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("the file changed size while the directory was read"),
+            "{msg}"
+        );
     }
 }
