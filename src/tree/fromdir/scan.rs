@@ -122,6 +122,8 @@ struct Found {
     linked: HashMap<InodeKey, Hashed>,
     /// The walk has returned.
     done: bool,
+    /// The builder is waiting: only then is a wake-up (a syscall) needed.
+    waiting: bool,
 }
 
 /// Files and bytes hashed (each inode once).
@@ -251,6 +253,15 @@ impl<'a> Walk<'a> {
         self.ready.notify_all();
     }
 
+    /// Adds to what the walk found, waking the builder if it waits.
+    fn publish(&self, add: impl FnOnce(&mut Found)) {
+        let mut found = self.found();
+        add(&mut found);
+        if found.waiting {
+            self.ready.notify_all();
+        }
+    }
+
     /// Records the first error and stops the walk.
     fn fail(&self, e: ImportError) {
         self.error
@@ -279,10 +290,12 @@ impl<'a> Walk<'a> {
             if found.done || self.stopped.load(Ordering::Relaxed) {
                 return None;
             }
+            found.waiting = true;
             found = self
                 .ready
                 .wait(found)
                 .unwrap_or_else(PoisonError::into_inner);
+            found.waiting = false;
         }
     }
 
@@ -371,12 +384,12 @@ impl<'a> Walk<'a> {
             }
             kept.push(entry);
         }
-        self.found().dirs[d.key] = Some(ScannedDir {
+        let dir = ScannedDir {
             path: d.path,
             xattrs,
             entries: kept,
-        });
-        self.ready.notify_all();
+        };
+        self.publish(|found| found.dirs[d.key] = Some(dir));
         Ok((fd, subdirs))
     }
 
@@ -417,8 +430,9 @@ impl<'a> Walk<'a> {
                 };
                 if first {
                     let hashed = self.hash(dir, name, &path(), key, size)?;
-                    self.found().linked.insert(key, hashed);
-                    self.ready.notify_all();
+                    self.publish(|found| {
+                        found.linked.insert(key, hashed);
+                    });
                 }
                 Kind::Linked(key)
             }
