@@ -6,23 +6,28 @@
 //!   does not detect hardlinks in directories, and the image must match);
 //! - regular files of at most 64 bytes are stored inline; larger ones get
 //!   their fs-verity digest computed and are referenced as `XX/rest-of-hex`
-//!   (optionally copied into an [`ObjectStore`]); hashing and copying run
-//!   on all cores;
+//!   (optionally copied into an [`ObjectStore`]); a file with several hard
+//!   links is hashed once;
+//! - the walk, the reads and the hashing run on all cores ([`scan`]); the
+//!   tree is then built in one thread in sorted order, so the image does
+//!   not depend on scheduling;
 //! - xattrs are read from the files (`--skip-xattrs`: none,
 //!   `--user-xattrs`: only `user.*`); `--skip-devices` leaves out block and
 //!   character devices.
 
-use std::fs;
-use std::io::{self, Read};
+mod scan;
+
+use std::collections::HashSet;
+use std::io;
+use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use rayon::prelude::*;
+use rustix::fs::{AtFlags, Statx};
 
 use super::store::{ObjectStore, StoreError, Stored, object_path};
 use super::{InodeId, NewContent, Stat, Timestamp, Tree};
-use crate::verity::digest;
+use scan::{Kind, Walk};
 
 /// Regular files up to this size are stored in the image
 /// (`LCFS_RECOMMENDED_INLINE_CONTENT_MAX`).
@@ -99,70 +104,56 @@ pub enum ImportError {
     },
 }
 
-fn io_err<'p>(path: &'p Path, what: &'static str) -> impl FnOnce(io::Error) -> ImportError + 'p {
-    move |source| ImportError::Io {
-        path: path.to_owned(),
-        what,
-        error: source,
-    }
-}
-
-fn stat_of(md: &fs::Metadata, opts: &DirOptions) -> Stat {
+fn stat_of(st: &Statx, opts: &DirOptions) -> Stat {
     Stat {
-        mode: md.mode(),
-        uid: md.uid(),
-        gid: md.gid(),
+        mode: st.stx_mode.into(),
+        uid: st.stx_uid,
+        gid: st.stx_gid,
         nlink: 1,
-        rdev: md.rdev(),
-        size: md.size(),
+        rdev: rustix::fs::makedev(st.stx_rdev_major, st.stx_rdev_minor),
+        size: st.stx_size,
         mtime: if opts.use_epoch {
             Timestamp::default()
         } else {
             Timestamp {
-                sec: md.mtime(),
-                nsec: md.mtime_nsec() as u32,
+                sec: st.stx_mtime.tv_sec,
+                nsec: st.stx_mtime.tv_nsec,
             }
         },
     }
 }
 
-fn read_xattrs(
-    tree: &mut Tree,
-    id: InodeId,
-    path: &Path,
-    opts: &DirOptions,
-) -> Result<(), ImportError> {
-    if opts.skip_xattrs {
-        return Ok(());
-    }
-    let xattrs = list_xattrs(path).map_err(|source| ImportError::Io {
-        path: path.to_owned(),
-        what: "reading xattrs",
-        error: source.into(),
-    })?;
-    for (name, value) in xattrs {
-        if opts.user_xattrs && !name.starts_with(b"user.") {
-            continue;
-        }
-        tree.set_xattr(id, &name, &value)
-            .map_err(|source| ImportError::Tree {
-                path: path.to_owned(),
-                error: source,
-            })?;
-    }
-    Ok(())
-}
-
 /// (name, value) pairs of extended attributes.
 pub(crate) type XattrList = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Where to read xattrs from: an open file (regular files and directories)
+/// or a path (symlinks and the rest, which cannot be opened for that before
+/// Linux 6.13's `listxattrat`). A path is never followed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum XattrSource<'a> {
+    /// An open file.
+    Fd(BorrowedFd<'a>),
+    /// The entry at this path itself (`llistxattr`, `lgetxattr`).
+    Path(&'a Path),
+}
 
 /// Every xattr of the entry at `path` (a symlink's own, never its
 /// target's), in `llistxattr` order; none where the filesystem has no
 /// xattr support.
 pub(crate) fn list_xattrs(path: &Path) -> Result<XattrList, rustix::io::Errno> {
+    read_xattr_list(XattrSource::Path(path))
+}
+
+/// Every xattr of `from`, in listing order; none where the filesystem has
+/// no xattr support.
+pub(crate) fn read_xattr_list(from: XattrSource<'_>) -> Result<XattrList, rustix::io::Errno> {
     let mut names = Vec::new();
     loop {
-        match rustix::fs::llistxattr(path, spare(&mut names)) {
+        let listed = match from {
+            XattrSource::Fd(fd) => rustix::fs::flistxattr(fd, spare(&mut names)),
+            XattrSource::Path(path) => rustix::fs::llistxattr(path, spare(&mut names)),
+        };
+        match listed {
             Ok(n) => {
                 names.truncate(n);
                 break;
@@ -176,7 +167,7 @@ pub(crate) fn list_xattrs(path: &Path) -> Result<XattrList, rustix::io::Errno> {
     let mut out = Vec::new();
     for name in names.split(|&b| b == 0).filter(|n| !n.is_empty()) {
         // Removed between the two calls: not there any more.
-        if let Some(value) = get_xattr(path, name)? {
+        if let Some(value) = read_xattr(from, name)? {
             out.push((name.to_vec(), value));
         }
     }
@@ -186,10 +177,20 @@ pub(crate) fn list_xattrs(path: &Path) -> Result<XattrList, rustix::io::Errno> {
 /// One xattr of the entry at `path` (not followed); `None` if it has none
 /// of that name.
 pub(crate) fn get_xattr(path: &Path, name: &[u8]) -> Result<Option<Vec<u8>>, rustix::io::Errno> {
+    read_xattr(XattrSource::Path(path), name)
+}
+
+fn read_xattr(from: XattrSource<'_>, name: &[u8]) -> Result<Option<Vec<u8>>, rustix::io::Errno> {
     let cname = std::ffi::CString::new(name).map_err(|_| rustix::io::Errno::INVAL)?;
     let mut value = Vec::new();
     loop {
-        match rustix::fs::lgetxattr(path, cname.as_c_str(), spare(&mut value)) {
+        let got = match from {
+            XattrSource::Fd(fd) => rustix::fs::fgetxattr(fd, cname.as_c_str(), spare(&mut value)),
+            XattrSource::Path(path) => {
+                rustix::fs::lgetxattr(path, cname.as_c_str(), spare(&mut value))
+            }
+        };
+        match got {
             Ok(n) => {
                 value.truncate(n);
                 return Ok(Some(value));
@@ -210,131 +211,156 @@ fn spare(buf: &mut Vec<u8>) -> &mut Vec<u8> {
     buf
 }
 
-/// Imports `src` (see the module documentation).
+/// Imports `src` (see the module documentation), on `opts.threads` threads.
 pub fn import_dir(src: &Path, opts: &DirOptions) -> Result<(Tree, ImportStats), ImportError> {
-    let md = fs::symlink_metadata(src).map_err(io_err(src, "stat"))?;
-    if !md.is_dir() {
+    let root = rustix::fs::statx(
+        rustix::fs::CWD,
+        src,
+        AtFlags::SYMLINK_NOFOLLOW,
+        rustix::fs::StatxFlags::BASIC_STATS,
+    )
+    .map_err(|e| ImportError::Io {
+        path: src.to_owned(),
+        what: "stat",
+        error: e.into(),
+    })?;
+    if rustix::fs::FileType::from_raw_mode(root.stx_mode.into()) != rustix::fs::FileType::Directory
+    {
         return Err(ImportError::NotADirectory(src.to_owned()));
     }
-    let tree_err = |path: &Path| {
-        let path = path.to_owned();
-        move |source| ImportError::Tree {
-            path,
-            error: source,
-        }
+    let pool = match opts.threads {
+        None => None,
+        Some(threads) => Some(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .map_err(|e| ImportError::Threads {
+                    threads,
+                    reason: e.to_string(),
+                })?,
+        ),
     };
-    let mut tree = Tree::new(stat_of(&md, opts)).map_err(tree_err(src))?;
-    let root = tree.root();
-    read_xattrs(&mut tree, root, src, opts)?;
-    let mut stats = ImportStats::default();
-    let mut big_files: Vec<(InodeId, PathBuf)> = Vec::new();
-    let mut stack = vec![(src.to_owned(), root)];
-    let mut content = Vec::new();
-    while let Some((dir, dir_id)) = stack.pop() {
-        let mut names: Vec<std::ffi::OsString> = fs::read_dir(&dir)
-            .map_err(io_err(&dir, "reading directory"))?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<Result<_, _>>()
-            .map_err(io_err(&dir, "reading directory"))?;
-        names.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        for name in names {
-            let path = dir.join(&name);
-            let md = fs::symlink_metadata(&path).map_err(io_err(&path, "stat"))?;
-            let ft = md.file_type();
-            if opts.skip_devices && (ft.is_block_device() || ft.is_char_device()) {
-                continue;
-            }
-            let stat = stat_of(&md, opts);
-            let id = if ft.is_dir() {
-                tree.add_inode(stat, NewContent::Directory)
-            } else if ft.is_symlink() {
-                let target = fs::read_link(&path).map_err(io_err(&path, "reading symlink"))?;
-                tree.add_inode(stat, NewContent::Symlink(target.as_os_str().as_bytes()))
-            } else if ft.is_file() && stat.size > 0 && stat.size <= INLINE_MAX {
-                content.clear();
-                fs::File::open(&path)
-                    .and_then(|f| f.take(INLINE_MAX + 1).read_to_end(&mut content))
-                    .map_err(io_err(&path, "reading"))?;
-                if content.len() as u64 != stat.size {
-                    return Err(ImportError::Io {
-                        path,
-                        what: "reading",
-                        error: io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "file changed size while read",
-                        ),
-                    });
-                }
-                tree.add_inode(stat, NewContent::Inline(&content))
-            } else {
-                tree.add_inode(stat, NewContent::None)
-            }
-            .map_err(tree_err(&path))?;
-            read_xattrs(&mut tree, id, &path, opts)?;
-            tree.link(dir_id, name.as_bytes(), id)
-                .map_err(tree_err(&path))?;
-            stats.entries += 1;
-            if ft.is_dir() {
-                stack.push((path, id));
-            } else if ft.is_file() && stat.size > INLINE_MAX {
-                stats.hashed_bytes += stat.size;
-                big_files.push((id, path));
-            }
+    let walk = Walk::new(opts);
+    // The walk runs on the pool; this thread builds the tree from what it
+    // has found so far, so building overlaps reading and hashing and each
+    // directory's records are freed once in the tree.
+    let built = std::thread::scope(|s| {
+        let walker = s.spawn(|| match &pool {
+            Some(pool) => pool.install(|| walk.run(src, &root)),
+            None => walk.run(src, &root),
+        });
+        let built = build(stat_of(&root, opts), &walk, opts);
+        if !matches!(built, Ok(Some(_))) {
+            walk.stop();
         }
-    }
+        if let Err(panic) = walker.join() {
+            std::panic::resume_unwind(panic);
+        }
+        built
+    });
+    let totals = walk.finish()?;
+    let (tree, mut stats) = built?.expect("the build stops only when the walk failed");
+    stats.hashed_files = totals.hashed_files;
+    stats.hashed_bytes = totals.hashed_bytes;
+    Ok((tree, stats))
+}
 
-    let results = hash_and_store(&big_files, opts)?;
-    for ((id, path), (digest, stored)) in big_files.iter().zip(results) {
-        let payload = object_path(&digest);
-        tree.set_content(
-            *id,
-            NewContent::External {
-                payload: Some(payload.as_bytes()),
-                digest: Some(digest),
-            },
-        )
-        .map_err(tree_err(path))?;
-        stats.hashed_files += 1;
-        if let Some(Stored::Added { reflinked, verity }) = stored {
+/// The tree of what the walk finds, built as it finds it: depth-first,
+/// each directory's entries in name order (the order of the serial walk
+/// this replaced, so inode numbering and xattr interning are unchanged).
+/// `Ok(None)`: the walk stopped on an error, which [`Walk::finish`] gives.
+fn build(
+    root_stat: Stat,
+    walk: &Walk<'_>,
+    opts: &DirOptions,
+) -> Result<Option<(Tree, ImportStats)>, ImportError> {
+    let mut stats = ImportStats::default();
+    let mut count_stored = |h: &scan::Hashed| {
+        if let Some(Stored::Added { reflinked, verity }) = h.stored {
             stats.stored_new += 1;
             stats.reflinked += reflinked as u64;
             stats.verity_enabled += verity as u64;
         }
+    };
+    let mut linked_seen = HashSet::new();
+    let Some(top) = walk.take_dir(0) else {
+        return Ok(None);
+    };
+    let tree_err = |path: PathBuf| move |error| ImportError::Tree { path, error };
+    let mut tree = Tree::new(root_stat).map_err(tree_err(top.path.clone()))?;
+    let root = tree.root();
+    set_xattrs(&mut tree, root, &top.xattrs, &top.path, opts)?;
+    let mut stack = vec![(top, root)];
+    while let Some((dir, dir_id)) = stack.pop() {
+        let mut subdirs = Vec::new();
+        for e in &dir.entries {
+            let path = || dir.path.join(std::ffi::OsStr::from_bytes(&e.name));
+            let mut payload = String::new();
+            let hashed_link;
+            let (content, xattrs) = match &e.kind {
+                Kind::Directory(_) => (NewContent::Directory, &e.xattrs),
+                Kind::Symlink(target) => (NewContent::Symlink(target), &e.xattrs),
+                Kind::Inline(data) => (NewContent::Inline(data), &e.xattrs),
+                Kind::External(h) => {
+                    count_stored(h);
+                    external(h, &mut payload)
+                }
+                Kind::Linked(key) => {
+                    let Some(h) = walk.linked(*key) else {
+                        return Ok(None);
+                    };
+                    if linked_seen.insert(*key) {
+                        count_stored(&h);
+                    }
+                    hashed_link = h;
+                    external(&hashed_link, &mut payload)
+                }
+                Kind::Other => (NewContent::None, &e.xattrs),
+            };
+            let id = tree.add_inode(e.stat, content).map_err(tree_err(path()))?;
+            if let Kind::Directory(key) = e.kind {
+                let Some(sub) = walk.take_dir(key) else {
+                    return Ok(None);
+                };
+                set_xattrs(&mut tree, id, &sub.xattrs, &sub.path, opts)?;
+                subdirs.push((sub, id));
+            } else {
+                set_xattrs(&mut tree, id, xattrs, &path(), opts)?;
+            }
+            tree.link(dir_id, &e.name, id).map_err(tree_err(path()))?;
+            stats.entries += 1;
+        }
+        stack.extend(subdirs);
     }
-    Ok((tree, stats))
+    Ok(Some((tree, stats)))
 }
 
-type Hashed = (crate::verity::FsVerityDigest, Option<Stored>);
-
-/// fs-verity digests of the files (and their copies in the store), on
-/// `opts.threads` threads.
-fn hash_and_store(
-    files: &[(InodeId, PathBuf)],
-    opts: &DirOptions,
-) -> Result<Vec<Hashed>, ImportError> {
-    let params = crate::tree::mkcomposefs_object_params();
-    let work = || {
-        files
-            .par_iter()
-            .map(|(_, path)| {
-                let d = digest::digest_file(&params, path).map_err(io_err(path, "hashing"))?;
-                let stored = match &opts.store {
-                    Some(store) => Some(store.insert_file(path, &d)?),
-                    None => None,
-                };
-                Ok((d, stored))
-            })
-            .collect::<Result<Vec<_>, ImportError>>()
+/// The content of an external file, its object path kept in `payload`.
+fn external<'a>(h: &'a scan::Hashed, payload: &'a mut String) -> (NewContent<'a>, &'a XattrList) {
+    *payload = object_path(&h.digest);
+    let content = NewContent::External {
+        payload: Some(payload.as_bytes()),
+        digest: Some(h.digest),
     };
-    match opts.threads {
-        None => work(),
-        Some(threads) => rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(|e| ImportError::Threads {
-                threads,
-                reason: e.to_string(),
-            })?
-            .install(work),
+    (content, &h.xattrs)
+}
+
+fn set_xattrs(
+    tree: &mut Tree,
+    id: InodeId,
+    xattrs: &XattrList,
+    path: &Path,
+    opts: &DirOptions,
+) -> Result<(), ImportError> {
+    for (name, value) in xattrs {
+        if opts.user_xattrs && !name.starts_with(b"user.") {
+            continue;
+        }
+        tree.set_xattr(id, name, value)
+            .map_err(|error| ImportError::Tree {
+                path: path.to_owned(),
+                error,
+            })?;
     }
+    Ok(())
 }

@@ -253,9 +253,19 @@ fn digest_open_file_full(
     file: &std::fs::File,
     keep_tree: bool,
 ) -> io::Result<MerkleOutput> {
+    stream_file(params, file, file.metadata()?.len(), keep_tree)
+}
+
+/// Streams `file` to EOF; `size` (what the caller's stat said) only sizes
+/// the buffer and decides on readahead advice.
+fn stream_file(
+    params: &VerityParams,
+    file: &std::fs::File,
+    size: u64,
+    keep_tree: bool,
+) -> io::Result<MerkleOutput> {
     // Small files get a buffer their size (plus one byte to see EOF in one
     // read), so hashing many small files does not allocate 256 KiB each.
-    let size = file.metadata()?.len();
     let chunk = usize::try_from(size.saturating_add(1)).map_or(READ_CHUNK, |s| s.min(READ_CHUNK));
     if size > READ_CHUNK as u64 {
         // Tell readahead the whole file is wanted, in order. Advisory only:
@@ -267,9 +277,23 @@ fn digest_open_file_full(
     Ok(h.finish_full())
 }
 
+/// Digest and descriptor of an open file (from its start) that the
+/// caller's `fstat` found to hold `size` bytes, without another `stat`: a
+/// large file is hashed on all threads of the current rayon pool (exactly
+/// `size` bytes; a shorter file is an error), others are streamed to EOF.
+/// The descriptor's `data_size` is what was hashed: a caller that must
+/// notice a file changing while read compares it with `size`.
+#[cfg(feature = "host")]
+pub fn digest_open_file_sized(
+    params: &VerityParams,
+    file: &std::fs::File,
+    size: u64,
+) -> io::Result<MerkleOutput> {
+    sized_full(params, file, size, false)
+}
+
 /// Digest, descriptor and (if `keep_tree`) Merkle tree of the file at
-/// `path`: a large file is hashed on all threads of the current rayon pool
-/// ([`parallel`]), others streamed.
+/// `path`.
 #[cfg(feature = "host")]
 fn digest_path_full(
     params: &VerityParams,
@@ -277,12 +301,23 @@ fn digest_path_full(
     keep_tree: bool,
 ) -> io::Result<MerkleOutput> {
     let file = std::fs::File::open(path)?;
-    let size = file.metadata()?.len();
+    sized_full(params, &file, file.metadata()?.len(), keep_tree)
+}
+
+/// A file of `size` bytes on all threads of the current rayon pool
+/// ([`parallel`]) when that pays, else streamed.
+#[cfg(feature = "host")]
+fn sized_full(
+    params: &VerityParams,
+    file: &std::fs::File,
+    size: u64,
+    keep_tree: bool,
+) -> io::Result<MerkleOutput> {
     if !parallel::worth_it(size) {
-        return digest_open_file_full(params, &file, keep_tree);
+        return stream_file(params, file, size, keep_tree);
     }
     let mut h = MerkleHasher::build(params, keep_tree);
-    parallel::feed_file(&mut h, &file, size)?;
+    parallel::feed_file(&mut h, file, size)?;
     Ok(h.finish_full())
 }
 

@@ -2,7 +2,7 @@
 //! seed (proptest supplies and shrinks the seeds; a failure names its seed).
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// xorshift64*: small, deterministic, good enough for test data.
 pub struct Rng(u64);
@@ -300,7 +300,7 @@ pub fn dumpfile(seed: u64, n: usize) -> String {
 
 /// A random directory tree on disk under `root` (which must exist): files
 /// of many sizes (small ones inline, large ones external, duplicates),
-/// symlinks, fifos, devices, xattrs (`user.*`, `trusted.*`), and mtimes
+/// hard links, symlinks, fifos, devices, xattrs (`user.*`, `trusted.*`), and mtimes
 /// with nanoseconds.
 pub fn directory(seed: u64, root: &Path, n: usize) {
     use rustix::fs::{Mode, Timespec, Timestamps};
@@ -351,6 +351,25 @@ pub fn directory(seed: u64, root: &Path, n: usize) {
         };
         if ok {
             created.push(path);
+        }
+    }
+    // Hard links to some regular files (mkcomposefs gives each link an
+    // inode of its own; sealroot hashes the shared content once).
+    let files: Vec<PathBuf> = created
+        .iter()
+        .filter(|p| p.symlink_metadata().is_ok_and(|m| m.is_file()))
+        .cloned()
+        .collect();
+    for _ in 0..n / 10 {
+        if files.is_empty() {
+            break;
+        }
+        let target = rng.pick(&files).clone();
+        let parent = rng.pick(&dirs).clone();
+        let nm = name(&mut rng, true);
+        let link = parent.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&nm));
+        if link.symlink_metadata().is_err() && std::fs::hard_link(&target, &link).is_ok() {
+            created.push(link);
         }
     }
     for path in created.iter().chain([&root.to_path_buf()]) {

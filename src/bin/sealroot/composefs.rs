@@ -74,7 +74,7 @@ pub struct MkcomposefsArgs {
     /// Use this maximum format version (default 1)
     #[arg(long, value_name = "N")]
     max_version: Option<u32>,
-    /// Threads for hashing and copying files (default: all cores)
+    /// Threads for reading, hashing and copying files (default: all cores)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     threads: Option<u32>,
     /// Strict dumpfile parsing (as CFS_PARSE_STRICT)
