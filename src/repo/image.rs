@@ -16,6 +16,7 @@
 
 use crate::erofs::{self, WriteOptions};
 use crate::oci::artifact::VerityAlgorithm;
+use crate::oci::boot::ObjectReader;
 use crate::oci::import::ImportedLayer;
 use crate::oci::layout::{ImageLayout, ResolvedImage};
 use crate::oci::sink::ObjectSink;
@@ -70,6 +71,22 @@ pub fn build_merged(
 ) -> Result<MergedImage, Error> {
     let layers = crate::oci::import::import_layers(layout, image, sink)?;
     merged_from_layers(&layers)
+}
+
+/// The bootable variant of `merged` (`oci::boot`: what `cfsctl oci
+/// compute-id --bootable` computes and the `merged.bootable` role signs),
+/// reading the SELinux policy files through `objects`.
+pub fn bootable_of(merged: &MergedImage, objects: &dyn ObjectReader) -> Result<MergedImage, Error> {
+    let mut tree = merged.tree.clone();
+    crate::oci::boot::transform(&mut tree, objects)?;
+    let erofs = erofs::image_bytes(&tree, &write_options())?;
+    Ok(MergedImage {
+        composefs_digest: digest_bytes(&VerityAlgorithm::SHA256_12.params(), &erofs),
+        erofs,
+        tar_bytes: merged.tar_bytes,
+        inodes: tree.inode_count(),
+        tree,
+    })
 }
 
 /// The merged EROFS of already imported layers.

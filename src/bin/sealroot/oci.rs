@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use sealroot::oci::artifact::VerityAlgorithm;
+use sealroot::oci::boot::objects::LayerObjects;
 use sealroot::oci::import::import_layers;
 use sealroot::oci::inline::InlineSeal;
 use sealroot::oci::layer::{Change, EntryKind};
@@ -18,7 +19,7 @@ use sealroot::oci::{ImageReference, Platform};
 use sealroot::repo::check::{
     ArtifactCheck, Binding, InlineCheck, binding, check_artifacts, check_inline,
 };
-use sealroot::repo::image::merged_from_layers;
+use sealroot::repo::image::{bootable_of, merged_from_layers};
 use serde_json::json;
 
 use crate::repo::{CountingSink, EXIT_FAILED, Progress, TrustArgs};
@@ -143,12 +144,19 @@ The digest is reproducible (any machine, any layout copy) and follows composefs-
 canonical form of an OCI image: `/` takes `/usr`'s metadata, `/run` is emptied, only \
 security.capability xattrs are kept (docs/sealing.md, \"The merged EROFS\").
 
+--bootable prints the digest of the bootable variant instead, as `cfsctl oci compute-id \
+--bootable`: /boot and /sysroot emptied (they must exist, as must /usr), SELinux labels \
+applied from the image's own policy (/etc/selinux/config, file_contexts), or removed when it \
+has none (docs/sealing.md, \"The bootable EROFS\"). This is what bootc boots and pins as \
+`composefs=`, and what `oci seal` signs as the merged.bootable role.
+
 `oci seal` signs the fsverity-sha256-12 form of the EROFS (sha256 objects, what `deploy` \
 stores) whatever its --algorithm; only its image digest follows --algorithm.
 
 Examples:
   sealroot oci compute-id oci:/srv/img:41
   sealroot oci compute-id oci:/srv/img:41 --algorithm fsverity-sha512-12 --erofs img.erofs
+  sealroot oci compute-id oci:/srv/img:41 --bootable
 
 Exit status: 0 printed, 1 the image does not verify (blob, diff_id, tar), 3 unusable input.";
 
@@ -165,6 +173,10 @@ struct ComputeIdArgs {
     /// Also write its composefs-dump(5) to FILE
     #[arg(long, value_name = "FILE")]
     dump: Option<std::path::PathBuf>,
+    /// The bootable variant (as `cfsctl oci compute-id --bootable`): /boot and /sysroot
+    /// emptied, SELinux labels from the image's own policy
+    #[arg(long)]
+    bootable: bool,
 }
 
 #[derive(Subcommand)]
@@ -510,7 +522,12 @@ fn compute_id(a: &ComputeIdArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Ok(crate::sign::fail(EXIT_FAILED, &e.into())),
     };
     progress.stage("writing the merged EROFS");
-    let merged = merged_from_layers(&layers)?;
+    let mut merged = merged_from_layers(&layers)?;
+    if a.bootable {
+        progress.stage("writing the bootable EROFS");
+        let objects = LayerObjects::new(&layout, &image, &layers);
+        merged = bootable_of(&merged, &objects)?;
+    }
     let digest = merged.digest(a.algorithm);
     if let Some(path) = &a.erofs {
         atomic::write(path, Mode::Umask, &merged.erofs)?;
@@ -527,6 +544,7 @@ fn compute_id(a: &ComputeIdArgs) -> anyhow::Result<ExitCode> {
             "manifest": image.manifest.digest(),
             "algorithm": a.algorithm.to_string(),
             "digest": digest.to_hex(),
+            "bootable": a.bootable,
             "erofsSize": merged.erofs.len(),
             "inodes": merged.inodes,
         });
