@@ -139,6 +139,10 @@ pub struct Deployment {
     /// fs-verity digest (repository algorithm) of the merged EROFS:
     /// `images/<hex>`.
     pub image: FsVerityDigest,
+    /// fs-verity digest of the bootable variant (`oci::boot`), when the
+    /// artifact signs one: `images/<hex>` too, what sealroot-prepare
+    /// boots.
+    pub bootable: Option<FsVerityDigest>,
     pub algorithm: VerityAlgorithm,
     pub signatures: SignatureMode,
     /// Whether deploy could enable fs-verity on the files (false on
@@ -159,6 +163,8 @@ struct DeploymentJson {
     config: String,
     artifact: Option<String>,
     image: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bootable: Option<String>,
     algorithm: String,
     signatures: String,
     verity: bool,
@@ -183,6 +189,11 @@ impl Deployment {
         };
         let algorithm = parse_algorithm(WHAT, &j.algorithm)?;
         let image = parse_verity_hex(&j.image, algorithm).map_err(|e| invalid("image", e))?;
+        let bootable = j
+            .bootable
+            .as_deref()
+            .map(|b| parse_verity_hex(b, algorithm).map_err(|e| invalid("bootable", e)))
+            .transpose()?;
         let artifact = match (&j.artifact, j.format) {
             (Some(a), _) => Some(sha("artifact", a)?),
             (None, FORMAT_INLINE) => None,
@@ -198,6 +209,7 @@ impl Deployment {
             config: ConfigDigest(sha("config", &j.config)?),
             artifact,
             image,
+            bootable,
             algorithm,
             signatures: j.signatures.parse().map_err(|e| invalid("signatures", e))?,
             verity: j.verity,
@@ -217,12 +229,21 @@ impl Deployment {
             config: self.config.0.to_string(),
             artifact: self.artifact.map(|a| a.to_string()),
             image: self.image.to_hex(),
+            bootable: self.bootable.map(|b| b.to_hex()),
             algorithm: self.algorithm.to_string(),
             signatures: self.signatures.to_string(),
             verity: self.verity,
             source: self.source.clone(),
             deployed_at: self.deployed_at.clone(),
         }
+    }
+
+    /// The EROFS images the deployment keeps, with the role that signs
+    /// each: the merged one and, if signed, its bootable variant.
+    pub fn images(&self) -> impl Iterator<Item = (crate::oci::artifact::Role, FsVerityDigest)> {
+        use crate::oci::artifact::Role;
+        std::iter::once((Role::Merged, self.image))
+            .chain(self.bootable.map(|b| (Role::MergedBootable, b)))
     }
 
     pub fn to_json(&self) -> Vec<u8> {
@@ -298,6 +319,7 @@ mod tests {
             config: ConfigDigest(Sha256Digest::of(b"c")),
             artifact: Some(Sha256Digest::of(b"a")),
             image: FsVerityDigest::new(HashAlgorithm::Sha512, &[0xab; 64]).unwrap(),
+            bootable: None,
             algorithm: "fsverity-sha512-12".parse().unwrap(),
             signatures: SignatureMode::AttachAtBoot,
             verity: false,
@@ -310,6 +332,21 @@ mod tests {
     fn deployment_round_trip() {
         let d = sample();
         assert_eq!(Deployment::parse(&d.to_json()).unwrap(), d);
+        // No `bootable` key unless there is a bootable variant.
+        assert!(!String::from_utf8(d.to_json()).unwrap().contains("bootable"));
+        let b = Deployment {
+            bootable: Some(FsVerityDigest::new(HashAlgorithm::Sha512, &[0xcd; 64]).unwrap()),
+            ..sample()
+        };
+        assert_eq!(Deployment::parse(&b.to_json()).unwrap(), b);
+        assert_eq!(
+            b.images().map(|(r, _)| r.to_string()).collect::<Vec<_>>(),
+            ["merged EROFS", "bootable merged EROFS"]
+        );
+        let short = String::from_utf8(b.to_json())
+            .unwrap()
+            .replace(&"cd".repeat(64), &"cd".repeat(32));
+        assert!(Deployment::parse(short.as_bytes()).is_err());
         let r = RepoConfig {
             algorithm: VerityAlgorithm::SHA256_12,
         };

@@ -130,6 +130,19 @@ struct SealArgs {
     /// With --inline: move TAG if it already names another manifest
     #[arg(long, requires = "inline")]
     replace_tag: bool,
+    /// Also sign the bootable variant (role merged.bootable, what bootc boots): auto = when
+    /// the image has /usr, /boot and /sysroot directories and a kernel
+    /// (/usr/lib/modules/*/vmlinuz or anything in /boot)
+    #[arg(long, value_enum, default_value_t = Bootable::Auto)]
+    bootable: Bootable,
+}
+
+/// `oci seal --bootable`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Bootable {
+    Auto,
+    Yes,
+    No,
 }
 
 const COMPUTE_ID_HELP: &str = "\
@@ -409,6 +422,27 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
     let layers = import_layers(&layout, &image, &sink)?;
     progress.stage("writing the merged EROFS");
     let merged = merged_from_layers(&layers)?;
+    let want_bootable = match a.bootable {
+        Bootable::Yes => true,
+        Bootable::No => false,
+        // Inline metadata binds the merged EROFS through the config label
+        // only, so sealroot-prepare would not boot a bootable entry there.
+        Bootable::Auto => !a.inline && sealroot::oci::boot::looks_bootable(&merged.tree),
+    };
+    if want_bootable && a.inline {
+        anyhow::bail!(
+            "--bootable=yes needs the sealing artifact: inline metadata binds only the merged \
+             EROFS (through the config label), so sealroot-prepare would not boot a bootable \
+             variant signed there; seal without --inline, or with --bootable=no"
+        );
+    }
+    let bootable = if want_bootable {
+        progress.stage("writing the bootable EROFS");
+        let objects = LayerObjects::new(&layout, &image, &layers);
+        Some(bootable_of(&merged, &objects)?)
+    } else {
+        None
+    };
     progress.stage("signing");
     if a.inline {
         let tag = a.tag.as_deref().unwrap_or_default();
@@ -444,7 +478,8 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
         object_report["seconds"] = json!(t.elapsed().as_secs_f64());
         extensions.push(layer);
     }
-    let digests = SealDigests::of(&image, a.algorithm, Some(merged.digest(a.algorithm)));
+    let digests = SealDigests::of(&image, a.algorithm, Some(merged.digest(a.algorithm)))
+        .with_bootable(bootable.as_ref().map(|b| b.digest(a.algorithm)));
     let sealed = seal(
         &dir,
         &image,
@@ -468,6 +503,7 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
             "manifest": digests.manifest.to_hex(),
             "config": digests.config.to_hex(),
             "merged": merged.digest(a.algorithm).to_hex(),
+            "bootable": digests.bootable.map(|d| d.to_hex()),
         },
         "binding": {"digest": sealed.binding.digest.to_hex()},
         "composefsDigest": merged.composefs_digest.to_hex(),
@@ -477,9 +513,16 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
     if a.image.json {
         outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
+        let (bootable_line, bootable_named) = match digests.bootable {
+            Some(b) => (
+                format!("\n  {}: bootable EROFS {}", a.algorithm, b.to_hex()),
+                ", bootable EROFS",
+            ),
+            None => (String::new(), ""),
+        };
         outln!(
-            "sealed {} (manifest {})\n  artifact {}\n  {}: manifest {}\n  {}: config {}\n  {}: merged EROFS {}\n  \
-             binding record (manifest, config, merged EROFS) {}\n  signed by {}",
+            "sealed {} (manifest {})\n  artifact {}\n  {}: manifest {}\n  {}: config {}\n  {}: merged EROFS {}{}\n  \
+             binding record (manifest, config, merged EROFS{}) {}\n  signed by {}",
             a.image.image,
             image.manifest.digest(),
             sealed.artifact.digest,
@@ -489,6 +532,8 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
             digests.config.to_hex(),
             a.algorithm,
             merged.digest(a.algorithm).to_hex(),
+            bootable_line,
+            bootable_named,
             sealed.binding.digest.to_hex(),
             cert.subject()
         );
@@ -678,7 +723,17 @@ fn verify(a: &ImageArgs, list: bool, trust: &TrustArgs) -> anyhow::Result<ExitCo
     };
     progress.stage("regenerating the merged EROFS");
     let merged = merged_from_layers(&layers)?;
-    let checks = check_artifacts(&layout, &image, &merged, &trusted)?;
+    let bootable = if sealroot::repo::source::signs_bootable(&layout, &image)? {
+        progress.stage("regenerating the bootable EROFS");
+        let objects = LayerObjects::new(&layout, &image, &layers);
+        match bootable_of(&merged, &objects) {
+            Ok(b) => Some(b),
+            Err(e) => return Ok(crate::sign::fail(EXIT_FAILED, &e.into())),
+        }
+    } else {
+        None
+    };
+    let checks = check_artifacts(&layout, &image, &merged, bootable.as_ref(), &trusted)?;
     let inline = check_inline(&image, &merged, &trusted);
     let bound = binding(&image, &merged, &checks);
     progress.finish();
