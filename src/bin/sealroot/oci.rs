@@ -61,6 +61,14 @@ naming the manifest, config and merged EROFS together, so that nobody can pair t
 signed config with another image's signed EROFS; sealroot-prepare refuses images without \
 such a binding by default (docs/sealing.md).
 
+Bootable variant: for an image that boots (--bootable=auto, the default: /usr, /boot and \
+/sysroot are directories and it carries a kernel), the artifact also signs the EROFS bootc \
+boots, composefs-rs's boot transformation of the merged one (/boot and /sysroot emptied, \
+SELinux labels from the image's own policy; `oci compute-id --bootable`), as the spec's \
+composefs.merged.bootable.erofs.v1 role, and the binding record names it; `deploy` stores it \
+and sealroot-prepare boots it (docs/sealing.md, \"The bootable EROFS\"). --bootable=yes \
+refuses images it cannot transform, --bootable=no signs none. Inline mode signs none.
+
 Inline mode (--inline --tag TAG): instead of an artifact, write a NEW manifest, tagged TAG, \
 that carries the signatures in its own annotations (the composefs sealing spec's inline \
 mode: composefs.merged.erofs.v1.<alg>[.sig] on the manifest, composefs.config.<alg>[.sig] on \
