@@ -27,6 +27,13 @@ pub const FORMAT: u32 = 1;
 /// inline one with "upgrade sealroot" instead of misreading it.
 pub const FORMAT_INLINE: u32 = 2;
 
+/// `deployment.json` format 3: as 1 (an artifact deployment), with the
+/// `bootable` digest of the bootable variant the artifact signs (and
+/// sealroot-prepare boots). Written only for such deployments, so an
+/// older initramfs refuses them with "upgrade sealroot" instead of
+/// booting the merged EROFS or failing on an unknown field.
+pub const FORMAT_BOOTABLE: u32 = 3;
+
 /// Neither document is legitimately anywhere near this size.
 pub const MAX_JSON_SIZE: usize = 64 << 10;
 
@@ -40,8 +47,8 @@ pub enum JsonError {
     #[error("{what} has format {found}; this sealroot reads format {FORMAT} (upgrade sealroot)")]
     Format { what: &'static str, found: u32 },
     #[error(
-        "deployment.json has format {found}; this sealroot reads formats {FORMAT} and \
-         {FORMAT_INLINE} (upgrade sealroot)"
+        "deployment.json has format {found}; this sealroot reads formats {FORMAT}, \
+         {FORMAT_INLINE} and {FORMAT_BOOTABLE} (upgrade sealroot)"
     )]
     DeploymentFormat { found: u32 },
 }
@@ -176,7 +183,7 @@ impl Deployment {
     pub fn parse(bytes: &[u8]) -> Result<Self, JsonError> {
         const WHAT: &str = "deployment.json";
         let j: DeploymentJson = parse_json(WHAT, bytes)?;
-        if j.format != FORMAT && j.format != FORMAT_INLINE {
+        if ![FORMAT, FORMAT_INLINE, FORMAT_BOOTABLE].contains(&j.format) {
             return Err(JsonError::DeploymentFormat { found: j.format });
         }
         let invalid = |field: &str, e: String| JsonError::Invalid {
@@ -194,6 +201,12 @@ impl Deployment {
             .as_deref()
             .map(|b| parse_verity_hex(b, algorithm).map_err(|e| invalid("bootable", e)))
             .transpose()?;
+        if bootable.is_some() != (j.format == FORMAT_BOOTABLE) {
+            return Err(invalid(
+                "bootable",
+                format!("present exactly in format {FORMAT_BOOTABLE} deployments"),
+            ));
+        }
         let artifact = match (&j.artifact, j.format) {
             (Some(a), _) => Some(sha("artifact", a)?),
             (None, FORMAT_INLINE) => None,
@@ -220,10 +233,10 @@ impl Deployment {
 
     fn to_struct(&self) -> DeploymentJson {
         DeploymentJson {
-            format: if self.artifact.is_some() {
-                FORMAT
-            } else {
-                FORMAT_INLINE
+            format: match (self.artifact, self.bootable) {
+                (Some(_), Some(_)) => FORMAT_BOOTABLE,
+                (Some(_), None) => FORMAT,
+                (None, _) => FORMAT_INLINE,
             },
             manifest: self.manifest.0.to_string(),
             config: self.config.0.to_string(),
@@ -339,6 +352,14 @@ mod tests {
             ..sample()
         };
         assert_eq!(Deployment::parse(&b.to_json()).unwrap(), b);
+        let j = String::from_utf8(b.to_json()).unwrap();
+        assert!(j.contains("\"format\": 3"), "{j}");
+        // bootable only in format 3, format 3 only with bootable.
+        assert!(Deployment::parse(j.replace("\"format\": 3", "\"format\": 1").as_bytes()).is_err());
+        let plain = String::from_utf8(d.to_json())
+            .unwrap()
+            .replace("\"format\": 1", "\"format\": 3");
+        assert!(Deployment::parse(plain.as_bytes()).is_err());
         assert_eq!(
             b.images().map(|(r, _)| r.to_string()).collect::<Vec<_>>(),
             ["merged EROFS", "bootable merged EROFS"]
@@ -378,10 +399,11 @@ mod tests {
             .unwrap()
             .replace("\"format\": 1", "\"format\": 2");
         assert_eq!(Deployment::parse(named.as_bytes()).unwrap(), d);
-        let e = Deployment::parse(named.replace("\"format\": 2", "\"format\": 3").as_bytes())
+        let e = Deployment::parse(named.replace("\"format\": 2", "\"format\": 4").as_bytes())
             .unwrap_err();
         assert!(
-            e.to_string().contains("formats 1 and 2 (upgrade sealroot)"),
+            e.to_string()
+                .contains("formats 1, 2 and 3 (upgrade sealroot)"),
             "{e}"
         );
     }
