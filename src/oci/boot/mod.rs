@@ -148,9 +148,16 @@ pub fn transform(tree: &mut Tree, objects: &dyn ObjectReader) -> Result<BootRepo
 
 fn describe(tree: &Tree, id: Option<InodeId>) -> String {
     match id.map(|i| tree.file_type(i)) {
-        None => "missing".into(),
-        Some(t) => format!("a {t:?}").to_lowercase(),
+        None => "missing",
+        Some(FileType::Regular) => "a regular file",
+        Some(FileType::Directory) => "a directory",
+        Some(FileType::Symlink) => "a symlink",
+        Some(FileType::BlockDevice) => "a block device",
+        Some(FileType::CharDevice) => "a character device",
+        Some(FileType::Fifo) => "a fifo",
+        Some(FileType::Socket) => "a socket",
     }
+    .into()
 }
 
 fn empty_toplevel_dirs(tree: &mut Tree) -> Result<(), BootError> {

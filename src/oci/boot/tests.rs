@@ -311,3 +311,37 @@ fn looks_bootable_needs_the_directories_and_a_kernel() {
     with_boot.retain(|e| e.0 != "sysroot");
     assert!(!looks_bootable(&tree(&with_boot)));
 }
+
+#[test]
+fn policy_paths_are_resolved_as_composefs_rs_resolves_them() {
+    let with_config = |config: &'static [u8]| {
+        let mut t = bootable_with(b"/.* u:object_r:default_t:s0\n", &[]);
+        let dir = t.lookup_path(b"etc/selinux").unwrap();
+        t.unlink(dir, b"config").unwrap();
+        let c = t.add_inode(stat(F, 1), NewContent::Inline(config)).unwrap();
+        t.link(dir, b"config", c).unwrap();
+        transform(&mut t, &NoObjects)
+    };
+    // `..` and a leading `.` are invalid; a missing policy directory is
+    // an error; other `.` and empty components are skipped.
+    for (config, want) in [
+        (&b"SELINUXTYPE=../x\n"[..], "`..`"),
+        (b"SELINUXTYPE=./targeted\n", "starts with `.`"),
+        (b"SELINUXTYPE=mls\n", "no such directory"),
+    ] {
+        let e = with_config(config).unwrap_err().to_string();
+        assert!(e.contains(want), "{config:?}: {e}");
+    }
+    let r = with_config(b"SELINUXTYPE=targeted/./\n").unwrap();
+    assert_eq!(r.selinux_policy.as_deref(), Some("targeted/./"));
+    // A symlink where a directory must be.
+    let mut t = bootable_with(b"/.* u:object_r:default_t:s0\n", &[]);
+    let root = t.root();
+    t.unlink(root, b"sysroot").unwrap();
+    let l = t
+        .add_inode(stat(mode::S_IFLNK, 1), NewContent::Symlink(b"/"))
+        .unwrap();
+    t.link(root, b"sysroot", l).unwrap();
+    let e = transform(&mut t, &NoObjects).unwrap_err().to_string();
+    assert!(e.contains("/sysroot is a symlink"), "{e}");
+}
