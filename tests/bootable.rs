@@ -13,7 +13,7 @@ mod repo_support;
 use std::path::Path;
 
 use oci_support::images;
-use repo_support::{Keys, TAG, image_ref, sample_image, seal, sr, sr_ok};
+use repo_support::{Keys, TAG, image_ref, sample_image, seal, sr, sr_fails, sr_ok};
 use sealroot::oci::artifact::{Role, SealArtifact};
 use sealroot::oci::{ImageManifest, Stored};
 use serde_json::Value;
@@ -143,9 +143,9 @@ fn bootable_choice_auto_yes_no() {
     let r = image_ref(&plain);
     let (key, cert) = (keys.key(), keys.cert());
     let base = ["oci", "seal", &r, "--key", &key, "--cert", &cert];
-    let out = sr(&[&base[..], &["--bootable=yes"]].concat());
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = sr_fails(&[&base[..], &["--bootable=yes"]].concat(), 3);
+    assert!(err.contains("/boot is missing"), "{err}");
+    let err = sr_fails(&["oci", "compute-id", "--bootable", &r], 3);
     assert!(err.contains("/boot is missing"), "{err}");
 
     // A bootable image: no signs none; inline never does, and refuses yes.

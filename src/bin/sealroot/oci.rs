@@ -179,7 +179,9 @@ Examples:
   sealroot oci compute-id oci:/srv/img:41 --algorithm fsverity-sha512-12 --erofs img.erofs
   sealroot oci compute-id oci:/srv/img:41 --bootable
 
-Exit status: 0 printed, 1 the image does not verify (blob, diff_id, tar), 3 unusable input.";
+Exit status: 0 printed, 1 the image does not verify (blob, diff_id, tar), 3 unusable input \
+(with --bootable: also an image without /usr, /boot or /sysroot directories, or whose SELinux \
+policy composefs-rs refuses).";
 
 #[derive(Args)]
 struct ComputeIdArgs {
@@ -447,7 +449,10 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
     let bootable = if want_bootable {
         progress.stage("writing the bootable EROFS");
         let objects = LayerObjects::new(&layout, &image, &layers);
-        Some(bootable_of(&merged, &objects)?)
+        match bootable_of(&merged, &objects) {
+            Ok(b) => Some(b),
+            Err(e) => return Ok(crate::sign::fail(crate::sign::EXIT_INPUT, &e.into())),
+        }
     } else {
         None
     };
@@ -579,7 +584,11 @@ fn compute_id(a: &ComputeIdArgs) -> anyhow::Result<ExitCode> {
     if a.bootable {
         progress.stage("writing the bootable EROFS");
         let objects = LayerObjects::new(&layout, &image, &layers);
-        merged = bootable_of(&merged, &objects)?;
+        merged = match bootable_of(&merged, &objects) {
+            Ok(b) => b,
+            // No /boot, a broken policy: the image is unusable for this.
+            Err(e) => return Ok(crate::sign::fail(crate::sign::EXIT_INPUT, &e.into())),
+        };
     }
     let digest = merged.digest(a.algorithm);
     if let Some(path) = &a.erofs {
