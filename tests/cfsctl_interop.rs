@@ -217,6 +217,30 @@ fn hardlink_member_order_gives_cfsctls_digest() {
     assert!(digests.windows(2).all(|w| w[0] == w[1]), "{digests:?}");
 }
 
+/// `sealroot oci compute-id [--bootable]` of `shape` (sha512) prints
+/// `theirs` and writes the EROFS cfsctl stored under that digest.
+fn cli_matches(
+    work: &Path,
+    layout: &Path,
+    repo: &CfsRepo,
+    shape: &str,
+    bootable: bool,
+    theirs: &str,
+) {
+    let erofs = work.join("out.erofs");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sealroot"));
+    cmd.args(["oci", "compute-id", "--algorithm", "fsverity-sha512-12"]);
+    if bootable {
+        cmd.arg("--bootable");
+    }
+    let out = run(cmd
+        .arg("--erofs")
+        .arg(&erofs)
+        .arg(format!("oci:{}:{shape}", layout.display())));
+    assert_eq!(String::from_utf8(out).unwrap().trim(), theirs);
+    assert!(std::fs::read(&erofs).unwrap() == repo.image(theirs));
+}
+
 /// `sealroot oci compute-id` prints what `cfsctl oci compute-id` prints
 /// and writes the EROFS cfsctl stores.
 #[test]
@@ -228,19 +252,7 @@ fn compute_id_cli_matches_cfsctl() {
     let repo = CfsRepo::init(work.path().join("repo"), SHA512_12);
     repo.pull(&layout, shape.name);
     let theirs = repo.compute_id(shape.name);
-    let erofs = work.path().join("out.erofs");
-    let out = run(Command::new(env!("CARGO_BIN_EXE_sealroot"))
-        .args([
-            "oci",
-            "compute-id",
-            "--algorithm",
-            "fsverity-sha512-12",
-            "--erofs",
-        ])
-        .arg(&erofs)
-        .arg(format!("oci:{}:{}", layout.display(), shape.name)));
-    assert_eq!(String::from_utf8(out).unwrap().trim(), theirs);
-    assert!(std::fs::read(&erofs).unwrap() == repo.image(&theirs));
+    cli_matches(work.path(), &layout, &repo, shape.name, false, &theirs);
 }
 
 /// The bootable variant of `oci:LAYOUT:TAG` in a fresh repository of
@@ -378,18 +390,5 @@ fn compute_id_bootable_cli_matches_cfsctl() {
     images::write_image(&layout, shape.name, &shape.layers);
     let repo = CfsRepo::init(work.path().join("repo"), SHA512_12);
     let theirs = repo.pull_bootable(&layout, shape.name);
-    let erofs = work.path().join("boot.erofs");
-    let out = run(Command::new(env!("CARGO_BIN_EXE_sealroot"))
-        .args([
-            "oci",
-            "compute-id",
-            "--bootable",
-            "--algorithm",
-            "fsverity-sha512-12",
-            "--erofs",
-        ])
-        .arg(&erofs)
-        .arg(format!("oci:{}:{}", layout.display(), shape.name)));
-    assert_eq!(String::from_utf8(out).unwrap().trim(), theirs);
-    assert!(std::fs::read(&erofs).unwrap() == repo.image(&theirs));
+    cli_matches(work.path(), &layout, &repo, shape.name, true, &theirs);
 }
