@@ -16,6 +16,16 @@
 //! # the EROFS: R/images/<digest>
 //! ```
 //!
+//! The bootable variant (composefs-boot's `transform_for_boot`: /boot and
+//! /sysroot emptied, SELinux labels from the image's policy):
+//!
+//! ```sh
+//! cfsctl --repo R oci pull --bootable oci:LAYOUT:TAG TAG   # prints "Boot image: <digest>"
+//! cfsctl --repo R oci compute-id --bootable TAG
+//! cfsctl --repo R oci dump --bootable TAG
+//! # the bootable EROFS: R/images/<boot digest>
+//! ```
+//!
 //! `--insecure`: the test's temporary directory need not support fs-verity;
 //! it changes nothing in the images.
 
@@ -64,6 +74,30 @@ impl CfsRepo {
 
     fn dump(&self, tag: &str) -> String {
         String::from_utf8(run(self.cmd().args(["oci", "dump", tag]))).unwrap()
+    }
+
+    /// `oci pull --bootable`: the boot image's digest it prints.
+    fn pull_bootable(&self, layout: &Path, tag: &str) -> String {
+        let out = run(self
+            .cmd()
+            .args(["oci", "pull", "--bootable"])
+            .arg(format!("oci:{}:{tag}", layout.display()))
+            .arg(tag));
+        let out = String::from_utf8(out).unwrap();
+        out.lines()
+            .find_map(|l| l.strip_prefix("Boot image: "))
+            .unwrap_or_else(|| panic!("cfsctl oci pull --bootable printed no boot image:\n{out}"))
+            .trim()
+            .to_string()
+    }
+
+    fn compute_id_bootable(&self, tag: &str) -> String {
+        let out = run(self.cmd().args(["oci", "compute-id", "--bootable", tag]));
+        String::from_utf8(out).unwrap().trim().to_string()
+    }
+
+    fn dump_bootable(&self, tag: &str) -> String {
+        String::from_utf8(run(self.cmd().args(["oci", "dump", "--bootable", tag]))).unwrap()
     }
 
     /// The EROFS `oci pull` stored, by its digest.
@@ -183,6 +217,30 @@ fn hardlink_member_order_gives_cfsctls_digest() {
     assert!(digests.windows(2).all(|w| w[0] == w[1]), "{digests:?}");
 }
 
+/// `sealroot oci compute-id [--bootable]` of `shape` (sha512) prints
+/// `theirs` and writes the EROFS cfsctl stored under that digest.
+fn cli_matches(
+    work: &Path,
+    layout: &Path,
+    repo: &CfsRepo,
+    shape: &str,
+    bootable: bool,
+    theirs: &str,
+) {
+    let erofs = work.join("out.erofs");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sealroot"));
+    cmd.args(["oci", "compute-id", "--algorithm", "fsverity-sha512-12"]);
+    if bootable {
+        cmd.arg("--bootable");
+    }
+    let out = run(cmd
+        .arg("--erofs")
+        .arg(&erofs)
+        .arg(format!("oci:{}:{shape}", layout.display())));
+    assert_eq!(String::from_utf8(out).unwrap().trim(), theirs);
+    assert!(std::fs::read(&erofs).unwrap() == repo.image(theirs));
+}
+
 /// `sealroot oci compute-id` prints what `cfsctl oci compute-id` prints
 /// and writes the EROFS cfsctl stores.
 #[test]
@@ -194,19 +252,145 @@ fn compute_id_cli_matches_cfsctl() {
     let repo = CfsRepo::init(work.path().join("repo"), SHA512_12);
     repo.pull(&layout, shape.name);
     let theirs = repo.compute_id(shape.name);
-    let erofs = work.path().join("out.erofs");
-    let out = run(Command::new(env!("CARGO_BIN_EXE_sealroot"))
-        .args([
-            "oci",
-            "compute-id",
-            "--algorithm",
-            "fsverity-sha512-12",
-            "--erofs",
-        ])
-        .arg(&erofs)
-        .arg(format!("oci:{}:{}", layout.display(), shape.name)));
-    assert_eq!(String::from_utf8(out).unwrap().trim(), theirs);
-    assert!(std::fs::read(&erofs).unwrap() == repo.image(&theirs));
+    cli_matches(work.path(), &layout, &repo, shape.name, false, &theirs);
+}
+
+/// The bootable variant of `oci:LAYOUT:TAG` in a fresh repository of
+/// `algorithm`: cfsctl's digest (compute-id and the pulled boot image
+/// agree) against sealroot's, and the bytes; returns the digest.
+fn compare_bootable(work: &Path, layout: &Path, tag: &str, algorithm: VerityAlgorithm) -> String {
+    let repo = CfsRepo::init(
+        work.join(format!("boot-{tag}-{}", algorithm.hash)),
+        algorithm,
+    );
+    let pulled = repo.pull_bootable(layout, tag);
+    let theirs = repo.compute_id_bootable(tag);
+    assert_eq!(
+        pulled, theirs,
+        "{tag}: cfsctl pull --bootable vs compute-id --bootable"
+    );
+    let ours = images::sealroot_bootable(layout, tag, algorithm)
+        .unwrap_or_else(|e| panic!("{tag}: sealroot refused the bootable variant: {e}"));
+    let digest = ours.digest(algorithm).to_hex();
+    if digest != theirs {
+        let our_dump = String::from_utf8(sealroot::dumpfile::to_bytes(&ours.tree)).unwrap();
+        panic!(
+            "{tag} ({algorithm}): sealroot bootable {digest}, cfsctl oci compute-id --bootable \
+             {theirs}; dumps differ:\n{}",
+            dump_diff(&our_dump, &repo.dump_bootable(tag))
+        );
+    }
+    assert!(
+        ours.erofs == repo.image(&theirs),
+        "{tag} ({algorithm}): same bootable digest but different bytes?"
+    );
+    assert_ne!(
+        digest,
+        repo.compute_id(tag),
+        "{tag}: the bootable variant must differ from the plain merged EROFS"
+    );
+    digest
+}
+
+/// Images with their own SELinux policy (regexes, file types, `<<none>>`,
+/// a lookahead, .local, .subs and .subs_dist, hardlinks whose names get
+/// different labels) and without one: sealroot's bootable EROFS is
+/// cfsctl's, byte for byte, with sha256 and sha512.
+#[test]
+fn bootable_variant_has_cfsctls_digest_and_bytes() {
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    let shapes = images::bootable_shapes();
+    for shape in &shapes {
+        images::write_image(&layout, shape.name, &shape.layers);
+    }
+    for shape in &shapes {
+        for algorithm in [VerityAlgorithm::SHA256_12, SHA512_12] {
+            compare_bootable(work.path(), &layout, shape.name, algorithm);
+        }
+    }
+}
+
+/// The labels are the policy's (not just equal to cfsctl's by accident of
+/// both dropping them): spot checks on sealroot's tree, the values being
+/// what cfsctl's dump of the same image shows.
+#[test]
+fn bootable_variant_labels_come_from_the_images_policy() {
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    let shape = images::selinux_policy();
+    images::write_image(&layout, shape.name, &shape.layers);
+    let repo = CfsRepo::init(work.path().join("repo"), VerityAlgorithm::SHA256_12);
+    repo.pull(&layout, shape.name);
+    let theirs = repo.dump_bootable(shape.name);
+    let ours = images::sealroot_bootable(&layout, shape.name, VerityAlgorithm::SHA256_12).unwrap();
+    let label = |path: &str| {
+        let id = ours.tree.lookup_path(path.as_bytes()).unwrap();
+        ours.tree
+            .xattr(id, b"security.selinux")
+            .map(|v| String::from_utf8(v.to_vec()).unwrap())
+    };
+    for (path, want) in [
+        ("usr/bin/tool", Some("system_u:object_r:bin_t:s0")),
+        ("usr/bin", Some("system_u:object_r:bin_dir_t:s0")),
+        ("usr/libexec/tool", Some("system_u:object_r:libexec_t:s0")),
+        ("usr/lib/tool-a", Some("system_u:object_r:usr_t:s0")),
+        ("etc/api-secret", Some("system_u:object_r:secret_t:s0")),
+        ("etc/shadow-secret", Some("system_u:object_r:etc_t:s0")),
+        ("dev/null", Some("system_u:object_r:null_device_t:s0")),
+        ("dev/initctl", Some("system_u:object_r:initctl_t:s0")),
+        ("bin", Some("system_u:object_r:bin_t:s0")),
+        ("tmp/scratch", None),
+        ("var/home/alice", Some("system_u:object_r:home_root_t:s0")),
+        // .subs_dist (later) wins over .subs: /opt/app is named /usr.
+        ("opt/app/run", Some("system_u:object_r:usr_t:s0")),
+        ("usr/bin/labelled", Some("system_u:object_r:bin_t:s0")),
+    ] {
+        assert_eq!(label(path).as_deref(), want, "/{path}");
+        let line = theirs
+            .lines()
+            .find(|l| l.split(' ').next() == Some(&format!("/{path}")))
+            .unwrap_or_else(|| panic!("cfsctl's dump has no /{path}"));
+        match want {
+            Some(w) => assert!(line.contains(&format!("security.selinux={w}")), "{line}"),
+            None => assert!(!line.contains("security.selinux"), "{line}"),
+        }
+    }
+}
+
+/// An image without /sysroot has no bootable variant: both refuse.
+#[test]
+fn bootable_variant_needs_boot_and_sysroot_like_cfsctl() {
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    let shape = images::files_and_metadata();
+    images::write_image(&layout, shape.name, &shape.layers);
+    let repo = CfsRepo::init(work.path().join("repo"), VerityAlgorithm::SHA256_12);
+    repo.pull(&layout, shape.name);
+    let out = repo
+        .cmd()
+        .args(["oci", "compute-id", "--bootable", shape.name])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "cfsctl accepted an image without /boot"
+    );
+    let e = images::sealroot_bootable(&layout, shape.name, VerityAlgorithm::SHA256_12).unwrap_err();
+    assert!(e.to_string().contains("/boot is missing"), "{e}");
+}
+
+/// `sealroot oci compute-id --bootable` prints cfsctl's boot digest and
+/// writes its bytes.
+#[test]
+fn compute_id_bootable_cli_matches_cfsctl() {
+    let work = tempfile::tempdir().unwrap();
+    let layout = work.path().join("layout");
+    let shape = images::selinux_policy();
+    images::write_image(&layout, shape.name, &shape.layers);
+    let repo = CfsRepo::init(work.path().join("repo"), SHA512_12);
+    let theirs = repo.pull_bootable(&layout, shape.name);
+    cli_matches(work.path(), &layout, &repo, shape.name, true, &theirs);
 }
 
 /// A sha512 seal and deploy (`oci seal --algorithm fsverity-sha512-12`

@@ -68,6 +68,17 @@ fn build_fixtures() -> (Vec<Signer>, Vec<(String, DiskImage, Deployed)>) {
         ),
     );
     push("bootable", make(ImageSpec::bootable("os-boot"), &builtin));
+    // Sealed with a bootable variant (merged.bootable role); and the same
+    // with that EROFS changed on the disk (one padding byte, as
+    // erofs-changed below).
+    push(
+        "boot-variant",
+        make(ImageSpec::with_boot("os-bv"), &builtin),
+    );
+    let (dir, d) = make(ImageSpec::with_boot("os-bc"), &builtin);
+    let bootable = format!("images/{}", d.bootable_digest.unwrap().to_hex());
+    tamper(dir.path(), &bootable, |b| b[100] ^= 1);
+    push("boot-variant-changed", (dir, d));
     // One byte: the first indentation space becomes a tab (still JSON).
     let space_to_tab = |b: &mut Vec<u8>| {
         let at = b.iter().position(|&c| c == b' ').unwrap();
@@ -686,6 +697,73 @@ fn refuses_changed_config() -> Result<()> {
     assert_refused(&log, 1, "fs-verity digest mismatch")?;
     log.result("prepare")?
         .assert_stderr_contains("config sha256:")?;
+    Ok(())
+}
+
+/// An artifact that signs a bootable variant: sealroot-prepare mounts that
+/// one (its /boot is empty; its labels are checked against cfsctl on the
+/// host, tests/cfsctl_interop.rs);
+/// `sealroot.image=` naming the merged EROFS mounts the merged one (whose
+/// /boot has the image's content), `composefs=` naming the bootable one
+/// mounts it.
+#[test]
+fn boots_the_bootable_variant_when_the_artifact_signs_one() -> Result<()> {
+    let (disk, d) = fixture("boot-variant");
+    let bootable = d
+        .bootable_digest
+        .expect("oci seal signed a bootable variant");
+    assert_ne!(bootable, d.image_digest);
+    let checks = "bed_run os-release cat /sysroot/etc/os-release\n\
+                  bed_run boot ls -A /sysroot/boot\n";
+    for (name, cmdline, variant, digest) in [
+        (
+            "prepare-boot-variant",
+            format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+            "bootable",
+            bootable,
+        ),
+        (
+            "prepare-boot-variant-composefs",
+            format!("composefs={}", bootable.to_hex()),
+            "bootable",
+            bootable,
+        ),
+        (
+            "prepare-boot-variant-merged",
+            format!("sealroot.image={}", d.image_digest.to_hex()),
+            "merged",
+            d.image_digest,
+        ),
+    ] {
+        let mut boot = Boot::new(name, cmdline);
+        boot.checks = checks;
+        let log = boot.run(&disk)?;
+        log.result("prepare")?.assert_ok()?;
+        log.result("os-release")?.assert_stdout_eq("ID=os-bv\n")?;
+        let s = status(&log);
+        assert_eq!(s["image"]["variant"], variant, "{name}: {}", s["image"]);
+        assert_eq!(s["image"]["erofs"], digest.to_string(), "{name}");
+        let boot_dir = log.result("boot")?.assert_ok()?;
+        if variant == "bootable" {
+            assert_eq!(boot_dir.stdout, "", "{name}: /boot must be empty");
+        } else {
+            boot_dir.assert_stdout_eq("boot-marker\n")?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn refuses_a_changed_bootable_erofs() -> Result<()> {
+    let (disk, d) = fixture("boot-variant-changed");
+    let log = Boot::new(
+        "prepare-boot-variant-changed",
+        format!("sealroot=sha256:{}", d.manifest_digest.to_hex()),
+    )
+    .run(&disk)?;
+    assert_refused(&log, 1, "fs-verity digest mismatch")?;
+    log.result("prepare")?
+        .assert_stderr_contains("bootable merged EROFS sha256:")?;
     Ok(())
 }
 

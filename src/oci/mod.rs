@@ -104,6 +104,8 @@ pub mod apply;
 #[cfg(feature = "host")]
 pub mod archive;
 #[cfg(feature = "host")]
+pub mod boot;
+#[cfg(feature = "host")]
 pub mod canonical;
 #[cfg(feature = "host")]
 pub mod import;

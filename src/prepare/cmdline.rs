@@ -19,7 +19,7 @@
 //! | --- | --- |
 //! | `sealroot=sha256:<hex>` | the image whose manifest has this sha256 |
 //! | `sealroot.config=sha256:<hex>` | the image whose config has this sha256 |
-//! | `sealroot.image=<hex>` | the image whose merged EROFS has this fs-verity digest (64 hex: sha256, 128: sha512) |
+//! | `sealroot.image=<hex>` | the image whose merged EROFS, or bootable variant, has this fs-verity digest (64 hex: sha256, 128: sha512); that EROFS is mounted |
 //! | `composefs.digest=v1-<sha256\|sha512>-12:<hex>` | as `sealroot.image=` (composefs-rs, bootc) |
 //! | `composefs=<hex>` | as `sealroot.image=` (composefs-rs legacy form) |
 //!

@@ -78,8 +78,10 @@ pub struct ImageRecord {
     pub artifact: Option<String>,
     /// `artifact` or `inline`: where the signatures came from.
     pub sealed: &'static str,
-    /// fs-verity digest of the merged EROFS (`sha256:<hex>`).
+    /// fs-verity digest of the EROFS mounted (`sha256:<hex>`).
     pub erofs: String,
+    /// `bootable` (the merged.bootable role's EROFS) or `merged`.
+    pub variant: &'static str,
     pub repository: String,
     pub deployment: String,
     pub files: Files,

@@ -13,7 +13,9 @@
 //! 4. binding and rollback floor ([`super::binding`]): a trusted signature
 //!    must tie config and EROFS together, and the image must not be older
 //!    than `min-created`;
-//! 5. the merged EROFS: a signed file, returned open for mounting.
+//! 5. the EROFS: the bootable variant when the source signs one that its
+//!    binding record covers (unless the selector names the merged EROFS),
+//!    else the merged EROFS; a signed file, returned open for mounting.
 //!
 //! Manifests, configs and the artifact are read through one helper
 //! ([`super::files::read_document`]: bounded read, size and sha256
@@ -120,7 +122,10 @@ pub struct Verified {
     pub config: ConfigDigest,
     /// The sealing artifact; `None` for an image sealed inline.
     pub artifact: Option<Sha256Digest>,
+    /// The EROFS mounted: the merged one or its bootable variant.
     pub image: FsVerityDigest,
+    /// Whether `image` is the bootable variant (role merged.bootable).
+    pub bootable: bool,
     /// Deployment directory below the repository (`deployments/<hex>`).
     pub deployment: String,
     /// `None` inline: nothing signs the manifest, its sha256 is checked.
@@ -169,6 +174,7 @@ impl Verified {
                 "inline"
             },
             erofs: self.image.to_string(),
+            variant: if self.bootable { "bootable" } else { "merged" },
             repository: repo.path().display().to_string(),
             deployment: self.deployment.clone(),
             files: Files {
@@ -317,14 +323,21 @@ pub fn verify(
     )?;
 
     // 4. Binding and rollback floor, before the EROFS is touched.
-    let e_signed = source.signed(Role::Merged)?;
-    let image = e_signed.digest;
+    let merged = source.signed(Role::Merged)?.digest;
+    let bootable = source.digest(Role::MergedBootable);
     if let Selector::Image(c) = selector
-        && !c.iter().any(|c| c.digest == image)
+        && !c
+            .iter()
+            .any(|c| c.digest == merged || Some(c.digest) == bootable)
     {
         return Err(refused(
             source.describe(),
-            format!("signs merged EROFS {image}, not the selected {selector}"),
+            format!(
+                "signs merged EROFS {merged}{}, not the selected {selector}",
+                bootable
+                    .map(|b| format!(" and bootable EROFS {b}"))
+                    .unwrap_or_default()
+            ),
         ));
     }
     let binding = binding::check(
@@ -333,14 +346,28 @@ pub fn verify(
             manifest: manifest_digest,
             config_digest,
             config: &config,
-            merged: image,
+            merged,
         },
         policy,
     )?;
 
-    // 5. The merged EROFS.
+    // 5. The EROFS to mount: the bootable variant when the source signs
+    // one and its binding record (verified above, naming it) ties it to
+    // this config, unless the selector names the merged EROFS itself
+    // (docs/prepare.md, "Which EROFS").
+    let role = match bootable {
+        Some(b)
+            if binding.bound_by.contains(&"binding-record")
+                && !matches!(selector, Selector::Image(c) if !c.iter().any(|c| c.digest == b)) =>
+        {
+            Role::MergedBootable
+        }
+        _ => Role::Merged,
+    };
+    let e_signed = source.signed(role)?;
+    let image = e_signed.digest;
     let e_path = format!("images/{}", image.to_hex());
-    let e_what = format!("merged EROFS {image}");
+    let e_what = format!("{role} {image}");
     let (image_file, image_proof) =
         open_signed(repo, &e_path, &e_what, &e_signed, &params, &hint, policy)?;
 
@@ -349,6 +376,7 @@ pub fn verify(
         config: config_digest,
         artifact: source.artifact(),
         image,
+        bootable: role == Role::MergedBootable,
         deployment,
         manifest_proof,
         config_proof,

@@ -31,8 +31,7 @@ pub struct RoleCheck {
     pub role: String,
     /// The digest the artifact says is signed.
     pub signed_digest: String,
-    /// The digest recomputed here (none for draft per-layer EROFS and the
-    /// bootable variant, which sealroot does not generate).
+    /// The digest recomputed here (none for draft per-layer EROFS).
     pub actual_digest: Option<String>,
     /// Trusted certificate the signature verifies against.
     pub verified_by: Option<CertInfo>,
@@ -127,11 +126,13 @@ impl InlineCheck {
 /// Checks every sealing artifact of `image`. With no `trusted`
 /// certificates, digests are compared but signatures are not verified
 /// (`verified` stays false). `merged` is the EROFS regenerated from the
-/// image's layers.
+/// image's layers, `bootable` its bootable variant (regenerated when an
+/// artifact signs one: [`super::source::signs_bootable`]).
 pub fn check_artifacts(
     layout: &ImageLayout,
     image: &ResolvedImage,
     merged: &MergedImages,
+    bootable: Option<&MergedImages>,
     trusted: &[Cert],
 ) -> Result<Vec<ArtifactCheck>, Error> {
     let mut out = Vec::new();
@@ -150,7 +151,10 @@ pub fn check_artifacts(
             Ok(a) => check_one(
                 layout,
                 image,
-                merged.for_algorithm(a.algorithm),
+                (
+                    merged.for_algorithm(a.algorithm),
+                    bootable.map(|b| b.for_algorithm(a.algorithm)),
+                ),
                 &desc,
                 &a,
                 trusted,
@@ -163,12 +167,13 @@ pub fn check_artifacts(
 fn check_one(
     layout: &ImageLayout,
     image: &ResolvedImage,
-    merged: &MergedImage,
+    (merged, bootable): (&MergedImage, Option<&MergedImage>),
     desc: &Descriptor,
     a: &SealArtifact,
     trusted: &[Cert],
 ) -> ArtifactCheck {
-    let digests = SealDigests::of(image, a.algorithm, Some(merged.digest(a.algorithm)));
+    let digests = SealDigests::of(image, a.algorithm, Some(merged.digest(a.algorithm)))
+        .with_bootable(bootable.map(|b| b.digest(a.algorithm)));
     let roles: Vec<RoleCheck> = a
         .entries
         .iter()
@@ -380,6 +385,7 @@ fn check_role(
         Role::Manifest => "the stored image manifest",
         Role::Config => "the stored image config",
         Role::Merged => "the merged EROFS regenerated from the layers",
+        Role::MergedBootable => "the bootable variant regenerated from the layers",
         _ => "",
     };
     if let Some(actual) = actual

@@ -20,7 +20,7 @@ use crate::verity::{FsVerityDigest, ioctl};
 
 use super::check::read_signature;
 use super::dir::FileKind;
-use super::image::{MergedImage, build_merged};
+use super::image::{MergedImage, bootable_of, merged_from_layers};
 use super::json::{Deployment, SignatureMode};
 use super::seal::SealDigests;
 use super::source::{self, BoundBy, Choice, SealSource};
@@ -121,7 +121,8 @@ pub fn deploy(
     });
     let attach_objects = signing.is_some();
     let sink = repo.object_sink_signed(signing)?;
-    let merged = build_merged(layout, image, &sink)?;
+    let layers = crate::oci::import::import_layers(layout, image, &sink)?;
+    let merged = merged_from_layers(&layers)?;
     let warnings: Vec<String> = missing_mount_points(&merged.tree).into_iter().collect();
     if let (Some(b), true) = (&bundle, attach_objects) {
         // The bundle must cover the merged image (`oci verify` checks the
@@ -141,7 +142,16 @@ pub fn deploy(
             )));
         }
     }
-    let digests = SealDigests::of(image, alg, Some(merged.digest(alg)));
+    // The bootable variant, when an artifact signs one: stored and signed
+    // next to the merged EROFS, and what sealroot-prepare boots.
+    let bootable = if source::signs_bootable(layout, image)? {
+        let objects = crate::oci::boot::objects::LayerObjects::new(layout, image, &layers);
+        Some(bootable_of(&merged, &objects)?)
+    } else {
+        None
+    };
+    let digests = SealDigests::of(image, alg, Some(merged.digest(alg)))
+        .with_bootable(bootable.as_ref().map(|b| b.digest(alg)));
     let chosen = source::choose(layout, image, &digests, &choice).map_err(|e| match e {
         // The seal signs the EROFS of sha512 objects; this repository
         // stores sha256 ones (docs/repository.md, "repo.json").
@@ -213,7 +223,7 @@ pub fn deploy(
     }
 
     // The signed files (inline: the manifest has no signature).
-    let files: [(Role, std::path::PathBuf, &[u8]); 3] = [
+    let mut files: Vec<(Role, std::path::PathBuf, &[u8])> = vec![
         (
             Role::Manifest,
             repo.blob_rel(&image.manifest.digest()),
@@ -230,6 +240,15 @@ pub fn deploy(
             &merged.erofs,
         ),
     ];
+    // Only when the chosen source signs it (another artifact may not).
+    let bootable = bootable.filter(|_| chosen.signature(Role::MergedBootable).is_some());
+    if let Some(b) = &bootable {
+        files.push((
+            Role::MergedBootable,
+            repo.image_rel(&b.digest(alg)),
+            &b.erofs,
+        ));
+    }
     let unsigned = VerityRequest::On {
         params: &params,
         signature: None,
@@ -318,6 +337,7 @@ pub fn deploy(
         config: image.manifest.config_digest(),
         artifact: chosen.artifact(),
         image: merged.digest(alg),
+        bootable: bootable.as_ref().map(|b| b.digest(alg)),
         algorithm: alg,
         signatures: mode,
         verity,
@@ -331,12 +351,9 @@ pub fn deploy(
         &deployment.config.0.to_hex(),
         &deployment.manifest,
     )?;
-    link_name(
-        repo,
-        "by-image",
-        &deployment.image.to_hex(),
-        &deployment.manifest,
-    )?;
+    for (_, image) in deployment.images() {
+        link_name(repo, "by-image", &image.to_hex(), &deployment.manifest)?;
+    }
     repo.sync()?;
     Ok(DeployReport {
         warnings,

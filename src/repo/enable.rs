@@ -116,11 +116,16 @@ fn run(repo: &Repository, progress: &mut dyn FnMut(&Path)) -> Result<EnableRepor
         } else {
             Vec::new()
         };
-        for (role, rel, limit) in [
+        let files = [
             (Role::Manifest, repo.blob_rel(&d.manifest.0), MAX_BLOB_SIZE),
             (Role::Config, repo.blob_rel(&d.config.0), MAX_BLOB_SIZE),
-            (Role::Merged, repo.image_rel(&d.image), MAX_IMAGE_SIZE),
-        ] {
+        ]
+        .into_iter()
+        .chain(
+            d.images()
+                .map(|(role, image)| (role, repo.image_rel(&image), MAX_IMAGE_SIZE)),
+        );
+        for (role, rel, limit) in files {
             if has_verity(&rel)? {
                 report.already += 1;
                 continue;

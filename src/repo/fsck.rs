@@ -328,12 +328,14 @@ fn objects_needing_signatures(repo: &Repository) -> std::collections::HashMap<St
         if !matches!(crate::objsig::repo::deployment_bundle(repo, d), Ok(Some(_))) {
             continue;
         }
-        let Ok(data) = repo.read_file(repo.image_rel(&d.image), MAX_IMAGE_SIZE) else {
-            continue;
-        };
-        if let Ok(objs) = image_objects(&data) {
-            for o in objs {
-                out.entry(o).or_insert_with(|| found.path.clone());
+        for (_, image) in d.images() {
+            let Ok(data) = repo.read_file(repo.image_rel(&image), MAX_IMAGE_SIZE) else {
+                continue;
+            };
+            if let Ok(objs) = image_objects(&data) {
+                for o in objs {
+                    out.entry(o).or_insert_with(|| found.path.clone());
+                }
             }
         }
     }
@@ -458,10 +460,9 @@ fn check_deployment(
             Err(e) => r.problem(e.path(), e.reason()),
         }
     }
-    for (kind, n) in [
-        ("by-config", d.config.0.to_hex()),
-        ("by-image", d.image.to_hex()),
-    ] {
+    let names = std::iter::once(("by-config", d.config.0.to_hex()))
+        .chain(d.images().map(|(_, image)| ("by-image", image.to_hex())));
+    for (kind, n) in names {
         let link = Path::new(kind).join(&n);
         let want = Path::new("../deployments").join(d.manifest.0.to_hex());
         if repo.dir().read_link(&link).ok().as_deref() != Some(want.as_path()) {
@@ -516,7 +517,10 @@ fn check_deployment(
     {
         r.problem(repo.display(&crel), format!("not an image config: {e}"));
     }
-    let irel = repo.image_rel(&d.image);
+    let images: Vec<(Role, PathBuf)> = d
+        .images()
+        .map(|(role, image)| (role, repo.image_rel(&image)))
+        .collect();
     // The signatures: from the artifact, or (inline) from the manifest.
     // A file that cannot be read is named with the deployment that needs it.
     let unusable = |e: &DeployedError, what: &str, r: &mut FsckReport| match e {
@@ -531,11 +535,10 @@ fn check_deployment(
         Err(e) => return unusable(&e, "", r),
     };
     let params = d.algorithm.params();
-    for (role, rel) in [
-        (Role::Manifest, &mrel),
-        (Role::Config, &crel),
-        (Role::Merged, &irel),
-    ] {
+    let files = [(Role::Manifest, &mrel), (Role::Config, &crel)]
+        .into_iter()
+        .chain(images.iter().map(|(role, rel)| (*role, rel)));
+    for (role, rel) in files {
         let Some(sig) = sigs.iter().find(|s| s.role == role) else {
             continue;
         };

@@ -85,20 +85,23 @@ fn live_set(repo: &Repository) -> Result<Live, Error> {
                     .extend(m.layers.iter().map(|l| l.digest.to_hex()));
             }
         }
-        live.images.insert(d.image.to_hex());
         live.names
             .insert(format!("by-config/{}", d.config.0.to_hex()));
-        live.names.insert(format!("by-image/{}", d.image.to_hex()));
-        let irel = repo.image_rel(&d.image);
-        if let Some(data) = optional(repo.dir().read_file(&irel, MAX_IMAGE_SIZE))? {
-            let objs = image_objects(&data).map_err(|e| {
-                refused(format!(
-                    "image {} of deployment {} is unreadable ({e}); run `sealroot repo fsck`",
-                    repo.display(&irel).display(),
-                    found.path.display()
-                ))
-            })?;
-            live.objects.extend(objs);
+        // The merged EROFS and its bootable variant, if any.
+        for (_, image) in d.images() {
+            live.images.insert(image.to_hex());
+            live.names.insert(format!("by-image/{}", image.to_hex()));
+            let irel = repo.image_rel(&image);
+            if let Some(data) = optional(repo.dir().read_file(&irel, MAX_IMAGE_SIZE))? {
+                let objs = image_objects(&data).map_err(|e| {
+                    refused(format!(
+                        "image {} of deployment {} is unreadable ({e}); run `sealroot repo fsck`",
+                        repo.display(&irel).display(),
+                        found.path.display()
+                    ))
+                })?;
+                live.objects.extend(objs);
+            }
         }
     }
     Ok(live)

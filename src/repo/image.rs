@@ -17,6 +17,7 @@
 use crate::erofs::objects::ImageObjects;
 use crate::erofs::{self, WriteOptions};
 use crate::oci::artifact::VerityAlgorithm;
+use crate::oci::boot::ObjectReader;
 use crate::oci::import::ImportedLayer;
 use crate::oci::layout::{ImageLayout, ResolvedImage};
 use crate::oci::sink::ObjectSink;
@@ -76,6 +77,25 @@ pub fn build_merged(
 ) -> Result<MergedImage, Error> {
     let layers = crate::oci::import::import_layers(layout, image, sink)?;
     merged_from_layers(&layers)
+}
+
+/// The bootable variant of `merged` (`oci::boot`: what `cfsctl oci
+/// compute-id --bootable` computes and the `merged.bootable` role signs),
+/// reading the SELinux policy files through `objects`.
+pub fn bootable_of(merged: &MergedImage, objects: &dyn ObjectReader) -> Result<MergedImage, Error> {
+    let mut tree = merged.tree.clone();
+    crate::oci::boot::transform(&mut tree, objects)?;
+    let erofs = erofs::image_bytes(&tree, &write_options())?;
+    // The transform only empties directories, relabels and splits links:
+    // the objects, and so their algorithm, are the merged image's.
+    Ok(MergedImage {
+        composefs_digest: digest_bytes(&VerityParams::with_algorithm(merged.objects), &erofs),
+        objects: merged.objects,
+        erofs,
+        tar_bytes: merged.tar_bytes,
+        inodes: tree.inode_count(),
+        tree,
+    })
 }
 
 /// The merged EROFS of already imported layers.

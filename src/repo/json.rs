@@ -27,6 +27,13 @@ pub const FORMAT: u32 = 1;
 /// inline one with "upgrade sealroot" instead of misreading it.
 pub const FORMAT_INLINE: u32 = 2;
 
+/// `deployment.json` format 3: as 1 (an artifact deployment), with the
+/// `bootable` digest of the bootable variant the artifact signs (and
+/// sealroot-prepare boots). Written only for such deployments, so an
+/// older initramfs refuses them with "upgrade sealroot" instead of
+/// booting the merged EROFS or failing on an unknown field.
+pub const FORMAT_BOOTABLE: u32 = 3;
+
 /// Neither document is legitimately anywhere near this size.
 pub const MAX_JSON_SIZE: usize = 64 << 10;
 
@@ -43,8 +50,8 @@ pub enum JsonError {
     )]
     Format { what: &'static str, found: u32 },
     #[error(
-        "deployment.json has format {found}; this sealroot reads formats {FORMAT} and \
-         {FORMAT_INLINE} (upgrade sealroot)"
+        "deployment.json has format {found}; this sealroot reads formats {FORMAT}, \
+         {FORMAT_INLINE} and {FORMAT_BOOTABLE} (upgrade sealroot)"
     )]
     DeploymentFormat { found: u32 },
 }
@@ -216,6 +223,10 @@ pub struct Deployment {
     /// fs-verity digest (repository algorithm) of the merged EROFS:
     /// `images/<hex>`.
     pub image: FsVerityDigest,
+    /// fs-verity digest of the bootable variant (`oci::boot`), when the
+    /// artifact signs one: `images/<hex>` too, what sealroot-prepare
+    /// boots.
+    pub bootable: Option<FsVerityDigest>,
     pub algorithm: VerityAlgorithm,
     pub signatures: SignatureMode,
     /// Whether deploy could enable fs-verity on the files (false on
@@ -236,6 +247,8 @@ struct DeploymentJson {
     config: String,
     artifact: Option<String>,
     image: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bootable: Option<String>,
     algorithm: String,
     signatures: String,
     verity: bool,
@@ -247,7 +260,7 @@ impl Deployment {
     pub fn parse(bytes: &[u8]) -> Result<Self, JsonError> {
         const WHAT: &str = "deployment.json";
         let j: DeploymentJson = parse_json(WHAT, bytes)?;
-        if j.format != FORMAT && j.format != FORMAT_INLINE {
+        if ![FORMAT, FORMAT_INLINE, FORMAT_BOOTABLE].contains(&j.format) {
             return Err(JsonError::DeploymentFormat { found: j.format });
         }
         let invalid = |field: &str, e: String| JsonError::Invalid {
@@ -260,6 +273,17 @@ impl Deployment {
         };
         let algorithm = parse_algorithm(WHAT, &j.algorithm)?;
         let image = parse_verity_hex(&j.image, algorithm).map_err(|e| invalid("image", e))?;
+        let bootable = j
+            .bootable
+            .as_deref()
+            .map(|b| parse_verity_hex(b, algorithm).map_err(|e| invalid("bootable", e)))
+            .transpose()?;
+        if bootable.is_some() != (j.format == FORMAT_BOOTABLE) {
+            return Err(invalid(
+                "bootable",
+                format!("present exactly in format {FORMAT_BOOTABLE} deployments"),
+            ));
+        }
         let artifact = match (&j.artifact, j.format) {
             (Some(a), _) => Some(sha("artifact", a)?),
             (None, FORMAT_INLINE) => None,
@@ -275,6 +299,7 @@ impl Deployment {
             config: ConfigDigest(sha("config", &j.config)?),
             artifact,
             image,
+            bootable,
             algorithm,
             signatures: j.signatures.parse().map_err(|e| invalid("signatures", e))?,
             verity: j.verity,
@@ -285,21 +310,30 @@ impl Deployment {
 
     fn to_struct(&self) -> DeploymentJson {
         DeploymentJson {
-            format: if self.artifact.is_some() {
-                FORMAT
-            } else {
-                FORMAT_INLINE
+            format: match (self.artifact, self.bootable) {
+                (Some(_), Some(_)) => FORMAT_BOOTABLE,
+                (Some(_), None) => FORMAT,
+                (None, _) => FORMAT_INLINE,
             },
             manifest: self.manifest.0.to_string(),
             config: self.config.0.to_string(),
             artifact: self.artifact.map(|a| a.to_string()),
             image: self.image.to_hex(),
+            bootable: self.bootable.map(|b| b.to_hex()),
             algorithm: self.algorithm.to_string(),
             signatures: self.signatures.to_string(),
             verity: self.verity,
             source: self.source.clone(),
             deployed_at: self.deployed_at.clone(),
         }
+    }
+
+    /// The EROFS images the deployment keeps, with the role that signs
+    /// each: the merged one and, if signed, its bootable variant.
+    pub fn images(&self) -> impl Iterator<Item = (crate::oci::artifact::Role, FsVerityDigest)> {
+        use crate::oci::artifact::Role;
+        std::iter::once((Role::Merged, self.image))
+            .chain(self.bootable.map(|b| (Role::MergedBootable, b)))
     }
 
     pub fn to_json(&self) -> Vec<u8> {
@@ -375,6 +409,7 @@ mod tests {
             config: ConfigDigest(Sha256Digest::of(b"c")),
             artifact: Some(Sha256Digest::of(b"a")),
             image: FsVerityDigest::new(HashAlgorithm::Sha512, &[0xab; 64]).unwrap(),
+            bootable: None,
             algorithm: "fsverity-sha512-12".parse().unwrap(),
             signatures: SignatureMode::AttachAtBoot,
             verity: false,
@@ -387,6 +422,29 @@ mod tests {
     fn deployment_round_trip() {
         let d = sample();
         assert_eq!(Deployment::parse(&d.to_json()).unwrap(), d);
+        // No `bootable` key unless there is a bootable variant.
+        assert!(!String::from_utf8(d.to_json()).unwrap().contains("bootable"));
+        let b = Deployment {
+            bootable: Some(FsVerityDigest::new(HashAlgorithm::Sha512, &[0xcd; 64]).unwrap()),
+            ..sample()
+        };
+        assert_eq!(Deployment::parse(&b.to_json()).unwrap(), b);
+        let j = String::from_utf8(b.to_json()).unwrap();
+        assert!(j.contains("\"format\": 3"), "{j}");
+        // bootable only in format 3, format 3 only with bootable.
+        assert!(Deployment::parse(j.replace("\"format\": 3", "\"format\": 1").as_bytes()).is_err());
+        let plain = String::from_utf8(d.to_json())
+            .unwrap()
+            .replace("\"format\": 1", "\"format\": 3");
+        assert!(Deployment::parse(plain.as_bytes()).is_err());
+        assert_eq!(
+            b.images().map(|(r, _)| r.to_string()).collect::<Vec<_>>(),
+            ["merged EROFS", "bootable merged EROFS"]
+        );
+        let short = String::from_utf8(b.to_json())
+            .unwrap()
+            .replace(&"cd".repeat(64), &"cd".repeat(32));
+        assert!(Deployment::parse(short.as_bytes()).is_err());
         let sha512 = "fsverity-sha512-12".parse().unwrap();
         for r in [
             RepoConfig::new(VerityAlgorithm::SHA256_12),
@@ -425,10 +483,11 @@ mod tests {
             .unwrap()
             .replace("\"format\": 1", "\"format\": 2");
         assert_eq!(Deployment::parse(named.as_bytes()).unwrap(), d);
-        let e = Deployment::parse(named.replace("\"format\": 2", "\"format\": 3").as_bytes())
+        let e = Deployment::parse(named.replace("\"format\": 2", "\"format\": 4").as_bytes())
             .unwrap_err();
         assert!(
-            e.to_string().contains("formats 1 and 2 (upgrade sealroot)"),
+            e.to_string()
+                .contains("formats 1, 2 and 3 (upgrade sealroot)"),
             "{e}"
         );
     }

@@ -127,6 +127,9 @@ mod error {
         Layout(#[from] crate::oci::layout::LayoutError),
         #[error(transparent)]
         Import(#[from] crate::oci::import::ImportError),
+        /// The bootable variant could not be made (`oci::boot`).
+        #[error(transparent)]
+        Boot(#[from] crate::oci::boot::BootError),
         #[error("writing the composefs EROFS image: {0}")]
         Erofs(crate::erofs::WriteError),
         #[error(transparent)]

@@ -1,5 +1,6 @@
 //! Sealing: sign the fs-verity digests of an image's stored manifest, its
-//! config and its merged EROFS, and attach the signatures to the image as a
+//! config and its merged EROFS (and of its bootable variant, when it has
+//! one: `oci::boot`), and attach the signatures to the image as a
 //! composefs sealing artifact (a referrer in the same layout), with a
 //! signed binding record that ties the three together
 //! (`oci::binding`). Inline sealing (a new, annotated manifest) is in
@@ -24,13 +25,17 @@ use crate::verity::digest::digest_bytes;
 
 use super::Error;
 
-/// The three digests an artifact signs, in the spec's order.
+/// The digests an artifact signs, in the spec's order: the three every
+/// artifact has, and the bootable variant's when the image has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealDigests {
     pub manifest: FsVerityDigest,
     pub config: FsVerityDigest,
     /// Unknown until the layers were read.
     pub merged: Option<FsVerityDigest>,
+    /// The bootable variant's (`oci::boot`): `None` when it is not
+    /// signed (sealing) or was not computed (deploy, verify).
+    pub bootable: Option<FsVerityDigest>,
 }
 
 impl SealDigests {
@@ -42,9 +47,18 @@ impl SealDigests {
             manifest: digest_bytes(&params, image.manifest.bytes()),
             config: digest_bytes(&params, image.config.bytes()),
             merged,
+            bootable: None,
         }
     }
 
+    /// With the bootable variant's digest.
+    pub fn with_bootable(mut self, bootable: Option<FsVerityDigest>) -> Self {
+        self.bootable = bootable;
+        self
+    }
+
+    /// The three roles every artifact signs (the bootable one is optional:
+    /// [`SealDigests::bootable`]).
     pub fn roles(&self) -> [(Role, Option<FsVerityDigest>); 3] {
         [
             (Role::Manifest, Some(self.manifest)),
@@ -54,6 +68,9 @@ impl SealDigests {
     }
 
     pub fn get(&self, role: Role) -> Option<FsVerityDigest> {
+        if role == Role::MergedBootable {
+            return self.bootable;
+        }
         self.roles()
             .into_iter()
             .find(|(r, _)| *r == role)
@@ -97,7 +114,11 @@ pub fn seal(
         let der = sign_fsverity(&digest, signer, cert, options)?;
         signatures.push((role, digest, der));
     }
-    // The binding record names all three, signed like them
+    if let Some(digest) = digests.bootable {
+        let der = sign_fsverity(&digest, signer, cert, options)?;
+        signatures.push((Role::MergedBootable, digest, der));
+    }
+    // The binding record names all three (and the bootable variant), signed like them
     // (docs/sealing.md, "Binding").
     let merged = digests.merged.ok_or_else(|| {
         Error::Refused("cannot seal: the merged EROFS digest is not known".into())
@@ -107,7 +128,7 @@ pub fn seal(
         config: image.manifest.config_digest(),
         algorithm,
         merged,
-        bootable: None,
+        bootable: digests.bootable,
     };
     let digest = SignedBinding::digest_of(&record)
         .ok_or_else(|| Error::Refused("the binding record exceeds one fs-verity block".into()))?;

@@ -157,6 +157,14 @@ pub struct Choice<'a> {
     pub allow_unbound: bool,
 }
 
+/// Whether a sealing artifact of `image` signs a bootable variant (then
+/// deploy and verify regenerate it, to compare and to store it).
+pub fn signs_bootable(layout: &ImageLayout, image: &ResolvedImage) -> Result<bool, Error> {
+    Ok(seal_artifacts(layout, &image.manifest)?
+        .into_iter()
+        .any(|(_, a)| a.is_ok_and(|a| a.entry(Role::MergedBootable).is_some())))
+}
+
 /// Picks the signature source for `image`: its sealing artifacts in
 /// index.json order, a bound one first, then its inline metadata. With
 /// `digests.merged` unknown (before the layers were read), only what is
@@ -272,6 +280,28 @@ fn from_artifact(
             &mut verified_by,
         )?;
         signatures.push((role, actual, der));
+    }
+    // The bootable variant: optional in an artifact, checked like the
+    // others when it is there (deploy regenerates it then: signs_bootable).
+    if let Some(e) = a.entry(Role::MergedBootable) {
+        match digests.bootable {
+            Some(actual) => {
+                let der = read_signature(layout, desc.digest, e)?;
+                check_signature(
+                    Role::MergedBootable,
+                    &e.digest,
+                    actual,
+                    &der,
+                    choice.trusted,
+                    &mut verified_by,
+                )?;
+                signatures.push((Role::MergedBootable, actual, der));
+            }
+            None if digests.merged.is_some() => {
+                return Err("it signs a bootable variant, which was not regenerated".into());
+            }
+            None => {}
+        }
     }
     let bound_by = match (&a.binding, digests.merged) {
         (Some(b), Some(merged)) => {
@@ -473,7 +503,12 @@ pub fn deployed(
         .map_err(|e| invalid(e.to_string()))?;
     Ok(a.entries
         .iter()
-        .filter(|e| matches!(e.role, Role::Manifest | Role::Config | Role::Merged))
+        .filter(|e| {
+            matches!(
+                e.role,
+                Role::Manifest | Role::Config | Role::Merged | Role::MergedBootable
+            )
+        })
         .map(|e| DeployedSignature {
             role: e.role,
             signed: e.digest,

@@ -682,6 +682,26 @@ impl Tree {
         self.add_ref(inode);
     }
 
+    /// A new inode no entry names yet, with `id`'s metadata, content and
+    /// xattrs: for splitting a hardlink whose names must differ in
+    /// metadata (the bootable variant's SELinux labels, `oci::boot`).
+    /// Directories have one entry and are not cloned.
+    pub fn clone_inode(&mut self, id: InodeId) -> Result<InodeId, Error> {
+        if self.is_dir(id) {
+            return Err(Error::DirectoryHardlink {
+                path: format!("inode {}", id.index()),
+            });
+        }
+        if self.inodes.len() >= u32::MAX as usize {
+            return Err(Error::TooManyInodes);
+        }
+        let mut rec = self.inodes[id.index()].clone();
+        rec.refs = 0;
+        rec.pinned = false;
+        self.inodes.push(rec);
+        Ok(InodeId(self.inodes.len() as u32 - 1))
+    }
+
     /// Makes the entry `name` in `parent` its inode's primary entry, where
     /// writers place the inode whatever its other entries' positions (a
     /// dumpfile's non-`@` line: `mkcomposefs` serializes a hardlinked inode

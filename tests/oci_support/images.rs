@@ -42,6 +42,25 @@ pub fn sealroot_merged(dir: &Path, tag: &str, algorithm: VerityAlgorithm) -> Mer
     merged_from_layers(&layers).unwrap()
 }
 
+/// sealroot's bootable EROFS of `oci:DIR:TAG` (objects and digest in
+/// `algorithm`): what `sealroot oci compute-id --bootable` computes.
+pub fn sealroot_bootable(
+    dir: &Path,
+    tag: &str,
+    algorithm: VerityAlgorithm,
+) -> Result<MergedImage, sealroot::repo::Error> {
+    let reference: ImageReference = format!("oci:{}:{tag}", dir.display()).parse().unwrap();
+    let layout = ImageLayout::open(&reference).unwrap();
+    let image = layout
+        .resolve(&reference.selector, &Platform::host())
+        .unwrap();
+    let sink = DigestOnlySink::new(algorithm.params());
+    let layers = import_layers(&layout, &image, &sink).unwrap();
+    let merged = merged_from_layers(&layers).unwrap();
+    let objects = sealroot::oci::boot::objects::LayerObjects::new(&layout, &image, &layers);
+    sealroot::repo::image::bootable_of(&merged, &objects)
+}
+
 /// fsverity-sha512-12, what `cfsctl init` defaults to.
 pub const SHA512_12: VerityAlgorithm = VerityAlgorithm {
     hash: sealroot::verity::HashAlgorithm::Sha512,
@@ -526,4 +545,158 @@ pub fn edge_members() -> Shape {
         name: "edge-members",
         layers: vec![l.finish()],
     }
+}
+
+// Bootable images for the composefs-rs cross-check of the bootable variant
+
+/// The directories composefs-rs's boot transformation needs, a kernel where
+/// bootc keeps it, and content in `/boot` and `/sysroot` to be emptied.
+fn bootable_base(l: &mut LayerBuilder) {
+    base(l);
+    l.dir("usr/lib/modules", 0o755)
+        .dir("usr/lib/modules/6.12.0", 0o755)
+        .file("usr/lib/modules/6.12.0/vmlinuz", &content(70, 5000), 0o755)
+        .dir("boot", 0o755)
+        .dir("boot/grub2", 0o700)
+        .file("boot/grub2/grub.cfg", &content(71, 300), 0o644)
+        .file("boot/config-6.12.0", b"CONFIG_X=y\n", 0o644)
+        .dir("sysroot", 0o755)
+        .dir("sysroot/ostree", 0o755)
+        .file("sysroot/ostree/stale", &content(72, 100), 0o644)
+        .dir("var", 0o755)
+        .dir("run", 0o755);
+}
+
+/// file_contexts(5) rules of every form composefs-boot reads: plain
+/// regexes, `(/.*)?` subtrees, every file-type specifier, `<<none>>`, a
+/// PCRE-only lookahead, comments, blank lines, tabs; more than 64 bytes,
+/// so an external object the transformation must read from the layer.
+pub const FILE_CONTEXTS: &[u8] = b"\
+# file_contexts of the test policy
+/.*\t\t\tsystem_u:object_r:default_t:s0
+/\t\t\t-d\tsystem_u:object_r:root_t:s0
+
+/usr(/.*)?\t\tsystem_u:object_r:usr_t:s0
+/usr/bin(/.*)?\t\t--\tsystem_u:object_r:bin_t:s0
+/usr/bin\t\t-d\tsystem_u:object_r:bin_dir_t:s0
+/usr/lib/modules(/.*)?\tsystem_u:object_r:modules_object_t:s0
+/usr/libexec/[^/]+\t--\tsystem_u:object_r:libexec_t:s0
+/etc(/.*)?\t\tsystem_u:object_r:etc_t:s0
+/etc/selinux(/.*)?\tsystem_u:object_r:selinux_config_t:s0
+/etc/(?!shadow)[a-z]+-secret\t--\tsystem_u:object_r:secret_t:s0
+/dev(/.*)?\t\tsystem_u:object_r:device_t:s0
+/dev/null\t\t-c\tsystem_u:object_r:null_device_t:s0
+/dev/sd[a-z]*\t\t-b\tsystem_u:object_r:fixed_disk_device_t:s0
+/dev/initctl\t\t-p\tsystem_u:object_r:initctl_t:s0
+/dev/log\t\t-s\tsystem_u:object_r:devlog_t:s0
+/(bin|lib)\t\t-l\tsystem_u:object_r:bin_t:s0
+/boot(/.*)?\t\tsystem_u:object_r:boot_t:s0
+/sysroot(/.*)?\t\tsystem_u:object_r:root_t:s0
+/run(/.*)?\t\tsystem_u:object_r:var_run_t:s0
+/tmp(/.*)?\t\t<<none>>
+/home(/.*)?\t\tsystem_u:object_r:home_root_t:s0
+/var/home/[^/]+\t\t-d\tsystem_u:object_r:user_home_dir_t:s0
+";
+
+/// An image with its own SELinux policy: rules in file_contexts (replaced
+/// in a second layer, so the right object must be read),
+/// file_contexts.local, an alias in file_contexts.subs and another in
+/// .subs_dist; files of every type; a program hardlinked across
+/// directories whose names get different labels; build-host labels that
+/// must not survive.
+pub fn selinux_policy() -> Shape {
+    let mut l1 = LayerBuilder::new();
+    bootable_base(&mut l1);
+    l1.dir("etc/selinux", 0o755)
+        .file(
+            "etc/selinux/config",
+            b"# SELinux\nSELINUX=enforcing\n  SelinuxType = targeted \n",
+            0o644,
+        )
+        .dir("etc/selinux/targeted", 0o755)
+        .dir("etc/selinux/targeted/contexts", 0o755)
+        .dir("etc/selinux/targeted/contexts/files", 0o755)
+        .file(
+            "etc/selinux/targeted/contexts/files/file_contexts",
+            b"/.* system_u:object_r:old_default_t:s0 # first version, replaced\n",
+            0o644,
+        )
+        .dir("usr/libexec", 0o755)
+        .file("usr/bin/tool", &content(73, 400), 0o755)
+        .hardlink("usr/libexec/tool", "usr/bin/tool")
+        .hardlink("usr/lib/tool-a", "usr/bin/tool")
+        .hardlink("usr/lib/tool-b", "usr/bin/tool")
+        .hardlink("usr/bin/tool-alias", "usr/bin/tool")
+        .file_pax(
+            "usr/bin/labelled",
+            &content(74, 100),
+            &[(
+                "SCHILY.xattr.security.selinux",
+                b"unconfined_u:object_r:container_file_t:s0:c1,c2\0",
+            )],
+        )
+        .file("etc/api-secret", b"s", 0o600)
+        .file("etc/shadow-secret", b"s", 0o600)
+        .dir("dev", 0o755)
+        .device("dev/null", tar::EntryType::Char, 1, 3)
+        .device("dev/sda", tar::EntryType::Block, 8, 0)
+        .fifo("dev/initctl")
+        .dir("tmp", 0o1777)
+        .file("tmp/scratch", b"x", 0o644)
+        .dir("var/home", 0o755)
+        .dir("var/home/alice", 0o700)
+        .file("var/home/alice/notes", b"n", 0o600)
+        .dir("opt", 0o755)
+        .dir("opt/app", 0o755)
+        .file("opt/app/run", b"r", 0o755);
+    let mut l2 = LayerBuilder::new();
+    l2.dir("etc", 0o755)
+        .dir("etc/selinux", 0o755)
+        .dir("etc/selinux/targeted", 0o755)
+        .dir("etc/selinux/targeted/contexts", 0o755)
+        .dir("etc/selinux/targeted/contexts/files", 0o755)
+        .file(
+            "etc/selinux/targeted/contexts/files/file_contexts",
+            FILE_CONTEXTS,
+            0o644,
+        )
+        .file(
+            "etc/selinux/targeted/contexts/files/file_contexts.local",
+            b"/opt/app(/.*)?\tsystem_u:object_r:app_t:s0\n",
+            0o644,
+        )
+        .file(
+            "etc/selinux/targeted/contexts/files/file_contexts.subs",
+            b"# aliases\n/var/home /home\n/opt/app /usr/libexec\n",
+            0o644,
+        )
+        .file(
+            "etc/selinux/targeted/contexts/files/file_contexts.subs_dist",
+            b"/opt/app /usr\n",
+            0o644,
+        );
+    Shape {
+        name: "selinux-policy",
+        layers: vec![l1.finish(), l2.finish()],
+    }
+}
+
+/// A bootable image without a policy: /boot and /sysroot emptied, every
+/// security.selinux removed.
+pub fn bootable_without_policy() -> Shape {
+    let mut l = LayerBuilder::new();
+    bootable_base(&mut l);
+    l.dir("etc/selinux", 0o755)
+        .file("etc/selinux/config", b"SELINUX=disabled\n", 0o644)
+        .file("usr/bin/tool", &content(75, 400), 0o755)
+        .hardlink("boot/tool-link", "usr/bin/tool");
+    Shape {
+        name: "bootable-no-policy",
+        layers: vec![l.finish()],
+    }
+}
+
+/// The bootable shapes, by name.
+pub fn bootable_shapes() -> Vec<Shape> {
+    vec![selinux_policy(), bootable_without_policy()]
 }

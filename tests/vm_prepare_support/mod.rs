@@ -218,6 +218,32 @@ impl ImageSpec {
         ImageSpec { layer: b.finish() }
     }
 
+    /// [`Self::standard`] that boots in composefs-rs's sense: a kernel in
+    /// `/usr/lib/modules`, content in `/boot` (which the bootable variant
+    /// empties) and an SELinux policy (whose labels it applies), so `oci
+    /// seal` signs a bootable variant too.
+    pub fn with_boot(tag: &str) -> ImageSpec {
+        let mut b = Self::base();
+        b.file("etc/os-release", format!("ID={tag}\n").as_bytes(), 0o644)
+            .file("usr/share/big.txt", &big_content(tag), 0o644)
+            .dir("usr/lib/modules", 0o755)
+            .dir("usr/lib/modules/6.12.0", 0o755)
+            .file("usr/lib/modules/6.12.0/vmlinuz", &big_content("kernel"), 0o644)
+            .dir("boot", 0o755)
+            .file("boot/boot-marker", b"in /boot of the image\n", 0o644)
+            .dir("etc/selinux", 0o755)
+            .file("etc/selinux/config", b"SELINUXTYPE=targeted\n", 0o644)
+            .dir("etc/selinux/targeted", 0o755)
+            .dir("etc/selinux/targeted/contexts", 0o755)
+            .dir("etc/selinux/targeted/contexts/files", 0o755)
+            .file(
+                "etc/selinux/targeted/contexts/files/file_contexts",
+                b"/.*\tsystem_u:object_r:default_t:s0\n/usr/share(/.*)?\t--\tsystem_u:object_r:usr_t:s0\n",
+                0o644,
+            );
+        ImageSpec { layer: b.finish() }
+    }
+
     /// For IPE: a static busybox as `/bin/busybox` and again as
     /// `/etc/busybox` (the same object, reached through the /etc overlay), and
     /// the test kernel's uncompressed `loop.ko` as
@@ -300,6 +326,9 @@ pub struct Deployed {
     pub manifest_digest: Sha256Digest,
     pub config_digest: Sha256Digest,
     pub image_digest: FsVerityDigest,
+    /// The bootable variant, when the artifact signs one (deployment.json
+    /// format 3).
+    pub bootable_digest: Option<FsVerityDigest>,
     /// `None` for an image sealed inline.
     pub artifact_digest: Option<Sha256Digest>,
     /// The PKCS#7 blobs of manifest, config, EROFS (none inline).
@@ -407,6 +436,7 @@ pub fn deploy_fixture(sysroot: &Path, spec: &ImageSpec, signing: &Signing<'_>) -
         manifest_digest: d.manifest.0,
         config_digest: d.config.0,
         image_digest: d.image,
+        bootable_digest: d.bootable,
         artifact_digest: d.artifact,
         signature_blobs,
         objects_added: report["objects"]["added"].as_u64().unwrap(),
@@ -708,12 +738,24 @@ impl Signer {
     }
 }
 
+/// An fs-verity digest in hex, sha256 or sha512 by its length.
+fn verity_hex(v: &serde_json::Value) -> FsVerityDigest {
+    let hex = v.as_str().unwrap();
+    let algorithm = if hex.len() == 128 {
+        sealroot::verity::HashAlgorithm::Sha512
+    } else {
+        sealroot::verity::HashAlgorithm::Sha256
+    };
+    FsVerityDigest::from_hex(algorithm, hex).unwrap()
+}
+
 impl Deployed {
     fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "manifest": self.manifest_digest.to_string(),
             "config": self.config_digest.to_string(),
             "image": self.image_digest.to_hex(),
+            "bootable": self.bootable_digest.map(|d| d.to_hex()),
             "artifact": self.artifact_digest.map(|d| d.to_string()),
             "signature_blobs": self.signature_blobs.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
             "objects_added": self.objects_added,
@@ -725,15 +767,8 @@ impl Deployed {
         Deployed {
             manifest_digest: sha(&j["manifest"]),
             config_digest: sha(&j["config"]),
-            image_digest: {
-                let hex = j["image"].as_str().unwrap();
-                let algorithm = if hex.len() == 128 {
-                    sealroot::verity::HashAlgorithm::Sha512
-                } else {
-                    sealroot::verity::HashAlgorithm::Sha256
-                };
-                FsVerityDigest::from_hex(algorithm, hex).unwrap()
-            },
+            image_digest: verity_hex(&j["image"]),
+            bootable_digest: (!j["bootable"].is_null()).then(|| verity_hex(&j["bootable"])),
             artifact_digest: (!j["artifact"].is_null()).then(|| sha(&j["artifact"])),
             signature_blobs: j["signature_blobs"]
                 .as_array()

@@ -211,6 +211,12 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
     outln!("  manifest   {}", d.manifest.0);
     outln!("  config     {}", d.config.0);
     outln!("  image      {} ({})", d.image.to_hex(), d.algorithm);
+    if let Some(b) = d.bootable {
+        outln!(
+            "  bootable   {} (the variant sealroot-prepare boots)",
+            b.to_hex()
+        );
+    }
     outln!("  composefs  {}", report.composefs_digest);
     match d.artifact {
         Some(a) => outln!("  artifact   {a}"),

@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use sealroot::oci::artifact::VerityAlgorithm;
+use sealroot::oci::boot::objects::LayerObjects;
 use sealroot::oci::import::import_layers;
 use sealroot::oci::inline::InlineSeal;
 use sealroot::oci::layer::{Change, EntryKind};
@@ -18,7 +19,7 @@ use sealroot::oci::{ImageReference, Platform};
 use sealroot::repo::check::{
     ArtifactCheck, Binding, InlineCheck, binding, check_artifacts, check_inline,
 };
-use sealroot::repo::image::{MergedImages, merged_from_layers};
+use sealroot::repo::image::{MergedImages, bootable_of, merged_from_layers};
 use serde_json::json;
 
 use crate::repo::{CountingSink, EXIT_FAILED, Progress, TrustArgs};
@@ -62,6 +63,14 @@ Binding: the artifact also carries a signed binding record (annotation sealroot.
 naming the manifest, config and merged EROFS together, so that nobody can pair this image's \
 signed config with another image's signed EROFS; sealroot-prepare refuses images without \
 such a binding by default (docs/sealing.md).
+
+Bootable variant: for an image that boots (--bootable=auto, the default: /usr, /boot and \
+/sysroot are directories and it carries a kernel), the artifact also signs the EROFS bootc \
+boots, composefs-rs's boot transformation of the merged one (/boot and /sysroot emptied, \
+SELinux labels from the image's own policy; `oci compute-id --bootable`), as the spec's \
+composefs.merged.bootable.erofs.v1 role, and the binding record names it; `deploy` stores it \
+and sealroot-prepare boots it (docs/sealing.md, \"The bootable EROFS\"). --bootable=yes \
+refuses images it cannot transform, --bootable=no signs none. Inline mode signs none.
 
 Inline mode (--inline --tag TAG): instead of an artifact, write a NEW manifest, tagged TAG, \
 that carries the signatures in its own annotations (the composefs sealing spec's inline \
@@ -133,6 +142,19 @@ struct SealArgs {
     /// With --inline: move TAG if it already names another manifest
     #[arg(long, requires = "inline")]
     replace_tag: bool,
+    /// Also sign the bootable variant (role merged.bootable, what bootc boots): auto = when
+    /// the image has /usr, /boot and /sysroot directories and a kernel
+    /// (/usr/lib/modules/*/vmlinuz or anything in /boot)
+    #[arg(long, value_enum, default_value_t = Bootable::Auto)]
+    bootable: Bootable,
+}
+
+/// `oci seal --bootable`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Bootable {
+    Auto,
+    Yes,
+    No,
 }
 
 const COMPUTE_ID_HELP: &str = "\
@@ -150,11 +172,20 @@ security.capability xattrs are kept (docs/sealing.md, \"The merged EROFS\").
 `oci seal --algorithm ALGORITHM` signs this very EROFS and digest, and `deploy` stores \
 it into a repository of that algorithm (`sealroot repo init --algorithm`).
 
+--bootable prints the digest of the bootable variant instead, as `cfsctl oci compute-id \
+--bootable`: /boot and /sysroot emptied (they must exist, as must /usr), SELinux labels \
+applied from the image's own policy (/etc/selinux/config, file_contexts), or removed when it \
+has none (docs/sealing.md, \"The bootable EROFS\"). This is what bootc boots and pins as \
+`composefs=`, and what `oci seal` signs as the merged.bootable role.
+
 Examples:
   sealroot oci compute-id oci:/srv/img:41
   sealroot oci compute-id oci:/srv/img:41 --algorithm fsverity-sha512-12 --erofs img.erofs
+  sealroot oci compute-id oci:/srv/img:41 --bootable
 
-Exit status: 0 printed, 1 the image does not verify (blob, diff_id, tar), 3 unusable input.";
+Exit status: 0 printed, 1 the image does not verify (blob, diff_id, tar), 3 unusable input \
+(with --bootable: also an image without /usr, /boot or /sysroot directories, or whose SELinux \
+policy composefs-rs refuses).";
 
 #[derive(Args)]
 struct ComputeIdArgs {
@@ -169,6 +200,10 @@ struct ComputeIdArgs {
     /// Also write its composefs-dump(5) to FILE
     #[arg(long, value_name = "FILE")]
     dump: Option<std::path::PathBuf>,
+    /// The bootable variant (as `cfsctl oci compute-id --bootable`): /boot and /sysroot
+    /// emptied, SELinux labels from the image's own policy
+    #[arg(long)]
+    bootable: bool,
 }
 
 #[derive(Subcommand)]
@@ -404,6 +439,30 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
     let layers = import_layers(&layout, &image, &sink)?;
     progress.stage("writing the merged EROFS");
     let merged = merged_from_layers(&layers)?;
+    let want_bootable = match a.bootable {
+        Bootable::Yes => true,
+        Bootable::No => false,
+        // Inline metadata binds the merged EROFS through the config label
+        // only, so sealroot-prepare would not boot a bootable entry there.
+        Bootable::Auto => !a.inline && sealroot::oci::boot::looks_bootable(&merged.tree),
+    };
+    if want_bootable && a.inline {
+        anyhow::bail!(
+            "--bootable=yes needs the sealing artifact: inline metadata binds only the merged \
+             EROFS (through the config label), so sealroot-prepare would not boot a bootable \
+             variant signed there; seal without --inline, or with --bootable=no"
+        );
+    }
+    let bootable = if want_bootable {
+        progress.stage("writing the bootable EROFS");
+        let objects = LayerObjects::new(&layout, &image, &layers);
+        match bootable_of(&merged, &objects) {
+            Ok(b) => Some(b),
+            Err(e) => return Ok(crate::sign::fail(crate::sign::EXIT_INPUT, &e.into())),
+        }
+    } else {
+        None
+    };
     progress.stage("signing");
     if a.inline {
         let tag = a.tag.as_deref().unwrap_or_default();
@@ -439,7 +498,8 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
         object_report["seconds"] = json!(t.elapsed().as_secs_f64());
         extensions.push(layer);
     }
-    let digests = SealDigests::of(&image, a.algorithm, Some(merged.digest(a.algorithm)));
+    let digests = SealDigests::of(&image, a.algorithm, Some(merged.digest(a.algorithm)))
+        .with_bootable(bootable.as_ref().map(|b| b.digest(a.algorithm)));
     let sealed = seal(
         &dir,
         &image,
@@ -463,6 +523,7 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
             "manifest": digests.manifest.to_hex(),
             "config": digests.config.to_hex(),
             "merged": merged.digest(a.algorithm).to_hex(),
+            "bootable": digests.bootable.map(|d| d.to_hex()),
         },
         "binding": {"digest": sealed.binding.digest.to_hex()},
         "composefsDigest": merged.composefs_digest.to_hex(),
@@ -472,9 +533,16 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
     if a.image.json {
         outln!("{}", serde_json::to_string_pretty(&out)?);
     } else {
+        let (bootable_line, bootable_named) = match digests.bootable {
+            Some(b) => (
+                format!("\n  {}: bootable EROFS {}", a.algorithm, b.to_hex()),
+                ", bootable EROFS",
+            ),
+            None => (String::new(), ""),
+        };
         outln!(
-            "sealed {} (manifest {})\n  artifact {}\n  {}: manifest {}\n  {}: config {}\n  {}: merged EROFS {}\n  \
-             binding record (manifest, config, merged EROFS) {}\n  signed by {}",
+            "sealed {} (manifest {})\n  artifact {}\n  {}: manifest {}\n  {}: config {}\n  {}: merged EROFS {}{}\n  \
+             binding record (manifest, config, merged EROFS{}) {}\n  signed by {}",
             a.image.image,
             image.manifest.digest(),
             sealed.artifact.digest,
@@ -484,6 +552,8 @@ fn seal(a: &SealArgs) -> anyhow::Result<ExitCode> {
             digests.config.to_hex(),
             a.algorithm,
             merged.digest(a.algorithm).to_hex(),
+            bootable_line,
+            bootable_named,
             sealed.binding.digest.to_hex(),
             cert.subject()
         );
@@ -517,7 +587,16 @@ fn compute_id(a: &ComputeIdArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Ok(crate::sign::fail(EXIT_FAILED, &e.into())),
     };
     progress.stage("writing the merged EROFS");
-    let merged = merged_from_layers(&layers)?;
+    let mut merged = merged_from_layers(&layers)?;
+    if a.bootable {
+        progress.stage("writing the bootable EROFS");
+        let objects = LayerObjects::new(&layout, &image, &layers);
+        merged = match bootable_of(&merged, &objects) {
+            Ok(b) => b,
+            // No /boot, a broken policy: the image is unusable for this.
+            Err(e) => return Ok(crate::sign::fail(crate::sign::EXIT_INPUT, &e.into())),
+        };
+    }
     let digest = merged.digest(a.algorithm);
     if let Some(path) = &a.erofs {
         atomic::write(path, Mode::Umask, &merged.erofs)?;
@@ -534,6 +613,7 @@ fn compute_id(a: &ComputeIdArgs) -> anyhow::Result<ExitCode> {
             "manifest": image.manifest.digest(),
             "algorithm": a.algorithm.to_string(),
             "digest": digest.to_hex(),
+            "bootable": a.bootable,
             "erofsSize": merged.erofs.len(),
             "inodes": merged.inodes,
         });
@@ -660,8 +740,10 @@ fn verify(a: &ImageArgs, list: bool, trust: &TrustArgs) -> anyhow::Result<ExitCo
     // One merged EROFS per object algorithm the seals use (a sha512 seal
     // signs the EROFS of sha512 objects): the layers are read once each.
     let algorithms = sealroot::repo::check::seal_algorithms(&layout, &image)?;
+    let signs_bootable = sealroot::repo::source::signs_bootable(&layout, &image)?;
     let mut layers = Vec::new();
     let mut merged: Option<MergedImages> = None;
+    let mut bootables: Option<MergedImages> = None;
     for alg in algorithms {
         let sink = CountingSink {
             inner: DigestOnlySink::new(sealroot::verity::VerityParams::with_algorithm(alg)),
@@ -673,6 +755,18 @@ fn verify(a: &ImageArgs, list: bool, trust: &TrustArgs) -> anyhow::Result<ExitCo
         };
         progress.stage("regenerating the merged EROFS");
         let m = merged_from_layers(&these)?;
+        if signs_bootable {
+            progress.stage("regenerating the bootable EROFS");
+            let objects = LayerObjects::new(&layout, &image, &these);
+            let b = match bootable_of(&m, &objects) {
+                Ok(b) => b,
+                Err(e) => return Ok(crate::sign::fail(EXIT_FAILED, &e.into())),
+            };
+            match bootables.as_mut() {
+                None => bootables = Some(MergedImages::new(b)),
+                Some(all) => all.push(b),
+            }
+        }
         match merged.as_mut() {
             None => {
                 merged = Some(MergedImages::new(m));
@@ -684,7 +778,7 @@ fn verify(a: &ImageArgs, list: bool, trust: &TrustArgs) -> anyhow::Result<ExitCo
     let Some(merged) = merged else {
         anyhow::bail!("no fs-verity algorithm to regenerate the merged EROFS with");
     };
-    let checks = check_artifacts(&layout, &image, &merged, &trusted)?;
+    let checks = check_artifacts(&layout, &image, &merged, bootables.as_ref(), &trusted)?;
     let inline = check_inline(&image, &merged, &trusted);
     let bound = binding(&image, &merged, &checks);
     progress.finish();

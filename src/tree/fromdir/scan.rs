@@ -664,7 +664,8 @@ mod tests {
         // a and d/b share an inode: hashed once; c is another inode.
         assert_eq!(stats.hashed_files, 2);
         assert_eq!(stats.hashed_bytes, 2 * data.len() as u64);
-        let want = crate::verity::digest::digest_bytes(&crate::tree::mkcomposefs_object_params(), &data);
+        let want =
+            crate::verity::digest::digest_bytes(&crate::tree::mkcomposefs_object_params(), &data);
         for p in [&b"a"[..], b"d/b", b"c"] {
             let id = tree.lookup_path(p).unwrap();
             assert!(
