@@ -258,7 +258,9 @@ fn mixing_algorithms_in_one_repository_is_refused() {
     // objects (planted under its sha512 name): fsck names it.
     let sys512 = tmp.path().join("sys512");
     std::fs::create_dir(&sys512).unwrap();
-    deploy(&only512, &sys512, &keys, &["--algorithm", SHA512]);
+    // Without --algorithm, the repository deploy creates takes the seal's.
+    let d512 = deploy(&only512, &sys512, &keys, &[]);
+    assert_eq!(d512["deployment"]["algorithm"], SHA512, "{d512:#}");
     let erofs256 = sys256
         .join("sealroot/images")
         .join(d256["deployment"]["image"].as_str().unwrap());

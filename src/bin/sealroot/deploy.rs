@@ -132,8 +132,9 @@ pub struct DeployArgs {
     /// Deploy this sealing artifact (sha256:...) when the image has several
     #[arg(long, value_name = "DIGEST")]
     artifact: Option<Sha256Digest>,
-    /// fs-verity algorithm of a new repository, its objects and signed files (an existing
-    /// one keeps its own; the image must be sealed with it)
+    /// fs-verity algorithm of a new repository, its objects and signed files (default: the
+    /// image's seals' algorithm when they agree, else fsverity-sha256-12; an existing
+    /// repository keeps its own; the image must be sealed with it)
     #[arg(long)]
     algorithm: Option<VerityAlgorithm>,
     /// Leave a new deployment's var/ empty instead of copying the image's /var
@@ -170,7 +171,22 @@ pub fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
         Ok(x) => x,
         Err(e) => return Ok(crate::sign::fail(crate::oci::open_failure(&e), &e)),
     };
-    let repo = match args.location.open_or_create(args.algorithm) {
+    // A repository this deploy creates takes the algorithm of the image's
+    // seals when --algorithm is not given (and they agree): otherwise a
+    // sha512-sealed image would create a sha256 repository, be refused,
+    // and leave that empty repository behind.
+    let algorithm = args.algorithm.or_else(|| {
+        let new =
+            std::fs::symlink_metadata(args.location.location().path().join("repo.json")).is_err();
+        match sealroot::repo::check::seal_algorithms(&layout, &image).ok()?[..] {
+            [hash] if new => Some(VerityAlgorithm {
+                hash,
+                block_size: VerityAlgorithm::SHA256_12.block_size,
+            }),
+            _ => None,
+        }
+    });
+    let repo = match args.location.open_or_create(algorithm) {
         Ok(r) => r,
         // A sysroot that does not exist is unusable input (3); a repository
         // of another algorithm, or with a planted symlink, refuses (1).
