@@ -286,7 +286,7 @@ fn signer_id(si: &SignerInfo, sd_version: CmsVersion) -> Result<SignerId, Profil
                     .issuer
                     .to_der()
                     .map_err(|e| ProfileError::Malformed(e.to_string()))?,
-                issuer: isn.issuer.to_string(),
+                issuer: crate::crypto::names::name_to_string(&isn.issuer),
                 serial: isn.serial_number.as_bytes().to_vec(),
             })
         }
