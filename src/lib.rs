@@ -31,6 +31,7 @@ pub mod ipe;
 pub mod keyring;
 pub mod mount;
 pub mod objsig;
+pub mod ostree;
 pub mod pkcs7;
 pub mod timestamp;
 pub mod tree;
@@ -40,8 +41,6 @@ pub mod verity;
 // `allow` is removed): each `allow` goes when its module is done.
 #[allow(missing_docs)]
 pub mod oci;
-#[allow(missing_docs)]
-pub mod ostree;
 #[allow(missing_docs)]
 pub mod prepare;
 #[allow(missing_docs)]
