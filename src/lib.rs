@@ -33,6 +33,7 @@ pub mod mount;
 pub mod objsig;
 pub mod ostree;
 pub mod pkcs7;
+pub mod prepare;
 pub mod timestamp;
 pub mod tree;
 pub mod verity;
@@ -41,8 +42,6 @@ pub mod verity;
 // `allow` is removed): each `allow` goes when its module is done.
 #[allow(missing_docs)]
 pub mod oci;
-#[allow(missing_docs)]
-pub mod prepare;
 #[allow(missing_docs)]
 pub mod repo;
 
