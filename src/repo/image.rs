@@ -39,6 +39,7 @@ pub fn write_options() -> WriteOptions {
 /// per file).
 #[derive(Debug)]
 pub struct MergedImage {
+    /// The EROFS image's bytes.
     pub erofs: Vec<u8>,
     /// fs-verity sha256/4096 digest: what composefs calls the image digest
     /// (`composefs=<hex>`).
@@ -47,6 +48,7 @@ pub struct MergedImage {
     pub tar_bytes: u64,
     /// Inodes in the merged tree.
     pub inodes: usize,
+    /// The merged tree it was written from.
     pub tree: Tree,
 }
 

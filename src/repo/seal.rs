@@ -27,7 +27,9 @@ use super::Error;
 /// The three digests an artifact signs, in the spec's order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealDigests {
+    /// The fs-verity digest of the stored manifest bytes.
     pub manifest: FsVerityDigest,
+    /// The fs-verity digest of the stored config bytes.
     pub config: FsVerityDigest,
     /// Unknown until the layers were read.
     pub merged: Option<FsVerityDigest>,
@@ -45,6 +47,7 @@ impl SealDigests {
         }
     }
 
+    /// Each role with its digest, in the spec's order.
     pub fn roles(&self) -> [(Role, Option<FsVerityDigest>); 3] {
         [
             (Role::Manifest, Some(self.manifest)),
@@ -53,6 +56,7 @@ impl SealDigests {
         ]
     }
 
+    /// The digest of one role, if known.
     pub fn get(&self, role: Role) -> Option<FsVerityDigest> {
         self.roles()
             .into_iter()
@@ -66,7 +70,9 @@ impl SealDigests {
 pub struct Sealed {
     /// The artifact manifest's descriptor (as listed in index.json).
     pub artifact: Descriptor,
+    /// The fs-verity algorithm of the signed digests.
     pub algorithm: VerityAlgorithm,
+    /// The digests signed.
     pub digests: SealDigests,
     /// sha256 of each signature blob, in role order.
     pub signature_blobs: Vec<(Role, Sha256Digest)>,
