@@ -33,17 +33,39 @@ pub const MAX_JSON_SIZE: usize = 64 << 10;
 /// A malformed `repo.json` or `deployment.json`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JsonError {
+    /// Larger than [`MAX_JSON_SIZE`].
     #[error("{what} is {size} bytes; at most {MAX_JSON_SIZE} are accepted")]
-    TooLarge { what: &'static str, size: usize },
+    TooLarge {
+        /// Which document.
+        what: &'static str,
+        /// Its size.
+        size: usize,
+    },
+    /// Not the JSON the document must be (syntax, fields, values).
     #[error("{what} is not valid: {reason}")]
-    Invalid { what: &'static str, reason: String },
+    Invalid {
+        /// Which document.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// `repo.json` of a format this sealroot does not read.
     #[error("{what} has format {found}; this sealroot reads format {FORMAT} (upgrade sealroot)")]
-    Format { what: &'static str, found: u32 },
+    Format {
+        /// Which document.
+        what: &'static str,
+        /// Its `format`.
+        found: u32,
+    },
+    /// `deployment.json` of a format this sealroot does not read.
     #[error(
         "deployment.json has format {found}; this sealroot reads formats {FORMAT} and \
          {FORMAT_INLINE} (upgrade sealroot)"
     )]
-    DeploymentFormat { found: u32 },
+    DeploymentFormat {
+        /// Its `format`.
+        found: u32,
+    },
 }
 
 /// `repo.json`.
@@ -61,6 +83,7 @@ struct RepoConfigJson {
 }
 
 impl RepoConfig {
+    /// Parses `repo.json` (untrusted: never panics).
     pub fn parse(bytes: &[u8]) -> Result<Self, JsonError> {
         const WHAT: &str = "repo.json";
         let j: RepoConfigJson = parse_json(WHAT, bytes)?;
@@ -75,6 +98,7 @@ impl RepoConfig {
         })
     }
 
+    /// The JSON sealroot writes.
     pub fn to_json(&self) -> Vec<u8> {
         let j = RepoConfigJson {
             format: FORMAT,
@@ -99,6 +123,7 @@ pub enum SignatureMode {
 }
 
 impl SignatureMode {
+    /// The name in `deployment.json` and `--signatures`.
     pub fn as_str(self) -> &'static str {
         match self {
             SignatureMode::Builtin => "builtin",
@@ -131,7 +156,9 @@ impl FromStr for SignatureMode {
 /// `deployment.json`: what a deployment is made of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deployment {
+    /// The image manifest's digest.
     pub manifest: ManifestDigest,
+    /// The config's digest.
     pub config: ConfigDigest,
     /// The signature artifact's manifest; `None` for an image sealed
     /// inline (its manifest's annotations carry the signatures).
@@ -139,7 +166,9 @@ pub struct Deployment {
     /// fs-verity digest (repository algorithm) of the merged EROFS:
     /// `images/<hex>`.
     pub image: FsVerityDigest,
+    /// The repository's fs-verity algorithm.
     pub algorithm: VerityAlgorithm,
+    /// How the signed files carry their signatures.
     pub signatures: SignatureMode,
     /// Whether deploy could enable fs-verity on the files (false on
     /// filesystems or kernels without fs-verity: run `sealroot repo
@@ -167,6 +196,7 @@ struct DeploymentJson {
 }
 
 impl Deployment {
+    /// Parses `deployment.json` (untrusted: never panics).
     pub fn parse(bytes: &[u8]) -> Result<Self, JsonError> {
         const WHAT: &str = "deployment.json";
         let j: DeploymentJson = parse_json(WHAT, bytes)?;
@@ -225,6 +255,7 @@ impl Deployment {
         }
     }
 
+    /// The JSON sealroot writes.
     pub fn to_json(&self) -> Vec<u8> {
         let mut v = serde_json::to_vec_pretty(&self.to_struct()).unwrap_or_default();
         v.push(b'\n');
