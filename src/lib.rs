@@ -34,6 +34,7 @@ pub mod objsig;
 pub mod ostree;
 pub mod pkcs7;
 pub mod prepare;
+pub mod repo;
 pub mod timestamp;
 pub mod tree;
 pub mod verity;
@@ -42,8 +43,6 @@ pub mod verity;
 // `allow` is removed): each `allow` goes when its module is done.
 #[allow(missing_docs)]
 pub mod oci;
-#[allow(missing_docs)]
-pub mod repo;
 
 mod sys;
 
