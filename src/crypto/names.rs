@@ -135,7 +135,7 @@ pub fn object_name(oid: &ObjectIdentifier) -> Option<&'static str> {
 
 /// A distinguished name in RFC 4514 form (`CN=sealroot test CA,O=Example`):
 /// the last RDN first, multi-valued RDNs joined by `+`, the same text as
-/// `x509-cert`'s `Display` for the attribute types in [`ATTRIBUTE_TYPES`];
+/// `x509-cert`'s `Display` for the attribute types certificates use;
 /// other types as `<dotted OID>=#<hex DER value>` (RFC 4514 2.4).
 pub fn name_to_string(name: &Name) -> String {
     let mut out = String::new();
