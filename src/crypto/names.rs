@@ -112,6 +112,8 @@ const OBJECT_NAMES: &[(&str, &str)] = &[
     ("1.2.840.113549.1.9.5", "id-signingTime"),
     ("1.2.840.113549.1.9.6", "id-countersignature"),
     ("1.2.840.113549.1.9.15", "smimeCapabilities"),
+    ("1.2.840.113549.1.9.16.2.12", "id-aa-signingCertificate"),
+    ("1.2.840.113549.1.9.16.2.47", "id-aa-signingCertificateV2"),
 ];
 
 fn lookup(
