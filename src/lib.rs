@@ -27,27 +27,18 @@ pub mod crypto;
 pub mod dumpfile;
 pub mod erofs;
 pub mod errno;
+pub mod ipe;
 pub mod keyring;
 pub mod mount;
+pub mod objsig;
+pub mod oci;
+pub mod ostree;
 pub mod pkcs7;
+pub mod prepare;
+pub mod repo;
 pub mod timestamp;
 pub mod tree;
 pub mod verity;
-
-// Not yet documented item by item (`cargo check` lists the gaps when an
-// `allow` is removed): each `allow` goes when its module is done.
-#[allow(missing_docs)]
-pub mod ipe;
-#[allow(missing_docs)]
-pub mod objsig;
-#[allow(missing_docs)]
-pub mod oci;
-#[allow(missing_docs)]
-pub mod ostree;
-#[allow(missing_docs)]
-pub mod prepare;
-#[allow(missing_docs)]
-pub mod repo;
 
 mod sys;
 

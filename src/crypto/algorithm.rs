@@ -88,9 +88,10 @@ pub mod oid {
     pub const MS_STATEMENT_TYPE: Oid = Oid::new_unwrap("1.3.6.1.4.1.311.2.1.11");
 }
 
-/// A human name for an OID: the registered name when const-oid knows it.
+/// A human name for an OID: its registered name when it is one messages
+/// name ([`super::names::object_name`]), always with the dotted form.
 pub fn oid_name(oid: &ObjectIdentifier) -> String {
-    match const_oid::db::DB.by_oid(oid) {
+    match super::names::object_name(oid) {
         Some(name) => format!("{name} ({oid})"),
         None => oid.to_string(),
     }

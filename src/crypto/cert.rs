@@ -254,12 +254,12 @@ impl Cert {
 
     /// RFC 4514 form, e.g. `CN=sealroot test CA`.
     pub fn subject(&self) -> String {
-        self.cert.tbs_certificate.subject.to_string()
+        super::names::name_to_string(&self.cert.tbs_certificate.subject)
     }
 
     /// The issuer, RFC 4514 form.
     pub fn issuer(&self) -> String {
-        self.cert.tbs_certificate.issuer.to_string()
+        super::names::name_to_string(&self.cert.tbs_certificate.issuer)
     }
 
     /// DER of the issuer Name, as copied into a PKCS#7 issuerAndSerialNumber.

@@ -4,7 +4,7 @@
 //!
 //! One file per structure: [`algorithm`] (digests, signature algorithms,
 //! public keys), [`builder`] (issuing certificates, host only), [`cert`] (X.509 certificates), [`key`] (private keys,
-//! host only), [`p256_fixed_base`] (fast P-256 signing, host only), [`signer`] (the signing abstraction, host only), [`pem`]
+//! host only), [`names`] (distinguished names and OID names for messages), [`p256_fixed_base`] (fast P-256 signing, host only), [`signer`] (the signing abstraction, host only), [`pem`]
 //! (finding PEM blocks).
 
 pub mod algorithm;
@@ -15,6 +15,7 @@ pub mod cert;
 pub mod command;
 #[cfg(feature = "host")]
 pub mod key;
+pub mod names;
 #[cfg(feature = "host")]
 pub mod p256_fixed_base;
 pub mod pem;

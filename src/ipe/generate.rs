@@ -28,6 +28,7 @@ pub enum Trust {
 }
 
 impl Trust {
+    /// The keyword `sealroot ipe policy` and prepare.conf use for it.
     pub fn as_str(self) -> &'static str {
         match self {
             Trust::Signed => "signed",
@@ -53,14 +54,19 @@ impl std::str::FromStr for Trust {
 /// docs/ipe.md recommends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealedPolicy {
+    /// The policy's name (`policy_name=`).
     pub name: PolicyName,
+    /// Its version (`policy_version=`); the kernel only updates to a newer one.
     pub version: Version,
+    /// KMODULE: kernel modules loaded from files.
     pub kernel_modules: Trust,
+    /// FIRMWARE: firmware the kernel loads from files.
     pub firmware: Trust,
     /// KEXEC_IMAGE and KEXEC_INITRAMFS.
     pub kexec: Trust,
     /// POLICY (policies the kernel reads from files, e.g. IMA's).
     pub policy_files: Trust,
+    /// X509_CERT: certificates the kernel loads from files into keyrings.
     pub x509_certs: Trust,
 }
 

@@ -97,11 +97,14 @@ impl fmt::Display for Op {
 /// What a matching rule does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum Action {
+    /// `action=ALLOW`: the operation proceeds.
     Allow,
+    /// `action=DENY`: the operation fails with EACCES.
     Deny,
 }
 
 impl Action {
+    /// The keyword in policy text (`ALLOW`, `DENY`).
     pub fn keyword(self) -> &'static str {
         match self {
             Action::Allow => "ALLOW",
@@ -120,7 +123,9 @@ impl fmt::Display for Action {
 /// `<algorithm>:<hex>`, kept as written.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DigestValue {
+    /// The algorithm name as written (e.g. `sha256`).
     pub algorithm: String,
+    /// The digest in hex, as written.
     pub hex: String,
 }
 
@@ -213,8 +218,11 @@ impl Property {
 /// to a version that is not newer (`policy.c`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Version {
+    /// Major version.
     pub major: u16,
+    /// Minor version.
     pub minor: u16,
+    /// Revision.
     pub revision: u16,
 }
 
@@ -264,6 +272,7 @@ impl FromStr for Version {
 pub struct PolicyName(String);
 
 impl PolicyName {
+    /// The name as written.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -307,9 +316,11 @@ impl FromStr for PolicyName {
 /// One non-default rule.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Rule {
+    /// The operation it applies to (`op=`).
     pub op: Op,
     /// All must hold for the rule to match (none: it always matches).
     pub properties: Vec<Property>,
+    /// What happens when it matches.
     pub action: Action,
 }
 
@@ -328,12 +339,15 @@ impl fmt::Display for Rule {
 /// different operations are independent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
+    /// `policy_name=` of the header.
     pub name: PolicyName,
+    /// `policy_version=` of the header.
     pub version: Version,
     /// `DEFAULT action=...`.
     pub global_default: Option<Action>,
     /// `DEFAULT op=X action=...`, indexed like [`Op::ALL`].
     pub op_defaults: [Option<Action>; 7],
+    /// The rules, in text order.
     pub rules: Vec<Rule>,
     /// Comment lines written before the header by [`Policy::to_text`].
     pub comments: Vec<String>,
@@ -342,8 +356,16 @@ pub struct Policy {
 /// Why a policy text is not one the kernel accepts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
+    /// A line the kernel's parser refuses (`security/ipe/policy_parser.c`).
     #[error("IPE policy line {line}: {reason}")]
-    Line { line: usize, reason: String },
+    Line {
+        /// The line number, from 1.
+        line: usize,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A problem with the text as a whole (empty, too large, not UTF-8, no
+    /// header line).
     #[error("IPE policy: {0}")]
     Policy(String),
 }

@@ -5,10 +5,13 @@ use crate::pkcs7::{SignError, SignOptions, sign_attached};
 
 use super::policy::{Policy, PolicyError};
 
+/// Why `sealroot ipe sign` refuses or fails.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicySignError {
+    /// The text is not a policy the kernel would accept.
     #[error("refusing to sign: {0}")]
     Policy(PolicyError),
+    /// Signing failed (key, certificate, signer command).
     #[error(transparent)]
     Sign(#[from] SignError),
 }

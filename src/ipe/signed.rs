@@ -33,21 +33,27 @@ pub struct SignedPolicy {
     pub der: Vec<u8>,
     /// The attached policy text.
     pub text: Vec<u8>,
+    /// The attached text, parsed.
     pub policy: Policy,
+    /// Who signed it, for messages.
     pub signer: PolicySigner,
+    /// The PKCS#7 message, checked against the kernel's profile.
     pub message: SignedMessage,
 }
 
 /// Why a file is not a signed IPE policy.
 #[derive(Debug, thiserror::Error)]
 pub enum SignedPolicyError {
+    /// Larger than a policy may be (the size in bytes).
     #[error("{0} bytes: larger than the {MAX_SIGNED_POLICY} bytes a policy may have")]
     TooLarge(usize),
+    /// Not a PKCS#7 message with the policy attached.
     #[error(
         "not a signed IPE policy (DER PKCS#7 with the policy attached, as `sealroot ipe \
          sign` or `openssl smime -sign -nodetach -binary -outform der` write it): {0}"
     )]
     Pkcs7(ProfileError),
+    /// The attached text is not a valid policy.
     #[error("the signed text is not a valid IPE policy: {0}")]
     Policy(PolicyError),
 }

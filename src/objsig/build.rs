@@ -28,18 +28,28 @@ use super::{Bundle, BundleError};
 /// Why object signing failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectSignError {
+    /// Signing the first object, whose complete builtin signature becomes
+    /// the bundle's template, failed.
     #[error("signing object {digest}: {error}")]
     Template {
+        /// The object's fs-verity digest.
         digest: FsVerityDigest,
+        /// What the signer said.
         error: Box<SignError>,
     },
+    /// Signing a later object failed, its signature does not verify with
+    /// the certificate, or the signing threads could not start.
     #[error("signing object {digest}: {reason}")]
     Object {
+        /// The object's fs-verity digest.
         digest: FsVerityDigest,
+        /// Why.
         reason: String,
     },
+    /// The image has no external objects to sign.
     #[error("no objects to sign (an image of empty and inline files only)")]
     Empty,
+    /// The bundle written does not read back.
     #[error(transparent)]
     Bundle(#[from] BundleError),
 }

@@ -32,15 +32,19 @@ pub struct BundleCheck {
     pub objects: usize,
     /// Objects of the image without an entry (count, and the first few).
     pub missing: usize,
+    /// The first few of those objects' digests.
     pub missing_examples: Vec<String>,
     /// Entries for digests that are not objects of this image (ignored).
     pub extra: usize,
     /// Entries whose signature does not verify (count, first few with the
     /// reason).
     pub bad: usize,
+    /// The first few of those entries, each with the reason.
     pub bad_examples: Vec<String>,
     /// The trusted certificate the signatures verify against.
     pub verified_by: Option<CertInfo>,
+    /// The certificate that signed the template (the trusted one, or a
+    /// certificate embedded in the template that it issued).
     pub signer: Option<CertInfo>,
     /// Why nothing could be verified (an untrusted or broken template).
     pub problem: Option<String>,

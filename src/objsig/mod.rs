@@ -60,10 +60,18 @@ pub const MAX_BUNDLE: usize = 1 << 30;
 /// Why bytes are not a valid bundle.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BundleError {
+    /// The header, the template or the entry table is malformed
+    /// (docs/sealing.md, "Per-object signatures").
     #[error("object signature bundle: {0}")]
     Format(String),
+    /// One entry is malformed or out of order.
     #[error("object signature bundle, entry {index}: {reason}")]
-    Entry { index: usize, reason: String },
+    Entry {
+        /// The entry's position, from 0.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
 }
 
 fn format(m: impl Into<String>) -> BundleError {
@@ -236,18 +244,22 @@ impl Bundle {
         Ok(out)
     }
 
+    /// The fs-verity hash algorithm of every object in the bundle.
     pub fn algorithm(&self) -> HashAlgorithm {
         self.algorithm
     }
 
+    /// The fs-verity block size of every object in the bundle.
     pub fn block_size(&self) -> BlockSize {
         self.block_size
     }
 
+    /// The number of entries (signed objects).
     pub fn len(&self) -> usize {
         self.entries.len()
     }
 
+    /// True when the bundle signs no object.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

@@ -79,6 +79,9 @@ fn read_blob(repo: &Repository, desc: &Descriptor) -> Result<Bundle, String> {
 pub struct RepoBundles(Vec<Bundle>);
 
 impl RepoBundles {
+    /// The bundles of every deployment that has one (deployments with
+    /// detached signatures have none); a bundle that does not parse is a
+    /// refusal naming its deployment.
     pub fn load(repo: &Repository) -> Result<RepoBundles, crate::repo::Error> {
         let mut out = Vec::new();
         for found in repo.deployments()? {
@@ -100,6 +103,7 @@ impl RepoBundles {
         Ok(RepoBundles(out))
     }
 
+    /// True when no deployment has a bundle.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

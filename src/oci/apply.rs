@@ -42,8 +42,11 @@ pub const MAX_SYMLINKS: usize = 40;
 /// What apply needs to know about an inode.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeType {
+    /// A directory.
     Directory,
+    /// A symlink and its target.
     Symlink(Vec<u8>),
+    /// Anything else.
     Other,
 }
 
@@ -51,10 +54,14 @@ pub enum NodeType {
 pub trait LayerTarget {
     /// A handle on an inode.
     type Inode: Copy + Eq + Hash;
+    /// Why the tree refuses an operation.
     type Error: std::error::Error + Send + Sync + 'static;
 
+    /// The root directory.
     fn root(&self) -> Self::Inode;
+    /// The inode `name` names in `dir`, if any (no symlink followed).
     fn lookup(&self, dir: Self::Inode, name: &[u8]) -> Option<Self::Inode>;
+    /// What an inode is.
     fn node_type(&self, inode: Self::Inode) -> NodeType;
     /// Names of a directory's entries.
     fn entry_names(&self, dir: Self::Inode) -> Vec<Vec<u8>>;
@@ -82,18 +89,50 @@ pub trait LayerTarget {
 /// digest, filled in by the caller's context) and the path.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError<E: std::error::Error + 'static> {
+    /// A parent component that is neither a directory nor a symlink to one.
     #[error("{path}: a parent component ({component}) is not a directory")]
-    NotADirectory { path: EntryPath, component: String },
+    NotADirectory {
+        /// The entry's path.
+        path: EntryPath,
+        /// The component.
+        component: String,
+    },
+    /// Too many symlinks followed ([`MAX_SYMLINKS`]).
     #[error("{path}: more than {MAX_SYMLINKS} symlinks followed resolving the parent (loop?)")]
-    SymlinkLoop { path: EntryPath },
+    SymlinkLoop {
+        /// The entry's path.
+        path: EntryPath,
+    },
+    /// A hardlink to nothing.
     #[error("{path}: hardlink target {target} does not exist in this or an earlier layer")]
-    MissingLinkTarget { path: EntryPath, target: EntryPath },
+    MissingLinkTarget {
+        /// The link.
+        path: EntryPath,
+        /// Its target.
+        target: EntryPath,
+    },
+    /// A hardlink to a directory.
     #[error("{path}: hardlink target {target} is a directory")]
-    DirectoryLinkTarget { path: EntryPath, target: EntryPath },
+    DirectoryLinkTarget {
+        /// The link.
+        path: EntryPath,
+        /// Its target.
+        target: EntryPath,
+    },
+    /// A hardlink to its own path.
     #[error("{path}: hardlink to itself")]
-    SelfLink { path: EntryPath },
+    SelfLink {
+        /// The link.
+        path: EntryPath,
+    },
+    /// The tree refused the operation.
     #[error("{path}: {error}")]
-    Tree { path: EntryPath, error: E },
+    Tree {
+        /// The entry's path.
+        path: EntryPath,
+        /// The tree's reason.
+        error: E,
+    },
 }
 
 /// Metadata of directories created implicitly.

@@ -27,23 +27,43 @@ use super::layer::tar::{TarError, TarReader};
 /// An archive that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
+    /// Reading the archive failed.
     #[error("cannot read oci-archive {path}: {error}")]
-    Io { path: PathBuf, error: io::Error },
+    Io {
+        /// The archive.
+        path: PathBuf,
+        /// What the system said.
+        error: io::Error,
+    },
+    /// Not a tar the reader accepts.
     #[error("oci-archive {path} is not a readable tar: {error}")]
-    Tar { path: PathBuf, error: TarError },
+    Tar {
+        /// The archive.
+        path: PathBuf,
+        /// Why.
+        error: TarError,
+    },
+    /// A compressed archive (sealroot reads uncompressed ones).
     #[error(
         "oci-archive {path} is {compression}-compressed; sealroot reads uncompressed archives \
          (decompress it first, e.g. `{tool} -d`)"
     )]
     Compressed {
+        /// The archive.
         path: PathBuf,
+        /// The compression its magic bytes show.
         compression: &'static str,
+        /// The tool that decompresses it.
         tool: &'static str,
     },
+    /// A member the layout cannot use (duplicate, not a regular file, ...).
     #[error("oci-archive {path}: member {member:?}: {reason}")]
     Member {
+        /// The archive.
         path: PathBuf,
+        /// The member's name.
         member: String,
+        /// Why.
         reason: String,
     },
 }
@@ -64,6 +84,8 @@ pub struct Archive {
 }
 
 impl Archive {
+    /// Opens an uncompressed oci-archive (a tar of an image layout) and
+    /// indexes its members; blobs are read in place later.
     pub fn open(path: &Path) -> Result<Self, ArchiveError> {
         let io_err = |source| ArchiveError::Io {
             path: path.to_owned(),
@@ -131,6 +153,7 @@ impl Archive {
         })
     }
 
+    /// The archive's path.
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -86,7 +86,9 @@ const DRAFT_DIGEST: &str = "composefs.digest";
 /// `fsverity-<hash>-<log2 block size>`, e.g. `fsverity-sha256-12`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct VerityAlgorithm {
+    /// The hash (sha256 or sha512).
     pub hash: HashAlgorithm,
+    /// The Merkle tree block size.
     pub block_size: BlockSize,
 }
 
@@ -206,6 +208,7 @@ pub enum ArtifactFormat {
 /// One signature of an artifact.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignatureEntry {
+    /// Which file it signs (the layer's annotation).
     pub role: Role,
     /// The fs-verity digest the signature covers.
     pub digest: FsVerityDigest,
@@ -216,10 +219,13 @@ pub struct SignatureEntry {
 /// A parsed, validated sealing artifact.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealArtifact {
+    /// Current spec or earlier draft.
     pub format: ArtifactFormat,
+    /// The fs-verity algorithm of every signed digest.
     pub algorithm: VerityAlgorithm,
     /// The signed image manifest.
     pub subject: Descriptor,
+    /// The signature layers, in the spec's role order.
     pub entries: Vec<SignatureEntry>,
     /// sealroot's signed binding record, when the artifact carries one.
     pub binding: Option<SignedBinding>,
@@ -231,32 +237,53 @@ pub struct SealArtifact {
 /// Why a manifest is not a valid sealing artifact.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ArtifactError {
+    /// Another `artifactType` (or none).
     #[error("artifact {artifact}: artifactType is {found:?}, not a composefs sealing artifact")]
     NotSealArtifact {
+        /// The artifact manifest's digest.
         artifact: Sha256Digest,
+        /// The `artifactType` found.
         found: Option<String>,
     },
+    /// The manifest's shape breaks the spec (config, layer order, subject).
     #[error("artifact {artifact}: {reason}")]
     Structure {
+        /// The artifact manifest's digest.
         artifact: Sha256Digest,
+        /// Why.
         reason: String,
     },
+    /// One signature layer is malformed.
     #[error("artifact {artifact}, signature layer {index}: {reason}")]
     Entry {
+        /// The artifact manifest's digest.
         artifact: Sha256Digest,
+        /// The layer's position, from 1.
         index: usize,
+        /// Why.
         reason: String,
     },
+    /// A required role has no signature.
     #[error(
         "artifact {artifact} has no {role} signature; a sealed image needs manifest, config and merged EROFS signatures"
     )]
-    Missing { artifact: Sha256Digest, role: Role },
+    Missing {
+        /// The artifact manifest's digest.
+        artifact: Sha256Digest,
+        /// The role without a signature.
+        role: Role,
+    },
+    /// The artifact refers to another image manifest.
     #[error("artifact {artifact} signs image {subject}, not {image}; it belongs to another image")]
     WrongSubject {
+        /// The artifact manifest's digest.
         artifact: Sha256Digest,
+        /// The manifest it refers to.
         subject: Sha256Digest,
+        /// The image being checked.
         image: Sha256Digest,
     },
+    /// Building an artifact failed (the inputs are inconsistent).
     #[error("cannot build artifact: {0}")]
     Build(String),
 }
@@ -404,6 +431,7 @@ impl SealArtifact {
         self.entries.iter().find(|e| e.role == role)
     }
 
+    /// The signed image manifest's digest, with its role.
     pub fn subject_digest(&self) -> ManifestDigest {
         ManifestDigest(self.subject.digest)
     }

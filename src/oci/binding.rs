@@ -54,7 +54,9 @@ pub const MAX_RECORD_SIZE: usize = 1024;
 /// What a record binds together.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BindingRecord {
+    /// The image manifest's digest.
     pub manifest: ManifestDigest,
+    /// The config's digest.
     pub config: ConfigDigest,
     /// Algorithm of `merged`, `bootable` and of the record's own signature.
     pub algorithm: VerityAlgorithm,
@@ -68,18 +70,24 @@ pub struct BindingRecord {
 /// a trusted key.
 #[derive(Debug, thiserror::Error)]
 pub enum BindingError {
+    /// Not a record sealroot writes (size, fields, canonical form).
     #[error("binding record: {0}")]
     Malformed(String),
+    /// A record of another image.
     #[error(
         "binding record names {field} {record}, but this image's {field} is {actual}: the \
          record belongs to another image, so the artifact pairs files that were not signed \
          together"
     )]
     Mismatch {
+        /// Which field (`manifest`, `config`, `merged EROFS`, ...).
         field: &'static str,
+        /// What the record says.
         record: String,
+        /// What this image has.
         actual: String,
     },
+    /// The record's signature does not verify against a trusted key.
     #[error("binding record signature: {0}")]
     Signature(VerifyError),
 }
@@ -225,6 +233,7 @@ impl<'a> Fields<'a> {
 /// A record with its signature, as an artifact carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedBinding {
+    /// The record, parsed.
     pub record: BindingRecord,
     /// The record's bytes (the `sealroot.binding.v1` value).
     pub bytes: Vec<u8>,

@@ -21,32 +21,43 @@ pub const COMPOSEFS_SEAL_LABEL: &str = "containers.composefs.fsverity";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageConfig {
+    /// `created`: RFC 3339 (the rollback floor compares it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<String>,
+    /// `author`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
+    /// `architecture` (GOARCH).
     pub architecture: String,
+    /// `os` (GOOS).
     pub os: String,
+    /// `os.version`.
     #[serde(
         rename = "os.version",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub os_version: Option<String>,
+    /// `os.features`.
     #[serde(rename = "os.features", default, skip_serializing_if = "Vec::is_empty")]
     pub os_features: Vec<String>,
+    /// `variant`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
+    /// `config`: runtime defaults, and the labels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<RuntimeConfig>,
+    /// `rootfs`: the layers' `diff_ids`.
     pub rootfs: RootFs,
 }
 
 /// `rootfs`: the layer chain by uncompressed digest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RootFs {
+    /// `type`: always `layers`.
     #[serde(rename = "type")]
     pub kind: String,
+    /// `diff_ids`: the sha256 of each uncompressed layer, base first.
     pub diff_ids: Vec<DiffId>,
 }
 
@@ -54,16 +65,22 @@ pub struct RootFs {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct RuntimeConfig {
+    /// `User`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// `Env`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<Vec<String>>,
+    /// `Entrypoint`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entrypoint: Option<Vec<String>>,
+    /// `Cmd`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cmd: Option<Vec<String>>,
+    /// `WorkingDir`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,
+    /// `Labels` (sealroot reads [`COMPOSEFS_SEAL_LABEL`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<BTreeMap<String, String>>,
 }
@@ -92,6 +109,7 @@ impl ImageConfig {
             .map(String::as_str)
     }
 
+    /// The platform the config describes.
     pub fn platform(&self) -> Platform {
         Platform {
             architecture: self.architecture.clone(),

@@ -17,21 +17,27 @@ pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Descriptor {
+    /// `mediaType` of the blob.
     pub media_type: MediaType,
+    /// `digest` of the blob.
     pub digest: Sha256Digest,
     /// The blob's size in bytes; `int64` in the spec, so negative sizes fail
     /// to parse here instead of wrapping.
     pub size: u64,
+    /// `urls` to fetch the blob from (never used by sealroot).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub urls: Vec<String>,
+    /// `annotations`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
     /// Embedded content (base64). Never trusted instead of the blob: sealroot
     /// always reads and verifies the blob itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<String>,
+    /// `platform` of the manifest it points to (in an index).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<Platform>,
+    /// `artifactType` of the artifact it points to (referrers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_type: Option<MediaType>,
 }

@@ -24,13 +24,16 @@ use sha2::{Digest as _, Sha256};
 /// A malformed or unsupported digest string.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DigestError {
+    /// No `<algorithm>:` prefix.
     #[error("digest {0:?} has no algorithm prefix: expected \"sha256:<64 hex digits>\"")]
     MissingAlgorithm(String),
+    /// Another algorithm than sha256 (the digest, the algorithm).
     #[error(
         "digest {0:?} uses algorithm {1:?}; sealroot only reads sha256 digests \
          (re-push the image with sha256, e.g. `skopeo copy --digestfile`, or report this)"
     )]
     UnsupportedAlgorithm(String, String),
+    /// Not 64 lower-case hex digits.
     #[error("digest {0:?} is not 64 lower-case hex digits after \"sha256:\" (OCI descriptor.md)")]
     BadEncoding(String),
 }
@@ -40,8 +43,10 @@ pub enum DigestError {
 pub struct Sha256Digest([u8; 32]);
 
 impl Sha256Digest {
+    /// The algorithm prefix it is written with.
     pub const ALGORITHM: &'static str = "sha256";
 
+    /// The digest with these bytes.
     pub const fn from_bytes(bytes: [u8; 32]) -> Self {
         Sha256Digest(bytes)
     }
@@ -51,6 +56,7 @@ impl Sha256Digest {
         Sha256Digest(Sha256::digest(data).into())
     }
 
+    /// The 32 bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
@@ -118,12 +124,15 @@ impl<'de> Deserialize<'de> for Sha256Digest {
 pub struct Sha256Hasher(Sha256);
 
 impl Sha256Hasher {
+    /// A hasher that has seen nothing.
     pub fn new() -> Self {
         Self::default()
     }
+    /// Hashes more bytes.
     pub fn update(&mut self, data: &[u8]) {
         self.0.update(data);
     }
+    /// The digest of everything hashed.
     pub fn finish(self) -> Sha256Digest {
         Sha256Digest(self.0.finalize().into())
     }
@@ -138,6 +147,7 @@ macro_rules! role_digest {
         pub struct $name(pub Sha256Digest);
 
         impl $name {
+            /// The digest, without its role.
             pub fn digest(&self) -> Sha256Digest {
                 self.0
             }

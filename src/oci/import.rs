@@ -46,24 +46,34 @@ pub const READ_AHEAD_MAX: u64 = 16 << 20;
 /// One layer, read and verified.
 #[derive(Debug, Clone)]
 pub struct ImportedLayer {
+    /// The layer's descriptor in the manifest.
     pub descriptor: Descriptor,
+    /// The sha256 of its uncompressed tar, as the config's `diff_ids`
+    /// must list it.
     pub diff_id: DiffId,
     /// Size of the uncompressed tar stream.
     pub tar_size: u64,
+    /// What it adds, replaces and removes, in tar order.
     pub changes: Vec<Change<FileContent>>,
 }
 
 /// Why an image could not be imported.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
+    /// Reading the layout (a blob, the manifest) failed.
     #[error(transparent)]
     Layout(#[from] LayoutError),
+    /// A layer does not read (compression, tar, digest).
     #[error(transparent)]
     Layer(#[from] LayerError),
+    /// A layer's changes cannot be applied to the tree below it.
     #[error("applying layer {index} ({layer}): {error}")]
     Apply {
+        /// The layer's position, from 0.
         index: usize,
+        /// Its digest.
         layer: LayerDigest,
+        /// Why.
         error: Box<dyn std::error::Error + Send + Sync>,
     },
 }

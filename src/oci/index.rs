@@ -13,14 +13,20 @@ use super::stored::{Document, check_schema_version};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageIndex {
+    /// `schemaVersion`: 2.
     pub schema_version: u32,
+    /// `mediaType`, when given (it should be).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_type: Option<MediaType>,
+    /// `artifactType`, for artifacts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_type: Option<MediaType>,
+    /// `manifests`: the manifests (or indexes) it lists.
     pub manifests: Vec<Descriptor>,
+    /// `subject`: the manifest this one refers to (referrers API).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<Descriptor>,
+    /// `annotations`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
 }

@@ -34,17 +34,24 @@ use crate::verity::FsVerityDigest;
 /// One inline role: the digest and, when signed, the PKCS#7.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InlineEntry {
+    /// Which file it describes.
     pub role: Role,
+    /// Its fs-verity digest.
     pub digest: FsVerityDigest,
+    /// The DER PKCS#7 from the `.sig` annotation, when signed.
     pub signature: Option<Vec<u8>>,
 }
 
 /// The inline metadata of one image manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InlineSeal {
+    /// The fs-verity algorithm of every entry.
     pub algorithm: VerityAlgorithm,
+    /// The config descriptor's entry.
     pub config: InlineEntry,
+    /// The merged EROFS's entry (top-level annotations).
     pub merged: InlineEntry,
+    /// The boot variant's entry, if any.
     pub bootable: Option<InlineEntry>,
     /// Layer descriptors with a per-layer EROFS digest (sealroot does not
     /// generate per-layer images; they are validated, not used).
@@ -55,7 +62,9 @@ pub struct InlineSeal {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("image manifest {manifest}: inline composefs metadata: {reason}")]
 pub struct InlineError {
+    /// The image manifest's digest.
     pub manifest: Sha256Digest,
+    /// What is wrong.
     pub reason: String,
 }
 

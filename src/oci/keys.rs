@@ -26,11 +26,15 @@ pub const OBJECT_SIGNATURES_COUNT: &str = "sealroot.object-signatures.count";
 /// The object a key describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum KeyRole {
+    /// The image manifest.
     Manifest,
+    /// The image config.
     Config,
     /// A per-layer EROFS (inline mode, on a layer descriptor).
     Layer,
+    /// The merged EROFS of all layers.
     Merged,
+    /// The merged EROFS's boot variant (`composefs-boot`).
     MergedBootable,
     /// sealroot's binding record ([`super::binding`]).
     Binding,
@@ -84,7 +88,9 @@ impl From<Role> for KeyRole {
 /// A parsed key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RoleKey {
+    /// What the key describes.
     pub role: KeyRole,
+    /// The fs-verity algorithm it names.
     pub algorithm: VerityAlgorithm,
     /// The `.sig` key (else the digest key).
     pub signature: bool,

@@ -32,87 +32,151 @@ pub const MAX_INDEX_DEPTH: usize = 8;
 /// Something wrong with a layout or with finding an image in it.
 #[derive(Debug, thiserror::Error)]
 pub enum LayoutError {
+    /// A file could not be read.
     #[error("cannot read {path}: {error}")]
-    Io { path: PathBuf, error: io::Error },
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        error: io::Error,
+    },
+    /// No `oci-layout` file, or one of another version.
     #[error("{path} is not an OCI image layout: {reason}")]
-    NotALayout { path: PathBuf, reason: String },
+    NotALayout {
+        /// The directory or archive.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The oci-archive cannot be read.
     #[error(transparent)]
     Archive(#[from] ArchiveError),
+    /// A JSON document (index, manifest, config) is invalid.
     #[error("{location}: {error}")]
-    Json { location: String, error: JsonError },
+    Json {
+        /// The layout (`oci:DIR` or `oci-archive:FILE`), for messages.
+        location: String,
+        /// Why.
+        error: JsonError,
+    },
+    /// A blob a descriptor names is not in `blobs/sha256/`.
     #[error("{location}: blob {digest} ({what}) is missing")]
     MissingBlob {
+        /// The layout (`oci:DIR` or `oci-archive:FILE`), for messages.
         location: String,
+        /// The blob's digest.
         digest: Sha256Digest,
+        /// What it should have been.
         what: String,
     },
+    /// A JSON document larger than sealroot reads.
     #[error(
         "{location}: {what} {digest} is {size} bytes; refusing JSON documents over {max} bytes"
     )]
     TooLarge {
+        /// The layout (`oci:DIR` or `oci-archive:FILE`), for messages.
         location: String,
+        /// What the document is.
         what: String,
+        /// Its digest.
         digest: Sha256Digest,
+        /// Its size per descriptor.
         size: u64,
+        /// The limit.
         max: u64,
     },
+    /// A blob's content does not match its descriptor (or cannot be read).
     #[error(transparent)]
     Blob(io::Error),
+    /// No image has the tag asked for.
     #[error(
         "{location}: no image is tagged {tag:?}; tags present: {}",
         list(available)
     )]
     NoSuchTag {
+        /// The layout (`oci:DIR` or `oci-archive:FILE`), for messages.
         location: String,
+        /// The tag asked for.
         tag: String,
+        /// The tags there are.
         available: Vec<String>,
     },
+    /// No manifest or index has the digest asked for.
     #[error(
         "{location}: no manifest or index {digest} is listed in index.json or an index below it"
     )]
     NoSuchDigest {
+        /// The layout (`oci:DIR` or `oci-archive:FILE`), for messages.
         location: String,
+        /// The digest asked for.
         digest: ManifestDigest,
     },
+    /// `index.json` lists nothing.
     #[error("{location} holds no image")]
-    Empty { location: String },
+    Empty {
+        /// The layout (`oci:DIR` or `oci-archive:FILE`), for messages.
+        location: String,
+    },
+    /// Several images and no tag or digest to choose.
     #[error(
         "{location} holds {count} images; name one with :TAG or @sha256:DIGEST (tags: {})",
         list(tags)
     )]
     Ambiguous {
+        /// The layout (`oci:DIR` or `oci-archive:FILE`), for messages.
         location: String,
+        /// How many images.
         count: usize,
+        /// Their tags.
         tags: Vec<String>,
     },
+    /// An index without the platform asked for.
     #[error(
         "{location}: index {index} has no image for platform {wanted}; available: {} \
          (choose one with --platform)",
         list(available)
     )]
     NoPlatform {
+        /// The layout (`oci:DIR` or `oci-archive:FILE`), for messages.
         location: String,
+        /// The index.
         index: Sha256Digest,
+        /// The platform asked for.
         wanted: String,
+        /// The platforms it has.
         available: Vec<String>,
     },
+    /// Indexes nested deeper than [`MAX_INDEX_DEPTH`].
     #[error("{location}: indexes nest more than {MAX_INDEX_DEPTH} deep (a loop?)")]
-    TooDeep { location: String },
+    TooDeep {
+        /// The layout (`oci:DIR` or `oci-archive:FILE`), for messages.
+        location: String,
+    },
+    /// The descriptor selected is neither a manifest nor an index.
     #[error("{location}: {digest} is a {media_type}, not an image manifest or index")]
     NotAnImage {
+        /// The layout (`oci:DIR` or `oci-archive:FILE`), for messages.
         location: String,
+        /// Its digest.
         digest: Sha256Digest,
+        /// Its media type.
         media_type: String,
     },
+    /// The config's `diff_ids` do not match the manifest's layers.
     #[error(
         "{location}: image {manifest} has {layers} layers but its config {config} lists {diff_ids} \
          diff_ids"
     )]
     LayerCount {
+        /// The layout (`oci:DIR` or `oci-archive:FILE`), for messages.
         location: String,
+        /// The manifest.
         manifest: ManifestDigest,
+        /// Its config.
         config: Sha256Digest,
+        /// The manifest's layer count.
         layers: usize,
+        /// The config's `diff_ids` count.
         diff_ids: usize,
     },
 }
@@ -146,13 +210,16 @@ pub struct ImageLayout {
 pub struct ResolvedImage {
     /// The descriptor that led to the manifest (media type, digest, size).
     pub descriptor: Descriptor,
+    /// The image manifest, as stored.
     pub manifest: Stored<ImageManifest>,
+    /// The image config, as stored and checked against the manifest.
     pub config: Stored<ImageConfig>,
     /// Indexes walked through, top (index.json's entry) first.
     pub indexes: Vec<Descriptor>,
 }
 
 impl ResolvedImage {
+    /// The manifest's digest, with its role.
     pub fn manifest_digest(&self) -> ManifestDigest {
         ManifestDigest(self.manifest.digest())
     }

@@ -14,15 +14,22 @@ use super::stored::{Document, check_schema_version};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageManifest {
+    /// `schemaVersion`: 2.
     pub schema_version: u32,
+    /// `mediaType`, when given (it should be).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_type: Option<MediaType>,
+    /// `artifactType`, for artifacts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_type: Option<MediaType>,
+    /// `config`: the image config (or an artifact's config blob).
     pub config: Descriptor,
+    /// `layers`, base first.
     pub layers: Vec<Descriptor>,
+    /// `subject`: the manifest this one refers to (referrers API).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<Descriptor>,
+    /// `annotations`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
 }
@@ -45,6 +52,7 @@ impl Document for ImageManifest {
 }
 
 impl ImageManifest {
+    /// The config's digest, with its role.
     pub fn config_digest(&self) -> ConfigDigest {
         ConfigDigest(self.config.digest)
     }

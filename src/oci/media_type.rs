@@ -13,8 +13,11 @@ use serde::{Deserialize, Serialize};
 /// against the blob's magic bytes when it is read).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Compression {
+    /// A plain tar.
     None,
+    /// `+gzip` (RFC 1952).
     Gzip,
+    /// `+zstd` (RFC 8878).
     Zstd,
 }
 
@@ -34,28 +37,41 @@ impl fmt::Display for Compression {
 pub struct MediaType(String);
 
 impl MediaType {
+    /// An image index (image-index.md).
     pub const OCI_INDEX: &'static str = "application/vnd.oci.image.index.v1+json";
+    /// An image manifest (manifest.md).
     pub const OCI_MANIFEST: &'static str = "application/vnd.oci.image.manifest.v1+json";
+    /// An image config (config.md).
     pub const OCI_CONFIG: &'static str = "application/vnd.oci.image.config.v1+json";
+    /// The `oci-layout` file (image-layout.md).
     pub const OCI_LAYOUT_HEADER: &'static str = "application/vnd.oci.layout.header.v1+json";
     /// The empty descriptor's type (manifest.md, "Guidance for an Empty Descriptor").
     pub const OCI_EMPTY: &'static str = "application/vnd.oci.empty.v1+json";
+    /// An uncompressed layer (layer.md).
     pub const OCI_LAYER_TAR: &'static str = "application/vnd.oci.image.layer.v1.tar";
+    /// A gzip layer.
     pub const OCI_LAYER_TAR_GZIP: &'static str = "application/vnd.oci.image.layer.v1.tar+gzip";
+    /// A zstd layer.
     pub const OCI_LAYER_TAR_ZSTD: &'static str = "application/vnd.oci.image.layer.v1.tar+zstd";
     /// Deprecated in image-spec 1.1 but still readable.
     pub const OCI_LAYER_NONDIST_TAR: &'static str =
         "application/vnd.oci.image.layer.nondistributable.v1.tar";
+    /// Its gzip form (deprecated likewise).
     pub const OCI_LAYER_NONDIST_TAR_GZIP: &'static str =
         "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
+    /// Its zstd form (deprecated likewise).
     pub const OCI_LAYER_NONDIST_TAR_ZSTD: &'static str =
         "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd";
 
+    /// A Docker schema 2 image manifest.
     pub const DOCKER_MANIFEST: &'static str =
         "application/vnd.docker.distribution.manifest.v2+json";
+    /// A Docker manifest list (the index's equivalent).
     pub const DOCKER_MANIFEST_LIST: &'static str =
         "application/vnd.docker.distribution.manifest.list.v2+json";
+    /// A Docker image config.
     pub const DOCKER_CONFIG: &'static str = "application/vnd.docker.container.image.v1+json";
+    /// A Docker gzip layer.
     pub const DOCKER_LAYER_TAR_GZIP: &'static str =
         "application/vnd.docker.image.rootfs.diff.tar.gzip";
     /// Not in the Docker spec, but written by some tools for uncompressed layers.
@@ -76,10 +92,12 @@ impl MediaType {
     pub const SEALROOT_OBJECT_SIGNATURES: &'static str =
         "application/vnd.sealroot.object-signatures.v1";
 
+    /// A media type, as written (any string: unknown types are kept).
     pub fn new(s: impl Into<String>) -> Self {
         MediaType(s.into())
     }
 
+    /// The string.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -14,18 +14,24 @@ use serde::{Deserialize, Serialize};
 /// A platform as it appears in an index descriptor or an image config.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub struct Platform {
+    /// `architecture` (GOARCH: `amd64`, `arm64`, ...).
     pub architecture: String,
+    /// `os` (GOOS: `linux`, ...).
     pub os: String,
+    /// `os.version`.
     #[serde(
         rename = "os.version",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub os_version: Option<String>,
+    /// `os.features`.
     #[serde(rename = "os.features", default, skip_serializing_if = "Vec::is_empty")]
     pub os_features: Vec<String>,
+    /// `variant` (`v8` of arm64, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
+    /// `features` (reserved by the spec).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub features: Vec<String>,
 }
@@ -38,6 +44,7 @@ pub struct Platform {
 pub struct PlatformParseError(pub String);
 
 impl Platform {
+    /// A platform of these parts, the rest empty.
     pub fn new(os: &str, architecture: &str, variant: Option<&str>) -> Self {
         Platform {
             architecture: architecture.to_owned(),

@@ -54,6 +54,7 @@ pub enum Transport {
 }
 
 impl Transport {
+    /// The transport's name before the first `:`.
     pub fn prefix(&self) -> &'static str {
         match self {
             Transport::Layout => "oci",
@@ -65,8 +66,11 @@ impl Transport {
 /// A parsed image reference.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ImageReference {
+    /// `oci:` or `oci-archive:`.
     pub transport: Transport,
+    /// The layout directory or archive file.
     pub path: PathBuf,
+    /// Which image in it (tag, digest, or the only one).
     pub selector: Selector,
 }
 
@@ -85,37 +89,65 @@ impl fmt::Display for ImageReference {
 /// Why a reference does not parse. Each variant says what to write instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReferenceError {
+    /// An empty string.
     #[error(
         "empty image reference: expected oci:DIR[:TAG|@sha256:DIGEST] or oci-archive:FILE[:TAG]"
     )]
     Empty,
+    /// No `oci:` / `oci-archive:` prefix.
     #[error(
         "image reference {0:?} has no transport: write oci:{0} for a layout directory or \
          oci-archive:{0} for a tar archive"
     )]
     NoTransport(String),
+    /// Another transport (`docker://`, `containers-storage:`, ...).
     #[error(
         "transport {transport:?} in {input:?} is not supported: sealroot reads oci: and \
          oci-archive: only; copy the image first, e.g. `skopeo copy {input} oci:DIR:TAG`"
     )]
-    UnsupportedTransport { transport: String, input: String },
+    UnsupportedTransport {
+        /// The transport named.
+        transport: String,
+        /// The reference as given.
+        input: String,
+    },
+    /// No path after the transport.
     #[error("image reference {0:?} has an empty path")]
     EmptyPath(String),
+    /// A NUL byte.
     #[error("image reference {0:?} contains a NUL byte")]
     Nul(String),
+    /// A tag that is not a valid `ref.name`.
     #[error(
         "invalid tag {tag:?} in {input:?}: a tag is letters and digits separated by one of \
          . _ - : @ + or --, in components separated by / (OCI annotations.md, ref.name); \
          note that the path ends at the first ':'"
     )]
-    BadTag { tag: String, input: String },
+    BadTag {
+        /// The tag.
+        tag: String,
+        /// The reference as given.
+        input: String,
+    },
+    /// skopeo's `@N` index position, which sealroot does not take.
     #[error(
         "{input:?} selects an image by index position ({tag:?}), which sealroot does not \
          support: name it by tag or by @sha256:DIGEST"
     )]
-    IndexPosition { tag: String, input: String },
+    IndexPosition {
+        /// The position as written.
+        tag: String,
+        /// The reference as given.
+        input: String,
+    },
+    /// A `@sha256:` digest that does not parse.
     #[error("invalid digest in {input:?}: {reason}")]
-    BadDigest { input: String, reason: String },
+    BadDigest {
+        /// The reference as given.
+        input: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl FromStr for ImageReference {

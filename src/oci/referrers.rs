@@ -30,7 +30,9 @@ use super::stored::Stored;
 /// An artifact whose `subject` is the image asked about.
 #[derive(Debug, Clone)]
 pub struct Referrer {
+    /// Its descriptor in the layout.
     pub descriptor: Descriptor,
+    /// Its manifest, as stored.
     pub manifest: Stored<ImageManifest>,
 }
 

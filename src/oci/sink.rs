@@ -28,10 +28,16 @@ pub enum FileContent {
     /// At most [`INLINE_MAX`] bytes, kept in the image (empty files too).
     Inline(Vec<u8>),
     /// Stored in the object store under its fs-verity digest.
-    External { digest: FsVerityDigest, size: u64 },
+    External {
+        /// Its fs-verity digest (the object's name).
+        digest: FsVerityDigest,
+        /// Its size in bytes.
+        size: u64,
+    },
 }
 
 impl FileContent {
+    /// The file's size in bytes.
     pub fn size(&self) -> u64 {
         match self {
             FileContent::Inline(v) => v.len() as u64,
@@ -71,6 +77,7 @@ pub struct DigestOnlySink {
 }
 
 impl DigestOnlySink {
+    /// A sink computing digests with `params`.
     pub fn new(params: VerityParams) -> Self {
         DigestOnlySink { params }
     }

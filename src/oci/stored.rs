@@ -24,16 +24,24 @@ pub const MAX_JSON_SIZE: u64 = 16 << 20;
 /// A JSON document that is not what it claims to be.
 #[derive(Debug, thiserror::Error)]
 pub enum JsonError {
+    /// Not JSON, or not the document's schema.
     #[error("{kind} {digest} is not valid JSON for its schema: {error}")]
     Parse {
+        /// The kind of document (`image manifest`, ...).
         kind: &'static str,
+        /// The blob's digest.
         digest: Sha256Digest,
+        /// What serde_json said.
         error: serde_json::Error,
     },
+    /// Parses, but breaks a rule of the spec (schema version, media type).
     #[error("{kind} {digest} is invalid: {reason}")]
     Invalid {
+        /// The kind of document.
         kind: &'static str,
+        /// The blob's digest.
         digest: Sha256Digest,
+        /// Why.
         reason: String,
     },
 }
@@ -78,10 +86,12 @@ impl<T: Document> Stored<T> {
 }
 
 impl<T> Stored<T> {
+    /// The bytes as stored (what digests and signatures cover).
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }
 
+    /// The bytes, taken.
     pub fn into_bytes(self) -> Vec<u8> {
         self.bytes
     }
@@ -91,6 +101,7 @@ impl<T> Stored<T> {
         self.digest
     }
 
+    /// The parsed document.
     pub fn value(&self) -> &T {
         &self.value
     }

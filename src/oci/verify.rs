@@ -20,32 +20,45 @@ use super::digest::{Sha256Digest, Sha256Hasher};
 /// What went wrong with a blob's content.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BlobMismatch {
+    /// More bytes than the descriptor's size.
     #[error(
         "{what} {expected}: content is longer than the {size} bytes its descriptor says; \
          the blob was modified or the descriptor is wrong"
     )]
     TooLong {
+        /// What the blob is (`layer`, `config`, ...).
         what: String,
+        /// The descriptor's digest.
         expected: Sha256Digest,
+        /// The descriptor's size.
         size: u64,
     },
+    /// Fewer bytes than the descriptor's size.
     #[error(
         "{what} {expected}: content ends after {actual} bytes but its descriptor says {size}; \
          the blob is truncated or was modified"
     )]
     TooShort {
+        /// What the blob is.
         what: String,
+        /// The descriptor's digest.
         expected: Sha256Digest,
+        /// The descriptor's size.
         size: u64,
+        /// The bytes there were.
         actual: u64,
     },
+    /// The right size, another digest.
     #[error(
         "{what} {expected}: content has digest {actual}; the blob was modified or \
          corrupted (re-copy the image, e.g. with skopeo copy)"
     )]
     Digest {
+        /// What the blob is.
         what: String,
+        /// The descriptor's digest.
         expected: Sha256Digest,
+        /// The content's digest.
         actual: Sha256Digest,
     },
 }
@@ -84,10 +97,12 @@ impl<R: Read> VerifyingReader<R> {
         }
     }
 
+    /// What the blob is, for messages.
     pub fn what(&self) -> &str {
         &self.what
     }
 
+    /// Bytes read so far.
     pub fn bytes_read(&self) -> u64 {
         self.read
     }
@@ -186,6 +201,7 @@ pub struct HashingReader<R> {
 }
 
 impl<R: Read> HashingReader<R> {
+    /// Hashes what is read from `inner`.
     pub fn new(inner: R) -> Self {
         HashingReader {
             inner,
@@ -194,10 +210,12 @@ impl<R: Read> HashingReader<R> {
         }
     }
 
+    /// Bytes read so far.
     pub fn bytes_read(&self) -> u64 {
         self.read
     }
 
+    /// The wrapped reader.
     pub fn get_mut(&mut self) -> &mut R {
         &mut self.inner
     }

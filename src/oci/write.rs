@@ -28,21 +28,42 @@ use super::stored::Stored;
 /// A failed write. Nothing was changed unless the variant says so.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
+    /// A file system operation failed.
     #[error("{path}: {error}")]
-    Io { path: PathBuf, error: io::Error },
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// What the system said.
+        error: io::Error,
+    },
+    /// An atomic write (blob, `index.json`) failed.
     #[error(transparent)]
     Write(#[from] crate::atomic::Error),
+    /// The directory has no `oci-layout` file.
     #[error("{path} is not an OCI image layout (no oci-layout file); refusing to write into it")]
-    NotALayout { path: PathBuf },
+    NotALayout {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// `index.json` does not parse, so it is not rewritten.
     #[error("{path}/index.json is not a valid image index, refusing to rewrite it: {reason}")]
-    BadIndex { path: PathBuf, reason: String },
+    BadIndex {
+        /// The layout directory.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The tag already names another manifest.
     #[error(
         "{path}: tag {tag:?} already names {digest}; choose another tag, or replace it \
          (sealroot oci seal --replace-tag)"
     )]
     TagExists {
+        /// The layout directory.
         path: PathBuf,
+        /// The tag.
         tag: String,
+        /// The manifest it names.
         digest: Sha256Digest,
     },
 }
@@ -79,6 +100,7 @@ impl LayoutWriter {
         })
     }
 
+    /// The layout directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -64,8 +64,11 @@ pub fn erofs_key(alg: VerityAlgorithm) -> String {
 /// One commit bound to one EROFS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Binding {
+    /// The ostree commit.
     pub commit: Checksum,
+    /// The fs-verity algorithm of `erofs` and of the record's own digest.
     pub algorithm: VerityAlgorithm,
+    /// The fs-verity digest of the commit's composefs EROFS (`.ostree.cfs`).
     pub erofs: FsVerityDigest,
 }
 
@@ -91,7 +94,9 @@ impl Binding {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("detached metadata {key}: {reason}")]
 pub struct MetadataError {
+    /// The metadata key.
     pub key: String,
+    /// What is wrong with its value.
     pub reason: String,
 }
 

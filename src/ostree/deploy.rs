@@ -36,21 +36,36 @@ pub const SIGNATURE_FILE: &str = ".sealroot.binding.sig";
 /// Why a sysroot or deployment could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
+    /// A path inside the sysroot that is not what it must be (a symlink,
+    /// missing, not a directory).
     #[error(transparent)]
     Path(#[from] PathError),
+    /// The sysroot's ostree repository.
     #[error(transparent)]
     Repo(#[from] RepoError),
+    /// Reading or writing a file failed.
     #[error("{path}: {reason}")]
-    Io { path: String, reason: String },
+    Io {
+        /// The file.
+        path: String,
+        /// What the system said.
+        reason: String,
+    },
+    /// An fs-verity ioctl failed.
     #[error(transparent)]
     Verity(#[from] ioctl::Error),
+    /// An object whose fs-verity digest, measured by the kernel, is not
+    /// the one the image records.
     #[error(
         "{path}: after enabling fs-verity it measures {actual}, but the image records {expected}: \
          the object changed while sealroot read it; run `ostree fsck` and deploy again"
     )]
     ObjectChanged {
+        /// The object file.
         path: String,
+        /// The digest the EROFS image records.
         expected: Box<FsVerityDigest>,
+        /// The digest the kernel measured.
         actual: Box<FsVerityDigest>,
     },
 }
@@ -65,10 +80,15 @@ pub struct Sysroot {
 /// One deployment directory `ostree/deploy/<os>/deploy/<commit>.<serial>`.
 #[derive(Debug, Clone)]
 pub struct Deployment {
+    /// The stateroot (`<os>`) it belongs to.
     pub stateroot: String,
+    /// The directory name, `<commit>.<serial>`.
     pub name: String,
+    /// The commit it checks out.
     pub commit: Checksum,
+    /// Its serial (several deployments of one commit differ by it).
     pub serial: u32,
+    /// The opened directory.
     pub dir: Dir,
 }
 
@@ -96,6 +116,7 @@ impl Sysroot {
         Ok(Sysroot { ostree, repo })
     }
 
+    /// The sysroot's repository, `ostree/repo`.
     pub fn repo(&self) -> &Repo {
         &self.repo
     }
@@ -169,6 +190,7 @@ pub enum FileVerity {
 }
 
 impl FileVerity {
+    /// Words for reports.
     pub fn as_str(self) -> &'static str {
         match self {
             FileVerity::Signed => "builtin signature",
@@ -182,8 +204,9 @@ impl FileVerity {
 /// How to give fs-verity to a file being written.
 #[derive(Debug, Clone, Copy)]
 pub struct VerityWish<'a> {
+    /// Algorithm, block size and salt to enable with.
     pub params: &'a VerityParams,
-    /// None: leave verity off.
+    /// False: leave verity off.
     pub enable: bool,
     /// A builtin signature to attach; `required` says whether the kernel
     /// refusing it is an error (builtin) or means "enable without it"
@@ -309,9 +332,14 @@ fn enable_with(
 /// writes them.
 #[derive(Debug)]
 pub struct SealedFiles<'a> {
+    /// The composefs EROFS, written as [`IMAGE_FILE`].
     pub image: &'a [u8],
+    /// The binding record, written as [`BINDING_FILE`].
     pub record: &'a [u8],
+    /// The DER PKCS#7 over the record's digest, written as
+    /// [`SIGNATURE_FILE`].
     pub signature: &'a [u8],
+    /// The fs-verity parameters of the image and the record.
     pub params: &'a VerityParams,
     /// None: auto (builtin if the kernel takes the signature, else
     /// detached).
@@ -321,7 +349,9 @@ pub struct SealedFiles<'a> {
 /// The verity outcome of each file written.
 #[derive(Debug, Clone, Copy)]
 pub struct Written {
+    /// The EROFS image's.
     pub image: FileVerity,
+    /// The binding record's.
     pub record: FileVerity,
 }
 

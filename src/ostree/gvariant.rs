@@ -43,6 +43,7 @@ const MAX_DEPTH: usize = 32;
 pub struct Error {
     /// The type being read.
     pub ty: String,
+    /// What is wrong.
     pub reason: String,
 }
 
@@ -58,10 +59,15 @@ fn err(ty: &Type, reason: impl Into<String>) -> Error {
 pub enum Type {
     /// One of `b y n q i u x t h d s o g`.
     Basic(u8),
+    /// `v`: a value that carries its own type.
     Variant,
+    /// `aT`: an array of T.
     Array(Box<Type>),
+    /// `mT`: a T or nothing.
     Maybe(Box<Type>),
+    /// `(T...)`: a structure.
     Tuple(Vec<Type>),
+    /// `{KV}`: a dictionary entry (inside an array).
     DictEntry(Box<Type>, Box<Type>),
 }
 
@@ -219,7 +225,9 @@ fn read_offset(data: &[u8], at: usize, size: usize) -> usize {
 /// A serialised value of a known type.
 #[derive(Debug, Clone, Copy)]
 pub struct Value<'a> {
+    /// Its type.
     pub ty: &'a Type,
+    /// Its serialised bytes (GVariant serialisation, little-endian).
     pub data: &'a [u8],
 }
 
@@ -395,6 +403,7 @@ pub fn variant_child(data: &[u8]) -> Result<(&str, &[u8]), Error> {
 /// values of any type survive a read-modify-write unchanged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DictEntry {
+    /// The key.
     pub key: String,
     /// The value's type string.
     pub ty: String,

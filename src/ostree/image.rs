@@ -65,14 +65,32 @@ pub const ROOT_DIRS: [&str; 5] = ["usr", "etc", "boot", "var", "sysroot"];
 /// Why the image could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
+    /// Reading the commit's objects failed.
     #[error(transparent)]
     Repo(#[from] RepoError),
+    /// A path the tree model refuses (a name, a duplicate).
     #[error("{path}: {cause}")]
-    Tree { path: String, cause: tree::Error },
+    Tree {
+        /// The path in the commit.
+        path: String,
+        /// Why.
+        cause: tree::Error,
+    },
+    /// Directories nested deeper than [`MAX_DEPTH`].
     #[error("{path}: nested deeper than {MAX_DEPTH} directories")]
-    TooDeep { path: String },
+    TooDeep {
+        /// The directory that is too deep.
+        path: String,
+    },
+    /// A content object that cannot be a file of the image.
     #[error("content object {object}: {reason}")]
-    Content { object: Checksum, reason: String },
+    Content {
+        /// The object's checksum.
+        object: Checksum,
+        /// Why.
+        reason: String,
+    },
+    /// Writing the EROFS failed.
     #[error(transparent)]
     Write(#[from] WriteError),
 }
@@ -81,7 +99,9 @@ pub enum ImageError {
 /// fs-verity digest the image records for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExternalObject {
+    /// The content object's checksum (its name in `objects/`).
     pub object: Checksum,
+    /// Its fs-verity digest (sha256, 4 KiB blocks).
     pub digest: FsVerityDigest,
     /// The digest came from the kernel (the object has sha256 fs-verity).
     pub measured: bool,
@@ -90,7 +110,9 @@ pub struct ExternalObject {
 /// The commit as a composefs tree.
 #[derive(Debug)]
 pub struct CommitImage {
+    /// The commit.
     pub commit: Checksum,
+    /// Its root directory as a composefs tree.
     pub tree: Tree,
     /// Every distinct external object, in checksum order.
     pub objects: Vec<ExternalObject>,

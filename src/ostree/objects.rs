@@ -13,10 +13,18 @@ use crate::tree::mode;
 /// A malformed or unacceptable object.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ObjectError {
+    /// Not the GVariant the object type has (ostree's `src/libostree/ostree-core.h`).
     #[error(transparent)]
     GVariant(#[from] gvariant::Error),
+    /// Well-formed, but a value ostree would not write (a checksum's
+    /// length, a file name, a mode).
     #[error("{what}: {reason}")]
-    Invalid { what: &'static str, reason: String },
+    Invalid {
+        /// The object or field.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
 }
 
 fn invalid(what: &'static str, reason: impl Into<String>) -> ObjectError {
@@ -31,6 +39,7 @@ fn invalid(what: &'static str, reason: impl Into<String>) -> ObjectError {
 pub struct Checksum(pub [u8; 32]);
 
 impl Checksum {
+    /// The 64 lower-case hex digits ostree names objects with.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }
@@ -117,17 +126,24 @@ fn filename(what: &'static str, s: &str) -> Result<String, ObjectError> {
 /// A commit object: `(a{sv}aya(say)sstayay)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Commit {
+    /// The commit metadata (`a{sv}`), values kept serialised.
     pub metadata: Vec<DictEntry>,
+    /// The parent commit, if any.
     pub parent: Option<Checksum>,
+    /// The subject line.
     pub subject: String,
+    /// The body text.
     pub body: String,
     /// Seconds since the epoch (stored big-endian).
     pub timestamp: u64,
+    /// The root directory's dirtree object.
     pub root_tree: Checksum,
+    /// The root directory's dirmeta object.
     pub root_meta: Checksum,
 }
 
 impl Commit {
+    /// Parses a commit object's bytes (untrusted: never panics).
     pub fn parse(data: &[u8]) -> Result<Commit, ObjectError> {
         let ty = Type::parse("(a{sv}aya(say)sstayay)")?;
         let m = Value::new(&ty, data)?.members()?;
@@ -160,11 +176,14 @@ impl Commit {
 /// checksum) and subdirectories (name, dirtree, dirmeta) of a directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirTree {
+    /// Files: name and content object.
     pub files: Vec<(String, Checksum)>,
+    /// Subdirectories: name, dirtree and dirmeta objects.
     pub dirs: Vec<(String, Checksum, Checksum)>,
 }
 
 impl DirTree {
+    /// Parses a dirtree object's bytes (untrusted: never panics).
     pub fn parse(data: &[u8]) -> Result<DirTree, ObjectError> {
         let ty = Type::parse("(a(say)a(sayay))")?;
         let m = Value::new(&ty, data)?.members()?;
@@ -200,9 +219,13 @@ impl DirTree {
 /// big-endian.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Meta {
+    /// Owner.
     pub uid: u32,
+    /// Group.
     pub gid: u32,
+    /// File type and permission bits (`st_mode`).
     pub mode: u32,
+    /// Extended attributes.
     pub xattrs: Xattrs,
 }
 

@@ -41,36 +41,75 @@ pub const MAX_METADATA_SIZE: u64 = 128 << 20;
 /// Why the repository could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
+    /// A path that is not what it must be (a symlink, missing, not a
+    /// directory).
     #[error(transparent)]
     Path(#[from] PathError),
+    /// An object that does not parse.
     #[error("{path}: {cause}")]
-    Object { path: PathBuf, cause: ObjectError },
+    Object {
+        /// The object file.
+        path: PathBuf,
+        /// Why.
+        cause: ObjectError,
+    },
+    /// An object whose bytes do not hash to its name.
     #[error(
         "{path}: its sha256 is {actual}, not the checksum it is named by: the object was \
          altered or replaced (run `ostree fsck`)"
     )]
-    Corrupt { path: PathBuf, actual: Checksum },
+    Corrupt {
+        /// The object file.
+        path: PathBuf,
+        /// The checksum its bytes have.
+        actual: Checksum,
+    },
+    /// A file of the repository (config, ref, object) that cannot be
+    /// used.
     #[error("{path}: {reason}")]
-    Invalid { path: PathBuf, reason: String },
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// An `archive` repository (compressed content objects).
     #[error(
         "{repo}: repository mode {mode:?} cannot back a composefs image: its content objects \
          are not plain files. Use a bare, bare-user or bare-user-only repository (a system's \
          /ostree/repo is bare), e.g. `ostree pull-local` into one"
     )]
-    UnsupportedMode { repo: PathBuf, mode: String },
+    UnsupportedMode {
+        /// The repository.
+        repo: PathBuf,
+        /// Its `core.mode`.
+        mode: String,
+    },
+    /// A ref that is not there.
     #[error("{repo}: no ref {name:?} (looked in refs/heads, refs/remotes and refs/mirrors)")]
-    NoRef { repo: PathBuf, name: String },
+    NoRef {
+        /// The repository.
+        repo: PathBuf,
+        /// The ref asked for.
+        name: String,
+    },
 }
 
 /// How content objects store their metadata.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RepoMode {
+    /// `bare`: owner, mode and xattrs are the file's own.
     Bare,
+    /// `bare-user`: files owned by the user, the real metadata in the
+    /// `user.ostreemeta` xattr.
     BareUser,
+    /// `bare-user-only`: no ownership or xattrs recorded; modes are the
+    /// file's own.
     BareUserOnly,
 }
 
 impl RepoMode {
+    /// The `core.mode` value.
     pub fn name(self) -> &'static str {
         match self {
             RepoMode::Bare => "bare",
@@ -83,13 +122,17 @@ impl RepoMode {
 /// A content object's metadata, as `ostree_repo_load_file` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileInfo {
+    /// Owner.
     pub uid: u32,
+    /// Group.
     pub gid: u32,
     /// File type and permission bits (regular file or symlink).
     pub mode: u32,
     /// A regular file's size (a symlink's is its target's length).
     pub size: u64,
+    /// A symlink's target.
     pub symlink: Option<Vec<u8>>,
+    /// Extended attributes.
     pub xattrs: Xattrs,
 }
 
@@ -146,10 +189,12 @@ impl Repo {
         })
     }
 
+    /// The repository's mode (`config`, `core.mode`).
     pub fn mode(&self) -> RepoMode {
         self.mode
     }
 
+    /// The repository's path, for messages.
     pub fn path(&self) -> &Path {
         self.root.path()
     }
@@ -222,14 +267,17 @@ impl Repo {
         })
     }
 
+    /// Reads, checks against its checksum and parses a commit object.
     pub fn commit(&self, csum: &Checksum) -> Result<Commit, RepoError> {
         self.parsed(csum, "commit", Commit::parse)
     }
 
+    /// Reads, checks and parses a dirtree object.
     pub fn dirtree(&self, csum: &Checksum) -> Result<DirTree, RepoError> {
         self.parsed(csum, "dirtree", DirTree::parse)
     }
 
+    /// Reads, checks and parses a dirmeta object.
     pub fn dirmeta(&self, csum: &Checksum) -> Result<Meta, RepoError> {
         self.parsed(csum, "dirmeta", Meta::parse_dirmeta)
     }

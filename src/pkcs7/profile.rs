@@ -27,13 +27,17 @@
 //!   kernel cannot parse fails the whole message.
 //!
 //! Beyond the kernel, sealroot requires exactly one SignerInfo (the kernel
-//! verifies every signer and trusts the message if any is trusted) and
+//! verifies every signer and trusts the message if any is trusted),
 //! canonical DER (the kernel takes BER; `fsverity sign`, openssl and
-//! sealroot all write DER).
+//! sealroot all write DER), and no revocation lists (the kernel skips
+//! them unread; no fs-verity or IPE signing tool writes them).
 
 use cms::content_info::{CmsVersion, ContentInfo};
-use cms::signed_data::{SignedData, SignerIdentifier, SignerInfo};
-use der::{Decode, Encode};
+use cms::signed_data::{
+    DigestAlgorithmIdentifiers, EncapsulatedContentInfo, SignerIdentifier, SignerInfo, SignerInfos,
+};
+use der::asn1::{AnyRef, SetOfVec};
+use der::{Decode, Encode, Sequence, Tag, Tagged};
 
 use crate::crypto::algorithm::{oid, oid_name};
 use crate::crypto::{self, Cert, DigestAlgorithm, SignatureAlgorithm, Unsupported};
@@ -192,6 +196,26 @@ pub fn parse_attached(der_bytes: &[u8]) -> Result<(SignedMessage, Vec<u8>), Prof
     Ok((msg, content))
 }
 
+/// RFC 5652 5.1 `SignedData`, with the certificates left as DER for
+/// [`Cert::from_der`] (which parses and checks each one) and the
+/// revocation lists undecoded (refused when present). `cms`'s own
+/// `SignedData` would decode both in full: a second copy of the X.509
+/// decoder and a CRL decoder, a tenth of `sealroot-prepare`
+/// (docs/prepare.md, "Size").
+#[derive(Sequence)]
+struct SignedData<'a> {
+    version: CmsVersion,
+    // Checked by the decoder only; the SignerInfo names the digest used.
+    #[allow(dead_code)]
+    digest_algorithms: DigestAlgorithmIdentifiers,
+    encap_content_info: EncapsulatedContentInfo,
+    #[asn1(context_specific = "0", tag_mode = "IMPLICIT", optional = "true")]
+    certificates: Option<SetOfVec<AnyRef<'a>>>,
+    #[asn1(context_specific = "1", tag_mode = "IMPLICIT", optional = "true")]
+    crls: Option<AnyRef<'a>>,
+    signer_infos: SignerInfos,
+}
+
 fn parse_message(der_bytes: &[u8]) -> Result<(SignedMessage, Option<Vec<u8>>), ProfileError> {
     let info = ContentInfo::from_der(der_bytes)
         .map_err(|e| ProfileError::Malformed(format!("ContentInfo: {e}")))?;
@@ -203,10 +227,17 @@ fn parse_message(der_bytes: &[u8]) -> Result<(SignedMessage, Option<Vec<u8>>), P
     if info.content_type != oid::ID_SIGNED_DATA {
         return Err(ProfileError::NotSignedData(oid_name(&info.content_type)));
     }
-    let sd: SignedData = info
+    let sd: SignedData<'_> = info
         .content
         .decode_as()
         .map_err(|e| ProfileError::Malformed(format!("SignedData: {e}")))?;
+    if sd.crls.is_some() {
+        return Err(ProfileError::Malformed(
+            "the SignedData carries revocation lists (crls): the kernel does not read them and \
+             fs-verity signatures have none; sign without them (no -crlfile)"
+                .into(),
+        ));
+    }
     let sd_version = sd.version as u8;
     if !matches!(sd.version, CmsVersion::V1 | CmsVersion::V3) {
         return Err(ProfileError::Version {
@@ -229,14 +260,16 @@ fn parse_message(der_bytes: &[u8]) -> Result<(SignedMessage, Option<Vec<u8>>), P
         ),
     };
     let mut certificates = Vec::new();
-    for (i, choice) in sd.certificates.iter().flat_map(|s| s.0.iter()).enumerate() {
+    for (i, choice) in sd.certificates.iter().flat_map(|s| s.iter()).enumerate() {
         let index = i + 1;
-        let cms::cert::CertificateChoices::Certificate(cert) = choice else {
+        // CertificateChoices (RFC 5652 10.2.2): an X.509 certificate is a
+        // SEQUENCE; the other choices are context-tagged.
+        if choice.tag() != Tag::Sequence {
             return Err(ProfileError::Malformed(format!(
                 "embedded certificate {index} is not an X.509 certificate"
             )));
-        };
-        let der = cert
+        }
+        let der = choice
             .to_der()
             .map_err(|e| ProfileError::Malformed(format!("embedded certificate {index}: {e}")))?;
         let cert = Cert::from_der(
@@ -286,7 +319,7 @@ fn signer_id(si: &SignerInfo, sd_version: CmsVersion) -> Result<SignerId, Profil
                     .issuer
                     .to_der()
                     .map_err(|e| ProfileError::Malformed(e.to_string()))?,
-                issuer: isn.issuer.to_string(),
+                issuer: crate::crypto::names::name_to_string(&isn.issuer),
                 serial: isn.serial_number.as_bytes().to_vec(),
             })
         }

@@ -214,3 +214,39 @@ fn profile_violations_are_named() {
         );
     }
 }
+
+/// A message that carries revocation lists (here an
+/// `OtherRevocationInfoFormat`, RFC 5652 10.2.1, added to a good
+/// signature with `cms`'s own types) is refused, and says why.
+#[test]
+fn revocation_lists_are_refused() {
+    use cms::content_info::ContentInfo;
+    use cms::revocation::{OtherRevocationInfoFormat, RevocationInfoChoice, RevocationInfoChoices};
+    use cms::signed_data::SignedData;
+    use der::asn1::{Any, SetOfVec};
+    use der::{Decode, Encode};
+
+    let p = pki();
+    let d = digest(8, HashAlgorithm::Sha256);
+    let sig = signed(&p.other_key, &p.other, &d, true);
+    assert!(verify_fsverity(&sig, &d, std::slice::from_ref(&p.other)).is_ok());
+    let mut info = ContentInfo::from_der(&sig).unwrap();
+    let mut sd: SignedData = info.content.decode_as().unwrap();
+    let other = RevocationInfoChoice::Other(OtherRevocationInfoFormat {
+        other_format: spki::AlgorithmIdentifierOwned {
+            oid: crate::crypto::algorithm::oid::ID_DATA,
+            parameters: None,
+        },
+        other: Any::null(),
+    });
+    sd.crls = Some(RevocationInfoChoices(
+        SetOfVec::try_from(vec![other]).unwrap(),
+    ));
+    info.content = Any::encode_from(&sd).unwrap();
+    let with_crls = info.to_der().unwrap();
+    let err = verify_fsverity(&with_crls, &d, std::slice::from_ref(&p.other)).unwrap_err();
+    assert!(
+        matches!(&err, VerifyError::Profile(ProfileError::Malformed(m)) if m.contains("revocation lists")),
+        "{err}"
+    );
+}

@@ -50,8 +50,11 @@ pub struct BindingProof {
 /// The image being verified, as far as binding needs it.
 #[derive(Debug)]
 pub struct Image<'a> {
+    /// The image manifest's digest.
     pub manifest: ManifestDigest,
+    /// The config's digest, as the manifest names it.
     pub config_digest: ConfigDigest,
+    /// The config, read and checked against that digest.
     pub config: &'a Stored<ImageConfig>,
     /// The merged EROFS digest the source signs.
     pub merged: FsVerityDigest,

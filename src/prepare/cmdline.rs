@@ -58,6 +58,7 @@ pub enum Selector {
 /// One EROFS digest and the argument that named it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageCandidate {
+    /// The merged EROFS's fs-verity digest.
     pub digest: FsVerityDigest,
     /// The argument as written, for messages.
     pub argument: String,
@@ -79,26 +80,45 @@ impl fmt::Display for Selector {
 /// Why the command line does not select an image.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CmdlineError {
+    /// No sealroot (or composefs) selector at all.
     #[error(
         "no image selected: add sealroot=sha256:<manifest digest> (or sealroot.config=, \
          sealroot.image=, composefs=) to the kernel command line"
     )]
     NoSelector,
+    /// The ostree layout, and no `ostree=` argument.
     #[error(
         "no ostree deployment selected: [boot] layout = ostree in prepare.conf, and the kernel \
          command line has no ostree=/ostree/boot.N/<os>/<bootcsum>/<serial> (boot an entry \
          ostree admin deploy wrote)"
     )]
     NoOstreeSelector,
+    /// A selector whose value does not parse.
     #[error("{argument}: {reason}")]
-    Malformed { argument: String, reason: String },
+    Malformed {
+        /// The argument as written.
+        argument: String,
+        /// Why.
+        reason: String,
+    },
+    /// Two selectors that name different images.
     #[error("{first} and {second} select different images; pass exactly one selector")]
-    Conflict { first: String, second: String },
+    Conflict {
+        /// The first selector, as written.
+        first: String,
+        /// The second.
+        second: String,
+    },
+    /// A `sealroot.*` parameter sealroot does not know (a typo would
+    /// otherwise go unnoticed).
     #[error(
         "{argument}: unknown sealroot parameter (known: sealroot=, sealroot.config=, \
          sealroot.image=)"
     )]
-    Unknown { argument: String },
+    Unknown {
+        /// The argument as written.
+        argument: String,
+    },
 }
 
 /// Splits a command line into `(key, value)` pairs, removing quotes as the

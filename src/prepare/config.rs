@@ -226,11 +226,17 @@ impl Default for BootConfig {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Config {
+    /// Where the physical root is mounted (`sysroot`, default `/sysroot`).
     pub sysroot: PathBuf,
-    /// Relative to `sysroot`.
+    /// The repository (`repository`), relative to `sysroot`.
     pub repository: PathBuf,
+    /// How the keyring is sealed (`seal`).
     pub seal: SealMode,
+    /// Which signature checks must have run (`signatures`).
     pub signatures: SignaturePolicy,
+    /// Signed files without fs-verity get it now, with their signature,
+    /// and on a deployment's first boot without it the objects too
+    /// (`attach-signatures`).
     pub attach_signatures: bool,
     /// Refuse images whose config and merged EROFS no trusted signature
     /// ties together (docs/sealing.md, "Binding").
@@ -238,11 +244,17 @@ pub struct Config {
     /// Rollback floor: refuse images whose config says they were created
     /// before this.
     pub min_created: Option<Timestamp>,
+    /// What `/etc` is (`etc`).
     pub etc: EtcMode,
+    /// What `/var` is (`var`).
     pub var: VarMode,
+    /// How the EROFS image is mounted (`erofs-backing`).
     pub erofs_backing: ErofsBacking,
+    /// The `[ipe]` section.
     pub ipe: IpeConfig,
+    /// The `[boot]` section.
     pub boot: BootConfig,
+    /// The `[composefs-rs]` section.
     pub composefs_rs: ComposefsRsConfig,
 }
 
@@ -276,14 +288,25 @@ impl Config {
 /// A config file that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
+    /// A line that does not parse, or a value out of range.
     #[error("{file}:{line}: {reason}")]
     Line {
+        /// The config file.
         file: String,
+        /// The line number, from 1.
         line: usize,
+        /// Why.
         reason: String,
     },
+    /// The file as a whole: unreadable, or settings that contradict each
+    /// other.
     #[error("{file}: {reason}")]
-    File { file: String, reason: String },
+    File {
+        /// The config file.
+        file: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Parses a config file's text; `file` names it in errors.

@@ -19,6 +19,7 @@ use crate::verity::ioctl as vioctl;
 /// What a document read from the repository must be.
 #[derive(Debug)]
 pub struct Expected {
+    /// The sha256 its bytes must have.
     pub digest: Sha256Digest,
     /// The size the referring descriptor states, if one does.
     pub size: Option<u64>,

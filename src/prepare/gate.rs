@@ -38,7 +38,10 @@ use super::record;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Allowed {
     /// The sealed root (mount id `root`) is at the sysroot, untouched.
-    Sealed { root: u64 },
+    Sealed {
+        /// The mount id of the sealed root.
+        root: u64,
+    },
     /// sealroot stood down: `[boot] required = no` and no sealroot
     /// parameter on the command line.
     StoodDown,
@@ -78,12 +81,17 @@ struct RecordedMount {
 /// "3.5 `/proc/<pid>/mountinfo`").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountEntry {
+    /// The mount id.
     pub id: u64,
+    /// The parent mount's id.
     pub parent: u64,
+    /// Where it is mounted (octal escapes decoded).
     pub mount_point: String,
     /// Per-mount options (`rw,nosuid,nodev,...`).
     pub options: Vec<String>,
+    /// The filesystem type.
     pub fstype: String,
+    /// The mount source (device, or what the filesystem reports).
     pub source: String,
     /// Per-superblock options.
     pub super_options: Vec<String>,

@@ -44,7 +44,12 @@ const SECURITYFS_MAGIC: u64 = 0x7363_6673;
 pub enum IpeError {
     /// The initramfs' policy file (configuration).
     #[error("IPE policy {path}: {reason}")]
-    PolicyFile { path: String, reason: String },
+    PolicyFile {
+        /// The policy file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// The kernel cannot or will not take the policy (system).
     #[error("IPE: {0}")]
     Kernel(String),
@@ -62,7 +67,9 @@ fn kernel(m: impl Into<String>) -> IpeError {
 pub struct IpeRecord {
     /// The policy file in the initramfs.
     pub file: String,
+    /// `policy_name=`.
     pub name: String,
+    /// `policy_version=`.
     pub version: String,
     /// sha256 of the signed policy file (`sha256:<hex>`).
     pub sha256: String,
@@ -75,6 +82,7 @@ pub struct IpeRecord {
     pub objects: Option<String>,
     /// The policy was already loaded (a second run in the same boot).
     pub reused: bool,
+    /// The policy is the active one.
     pub active: bool,
     /// `ipe/enforce` after activation.
     pub enforcing: bool,
@@ -86,8 +94,11 @@ pub struct IpeRecord {
 /// The policy read from the initramfs.
 #[derive(Debug)]
 pub struct Planned {
+    /// The policy file.
     pub path: PathBuf,
+    /// Its contents, parsed and checked against the PKCS#7 profile.
     pub policy: SignedPolicy,
+    /// What `status.json` will say, filled in as the steps run.
     pub record: IpeRecord,
 }
 

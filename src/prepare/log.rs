@@ -9,9 +9,13 @@ use std::io::Write;
 /// Syslog levels (`include/linux/kern_levels.h`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
+    /// `KERN_ERR`: the flow failed.
     Err = 3,
+    /// `KERN_WARNING`: something is off, the boot goes on.
     Warning = 4,
+    /// `KERN_NOTICE`: what was mounted, or why nothing was.
     Notice = 5,
+    /// `KERN_INFO`: details.
     Info = 6,
 }
 
@@ -66,14 +70,17 @@ impl Log {
         self.log(Level::Err, &format!("error: {msg}"))
     }
 
+    /// Logs a warning.
     pub fn warn(&mut self, msg: &str) {
         self.log(Level::Warning, msg)
     }
 
+    /// Logs a notice.
     pub fn notice(&mut self, msg: &str) {
         self.log(Level::Notice, msg)
     }
 
+    /// Logs an informational line.
     pub fn info(&mut self, msg: &str) {
         self.log(Level::Info, msg)
     }

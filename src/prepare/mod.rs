@@ -86,41 +86,60 @@ pub mod exit {
 /// Why the root was not mounted.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The kernel command line selects nothing, or selects badly.
     #[error("kernel command line: {0}")]
     Cmdline(cmdline::CmdlineError),
+    /// `/proc/cmdline` could not be read.
     #[error("cannot read /proc/cmdline: {0}")]
     ProcCmdline(std::io::Error),
+    /// `prepare.conf` is wrong.
     #[error(transparent)]
     Config(#[from] config::ConfigError),
+    /// `certs.d` is missing, empty, or holds a certificate the policy
+    /// refuses.
     #[error("trusted certificates: {0}")]
     Certs(String),
+    /// erofs, overlay or loop is neither built in nor loadable.
     #[error(transparent)]
     Module(#[from] modules::ModuleError),
+    /// Adding the certificates to `.fs-verity` or sealing it failed.
     #[error("{0}")]
     Keyring(String),
+    /// A signature, digest or binding did not check out.
     #[error("refused: {0}")]
     Verify(verify::VerifyError),
+    /// The repository on the disk is not what a deployment needs.
     #[error(transparent)]
     Repo(#[from] repo::RepoError),
+    /// Assembling or moving the sealed root failed.
     #[error("mounting the sealed root: {0}")]
     Mount(mountroot::MountError),
+    /// Enabling fs-verity on the object store at first boot failed.
     #[error(
         "first boot of a deployment made without fs-verity: enabling it on the object \
          store failed (the physical root must be writable, on a filesystem with the \
          verity feature): {0}"
     )]
     Objects(repo::RepoError),
+    /// The IPE policy could not be read, loaded or enforced.
     #[error(transparent)]
     Ipe(#[from] ipe::IpeError),
+    /// The switch-root gate refuses the root ([`gate`]).
     #[error("refusing to switch root: {0}")]
     Gate(String),
+    /// The ostree layout's steps failed.
     #[error(transparent)]
     Ostree(#[from] ostree::OstreeError),
+    /// The composefs-rs layout's steps failed.
     #[error(transparent)]
     ComposefsRs(composefs_rs::ComposefsRsError),
+    /// The marker other units wait for after a stand-down could not be
+    /// written.
     #[error("cannot leave the stand-down marker {path}: {reason}")]
     Marker {
+        /// The marker file.
         path: &'static str,
+        /// What the system said.
         reason: std::io::Error,
     },
 }
@@ -146,6 +165,7 @@ impl From<cmdline::CmdlineError> for Error {
 }
 
 impl Error {
+    /// The exit status for this error ([`exit`]).
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Cmdline(_) | Error::ProcCmdline(_) | Error::Config(_) | Error::Certs(_) => {
@@ -171,8 +191,11 @@ impl Error {
 /// parsers use the pieces directly).
 #[derive(Debug)]
 pub struct Inputs<'a> {
+    /// `prepare.conf` ([`config::CONFIG_PATH`]).
     pub config_file: &'a Path,
+    /// The trusted certificates ([`CERTS_DIR`]).
     pub certs_dir: &'a Path,
+    /// The kernel command line (`/proc/cmdline`).
     pub cmdline_file: &'a Path,
 }
 

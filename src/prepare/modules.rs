@@ -28,7 +28,9 @@ const MODULE_INIT_COMPRESSED_FILE: i32 = 4;
 #[derive(Debug, thiserror::Error)]
 #[error("kernel module {module}: {reason}")]
 pub struct ModuleError {
+    /// The module's name.
     pub module: String,
+    /// Why it is not available.
     pub reason: String,
 }
 

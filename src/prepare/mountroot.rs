@@ -53,8 +53,10 @@ pub const UNTRUSTED: MountAttrFlags =
 /// A mount problem.
 #[derive(Debug, thiserror::Error)]
 pub enum MountError {
+    /// A mount syscall failed.
     #[error(transparent)]
     Mount(#[from] mount::Error),
+    /// A state directory (`etc/upper`, `var`) could not be made or opened.
     #[error(transparent)]
     Repo(#[from] RepoError),
     /// The EROFS passed every check on open (its measured fs-verity digest
@@ -65,8 +67,14 @@ pub enum MountError {
          (altered on disk): {0}"
     )]
     AlteredImage(mount::Error),
+    /// Anything else, named by what was being done.
     #[error("{what}: {reason}")]
-    Other { what: String, reason: String },
+    Other {
+        /// What was being done.
+        what: String,
+        /// Why it failed.
+        reason: String,
+    },
 }
 
 impl MountError {
@@ -89,7 +97,9 @@ fn other(what: impl Into<String>, reason: impl Into<String>) -> MountError {
 pub struct Mounted {
     /// `file` or `loop:/dev/loopN`.
     pub erofs_backing: String,
+    /// What `/etc` is.
     pub etc: EtcMode,
+    /// What `/var` is.
     pub var: VarMode,
     /// The physical root, reachable below the new root.
     pub physical_root: String,
@@ -176,7 +186,9 @@ pub struct Plan<'a> {
     pub image: &'a File,
     /// The directory the EROFS's redirects point into.
     pub objects: OwnedFd,
+    /// How `/etc` is mounted.
     pub etc: EtcPlan,
+    /// How `/var` is mounted.
     pub var: VarPlan,
     /// Whether the physical root at `<root>/sysroot` is read-only (ostree's
     /// `sysroot.readonly`); its submounts keep their own setting.
@@ -189,7 +201,12 @@ pub enum EtcPlan {
     /// The image's `/etc`, read-only.
     Image,
     /// overlayfs over the image's `/etc` with this upper and work directory.
-    Overlay { upper: OwnedFd, work: OwnedFd },
+    Overlay {
+        /// The upper directory (`etc/upper` of the deployment).
+        upper: OwnedFd,
+        /// overlayfs's work directory, on the same filesystem.
+        work: OwnedFd,
+    },
     /// overlayfs over the image's `/etc` with a tmpfs upper layer.
     Transient,
     /// A bind mount of this directory (ostree's deployment `etc`).
@@ -207,7 +224,12 @@ pub enum VarPlan {
     Image,
     /// overlayfs over the image's `/var` with this upper and work
     /// directory (composefs-rs `mount = "overlay"`).
-    Overlay { upper: OwnedFd, work: OwnedFd },
+    Overlay {
+        /// The upper directory (`state/deploy/<hex>/var/upper`).
+        upper: OwnedFd,
+        /// overlayfs' work directory beside it (`.../var/work`).
+        work: OwnedFd,
+    },
     /// overlayfs over the image's `/var` with a tmpfs upper layer
     /// (composefs-rs `mount = "transient"`).
     OverlayTransient,

@@ -72,6 +72,7 @@ pub struct ObjectsEnabled {
 /// How signatures are attached during the walk.
 #[derive(Debug)]
 pub struct Attach<'a> {
+    /// The deployment's per-object signatures, if it has them.
     pub bundle: Option<&'a Bundle>,
     /// A signature the kernel refuses is an error (IPE needs every object
     /// signed); otherwise the object gets fs-verity without it.

@@ -24,27 +24,36 @@ pub const STATUS_FILE: &str = "/run/sealroot/status.json";
 /// it, so they act only when sealroot explicitly let them.
 pub const STOOD_DOWN_FILE: &str = "/run/sealroot/stood-down";
 
-/// `result` values.
+/// `result`: the sealed root is mounted.
 pub const RESULT_MOUNTED: &str = "mounted";
+/// `result`: the flow failed (see `error`).
 pub const RESULT_REFUSED: &str = "refused";
+/// `result`: sealroot stood down (nothing selected, not required).
 pub const RESULT_NOT_SELECTED: &str = "not-selected";
 
 /// The whole record.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Status {
+    /// The record's format version.
     pub format: u32,
     /// `mounted`, `refused` or `not-selected` (stood down).
     pub result: &'static str,
+    /// The binary's exit status (`prepare::exit`).
     pub exit_code: u8,
     /// The error line, when refused.
     pub error: Option<String>,
+    /// sealroot's version.
     pub version: &'static str,
+    /// The running kernel's release (`uname -r`).
     pub kernel: String,
+    /// What the kernel command line selected, as parsed.
     pub selector: Option<String>,
+    /// The settings in effect (`prepare.conf` with defaults filled in).
     pub config: Option<Config>,
     /// `kernel`, `userspace` or `mixed`: how the three signatures were
     /// established.
     pub verification: Option<&'static str>,
+    /// The image verified and mounted (sealroot's repository layout).
     pub image: Option<ImageRecord>,
     /// The ostree deployment booted (`[boot] layout = ostree`); `image` is
     /// then `null`.
@@ -52,8 +61,12 @@ pub struct Status {
     /// The composefs-rs / bootc image booted (`[boot] layout =
     /// composefs-rs`); `image` is then `null`.
     pub composefs_rs: Option<super::composefs_rs::ComposefsRsRecord>,
+    /// The `.fs-verity` keyring as sealroot left it.
     pub keyring: Option<KeyringRecord>,
+    /// Kernel modules sealroot loaded (not those built in or already
+    /// loaded).
     pub modules_loaded: Vec<String>,
+    /// The mounts that make up the sealed root.
     pub mount: Option<Mounted>,
     /// Set on the first boot of a deployment made without fs-verity (with
     /// `attach-signatures = yes`): objects given fs-verity now.
@@ -61,6 +74,7 @@ pub struct Status {
     /// The IPE policy from the initramfs, when there is one: what was
     /// loaded and whether it is active (docs/ipe.md).
     pub ipe: Option<super::ipe::IpeRecord>,
+    /// Wall time per phase.
     pub timings_us: Timings,
     /// CPU time of the process at the end: `user` is the binary's own work
     /// (parsing, userspace signature checks), `system` the kernel's on its
@@ -70,9 +84,12 @@ pub struct Status {
     pub uptime_ms: Uptime,
 }
 
+/// The image `status.json` records (sealroot's repository layout).
 #[derive(Debug, Clone, Serialize)]
 pub struct ImageRecord {
+    /// The image manifest's digest (`sha256:<hex>`).
     pub manifest: String,
+    /// The config's digest (`sha256:<hex>`).
     pub config: String,
     /// The sealing artifact; `null` for an image sealed inline.
     pub artifact: Option<String>,
@@ -82,21 +99,28 @@ pub struct ImageRecord {
     pub erofs: String,
     /// `bootable` (the merged.bootable role's EROFS) or `merged`.
     pub variant: &'static str,
+    /// The repository's path in the initramfs (`/sysroot/sealroot`).
     pub repository: String,
+    /// The deployment's directory in the repository (`deployments/<hex>`).
     pub deployment: String,
+    /// How each signed file was established.
     pub files: Files,
     /// What binds config and EROFS, and the rollback floor check.
     pub binding: BindingProof,
 }
 
+/// The proof for each signed file of the image.
 #[derive(Debug, Clone, Serialize)]
 pub struct Files {
     /// `null` for an image sealed inline (no manifest signature).
     pub manifest: Option<FileProof>,
+    /// The config.
     pub config: FileProof,
+    /// The merged EROFS.
     pub erofs: FileProof,
 }
 
+/// The `.fs-verity` keyring, as `status.json` records it.
 #[derive(Debug, Clone, Serialize)]
 pub struct KeyringRecord {
     /// Whether the kernel checks builtin signatures (`.fs-verity` exists).
@@ -112,23 +136,31 @@ pub struct KeyringRecord {
 /// Microseconds per phase, measured by the binary.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Timings {
+    /// Reading prepare.conf, certs.d, the command line and the policy.
     pub config: u64,
+    /// Loading kernel modules.
     pub modules: u64,
+    /// Adding the certificates and sealing the keyring.
     pub keyring: u64,
+    /// Checking signatures, digests and the binding.
     pub verify: u64,
     /// Enabling fs-verity on objects (first boot without it; else ~0).
     pub objects: u64,
     /// IPE checks and loading the policy (activation is in `mount`'s
     /// wake, a single write).
     pub ipe: u64,
+    /// Assembling and moving the sealed root.
     pub mount: u64,
     /// From the start of `main` to the root mounted (or the refusal).
     pub total: u64,
 }
 
+/// `/proc/uptime` at the binary's start and end, in ms.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct Uptime {
+    /// When `main` started.
     pub start: u64,
+    /// When the record was written.
     pub end: u64,
 }
 

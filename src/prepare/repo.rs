@@ -33,21 +33,36 @@ use crate::repo::json::{Deployment, MAX_JSON_SIZE, RepoConfig};
 /// A repository problem (missing or unreadable file, bad JSON hint).
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
+    /// A system call on a repository path failed.
     #[error("{path}: {what}: {}: {}", errno_name(*errno), explain(*errno))]
     Io {
+        /// The path.
         path: PathBuf,
+        /// What was being done.
         what: &'static str,
+        /// What the kernel said.
         errno: Errno,
     },
+    /// A file that is there but unusable (JSON hint, size, contents).
     #[error("{path}: {reason}")]
-    Invalid { path: PathBuf, reason: String },
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Something other than a regular file where one must be (a
+    /// directory, a FIFO, a device): never opened.
     #[error(
         "{path}: {what}: it is {kind}, not a regular file; something was planted in the \
          repository (remove it and redeploy)"
     )]
     NotAFile {
+        /// The path.
         path: PathBuf,
+        /// Which file it should have been.
         what: &'static str,
+        /// What it is instead.
         kind: &'static str,
     },
 }

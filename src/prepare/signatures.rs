@@ -35,10 +35,16 @@ const MAX_ARTIFACT_SIZE: u64 = 1 << 20;
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Source {
+    /// A signature artifact referring to the manifest (the composefs OCI
+    /// sealing spec's artifact mode).
     Artifact {
+        /// The artifact manifest's digest.
         digest: Sha256Digest,
+        /// The artifact, parsed.
         artifact: SealArtifact,
     },
+    /// Digests and signatures in the image manifest's annotations (inline
+    /// mode).
     Inline(InlineSeal),
 }
 
@@ -54,14 +60,18 @@ pub enum Pkcs7<'a> {
 /// One role's signed digest and its signature.
 #[derive(Debug)]
 pub struct Signed<'a> {
+    /// Which file it signs (manifest, config, merged EROFS).
     pub role: Role,
+    /// The fs-verity digest it signs.
     pub digest: FsVerityDigest,
+    /// Where the PKCS#7 is.
     pub pkcs7: Pkcs7<'a>,
     /// "the artifact" / "the manifest's inline annotations", for messages.
     pub source: &'static str,
 }
 
 impl Source {
+    /// The fs-verity algorithm of the signed digests.
     pub fn algorithm(&self) -> VerityAlgorithm {
         match self {
             Source::Artifact { artifact, .. } => artifact.algorithm,

@@ -40,17 +40,28 @@ use crate::verity::FsVerityDigest;
 /// Why an image was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
+    /// Reading the repository failed.
     #[error(transparent)]
     Repo(#[from] RepoError),
+    /// A file, digest or signature that does not check out.
     #[error("{what}: {reason}")]
-    Refused { what: String, reason: String },
+    Refused {
+        /// The file or item.
+        what: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// Nothing in the repository matches the selector.
     #[error(
         "{selector}: no such image is deployed in {repo} ({looked}); deploy it with \
          `sealroot deploy`, or fix the kernel command line"
     )]
     NotDeployed {
+        /// The selector, as written on the command line.
         selector: String,
+        /// The repository.
         repo: String,
+        /// Where it looked.
         looked: String,
     },
 }
@@ -80,6 +91,7 @@ pub struct FileProof {
     pub path: String,
     /// fs-verity digest measured by the kernel (`sha256:<hex>`).
     pub fsverity: String,
+    /// Who checked the signature.
     pub signature: SignatureCheck,
     /// Whether fs-verity was enabled with the signature during this boot.
     pub attached: bool,
@@ -118,7 +130,9 @@ impl FileProof {
 /// A verified image, ready to mount.
 #[derive(Debug)]
 pub struct Verified {
+    /// The image manifest's digest.
     pub manifest: ManifestDigest,
+    /// The config's digest.
     pub config: ConfigDigest,
     /// The sealing artifact; `None` for an image sealed inline.
     pub artifact: Option<Sha256Digest>,
@@ -130,8 +144,11 @@ pub struct Verified {
     pub deployment: String,
     /// `None` inline: nothing signs the manifest, its sha256 is checked.
     pub manifest_proof: Option<FileProof>,
+    /// What was proven about the config.
     pub config_proof: FileProof,
+    /// What was proven about the EROFS.
     pub image_proof: FileProof,
+    /// What binds the config and the EROFS, and the rollback floor.
     pub binding: BindingProof,
     /// The EROFS file, open and verified: mount exactly this.
     pub image_file: File,
@@ -190,8 +207,11 @@ impl Verified {
 /// Inputs of the verification.
 #[derive(Debug)]
 pub struct Policy<'a> {
+    /// The trusted certificates (`certs.d`).
     pub certs: &'a [Cert],
+    /// Which checks must have run (`signatures` in prepare.conf).
     pub signatures: SignaturePolicy,
+    /// Whether files without fs-verity get it now (`attach-signatures`).
     pub attach: bool,
     /// Whether the kernel checks builtin signatures (`.fs-verity` exists).
     pub kernel_signatures: bool,

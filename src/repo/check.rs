@@ -28,6 +28,7 @@ use super::source::{BoundBy, expected_record, label_binding, record_binding};
 /// The verdict on one signature of an artifact.
 #[derive(Debug, Clone, Serialize)]
 pub struct RoleCheck {
+    /// The role's annotation (`composefs.config.fsverity-sha256-12`, ...).
     pub role: String,
     /// The digest the artifact says is signed.
     pub signed_digest: String,
@@ -48,11 +49,16 @@ pub struct RoleCheck {
 /// The verdict on one artifact.
 #[derive(Debug, Clone, Serialize)]
 pub struct ArtifactCheck {
+    /// The artifact manifest's digest.
     pub artifact: Sha256Digest,
+    /// Its artifact type (`application/vnd.composefs.metadata.v1`, or the
+    /// earlier draft's); `unknown` when it does not parse.
     pub format: &'static str,
+    /// The fs-verity algorithm it names, if it parses.
     pub algorithm: Option<String>,
     /// Why the artifact as a whole is invalid (structure, subject).
     pub problem: Option<String>,
+    /// One verdict per signature layer.
     pub roles: Vec<RoleCheck>,
     /// The binding record, if the artifact carries one.
     pub binding: Option<RecordCheck>,
@@ -69,6 +75,7 @@ pub struct ArtifactCheck {
 pub struct RecordCheck {
     /// The trusted certificate its signature verifies against.
     pub verified_by: Option<CertInfo>,
+    /// What is wrong, if anything.
     pub problem: Option<String>,
     /// The problem is only an untrusted signer.
     pub untrusted_only: bool,
@@ -77,11 +84,13 @@ pub struct RecordCheck {
 /// The verdict on the image's inline metadata (`oci seal --inline`).
 #[derive(Debug, Clone, Serialize)]
 pub struct InlineCheck {
+    /// The fs-verity algorithm of the annotations, if they parse.
     pub algorithm: Option<String>,
     /// Why the metadata as a whole is invalid.
     pub problem: Option<String>,
     /// Config and merged EROFS (and the boot variant).
     pub roles: Vec<RoleCheck>,
+    /// Every signature checked out (digests and trust).
     pub verified: bool,
 }
 
@@ -89,7 +98,10 @@ pub struct InlineCheck {
 /// trusted signature, and by what.
 #[derive(Debug, Clone, Serialize)]
 pub struct Binding {
+    /// Some trusted signature ties them together.
     pub bound: bool,
+    /// Everything that does (binding record, config label, inline
+    /// metadata).
     pub by: Vec<BoundBy>,
     /// Evidence against the pairing (a label naming another EROFS).
     pub problem: Option<String>,
@@ -118,6 +130,8 @@ impl ArtifactCheck {
 }
 
 impl InlineCheck {
+    /// Whether a problem is evidence of tampering or breakage (see
+    /// [`ArtifactCheck::is_broken`]).
     pub fn is_broken(&self) -> bool {
         is_broken(&self.problem, &self.roles)
     }

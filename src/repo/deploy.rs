@@ -35,6 +35,7 @@ pub enum ModeChoice {
     /// Builtin when the running kernel accepts the signature (its signer
     /// is in `.fs-verity`), else detached.
     Auto,
+    /// This mode, whatever the kernel says.
     Fixed(SignatureMode),
 }
 
@@ -43,6 +44,7 @@ pub enum ModeChoice {
 pub struct DeployOptions<'a> {
     /// Recorded in deployment.json (e.g. `oci:/srv/img:41`).
     pub source: String,
+    /// How signatures are attached (`--signatures`).
     pub mode: ModeChoice,
     /// When given, the artifact's signatures must verify against these
     /// before anything is written (recommended).
@@ -58,10 +60,14 @@ pub struct DeployOptions<'a> {
 /// What a deploy did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DeployReport {
+    /// The deployment as `deployment.json` records it.
     pub deployment: Deployment,
+    /// Its directory.
     #[serde(skip)]
     pub deployment_dir: std::path::PathBuf,
+    /// The merged EROFS's fs-verity digest (`sha256:<hex>`).
     pub composefs_digest: String,
+    /// Objects added and already present.
     pub objects: ObjectStats,
     /// First deploy of this image (state directories created).
     pub created: bool,
@@ -71,6 +77,7 @@ pub struct DeployReport {
     pub verified_by: Vec<CertInfo>,
     /// What binds config and EROFS (`None`: unbound, `--allow-unbound`).
     pub bound_by: Option<BoundBy>,
+    /// The kernel command line argument that selects the image.
     pub kernel_cmdline: String,
     /// Why this deployment will likely not boot (e.g. the image lacks a
     /// directory sealroot-prepare mounts on); the binary prints them.

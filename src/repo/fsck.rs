@@ -54,22 +54,29 @@ use super::store::{FoundDeployment, LAYOUT_DIRS, MAX_BLOB_SIZE, MAX_IMAGE_SIZE, 
 /// One problem found, with the file it concerns.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Problem {
+    /// The file.
     pub path: PathBuf,
+    /// What is wrong with it.
     pub problem: String,
 }
 
 /// What fsck checked and found.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct FsckReport {
+    /// Objects checked.
     pub objects: u64,
+    /// Blobs (manifests, configs, artifacts) checked.
     pub blobs: u64,
+    /// EROFS images checked.
     pub images: u64,
+    /// Deployments checked.
     pub deployments: u64,
     /// Signatures verified against the trusted certificates.
     pub signatures_verified: u64,
     /// Objects whose builtin signature verified against the trusted
     /// certificates (per-object signatures, docs/ipe.md).
     pub object_signatures_verified: u64,
+    /// Everything found wrong.
     pub problems: Vec<Problem>,
 }
 

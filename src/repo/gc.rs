@@ -36,11 +36,17 @@ use super::store::{MAX_BLOB_SIZE, MAX_IMAGE_SIZE, Repository};
 /// What gc removed (or would remove, with `dry_run`).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct GcReport {
+    /// Nothing was removed; `removed` is what would have been.
     pub dry_run: bool,
+    /// The files and directories removed.
     pub removed: Vec<PathBuf>,
+    /// Their size.
     pub bytes: u64,
+    /// Objects still referenced by a deployment.
     pub kept_objects: u64,
+    /// EROFS images still referenced.
     pub kept_images: u64,
+    /// Blobs still referenced.
     pub kept_blobs: u64,
 }
 

@@ -41,6 +41,7 @@ pub fn write_options() -> WriteOptions {
 /// per file).
 #[derive(Debug)]
 pub struct MergedImage {
+    /// The EROFS image's bytes.
     pub erofs: Vec<u8>,
     /// fs-verity digest of the EROFS with its objects' algorithm (4096-byte
     /// blocks): what composefs calls the image digest (`composefs=<hex>`,
@@ -54,6 +55,7 @@ pub struct MergedImage {
     pub tar_bytes: u64,
     /// Inodes in the merged tree.
     pub inodes: usize,
+    /// The merged tree it was written from.
     pub tree: Tree,
 }
 
@@ -126,6 +128,7 @@ pub fn merged_from_layers(layers: &[ImportedLayer]) -> Result<MergedImage, Error
 pub struct MergedImages(Vec<MergedImage>);
 
 impl MergedImages {
+    /// The set, with the EROFS of the first object algorithm.
     pub fn new(first: MergedImage) -> Self {
         MergedImages(vec![first])
     }

@@ -40,20 +40,42 @@ pub const MAX_JSON_SIZE: usize = 64 << 10;
 /// A malformed `repo.json` or `deployment.json`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JsonError {
+    /// Larger than [`MAX_JSON_SIZE`].
     #[error("{what} is {size} bytes; at most {MAX_JSON_SIZE} are accepted")]
-    TooLarge { what: &'static str, size: usize },
+    TooLarge {
+        /// Which document.
+        what: &'static str,
+        /// Its size.
+        size: usize,
+    },
+    /// Not the JSON the document must be (syntax, fields, values).
     #[error("{what} is not valid: {reason}")]
-    Invalid { what: &'static str, reason: String },
+    Invalid {
+        /// Which document.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// `repo.json` of a format this sealroot does not read.
     #[error(
         "{what} has format {found}; this sealroot reads formats {FORMAT} and \
          {REPO_FORMAT_OBJECTS} (upgrade sealroot)"
     )]
-    Format { what: &'static str, found: u32 },
+    Format {
+        /// Which document.
+        what: &'static str,
+        /// Its `format`.
+        found: u32,
+    },
+    /// `deployment.json` of a format this sealroot does not read.
     #[error(
         "deployment.json has format {found}; this sealroot reads formats {FORMAT}, \
          {FORMAT_INLINE} and {FORMAT_BOOTABLE} (upgrade sealroot)"
     )]
-    DeploymentFormat { found: u32 },
+    DeploymentFormat {
+        /// Its `format`.
+        found: u32,
+    },
 }
 
 /// `repo.json` format 2: as 1, plus `objects`, the fs-verity algorithm of
@@ -106,6 +128,7 @@ impl RepoConfig {
         self.algorithm != self.objects
     }
 
+    /// Parses `repo.json` (untrusted: never panics).
     pub fn parse(bytes: &[u8]) -> Result<Self, JsonError> {
         const WHAT: &str = "repo.json";
         let j: RepoConfigJson = parse_json(WHAT, bytes)?;
@@ -153,6 +176,7 @@ impl RepoConfig {
         Ok(RepoConfig { algorithm, objects })
     }
 
+    /// The JSON sealroot writes.
     pub fn to_json(&self) -> Vec<u8> {
         let sha256_objects = self.objects == VerityAlgorithm::SHA256_12;
         let j = RepoConfigJson {
@@ -183,6 +207,7 @@ pub enum SignatureMode {
 }
 
 impl SignatureMode {
+    /// The name in `deployment.json` and `--signatures`.
     pub fn as_str(self) -> &'static str {
         match self {
             SignatureMode::Builtin => "builtin",
@@ -215,7 +240,9 @@ impl FromStr for SignatureMode {
 /// `deployment.json`: what a deployment is made of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deployment {
+    /// The image manifest's digest.
     pub manifest: ManifestDigest,
+    /// The config's digest.
     pub config: ConfigDigest,
     /// The signature artifact's manifest; `None` for an image sealed
     /// inline (its manifest's annotations carry the signatures).
@@ -227,7 +254,9 @@ pub struct Deployment {
     /// artifact signs one: `images/<hex>` too, what sealroot-prepare
     /// boots.
     pub bootable: Option<FsVerityDigest>,
+    /// The repository's fs-verity algorithm.
     pub algorithm: VerityAlgorithm,
+    /// How the signed files carry their signatures.
     pub signatures: SignatureMode,
     /// Whether deploy could enable fs-verity on the files (false on
     /// filesystems or kernels without fs-verity: run `sealroot repo
@@ -257,6 +286,7 @@ struct DeploymentJson {
 }
 
 impl Deployment {
+    /// Parses `deployment.json` (untrusted: never panics).
     pub fn parse(bytes: &[u8]) -> Result<Self, JsonError> {
         const WHAT: &str = "deployment.json";
         let j: DeploymentJson = parse_json(WHAT, bytes)?;
@@ -336,6 +366,7 @@ impl Deployment {
             .chain(self.bootable.map(|b| (Role::MergedBootable, b)))
     }
 
+    /// The JSON sealroot writes.
     pub fn to_json(&self) -> Vec<u8> {
         let mut v = serde_json::to_vec_pretty(&self.to_struct()).unwrap_or_default();
         v.push(b'\n');

@@ -66,29 +66,48 @@ mod error {
     /// Why a repository operation failed.
     #[derive(Debug, thiserror::Error)]
     pub enum Error {
+        /// A file system operation failed.
         #[error("{action} {path}: {error}")]
         Io {
+            /// What was being done.
             action: &'static str,
+            /// On which path.
             path: PathBuf,
+            /// What the system said.
             error: std::io::Error,
         },
+        /// A JSON file of the repository that does not parse.
         #[error("{path}: {error}")]
         Json {
+            /// The file.
             path: PathBuf,
+            /// Why.
             error: super::JsonError,
         },
+        /// The directory has no `repo.json`.
         #[error(
             "{path} is not a sealroot repository (no repo.json); create one with \
              `sealroot repo init {location}`, or let `sealroot deploy IMAGE {location}` \
              create it"
         )]
-        NotARepository { path: PathBuf, location: String },
+        NotARepository {
+            /// The directory.
+            path: PathBuf,
+            /// How the user named it (for the suggested command).
+            location: String,
+        },
+        /// The repository's parent directory (or the sysroot) is missing.
         #[error(
             "{path} does not exist: sealroot creates only the repository inside an existing \
              {what}, never its parents; check the path (for --sysroot: mount the target's \
              root filesystem there first)"
         )]
-        NoParent { path: PathBuf, what: &'static str },
+        NoParent {
+            /// The missing directory.
+            path: PathBuf,
+            /// What it should have been (`sysroot`, `directory`).
+            what: &'static str,
+        },
         /// A path in the repository that is unsafe to use (a symlink,
         /// special file or hard link where the layout has none) or could
         /// not be resolved.
@@ -105,39 +124,57 @@ mod error {
             }
         )]
         Unsafe {
+            /// The command (`gc`, ...).
             command: String,
+            /// The first unsafe entry found.
             first: super::dir::PathError,
+            /// How many more there are.
             more: usize,
         },
+        /// The repository's fs-verity algorithm is not the one asked for.
         #[error(
             "repository {path} uses {found}, not {wanted}: the algorithm is fixed when a \
              repository is created; seal with --algorithm={found} or use another repository"
         )]
         AlgorithmMismatch {
+            /// The repository.
             path: PathBuf,
+            /// Its algorithm (`repo.json`).
             found: VerityAlgorithm,
+            /// The one asked for.
             wanted: VerityAlgorithm,
         },
+        /// Enabling fs-verity on a file failed.
         #[error("enabling fs-verity on {path}: {error}")]
         Verity {
+            /// The file.
             path: PathBuf,
+            /// What the ioctl said.
             error: crate::verity::ioctl::Error,
         },
+        /// The OCI image layout could not be read.
         #[error(transparent)]
         Layout(#[from] crate::oci::layout::LayoutError),
+        /// Importing the image's layers failed.
         #[error(transparent)]
         Import(#[from] crate::oci::import::ImportError),
         /// The bootable variant could not be made (`oci::boot`).
         #[error(transparent)]
         Boot(#[from] crate::oci::boot::BootError),
+        /// Writing the merged EROFS failed.
         #[error("writing the composefs EROFS image: {0}")]
         Erofs(crate::erofs::WriteError),
+        /// The signature artifact is malformed or does not match.
         #[error(transparent)]
         Artifact(#[from] crate::oci::artifact::ArtifactError),
+        /// Signing failed.
         #[error("signing: {0}")]
         Sign(crate::pkcs7::SignError),
+        /// Writing the artifact into the image layout failed.
         #[error("writing into the image layout: {0}")]
         LayoutWrite(crate::oci::write::WriteError),
+        /// The repository or image refuses the operation (the message says
+        /// why and what to do).
         #[error("{0}")]
         Refused(String),
     }

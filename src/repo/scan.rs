@@ -19,6 +19,7 @@ pub struct Found {
     pub name: String,
     /// The directory holding it.
     pub dir: Dir,
+    /// Its name in that directory.
     pub file_name: OsString,
     /// The path relative to the repository.
     pub rel: PathBuf,

@@ -29,7 +29,9 @@ use super::Error;
 /// artifact has, and the bootable variant's when the image has one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealDigests {
+    /// The fs-verity digest of the stored manifest bytes.
     pub manifest: FsVerityDigest,
+    /// The fs-verity digest of the stored config bytes.
     pub config: FsVerityDigest,
     /// Unknown until the layers were read.
     pub merged: Option<FsVerityDigest>,
@@ -67,6 +69,7 @@ impl SealDigests {
         ]
     }
 
+    /// The digest of one role, if known.
     pub fn get(&self, role: Role) -> Option<FsVerityDigest> {
         if role == Role::MergedBootable {
             return self.bootable;
@@ -83,7 +86,9 @@ impl SealDigests {
 pub struct Sealed {
     /// The artifact manifest's descriptor (as listed in index.json).
     pub artifact: Descriptor,
+    /// The fs-verity algorithm of the signed digests.
     pub algorithm: VerityAlgorithm,
+    /// The digests signed.
     pub digests: SealDigests,
     /// sha256 of each signature blob, in role order.
     pub signature_blobs: Vec<(Role, Sha256Digest)>,

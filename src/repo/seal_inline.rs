@@ -32,9 +32,11 @@ pub struct InlineSealed {
     pub manifest: Descriptor,
     /// The new (labelled) config.
     pub config: Descriptor,
+    /// The tag (`org.opencontainers.image.ref.name`) it was written under.
     pub tag: String,
     /// The manifest the tag named before, when `replace_tag` replaced it.
     pub replaced: Option<Sha256Digest>,
+    /// The fs-verity algorithm of the signed digests.
     pub algorithm: VerityAlgorithm,
     /// fs-verity digest of the new config (signed).
     pub config_fsverity: FsVerityDigest,
@@ -45,9 +47,11 @@ pub struct InlineSealed {
 /// What to write.
 #[derive(Debug, Clone)]
 pub struct InlineOptions<'a> {
+    /// The tag to write the sealed manifest under.
     pub tag: &'a str,
     /// Move `tag` if it names another manifest.
     pub replace_tag: bool,
+    /// How to sign (certificates to embed).
     pub sign: &'a SignOptions,
 }
 

@@ -39,7 +39,9 @@ pub enum BoundBy {
     /// A sealing artifact's binding record names manifest, config and
     /// EROFS (`signer`: who signed it, when certificates were given).
     BindingRecord {
+        /// The artifact manifest's digest.
         artifact: Sha256Digest,
+        /// The certificate that signed the record.
         signer: Option<CertInfo>,
     },
 }
@@ -108,17 +110,23 @@ pub fn record_binding(
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum SealSource {
+    /// A signature artifact referring to the image.
     Artifact {
+        /// Its descriptor in the layout.
         descriptor: Descriptor,
+        /// Its manifest, as stored.
         manifest: Stored<ImageManifest>,
+        /// Its manifest, parsed as an artifact.
         artifact: SealArtifact,
     },
+    /// The image manifest's own annotations (inline sealing).
     Inline(InlineSeal),
 }
 
 /// A signature source that matches the image, with its PKCS#7s loaded.
 #[derive(Debug, Clone)]
 pub struct Chosen {
+    /// Where the signatures are.
     pub source: SealSource,
     /// (role, signed digest, DER): manifest (artifact mode only), config,
     /// merged EROFS.
@@ -138,6 +146,7 @@ impl Chosen {
         }
     }
 
+    /// The PKCS#7 of one role, if the source has it.
     pub fn signature(&self, role: Role) -> Option<&[u8]> {
         self.signatures
             .iter()
@@ -149,7 +158,10 @@ impl Chosen {
 /// What [`choose`] needs besides the image.
 #[derive(Debug, Clone, Copy)]
 pub struct Choice<'a> {
+    /// The repository's fs-verity algorithm (sources of another are
+    /// skipped).
     pub algorithm: VerityAlgorithm,
+    /// The signatures must verify against these (none: not checked).
     pub trusted: &'a [Cert],
     /// Only this artifact.
     pub artifact: Option<Sha256Digest>,
@@ -411,7 +423,12 @@ pub enum DeployedError {
     Path(#[from] PathError),
     /// A file was read but is not what the deployment needs.
     #[error("{}: {reason}", path.display())]
-    Invalid { path: PathBuf, reason: String },
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl DeployedError {
@@ -444,11 +461,14 @@ impl From<DeployedError> for Error {
 /// One role's signed digest and its PKCS#7 (or why it cannot be read).
 #[derive(Debug)]
 pub struct DeployedSignature {
+    /// The role (manifest, config, merged EROFS).
     pub role: Role,
+    /// The digest the source says is signed.
     pub signed: FsVerityDigest,
     /// The file that holds the PKCS#7 (a signature blob, or the inline
     /// manifest), for messages.
     pub at: PathBuf,
+    /// The DER PKCS#7, or why it could not be read.
     pub der: Result<Vec<u8>, DeployedError>,
 }
 

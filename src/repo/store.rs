@@ -62,6 +62,7 @@ pub struct FoundDeployment {
     pub name: String,
     /// `deployments/<name>`, for messages.
     pub path: PathBuf,
+    /// Its `deployment.json`, or why it cannot be read.
     pub deployment: Result<Deployment, Error>,
 }
 
@@ -184,7 +185,9 @@ pub enum VerityRequest<'a> {
     Off,
     /// Enable it, optionally with a builtin signature.
     On {
+        /// Algorithm, block size and salt.
         params: &'a VerityParams,
+        /// A builtin signature (DER PKCS#7) to enable it with.
         signature: Option<&'a [u8]>,
     },
 }
@@ -192,8 +195,11 @@ pub enum VerityRequest<'a> {
 /// What fs-verity a file ended up with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VerityState {
+    /// No fs-verity.
     Off,
+    /// fs-verity without a builtin signature.
     Enabled,
+    /// fs-verity with a builtin signature the kernel accepted.
     Signed,
     /// Requested, but the filesystem or kernel has no fs-verity.
     Unsupported,
@@ -289,6 +295,7 @@ impl Repository {
         &self.root
     }
 
+    /// The repository's fs-verity algorithm (`repo.json`).
     pub fn algorithm(&self) -> VerityAlgorithm {
         self.config.algorithm
     }
@@ -572,7 +579,9 @@ pub struct ObjectWriter<'b> {
 /// docs/repository.md, "Object signatures").
 #[derive(Debug, Clone, Copy)]
 pub struct ObjectSigning<'b> {
+    /// The deployment's signature bundle.
     pub bundle: &'b crate::objsig::Bundle,
+    /// What to do with its signatures.
     pub mode: SigningMode,
 }
 
@@ -619,6 +628,7 @@ pub struct ObjectStats {
 }
 
 impl ObjectWriter<'_> {
+    /// What was written so far.
     pub fn stats(&self) -> ObjectStats {
         ObjectStats {
             added: self.added.load(Ordering::Relaxed),

@@ -9,6 +9,7 @@ use super::path::EntryPath;
 /// A modification time with sub-second precision (PAX `mtime`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Timestamp {
+    /// Seconds since the epoch.
     pub sec: i64,
     /// 0..1_000_000_000, counting forward from `sec`.
     pub nsec: u32,
@@ -26,8 +27,11 @@ pub struct Metadata {
     /// Permission bits including setuid, setgid and sticky (`0o7777`); the
     /// file type is in [`EntryKind`].
     pub permissions: u32,
+    /// Owner.
     pub uid: u32,
+    /// Group.
     pub gid: u32,
+    /// Modification time.
     pub mtime: Timestamp,
     /// Extended attributes by full name (`user.foo`, `security.capability`).
     pub xattrs: BTreeMap<Vec<u8>, Vec<u8>>,
@@ -38,20 +42,29 @@ pub struct Metadata {
 /// after import (`oci::sink::FileContent`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum EntryKind<F> {
+    /// A regular file.
     File(F),
+    /// A directory.
     Directory,
     /// Target bytes exactly as in the layer; never resolved at import.
     Symlink(Vec<u8>),
     /// Another path of this or an earlier layer; shares its inode.
     Hardlink(EntryPath),
+    /// A character device.
     CharDevice {
+        /// Major number.
         major: u32,
+        /// Minor number.
         minor: u32,
     },
+    /// A block device.
     BlockDevice {
+        /// Major number.
         major: u32,
+        /// Minor number.
         minor: u32,
     },
+    /// A FIFO.
     Fifo,
 }
 
@@ -89,7 +102,9 @@ pub enum Change<F> {
     /// Create or replace the inode at `path` (for a directory that already
     /// exists: update its metadata, keep its children).
     Add {
+        /// Where.
         path: EntryPath,
+        /// What kind of inode.
         kind: EntryKind<F>,
         /// Ignored for hardlinks, which share their target's inode.
         meta: Metadata,

@@ -41,48 +41,74 @@ pub const XATTR_NAME_MAX: usize = 255;
 /// Largest xattr value (`XATTR_SIZE_MAX`).
 pub const XATTR_SIZE_MAX: usize = 65536;
 
-/// Whiteout prefix and opaque marker (image-spec `layer.md`, "Whiteouts").
+/// Whiteout prefix (image-spec `layer.md`, "Whiteouts").
 pub const WHITEOUT_PREFIX: &[u8] = b".wh.";
+/// Opaque directory marker (same section).
 pub const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
 
 /// A layer that cannot be read. Every variant names the layer.
 #[derive(Debug, thiserror::Error)]
 pub enum LayerError {
+    /// A media type that is not a filesystem layer.
     #[error(
         "layer {layer} has media type {media_type}, which is not a Linux filesystem layer \
          (expected tar, tar+gzip or tar+zstd)"
     )]
     MediaType {
+        /// The layer.
         layer: LayerDigest,
+        /// Its media type.
         media_type: MediaType,
     },
+    /// Content whose magic bytes contradict the media type.
     #[error("layer {layer}: its media type says {declared} but the content {found}")]
     Magic {
+        /// The layer.
         layer: LayerDigest,
+        /// The compression the media type says.
         declared: Compression,
+        /// What the content looks like.
         found: &'static str,
     },
+    /// Reading or decompressing failed (or the blob check did).
     #[error("layer {layer}: {error}")]
     Stream {
+        /// The layer.
         layer: LayerDigest,
+        /// Why.
         error: io::Error,
     },
+    /// The tar stream is malformed.
     #[error("layer {layer}: {error}")]
-    Tar { layer: LayerDigest, error: TarError },
+    Tar {
+        /// The layer.
+        layer: LayerDigest,
+        /// Why.
+        error: TarError,
+    },
+    /// A member sealroot refuses (name, type, xattr, size).
     #[error("layer {layer}: entry {entry:?} (tar offset {offset}): {reason}")]
     Entry {
+        /// The layer.
         layer: LayerDigest,
+        /// The member's name.
         entry: String,
+        /// Its header's offset in the tar stream.
         offset: u64,
+        /// Why.
         reason: String,
     },
+    /// The uncompressed stream is not the config's `diff_id`.
     #[error(
         "layer {layer}: the uncompressed tar stream has digest {actual}, but the image config \
          lists diff_id {expected} for it; the layer or the config was modified"
     )]
     DiffId {
+        /// The layer.
         layer: LayerDigest,
+        /// What the config lists.
         expected: DiffId,
+        /// What the stream hashes to.
         actual: DiffId,
     },
 }
@@ -233,6 +259,7 @@ impl<R: Read> LayerReader<R> {
         })
     }
 
+    /// The layer's digest.
     pub fn layer(&self) -> LayerDigest {
         self.layer
     }

@@ -26,14 +26,19 @@ pub const PATH_MAX: usize = 4096;
 /// Why a member name is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
+    /// An empty name.
     #[error("the name is empty")]
     Empty,
+    /// A NUL byte.
     #[error("the name contains a NUL byte")]
     Nul,
+    /// `..` above the root.
     #[error("the name climbs above the image root with '..'")]
     Escapes,
+    /// A component longer than NAME_MAX (its length).
     #[error("a component is {0} bytes long; Linux allows at most 255 (NAME_MAX)")]
     ComponentTooLong(usize),
+    /// A path longer than PATH_MAX (its length).
     #[error("the name is {0} bytes long; Linux allows at most 4096 (PATH_MAX)")]
     TooLong(usize),
 }
@@ -76,10 +81,12 @@ impl EntryPath {
         EntryPath(Vec::new())
     }
 
+    /// The image root itself (no components).
     pub fn is_root(&self) -> bool {
         self.0.is_empty()
     }
 
+    /// The normalized path, `/`-separated, without a leading `/`.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }

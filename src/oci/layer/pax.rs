@@ -11,7 +11,9 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("malformed PAX extended header at byte {offset}: {reason}")]
 pub struct PaxError {
+    /// Where in the header body.
     pub offset: usize,
+    /// What is wrong.
     pub reason: &'static str,
 }
 

@@ -32,10 +32,17 @@ const BLOCK: u64 = 512;
 /// A framing or header-field error.
 #[derive(Debug, thiserror::Error)]
 pub enum TarError {
+    /// Reading the stream failed.
     #[error(transparent)]
     Io(#[from] io::Error),
+    /// Bytes that are not a tar member the reader accepts.
     #[error("at byte {offset} of the tar stream: {reason}")]
-    Malformed { offset: u64, reason: String },
+    Malformed {
+        /// Where in the uncompressed stream.
+        offset: u64,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// One tar member after its extension headers were merged in.
@@ -45,6 +52,7 @@ pub struct RawEntry {
     pub header_offset: u64,
     /// Offset of the data.
     pub data_offset: u64,
+    /// The header's typeflag (`0` file, `5` directory, `2` symlink, ...).
     pub typeflag: u8,
     /// PAX `path`, else GNU long name, else the header name (with ustar prefix).
     pub name: Vec<u8>,
@@ -52,10 +60,16 @@ pub struct RawEntry {
     pub link: Vec<u8>,
     /// Data bytes that follow (0 for header-only types).
     pub size: u64,
+    /// Permission bits (and setuid/setgid/sticky).
     pub mode: u32,
+    /// Owner (PAX `uid` or the header's).
     pub uid: u64,
+    /// Group (PAX `gid` or the header's).
     pub gid: u64,
+    /// Modification time: seconds and nanoseconds (PAX `mtime` keeps the
+    /// fraction).
     pub mtime: (i64, u32),
+    /// Major and minor of a device node.
     pub device: Option<(u32, u32)>,
     /// `(name, value)` from `SCHILY.xattr.*`.
     pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
@@ -72,6 +86,7 @@ pub struct TarReader<R> {
 }
 
 impl<R: Read> TarReader<R> {
+    /// A reader at the start of the (uncompressed) stream `inner`.
     pub fn new(inner: R) -> Self {
         TarReader {
             inner,
@@ -87,6 +102,7 @@ impl<R: Read> TarReader<R> {
         self.pos
     }
 
+    /// The underlying stream, wherever the reader stopped.
     pub fn into_inner(self) -> R {
         self.inner
     }

@@ -62,7 +62,9 @@ impl MountType {
 /// The settings, resolved: what each directory gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct SetupRootConf {
+    /// `[etc] mount`.
     pub etc: MountType,
+    /// `[var] mount`.
     pub var: MountType,
     /// `[root] transient`: sealroot-prepare refuses `true` at boot.
     pub root_transient: bool,
@@ -83,9 +85,11 @@ impl Default for SetupRootConf {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{file}{}: {reason}", if *line > 0 { format!(":{line}") } else { String::new() })]
 pub struct ConfError {
+    /// The file (its path in the initramfs).
     pub file: String,
     /// 1-based; 0 for the file as a whole.
     pub line: usize,
+    /// What is wrong, and what to write instead.
     pub reason: String,
 }
 

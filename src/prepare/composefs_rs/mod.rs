@@ -58,19 +58,38 @@ pub const STATE: &str = "state";
 /// Why the composefs-rs image was not booted.
 #[derive(Debug, thiserror::Error)]
 pub enum ComposefsRsError {
+    /// The command line selects no image, or selects it wrongly.
     #[error(transparent)]
     Select(#[from] select::SelectError),
-    #[error("{0}")]
+    /// `setup-root-conf.toml` does not parse, or asks what sealroot refuses.
+    #[error(transparent)]
     Conf(#[from] conf::ConfError),
-    #[error("{0}")]
+    /// The repository on the disk is not what booting needs.
+    #[error(transparent)]
     Repo(#[from] RepoError),
+    /// The image does not check out (digest, fs-verity, signature).
     #[error("refused: composefs image {image}: {reason}")]
-    Refused { image: String, reason: String },
+    Refused {
+        /// `images/<hex>`.
+        image: String,
+        /// Why, and what to do.
+        reason: String,
+    },
+    /// Assembling or moving the sealed root failed.
     #[error("mounting the sealed root: {0}")]
-    Mount(#[from] MountError),
+    Mount(MountError),
+}
+
+// Not `#[from]`: that would make the cause a `source` as well, and the
+// message already names it (printed once, see `verity::ioctl::Error`).
+impl From<MountError> for ComposefsRsError {
+    fn from(error: MountError) -> Self {
+        ComposefsRsError::Mount(error)
+    }
 }
 
 impl ComposefsRsError {
+    /// The exit status this refusal gives (`prepare::exit`).
     pub fn exit_code(&self) -> u8 {
         use super::exit;
         match self {
@@ -108,9 +127,11 @@ pub struct ComposefsRsRecord {
 pub struct Verified {
     /// The candidate that was found.
     pub argument: String,
+    /// The image's fs-verity digest, as the kernel measured it.
     pub digest: FsVerityDigest,
     /// The EROFS, open and measured: mount exactly this.
     pub image: File,
+    /// The image's builtin signature, as checked; `None` when unsigned.
     pub signature: Option<FileProof>,
 }
 

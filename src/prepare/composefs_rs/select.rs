@@ -20,6 +20,7 @@ use super::super::cmdline::{self, CmdlineError, ImageCandidate, Selector};
 /// The EROFS digests to try, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection {
+    /// Each `composefs.digest=`/`composefs=` argument, in command-line order.
     pub candidates: Vec<ImageCandidate>,
 }
 
@@ -37,17 +38,23 @@ impl fmt::Display for Selection {
 /// Why nothing was selected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SelectError {
+    /// Neither `composefs.digest=` nor `composefs=` is on the command line.
     #[error(
         "no composefs image selected: [boot] layout = composefs-rs in prepare.conf, and the \
          kernel command line has no composefs.digest=v1-<sha256|sha512>-12:<hex> or \
          composefs=<hex> (boot an entry bootc or `cfsctl oci prepare-boot` wrote)"
     )]
     NoSelector,
+    /// A `sealroot*` argument, which this layout does not read.
     #[error(
         "{argument}: sealroot's selectors do not apply with [boot] layout = composefs-rs \
          (the image is selected by composefs.digest= or composefs=)"
     )]
-    SealrootSelector { argument: String },
+    SealrootSelector {
+        /// The argument, as written.
+        argument: String,
+    },
+    /// A malformed `composefs` argument.
     #[error("kernel command line: {0}")]
     Cmdline(CmdlineError),
 }

@@ -61,9 +61,11 @@ impl Default for PrepareRootConf {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{file}:{line}: {reason}")]
 pub struct ConfError {
+    /// The configuration file.
     pub file: String,
     /// 0 for the file as a whole.
     pub line: usize,
+    /// What is wrong.
     pub reason: String,
 }
 

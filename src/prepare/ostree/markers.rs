@@ -16,8 +16,11 @@ use crate::ostree::gvariant::{DictEntry, write_vardict};
 /// The facts the markers carry.
 #[derive(Debug)]
 pub struct Booted {
+    /// The deployment directory's device (`backing-root-device-inode`).
     pub dev: u64,
+    /// The deployment directory's inode.
     pub ino: u64,
+    /// `/sysroot` is mounted read-only (`sysroot-ro`).
     pub sysroot_readonly: bool,
     /// The physical root's device, if it has one.
     pub physical_root_dev: Option<u64>,

@@ -30,21 +30,34 @@ const MAX_SIGNATURE: u64 = 16128;
 /// Why the ostree deployment was not booted.
 #[derive(Debug, thiserror::Error)]
 pub enum OstreeError {
+    /// The deployment's `prepare-root.conf` is wrong.
     #[error("{0}")]
     Conf(#[from] conf::ConfError),
+    /// `ostree=` leads to no deployment.
     #[error("{0}")]
     Locate(#[from] select::LocateError),
+    /// Reading the physical root failed.
     #[error("{0}")]
     Repo(#[from] RepoError),
+    /// The deployment's image, binding record or signature does not check
+    /// out.
     #[error("refused: ostree deployment {deployment}: {reason}")]
-    Refused { deployment: String, reason: String },
+    Refused {
+        /// The deployment directory.
+        deployment: String,
+        /// Why.
+        reason: String,
+    },
+    /// Assembling or moving the sealed root failed.
     #[error("mounting the sealed root: {0}")]
     Mount(#[from] MountError),
+    /// `/run/ostree-booted` or its companions could not be written.
     #[error("cannot leave ostree's boot markers: {0}")]
     Markers(String),
 }
 
 impl OstreeError {
+    /// The exit status for this error (`prepare::exit`).
     pub fn exit_code(&self) -> u8 {
         use super::exit;
         match self {
@@ -64,25 +77,32 @@ impl OstreeError {
 pub struct OstreeRecord {
     /// The `ostree=` argument.
     pub argument: String,
+    /// The stateroot (`<os>`).
     pub stateroot: String,
     /// The deployment directory below the physical root.
     pub deployment: String,
+    /// The commit deployed (64 hex digits).
     pub commit: String,
+    /// The deployment serial (`<commit>.<serial>`).
     pub deploy_serial: u32,
     /// fs-verity digest of `.ostree.cfs` (`sha256:<hex>`).
     pub erofs: String,
     /// The signed binding record's proof.
     pub binding: FileProof,
+    /// What the deployment's `prepare-root.conf` says, as used.
     pub prepare_root_conf: conf::PrepareRootConf,
 }
 
 /// A verified deployment, ready to mount.
 #[derive(Debug)]
 pub struct Verified {
+    /// The deployment.
     pub deployment: select::Deployment,
     /// `.ostree.cfs`, open and measured: mount exactly this.
     pub image: File,
+    /// Its fs-verity digest, measured and bound by the signed record.
     pub erofs: FsVerityDigest,
+    /// What was proven about the binding record.
     pub proof: FileProof,
 }
 

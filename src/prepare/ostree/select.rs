@@ -44,9 +44,13 @@ use crate::ostree::objects::Checksum;
 /// A parsed `ostree=` argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootArg {
+    /// `N` of `boot.N` (0 or 1: ostree swaps between them).
     pub boot_version: u8,
+    /// The stateroot.
     pub os: String,
+    /// The boot checksum (of the kernel and initramfs).
     pub bootcsum: String,
+    /// The boot serial (not the deployment's).
     pub serial: u32,
 }
 
@@ -182,13 +186,16 @@ pub fn parse(cmdline: &str) -> Result<BootArg, CmdlineError> {
 /// The deployment `ostree=` resolved to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deployment {
+    /// The stateroot.
     pub os: String,
+    /// The commit it checks out.
     pub commit: Checksum,
     /// The deployment serial (`<commit>.<serial>`), not the boot serial.
     pub serial: u32,
     /// Device and inode of the deployment directory (ostree's
     /// `backing-root-device-inode`).
     pub dev: u64,
+    /// The inode.
     pub ino: u64,
 }
 
@@ -218,6 +225,7 @@ pub fn parse_deployment_name(name: &str) -> Option<(Checksum, u32)> {
 /// Why `ostree=` names no deployment.
 #[derive(Debug, thiserror::Error)]
 pub enum LocateError {
+    /// The path `ostree=` names does not resolve.
     #[error(
         "{arg}: no such deployment below {sysroot} ({}): the boot entry names a \
          deployment that does not exist (removed by ostree admin cleanup?) or a symlink on \
@@ -225,16 +233,26 @@ pub enum LocateError {
         crate::errno::errno_name(*errno)
     )]
     Missing {
+        /// The `ostree=` argument.
         arg: String,
+        /// The physical root.
         sysroot: String,
+        /// What resolving it said.
         errno: Errno,
     },
+    /// The path resolves, but to no deployment directory of its stateroot.
     #[error(
         "{arg}: resolves to a directory that is not a deployment in {deploy_dir} (no entry \
          <commit>.<serial> there is that directory): its symlinks on the disk were changed; \
          refusing"
     )]
-    NotADeployment { arg: String, deploy_dir: String },
+    NotADeployment {
+        /// The `ostree=` argument.
+        arg: String,
+        /// The stateroot's `deploy` directory.
+        deploy_dir: String,
+    },
+    /// Reading the physical root failed.
     #[error("{0}")]
     Repo(#[from] RepoError),
 }

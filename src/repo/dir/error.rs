@@ -16,13 +16,21 @@ pub const MAX_TREE_DEPTH: usize = 512;
 /// What kind of file a path names (`st_mode & S_IFMT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
+    /// A regular file.
     Regular,
+    /// A directory.
     Directory,
+    /// A symbolic link.
     Symlink,
+    /// A FIFO.
     Fifo,
+    /// A socket.
     Socket,
+    /// A character device.
     CharDevice,
+    /// A block device.
     BlockDevice,
+    /// A type the kernel did not report.
     Unknown,
 }
 
@@ -64,12 +72,17 @@ impl fmt::Display for FileKind {
 /// (no `#[source]`), so it is printed once.
 #[derive(Debug, thiserror::Error)]
 pub enum PathError {
+    /// A system call on the path failed.
     #[error("{path}: {action}: {} ({})", errno_name(*errno), std::io::Error::from(*errno))]
     Io {
+        /// The path.
         path: PathBuf,
+        /// What was being done.
         action: &'static str,
+        /// What the kernel said.
         errno: Errno,
     },
+    /// A symlink where the layout has none: never followed.
     #[error(
         "{path} is a symlink{}, where the repository has none: sealroot never follows it and \
          did nothing through it; find out who planted it and remove it (`sealroot repo fsck` \
@@ -77,32 +90,56 @@ pub enum PathError {
         target.as_ref().map(|t| format!(" (to {})", t.display())).unwrap_or_default()
     )]
     Symlink {
+        /// The symlink.
         path: PathBuf,
+        /// Where it points, if readable (for the message only).
         target: Option<PathBuf>,
     },
+    /// Another file type than the layout has there: never opened.
     #[error(
         "{path} is a {found} where the repository has a {expected}: sealroot never opens it \
          and did nothing through it; remove it (`sealroot repo fsck` lists every such entry)"
     )]
     WrongType {
+        /// The path.
         path: PathBuf,
+        /// What it is.
         found: FileKind,
+        /// What the layout has there.
         expected: FileKind,
     },
+    /// A file with more than one name, which the repository never
+    /// creates: acting on it could change a file outside.
     #[error(
         "{path} has {nlink} hard links, but the repository never creates one: another name \
          (possibly outside the repository, on the same filesystem) shares this file, and \
          sealroot does not act on it; remove this name (`sealroot repo fsck` lists every such \
          entry)"
     )]
-    HardLinked { path: PathBuf, nlink: u64 },
+    HardLinked {
+        /// The path.
+        path: PathBuf,
+        /// Its link count.
+        nlink: u64,
+    },
+    /// A name that is not a plain relative path (`..`, `.`, absolute,
+    /// empty).
     #[error("{path}: not a path inside the repository ({reason})")]
-    BadName { path: PathBuf, reason: &'static str },
+    BadName {
+        /// The name as given.
+        path: PathBuf,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// A directory tree deeper than [`MAX_TREE_DEPTH`].
     #[error(
         "{path}: nested deeper than {MAX_TREE_DEPTH} directories; sealroot stops there \
          (remove the tree by hand)"
     )]
-    TooDeep { path: PathBuf },
+    TooDeep {
+        /// The directory where descending stopped.
+        path: PathBuf,
+    },
 }
 
 impl PathError {

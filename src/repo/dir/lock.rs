@@ -11,13 +11,16 @@ use super::{Dir, PathError};
 /// A shared or exclusive `flock`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockMode {
+    /// `LOCK_SH`: readers (deploy, fsck) run side by side.
     Shared,
+    /// `LOCK_EX`: gc runs alone.
     Exclusive,
 }
 
 /// A process that holds a lock another one waits for (from `/proc/locks`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockHolder {
+    /// Its process id.
     pub pid: u32,
     /// Its command line, when readable.
     pub command: Option<String>,

@@ -56,10 +56,15 @@ const RESOLVE: ResolveFlags = ResolveFlags::BENEATH
 /// What `lstat` says about an entry (never about a symlink's target).
 #[derive(Debug, Clone, Copy)]
 pub struct Meta {
+    /// The file type.
     pub kind: FileKind,
+    /// The link count.
     pub nlink: u64,
+    /// The size in bytes.
     pub size: u64,
+    /// The device it is on.
     pub dev: u64,
+    /// Its inode number.
     pub ino: u64,
 }
 
@@ -80,7 +85,9 @@ impl Meta {
 /// One entry of a directory listing.
 #[derive(Debug, Clone)]
 pub struct Entry {
+    /// The entry's name.
     pub name: OsString,
+    /// Its type, as the directory reports it.
     pub kind: FileKind,
 }
 
