@@ -327,7 +327,7 @@ fn mkosi_build_seals_deploys_and_bakes_the_digest_into_the_uki() -> Result<()> {
         ),
         format!("sealroot: verified image sha256:{manifest} "),
         "sealroot: mounted the sealed root at /sysroot".to_owned(),
-        "enabled fs-verity on".to_owned(),
+        "enabled fs-verity (sha256, as the signed EROFS records) on".to_owned(),
         SEALED_ROOT_GREETING.to_owned(),
     ] {
         if !console.contains(&needle) {
