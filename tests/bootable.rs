@@ -165,3 +165,68 @@ fn bootable_choice_auto_yes_no() {
         compute_id(&boot, true).as_str()
     );
 }
+
+/// A sha512 seal of a bootable image signs the bootable variant of the
+/// sha512-object EROFS (`compute-id --bootable --algorithm` of it), `oci
+/// verify` checks both seals' variants (one per object algorithm), and a
+/// sha512 repository deploys it.
+#[test]
+fn sha512_seal_signs_the_sha512_bootable_variant() {
+    const SHA512: &str = "fsverity-sha512-12";
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("layout");
+    let shape = images::selinux_policy();
+    images::write_image(&layout, TAG, &shape.layers);
+    let keys = Keys::new(&tmp.path().join("k"), "p256", "CN=bootable signer");
+    let r = image_ref(&layout);
+    let bootable512 = sr_ok(&["oci", "compute-id", &r, "--bootable", "--algorithm", SHA512])
+        .trim()
+        .to_string();
+    assert_eq!(bootable512.len(), 128);
+
+    seal(&layout, &keys, &[]);
+    let sealed = seal(&layout, &keys, &["--algorithm", SHA512]);
+    assert_eq!(sealed["digests"]["bootable"], bootable512.as_str());
+    let a = artifact(&layout, &sealed);
+    assert_eq!(
+        a.entry(Role::MergedBootable).unwrap().digest.to_hex(),
+        bootable512
+    );
+
+    let verify: Value = serde_json::from_str(&sr_ok(&[
+        "oci",
+        "verify",
+        &r,
+        "--cert",
+        &keys.cert(),
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(verify["ok"], true, "{verify:#}");
+    let artifacts = verify["artifacts"].as_array().unwrap();
+    assert_eq!(artifacts.len(), 2, "{verify:#}");
+    assert!(
+        artifacts.iter().all(|c| c["verified"] == true),
+        "{verify:#}"
+    );
+
+    let sysroot = tmp.path().join("sysroot");
+    std::fs::create_dir(&sysroot).unwrap();
+    let report: Value = serde_json::from_str(&sr_ok(&[
+        "deploy",
+        &r,
+        "--sysroot",
+        sysroot.to_str().unwrap(),
+        "--cert",
+        &keys.cert(),
+        "--algorithm",
+        SHA512,
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(
+        report["deployment"]["bootable"],
+        bootable512.as_str(),
+        "{report}"
+    );
+}
