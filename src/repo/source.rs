@@ -276,12 +276,24 @@ fn from_artifact(
 ) -> Result<Chosen, String> {
     let mut signatures = Vec::new();
     let mut verified_by = Vec::new();
-    for (role, actual) in digests.roles() {
+    // The bootable variant: optional in an artifact, checked like the
+    // others when it is there.
+    let bootable = a
+        .entry(Role::MergedBootable)
+        .map(|_| (Role::MergedBootable, digests.bootable));
+    for (role, actual) in digests.roles().into_iter().chain(bootable) {
         let e = a
             .entry(role)
             .ok_or_else(|| format!("no {role} signature"))?;
-        // Unknown yet (checked again once the layers are imported).
-        let Some(actual) = actual else { continue };
+        let Some(actual) = actual else {
+            // Known whenever the merged EROFS is: deploy regenerates it
+            // when an artifact signs one (signs_bootable).
+            if role == Role::MergedBootable && digests.merged.is_some() {
+                return Err("it signs a bootable variant, which was not regenerated".into());
+            }
+            // Unknown yet (checked again once the layers are imported).
+            continue;
+        };
         let der = read_signature(layout, desc.digest, e)?;
         check_signature(
             role,
@@ -292,28 +304,6 @@ fn from_artifact(
             &mut verified_by,
         )?;
         signatures.push((role, actual, der));
-    }
-    // The bootable variant: optional in an artifact, checked like the
-    // others when it is there (deploy regenerates it then: signs_bootable).
-    if let Some(e) = a.entry(Role::MergedBootable) {
-        match digests.bootable {
-            Some(actual) => {
-                let der = read_signature(layout, desc.digest, e)?;
-                check_signature(
-                    Role::MergedBootable,
-                    &e.digest,
-                    actual,
-                    &der,
-                    choice.trusted,
-                    &mut verified_by,
-                )?;
-                signatures.push((Role::MergedBootable, actual, der));
-            }
-            None if digests.merged.is_some() => {
-                return Err("it signs a bootable variant, which was not regenerated".into());
-            }
-            None => {}
-        }
     }
     let bound_by = match (&a.binding, digests.merged) {
         (Some(b), Some(merged)) => {
